@@ -1,0 +1,115 @@
+"""The audit log: append-only and hash-chained, one row per change, in the change's own transaction.
+
+Each row's hash covers the previous row's hash and the row's own fields, so a
+changed, deleted, inserted or reordered row breaks the chain from that point on.
+Appends happen inside BEGIN IMMEDIATE, so two writers can never read the same
+head and fork the chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from chief_of_staff.db import Row, Tx
+
+__all__ = [
+    "GENESIS",
+    "OPERATOR_CLI",
+    "SYSTEM",
+    "Actor",
+    "ChainReport",
+    "Channel",
+    "append",
+    "row_hash",
+    "verify_chain",
+]
+
+GENESIS = "0" * 64
+Channel = Literal["verified", "chat", "agency", "system"]
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who made a change and through which channel (design brief, Trust)."""
+
+    name: str
+    channel: Channel
+
+    @property
+    def is_operator(self) -> bool:
+        return self.channel in ("verified", "chat")
+
+
+OPERATOR_CLI = Actor("operator", "verified")
+SYSTEM = Actor("system", "system")
+
+
+def canonical(detail: dict[str, Any]) -> str:
+    return json.dumps(detail, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def row_hash(prev_hash: str, row_id: int, at: str, actor: str, channel: str, action: str,
+             subject: str, detail: str) -> str:
+    material = json.dumps([prev_hash, row_id, at, actor, channel, action, subject, detail],
+                          separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+
+async def append(tx: Tx, actor: Actor, action: str, subject: str = "", detail: dict[str, Any] | None = None) -> int:
+    """Append one row to the chain inside the caller's write transaction; returns its id."""
+    head = await tx.one("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
+    prev_hash, row_id = (GENESIS, 1) if head is None else (head["hash"], head["id"] + 1)
+    detail_text = canonical(detail or {})
+    digest = row_hash(prev_hash, row_id, tx.now_text, actor.name, actor.channel, action, subject, detail_text)
+    await tx.run(
+        "INSERT INTO audit_log (id, at, actor, channel, action, subject, detail, prev_hash, hash) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (row_id, tx.now_text, actor.name, actor.channel, action, subject, detail_text, prev_hash, digest),
+    )
+    return row_id
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    rows: int
+    head_id: int
+    head_hash: str
+    first_bad_id: int | None
+    problem: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.first_bad_id is None
+
+
+def _check_row(row: Row, expected_prev: str, expected_id: int) -> str | None:
+    if row["id"] != expected_id:
+        return f"row {expected_id} is missing (next row is {row['id']})"
+    if row["prev_hash"] != expected_prev:
+        return f"row {row['id']} does not link to the row before it"
+    digest = row_hash(row["prev_hash"], row["id"], row["at"], row["actor"], row["channel"],
+                      row["action"], row["subject"], row["detail"])
+    if digest != row["hash"]:
+        return f"row {row['id']} was altered after it was written"
+    return None
+
+
+async def verify_chain(tx: Tx, batch: int = 5000) -> ChainReport:
+    """Recompute the chain from the first row; name the first row that does not hold."""
+    expected_prev, expected_id, rows = GENESIS, 1, 0
+    while True:
+        page = await tx.all(
+            "SELECT id, at, actor, channel, action, subject, detail, prev_hash, hash FROM audit_log "
+            "WHERE id >= ? ORDER BY id LIMIT ?",
+            (expected_id, batch),
+        )
+        if not page:
+            return ChainReport(rows, expected_id - 1, expected_prev, None, None)
+        for row in page:
+            problem = _check_row(row, expected_prev, expected_id)
+            if problem is not None:
+                return ChainReport(rows, expected_id - 1, expected_prev, expected_id, problem)
+            expected_prev, expected_id, rows = row["hash"], row["id"] + 1, rows + 1

@@ -1,0 +1,51 @@
+"""Settings and paths. The environment overrides the defaults; command-line flags override both."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from chief_of_staff.clock import Clock, FixedClock, SystemClock
+
+__all__ = ["DB_ENV", "NOW_ENV", "Settings", "default_db_path"]
+
+DB_ENV = "CHIEF_OF_STAFF_DB"
+# Freezes the server's clock at an ISO-8601 instant: for reproducible demos and end-to-end tests.
+NOW_ENV = "CHIEF_OF_STAFF_NOW"
+APP_DIR = "chief-of-staff"
+
+
+def default_db_path() -> Path:
+    """Per-user data path: Application Support on macOS, %APPDATA% on Windows, XDG elsewhere."""
+    home = Path.home()
+    if sys.platform == "darwin":
+        base = home / "Library" / "Application Support"
+    elif sys.platform == "win32":
+        base = Path(os.environ.get("APPDATA") or home / "AppData" / "Roaming")
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or home / ".local" / "share")
+    return base / APP_DIR / "workspace.db"
+
+
+@dataclass(frozen=True)
+class Settings:
+    db_path: Path
+    clock: Clock
+
+    @classmethod
+    def load(cls, db: str | os.PathLike[str] | None = None) -> Settings:
+        chosen = db or os.environ.get(DB_ENV) or default_db_path()
+        return cls(db_path=Path(chosen).expanduser().resolve(), clock=clock_from_env())
+
+
+def clock_from_env() -> Clock:
+    frozen = os.environ.get(NOW_ENV)
+    if not frozen:
+        return SystemClock()
+    instant = datetime.fromisoformat(frozen.replace("Z", "+00:00"))
+    if instant.tzinfo is None:
+        raise ValueError(f"{NOW_ENV} must carry a timezone, e.g. 2026-11-23T09:00:00Z")
+    return FixedClock(instant)

@@ -1,0 +1,42 @@
+"""Errors a model or a person can act on.
+
+Every message says what was wrong and what to send or do instead. The server
+turns these into tool errors verbatim, so they must never carry a stack trace,
+a file path or a secret.
+
+    ChiefOfStaffError
+    ├── InvalidInput        a value is malformed or out of range
+    ├── NotFound            an id or name does not exist
+    ├── Conflict            the thing exists but its state forbids the change
+    └── OperatorActRefused  an operator-only act came through a channel that may not make it
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ChiefOfStaffError",
+    "Conflict",
+    "InvalidInput",
+    "NotFound",
+    "OperatorActRefused",
+]
+
+
+class ChiefOfStaffError(Exception):
+    """Base class: the message is written for the caller to act on."""
+
+
+class InvalidInput(ChiefOfStaffError):
+    """A value is malformed or out of range; nothing was written."""
+
+
+class NotFound(ChiefOfStaffError):
+    """An id or name does not exist; nothing was written."""
+
+
+class Conflict(ChiefOfStaffError):
+    """The target exists, but its current state forbids the change."""
+
+
+class OperatorActRefused(ChiefOfStaffError):
+    """An operator-only act came through a channel that is not allowed to make it."""

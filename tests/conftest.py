@@ -1,0 +1,49 @@
+"""Hermetic fixtures: a temp data directory, a fixed clock, a fresh store per test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from chief_of_staff import workspace
+from chief_of_staff.audit import OPERATOR_CLI
+from chief_of_staff.clock import FixedClock
+from chief_of_staff.db import Store
+
+# Monday 23 November 2026, 09:00 in Berlin.
+START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+TIMEZONE = "Europe/Berlin"
+
+
+@pytest.fixture(autouse=True)
+def _hermetic_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Never touch the operator's real workspace: point every default path at a temp folder."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CHIEF_OF_STAFF_DB", raising=False)
+    monkeypatch.delenv("CHIEF_OF_STAFF_NOW", raising=False)
+    yield
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(START)
+
+
+@pytest.fixture
+async def store(tmp_path: Path, clock: FixedClock) -> AsyncIterator[Store]:
+    opened = await Store.open(tmp_path / "workspace.db", clock)
+    async with opened.write() as tx:
+        await workspace.ensure(tx, OPERATOR_CLI, name="Test Co", timezone=TIMEZONE)
+    try:
+        yield opened
+    finally:
+        await opened.close()
