@@ -43,7 +43,7 @@ class Model(BaseModel):
 
 Cents = Annotated[
     StrictInt,
-    Field(ge=0, le=MAX_CENTS, description="Whole cents (1250 = 12.50). No fractions, no negatives."),
+    Field(ge=0, le=MAX_CENTS, description="Whole cents: 1250 = 12.50"),
 ]
 Name = Annotated[str, Field(min_length=1, max_length=80)]
 ShortText = Annotated[str, Field(min_length=1, max_length=200)]

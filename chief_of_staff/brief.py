@@ -1,0 +1,160 @@
+"""The brief: what changed since this viewer last looked, and what needs the operator now.
+
+It reads rollups and indexes only (key-result rollups, open tasks, current budget
+periods, pending decisions, the audit tail since the viewer's cursor), so it
+costs the same on an empty workspace and on one with a million outcomes.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pydantic import BaseModel
+
+from chief_of_staff import authority, decisions, goals, inbox, outcomes, workspace
+from chief_of_staff.audit import Actor
+from chief_of_staff.clock import local_date
+from chief_of_staff.db import Tx
+
+__all__ = ["Brief", "Changes", "build_brief", "housekeeping", "render_brief"]
+
+# The change count stops here: a viewer back from a long absence sees "10000+" rather than a table scan.
+CHANGE_SCAN_LIMIT = 10_000
+HIGHLIGHTS = 8
+SKIPPED_IN_HIGHLIGHTS = ("viewer.", "task.claim")
+
+
+class Changes(BaseModel):
+    since: str | None
+    total: int
+    more: bool
+    by_action: dict[str, int]
+    latest: list[str]
+
+
+class Brief(BaseModel):
+    workspace: str
+    timezone: str
+    today: date
+    viewer: str
+    changes: Changes
+    goals: list[goals.GoalView]
+    inbox: inbox.InboxSummary
+    authority: list[authority.GrantView]
+    pending_decisions: list[decisions.DecisionView]
+    pending_decision_count: int
+    recent_outcomes: list[outcomes.OutcomeView]
+
+
+async def housekeeping(tx: Tx, actor: Actor) -> None:
+    """The server's own chores, done when someone looks rather than on a heartbeat."""
+    await decisions.expire_due(tx)
+    await authority.release_expired(tx)
+    await inbox.materialize_routines(tx, actor)
+
+
+async def _changes_since(tx: Tx, viewer: str) -> tuple[Changes, int]:
+    cursor = await tx.one("SELECT last_audit_id, last_seen_at FROM viewers WHERE name = ?", (viewer,))
+    after, since = (0, None) if cursor is None else (cursor["last_audit_id"], cursor["last_seen_at"])
+    rows = await tx.all(
+        "SELECT id, action, subject FROM audit_log WHERE id > ? ORDER BY id LIMIT ?",
+        (after, CHANGE_SCAN_LIMIT + 1),
+    )
+    more = len(rows) > CHANGE_SCAN_LIMIT
+    rows = rows[:CHANGE_SCAN_LIMIT]
+    by_action: dict[str, int] = {}
+    for row in rows:
+        by_action[row["action"]] = by_action.get(row["action"], 0) + 1
+    notable = [r for r in rows if not r["action"].startswith(SKIPPED_IN_HIGHLIGHTS)]
+    latest = [f"{r['action']} {r['subject']}".strip() for r in notable[-HIGHLIGHTS:]]
+    head = rows[-1]["id"] if rows else after
+    return Changes(since=since, total=len(rows), more=more, by_action=by_action, latest=latest), head
+
+
+async def build_brief(tx: Tx, viewer: str = "operator", *, mark_seen: bool = False) -> Brief:
+    """Assemble the brief; with mark_seen (a write transaction) move the viewer's cursor to now."""
+    ws = await workspace.get(tx)
+    changes, head = await _changes_since(tx, viewer)
+    pending = await decisions.list_decisions(tx, status="pending", limit=10)
+    brief = Brief(
+        workspace=ws.name,
+        timezone=ws.timezone,
+        today=local_date(tx.now, ws.timezone),
+        viewer=viewer,
+        changes=changes,
+        goals=await goals.list_goals(tx),
+        inbox=await inbox.inbox_summary(tx),
+        authority=await authority.list_grants(tx),
+        pending_decisions=pending,
+        pending_decision_count=await decisions.pending_count(tx),
+        recent_outcomes=await outcomes.recent_outcomes(tx, limit=5),
+    )
+    if mark_seen and changes.total:
+        await tx.run(
+            "INSERT INTO viewers (name, last_audit_id, last_seen_at) VALUES (?, ?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET last_audit_id = excluded.last_audit_id, "
+            "last_seen_at = excluded.last_seen_at",
+            (viewer, head, tx.now_text),
+        )
+    return brief
+
+
+def _money(cents: int, currency: str = "") -> str:
+    return f"{currency} {cents // 100:,}.{cents % 100:02d}".strip()
+
+
+def _goal_lines(brief: Brief) -> list[str]:
+    lines = []
+    for goal in brief.goals:
+        lines.append(f"- **{goal.id} {goal.title}** ({goal.agency})")
+        for kr in goal.key_results:
+            lines.append(
+                f"  - {kr.id} {kr.metric}: {kr.current:g} of {kr.target:g} {kr.unit} by {kr.due_date} "
+                f"— {kr.pace}" + (f", behind by {kr.behind_by:g}" if kr.behind_by else "")
+            )
+    return lines or ["- No goals yet. Apply a blueprint or create a goal."]
+
+
+def _authority_lines(brief: Brief) -> list[str]:
+    lines = []
+    for grant in brief.authority:
+        used = ", ".join(
+            f"{b.period}: {b.used_count}/{b.max_count}" if b.max_count is not None
+            else f"{b.period}: {_money(b.used_cents)}/{_money(b.max_cents or 0)}"
+            for b in grant.budgets
+        )
+        who = f"{grant.agency}/{grant.role}" if grant.role else grant.agency
+        lines.append(f"- {grant.id} {grant.capability} ({who}, {grant.mode}) {used}".rstrip())
+    return lines or ["- No authority granted yet: every action will ask you first."]
+
+
+def render_brief(brief: Brief) -> str:
+    """The brief as markdown, for the resource, the command line and the daily prompt."""
+    box = brief.inbox
+    lines = [
+        f"# Brief for {brief.viewer} — {brief.workspace}, {brief.today.isoformat()} ({brief.timezone})",
+        "",
+        "## Since you last looked",
+        f"{brief.changes.total}{'+' if brief.changes.more else ''} changes"
+        + (f" since {brief.changes.since}" if brief.changes.since else "") + ".",
+        *[f"- {item}" for item in brief.changes.latest],
+        "",
+        f"## Decisions waiting for you ({brief.pending_decision_count})",
+        *([f"- {d.id} {d.title}" + (f" ({_money(d.amount_cents)})" if d.amount_cents else "")
+           for d in brief.pending_decisions] or ["- None."]),
+        "",
+        "## Goals",
+        *_goal_lines(brief),
+        "",
+        "## Inbox",
+        f"- open {box.open}, claimed {box.claimed}, blocked {box.blocked}, waiting on you {box.waiting}, "
+        f"overdue {box.overdue}; done today {box.done_today}, failed today {box.failed_today}",
+        *[f"- next: {t.id} [{t.priority}] {t.title}" for t in box.next_up],
+        "",
+        "## Authority used",
+        *_authority_lines(brief),
+        "",
+        "## Recent outcomes",
+        *([f"- {o.id} {o.result}: {o.summary}" for o in brief.recent_outcomes] or ["- None yet."]),
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,398 @@
+"""Grants: authority given to an agency (or one role) over one capability, with its bounds.
+
+A grant carries a per-action cap, per-period budgets (calendar day, ISO week or
+month in the workspace timezone), allow and deny patterns for targets, an expiry,
+a mode and the goal it serves. Creating one is an operator act; revoking one only
+narrows authority, so anyone may. Every change is kept in grant_versions.
+The ledger that draws on grants lives in `authority`, which re-exports this API.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, Field, StrictInt, model_validator
+
+from chief_of_staff import agencies, audit, goals, ids, trust, workspace
+from chief_of_staff.audit import Actor
+from chief_of_staff.clock import format_ts, local_date, local_midnight_utc, parse_ts
+from chief_of_staff.db import Row, Tx
+from chief_of_staff.errors import Conflict, InvalidInput, NotFound
+from chief_of_staff.models import Capability, Cents, LocalDate, Model, Text
+
+__all__ = [
+    "BudgetSpec",
+    "BudgetView",
+    "GrantSpec",
+    "GrantView",
+    "authority_letter",
+    "budget_rows",
+    "budget_usage",
+    "create_grant",
+    "grant_row",
+    "list_grants",
+    "money",
+    "period_key",
+    "revoke_grant",
+    "target_matches",
+]
+
+_GRANT_HINT = "chief-of-staff grant ..."
+_MODE_WORDS = {
+    "auto": "on its own",
+    "notify": "on its own, telling you",
+    "approve": "asking you first each time",
+}
+
+Period = Literal["day", "week", "month"]
+GrantStatus = Literal["active", "revoked", "expired"]
+
+
+def _check_wildcard(value: str) -> str:
+    if "*" in value and not (value.endswith(".*") and value.count("*") == 1):
+        raise ValueError("a wildcard grant ends in .* (spend.* covers spend.ads); no '*' anywhere else")
+    return value
+
+
+Pattern = Annotated[str, Field(min_length=1, max_length=200)]
+GrantCapability = Annotated[Capability, AfterValidator(_check_wildcard)]
+
+
+class BudgetSpec(Model):
+    """A per-period budget: a count and/or an amount per calendar day, ISO week or month."""
+
+    period: Period
+    max_count: Annotated[StrictInt, Field(ge=0)] | None = None
+    max_cents: Cents | None = None
+
+    @model_validator(mode="after")
+    def _has_a_bound(self) -> BudgetSpec:
+        if self.max_count is None and self.max_cents is None:
+            raise ValueError("a budget needs max_count, max_cents or both")
+        return self
+
+
+class GrantSpec(Model):
+    """Authority for one agency (or one role in it) over one capability, with its bounds."""
+
+    agency: str
+    role: str | None = None
+    capability: GrantCapability
+    mode: Literal["auto", "notify", "approve"] = "auto"
+    per_action_cap_cents: Cents | None = None
+    budgets: Annotated[list[BudgetSpec], Field(max_length=3)] = Field(default_factory=list)
+    scope_allow: Annotated[list[Pattern], Field(max_length=20)] = Field(default_factory=list)
+    scope_deny: Annotated[list[Pattern], Field(max_length=20)] = Field(default_factory=list)
+    expires_on: LocalDate | None = None
+    goal: str | None = None
+    rationale: Text = ""
+
+    @model_validator(mode="after")
+    def _one_budget_per_period(self) -> GrantSpec:
+        periods = [b.period for b in self.budgets]
+        if len(periods) != len(set(periods)):
+            raise ValueError("send at most one budget per period (day, week, month)")
+        return self
+
+
+class BudgetView(Model):
+    period: Period
+    max_count: int | None
+    max_cents: int | None
+    used_count: int
+    used_cents: int
+    period_key: str
+
+
+class GrantView(Model):
+    id: str
+    agency: str
+    role: str | None
+    capability: str
+    mode: str
+    per_action_cap_cents: int | None
+    budgets: list[BudgetView]
+    scope_allow: list[str]
+    scope_deny: list[str]
+    expires_on: str | None
+    goal: str | None
+    rationale: str
+    status: GrantStatus
+    version: int
+
+
+# --- pure helpers -------------------------------------------------------------------------------
+
+
+def target_matches(pattern: str, target: str) -> bool:
+    """Does a scope pattern cover a target?
+
+    Globs (* and ?) match the whole target, case-insensitively. An email or URL also
+    matches by its host, and a plain domain covers its subdomains: "acme.com" covers
+    "jane@acme.com" and "mail.acme.com".
+    """
+    glob = pattern.strip().lower()
+    if not glob or not target.strip():
+        return False
+    regex = re.compile(re.escape(glob).replace(r"\*", ".*").replace(r"\?", "."))
+    return any(regex.fullmatch(candidate) for candidate in _match_candidates(target.strip().lower()))
+
+
+def _match_candidates(target: str) -> list[str]:
+    """The target itself, then its host and every parent domain of the host."""
+    host = target
+    if "://" in target:
+        host = urlsplit(target).hostname or target
+    elif "@" in target:
+        host = target.rpartition("@")[2]
+    labels = host.split(".")
+    return [target, *(".".join(labels[i:]) for i in range(len(labels)) if all(labels[i:]))]
+
+
+def period_key(period: str, instant: datetime, timezone: str) -> str:
+    """The calendar period holding `instant` in the workspace timezone: 2026-11-23, 2026-W48, 2026-11."""
+    day = local_date(instant, timezone)
+    if period == "day":
+        return day.isoformat()
+    if period == "week":
+        year, week, _ = day.isocalendar()
+        return f"{year}-W{week:02d}"
+    return f"{day.year}-{day.month:02d}"
+
+
+def money(cents: int) -> str:
+    """12.50 for 1250: how amounts read in reasons and letters."""
+    return f"{cents // 100:,}.{cents % 100:02d}"
+
+
+def _plain(text: str) -> str:
+    """Outside text for the letter: one line, and no backtick to break out of a code span."""
+    return " ".join(text.replace("`", "'").split())
+
+
+# --- rows shared with the ledger ----------------------------------------------------------------
+
+
+async def grant_row(tx: Tx, grant_id: int) -> Row:
+    """The grants row, or NotFound naming the id."""
+    row = await tx.one("SELECT * FROM grants WHERE id = ?", (grant_id,))
+    if row is None:
+        short = ids.format_id("grant", grant_id)
+        raise NotFound(f"grant: there is no grant {short}. Call list_grants to see grants.")
+    return row
+
+
+async def budget_rows(tx: Tx, grant_id: int) -> list[Row]:
+    """A grant's budgets (at most three), through the (grant_id, period) unique index."""
+    return await tx.all("SELECT * FROM grant_budgets WHERE grant_id = ? ORDER BY id", (grant_id,))
+
+
+async def budget_usage(tx: Tx, budget_id: int, key: str) -> tuple[int, int]:
+    """(used_count, used_cents) of one budget in one period; zero when nothing was drawn yet."""
+    row = await tx.one(
+        "SELECT used_count, used_cents FROM budget_usage WHERE budget_id = ? AND period_key = ?",
+        (budget_id, key),
+    )
+    return (0, 0) if row is None else (row["used_count"], row["used_cents"])
+
+
+# --- operations ---------------------------------------------------------------------------------
+
+
+async def create_grant(tx: Tx, actor: Actor, spec: GrantSpec) -> GrantView:
+    """Give an agency (or one role) authority over one capability. Operator-only; chat under the ceiling."""
+    trust.require_operator(actor, "Creating a grant", _GRANT_HINT)
+    space = await workspace.get(tx)
+    trust.check_chat_amount(actor, "Creating a grant", _largest_money_bound(spec),
+                            space.chat_ceiling_cents, _GRANT_HINT)
+    agency = await agencies.resolve_agency(tx, spec.agency, field="agency")
+    role = await agencies.resolve_role(tx, agency["id"], spec.role, field="role")
+    _require_active(agency, role)
+    goal_id = await _goal_of_agency(tx, spec.goal, agency)
+    expires_at = _end_of_day(tx, spec.expires_on, space.timezone)
+    grant_id = await tx.run(
+        "INSERT INTO grants (agency_id, role_id, capability, mode, per_action_cap_cents, scope_allow, "
+        "scope_deny, expires_at, goal_id, rationale, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (agency["id"], role["id"] if role else None, spec.capability, spec.mode, spec.per_action_cap_cents,
+         json.dumps(spec.scope_allow), json.dumps(spec.scope_deny), expires_at, goal_id, spec.rationale,
+         tx.now_text, tx.now_text),
+    )
+    await tx.run_many(
+        "INSERT INTO grant_budgets (grant_id, period, max_count, max_cents) VALUES (?, ?, ?, ?)",
+        [(grant_id, b.period, b.max_count, b.max_cents) for b in spec.budgets],
+    )
+    snapshot = await _snapshot(tx, grant_id, actor.channel)
+    await audit.append(tx, actor, "grant.create", ids.format_id("grant", grant_id), snapshot)
+    return await _grant_view(tx, await grant_row(tx, grant_id), space.timezone)
+
+
+async def revoke_grant(tx: Tx, actor: Actor, grant: str, *, reason: str = "") -> GrantView:
+    """Withdraw a grant. Narrowing authority is safe, so any actor may do it."""
+    if not isinstance(reason, str) or len(reason) > 4000:
+        raise InvalidInput("reason: send a short text of at most 4000 characters, or leave it out.")
+    row = await grant_row(tx, ids.parse_id("grant", grant, field="grant"))
+    short = ids.format_id("grant", row["id"])
+    if row["status"] == "revoked":
+        raise Conflict(f"grant: {short} is already revoked. Call list_grants to see the active grants.")
+    await tx.run(
+        "UPDATE grants SET status = 'revoked', revoked_at = ?, updated_at = ?, version = version + 1 "
+        "WHERE id = ?",
+        (tx.now_text, tx.now_text, row["id"]),
+    )
+    snapshot = await _snapshot(tx, row["id"], actor.channel, reason=reason)
+    await audit.append(tx, actor, "grant.revoke", short, {"version": snapshot["version"], "reason": reason})
+    return await _grant_view(tx, await grant_row(tx, row["id"]), (await workspace.get(tx)).timezone)
+
+
+async def list_grants(tx: Tx, *, agency: str | None = None, include_revoked: bool = False) -> list[GrantView]:
+    """Grants with their usage in the current period, oldest first."""
+    where, params = ["1 = 1"], []
+    if agency is not None:
+        where.append("agency_id = ?")
+        params.append((await agencies.resolve_agency(tx, agency, field="agency"))["id"])
+    if not include_revoked:
+        where.append("status = 'active'")
+    rows = await tx.all(f"SELECT * FROM grants WHERE {' AND '.join(where)} ORDER BY id", params)
+    timezone = (await workspace.get(tx)).timezone
+    return [await _grant_view(tx, row, timezone) for row in rows]
+
+
+def _require_active(agency: Row, role: Row | None) -> None:
+    if agency["status"] != "active":
+        raise Conflict(f"agency: {agency['name']} is retired; reactivate it with update_agency first.")
+    if role is not None and role["status"] != "active":
+        raise Conflict(f"role: {role['name']} is retired; reactivate it with set_role or grant to another role.")
+
+
+def _largest_money_bound(spec: GrantSpec) -> int:
+    # A grant with no money bound allows amount 0 only, so it counts as 0 against the chat ceiling.
+    bounds = [spec.per_action_cap_cents, *(b.max_cents for b in spec.budgets)]
+    return max((b for b in bounds if b is not None), default=0)
+
+
+async def _goal_of_agency(tx: Tx, ref: str | None, agency: Row) -> int | None:
+    if ref is None:
+        return None
+    goal = await goals.resolve_goal(tx, ref, field="goal")
+    if goal["agency_id"] != agency["id"]:
+        raise InvalidInput(
+            f"goal: {ids.format_id('goal', goal['id'])} belongs to another agency; send a goal of "
+            f"{agency['name']} (call list_goals) or leave goal out."
+        )
+    return int(goal["id"])
+
+
+def _end_of_day(tx: Tx, expires_on: date | None, timezone: str) -> str | None:
+    """A grant ends at the END of its last local day."""
+    if expires_on is None:
+        return None
+    if expires_on < local_date(tx.now, timezone):
+        raise InvalidInput(f"expires_on: {expires_on} is already past; send today or a later YYYY-MM-DD.")
+    return format_ts(local_midnight_utc(expires_on + timedelta(days=1), timezone))
+
+
+async def _snapshot(tx: Tx, grant_id: int, channel: str, *, reason: str | None = None) -> dict[str, Any]:
+    """Record the grant as it now stands in grant_versions; returns the snapshot."""
+    row = await grant_row(tx, grant_id)
+    snapshot = {key: row[key] for key in row.keys() if key not in ("created_at", "updated_at")}  # noqa: SIM118
+    snapshot["scope_allow"] = json.loads(row["scope_allow"])
+    snapshot["scope_deny"] = json.loads(row["scope_deny"])
+    snapshot["budgets"] = [
+        {"period": b["period"], "max_count": b["max_count"], "max_cents": b["max_cents"]}
+        for b in await budget_rows(tx, grant_id)
+    ]
+    if reason is not None:
+        snapshot["reason"] = reason
+    await tx.run(
+        "INSERT INTO grant_versions (grant_id, version, snapshot, channel, created_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (grant_id, row["version"], audit.canonical(snapshot), channel, tx.now_text),
+    )
+    return snapshot
+
+
+def _grant_status(row: Row, now_text: str) -> GrantStatus:
+    if row["status"] == "revoked":
+        return "revoked"
+    return "expired" if row["expires_at"] is not None and row["expires_at"] <= now_text else "active"
+
+
+async def _grant_view(tx: Tx, row: Row, timezone: str) -> GrantView:
+    expires_on = None
+    if row["expires_at"] is not None:
+        last_instant = parse_ts(row["expires_at"]) - timedelta(microseconds=1)
+        expires_on = local_date(last_instant, timezone).isoformat()
+    return GrantView(
+        id=ids.format_id("grant", row["id"]), agency=await agencies.agency_name(tx, row["agency_id"]),
+        role=await agencies.role_name(tx, row["role_id"]), capability=row["capability"], mode=row["mode"],
+        per_action_cap_cents=row["per_action_cap_cents"],
+        budgets=await _budget_views(tx, row["id"], timezone),
+        scope_allow=json.loads(row["scope_allow"]), scope_deny=json.loads(row["scope_deny"]),
+        expires_on=expires_on, goal=ids.format_id("goal", row["goal_id"]) if row["goal_id"] else None,
+        rationale=row["rationale"], status=_grant_status(row, tx.now_text), version=row["version"],
+    )
+
+
+async def _budget_views(tx: Tx, grant_id: int, timezone: str) -> list[BudgetView]:
+    views = []
+    for budget in await budget_rows(tx, grant_id):
+        key = period_key(budget["period"], tx.now, timezone)
+        used_count, used_cents = await budget_usage(tx, budget["id"], key)
+        views.append(BudgetView(period=budget["period"], max_count=budget["max_count"],
+                                max_cents=budget["max_cents"], used_count=used_count,
+                                used_cents=used_cents, period_key=key))
+    return views
+
+
+# --- the letter ---------------------------------------------------------------------------------
+
+
+async def authority_letter(tx: Tx) -> str:
+    """The active grants as a readable delegation-of-authority letter (markdown)."""
+    space = await workspace.get(tx)
+    grants = [g for g in await list_grants(tx) if g.status == "active"]
+    lines = [f"# Delegation of authority — {_plain(space.name)}", "",
+             f"As of {local_date(tx.now, space.timezone)} ({space.timezone}). The agency acts only within "
+             "these grants; anything else comes to you as a decision first.", ""]
+    if not grants:
+        lines.append("No authority is delegated yet: every action comes to you for approval.")
+    for agency in sorted({g.agency for g in grants}, key=str.lower):
+        lines += [f"## {_plain(agency)}", ""]
+        lines += [await _letter_line(tx, g) for g in grants if g.agency == agency]
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+async def _letter_line(tx: Tx, grant: GrantView) -> str:
+    who = _plain(grant.role) if grant.role else "Any role"
+    parts = [f"- **{grant.id}**: {who} may `{_plain(grant.capability)}` {_MODE_WORDS[grant.mode]}",
+             _money_words(grant)]
+    if grant.scope_allow:
+        parts.append("only for " + ", ".join(f"`{_plain(p)}`" for p in grant.scope_allow))
+    if grant.scope_deny:
+        parts.append("never for " + ", ".join(f"`{_plain(p)}`" for p in grant.scope_deny))
+    parts.append(f"until the end of {grant.expires_on}" if grant.expires_on else "with no end date")
+    if grant.goal:
+        title = await tx.scalar("SELECT title FROM goals WHERE id = ?", (ids.parse_id("goal", grant.goal),))
+        parts.append(f'toward {grant.goal} "{_plain(title or "")}"')
+    if grant.rationale:
+        parts.append(f'because "{_plain(grant.rationale)}"')
+    return "; ".join(parts) + "."
+
+
+def _money_words(grant: GrantView) -> str:
+    limits = []
+    if grant.per_action_cap_cents is not None:
+        limits.append(f"up to {money(grant.per_action_cap_cents)} per action")
+    for budget in grant.budgets:
+        bounds = [f"{budget.max_count} times"] if budget.max_count is not None else []
+        bounds += [money(budget.max_cents)] if budget.max_cents is not None else []
+        limits.append(f"at most {' and '.join(bounds)} a {budget.period}")
+    if grant.per_action_cap_cents is None and all(b.max_cents is None for b in grant.budgets):
+        limits.append("with no money (amount 0 only)")
+    return ", ".join(limits)

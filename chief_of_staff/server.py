@@ -1,0 +1,207 @@
+"""MCP wiring: tools, resources, prompts and completions over the domain. No SQL here."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.server.mcpserver.prompts import Prompt
+from mcp.server.mcpserver.prompts.base import PromptArgument
+from mcp.types import Completion, PromptReference, ResourceTemplateReference
+from pydantic import BaseModel
+
+from chief_of_staff import __version__, agencies, authority, brief, decisions, goals, inbox, lookup, workspace
+from chief_of_staff.audit import SYSTEM
+from chief_of_staff.config import Settings
+from chief_of_staff.db import Store, Tx
+from chief_of_staff.errors import ChiefOfStaffError
+from chief_of_staff.prompts import PromptTemplate, load_prompts, render_prompt
+from chief_of_staff.toolkit import build_tool
+from chief_of_staff.tools_operator import OPERATOR_TOOLS
+from chief_of_staff.tools_work import WORK_TOOLS
+
+__all__ = ["AppState", "build_server"]
+
+INSTRUCTIONS = (
+    "Chief of Staff runs the operator's AI agency: goals, bounded authority, a task inbox, an outcome log "
+    "and reviews. Start each session with `brief`. Call `authorize` before any action with a cost or a "
+    "reputation risk, and `log_outcome` or `complete_task` after. Operator acts (grants, goal targets, "
+    "roster, approvals) need the operator's yes in this conversation and confirm=true."
+)
+
+
+@dataclass
+class AppState:
+    store: Store
+
+
+def _json(model: BaseModel | list[Any]) -> str:
+    data = model.model_dump(mode="json") if isinstance(model, BaseModel) else model
+    return json.dumps(data, ensure_ascii=False, indent=1)
+
+
+async def _read(store: Store, produce: Callable[[Tx], Coroutine[Any, Any, str]]) -> str:
+    """Run a resource read in one snapshot; domain errors reach the client as resource errors."""
+    try:
+        async with store.read() as tx:
+            return await produce(tx)
+    except ChiefOfStaffError as exc:
+        raise ResourceError(str(exc)) from None
+
+
+def _register_resources(server: MCPServer[AppState], state: Callable[[], Store]) -> None:
+    @server.resource("cos://brief", name="brief", title="Brief", mime_type="text/markdown",
+                     description="The operator's brief: changes, decisions, goals, inbox, authority used.")
+    async def brief_resource() -> str:
+        async def produce(tx: Tx) -> str:
+            return brief.render_brief(await brief.build_brief(tx, "operator"))
+        return await _read(state(), produce)
+
+    @server.resource("cos://goals", name="goals", title="Goals", mime_type="application/json",
+                     description="Active goals with key results, progress and pace.")
+    async def goals_resource() -> str:
+        async def produce(tx: Tx) -> str:
+            return _json([g.model_dump(mode="json") for g in await goals.list_goals(tx)])
+        return await _read(state(), produce)
+
+    @server.resource("cos://authority-letter", name="authority-letter", title="Authority letter",
+                     mime_type="text/markdown", description="Every active grant as a delegation-of-authority letter.")
+    async def letter_resource() -> str:
+        return await _read(state(), authority.authority_letter)
+
+    @server.resource("cos://inbox", name="inbox", title="Inbox", mime_type="application/json",
+                     description="Unfinished tasks in claim order, with the inbox counts.")
+    async def inbox_resource() -> str:
+        async def produce(tx: Tx) -> str:
+            summary = await inbox.inbox_summary(tx)
+            tasks = await inbox.list_tasks(tx, status="unfinished", limit=100)
+            return _json({"summary": summary.model_dump(mode="json"),
+                          "tasks": [t.model_dump(mode="json") for t in tasks]})  # type: ignore[arg-type]
+        return await _read(state(), produce)
+
+    @server.resource("cos://decisions", name="decisions", title="Pending decisions", mime_type="application/json",
+                     description="Decisions waiting for the operator.")
+    async def decisions_resource() -> str:
+        async def produce(tx: Tx) -> str:
+            pending = await decisions.list_decisions(tx, status="pending", limit=100)
+            return _json([d.model_dump(mode="json") for d in pending])
+        return await _read(state(), produce)
+
+    @server.resource("cos://goals/{goal_id}", name="goal", title="Goal", mime_type="application/json",
+                     description="One goal with its key results and pace.")
+    async def goal_resource(goal_id: str) -> str:
+        async def produce(tx: Tx) -> str:
+            return _json(await goals.get_goal(tx, goal_id))
+        return await _read(state(), produce)
+
+    @server.resource("cos://tasks/{task_id}", name="task", title="Task", mime_type="application/json",
+                     description="One task.")
+    async def task_resource(task_id: str) -> str:
+        async def produce(tx: Tx) -> str:
+            return _json(await inbox.get_task(tx, task_id))
+        return await _read(state(), produce)
+
+    @server.resource("cos://agencies/{agency}", name="agency", title="Agency", mime_type="application/json",
+                     description="One agency's charter, roles and playbook.")
+    async def agency_resource(agency: str) -> str:
+        async def produce(tx: Tx) -> str:
+            name = (await agencies.resolve_agency(tx, agency))["name"]
+            found = [a for a in (await agencies.roster(tx)).agencies if a.name == name]
+            lessons = await agencies.playbook(tx, name, limit=50)
+            return _json({"agency": found[0].model_dump(mode="json"),
+                          "playbook": [lesson.model_dump(mode="json") for lesson in lessons]})
+        return await _read(state(), produce)
+
+
+def _prompt(template: PromptTemplate) -> Prompt:
+    def render(**arguments: str) -> str:
+        try:
+            return render_prompt(template, arguments)
+        except ChiefOfStaffError as exc:
+            raise ValueError(str(exc)) from None
+
+    return Prompt(
+        name=template.name,
+        title=template.title,
+        description=template.description,
+        arguments=[PromptArgument(name=a.name, description=a.description, required=a.required)
+                   for a in template.arguments],
+        fn=render,
+    )
+
+
+def _register_completions(server: MCPServer[AppState], state: Callable[[], Store]) -> None:
+    @server.completion()
+    async def complete(
+        ref: PromptReference | ResourceTemplateReference, argument: Any, context: Any
+    ) -> Completion:
+        known = (context.arguments if context is not None else None) or {}
+        async with state().read() as tx:
+            values = await lookup.complete(tx, argument.name, argument.value, known)
+        return Completion(values=values, total=len(values), has_more=False)
+
+
+class _SharedStore:
+    """One store per server process, however many sessions enter the lifespan: one writer per file."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._store: Store | None = None
+        self._users = 0
+        self._lock = anyio.Lock()
+
+    def get(self) -> Store:
+        if self._store is None:
+            raise ResourceError("The workspace is not open yet; try again in a moment.")
+        return self._store
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[Store]:
+        async with self._lock:
+            if self._store is None:
+                store = await Store.open(self._settings.db_path, self._settings.clock)
+                async with store.write() as tx:
+                    await workspace.ensure(tx, SYSTEM)
+                self._store = store
+            self._users += 1
+        try:
+            yield self._store
+        finally:
+            async with self._lock:
+                self._users -= 1
+                if self._users == 0 and self._store is not None:
+                    await self._store.close()
+                    self._store = None
+
+
+def build_server(settings: Settings) -> MCPServer[AppState]:
+    """The Chief of Staff MCP server over the workspace at settings.db_path."""
+    shared = _SharedStore(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
+        async with shared.session() as store:
+            yield AppState(store=store)
+
+    state = shared.get
+
+    server: MCPServer[AppState] = MCPServer(
+        "chief-of-staff",
+        title="Chief of Staff",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        lifespan=lifespan,
+        log_level="WARNING",
+        tools=[build_tool(spec) for spec in [*WORK_TOOLS, *OPERATOR_TOOLS]],
+    )
+    _register_resources(server, state)
+    for template in load_prompts():
+        server.add_prompt(_prompt(template))
+    _register_completions(server, state)
+    return server

@@ -1,0 +1,241 @@
+"""MCP plumbing for tools: one pydantic input and output model each, strict arguments, errors for the model.
+
+The SDK builds a tool's argument model from the function signature and quietly
+drops unknown arguments. A typo such as `priorty` must be an error instead, so
+tools here are built from an explicit input model (extra fields forbidden) and
+validated by `parse_arguments`, which writes errors a model can act on: the
+field, what was wrong, and what to send instead.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Generic, TypeVar, get_args, get_origin
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.tools import Tool
+from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from chief_of_staff.audit import Actor
+from chief_of_staff.db import Store
+from chief_of_staff.errors import ChiefOfStaffError
+
+__all__ = [
+    "Ref",
+    "ToolSpec",
+    "agency_actor",
+    "as_result",
+    "build_tool",
+    "caller",
+    "describe_validation_error",
+    "parse_arguments",
+    "store_of",
+]
+
+InputT = TypeVar("InputT", bound=BaseModel)
+OutputT = TypeVar("OutputT", bound=BaseModel)
+
+# A short id as the model sends it: "T42", "G3", "D7".
+Ref = Annotated[str, Field(min_length=1, max_length=24)]
+
+# Claude Desktop tends to send lists and objects as JSON inside a string; accept that form too.
+_CONTAINER_ORIGINS = (list, dict)
+
+
+class _RawArguments(ArgModelBase):
+    """Hands the tool its arguments untouched, so `parse_arguments` can judge every name."""
+
+    model_config = ConfigDict(extra="allow", arbitrary_types_allowed=True)
+
+    def model_dump_one_level(self) -> dict[str, Any]:
+        return {"arguments": dict(self.__pydantic_extra__ or {})}
+
+
+@dataclass(frozen=True)
+class ToolSpec(Generic[InputT, OutputT]):
+    """One tool: its name, description, models, handler and honest annotations."""
+
+    name: str
+    title: str
+    description: str
+    input_model: type[InputT]
+    output_model: type[OutputT]
+    handler: Callable[[Context[Any, Any], InputT], Awaitable[OutputT]]
+    read_only: bool = False
+    destructive: bool = False
+    idempotent: bool = False
+
+
+def _wants_container(annotation: Any) -> bool:
+    origin = get_origin(annotation)
+    if origin in _CONTAINER_ORIGINS:
+        return True
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return any(_wants_container(arg) for arg in get_args(annotation) if arg is not type(None))
+
+
+def _unwrap_json_strings(model: type[BaseModel], arguments: dict[str, Any]) -> dict[str, Any]:
+    fixed = dict(arguments)
+    for name, value in arguments.items():
+        field = model.model_fields.get(name)
+        if field is None or not isinstance(value, str) or not _wants_container(field.annotation):
+            continue
+        try:
+            parsed = json.loads(value)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(parsed, list | dict):
+            fixed[name] = parsed
+    return fixed
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _describe_one(model: type[BaseModel], error: Any) -> str:
+    location = ".".join(str(part) for part in error["loc"]) or "arguments"
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        if len(error["loc"]) == 1:
+            known = list(model.model_fields)
+            close = difflib.get_close_matches(str(error["loc"][0]), known, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            return f"{location}: unknown argument.{hint} This tool takes: {', '.join(known)}."
+        return f"{location}: unknown field; remove it."
+    if kind == "missing":
+        return f"{location}: required; send it."
+    message = f"{location}: {error['msg']}"
+    if "input" in error and kind not in ("string_too_long", "too_long"):
+        message += f" (got {_short(error['input'])})"
+    if location.endswith("_cents") and kind in ("int_type", "int_from_float", "greater_than_equal"):
+        message += ". Send whole cents as a non-negative integer, e.g. 1250 for 12.50"
+    return message
+
+
+def describe_validation_error(model: type[BaseModel], exc: ValidationError) -> str:
+    lines = [_describe_one(model, error) for error in exc.errors()[:8]]
+    return "Invalid arguments, nothing was changed:\n- " + "\n- ".join(lines)
+
+
+def parse_arguments(model: type[InputT], arguments: dict[str, Any]) -> InputT:
+    """Validate raw tool arguments into the tool's input model, or raise a ToolError the model can act on."""
+    try:
+        return model.model_validate(_unwrap_json_strings(model, arguments))
+    except ValidationError as exc:
+        raise ToolError(describe_validation_error(model, exc)) from None
+
+
+def as_result(result: BaseModel) -> CallToolResult:
+    """Structured content plus the same data as compact JSON text: the text is what the model pays for."""
+    data = result.model_dump(mode="json")
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
+
+
+# In an output schema these tell the client nothing it cannot read off the value itself.
+_OUTPUT_ONLY_NOISE = ("description", "required", "enum", "format")
+_SCHEMA_MAPS = ("properties", "$defs", "patternProperties")
+_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_SCHEMA_ONES = ("items", "additionalProperties", "not")
+
+
+def slim_schema(schema: Any, *, output: bool = False) -> Any:
+    """The same schema with fewer bytes: tools/list is paid for on every turn.
+
+    Drops pydantic's generated titles and null defaults, writes `anyOf [T, null]` as
+    `type: [T, null]`, and for output schemas keeps only names and types: the result itself
+    carries every field, so `required`, enums, formats and descriptions add bytes, not meaning. Keys inside
+    `properties` are field names, not keywords, so they are kept whatever they are called.
+    """
+    if not isinstance(schema, dict):
+        return schema
+    slim: dict[str, Any] = {}
+    for key, value in schema.items():
+        if (key == "title" and isinstance(value, str)) or (key == "default" and value is None):
+            continue
+        if output and (key in _OUTPUT_ONLY_NOISE or (key == "additionalProperties" and value is False)):
+            continue
+        if key in _SCHEMA_MAPS and isinstance(value, dict):
+            slim[key] = {name: slim_schema(sub, output=output) for name, sub in value.items()}
+        elif key in _SCHEMA_LISTS and isinstance(value, list):
+            slim[key] = [slim_schema(sub, output=output) for sub in value]
+        elif key in _SCHEMA_ONES:
+            slim[key] = slim_schema(value, output=output)
+        else:
+            slim[key] = value
+    return _nullable_as_type_list(slim)
+
+
+def _nullable_as_type_list(schema: dict[str, Any]) -> dict[str, Any]:
+    """{"anyOf": [{"type": T, ...}, {"type": "null"}]} -> {"type": [T, "null"], ...} when nothing clashes."""
+    branches = schema.get("anyOf")
+    if not (isinstance(branches, list) and len(branches) == 2 and {"type": "null"} in branches):
+        return schema
+    other = next(b for b in branches if b != {"type": "null"})
+    rest = {k: v for k, v in schema.items() if k != "anyOf"}
+    if not isinstance(other.get("type"), str) or set(rest) & set(other):
+        return schema
+    return {**rest, **other, "type": [other["type"], "null"]}
+
+
+def build_tool(spec: ToolSpec[Any, Any]) -> Tool:
+    """Turn a ToolSpec into the SDK's Tool, publishing the input model's own schema."""
+
+    async def run(arguments: dict[str, Any], ctx: Context[Any, Any]) -> CallToolResult:
+        parsed = parse_arguments(spec.input_model, arguments)
+        try:
+            result = await spec.handler(ctx, parsed)
+        except ChiefOfStaffError as exc:
+            raise ToolError(str(exc)) from None
+        return as_result(result)
+
+    return Tool(
+        fn=run,
+        name=spec.name,
+        title=spec.title,
+        description=spec.description,
+        parameters=slim_schema(spec.input_model.model_json_schema()),
+        fn_metadata=FuncMetadata(
+            arg_model=_RawArguments,
+            output_model=spec.output_model,
+            output_schema=slim_schema(spec.output_model.model_json_schema(), output=True),
+        ),
+        is_async=True,
+        context_kwarg="ctx",
+        annotations=ToolAnnotations(
+            read_only_hint=spec.read_only,
+            destructive_hint=spec.destructive,
+            idempotent_hint=spec.idempotent,
+            open_world_hint=False,
+        ),
+    )
+
+
+# --- what every handler needs of the request ---------------------------------------------------
+
+
+def store_of(ctx: Context[Any, Any]) -> Store:
+    """The workspace store opened by the server's lifespan."""
+    store: Store = ctx.request_context.lifespan_context.store
+    return store
+
+
+def agency_actor(agency: str | None = None, role: str | None = None) -> Actor:
+    """The model acting for the agency: it may work and ask, never widen its own authority."""
+    if agency and role:
+        return Actor(f"agency:{agency}/{role}", "agency")
+    return Actor(f"agency:{agency}" if agency else "agency", "agency")
+
+
+def caller(confirm: bool, agency: str | None = None) -> Actor:
+    """confirm=true claims the operator agreed in this conversation: the chat channel, under its ceiling."""
+    return Actor("operator", "chat") if confirm else agency_actor(agency)
