@@ -21,7 +21,36 @@ __all__ = ["Brief", "Changes", "build_brief", "housekeeping", "render_brief"]
 # The change count stops here: a viewer back from a long absence sees "10000+" rather than a table scan.
 CHANGE_SCAN_LIMIT = 10_000
 HIGHLIGHTS = 8
-SKIPPED_IN_HIGHLIGHTS = ("viewer.", "task.claim")
+# Changes worth a line of their own; the rest are only counted.
+NOTABLE = ("outcome.", "task.complete", "decision.", "grant.", "goal.", "agency.", "role.", "blueprint.")
+# (one, many) for each kind of change, in the operator's words.
+PHRASES = {
+    "workspace.create": ("workspace created", "workspaces created"),
+    "blueprint.apply": ("blueprint applied", "blueprints applied"),
+    "agency.create": ("agency created", "agencies created"),
+    "agency.update": ("agency changed", "agency changes"),
+    "role.create": ("role created", "roles created"),
+    "role.update": ("role changed", "role changes"),
+    "goal.create": ("goal created", "goals created"),
+    "goal.adjust": ("goal adjusted", "goal adjustments"),
+    "lesson.add": ("lesson added", "lessons added"),
+    "routine.add": ("routine added", "routines added"),
+    "outcome.log": ("outcome logged", "outcomes logged"),
+    "task.add": ("task added", "tasks added"),
+    "task.claim": ("task claimed", "tasks claimed"),
+    "task.update": ("task update", "task updates"),
+    "task.complete": ("task completed", "tasks completed"),
+    "authority.authorize": ("authorization", "authorizations"),
+    "authority.settle": ("settlement", "settlements"),
+    "authority.release": ("release", "releases"),
+    "decision.open": ("decision opened", "decisions opened"),
+    "decision.approve": ("decision approved", "decisions approved"),
+    "decision.deny": ("decision denied", "decisions denied"),
+    "decision.expire": ("decision expired", "decisions expired"),
+    "decision.redeem": ("approval used", "approvals used"),
+    "grant.create": ("grant created", "grants created"),
+    "grant.revoke": ("grant revoked", "grants revoked"),
+}
 
 
 class Changes(BaseModel):
@@ -65,7 +94,7 @@ async def _changes_since(tx: Tx, viewer: str) -> tuple[Changes, int]:
     by_action: dict[str, int] = {}
     for row in rows:
         by_action[row["action"]] = by_action.get(row["action"], 0) + 1
-    notable = [r for r in rows if not r["action"].startswith(SKIPPED_IN_HIGHLIGHTS)]
+    notable = [r for r in rows if r["action"].startswith(NOTABLE)]
     latest = [f"{r['action']} {r['subject']}".strip() for r in notable[-HIGHLIGHTS:]]
     head = rows[-1]["id"] if rows else after
     return Changes(since=since, total=len(rows), more=more, by_action=by_action, latest=latest), head
@@ -103,6 +132,16 @@ def _money(cents: int, currency: str = "") -> str:
     return f"{currency} {cents // 100:,}.{cents % 100:02d}".strip()
 
 
+def _change_summary(changes: Changes) -> str:
+    if not changes.total:
+        return "Nothing has changed" + (f" since {changes.since}." if changes.since else ".")
+    counted = sorted(changes.by_action.items(), key=lambda item: (-item[1], item[0]))
+    parts = [f"{count} {PHRASES.get(action, (action, action))[count != 1]}" for action, count in counted]
+    plus = "+" if changes.more else ""
+    since = f" since {changes.since}" if changes.since else ""
+    return f"{changes.total}{plus} changes{since}: " + ", ".join(parts) + "."
+
+
 def _goal_lines(brief: Brief) -> list[str]:
     lines = []
     for goal in brief.goals:
@@ -135,13 +174,13 @@ def render_brief(brief: Brief) -> str:
         f"# Brief for {brief.viewer} — {brief.workspace}, {brief.today.isoformat()} ({brief.timezone})",
         "",
         "## Since you last looked",
-        f"{brief.changes.total}{'+' if brief.changes.more else ''} changes"
-        + (f" since {brief.changes.since}" if brief.changes.since else "") + ".",
+        _change_summary(brief.changes),
         *[f"- {item}" for item in brief.changes.latest],
         "",
         f"## Decisions waiting for you ({brief.pending_decision_count})",
-        *([f"- {d.id} {d.title}" + (f" ({_money(d.amount_cents)})" if d.amount_cents else "")
-           for d in brief.pending_decisions] or ["- None."]),
+        *([f"- {d.id} {d.title} (expires {d.expires_at})" for d in brief.pending_decisions] or ["- None."]),
+        *(["Decide in chat, or in a terminal: `chief-of-staff approve D…` / `chief-of-staff deny D…`."]
+          if brief.pending_decisions else []),
         "",
         "## Goals",
         *_goal_lines(brief),

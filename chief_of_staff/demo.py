@@ -62,13 +62,11 @@ async def _stand_up_outbound(client: Client) -> dict[str, str]:
     return {kr["metric"]: kr["id"] for kr in goals[0]["key_results"]}
 
 
-async def _claim_task(client: Client) -> dict[str, Any]:
+async def _claim_task(client: Client, metrics: dict[str, str]) -> dict[str, Any]:
+    # The Researcher handed over two leads; on a weekday the SDR's routine task may come first, which fits too.
+    await call(client, "add_task", title="Send first-touch emails to two new leads", agency="Outbound",
+               role="SDR", priority="P1", key_result_id=metrics["emails sent"])
     claimed = await call(client, "claim_next_task", agency="Outbound", role="SDR")
-    if claimed["task"] is None:
-        # Weekday routines make no task on a weekend; the agency files its own, as it would in a real session.
-        await call(client, "add_task", title="Send first-touch emails to two new leads", agency="Outbound",
-                   role="SDR", priority="P1")
-        claimed = await call(client, "claim_next_task", agency="Outbound", role="SDR")
     task: dict[str, Any] = claimed["task"]
     _say(f"SDR: claimed {task['id']} [{task['priority']}] {task['title']}")
     return task
@@ -92,7 +90,7 @@ async def _send_emails(client: Client, task_id: str) -> int:
 
 async def _agency_session(client: Client, metrics: dict[str, str]) -> None:
     await call(client, "brief", viewer="agency:Outbound/SDR")
-    task = await _claim_task(client)
+    task = await _claim_task(client, metrics)
     sent = await _send_emails(client, task["id"])
     tool = await call(client, "authorize", agency="Outbound", role="Researcher", capability="spend.tools",
                       amount_cents=2900, target="enrichment-tool", idempotency_key=str(uuid.uuid4()))
@@ -100,6 +98,9 @@ async def _agency_session(client: Client, metrics: dict[str, str]) -> None:
     if tool["answer"] == "allowed":
         await call(client, "settle", authorization_id=tool["authorization_id"], actual_cents=2400)
         _say("Researcher: settled at 24.00 (the invoice came in lower); 5.00 returns to the budget.")
+    bigger = await call(client, "authorize", agency="Outbound", role="Researcher", capability="spend.tools",
+                        amount_cents=7900, target="intent-data-trial", idempotency_key=str(uuid.uuid4()))
+    _say(f"Researcher: authorize spend.tools 79.00: {bigger['answer']} ({bigger['reason']})")
     done = await call(
         client, "complete_task", task_id=task["id"], result="success",
         summary=f"Sent {sent} personalised first-touch emails; skipped one lead outside our scope.",

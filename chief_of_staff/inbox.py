@@ -44,10 +44,8 @@ UNFINISHED = ("open", "claimed", "blocked", "waiting")
 CLOSED = ("done", "failed", "cancelled")
 SETTABLE = ("open", "blocked", "waiting", "cancelled")
 RESULT_STATUS = {"success": "done", "partial": "done", "failure": "failed"}
-MAX_TITLE, MAX_DETAILS, MAX_NOTE = 200, 4000, 2000
-MAX_DEPENDENCIES, MAX_LEASE_MINUTES, MAX_LIST = 20, 1440, 100
+MAX_NOTE, MAX_DEPENDENCIES, MAX_LEASE_MINUTES, MAX_LIST = 2000, 20, 1440, 100
 NEXT_UP = 5
-NO_DUE = "9999-12-31"
 
 
 class TaskView(Model):
@@ -85,7 +83,6 @@ class InboxSummary(Model):
 # --- reading tasks ---------------------------------------------------------------------------------
 
 
-
 def _view_select(index: str = "") -> str:
     """The columns of a TaskView; `index` pins the index the task rows are read through."""
     return (
@@ -100,6 +97,7 @@ def _view_select(index: str = "") -> str:
 # A task is ready when it is open (or its lease ran out) and every task it depends on is done.
 # INDEXED BY pins the claim order to tasks_ready: without statistics the planner would rather
 # read tasks_by_status and sort, and the statement fails loudly if the index ever goes missing.
+# The ORDER BY repeats the index's expressions exactly ('9999-12-31' stands for "no due date").
 _READY_FROM = (
     "FROM tasks AS t INDEXED BY tasks_ready "
     "WHERE t.status IN ('open', 'claimed') AND (t.status = 'open' OR t.lease_expires_at <= :now) "
@@ -164,14 +162,18 @@ async def _views(tx: Tx, rows: list[Row]) -> list[TaskView]:
     return [_view(row, deps[row["id"]]) for row in rows]
 
 
+async def _views_by_id(tx: Tx, task_ids: Sequence[int]) -> list[TaskView]:
+    """Views of existing tasks, in the order of `task_ids`."""
+    marks = ", ".join("?" * len(task_ids))
+    rows = {row["id"]: row for row in await tx.all(_view_select() + f"WHERE t.id IN ({marks})", tuple(task_ids))}
+    return await _views(tx, [rows[number] for number in task_ids])
+
+
 async def _view_by_id(tx: Tx, task_id: int) -> TaskView:
-    row = await tx.one(_view_select() + "WHERE t.id = ?", (task_id,))
-    if row is None:
-        raise NotFound(f"task: there is no task {_task_label(task_id)}. Call list_tasks to see open tasks.")
-    return (await _views(tx, [row]))[0]
+    return (await _views_by_id(tx, [task_id]))[0]
 
 
-async def _task_row(tx: Tx, ref: str, field: str = "task") -> Row:
+async def _task_row(tx: Tx, ref: str, field: str = "task_id") -> Row:
     number = ids.parse_id("task", ref, field=field)
     row = await tx.one("SELECT * FROM tasks WHERE id = ?", (number,))
     if row is None:
@@ -200,8 +202,12 @@ async def _dependency_ids(tx: Tx, depends_on: Sequence[str]) -> list[int]:
         raise InvalidInput(f'depends_on: send a list of at most {MAX_DEPENDENCIES} task ids, e.g. ["T3", "T7"].')
     numbers = sorted({ids.parse_id("task", ref, field="depends_on") for ref in depends_on})
     for number in numbers:
-        if await tx.one("SELECT 1 FROM tasks WHERE id = ?", (number,)) is None:
+        status = await tx.scalar("SELECT status FROM tasks WHERE id = ?", (number,))
+        if status is None:
             raise NotFound(f"depends_on: there is no task {_task_label(number)}. Call list_tasks to see tasks.")
+        if status in ("failed", "cancelled"):
+            raise InvalidInput(f"depends_on: {_task_label(number)} is {status} and will never be done, so a task "
+                               "waiting on it could never start; leave it out or add a new task to depend on.")
     return numbers
 
 
@@ -221,9 +227,9 @@ async def add_task(
     source: TaskSource = "agency",
 ) -> TaskView:
     """Put a task in the inbox; it waits until every task it depends on is done."""
-    values = {"title": fields.text(title, "title", MAX_TITLE, required=True),
-              "details": fields.text(details, "details", MAX_DETAILS), "priority": fields.priority_rank(priority),
-              "due_on": fields.due_text(due_on), "source": _source(source)}
+    values = {"title": fields.text(title, "title", fields.MAX_TITLE, required=True),
+              "details": fields.text(details, "details", fields.MAX_DETAILS),
+              "priority": fields.priority_rank(priority), "due_on": fields.due_text(due_on), "source": _source(source)}
     links = await fields.resolve_links(tx, agency, role, goal, key_result)
     dependencies = await _dependency_ids(tx, depends_on)
     task_id = await tx.run(
@@ -253,7 +259,7 @@ async def claim_next_task(tx: Tx, actor: Actor, *, agency: str | None = None, ro
     `role` matches tasks for that role and tasks for no role in particular; it needs `agency`.
     """
     minutes = fields.whole_number(lease_minutes, "lease_minutes", 1, MAX_LEASE_MINUTES, "minutes")
-    filters = await fields.resolve_links(tx, agency, role, None, None)
+    filters = await fields.resolve_links(tx, agency, role, None, None, new_work=False)
     await materialize_routines(tx, actor)
     until = clock.format_ts(tx.now + timedelta(minutes=minutes))
     row = await tx.one(_CLAIM, {"who": actor.name, "until": until, "now": tx.now_text,
@@ -272,7 +278,7 @@ async def claim_next_task(tx: Tx, actor: Actor, *, agency: str | None = None, ro
 
 def _refuse_closed(row: Row) -> None:
     if row["status"] in CLOSED:
-        raise Conflict(f"task: {_task_label(row['id'])} is {row['status']}, and closed tasks do not change. "
+        raise Conflict(f"task_id: {_task_label(row['id'])} is {row['status']}, and closed tasks do not change. "
                        "Add a new task with add_task instead.")
 
 
@@ -293,8 +299,8 @@ def _requested_changes(status: str | None, priority: str | None, due_on: date | 
              "priority": None if priority is None else fields.priority_rank(priority),
              "due_on": fields.due_text(due_on),
              "note": None if note is None else fields.text(note, "note", MAX_NOTE),
-             "title": None if title is None else fields.text(title, "title", MAX_TITLE, required=True),
-             "details": None if details is None else fields.text(details, "details", MAX_DETAILS)}
+             "title": None if title is None else fields.text(title, "title", fields.MAX_TITLE, required=True),
+             "details": None if details is None else fields.text(details, "details", fields.MAX_DETAILS)}
     return {column: value for column, value in asked.items() if value is not None}
 
 
@@ -334,10 +340,13 @@ async def update_task(
 
     Fields left out stay as they are; sending a field's current value changes nothing.
     """
+    asked = _requested_changes(status, priority, due_on, note, title, details)
+    if not asked and renew_lease_minutes is None:
+        raise InvalidInput("Nothing to change: send status, priority, due_on, note, title, details or "
+                           "renew_lease_minutes.")
     row = await _task_row(tx, task)
     _refuse_closed(row)
-    changes = {col: v for col, v in _requested_changes(status, priority, due_on, note, title, details).items()
-               if row[col] != v}
+    changes = {column: value for column, value in asked.items() if row[column] != value}
     changes.update(_renewal(row, changes, renew_lease_minutes, tx))
     if not changes:
         return await _view_by_id(tx, row["id"])
@@ -371,7 +380,7 @@ async def complete_task(
     if result not in RESULT_STATUS:
         raise InvalidInput(f"result: {result!r} is not a result; send success, partial or failure.")
     if row["agency_id"] is None:
-        raise InvalidInput(f"task: {label} belongs to no agency, and every outcome is logged for an agency. "
+        raise InvalidInput(f"task_id: {label} belongs to no agency, and every outcome is logged for an agency. "
                            "Log the work with log_outcome (naming the agency), then close this task with "
                            "update_task status=cancelled; give future tasks an agency when you add them.")
     await _refuse_unfinished_dependencies(tx, row)
@@ -393,8 +402,8 @@ async def _refuse_unfinished_dependencies(tx: Tx, row: Row) -> None:
     waiting_on = [d for d, status in (await _dependencies(tx, [row["id"]]))[row["id"]] if status != "done"]
     if waiting_on:
         names = ", ".join(_task_label(d) for d in waiting_on)
-        raise Conflict(f"task: {_task_label(row['id'])} depends on {names}, which are not done yet. Complete "
-                       "those first, or cancel this task with update_task.")
+        raise Conflict(f"task_id: {_task_label(row['id'])} depends on tasks that are not done yet ({names}). "
+                       "Complete those first, or cancel this task with update_task.")
 
 
 # --- listing and the summary ---------------------------------------------------------------------------
@@ -422,7 +431,7 @@ async def list_tasks(tx: Tx, *, status: str | None = None, agency: str | None = 
         order = "ORDER BY t.closed_at DESC, t.id DESC"
     else:
         select = _view_select() + "WHERE "
-        order = f"ORDER BY t.priority, coalesce(t.due_on, '{NO_DUE}'), t.id"
+        order = "ORDER BY t.priority, coalesce(t.due_on, '9999-12-31'), t.id"
     sql = f"{select}t.status IN ({marks}) AND (? IS NULL OR t.agency_id = ?) {order} LIMIT ?"
     return await _views(tx, await tx.all(sql, (*wanted, agency_id, agency_id, count)))
 
@@ -453,4 +462,4 @@ def _counts(rows: list[Row]) -> dict[str, int]:
 async def _ready(tx: Tx, limit: int) -> list[TaskView]:
     rows = await tx.all(f"SELECT t.id {_READY_FROM}LIMIT :limit",
                         {"now": tx.now_text, "agency": None, "role": None, "limit": limit})
-    return [await _view_by_id(tx, row["id"]) for row in rows]
+    return await _views_by_id(tx, [row["id"] for row in rows]) if rows else []

@@ -21,7 +21,6 @@ from chief_of_staff.models import Model, Priority
 __all__ = ["DAY_NAMES", "RoutineView", "add_routine", "materialize_routines", "parse_schedule", "runs_on"]
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-MAX_TITLE, MAX_DETAILS = 200, 4000
 _HELP = ('send "daily", "weekdays", "weekly:mon,thu" (three-letter day names, comma-separated) '
          'or "monthly:1" (a day of the month from 1 to 28)')
 
@@ -79,8 +78,8 @@ async def add_routine(tx: Tx, actor: Actor, *, agency: str, role: str | None = N
                       details: str = "", priority: str = "P2", schedule: str, goal: str | None = None,
                       key_result: str | None = None) -> RoutineView:
     """A recurring task for an agency: one task on each scheduled local day, starting with the next claim."""
-    values = {"title": fields.text(title, "title", MAX_TITLE, required=True),
-              "details": fields.text(details, "details", MAX_DETAILS),
+    values = {"title": fields.text(title, "title", fields.MAX_TITLE, required=True),
+              "details": fields.text(details, "details", fields.MAX_DETAILS),
               "priority": fields.priority_rank(priority), "schedule": parse_schedule(schedule)}
     if agency is None:
         raise InvalidInput('agency: a routine belongs to an agency; send its name or id, e.g. "Outbound".')

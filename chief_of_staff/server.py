@@ -13,7 +13,8 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.server.mcpserver.prompts import Prompt
 from mcp.server.mcpserver.prompts.base import PromptArgument
-from mcp.types import Completion, PromptReference, ResourceTemplateReference
+from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_PARAMS, Completion, PromptReference, ResourceTemplateReference
 from pydantic import BaseModel
 
 from chief_of_staff import __version__, agencies, authority, brief, decisions, goals, inbox, lookup, workspace
@@ -119,20 +120,37 @@ def _register_resources(server: MCPServer[AppState], state: Callable[[], Store])
         return await _read(state(), produce)
 
 
+class _TemplatePrompt(Prompt):
+    """A prompt whose argument errors reach the client as invalid-params errors carrying our message.
+
+    The SDK reports a missing argument as a ValueError and wraps any other exception from the
+    render function in a generic "Error rendering prompt"; on 2026-07-28 connections a ValueError
+    even becomes a bare "Internal server error". An MCPError passes through both unchanged.
+    """
+
+    async def render(self, arguments: dict[str, Any] | None, context: Any) -> Any:
+        given = arguments or {}
+        missing = [arg.name for arg in self.arguments or [] if arg.required and not given.get(arg.name)]
+        if missing:
+            raise MCPError(INVALID_PARAMS, f"{', '.join(missing)}: required by the {self.name} prompt; send it.")
+        return await super().render(arguments, context)
+
+
 def _prompt(template: PromptTemplate) -> Prompt:
     def render(**arguments: str) -> str:
         try:
             return render_prompt(template, arguments)
         except ChiefOfStaffError as exc:
-            raise ValueError(str(exc)) from None
+            raise MCPError(INVALID_PARAMS, str(exc)) from None
 
-    return Prompt(
+    return _TemplatePrompt(
         name=template.name,
         title=template.title,
         description=template.description,
         arguments=[PromptArgument(name=a.name, description=a.description, required=a.required)
                    for a in template.arguments],
         fn=render,
+        context_kwarg=None,
     )
 
 

@@ -13,10 +13,23 @@ from typing import cast, get_args
 
 from chief_of_staff import agencies, goals, ids
 from chief_of_staff.db import Tx
-from chief_of_staff.errors import InvalidInput
+from chief_of_staff.errors import Conflict, InvalidInput
 from chief_of_staff.models import Priority, parse_local_date, priority_label
 
-__all__ = ["Links", "due_text", "iso_date", "label", "priority_rank", "resolve_links", "text", "whole_number"]
+__all__ = [
+    "MAX_DETAILS",
+    "MAX_TITLE",
+    "Links",
+    "due_text",
+    "iso_date",
+    "label",
+    "priority_rank",
+    "resolve_links",
+    "text",
+    "whole_number",
+]
+
+MAX_TITLE, MAX_DETAILS = 200, 4000
 
 
 @dataclass(frozen=True)
@@ -65,8 +78,8 @@ def due_text(value: object, field: str = "due_on") -> str | None:
 
 
 async def resolve_links(tx: Tx, agency: str | None, role: str | None, goal: str | None,
-                        key_result: str | None) -> Links:
-    """Resolve references to ids, checking they fit together."""
+                        key_result: str | None, *, new_work: bool = True) -> Links:
+    """Resolve references to ids, checking they fit together; `new_work` also refuses a retired agency."""
     agency_id = None if agency is None else int((await agencies.resolve_agency(tx, agency))["id"])
     goal_id = None if goal is None else int((await goals.resolve_goal(tx, goal))["id"])
     kr_id = None
@@ -81,6 +94,8 @@ async def resolve_links(tx: Tx, agency: str | None, role: str | None, goal: str 
         goal_id = int(kr["goal_id"])
     if goal_id is not None:
         agency_id = await _agency_of_goal(tx, goal_id, agency_id)
+    if new_work and agency_id is not None:
+        await _refuse_retired(tx, agency_id)
     return Links(agency_id, await _role_id(tx, agency_id, role), goal_id, kr_id)
 
 
@@ -92,6 +107,13 @@ async def _agency_of_goal(tx: Tx, goal_id: int, agency_id: int | None) -> int:
             f"not {await agencies.agency_name(tx, agency_id)}; send that agency, or leave agency out "
             "(the goal implies it).")
     return owner
+
+
+async def _refuse_retired(tx: Tx, agency_id: int) -> None:
+    row = await tx.one("SELECT name, status FROM agencies WHERE id = ?", (agency_id,))
+    if row is not None and row["status"] != "active":
+        raise Conflict(f"agency: {row['name']} is retired and takes no new work; reactivate it with "
+                       "update_agency, or give the work to an active agency.")
 
 
 async def _role_id(tx: Tx, agency_id: int | None, role: str | None) -> int | None:

@@ -34,6 +34,7 @@ __all__ = [
     "build_tool",
     "caller",
     "describe_validation_error",
+    "output_schema",
     "parse_arguments",
     "store_of",
 ]
@@ -151,9 +152,10 @@ _SCHEMA_ONES = ("items", "additionalProperties", "not")
 def slim_schema(schema: Any, *, output: bool = False) -> Any:
     """The same schema with fewer bytes: tools/list is paid for on every turn.
 
-    Drops pydantic's generated titles and null defaults, writes `anyOf [T, null]` as
-    `type: [T, null]`, and for output schemas keeps only names and types: the result itself
-    carries every field, so `required`, enums, formats and descriptions add bytes, not meaning. Keys inside
+    Drops pydantic's generated titles and null defaults, and for output schemas keeps only
+    names and types: the result itself carries every field, so `required`, enums, formats and
+    descriptions add bytes, not meaning. Nullable fields stay `anyOf [T, null]` rather than
+    `type: [T, null]`: clients that map schemas onto single-type dialects reject the array form. Keys inside
     `properties` are field names, not keywords, so they are kept whatever they are called.
     """
     if not isinstance(schema, dict):
@@ -172,19 +174,42 @@ def slim_schema(schema: Any, *, output: bool = False) -> Any:
             slim[key] = slim_schema(value, output=output)
         else:
             slim[key] = value
-    return _nullable_as_type_list(slim)
+    return slim
 
 
-def _nullable_as_type_list(schema: dict[str, Any]) -> dict[str, Any]:
-    """{"anyOf": [{"type": T, ...}, {"type": "null"}]} -> {"type": [T, "null"], ...} when nothing clashes."""
-    branches = schema.get("anyOf")
-    if not (isinstance(branches, list) and len(branches) == 2 and {"type": "null"} in branches):
+def _top_level(schema: Any, defs: dict[str, Any], depth: int = 1) -> Any:
+    """Resolve local $refs and keep object properties `depth` levels down; deeper objects are just objects."""
+    if not isinstance(schema, dict):
         return schema
-    other = next(b for b in branches if b != {"type": "null"})
-    rest = {k: v for k, v in schema.items() if k != "anyOf"}
-    if not isinstance(other.get("type"), str) or set(rest) & set(other):
-        return schema
-    return {**rest, **other, "type": [other["type"], "null"]}
+    if "$ref" in schema:
+        return _top_level(defs[schema["$ref"].rsplit("/", 1)[-1]], defs, depth)
+    shaped: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "$defs":
+            continue
+        if key == "properties":
+            if depth <= 0:
+                return {"type": "object"}
+            shaped[key] = {name: _top_level(sub, defs, depth - 1) for name, sub in value.items()}
+        elif key in ("items", "additionalProperties"):
+            shaped[key] = _top_level(value, defs, depth)
+        elif key in _SCHEMA_LISTS:
+            shaped[key] = [_top_level(sub, defs, depth) for sub in value]
+        else:
+            shaped[key] = value
+    return shaped
+
+
+def output_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """What a tool returns: every top-level field's name and type; nested objects are declared as objects.
+
+    The server validates each result against the full pydantic model before it is sent, so
+    the detail is enforced in one place; publishing it again in every tool's schema would
+    nearly double tools/list, which the operator pays for on every turn.
+    """
+    full = model.model_json_schema()
+    shaped: dict[str, Any] = slim_schema(_top_level(full, full.get("$defs", {})), output=True)
+    return shaped
 
 
 def build_tool(spec: ToolSpec[Any, Any]) -> Tool:
@@ -207,7 +232,7 @@ def build_tool(spec: ToolSpec[Any, Any]) -> Tool:
         fn_metadata=FuncMetadata(
             arg_model=_RawArguments,
             output_model=spec.output_model,
-            output_schema=slim_schema(spec.output_model.model_json_schema(), output=True),
+            output_schema=output_schema(spec.output_model),
         ),
         is_async=True,
         context_kwarg="ctx",

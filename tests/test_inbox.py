@@ -213,6 +213,8 @@ async def test_a_key_result_implies_its_goal_and_agency(world: Store) -> None:
     ({"depends_on": ["T1"] * 21}, InvalidInput, "depends_on: send a list of at most 20"),
     ({"depends_on": ["T1", "T9"]}, NotFound, "depends_on: there is no task T9"),
     ({"depends_on": ["G1"]}, InvalidInput, "depends_on: 'G1' is not a task id"),
+    ({"depends_on": ["T2"]}, InvalidInput, "depends_on: T2 is cancelled and will never be done"),
+    ({"agency": "Old"}, Conflict, "agency: Old is retired"),
     ({"agency": None, "role": "SDR"}, InvalidInput, "role: a role belongs to an agency"),
     ({"role": "Closer"}, NotFound, "has no role 'Closer'"),
     ({"goal": "G2"}, InvalidInput, "goal: G2 belongs to agency Content, not Outbound"),
@@ -222,6 +224,11 @@ async def test_a_key_result_implies_its_goal_and_agency(world: Store) -> None:
 async def test_add_task_refuses_bad_input_and_writes_nothing(world: Store, fields: dict[str, Any],
                                                             error: type[Exception], match: str) -> None:
     await add(world, "Existing")
+    await add(world, "Dropped")
+    async with world.write() as tx:
+        await inbox.update_task(tx, SDR, "T2", status="cancelled")
+        await agencies.create_agency(tx, OPERATOR_CLI, name="Old", purpose="Gone")
+        await agencies.update_agency(tx, OPERATOR_CLI, "Old", status="retired")
     arguments = {"title": "New", "agency": "Outbound", **fields}
     await refused(world, error, match, lambda tx: inbox.add_task(tx, SDR, **arguments))
 
@@ -251,6 +258,7 @@ async def test_update_audits_only_the_fields_that_changed(world: Store) -> None:
     ({"title": ""}, InvalidInput, "title: must not be empty"),
     ({"renew_lease_minutes": 30}, Conflict, "T1 is open, not claimed"),
     ({"renew_lease_minutes": 0}, InvalidInput, "renew_lease_minutes"),
+    ({}, InvalidInput, "Nothing to change"),
 ])
 async def test_update_task_refuses_bad_changes_and_writes_nothing(world: Store, fields: dict[str, Any],
                                                                   error: type[Exception], match: str) -> None:
@@ -310,7 +318,7 @@ async def test_complete_task_refuses_and_writes_nothing(world: Store) -> None:
 
     await refused(world, Conflict, "T1 is done, and closed tasks do not change", completing("T1"))
     await refused(world, InvalidInput, "T2 belongs to no agency", completing("T2"))
-    await refused(world, Conflict, "T3 depends on T2, which are not done", completing("T3"))
+    await refused(world, Conflict, "T3 depends on tasks that are not done yet \\(T2\\)", completing("T3"))
     await refused(world, InvalidInput, "result: 'great'", completing("T4", result="great"))
     await refused(world, InvalidInput, "belongs to another agency",
                   completing("T4", metrics=[MetricDelta(key_result="KR2", delta=1)]))
@@ -497,3 +505,10 @@ async def test_claim_list_and_summary_read_indexes_not_the_task_table(world: Sto
     claim_plans = [plan for sql, plan in plans.items() if sql.startswith("WITH pick")]
     assert len(claim_plans) == 1 and any("USING INDEX tasks_ready" in line for line in claim_plans[0])
     assert {sql: _bad_plan_lines(plan) for sql, plan in plans.items() if _bad_plan_lines(plan)} == {}
+
+
+def test_public_surface_is_exactly_all() -> None:
+    home = {"chief_of_staff.inbox", "chief_of_staff.routines"}
+    defined = {name for name, value in vars(inbox).items()
+               if not name.startswith("_") and getattr(value, "__module__", None) in home}
+    assert defined == set(inbox.__all__) - {"TaskSource", "TaskStatus"}
