@@ -42,7 +42,7 @@ class AppState:
     store: Store
 
 
-def _json(model: BaseModel | list[Any]) -> str:
+def _json(model: BaseModel | list[Any] | dict[str, Any]) -> str:
     data = model.model_dump(mode="json") if isinstance(model, BaseModel) else model
     return json.dumps(data, ensure_ascii=False, indent=1)
 
@@ -83,7 +83,7 @@ def _register_resources(server: MCPServer[AppState], state: Callable[[], Store])
             summary = await inbox.inbox_summary(tx)
             tasks = await inbox.list_tasks(tx, status="unfinished", limit=100)
             return _json({"summary": summary.model_dump(mode="json"),
-                          "tasks": [t.model_dump(mode="json") for t in tasks]})  # type: ignore[arg-type]
+                          "tasks": [t.model_dump(mode="json") for t in tasks]})
         return await _read(state(), produce)
 
     @server.resource("cos://decisions", name="decisions", title="Pending decisions", mime_type="application/json",
@@ -155,7 +155,7 @@ def _prompt(template: PromptTemplate) -> Prompt:
 
 
 def _register_completions(server: MCPServer[AppState], state: Callable[[], Store]) -> None:
-    @server.completion()
+    @server.completion()  # type: ignore[untyped-decorator, no-untyped-call]  # the SDK leaves it untyped
     async def complete(
         ref: PromptReference | ResourceTemplateReference, argument: Any, context: Any
     ) -> Completion:

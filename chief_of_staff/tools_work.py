@@ -13,6 +13,7 @@ from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
 from chief_of_staff import agencies, authority, brief, decisions, goals, inbox, outcomes
+from chief_of_staff.agencies import AgencyView, LessonView
 from chief_of_staff.ids import parse_id
 from chief_of_staff.models import Cents, LocalDate, Model, Name, Priority, ShortText, Text
 from chief_of_staff.toolkit import Ref, ToolSpec, agency_actor, store_of
@@ -58,8 +59,8 @@ class RosterIn(Model):
 
 
 class RosterOut(BaseModel):
-    agencies: list[agencies.AgencyView]
-    playbook: list[agencies.LessonView]
+    agencies: list[AgencyView]
+    playbook: list[LessonView]
 
 
 async def _roster(ctx: Context[Any, Any], args: RosterIn) -> RosterOut:
