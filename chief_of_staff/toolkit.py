@@ -15,13 +15,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar, get_args, get_origin
 
+from mcp.server.elicitation import ElicitationResult
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.resolve import Resolve
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from chief_of_staff.approval import OperatorApproval, approved_channel, channel_of, make_resolver, using_channel
 from chief_of_staff.audit import Actor
 from chief_of_staff.db import Store
 from chief_of_staff.errors import ChiefOfStaffError
@@ -71,6 +74,10 @@ class ToolSpec(Generic[InputT, OutputT]):
     read_only: bool = False
     destructive: bool = False
     idempotent: bool = False
+    # Operator acts are put to the human through elicitation when the client supports it;
+    # `asks_operator` says whether these arguments are an act at all (a dry run is not).
+    operator_act: bool = False
+    asks_operator: Callable[[Any], bool] = lambda _: True
 
 
 def _wants_container(annotation: Any) -> bool:
@@ -212,9 +219,7 @@ def output_schema(model: type[BaseModel]) -> dict[str, Any]:
     return shaped
 
 
-def build_tool(spec: ToolSpec[Any, Any]) -> Tool:
-    """Turn a ToolSpec into the SDK's Tool, publishing the input model's own schema."""
-
+def _runner(spec: ToolSpec[Any, Any]) -> Callable[..., Awaitable[CallToolResult]]:
     async def run(arguments: dict[str, Any], ctx: Context[Any, Any]) -> CallToolResult:
         parsed = parse_arguments(spec.input_model, arguments)
         try:
@@ -223,19 +228,38 @@ def build_tool(spec: ToolSpec[Any, Any]) -> Tool:
             raise ToolError(str(exc)) from None
         return as_result(result)
 
-    return Tool(
-        fn=run,
+    if not spec.operator_act:
+        return run
+    ask = make_resolver(spec.title, lambda raw: parse_arguments(spec.input_model, raw), spec.asks_operator)
+
+    async def run_operator_act(
+        arguments: dict[str, Any], ctx: Context[Any, Any], approval: ElicitationResult[OperatorApproval]
+    ) -> CallToolResult:
+        try:
+            channel = channel_of(approval)
+        except ChiefOfStaffError as exc:
+            raise ToolError(str(exc)) from None
+        with using_channel(channel):
+            return await run(arguments, ctx)
+
+    # Real objects, not the strings this module's annotations are: `ask` is a closure the SDK can't eval.
+    run_operator_act.__annotations__ = {
+        "arguments": dict[str, Any],
+        "ctx": Context[Any, Any],
+        "approval": Annotated[ElicitationResult[OperatorApproval], Resolve(ask)],
+        "return": CallToolResult,
+    }
+    return run_operator_act
+
+
+def build_tool(spec: ToolSpec[Any, Any]) -> Tool:
+    """Turn a ToolSpec into the SDK's Tool, publishing the input model's own schema."""
+    # from_function wires the resolver (if any); the argument model and schemas are then ours.
+    tool = Tool.from_function(
+        _runner(spec),
         name=spec.name,
         title=spec.title,
         description=spec.description,
-        parameters=slim_schema(spec.input_model.model_json_schema()),
-        fn_metadata=FuncMetadata(
-            arg_model=_RawArguments,
-            output_model=spec.output_model,
-            output_schema=output_schema(spec.output_model),
-        ),
-        is_async=True,
-        context_kwarg="ctx",
         annotations=ToolAnnotations(
             read_only_hint=spec.read_only,
             destructive_hint=spec.destructive,
@@ -243,6 +267,14 @@ def build_tool(spec: ToolSpec[Any, Any]) -> Tool:
             open_world_hint=False,
         ),
     )
+    return tool.model_copy(update={
+        "parameters": slim_schema(spec.input_model.model_json_schema()),
+        "fn_metadata": FuncMetadata(
+            arg_model=_RawArguments,
+            output_model=spec.output_model,
+            output_schema=output_schema(spec.output_model),
+        ),
+    })
 
 
 # --- what every handler needs of the request ---------------------------------------------------
@@ -262,5 +294,11 @@ def agency_actor(agency: str | None = None, role: str | None = None) -> Actor:
 
 
 def caller(confirm: bool, agency: str | None = None) -> Actor:
-    """confirm=true claims the operator agreed in this conversation: the chat channel, under its ceiling."""
+    """Who is making an operator act.
+
+    Approved in the client's own prompt: the verified channel. Otherwise confirm=true claims the
+    operator agreed in this conversation: the chat channel, under its ceiling. Else the agency.
+    """
+    if approved_channel.get() == "verified":
+        return Actor("operator", "verified")
     return Actor("operator", "chat") if confirm else agency_actor(agency)

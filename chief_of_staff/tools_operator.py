@@ -188,22 +188,22 @@ OPERATOR_TOOLS: list[ToolSpec[Any, Any]] = [
     ToolSpec("create_goal", "Create goal",
              "Operator act. A goal of an agency with key results (metric, unit, baseline, target, direction "
              "up/down, due date). Progress is computed from logged outcomes, never typed in.",
-             CreateGoalIn, goals.GoalView, _create_goal),
+             CreateGoalIn, goals.GoalView, _create_goal, operator_act=True),
     ToolSpec("adjust_goal", "Adjust goal",
              "Operator act. Retitle, close (achieved/dropped), change a key result's target or due date, "
              "or add a key result.",
-             AdjustGoalIn, goals.GoalView, _adjust_goal, destructive=True),
+             AdjustGoalIn, goals.GoalView, _adjust_goal, destructive=True, operator_act=True),
     ToolSpec("set_agency", "Set agency",
              "Operator act. Create an agency (a business function) or change its purpose, operating spec "
              "or status.",
-             SetAgencyIn, agencies.AgencyView, _set_agency, destructive=True, idempotent=True),
+             SetAgencyIn, agencies.AgencyView, _set_agency, destructive=True, idempotent=True, operator_act=True),
     ToolSpec("set_role", "Set role", "Operator act. Create a role seat in an agency, or change its charter or status.",
-             SetRoleIn, agencies.RoleView, _set_role, destructive=True, idempotent=True),
+             SetRoleIn, agencies.RoleView, _set_role, destructive=True, idempotent=True, operator_act=True),
     ToolSpec("grant", "Grant authority",
              "Operator act. Let an agency or role perform one capability within bounds: per-action cap, "
              "day/week/month count and amount budgets, target allow/deny globs (deny wins), expiry, mode "
              "auto (act), notify (act and tell) or approve (ask each time).",
-             GrantIn, authority.GrantView, _grant),
+             GrantIn, authority.GrantView, _grant, operator_act=True),
     ToolSpec("revoke", "Revoke grant", "Withdraw a grant at once. Nothing more is allowed under it.",
              RevokeIn, authority.GrantView, _revoke, destructive=True, idempotent=True),
     ToolSpec("list_grants", "List grants",
@@ -214,11 +214,12 @@ OPERATOR_TOOLS: list[ToolSpec[Any, Any]] = [
     ToolSpec("decide", "Decide",
              "Operator act. Approve or deny a decision, once. An approved escalation is used by the next "
              "matching authorize.",
-             DecideIn, decisions.DecisionView, _decide),
+             DecideIn, decisions.DecisionView, _decide, operator_act=True),
     ToolSpec("list_blueprints", "List blueprints", "Starter agencies that can be stood up in one call.",
              NoArguments, BlueprintList, _list_blueprints, read_only=True, idempotent=True),
     ToolSpec("apply_blueprint", "Apply blueprint",
              "Operator act. Stand up an agency from a blueprint: roles, goals, grants, routines, playbook. "
              "The default dry run shows what it would create.",
-             ApplyBlueprintIn, blueprints.BlueprintPlan, _apply_blueprint),
+             ApplyBlueprintIn, blueprints.BlueprintPlan, _apply_blueprint, operator_act=True,
+             asks_operator=lambda args: not args.dry_run),
 ]

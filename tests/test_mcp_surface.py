@@ -26,7 +26,7 @@ from tests.conftest import START
 pytestmark = pytest.mark.anyio
 
 TOOLS_LIST_BUDGET = 40_960
-READ_ONLY = {"list_goals", "list_tasks", "list_grants", "list_decisions", "list_blueprints", "roster"}
+READ_ONLY = {"list_goals", "list_tasks", "list_grants", "list_decisions", "list_blueprints", "roster", "check"}
 RESOURCES = {"cos://brief", "cos://goals", "cos://authority-letter", "cos://inbox", "cos://decisions"}
 PROMPTS = {"chief_of_staff", "daily_brief", "work_session", "setup_agency", "decide", "weekly_review"}
 LEAKS = ("Traceback", "/work/", ".py", "sqlite3.")
@@ -198,6 +198,16 @@ async def test_uncovered_capability_escalates_and_chat_decides_it(db_path: Path,
         assert decided["status"] == "approved"
         assert decided["decided_channel"] == "chat"
         assert (await call(client, "list_decisions"))["decisions"] == []
+        again = await call(client, "authorize", agency="Outbound", role="SDR", capability="spend.ads",
+                           amount_cents=5000, target="linkedin.com")
+        assert again["answer"] == "allowed" and again["decision_id"] == decision_id
+
+        big = await call(client, "authorize", agency="Outbound", role="SDR", capability="spend.ads",
+                         amount_cents=250_000, target="linkedin.com")
+        audit_before = count_rows(db_path, "audit_log")
+        message = await refused(client, "decide", {"decision_id": big["decision_id"], "approve": True, "confirm": True})
+        assert "chat ceiling" in message and f"chief-of-staff approve {big['decision_id']}" in message
+        assert count_rows(db_path, "audit_log") == audit_before
 
 
 # --- bad input -----------------------------------------------------------------------------------
@@ -235,9 +245,8 @@ async def test_bad_arguments_are_refused_with_guidance_and_write_nothing(db_path
         assert unknown.is_error and "no_such_tool" in text_of(unknown)
         assert_clean(text_of(unknown))
 
-        view = await call(client, "brief", mark_seen=False)
-        assert view["pending_decision_count"] == 0
-        assert count_rows(db_path, "audit_log") >= audit_before
+        view = await call(client, "brief", mark_seen=False)  # still answering after all of that
+        assert view["workspace"] and view["pending_decision_count"] == 0
 
 
 async def test_domain_refusals_name_the_field_and_leak_nothing(db_path: Path, mode: str) -> None:

@@ -1,0 +1,102 @@
+"""Operator acts approved in the client's own prompt (elicitation) are verified; never asked otherwise."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client
+from mcp.types import ElicitResult
+
+from chief_of_staff.clock import FixedClock
+from chief_of_staff.config import Settings
+from chief_of_staff.server import build_server
+from tests.conftest import START
+
+pytestmark = pytest.mark.anyio
+
+# Far above the default chat ceiling of 100.00: only a verified channel may grant it.
+BIG_GRANT = {"agency": "Outbound", "capability": "spend.ads", "per_action_cap_cents": 500_000}
+
+
+class Prompter:
+    """Stands in for the human at the client's approval prompt, and counts the questions."""
+
+    def __init__(self, action: str = "accept", approve: bool = True) -> None:
+        self.action, self.approve, self.asked = action, approve, []
+
+    async def __call__(self, context: Any, params: Any) -> ElicitResult:
+        self.asked.append(params.message)
+        content = {"approve": self.approve} if self.action == "accept" else None
+        return ElicitResult(action=self.action, content=content)  # type: ignore[arg-type]
+
+
+@pytest.fixture(params=["legacy", "auto"])
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _audit(db: Path, action: str) -> list[tuple[str, str]]:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        return conn.execute("SELECT actor, channel FROM audit_log WHERE action = ?", (action,)).fetchall()
+
+
+async def _workspace_with_outbound(db: Path) -> None:
+    server = build_server(Settings(db_path=db, clock=FixedClock(START)))
+    async with Client(server, mode="legacy") as client:
+        result = await client.call_tool("apply_blueprint", {"name": "outbound", "dry_run": False, "confirm": True})
+        assert not result.is_error
+
+
+async def _call(db: Path, mode: str, prompter: Prompter | None, tool: str, arguments: dict[str, Any]) -> Any:
+    server = build_server(Settings(db_path=db, clock=FixedClock(START)))
+    async with Client(server, mode=mode, elicitation_callback=prompter) as client:
+        return await client.call_tool(tool, arguments)
+
+
+async def test_an_act_approved_in_the_prompt_is_verified_even_above_the_chat_ceiling(
+    tmp_path: Path, mode: str
+) -> None:
+    db = tmp_path / "w.db"
+    await _workspace_with_outbound(db)
+    prompter = Prompter()
+    result = await _call(db, mode, prompter, "grant", BIG_GRANT)
+    assert not result.is_error, result.content
+    assert len(prompter.asked) == 1 and "spend.ads" in prompter.asked[0]
+    assert _audit(db, "grant.create")[-1] == ("operator", "verified")
+
+
+@pytest.mark.parametrize(("action", "approve"), [("decline", True), ("cancel", True), ("accept", False)])
+async def test_an_act_the_operator_turns_down_in_the_prompt_changes_nothing(
+    tmp_path: Path, mode: str, action: str, approve: bool
+) -> None:
+    db = tmp_path / "w.db"
+    await _workspace_with_outbound(db)
+    before = len(_audit(db, "grant.create"))
+    result = await _call(db, mode, Prompter(action, approve), "grant", {**BIG_GRANT, "confirm": True})
+    assert result.is_error
+    assert "declined" in result.content[0].text
+    assert len(_audit(db, "grant.create")) == before
+
+
+async def test_a_client_without_elicitation_is_never_asked_and_falls_back_to_the_chat_ceiling(
+    tmp_path: Path, mode: str
+) -> None:
+    db = tmp_path / "w.db"
+    await _workspace_with_outbound(db)
+    result = await _call(db, mode, None, "grant", {**BIG_GRANT, "confirm": True})
+    assert result.is_error and "chat ceiling" in result.content[0].text
+    small = await _call(db, mode, None, "grant", {**BIG_GRANT, "per_action_cap_cents": 2_000, "confirm": True})
+    assert not small.is_error
+    assert _audit(db, "grant.create")[-1] == ("operator", "chat")
+
+
+async def test_a_dry_run_and_an_invalid_act_are_never_put_to_the_operator(tmp_path: Path, mode: str) -> None:
+    db = tmp_path / "w.db"
+    prompter = Prompter()
+    dry = await _call(db, mode, prompter, "apply_blueprint", {"name": "outbound", "dry_run": True})
+    invalid = await _call(db, mode, prompter, "grant", {**BIG_GRANT, "per_action_cap_cents": -5})
+    assert not dry.is_error and invalid.is_error
+    assert prompter.asked == []
