@@ -3,7 +3,8 @@
 Each row's hash covers the previous row's hash and the row's own fields, so a
 changed, deleted, inserted or reordered row breaks the chain from that point on.
 Appends happen inside BEGIN IMMEDIATE, so two writers can never read the same
-head and fork the chain.
+head and fork the chain. Deleting or re-signing the last rows leaves a chain that
+still verifies; chief_of_staff.anchor catches that against a head exported elsewhere.
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ async def append(tx: Tx, actor: Actor, action: str, subject: str = "", detail: d
 
 @dataclass(frozen=True)
 class ChainReport:
+    """What a walk of the chain found: rows checked, the last good row, and the first bad one if any."""
+
     rows: int
     head_id: int
     head_hash: str
@@ -85,31 +88,48 @@ class ChainReport:
         return self.first_bad_id is None
 
 
+def _recomputed(row: Row) -> str | None:
+    # A value of the wrong type (a blob, a number) planted in the file cannot hash to the stored value.
+    fields = (row["prev_hash"], row["at"], row["actor"], row["channel"], row["action"], row["subject"], row["detail"])
+    if not all(isinstance(value, str) for value in fields):
+        return None
+    return row_hash(row["prev_hash"], row["id"], row["at"], row["actor"], row["channel"],
+                    row["action"], row["subject"], row["detail"])
+
+
 def _check_row(row: Row, expected_prev: str, expected_id: int) -> str | None:
-    if row["id"] != expected_id:
+    if row["id"] > expected_id:
         return f"row {expected_id} is missing (next row is {row['id']})"
+    if row["id"] < expected_id:
+        return f"row {row['id']} was inserted out of sequence (expected row {expected_id} next)"
     if row["prev_hash"] != expected_prev:
         return f"row {row['id']} does not link to the row before it"
-    digest = row_hash(row["prev_hash"], row["id"], row["at"], row["actor"], row["channel"],
-                      row["action"], row["subject"], row["detail"])
-    if digest != row["hash"]:
+    if _recomputed(row) != row["hash"]:
         return f"row {row['id']} was altered after it was written"
     return None
 
 
-async def verify_chain(tx: Tx, batch: int = 5000) -> ChainReport:
-    """Recompute the chain from the first row; name the first row that does not hold."""
-    expected_prev, expected_id, rows = GENESIS, 1, 0
+async def verify_chain(tx: Tx, batch: int = 5000, *, after: tuple[int, str] | None = None) -> ChainReport:
+    """Recompute the chain from the first row; name the first row that does not hold.
+
+    `after=(row_id, hash)` starts from a row already vouched for (an anchor) instead of
+    the genesis, checking only the rows that follow it. `rows` counts the rows checked.
+    """
+    seen: int | None = None if after is None else after[0]
+    expected_id, expected_prev = (1, GENESIS) if after is None else (after[0] + 1, after[1])
+    rows = 0
     while True:
+        # The first page has no lower bound, so a row planted below id 1 is seen, not skipped.
         page = await tx.all(
             "SELECT id, at, actor, channel, action, subject, detail, prev_hash, hash FROM audit_log "
-            "WHERE id >= ? ORDER BY id LIMIT ?",
-            (expected_id, batch),
+            + ("" if seen is None else "WHERE id > ? ") + "ORDER BY id LIMIT ?",
+            (batch,) if seen is None else (seen, batch),
         )
         if not page:
             return ChainReport(rows, expected_id - 1, expected_prev, None, None)
         for row in page:
             problem = _check_row(row, expected_prev, expected_id)
             if problem is not None:
-                return ChainReport(rows, expected_id - 1, expected_prev, expected_id, problem)
+                return ChainReport(rows, expected_id - 1, expected_prev, min(row["id"], expected_id), problem)
             expected_prev, expected_id, rows = row["hash"], row["id"] + 1, rows + 1
+        seen = page[-1]["id"]

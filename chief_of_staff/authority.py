@@ -5,8 +5,9 @@
 UPDATE per budget), `needs_approval` (with a decision opened for the operator) or
 `denied` (citing the grant). With no grant at all the request is escalated, never
 allowed silently (default deny). Every call appends one ledger row, whatever the
-answer. Afterwards the agency settles (the actual amount) or releases. The grant
-API itself lives in `grants` and is re-exported here.
+answer. Afterwards the agency settles (the actual amount) or releases. `check` gives
+the answer authorize would give without acting or writing. The grant API itself
+lives in `grants` and is re-exported here.
 """
 
 from __future__ import annotations
@@ -45,10 +46,12 @@ __all__ = [
     "AuthorizationView",
     "BudgetSpec",
     "BudgetView",
+    "CheckView",
     "GrantSpec",
     "GrantView",
     "authority_letter",
     "authorize",
+    "check",
     "create_grant",
     "list_grants",
     "period_key",
@@ -84,6 +87,16 @@ class AuthorizationView(Model):
     budgets_left: list[str]
 
 
+class CheckView(Model):
+    """What authorize would answer now; nothing was reserved, opened or written."""
+
+    answer: Answer
+    reason: str
+    grant_id: str | None
+    budgets_left: list[str]
+    would_open_decision: bool
+
+
 # --- authorize ----------------------------------------------------------------------------------
 
 
@@ -112,6 +125,7 @@ class _Outcome:
     decision_id: int | None = None
     redeem: bool = False
     period_keys: dict[str, str] = field(default_factory=dict)
+    why: str = ""  # needs_approval: why the operator is asked, before what to do next
 
 
 async def authorize(
@@ -282,7 +296,7 @@ async def _escalate(tx: Tx, actor: Actor, request: _Request, why: str, grant: Ro
     short = ids.format_id("decision", decision_id)
     reason = (f"{why} Asked the operator in {short}. Once it is approved, call authorize again with the same "
               "parameters and a new idempotency_key.")
-    return _Outcome("needs_approval", reason, grant, decision_id)
+    return _Outcome("needs_approval", reason, grant, decision_id, why=why)
 
 
 async def _draw(tx: Tx, grant: Row, short: str, budgets: list[Row], request: _Request,
@@ -357,6 +371,52 @@ async def _record(tx: Tx, request: _Request, digest: str, outcome: _Outcome) -> 
          "held" if held else "none", json.dumps(outcome.period_keys),
          format_ts(tx.now + RESERVATION_TTL) if held else None, tx.now_text),
     )
+
+
+# --- check: "can I?" -----------------------------------------------------------------------------
+
+
+async def check(
+    tx: Tx, actor: Actor, *, agency: str, role: str | None, capability: str, amount_cents: int,
+    target: str | None, task_id: int | str | None,
+) -> CheckView:
+    """The answer authorize would give now, with nothing reserved, opened or written.
+
+    Needs a write transaction (its steps write, then are undone before it returns).
+    """
+    # One source of truth: authorize's own steps (the expiry sweep, _judge with its conditional
+    # budget UPDATEs and the decision it would open) run inside a savepoint that is rolled back.
+    # A read-only twin would re-implement the budget arithmetic and the sweep, and could drift.
+    await tx.run("SAVEPOINT authority_check")
+    try:
+        await release_expired(tx, limit=_EXPIRE_BATCH)
+        request = await _read_request(tx, agency, role, capability, amount_cents, target, task_id, None)
+        outcome = await _judge(tx, actor, request, decisions.request_hash(request.params()))
+        grant_id = outcome.grant["id"] if outcome.grant else None
+        left = await _left(tx, grant_id, outcome.period_keys)
+    finally:
+        await tx.run("ROLLBACK TO authority_check")
+        await tx.run("RELEASE authority_check")
+    # A decision authorize would open is gone with the savepoint; a pending one it would reuse is not.
+    opens = outcome.answer == "needs_approval" and await tx.one(
+        "SELECT 1 FROM decisions WHERE id = ?", (outcome.decision_id,)) is None
+    return CheckView(answer=outcome.answer, reason=_check_reason(outcome, request, opens),
+                     grant_id=_short("grant", grant_id), budgets_left=left, would_open_decision=opens)
+
+
+def _check_reason(outcome: _Outcome, request: _Request, opens: bool) -> str:
+    """authorize's reason, told as what authorize would do rather than what it did."""
+    if outcome.answer == "denied":
+        return outcome.reason
+    if outcome.answer == "needs_approval":
+        if opens:
+            return f"{outcome.why} authorize would ask the operator in a new decision."
+        return f"{outcome.why} The operator is already asked in {_short('decision', outcome.decision_id)}."
+    reason = "Allowed" + (f" by {_short('grant', outcome.grant['id'])}" if outcome.grant else "")
+    if outcome.decision_id is not None:
+        reason += f" with the operator's one-use approval in {_short('decision', outcome.decision_id)}"
+    reason += f"; authorize would reserve {money(request.amount_cents)}."
+    return reason + (" The operator will be told." if _notifies(outcome) else "")
 
 
 # --- settle, release, expire --------------------------------------------------------------------
@@ -456,11 +516,14 @@ async def _authorization_view(tx: Tx, row: Row) -> AuthorizationView:
 
 
 async def _budgets_left(tx: Tx, row: Row) -> list[str]:
-    keys = json.loads(row["period_keys"])
-    if row["grant_id"] is None or not keys:
+    return await _left(tx, row["grant_id"], json.loads(row["period_keys"]))
+
+
+async def _left(tx: Tx, grant_id: int | None, keys: dict[str, str]) -> list[str]:
+    if grant_id is None or not keys:
         return []
     left = []
-    for budget in await budget_rows(tx, row["grant_id"]):
+    for budget in await budget_rows(tx, grant_id):
         key = keys.get(str(budget["id"]))
         if key is None:
             continue

@@ -14,12 +14,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
+from pydantic import ValidationError
 
-from chief_of_staff import __version__, audit, blueprints, brief, decisions, workspace
+from chief_of_staff import __version__, audit, authority, blueprints, brief, decisions, doctor, workspace
 from chief_of_staff.audit import OPERATOR_CLI
+from chief_of_staff.authority import GrantSpec
 from chief_of_staff.config import Settings
 from chief_of_staff.db import Store
-from chief_of_staff.errors import ChiefOfStaffError
+from chief_of_staff.errors import ChiefOfStaffError, InvalidInput
 
 __all__ = ["build_parser", "main"]
 
@@ -113,16 +115,137 @@ def _decide(approve: bool) -> Callable[[argparse.Namespace], int]:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from chief_of_staff import anchor
+
+    config = anchor.locate(Settings.load(args.db))
+    exporting = args.action == "anchor" or args.update_anchor
+
     async def work(store: Store) -> int:
-        async with store.read() as tx:
-            report = await audit.verify_chain(tx)
-        if report.ok:
-            print(f"Audit chain verifies: {report.rows} rows, head {report.head_hash[:16]}…")
+        if exporting:
+            result = await anchor.export(store, config)
+        else:
+            async with store.read() as tx:
+                result = await anchor.check(tx, config)
+        chain = result.chain
+        if result.ok:
+            print(f"Audit chain verifies: {chain.rows} rows, head {chain.head_hash[:16]}…")
+            print(f"Anchor: {result.note}")
             return 0
-        print(f"Audit chain BROKEN at row {report.first_bad_id}: {report.problem}", file=sys.stderr)
+        if not chain.ok:
+            print(f"Audit chain BROKEN at row {chain.first_bad_id}: {chain.problem}", file=sys.stderr)
+        if result.problem is not None:
+            print(f"Audit anchor FAILS: {result.problem}", file=sys.stderr)
+        if exporting:
+            print(f"No anchor written; to accept the log as it is now, move {config.path} aside.", file=sys.stderr)
         return 1
 
     return anyio.run(_with_store, args, work)
+
+
+_PERIODS = {"day": "calendar day", "week": "ISO week (Monday to Sunday)", "month": "calendar month"}
+_GRANT_OPTIONS = {"per_action_cap_cents": "--cap-cents", "scope_allow": "--allow", "scope_deny": "--deny",
+                  "expires_on": "--expires-on"}
+
+
+def _grant_spec(args: argparse.Namespace) -> GrantSpec:
+    """The options as a GrantSpec (its validation is the one source of truth); errors name the option."""
+    budgets = [{"period": p, "max_count": getattr(args, f"{p}_count"), "max_cents": getattr(args, f"{p}_cents")}
+               for p in _PERIODS if getattr(args, f"{p}_count") is not None or getattr(args, f"{p}_cents") is not None]
+    fields = {"agency": args.agency, "role": args.role, "capability": args.capability, "mode": args.mode,
+              "per_action_cap_cents": args.cap_cents, "budgets": budgets, "scope_allow": args.allow,
+              "scope_deny": args.deny, "expires_on": args.expires_on, "goal": args.goal, "rationale": args.rationale}
+    try:
+        return GrantSpec.model_validate(fields)
+    except ValidationError as exc:
+        problems = [f"{_option(e['loc'], budgets)}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()]
+        raise InvalidInput("grant: nothing was changed.\n- " + "\n- ".join(problems)) from None
+
+
+def _option(loc: tuple[int | str, ...], budgets: list[dict[str, Any]]) -> str:
+    """The command-line option behind a GrantSpec field, e.g. budgets.0.max_cents -> --day-cents."""
+    if not loc:
+        return "grant"
+    if loc[0] == "budgets" and len(loc) > 2 and isinstance(loc[1], int):
+        return f"--{budgets[loc[1]]['period']}-{'count' if loc[2] == 'max_count' else 'cents'}"
+    return _GRANT_OPTIONS.get(str(loc[0]), f"--{loc[0]}")
+
+
+def _who(view: authority.GrantView) -> str:
+    return view.agency + (f"/{view.role}" if view.role else "")
+
+
+def cmd_grant(args: argparse.Namespace) -> int:
+    spec = _grant_spec(args)
+
+    async def work(store: Store) -> int:
+        async with store.write() as tx:
+            view = await authority.create_grant(tx, OPERATOR_CLI, spec)
+        print(f"{view.id} granted: {_who(view)} may {view.capability} ({view.mode}). "
+              "`chief-of-staff grants` prints every grant.")
+        return 0
+
+    return anyio.run(_with_store, args, work)
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    async def work(store: Store) -> int:
+        async with store.write() as tx:
+            view = await authority.revoke_grant(tx, OPERATOR_CLI, args.grant, reason=args.reason)
+        print(f"{view.id} revoked: {_who(view)} may no longer {view.capability} under it.")
+        return 0
+
+    return anyio.run(_with_store, args, work)
+
+
+def cmd_grants(args: argparse.Namespace) -> int:
+    async def work(store: Store) -> int:
+        async with store.read() as tx:
+            print(await authority.authority_letter(tx), end="")
+        return 0
+
+    return anyio.run(_with_store, args, work)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    path = Settings.load(args.db).db_path
+    if not path.exists():  # report without creating a workspace as a side effect
+        print(doctor.render(doctor.DoctorReport(doctor.versions(), path)), end="")
+        return 0
+
+    async def work(store: Store) -> int:
+        print(doctor.render(await doctor.examine(store)), end="")
+        return 0  # warnings are advice, not failure
+
+    return anyio.run(_with_store, args, work)
+
+
+_Add = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
+
+
+def _add_grant_commands(add: _Add) -> None:
+    grant = add("grant", cmd_grant, "Give an agency (or one role) authority over one capability (verified channel).")
+    grant.add_argument("--agency", required=True, help="agency name or id, e.g. Outbound or A1")
+    grant.add_argument("--role", help="only this role, e.g. SDR (default: every role of the agency)")
+    grant.add_argument("--capability", required=True, help="dotted action kind, e.g. spend.ads; spend.* covers all")
+    grant.add_argument("--mode", choices=["auto", "notify", "approve"], default="auto",
+                       help="auto: acts alone; notify: acts and tells you; approve: asks you each time (default auto)")
+    grant.add_argument("--cap-cents", type=int,
+                       help="most one action may cost, in cents (1250 = 12.50); with no money limit only 0 is allowed")
+    for period, words in _PERIODS.items():
+        grant.add_argument(f"--{period}-count", type=int, help=f"at most this many actions per {words}")
+        grant.add_argument(f"--{period}-cents", type=int, help=f"at most this many cents per {words}")
+    grant.add_argument("--allow", nargs="+", action="extend", default=[], metavar="PATTERN",
+                       help="only targets matching these patterns, e.g. acme.com '*@acme.com'")
+    grant.add_argument("--deny", nargs="+", action="extend", default=[], metavar="PATTERN",
+                       help="never targets matching these patterns (deny wins over allow)")
+    grant.add_argument("--expires-on", metavar="YYYY-MM-DD",
+                       help="last day the grant holds, in the workspace timezone (default: no end)")
+    grant.add_argument("--goal", help="the goal it serves, e.g. G1")
+    grant.add_argument("--rationale", default="", help="why, for the record and the authority letter")
+    revoke = add("revoke", cmd_revoke, "Withdraw a grant at once (verified channel).")
+    revoke.add_argument("grant", help="grant id, e.g. GR3")
+    revoke.add_argument("--reason", default="", help="why, for the record")
+    add("grants", cmd_grants, "Print the authority letter: every active grant in plain words.")
 
 
 def _add_db(parser: argparse.ArgumentParser) -> None:
@@ -158,14 +281,20 @@ def build_parser() -> argparse.ArgumentParser:
     view.add_argument("--peek", action="store_true", help="do not move the 'since you last looked' mark")
     add("blueprints", cmd_blueprints, "List the starter blueprints.")
     pending = add("decisions", cmd_decisions, "List decisions waiting for you.")
-    pending.add_argument("--status", default="pending",
+    pending.add_argument("--status", default="pending", help="which decisions (default pending)",
                          choices=["pending", "approved", "denied", "expired", "redeemed", "all"])
     for name, approve in (("approve", True), ("deny", False)):
         sub = add(name, _decide(approve), f"{name.capitalize()} a decision (verified operator channel).")
         sub.add_argument("decision", help="decision id, e.g. D7")
         sub.add_argument("--note", default="", help="why, for the record")
-    audit_cmd = add("audit", cmd_audit_verify, "Check the audit log's hash chain from the first row.")
-    audit_cmd.add_argument("action", choices=["verify"], help="verify: recompute the chain and name the first bad row")
+    _add_grant_commands(add)
+    add("doctor", cmd_doctor, "Print versions and workspace health; warn about risky setups (always exits 0).")
+    audit_cmd = add("audit", cmd_audit_verify, "Check the audit log's hash chain and its exported anchor.")
+    audit_cmd.add_argument("action", choices=["verify", "anchor"],
+                           help="verify: recompute the chain, name the first bad row, compare the head with the "
+                                "anchor; anchor: verify, then export the head to the anchor file")
+    audit_cmd.add_argument("--update-anchor", action="store_true",
+                           help="with verify: export a fresh anchor when everything verifies")
     return parser
 
 

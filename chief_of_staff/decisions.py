@@ -291,7 +291,7 @@ async def _check_chat_approval(tx: Tx, actor: Actor, row: Row, short_id: str) ->
 
 async def decide(tx: Tx, actor: Actor, decision: str, *, approve: bool, note: str = "") -> DecisionView:
     """The operator approves or denies a pending decision, exactly once, before it expires."""
-    decision_id = ids.parse_id("decision", decision, field="decision")
+    decision_id = ids.parse_id("decision", decision, field="decision_id")
     short_id = ids.format_id("decision", decision_id)
     verb = "approve" if approve else "deny"
     trust.require_operator(actor, f"Deciding {short_id}", f"chief-of-staff {verb} {short_id}")
@@ -387,7 +387,7 @@ async def redeem(tx: Tx, actor: Actor, decision_id: int, *, authorization_id: in
 
 async def get_decision(tx: Tx, decision: str) -> DecisionView:
     """One decision by id ("D7")."""
-    decision_id = ids.parse_id("decision", decision, field="decision")
+    decision_id = ids.parse_id("decision", decision, field="decision_id")
     row = await _load(tx, decision_id)
     if row is None:
         raise _not_found(decision_id)

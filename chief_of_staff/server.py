@@ -17,7 +17,19 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS, Completion, PromptReference, ResourceTemplateReference
 from pydantic import BaseModel
 
-from chief_of_staff import __version__, agencies, authority, brief, decisions, goals, inbox, lookup, workspace
+from chief_of_staff import (
+    __version__,
+    agencies,
+    anchor,
+    authority,
+    brief,
+    decisions,
+    goals,
+    inbox,
+    lookup,
+    processes,
+    workspace,
+)
 from chief_of_staff.audit import SYSTEM
 from chief_of_staff.config import Settings
 from chief_of_staff.db import Store, Tx
@@ -186,6 +198,7 @@ class _SharedStore:
                 store = await Store.open(self._settings.db_path, self._settings.clock)
                 async with store.write() as tx:
                     await workspace.ensure(tx, SYSTEM)
+                    await processes.register(tx)  # so `doctor` sees how many processes write this file
                 self._store = store
             self._users += 1
         try:
@@ -194,8 +207,15 @@ class _SharedStore:
             async with self._lock:
                 self._users -= 1
                 if self._users == 0 and self._store is not None:
-                    await self._store.close()
-                    self._store = None
+                    # Shutdown often arrives as a cancellation: shield the last writes.
+                    with anyio.CancelScope(shield=True):
+                        try:
+                            async with self._store.write() as tx:
+                                await processes.unregister(tx)
+                            await anchor.export_if_stale(self._store, self._settings)
+                        finally:
+                            await self._store.close()
+                            self._store = None
 
 
 def build_server(settings: Settings) -> MCPServer[AppState]:

@@ -110,7 +110,7 @@ def _short(value: Any) -> str:
 
 
 def _describe_one(model: type[BaseModel], error: Any) -> str:
-    location = ".".join(str(part) for part in error["loc"]) or "arguments"
+    location = ".".join(str(part) or "(empty name)" for part in error["loc"]) or "arguments"
     kind = error["type"]
     if kind == "extra_forbidden":
         if len(error["loc"]) == 1:

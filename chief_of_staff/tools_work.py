@@ -205,13 +205,27 @@ async def _add_routine(ctx: Context[Any, Any], args: AddRoutineIn) -> inbox.Rout
 # --- authority, the agency's side ---------------------------------------------------------------
 
 
-class AuthorizeIn(Model):
+class CheckIn(Model):
     agency: Name
     role: Name | None = None
     capability: ShortText = Field(..., description="Dotted action kind, e.g. email.send")
     amount_cents: Cents = 0
     target: ShortText | None = Field(None, description="Who or what the action touches, e.g. jane@acme.com")
     task_id: Ref | None = None
+
+
+async def _check(ctx: Context[Any, Any], args: CheckIn) -> authority.CheckView:
+    task_id = parse_id("task", args.task_id, field="task_id") if args.task_id else None
+    # A write unit because check runs authorize's own steps and undoes them (see authority.check);
+    # it commits nothing.
+    async with store_of(ctx).write() as tx:
+        return await authority.check(
+            tx, agency_actor(args.agency, args.role), agency=args.agency, role=args.role,
+            capability=args.capability, amount_cents=args.amount_cents, target=args.target, task_id=task_id,
+        )
+
+
+class AuthorizeIn(CheckIn):
     idempotency_key: IdempotencyKey | None = None
 
 
@@ -312,6 +326,8 @@ WORK_TOOLS: list[ToolSpec[Any, Any]] = [
              "needs_approval (a decision is opened for the operator) or denied (with the grant and limit hit). "
              "Actions no grant covers are never allowed silently. Amounts are whole cents.",
              AuthorizeIn, authority.AuthorizationView, _authorize),
+    ToolSpec("check", "Check", "Can I? What authorize would answer now; reserves, opens and writes nothing.",
+             CheckIn, authority.CheckView, _check, read_only=True, idempotent=True),
     ToolSpec("settle", "Settle", "After acting: record the actual amount (at most the reserved amount).",
              SettleIn, authority.AuthorizationView, _settle, idempotent=True),
     ToolSpec("release", "Release", "Nothing happened: return an allowed reservation to the budget.",

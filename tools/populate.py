@@ -107,7 +107,7 @@ class _Loader:
 
     def __init__(self, conn: sqlite3.Connection, rng: random.Random) -> None:
         self.conn, self.rng = conn, rng
-        one = lambda sql, *p: conn.execute(sql, p).fetchone()  # noqa: E731
+        one = self._one
         self.agency = one("SELECT id FROM agencies WHERE name = 'Outbound'")[0]
         self.roles = {name: rid for rid, name in conn.execute("SELECT id, name FROM roles")}
         self.goal = one("SELECT id FROM goals WHERE agency_id = ?", self.agency)[0]
@@ -116,8 +116,10 @@ class _Loader:
         self.email_grant = one("SELECT id FROM grants WHERE capability = 'email.send'")[0]
         self.budgets = dict(conn.execute("SELECT period, id FROM grant_budgets WHERE grant_id = ?",
                                          (self.bench_grant,)).fetchall())
-        self.audit_id, self.head = one("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1") or (0, GENESIS)
-        self.next = {t: one(f"SELECT coalesce(max(id), 0) FROM {t}")[0]
+        head = one("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1") or (0, GENESIS)
+        self.audit_id: int = head[0]
+        self.head: str = head[1]
+        self.next: dict[str, int] = {t: one(f"SELECT coalesce(max(id), 0) FROM {t}")[0]
                      for t in ("tasks", "outcomes", "lessons", "authorizations")}
         self.rows: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
         self.kr_sums: dict[int, float] = defaultdict(float)
@@ -125,6 +127,9 @@ class _Loader:
         self.usage: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0, 0])
         self.zone = ZoneInfo(TIMEZONE)
         self._hours: dict[int, tuple[str, str]] = {}
+
+    def _one(self, sql: str, *params: Any) -> Any:
+        return self.conn.execute(sql, params).fetchone()
 
     def new_id(self, table: str) -> int:
         self.next[table] += 1
@@ -186,8 +191,8 @@ class _Loader:
             settle = rng.random() < 0.92
             settled = rng.randrange(0, amount + 1) if settle else None
             closed = ts(at + 1.0)
-            row = ("allowed", reason, grant, "settled" if settle else "released", json.dumps(period_keys),
-                   settled, ts(at + 86400), closed)
+            row: tuple[Any, ...] = ("allowed", reason, grant, "settled" if settle else "released",
+                                    json.dumps(period_keys), settled, ts(at + 86400), closed)
         else:
             grant = self.email_grant
             reason = (f"GR{grant} never allows targets matching {DENIED_PATTERN!r}; "
