@@ -51,25 +51,28 @@ class Tx:
         self.now = now
         self.now_text = format_ts(now)
 
+    # Each call is one hop to the connection's thread (execute and fetch together): the hop, not
+    # SQLite, is what a statement costs here, so every method makes exactly one.
     async def one(self, sql: str, params: Params = ()) -> Row | None:
-        async with self.conn.execute(sql, params) as cursor:
-            row: Row | None = await cursor.fetchone()
-            return row
+        rows = await self.conn.execute_fetchall(sql, params)
+        return next(iter(rows), None)
 
     async def all(self, sql: str, params: Params = ()) -> list[Row]:
-        async with self.conn.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        return list(await self.conn.execute_fetchall(sql, params))
 
     async def scalar(self, sql: str, params: Params = ()) -> Any:
         row = await self.one(sql, params)
         return None if row is None else row[0]
 
     async def run(self, sql: str, params: Params = ()) -> int:
-        """Execute one statement; returns the new rowid for an INSERT, else the rows changed."""
-        async with self.conn.execute(sql, params) as cursor:
-            if sql.lstrip()[:6].upper() == "INSERT":
-                return int(cursor.lastrowid or 0)
-            return int(cursor.rowcount)
+        """Execute one statement that returns no rows; the new rowid for an INSERT, else the rows changed."""
+        if "RETURNING" in sql.upper():
+            raise ValueError("a statement with RETURNING has rows: read them with one() or all()")
+        # One hop to the connection's thread: the cursor's counters are read without closing it.
+        cursor = await self.conn.execute(sql, params)
+        if sql.lstrip()[:6].upper() == "INSERT":
+            return int(cursor.lastrowid or 0)
+        return int(cursor.rowcount)
 
     async def run_many(self, sql: str, rows: Iterable[Params]) -> None:
         await self.conn.executemany(sql, rows)
