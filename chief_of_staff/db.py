@@ -5,12 +5,21 @@ with a lock and across processes with SQLite's own write lock (BEGIN IMMEDIATE
 takes it up front, so a read-then-write never fails half way under contention).
 Reads go through `Store.read()` on a second connection; WAL lets them proceed
 while a write is under way.
+
+Threads: every call that can wait runs on the connection's aiosqlite thread:
+opening, pragmas, migrations, BEGIN IMMEDIATE (it may wait up to the busy timeout
+for another process's write lock), COMMIT (it fsyncs), ROLLBACK and close. The
+statements inside a unit run inline on the event loop instead: once BEGIN
+IMMEDIATE holds the write lock they cannot wait on a lock, WAL readers never
+do, and an indexed statement takes microseconds, while a hop to the thread
+costs a hundred or more. Each connection is used by one unit at a time (the
+locks), so the two threads never touch it at once.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,7 +32,7 @@ import anyio
 
 from chief_of_staff.clock import Clock, format_ts
 
-__all__ = ["Row", "Store", "Tx", "apply_pragmas", "migration_files"]
+__all__ = ["Connection", "Row", "Store", "Tx", "apply_pragmas", "migration_files"]
 
 Row = sqlite3.Row
 Params = Sequence[Any] | Mapping[str, Any]
@@ -40,25 +49,33 @@ async def apply_pragmas(conn: aiosqlite.Connection) -> None:
     await conn.execute("PRAGMA foreign_keys = ON")
 
 
+@dataclass(frozen=True)
+class Connection:
+    """One SQLite connection: its aiosqlite thread for calls that can wait, its handle for statements."""
+
+    thread: aiosqlite.Connection
+    handle: sqlite3.Connection
+
+
 class Tx:
     """A connection inside a unit of work, with the instant the unit started.
 
     Every row a unit writes carries the same `now`, so one change reads as one moment.
     """
 
-    def __init__(self, conn: aiosqlite.Connection, now: datetime) -> None:
-        self.conn = conn
+    def __init__(self, conn: Connection, now: datetime) -> None:
+        self._db = conn.handle
         self.now = now
         self.now_text = format_ts(now)
+        # Values read once per unit (the workspace row); never carried into another unit.
+        self.memo: dict[str, Any] = {}
 
-    # Each call is one hop to the connection's thread (execute and fetch together): the hop, not
-    # SQLite, is what a statement costs here, so every method makes exactly one.
     async def one(self, sql: str, params: Params = ()) -> Row | None:
-        rows = await self.conn.execute_fetchall(sql, params)
-        return next(iter(rows), None)
+        row: Row | None = self._db.execute(sql, params).fetchone()
+        return row
 
     async def all(self, sql: str, params: Params = ()) -> list[Row]:
-        return list(await self.conn.execute_fetchall(sql, params))
+        return self._db.execute(sql, params).fetchall()
 
     async def scalar(self, sql: str, params: Params = ()) -> Any:
         row = await self.one(sql, params)
@@ -68,14 +85,17 @@ class Tx:
         """Execute one statement that returns no rows; the new rowid for an INSERT, else the rows changed."""
         if "RETURNING" in sql.upper():
             raise ValueError("a statement with RETURNING has rows: read them with one() or all()")
-        # One hop to the connection's thread: the cursor's counters are read without closing it.
-        cursor = await self.conn.execute(sql, params)
+        cursor = self._db.execute(sql, params)
         if sql.lstrip()[:6].upper() == "INSERT":
             return int(cursor.lastrowid or 0)
         return int(cursor.rowcount)
 
     async def run_many(self, sql: str, rows: Iterable[Params]) -> None:
-        await self.conn.executemany(sql, rows)
+        self._db.executemany(sql, rows)
+
+    def trace(self, callback: Callable[[str], object] | None) -> None:
+        """See every statement this connection runs (tests pin query plans and statement counts with it)."""
+        self._db.set_trace_callback(callback)
 
 
 @dataclass(frozen=True)
@@ -114,7 +134,7 @@ def split_statements(script: str) -> list[str]:
 class Store:
     """The workspace database. Open with `await Store.open(path, clock)`; close when done."""
 
-    def __init__(self, path: Path, clock: Clock, writer: aiosqlite.Connection, reader: aiosqlite.Connection):
+    def __init__(self, path: Path, clock: Clock, writer: Connection, reader: Connection):
         self.path = path
         self.clock = clock
         self._writer = writer
@@ -127,51 +147,60 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         writer = await _connect(path)
         try:
-            await _migrate(writer, clock)
+            await _migrate(writer.thread, clock)
             reader = await _connect(path)
         except BaseException:
-            await writer.close()
+            await writer.thread.close()
             raise
         return cls(path, clock, writer, reader)
 
     async def close(self) -> None:
-        await self._reader.close()
-        await self._writer.close()
+        await self._reader.thread.close()
+        await self._writer.thread.close()
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Tx]:
         """One unit of work: BEGIN IMMEDIATE … COMMIT, rolled back whole on any error."""
         async with self._write_lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
+            thread = self._writer.thread
+            await thread.execute("BEGIN IMMEDIATE")
             tx = Tx(self._writer, self.clock.now())
             try:
                 yield tx
                 with anyio.CancelScope(shield=True):
-                    await self._writer.commit()
+                    await thread.commit()
             except BaseException:
                 with anyio.CancelScope(shield=True):
-                    if self._writer.in_transaction:
-                        await self._writer.rollback()
+                    if thread.in_transaction:
+                        await thread.rollback()
                 raise
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Tx]:
         """A consistent snapshot for several reads (a deferred read transaction)."""
         async with self._read_lock:
-            await self._reader.execute("BEGIN")
+            await self._reader.thread.execute("BEGIN")
             try:
                 yield Tx(self._reader, self.clock.now())
             finally:
                 with anyio.CancelScope(shield=True):
-                    await self._reader.rollback()
+                    await self._reader.thread.rollback()
 
 
-async def _connect(path: Path) -> aiosqlite.Connection:
-    # isolation_level=None: the driver never opens transactions on its own; we say BEGIN ourselves.
-    conn = await aiosqlite.connect(str(path), isolation_level=None)
-    conn.row_factory = sqlite3.Row
-    await apply_pragmas(conn)
-    return conn
+async def _connect(path: Path) -> Connection:
+    opened: list[sqlite3.Connection] = []
+
+    def connector() -> sqlite3.Connection:
+        # isolation_level=None: the driver never opens transactions on its own; we say BEGIN ourselves.
+        # check_same_thread=False: statements run on the event loop, the rest on aiosqlite's thread.
+        handle = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        handle.row_factory = sqlite3.Row
+        opened.append(handle)
+        return handle
+
+    thread = await aiosqlite.Connection(connector, iter_chunk_size=64)
+    await apply_pragmas(thread)
+    return Connection(thread=thread, handle=opened[0])
 
 
 async def _migrate(conn: aiosqlite.Connection, clock: Clock) -> None:

@@ -55,10 +55,15 @@ def detect_timezone() -> str:
 
 
 async def get(tx: Tx) -> Workspace:
+    """The workspace settings, read once per unit of work (nothing in a unit changes them)."""
+    cached = tx.memo.get("workspace")
+    if isinstance(cached, Workspace):
+        return cached
     row = await tx.one("SELECT name, timezone, currency, chat_ceiling_cents FROM workspace WHERE id = 1")
     if row is None:
         raise InvalidInput("This workspace is not set up yet; run `chief-of-staff init` first.")
-    return Workspace(**dict(row))
+    tx.memo["workspace"] = space = Workspace(**dict(row))
+    return space
 
 
 async def ensure(

@@ -494,12 +494,12 @@ async def test_claim_list_and_summary_read_indexes_not_the_task_table(world: Sto
             [(n % 4, tx.now_text, tx.now_text, tx.now_text) for n in range(3000)])
     statements: list[str] = []
     async with world.write() as tx:
-        await tx.conn.set_trace_callback(statements.append)
+        tx.trace(statements.append)
         await inbox.claim_next_task(tx, SDR, agency="Outbound", role="SDR")
         await inbox.list_tasks(tx)
         await inbox.list_tasks(tx, status="done", agency="Outbound")
         await inbox.inbox_summary(tx)
-        await tx.conn.set_trace_callback(None)  # type: ignore[arg-type]  # None switches tracing off
+        tx.trace(None)
         plans = {sql: [row["detail"] for row in await tx.all("EXPLAIN QUERY PLAN " + sql)]
                  for sql in statements if "tasks" in sql}
     claim_plans = [plan for sql, plan in plans.items() if sql.startswith("WITH pick")]
