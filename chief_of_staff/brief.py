@@ -11,7 +11,7 @@ from datetime import date
 
 from pydantic import BaseModel
 
-from chief_of_staff import authority, decisions, goals, inbox, outcomes, workspace
+from chief_of_staff import authority, decisions, goals, inbox, outcomes, routines, workspace
 from chief_of_staff.audit import Actor
 from chief_of_staff.clock import local_date
 from chief_of_staff.db import Tx
@@ -76,19 +76,41 @@ class Brief(BaseModel):
 
 
 async def housekeeping(tx: Tx, actor: Actor) -> None:
-    """The server's own chores, done when someone looks rather than on a heartbeat."""
-    await decisions.expire_due(tx)
-    await authority.release_expired(tx)
-    await inbox.materialize_routines(tx, actor)
+    """The server's own chores, done when someone looks rather than on a heartbeat.
+
+    One probe statement asks which chores have work; usually none has, and none runs.
+    """
+    today = local_date(tx.now, (await workspace.get(tx)).timezone).isoformat()
+    due = await tx.one(
+        f"SELECT {decisions.DUE_EXISTS} AS decisions, {authority.EXPIRED_EXISTS} AS holds, "
+        f"{routines.DUE_EXISTS} AS routines",
+        {"now": tx.now_text, "today": today},
+    )
+    assert due is not None
+    if due["decisions"]:
+        await decisions.expire_due(tx)
+    if due["holds"]:
+        await authority.release_expired(tx)
+    if due["routines"]:
+        await inbox.materialize_routines(tx, actor)
+
+
+# The viewer's cursor (a row with id NULL, when the viewer has looked before) and the audit rows after
+# it, in one statement; each part reads through its own index and the tail stops at the limit.
+_CHANGES = (
+    "SELECT last_audit_id AS after, last_seen_at AS since, NULL AS id, NULL AS action, NULL AS subject "
+    "FROM viewers WHERE name = :viewer "
+    "UNION ALL SELECT * FROM (SELECT NULL, NULL, id, action, subject FROM audit_log "
+    "WHERE id > coalesce((SELECT last_audit_id FROM viewers WHERE name = :viewer), 0) ORDER BY id LIMIT :limit)"
+)
 
 
 async def _changes_since(tx: Tx, viewer: str) -> tuple[Changes, int]:
-    cursor = await tx.one("SELECT last_audit_id, last_seen_at FROM viewers WHERE name = ?", (viewer,))
-    after, since = (0, None) if cursor is None else (cursor["last_audit_id"], cursor["last_seen_at"])
-    rows = await tx.all(
-        "SELECT id, action, subject FROM audit_log WHERE id > ? ORDER BY id LIMIT ?",
-        (after, CHANGE_SCAN_LIMIT + 1),
-    )
+    found = await tx.all(_CHANGES, {"viewer": viewer, "limit": CHANGE_SCAN_LIMIT + 1})
+    cursor = next((row for row in found if row["id"] is None), None)
+    after, since = (0, None) if cursor is None else (cursor["after"], cursor["since"])
+    # A compound SELECT promises no order without an ORDER BY of its own; the tail is sorted here instead.
+    rows = sorted((row for row in found if row["id"] is not None), key=lambda row: row["id"])
     more = len(rows) > CHANGE_SCAN_LIMIT
     rows = rows[:CHANGE_SCAN_LIMIT]
     by_action: dict[str, int] = {}
@@ -104,7 +126,7 @@ async def build_brief(tx: Tx, viewer: str = "operator", *, mark_seen: bool = Fal
     """Assemble the brief; with mark_seen (a write transaction) move the viewer's cursor to now."""
     ws = await workspace.get(tx)
     changes, head = await _changes_since(tx, viewer)
-    pending = await decisions.list_decisions(tx, status="pending", limit=10)
+    pending, pending_count = await decisions.pending_with_count(tx, limit=10)
     brief = Brief(
         workspace=ws.name,
         timezone=ws.timezone,
@@ -115,7 +137,7 @@ async def build_brief(tx: Tx, viewer: str = "operator", *, mark_seen: bool = Fal
         inbox=await inbox.inbox_summary(tx),
         authority=await authority.list_grants(tx),
         pending_decisions=pending,
-        pending_decision_count=await decisions.pending_count(tx),
+        pending_decision_count=pending_count,
         recent_outcomes=await outcomes.recent_outcomes(tx, limit=5),
     )
     if mark_seen and changes.total:

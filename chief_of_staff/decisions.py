@@ -27,6 +27,7 @@ from chief_of_staff.models import MAX_CENTS, Model
 
 __all__ = [
     "DEFAULT_TTL",
+    "DUE_EXISTS",
     "LIST_STATUSES",
     "MAX_DETAILS",
     "MAX_TITLE",
@@ -39,6 +40,7 @@ __all__ = [
     "list_decisions",
     "open_decision",
     "pending_count",
+    "pending_with_count",
     "redeem",
     "request_decision",
     "request_hash",
@@ -59,10 +61,9 @@ LIST_STATUSES = ("pending", "approved", "denied", "expired", "redeemed", "all")
 Kind = Literal["escalation", "proposal", "question"]
 TimeoutPolicy = Literal["deny", "approve"]
 
-_VIEW_SELECT = (
-    "SELECT d.*, a.name AS agency_name, r.name AS role_name FROM decisions d "
-    "LEFT JOIN agencies a ON a.id = d.agency_id LEFT JOIN roles r ON r.id = d.role_id"
-)
+_VIEW_COLUMNS = "SELECT d.*, a.name AS agency_name, r.name AS role_name"
+_VIEW_FROM = " FROM decisions d LEFT JOIN agencies a ON a.id = d.agency_id LEFT JOIN roles r ON r.id = d.role_id"
+_VIEW_SELECT = _VIEW_COLUMNS + _VIEW_FROM
 
 
 class DecisionView(Model):
@@ -331,6 +332,10 @@ async def _extend_for_redemption(tx: Tx, decision_id: int) -> None:
     )
 
 
+# True when expire_due has work: an indexed probe a caller can fold into one statement with others.
+DUE_EXISTS = "EXISTS (SELECT 1 FROM decisions WHERE status = 'pending' AND expires_at <= :now)"
+
+
 async def expire_due(tx: Tx) -> int:
     """Close pending decisions past their expiry by their timeout policy; returns how many were closed."""
     due = await tx.all(
@@ -415,6 +420,20 @@ def _list_filter(status: str, now_text: str) -> tuple[str, tuple[str, ...]]:
     if status == "all":
         return "1 = 1", ()
     return "d.status = ?", (status,)
+
+
+async def pending_with_count(tx: Tx, *, limit: int = 20) -> tuple[list[DecisionView], int]:
+    """The most urgent pending decisions (as list_decisions) and how many are pending, in one statement."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST:
+        raise InvalidInput(f"limit: send a whole number from 1 to {MAX_LIST}.")
+    # The count is an uncorrelated subquery over the same index, evaluated once; no rows means none pending.
+    rows = await tx.all(
+        f"{_VIEW_COLUMNS}, (SELECT count(*) FROM decisions WHERE status = 'pending' AND expires_at > :now) "
+        f"AS pending_total{_VIEW_FROM} WHERE d.status = 'pending' AND d.expires_at > :now "
+        "ORDER BY d.expires_at, d.id LIMIT :limit",
+        {"now": tx.now_text, "limit": limit},
+    )
+    return [_view(row, tx.now_text) for row in rows], int(rows[0]["pending_total"]) if rows else 0
 
 
 async def pending_count(tx: Tx) -> int:

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import BeforeValidator, Field, ValidationError
 
 from chief_of_staff import audit, clock, ids, trust, workspace
-from chief_of_staff.agencies import agency_name, resolve_agency
+from chief_of_staff.agencies import resolve_agency
 from chief_of_staff.audit import Actor
 from chief_of_staff.db import Row, Tx
 from chief_of_staff.errors import Conflict, InvalidInput, NotFound
@@ -199,25 +199,39 @@ def _key_result_view(row: Row, today: date) -> KeyResultView:
     )
 
 
-async def _goal_views(tx: Tx, goals: Sequence[Row]) -> list[GoalView]:
-    if not goals:
+# Goals with their agency's name and their key results (one row per key result), in one statement.
+# The goal's own columns carry a g_ prefix so the key result's keep their plain names.
+_VIEW_SELECT = (
+    "SELECT g.id AS g_id, g.agency_id AS g_agency_id, g.title AS g_title, g.description AS g_description, "
+    "g.status AS g_status, a.name AS g_agency_name, kr.* FROM goals AS g "
+    "LEFT JOIN agencies AS a ON a.id = g.agency_id LEFT JOIN key_results AS kr ON kr.goal_id = g.id "
+)
+
+
+async def _goal_views(tx: Tx, where: str, params: Sequence[Any]) -> list[GoalView]:
+    """Goals matching `where` (over alias g), oldest first, each with its key results in id order."""
+    rows = await tx.all(f"{_VIEW_SELECT}WHERE {where} ORDER BY g.id, kr.id", params)
+    if not rows:
         return []
     today = await _today(tx)
-    marks = ", ".join("?" for _ in goals)
-    krs = await tx.all(f"SELECT * FROM key_results WHERE goal_id IN ({marks}) ORDER BY id",
-                       [g["id"] for g in goals])
-    names = {g["agency_id"]: await agency_name(tx, g["agency_id"]) for g in goals}
-    return [
-        GoalView(id=ids.format_id("goal", g["id"]), agency=names[g["agency_id"]], title=g["title"],
-                 description=g["description"], status=g["status"],
-                 key_results=[_key_result_view(kr, today) for kr in krs if kr["goal_id"] == g["id"]])
-        for g in goals
-    ]
+    by_goal: dict[int, list[Row]] = {}
+    for row in rows:
+        by_goal.setdefault(row["g_id"], []).append(row)
+    return [_goal_view(group, today) for group in by_goal.values()]
+
+
+def _goal_view(rows: list[Row], today: date) -> GoalView:
+    goal, agency = rows[0], rows[0]["g_agency_name"]
+    return GoalView(
+        id=ids.format_id("goal", goal["g_id"]),
+        agency=agency if agency is not None else ids.format_id("agency", goal["g_agency_id"]),
+        title=goal["g_title"], description=goal["g_description"], status=goal["g_status"],
+        key_results=[_key_result_view(row, today) for row in rows if row["id"] is not None])
 
 
 async def get_goal(tx: Tx, goal: str) -> GoalView:
     """One goal with its key results, progress and pace."""
-    return (await _goal_views(tx, [await resolve_goal(tx, goal)]))[0]
+    return (await _goal_views(tx, "g.id = ?", [(await resolve_goal(tx, goal))["id"]]))[0]
 
 
 async def list_goals(tx: Tx, *, agency: str | None = None, include_closed: bool = False) -> list[GoalView]:
@@ -225,12 +239,9 @@ async def list_goals(tx: Tx, *, agency: str | None = None, include_closed: bool 
     statuses = list(get_args(GoalStatus)) if include_closed else ["active"]
     marks = ", ".join("?" for _ in statuses)
     if agency is None:
-        rows = await tx.all(f"SELECT * FROM goals WHERE status IN ({marks}) ORDER BY id", statuses)
-    else:
-        agency_id = (await resolve_agency(tx, agency))["id"]
-        rows = await tx.all(f"SELECT * FROM goals WHERE agency_id = ? AND status IN ({marks}) ORDER BY id",
-                            [agency_id, *statuses])
-    return await _goal_views(tx, rows)
+        return await _goal_views(tx, f"g.status IN ({marks})", statuses)
+    agency_id = (await resolve_agency(tx, agency))["id"]
+    return await _goal_views(tx, f"g.agency_id = ? AND g.status IN ({marks})", [agency_id, *statuses])
 
 
 # --- validation ----------------------------------------------------------------------------------

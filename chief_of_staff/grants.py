@@ -177,6 +177,13 @@ def _plain(text: str) -> str:
 # --- rows shared with the ledger ----------------------------------------------------------------
 
 
+# A grant with the display names its view shows, in the one statement that reads it.
+_VIEW_SELECT = (
+    "SELECT g.*, a.name AS agency_name, r.name AS role_name FROM grants AS g "
+    "LEFT JOIN agencies AS a ON a.id = g.agency_id LEFT JOIN roles AS r ON r.id = g.role_id "
+)
+
+
 async def grant_row(tx: Tx, grant_id: int) -> Row:
     """The grants row, or NotFound naming the id."""
     row = await tx.one("SELECT * FROM grants WHERE id = ?", (grant_id,))
@@ -228,7 +235,7 @@ async def create_grant(tx: Tx, actor: Actor, spec: GrantSpec) -> GrantView:
     )
     snapshot = await _snapshot(tx, grant_id, actor.channel)
     await audit.append(tx, actor, "grant.create", ids.format_id("grant", grant_id), snapshot)
-    return await _grant_view(tx, await grant_row(tx, grant_id), space.timezone)
+    return await _grant_view(tx, grant_id, space.timezone)
 
 
 async def revoke_grant(tx: Tx, actor: Actor, grant: str, *, reason: str = "") -> GrantView:
@@ -246,20 +253,19 @@ async def revoke_grant(tx: Tx, actor: Actor, grant: str, *, reason: str = "") ->
     )
     snapshot = await _snapshot(tx, row["id"], actor.channel, reason=reason)
     await audit.append(tx, actor, "grant.revoke", short, {"version": snapshot["version"], "reason": reason})
-    return await _grant_view(tx, await grant_row(tx, row["id"]), (await workspace.get(tx)).timezone)
+    return await _grant_view(tx, row["id"], (await workspace.get(tx)).timezone)
 
 
 async def list_grants(tx: Tx, *, agency: str | None = None, include_revoked: bool = False) -> list[GrantView]:
     """Grants with their usage in the current period, oldest first."""
     where, params = ["1 = 1"], []
     if agency is not None:
-        where.append("agency_id = ?")
+        where.append("g.agency_id = ?")
         params.append((await agencies.resolve_agency(tx, agency, field="agency"))["id"])
     if not include_revoked:
-        where.append("status = 'active'")
-    rows = await tx.all(f"SELECT * FROM grants WHERE {' AND '.join(where)} ORDER BY id", params)
-    timezone = (await workspace.get(tx)).timezone
-    return [await _grant_view(tx, row, timezone) for row in rows]
+        where.append("g.status = 'active'")
+    rows = await tx.all(f"{_VIEW_SELECT}WHERE {' AND '.join(where)} ORDER BY g.id", params)
+    return await _grant_views(tx, rows, (await workspace.get(tx)).timezone)
 
 
 def _require_active(agency: Row, role: Row | None) -> None:
@@ -322,30 +328,53 @@ def _grant_status(row: Row, now_text: str) -> GrantStatus:
     return "expired" if row["expires_at"] is not None and row["expires_at"] <= now_text else "active"
 
 
-async def _grant_view(tx: Tx, row: Row, timezone: str) -> GrantView:
+async def _grant_view(tx: Tx, grant_id: int, timezone: str) -> GrantView:
+    row = await tx.one(f"{_VIEW_SELECT}WHERE g.id = ?", (grant_id,))
+    assert row is not None  # written or checked earlier in this transaction
+    return (await _grant_views(tx, [row], timezone))[0]
+
+
+async def _grant_views(tx: Tx, rows: list[Row], timezone: str) -> list[GrantView]:
+    """Views of grant rows read through _VIEW_SELECT; every budget and its usage in one more statement."""
+    budgets = await _budget_views(tx, [row["id"] for row in rows], timezone)
+    return [_grant_view_of(row, budgets.get(row["id"], []), timezone, tx.now_text) for row in rows]
+
+
+def _grant_view_of(row: Row, budgets: list[BudgetView], timezone: str, now_text: str) -> GrantView:
     expires_on = None
     if row["expires_at"] is not None:
         last_instant = parse_ts(row["expires_at"]) - timedelta(microseconds=1)
         expires_on = local_date(last_instant, timezone).isoformat()
+    agency = row["agency_name"] if row["agency_name"] is not None else ids.format_id("agency", row["agency_id"])
+    role = None if row["role_id"] is None else (
+        row["role_name"] if row["role_name"] is not None else ids.format_id("role", row["role_id"]))
     return GrantView(
-        id=ids.format_id("grant", row["id"]), agency=await agencies.agency_name(tx, row["agency_id"]),
-        role=await agencies.role_name(tx, row["role_id"]), capability=row["capability"], mode=row["mode"],
-        per_action_cap_cents=row["per_action_cap_cents"],
-        budgets=await _budget_views(tx, row["id"], timezone),
+        id=ids.format_id("grant", row["id"]), agency=agency, role=role, capability=row["capability"],
+        mode=row["mode"], per_action_cap_cents=row["per_action_cap_cents"], budgets=budgets,
         scope_allow=json.loads(row["scope_allow"]), scope_deny=json.loads(row["scope_deny"]),
         expires_on=expires_on, goal=ids.format_id("goal", row["goal_id"]) if row["goal_id"] else None,
-        rationale=row["rationale"], status=_grant_status(row, tx.now_text), version=row["version"],
+        rationale=row["rationale"], status=_grant_status(row, now_text), version=row["version"],
     )
 
 
-async def _budget_views(tx: Tx, grant_id: int, timezone: str) -> list[BudgetView]:
-    views = []
-    for budget in await budget_rows(tx, grant_id):
-        key = period_key(budget["period"], tx.now, timezone)
-        used_count, used_cents = await budget_usage(tx, budget["id"], key)
-        views.append(BudgetView(period=budget["period"], max_count=budget["max_count"],
-                                max_cents=budget["max_cents"], used_count=used_count,
-                                used_cents=used_cents, period_key=key))
+async def _budget_views(tx: Tx, grant_ids: list[int], timezone: str) -> dict[int, list[BudgetView]]:
+    """Each grant's budgets with their usage in the current period, by grant id."""
+    if not grant_ids:
+        return {}
+    keys = {period: period_key(period, tx.now, timezone) for period in ("day", "week", "month")}
+    marks = ", ".join("?" * len(grant_ids))
+    rows = await tx.all(
+        "SELECT b.grant_id, b.period, b.max_count, b.max_cents, u.used_count, u.used_cents "
+        "FROM grant_budgets AS b LEFT JOIN budget_usage AS u ON u.budget_id = b.id "
+        "AND u.period_key = CASE b.period WHEN 'day' THEN ? WHEN 'week' THEN ? ELSE ? END "
+        f"WHERE b.grant_id IN ({marks}) ORDER BY b.id",
+        (keys["day"], keys["week"], keys["month"], *grant_ids),
+    )
+    views: dict[int, list[BudgetView]] = {}
+    for b in rows:
+        views.setdefault(b["grant_id"], []).append(BudgetView(
+            period=b["period"], max_count=b["max_count"], max_cents=b["max_cents"],
+            used_count=b["used_count"] or 0, used_cents=b["used_cents"] or 0, period_key=keys[b["period"]]))
     return views
 
 

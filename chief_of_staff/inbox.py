@@ -83,23 +83,33 @@ class InboxSummary(Model):
 # --- reading tasks ---------------------------------------------------------------------------------
 
 
-def _view_select(index: str = "") -> str:
-    """The columns of a TaskView; `index` pins the index the task rows are read through."""
+_VIEW_FIELDS = ("id", "title", "details", "status", "priority", "due_on", "goal_id", "key_result_id", "source",
+                "lease_owner", "lease_expires_at", "note", "outcome_id", "created_at")
+
+
+def _view_columns(t: str) -> str:
+    """The columns of a TaskView for the task row named `t`, names and dependencies included, so one
+    statement (a SELECT, or the claim's RETURNING) reads a whole view. Dependencies come as
+    "id:status,id:status" (neither holds ':' or ','); _view sorts them, as group_concat promises no order."""
     return (
-        "SELECT t.id, t.title, t.details, t.status, t.priority, t.due_on, t.goal_id, t.key_result_id, t.source, "
-        "t.lease_owner, t.lease_expires_at, t.note, t.outcome_id, t.created_at, "
-        "a.name AS agency_name, r.name AS role_name "
-        f"FROM tasks AS t {f'INDEXED BY {index} ' if index else ''}"
-        "LEFT JOIN agencies AS a ON a.id = t.agency_id LEFT JOIN roles AS r ON r.id = t.role_id "
+        ", ".join(f"{t}.{field} AS {field}" for field in _VIEW_FIELDS) + ", "
+        f"(SELECT agencies.name FROM agencies WHERE agencies.id = {t}.agency_id) AS agency_name, "
+        f"(SELECT roles.name FROM roles WHERE roles.id = {t}.role_id) AS role_name, "
+        "(SELECT group_concat(d.depends_on || ':' || dep.status) FROM task_dependencies AS d "
+        f"JOIN tasks AS dep ON dep.id = d.depends_on WHERE d.task_id = {t}.id) AS dependencies"
     )
+
+
+def _view_select(index: str = "") -> str:
+    """SELECT of TaskView columns over tasks AS t; `index` pins the index the task rows are read through."""
+    return f"SELECT {_view_columns('t')} FROM tasks AS t {f'INDEXED BY {index} ' if index else ''}"
 
 
 # A task is ready when it is open (or its lease ran out) and every task it depends on is done.
 # INDEXED BY pins the claim order to tasks_ready: without statistics the planner would rather
 # read tasks_by_status and sort, and the statement fails loudly if the index ever goes missing.
 # The ORDER BY repeats the index's expressions exactly ('9999-12-31' stands for "no due date").
-_READY_FROM = (
-    "FROM tasks AS t INDEXED BY tasks_ready "
+_READY_WHERE = (
     "WHERE t.status IN ('open', 'claimed') AND (t.status = 'open' OR t.lease_expires_at <= :now) "
     "AND (:agency IS NULL OR t.agency_id = :agency) "
     "AND (:role IS NULL OR t.role_id IS NULL OR t.role_id = :role) "
@@ -107,15 +117,17 @@ _READY_FROM = (
     "WHERE d.task_id = t.id AND dep.status != 'done') "
     "ORDER BY t.priority, coalesce(t.due_on, '9999-12-31'), t.id "
 )
+_READY_FROM = "FROM tasks AS t INDEXED BY tasks_ready " + _READY_WHERE
 
-# One statement picks and claims. The pick is materialised before the update so the previous
-# lease owner of a reclaimed task can be returned (RETURNING only sees the new values).
+# One statement picks, claims and returns the claimed task's view. The pick is materialised before
+# the update so the previous lease owner of a reclaimed task can be returned (RETURNING only sees
+# the new values).
 _CLAIM = (
     "WITH pick AS MATERIALIZED (SELECT t.id, t.lease_owner " + _READY_FROM + "LIMIT 1) "
     "UPDATE tasks SET status = 'claimed', lease_owner = :who, lease_expires_at = :until, "
     "lease_count = lease_count + 1, updated_at = :now "
     "WHERE id = (SELECT id FROM pick) "
-    "RETURNING id, (SELECT lease_owner FROM pick) AS previous_owner"
+    f"RETURNING {_view_columns('tasks')}, (SELECT lease_owner FROM pick) AS previous_owner"
 )
 
 
@@ -143,7 +155,13 @@ async def _dependencies(tx: Tx, task_ids: Sequence[int]) -> dict[int, list[tuple
     return found
 
 
-def _view(row: Row, deps: list[tuple[int, str]]) -> TaskView:
+def _parsed_dependencies(text: str | None) -> list[tuple[int, str]]:
+    pairs = [item.split(":", 1) for item in text.split(",")] if text else []
+    return sorted((int(number), status) for number, status in pairs)
+
+
+def _view(row: Row) -> TaskView:
+    deps = _parsed_dependencies(row["dependencies"])
     return TaskView(
         id=_task_label(row["id"]), title=row["title"], details=row["details"], status=row["status"],
         priority=fields.label(row["priority"]),
@@ -157,20 +175,16 @@ def _view(row: Row, deps: list[tuple[int, str]]) -> TaskView:
     )
 
 
-async def _views(tx: Tx, rows: list[Row]) -> list[TaskView]:
-    deps = await _dependencies(tx, [row["id"] for row in rows])
-    return [_view(row, deps[row["id"]]) for row in rows]
-
-
-async def _views_by_id(tx: Tx, task_ids: Sequence[int]) -> list[TaskView]:
-    """Views of existing tasks, in the order of `task_ids`."""
-    marks = ", ".join("?" * len(task_ids))
-    rows = {row["id"]: row for row in await tx.all(_view_select() + f"WHERE t.id IN ({marks})", tuple(task_ids))}
-    return await _views(tx, [rows[number] for number in task_ids])
+def _views(rows: list[Row]) -> list[TaskView]:
+    """Views of rows read through _view_select."""
+    return [_view(row) for row in rows]
 
 
 async def _view_by_id(tx: Tx, task_id: int) -> TaskView:
-    return (await _views_by_id(tx, [task_id]))[0]
+    """The view of an existing task."""
+    row = await tx.one(_view_select() + "WHERE t.id = ?", (task_id,))
+    assert row is not None  # read or written earlier in this transaction
+    return _view(row)
 
 
 async def _task_row(tx: Tx, ref: str, field: str = "task_id") -> Row:
@@ -270,7 +284,7 @@ async def claim_next_task(tx: Tx, actor: Actor, *, agency: str | None = None, ro
     if row["previous_owner"] is not None:
         detail["reclaimed_from"] = row["previous_owner"]
     await audit.append(tx, actor, "task.claim", _task_label(row["id"]), detail)
-    return await _view_by_id(tx, row["id"])
+    return _view(row)
 
 
 # --- changing and completing ---------------------------------------------------------------------------
@@ -433,33 +447,38 @@ async def list_tasks(tx: Tx, *, status: str | None = None, agency: str | None = 
         select = _view_select() + "WHERE "
         order = "ORDER BY t.priority, coalesce(t.due_on, '9999-12-31'), t.id"
     sql = f"{select}t.status IN ({marks}) AND (? IS NULL OR t.agency_id = ?) {order} LIMIT ?"
-    return await _views(tx, await tx.all(sql, (*wanted, agency_id, agency_id, count)))
+    return _views(await tx.all(sql, (*wanted, agency_id, agency_id, count)))
 
 
 async def inbox_summary(tx: Tx) -> InboxSummary:
     """Counts for the brief and the next few ready tasks, read from indexes only."""
     zone = (await workspace.get(tx)).timezone
     today = clock.local_date(tx.now, zone)
-    by_status = _counts(await tx.all(
-        "SELECT status, count(*) FROM tasks WHERE status IN ('open', 'claimed', 'blocked', 'waiting') "
-        "GROUP BY status"))
-    overdue = await tx.scalar(
-        "SELECT count(*) FROM tasks WHERE status IN ('open', 'claimed', 'blocked', 'waiting') AND due_on < ?",
-        (today.isoformat(),))
-    closed = _counts(await tx.all(
-        "SELECT status, count(*) FROM tasks INDEXED BY tasks_closed WHERE closed_at IS NOT NULL "
-        "AND closed_at >= ? GROUP BY status", (clock.format_ts(clock.local_midnight_utc(today, zone)),)))
+    counts = await tx.all(_SUMMARY_COUNTS, (today.isoformat(),
+                                            clock.format_ts(clock.local_midnight_utc(today, zone))))
+    by_status = {row[1]: int(row[2]) for row in counts if row[0] == "unfinished"}
+    closed = {row[1]: int(row[2]) for row in counts if row[0] == "closed"}
+    overdue = sum(int(row[2]) for row in counts if row[0] == "overdue")
     return InboxSummary(
         open=by_status.get("open", 0), claimed=by_status.get("claimed", 0), blocked=by_status.get("blocked", 0),
-        waiting=by_status.get("waiting", 0), overdue=int(overdue), done_today=closed.get("done", 0),
+        waiting=by_status.get("waiting", 0), overdue=overdue, done_today=closed.get("done", 0),
         failed_today=closed.get("failed", 0), next_up=await _ready(tx, NEXT_UP))
 
 
-def _counts(rows: list[Row]) -> dict[str, int]:
-    return {str(row[0]): int(row[1]) for row in rows}
+# The summary's three counts in one statement, each part through its own index as it would alone:
+# unfinished tasks by status, unfinished ones overdue (due before local today), closed since local midnight.
+_SUMMARY_COUNTS = (
+    "SELECT 'unfinished', status, count(*) FROM tasks WHERE status IN ('open', 'claimed', 'blocked', 'waiting') "
+    "GROUP BY status "
+    "UNION ALL SELECT 'overdue', NULL, count(*) FROM tasks "
+    "WHERE status IN ('open', 'claimed', 'blocked', 'waiting') AND due_on < ? "
+    "UNION ALL SELECT 'closed', status, count(*) FROM tasks INDEXED BY tasks_closed "
+    "WHERE closed_at IS NOT NULL AND closed_at >= ? GROUP BY status"
+)
 
 
 async def _ready(tx: Tx, limit: int) -> list[TaskView]:
-    rows = await tx.all(f"SELECT t.id {_READY_FROM}LIMIT :limit",
+    """The next `limit` ready tasks in claim order, read through tasks_ready in one statement."""
+    rows = await tx.all(f"{_view_select('tasks_ready')}{_READY_WHERE}LIMIT :limit",
                         {"now": tx.now_text, "agency": None, "role": None, "limit": limit})
-    return await _views_by_id(tx, [row["id"] for row in rows]) if rows else []
+    return _views(rows)

@@ -29,6 +29,13 @@ MAX_MINUTES = 1_000_000
 MAX_PAGE = 100
 
 
+# An outcome with the names its view shows, in the one statement that reads it.
+_VIEW_SELECT = (
+    "SELECT o.*, a.name AS agency_name, r.name AS role_name FROM outcomes AS o "
+    "LEFT JOIN agencies AS a ON a.id = o.agency_id LEFT JOIN roles AS r ON r.id = o.role_id "
+)
+
+
 class MetricDelta(Model):
     """How much one outcome moved one key result, in the key result's unit (negative to move it down)."""
 
@@ -166,9 +173,13 @@ async def log_outcome(tx: Tx, actor: Actor, *, agency: str, role: str | None = N
     lesson_id = await _keep_lesson(tx, agency_row["id"], outcome_id, outcome_result, lesson_text)
     await audit.append(tx, actor, "outcome.log", ids.format_id("outcome", outcome_id),
                        _audit_detail(agency_row["id"], task, outcome_result, cost, moves, lesson_id))
-    row = await tx.one("SELECT * FROM outcomes WHERE id = ?", (outcome_id,))
-    assert row is not None
-    return (await _views(tx, [row]))[0]
+    # Built from what was just written rather than read back: the same view, without the statements.
+    return OutcomeView(
+        id=ids.format_id("outcome", outcome_id), agency=agency_row["name"],
+        role=None if role_row is None else role_row["name"], task_id=_task_label(task), summary=text,
+        result=outcome_result, cost_cents=cost, minutes_saved=minutes, evidence=links, lesson=lesson_text,
+        metrics=_metric_deltas(sorted(moves)), created_at=tx.now_text,
+    )
 
 
 async def _apply_moves(tx: Tx, outcome_id: int, moves: list[tuple[int, float]]) -> None:
@@ -223,27 +234,44 @@ async def recent_outcomes(tx: Tx, *, agency: str | None = None, limit: int = 10)
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
         raise InvalidInput(f"limit: send a whole number from 1 to {MAX_PAGE}.")
     if agency is None:
-        rows = await tx.all("SELECT * FROM outcomes ORDER BY id DESC LIMIT ?", (limit,))
+        rows = await tx.all(f"{_VIEW_SELECT}ORDER BY o.id DESC LIMIT ?", (limit,))
     else:
         agency_id = (await agencies.resolve_agency(tx, agency))["id"]
-        rows = await tx.all("SELECT * FROM outcomes WHERE agency_id = ? ORDER BY created_at DESC, id DESC "
+        rows = await tx.all(f"{_VIEW_SELECT}WHERE o.agency_id = ? ORDER BY o.created_at DESC, o.id DESC "
                             "LIMIT ?", (agency_id, limit))
     return await _views(tx, rows)
 
 
-async def _views(tx: Tx, rows: list[Row]) -> list[OutcomeView]:
-    views = []
+def _task_label(task_id: int | None) -> str | None:
+    return None if task_id is None else ids.format_id("task", task_id)
+
+
+def _metric_deltas(moves: Sequence[tuple[int, float]]) -> list[MetricDelta]:
+    return [MetricDelta(key_result=ids.format_id("key_result", kr_id), delta=delta) for kr_id, delta in moves]
+
+
+async def _metrics_of(tx: Tx, outcome_ids: list[int]) -> dict[int, list[tuple[int, float]]]:
+    """Each outcome's deltas in key-result order (the primary key's), in one statement."""
+    if not outcome_ids:
+        return {}
+    marks = ", ".join("?" * len(outcome_ids))
+    rows = await tx.all("SELECT outcome_id, key_result_id, delta FROM outcome_metrics "
+                        f"WHERE outcome_id IN ({marks}) ORDER BY outcome_id, key_result_id", outcome_ids)
+    found: dict[int, list[tuple[int, float]]] = {}
     for row in rows:
-        deltas = await tx.all("SELECT key_result_id, delta FROM outcome_metrics WHERE outcome_id = ?",
-                              (row["id"],))
-        views.append(OutcomeView(
-            id=ids.format_id("outcome", row["id"]), agency=await agencies.agency_name(tx, row["agency_id"]),
-            role=await agencies.role_name(tx, row["role_id"]),
-            task_id=None if row["task_id"] is None else ids.format_id("task", row["task_id"]),
-            summary=row["summary"], result=row["result"], cost_cents=row["cost_cents"],
-            minutes_saved=row["minutes_saved"], evidence=json.loads(row["evidence"]), lesson=row["lesson"],
-            metrics=[MetricDelta(key_result=ids.format_id("key_result", d["key_result_id"]), delta=d["delta"])
-                     for d in deltas],
-            created_at=row["created_at"],
-        ))
-    return views
+        found.setdefault(row["outcome_id"], []).append((row["key_result_id"], row["delta"]))
+    return found
+
+
+async def _views(tx: Tx, rows: list[Row]) -> list[OutcomeView]:
+    """Views of rows read through _VIEW_SELECT (which carries the agency and role names)."""
+    metrics = await _metrics_of(tx, [row["id"] for row in rows])
+    return [OutcomeView(
+        id=ids.format_id("outcome", row["id"]),
+        agency=row["agency_name"] if row["agency_name"] is not None else ids.format_id("agency", row["agency_id"]),
+        role=None if row["role_id"] is None else (
+            row["role_name"] if row["role_name"] is not None else ids.format_id("role", row["role_id"])),
+        task_id=_task_label(row["task_id"]), summary=row["summary"], result=row["result"],
+        cost_cents=row["cost_cents"], minutes_saved=row["minutes_saved"], evidence=json.loads(row["evidence"]),
+        lesson=row["lesson"], metrics=_metric_deltas(metrics.get(row["id"], [])), created_at=row["created_at"],
+    ) for row in rows]

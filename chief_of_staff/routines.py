@@ -18,7 +18,7 @@ from chief_of_staff.db import Row, Tx
 from chief_of_staff.errors import InvalidInput
 from chief_of_staff.models import Model, Priority
 
-__all__ = ["DAY_NAMES", "RoutineView", "add_routine", "materialize_routines", "parse_schedule", "runs_on"]
+__all__ = ["DAY_NAMES", "DUE_EXISTS", "RoutineView", "add_routine", "materialize_routines", "parse_schedule", "runs_on"]
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HELP = ('send "daily", "weekdays", "weekly:mon,thu" (three-letter day names, comma-separated) '
@@ -108,6 +108,15 @@ async def _view(tx: Tx, routine_id: int) -> RoutineView:
         active=bool(row["active"]), last_run_on=fields.iso_date(row["last_run_on"]))
 
 
+# The routines not yet run on local day :today; materialize_routines has work only when this holds.
+_PENDING_WHERE = (
+    "FROM routines AS r JOIN agencies AS a ON a.id = r.agency_id "
+    "WHERE r.active = 1 AND a.status = 'active' AND (r.last_run_on IS NULL OR r.last_run_on < :today)"
+)
+# A probe a caller can fold into one statement with others (params :today, the local date).
+DUE_EXISTS = f"EXISTS (SELECT 1 {_PENDING_WHERE})"
+
+
 async def materialize_routines(tx: Tx, actor: Actor) -> int:
     """Create today's task for each active routine scheduled today; returns how many were created.
 
@@ -115,10 +124,7 @@ async def materialize_routines(tx: Tx, actor: Actor) -> int:
     """
     today = clock.local_date(tx.now, (await workspace.get(tx)).timezone)
     # The routines table holds a few dozen rows; the ones already run today drop out here.
-    pending = await tx.all(
-        "SELECT r.*, a.name AS agency_name FROM routines AS r JOIN agencies AS a ON a.id = r.agency_id "
-        "WHERE r.active = 1 AND a.status = 'active' AND (r.last_run_on IS NULL OR r.last_run_on < ?)",
-        (today.isoformat(),))
+    pending = await tx.all(f"SELECT r.*, a.name AS agency_name {_PENDING_WHERE}", {"today": today.isoformat()})
     created = 0
     for routine in pending:
         if runs_on(routine["schedule"], today):
