@@ -125,11 +125,12 @@ def needs_operator(grant: Grant, amount: int) -> bool:
 
 
 budget_specs = st.lists(
-    st.tuples(st.sampled_from([None, 1, 2, 3, 5]), st.sampled_from([None, 500, 1_000, 2_000]))
+    st.tuples(st.sampled_from([None, 0, 1, 2, 3, 5]), st.sampled_from([None, 0, 500, 1_000, 2_000]))
     .filter(lambda bounds: bounds != (None, None)),
     min_size=3, max_size=3,
 ).flatmap(lambda bounds: st.lists(st.sampled_from(["day", "week", "month"]), unique=True, max_size=3)
-          .map(lambda chosen: [BudgetSpec(period=p, max_count=bounds[i][0], max_cents=bounds[i][1])
+          .map(lambda chosen: [BudgetSpec.model_validate({"period": p, "max_count": bounds[i][0],
+                                                          "max_cents": bounds[i][1]})
                                for i, p in enumerate(chosen)]))
 agency_and_role = st.sampled_from(AGENCIES).flatmap(
     lambda agency: st.tuples(st.just(agency), st.sampled_from(ASK_ROLES[agency])))
@@ -218,10 +219,10 @@ class AuthorityMachine(RuleBasedStateMachine):
         return [Budget(r["id"], r["period"], r["max_count"], r["max_cents"]) for r in rows]
 
     @precondition(lambda self: self.grants)
-    @rule(which=st.integers(0, 100), now=st.sampled_from([True, False, False]))
-    def revoke(self, which: int, now: bool) -> None:
-        if not now:
-            return  # revoking at every third chance keeps enough grants alive for the asks to meet
+    @rule(which=st.integers(0, 100), act=st.sampled_from([True, False, False]))
+    def revoke(self, which: int, act: bool) -> None:
+        if not act:
+            return  # revoking at one chance in three keeps enough grants alive for the asks to meet
         grant = self.grants[1 + which % len(self.grants)]
         expected = Conflict if grant.revoked else None
         self.expect(expected, authority.revoke_grant, Actor("Outbound", "agency"), f"GR{grant.id}")
@@ -261,7 +262,7 @@ class AuthorityMachine(RuleBasedStateMachine):
             self.sweep()
             return self.check_view(self.call_authorize(request, key), first)
         self.sweep()
-        expected = self.judge(request, key)
+        expected = self.judge(request)
         self.check_view(self.call_authorize(request, key), expected)
         self.auths[expected.id] = expected
         if key is not None:
@@ -270,9 +271,10 @@ class AuthorityMachine(RuleBasedStateMachine):
 
     def call_authorize(self, request: Request, key: str | None) -> authority.AuthorizationView:
         agency, role, capability, amount, target = request
-        return self.run(self.write(authority.authorize, Actor(agency, "agency"), agency=agency, role=role,
-                                   capability=capability, amount_cents=amount, target=target, task_id=None,
-                                   idempotency_key=key))
+        view: authority.AuthorizationView = self.run(self.write(
+            authority.authorize, Actor(agency, "agency"), agency=agency, role=role, capability=capability,
+            amount_cents=amount, target=target, task_id=None, idempotency_key=key))
+        return view
 
     def expect_authorize_error(self, error: type[Exception], request: Request, key: str | None) -> None:
         agency, role, capability, amount, target = request
@@ -287,14 +289,13 @@ class AuthorityMachine(RuleBasedStateMachine):
 
     # --- the model's answer ---------------------------------------------------------------------
 
-    def judge(self, request: Request, key: str | None) -> Authorization:
+    def judge(self, request: Request) -> Authorization:
         auth = Authorization(len(self.auths) + 1, request, "denied", "none", None, None)
         grant = self.choose_grant(request)
         if grant is None:
             return self.one_off_or_escalate(auth)
         auth.grant_id = grant.id
-        expired = grant.expires_at is not None and grant.expires_at <= self.now
-        if expired or not in_scope(grant.allow, grant.deny, request[4]):
+        if self.expired(grant) or not in_scope(grant.allow, grant.deny, request[4]):
             return auth
         approved = None
         if needs_operator(grant, request[3]):
@@ -304,11 +305,15 @@ class AuthorityMachine(RuleBasedStateMachine):
         return self.draw(auth, grant, approved)
 
     def choose_grant(self, request: Request) -> Grant | None:
+        """Unexpired before expired (which then denies), then role before agency-wide, exact, newest."""
         agency, role, capability, _, _ = request
         candidates = [g for g in self.grants.values() if not g.revoked and g.agency == agency
                       and (g.role is None or g.role == role) and covers(g.capability, capability)]
-        candidates.sort(key=lambda g: (g.role is None, -len(g.capability), -g.id))
+        candidates.sort(key=lambda g: (self.expired(g), g.role is None, -len(g.capability), -g.id))
         return candidates[0] if candidates else None
+
+    def expired(self, grant: Grant) -> bool:
+        return grant.expires_at is not None and grant.expires_at <= self.now
 
     def redeemable(self, request: Request) -> Decision | None:
         return next((d for d in sorted(self.decisions.values(), key=lambda d: d.id)
@@ -545,3 +550,20 @@ AuthorityMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestAuthorityStateMachine = AuthorityMachine.TestCase
+
+
+def test_an_expired_grant_does_not_shadow_a_broader_grant_still_in_force() -> None:
+    """The case the machine found: spend.ads ended last night, so spend.* (no end) answers."""
+    machine = AuthorityMachine()
+    try:
+        machine.first_grants([(GrantSpec(agency="Outbound", capability="spend.*"), None)])
+        machine.grant((GrantSpec(agency="Outbound", capability="spend.ads"), 0))
+        machine.advance_clock(timedelta(hours=15))  # 00:00 in Berlin: GR2's last day is over
+        machine.authorize_fresh([("Outbound", None, "spend.ads", 0, None)])
+        machine.authorize_fresh([("Outbound", None, "spend.tools", 0, None)])
+        assert [(a.answer, a.grant_id) for a in machine.auths.values()] == [("allowed", 1), ("allowed", 1)]
+        machine.revoke(0, act=True)
+        machine.authorize_fresh([("Outbound", None, "spend.ads", 0, None)])
+        assert (machine.auths[3].answer, machine.auths[3].grant_id) == ("denied", 2), "only the expired one left"
+    finally:
+        machine.teardown()

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import pytest
@@ -44,7 +44,7 @@ def db_rows(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any,
         conn.close()
 
 
-async def set_up(db: Path, budget: BudgetSpec | None, *, mode: str = "auto") -> None:
+async def set_up(db: Path, budget: BudgetSpec | None, *, mode: Literal["auto", "approve"] = "auto") -> None:
     """Workspace, agency Outbound with role SDR, and (unless None) a spend.ads grant with one budget."""
     store = await Store.open(db, FixedClock(START))
     try:

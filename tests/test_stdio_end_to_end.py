@@ -6,6 +6,7 @@ The server's clock is frozen on a Monday morning so weekday routines are due.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import uuid
@@ -147,3 +148,30 @@ def test_the_demo_runs_end_to_end_and_prints_the_brief(tmp_path: Path) -> None:
     assert "denied" in result.stdout
     assert "needs_approval" in result.stdout
     assert "# Brief for operator" in result.stdout
+
+
+async def test_a_decision_opened_in_one_session_is_decided_on_the_command_line_and_redeemed_in_another(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "workspace.db"
+    env = {"CHIEF_OF_STAFF_NOW": MONDAY_MORNING}
+    request = {"agency": "Outbound", "role": "SDR", "capability": "contract.sign", "amount_cents": 0,
+               "target": "acme.com"}
+    with (tmp_path / "server.log").open("w") as errlog, anyio.fail_after(120):
+        async with Client(stdio_client(server_parameters(db, env=env), errlog=errlog), mode="legacy") as monday:
+            await call(monday, "apply_blueprint", name="outbound", dry_run=False, confirm=True)
+            asked = await call(monday, "authorize", **request, idempotency_key=str(uuid.uuid4()))
+        assert asked["answer"] == "needs_approval"
+        approve = subprocess.run(
+            [sys.executable, "-m", "chief_of_staff", "approve", asked["decision_id"], "--db", str(db),
+             "--note", "Signed off on the call."],
+            capture_output=True, text=True, timeout=60, env={**os.environ, **env},
+        )
+        assert approve.returncode == 0, approve.stderr
+        async with Client(stdio_client(server_parameters(db, env=env), errlog=errlog), mode="legacy") as tuesday:
+            redeemed = await call(tuesday, "authorize", **request, idempotency_key=str(uuid.uuid4()))
+            again = await call(tuesday, "authorize", **request, idempotency_key=str(uuid.uuid4()))
+            decided = (await call(tuesday, "list_decisions", status="redeemed"))["decisions"]
+    assert redeemed["answer"] == "allowed" and redeemed["decision_id"] == asked["decision_id"]
+    assert again["answer"] == "needs_approval", "an approval is used at most once"
+    assert [d["id"] for d in decided] == [asked["decision_id"]]

@@ -25,6 +25,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -116,6 +117,54 @@ async def _measure(noop: Client, db: Path, rounds: int, calls: int,
         return samples, len(payload)
 
 
+async def _concurrent_samples(params: list[StdioServerParameters], calls: int, errlog: TextIO,
+                              make_call: Callable[[Client, int], Call]) -> tuple[list[float], float]:
+    """Per-call latencies (ms) with one client per server all calling at once, and the wall time (s)."""
+    samples: list[float] = []
+    async with AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(Client(stdio_client(p, errlog=errlog), mode="legacy"))
+                   for p in params]
+        for index, client in enumerate(clients):  # warm-up, not measured
+            await make_call(client, index)()
+        started = time.perf_counter()
+        async with anyio.create_task_group() as group:
+            for index, client in enumerate(clients):
+                group.start_soon(_timed, make_call(client, index), calls, samples)
+        return samples, time.perf_counter() - started
+
+
+async def _measure_concurrent(db: Path, clients: int, calls: int, errlog: TextIO) -> dict[str, Any]:
+    """authorize from `clients` stdio servers on one workspace at once, against as many noop servers."""
+    serve = StdioServerParameters(command=sys.executable, args=["-m", "chief_of_staff", "serve", "--db", str(db)])
+    noop = StdioServerParameters(command=sys.executable, args=[str(BASELINE)])
+
+    def authorize(client: Client, index: int) -> Call:
+        async def call() -> None:
+            answer = await _call(client, "authorize", {
+                "agency": "Outbound", "role": "SDR", "capability": populate.BENCH_CAPABILITY, "amount_cents": 150,
+                "target": f"lead{index}@northwind-robotics.com", "idempotency_key": str(uuid.uuid4())})
+            if answer["answer"] != "allowed":
+                raise RuntimeError(f"authorize was not allowed: {answer['reason']}")
+        return call
+
+    def noop_call(client: Client, index: int) -> Call:
+        async def call() -> None:
+            await _call(client, "noop", {})
+        return call
+
+    noop_samples, _ = await _concurrent_samples([noop] * clients, calls, errlog, noop_call)
+    tool_samples, wall = await _concurrent_samples([serve] * clients, calls, errlog, authorize)
+    return {"noop": noop_samples, "authorize": tool_samples, "throughput": len(tool_samples) / wall}
+
+
+def _report_concurrent(clients: int, measured: dict[str, Any]) -> None:
+    noop, tool = statistics.median(measured["noop"]), statistics.median(measured["authorize"])
+    print(f"\n{clients} concurrent clients, each its own `serve` process on one workspace file:")
+    print(f"  noop      median {noop:7.2f} ms  p90 {_p90(measured['noop']):7.2f} ms")
+    print(f"  authorize median {tool:7.2f} ms  p90 {_p90(measured['authorize']):7.2f} ms  "
+          f"ratio {tool / noop:.2f}x noop  ({measured['throughput']:.0f} authorizations/s, all allowed)")
+
+
 def _p90(values: list[float]) -> float:
     return statistics.quantiles(values, n=10)[8] if len(values) > 1 else values[0]
 
@@ -175,7 +224,13 @@ async def _run(args: argparse.Namespace, work: Path, copies: dict[str, Path]) ->
                 results[label], list_bytes = await _measure(noop, db, args.rounds, args.calls, errlog)
                 print(f"{label}: {args.rounds} rounds x {args.calls} calls x {len(TOOLS) + 1} tools "
                       f"in {time.perf_counter() - started:.1f}s")
-    return _report(results, list_bytes)
+        concurrent = None
+        if args.clients:
+            concurrent = await _measure_concurrent(next(iter(copies.values())), args.clients, args.calls * 3, errlog)
+    ok = _report(results, list_bytes)
+    if concurrent is not None:
+        _report_concurrent(args.clients, concurrent)
+    return ok
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -190,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, help="where working copies go (default: a fresh temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the working copies and the servers' log")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--clients", type=int, default=8,
+                        help="concurrent stdio clients for the authorize-under-load measurement (0 to skip)")
     args = parser.parse_args(argv)
     args.sizes = args.sizes or ("0,10k" if args.quick else "0,1M")
     args.rounds = args.rounds or (5 if args.quick else 30)
