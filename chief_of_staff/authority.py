@@ -490,10 +490,10 @@ async def release_expired(tx: Tx, *, limit: int | None = None) -> int:
 
 
 async def _held(tx: Tx, ref: str, verb: str) -> Row:
-    row = await _authorization_row(tx, ids.parse_id("authorization", ref, field="authorization"))
+    row = await _authorization_row(tx, ids.parse_id("authorization", ref, field="authorization_id"))
     if row["status"] != "held":
         short = ids.format_id("authorization", row["id"])
-        raise Conflict(f"authorization: {short} is {row['status']}, so there is nothing to {verb}; only held "
+        raise Conflict(f"authorization_id: {short} is {row['status']}, so there is nothing to {verb}; only held "
                        "reservations can be settled or released. Call authorize for a new one if you still act.")
     return row
 
@@ -519,7 +519,7 @@ async def _authorization_row(tx: Tx, authorization_id: int) -> Row:
     row = await tx.one("SELECT * FROM authorizations WHERE id = ?", (authorization_id,))
     if row is None:
         short = ids.format_id("authorization", authorization_id)
-        raise NotFound(f"authorization: there is no authorization {short}; send the id authorize returned (AU12).")
+        raise NotFound(f"authorization_id: there is no authorization {short}; send the id that authorize returned.")
     return row
 
 

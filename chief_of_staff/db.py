@@ -163,12 +163,11 @@ class Store:
         """One unit of work: BEGIN IMMEDIATE … COMMIT, rolled back whole on any error."""
         async with self._write_lock:
             thread = self._writer.thread
-            await thread.execute("BEGIN IMMEDIATE")
-            tx = Tx(self._writer, self.clock.now())
+            await thread.execute("BEGIN IMMEDIATE")  # may wait for another process's write lock
             try:
-                yield tx
+                yield Tx(self._writer, self.clock.now())
                 with anyio.CancelScope(shield=True):
-                    await thread.commit()
+                    await thread.commit()  # fsync, and now and then a checkpoint: never on the loop
             except BaseException:
                 with anyio.CancelScope(shield=True):
                     if thread.in_transaction:
@@ -177,14 +176,18 @@ class Store:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Tx]:
-        """A consistent snapshot for several reads (a deferred read transaction)."""
+        """A consistent snapshot for several reads (a deferred read transaction).
+
+        BEGIN and ROLLBACK of a read run inline: a deferred BEGIN touches nothing, and in WAL
+        mode taking and dropping a read snapshot never waits for a writer.
+        """
         async with self._read_lock:
-            await self._reader.thread.execute("BEGIN")
+            handle = self._reader.handle
+            handle.execute("BEGIN")
             try:
                 yield Tx(self._reader, self.clock.now())
             finally:
-                with anyio.CancelScope(shield=True):
-                    await self._reader.thread.rollback()
+                handle.execute("ROLLBACK")
 
 
 async def _connect(path: Path) -> Connection:
