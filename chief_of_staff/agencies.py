@@ -14,7 +14,7 @@ from chief_of_staff import audit, ids, trust
 from chief_of_staff.audit import Actor
 from chief_of_staff.db import Row, Tx
 from chief_of_staff.errors import Conflict, InvalidInput, NotFound
-from chief_of_staff.models import Model
+from chief_of_staff.models import Model, checked_text
 
 __all__ = [
     "AgencyView",
@@ -156,19 +156,8 @@ async def role_name(tx: Tx, role_id: int | None) -> str | None:
 # --- validation ----------------------------------------------------------------------------------
 
 
-def _text(value: object, field: str, limit: int, *, required: bool, what: str) -> str:
-    if not isinstance(value, str):
-        raise InvalidInput(f"{field}: send {what} as text.")
-    text = value.strip()
-    if required and not text:
-        raise InvalidInput(f"{field}: must not be empty; send {what}.")
-    if len(text) > limit:
-        raise InvalidInput(f"{field}: is {len(text)} characters; keep it to {limit} or fewer.")
-    return text
-
-
 def _name(value: object, field: str, kind: str, example: str) -> str:
-    text = _text(value, field, MAX_NAME, required=True, what=f"a short name such as {example!r}")
+    text = checked_text(value, field, MAX_NAME, required=True, what=f"a short name such as {example!r}")
     if _looks_like_id(kind, text):
         raise InvalidInput(f"{field}: {text!r} reads like an id; send a name with letters, e.g. {example!r}.")
     return text
@@ -212,8 +201,8 @@ async def create_agency(tx: Tx, actor: Actor, *, name: str, purpose: str, operat
     """Add an agency to the roster (operator-only). Conflict if the name is taken in any case."""
     trust.require_operator(actor, "Creating an agency", CREATE_HINT)
     name = _name(name, "name", "agency", "Outbound")
-    purpose = _text(purpose, "purpose", MAX_PURPOSE, required=True, what="what this agency is for")
-    spec = _text(operating_spec, "operating_spec", MAX_SPEC, required=False, what="the operating spec")
+    purpose = checked_text(purpose, "purpose", MAX_PURPOSE, required=True, what="what this agency is for")
+    spec = checked_text(operating_spec, "operating_spec", MAX_SPEC, required=False, what="the operating spec")
     taken = await tx.one("SELECT id, name FROM agencies WHERE name = ?", (name,))
     if taken is not None:
         short = ids.format_id("agency", taken["id"])
@@ -236,10 +225,10 @@ async def update_agency(tx: Tx, actor: Actor, agency: str, *, purpose: str | Non
     row = await resolve_agency(tx, agency)
     changes: dict[str, str] = {}
     if purpose is not None:
-        changes["purpose"] = _text(purpose, "purpose", MAX_PURPOSE, required=True,
+        changes["purpose"] = checked_text(purpose, "purpose", MAX_PURPOSE, required=True,
                                    what="the agency's purpose")
     if operating_spec is not None:
-        changes["operating_spec"] = _text(operating_spec, "operating_spec", MAX_SPEC, required=False,
+        changes["operating_spec"] = checked_text(operating_spec, "operating_spec", MAX_SPEC, required=False,
                                           what="the operating spec")
     if status is not None:
         changes["status"] = _status(status)
@@ -262,7 +251,7 @@ async def set_role(tx: Tx, actor: Actor, *, agency: str, name: str, charter: str
     trust.require_operator(actor, "Changing an agency's roles", ROSTER_HINT)
     agency_row = await resolve_agency(tx, agency)
     role_name_text = _name(name, "name", "role", "SDR")
-    new_charter = None if charter is None else _text(charter, "charter", MAX_CHARTER, required=True,
+    new_charter = None if charter is None else checked_text(charter, "charter", MAX_CHARTER, required=True,
                                                      what="what this role does")
     new_status = None if status is None else _status(status)
     existing = await tx.one("SELECT * FROM roles WHERE agency_id = ? AND name = ?",
@@ -324,7 +313,7 @@ def _lesson_fields(kind: object, text: object, source: object) -> tuple[str, str
     if source not in get_args(LessonSource):
         raise InvalidInput(f"source: {source!r} is not a lesson source; send one of "
                            f"{', '.join(get_args(LessonSource))}.")
-    body = _text(text, "lesson", MAX_LESSON, required=True, what="the lesson in a sentence or two")
+    body = checked_text(text, "lesson", MAX_LESSON, required=True, what="the lesson in a sentence or two")
     return str(kind), body, str(source)
 
 

@@ -23,7 +23,7 @@ from chief_of_staff.audit import Actor
 from chief_of_staff.clock import format_ts
 from chief_of_staff.db import Row, Tx
 from chief_of_staff.errors import Conflict, InvalidInput, NotFound, OperatorActRefused
-from chief_of_staff.models import MAX_CENTS, Model
+from chief_of_staff.models import MAX_CENTS, Model, checked_text
 
 __all__ = [
     "DEFAULT_TTL",
@@ -101,20 +101,9 @@ def request_hash(request: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _text(value: str, field: str, *, required: bool) -> str:
-    if not isinstance(value, str):
-        raise InvalidInput(f"{field}: send text.")
-    text = value.strip()
-    if required and not text:
-        raise InvalidInput(f"{field}: required; send a short line saying what needs deciding.")
-    return text
-
-
-def _checked_text(value: str, field: str, limit: int, *, required: bool) -> str:
-    text = _text(value, field, required=required)
-    if len(text) > limit:
-        raise InvalidInput(f"{field}: {len(text)} characters is too long; keep it to {limit}.")
-    return text
+# Titles the server builds itself are cut to size, not refused (see _capped).
+UNCAPPED = 1_000_000
+DECISION_TITLE = "a short line saying what needs deciding"
 
 
 def _capped(value: str, limit: int) -> str:
@@ -206,8 +195,8 @@ async def open_decision(
     _check_choice(timeout_policy, "timeout_policy", TIMEOUT_POLICIES)
     if ttl <= timedelta(0):
         raise InvalidInput("ttl: a decision must stay open for some time; send a positive duration.")
-    title_text = _capped(_text(title, "title", required=True), MAX_TITLE)
-    details_text = _capped(_text(details, "details", required=False), MAX_DETAILS)
+    title_text = _capped(checked_text(title, "title", UNCAPPED, required=True, what=DECISION_TITLE), MAX_TITLE)
+    details_text = _capped(checked_text(details, "details", UNCAPPED), MAX_DETAILS)
     amount = _checked_amount(amount_cents)
     digest = request_hash(request)
     existing = await tx.one(
@@ -249,8 +238,8 @@ async def request_decision(
 ) -> DecisionView:
     """The agency asks the operator: a proposal (to change limits, goals or roster) or a question."""
     _check_choice(kind, "kind", ("proposal", "question"))
-    title_text = _checked_text(title, "title", MAX_TITLE, required=True)
-    details_text = _checked_text(details, "details", MAX_DETAILS, required=False)
+    title_text = checked_text(title, "title", MAX_TITLE, required=True, what=DECISION_TITLE)
+    details_text = checked_text(details, "details", MAX_DETAILS, required=False)
     amount = _checked_amount(amount_cents)
     agency_row = await agencies.resolve_agency(tx, agency)
     role_row = await agencies.resolve_role(tx, agency_row["id"], role)
@@ -296,7 +285,7 @@ async def decide(tx: Tx, actor: Actor, decision: str, *, approve: bool, note: st
     short_id = ids.format_id("decision", decision_id)
     verb = "approve" if approve else "deny"
     trust.require_operator(actor, f"Deciding {short_id}", f"chief-of-staff {verb} {short_id}")
-    note_text = _checked_text(note, "note", MAX_NOTE, required=False)
+    note_text = checked_text(note, "note", MAX_NOTE, required=False)
     row = await _load(tx, decision_id)
     if row is None:
         raise _not_found(decision_id)

@@ -21,7 +21,7 @@ from chief_of_staff.agencies import resolve_agency
 from chief_of_staff.audit import Actor
 from chief_of_staff.db import Row, Tx
 from chief_of_staff.errors import Conflict, InvalidInput, NotFound
-from chief_of_staff.models import LocalDate, Model, Name, ShortText
+from chief_of_staff.models import LocalDate, Model, Name, ShortText, checked_text
 
 __all__ = [
     "FiniteNumber",
@@ -302,14 +302,6 @@ async def _insert_key_result(tx: Tx, goal_id: int, spec: KeyResultSpec, today: d
     )
 
 
-def _text(value: object, field: str, limit: int, *, required: bool) -> str:
-    if not isinstance(value, str) or (required and not value.strip()):
-        raise InvalidInput(f"{field}: send non-empty text of at most {limit} characters.")
-    if len(value.strip()) > limit:
-        raise InvalidInput(f"{field}: is {len(value.strip())} characters; keep it to {limit} or fewer.")
-    return value.strip()
-
-
 # --- changes -------------------------------------------------------------------------------------
 
 
@@ -320,8 +312,8 @@ async def create_goal(tx: Tx, actor: Actor, *, agency: str, title: str, descript
     agency_row = await resolve_agency(tx, agency)
     if agency_row["status"] != "active":
         raise Conflict(f"agency: {agency_row['name']} is retired; reactivate it with update_agency first.")
-    title = _text(title, "title", 200, required=True)
-    description = _text(description, "description", 4000, required=False)
+    title = checked_text(title, "title", 200, required=True)
+    description = checked_text(description, "description", 4000, required=False)
     specs = [coerce_input(KeyResultSpec, item, f"key_results[{i}]") for i, item in enumerate(key_results)]
     today = await _today(tx)
     _check_specs(specs, today)
@@ -368,9 +360,9 @@ async def adjust_goal(tx: Tx, actor: Actor, goal: str, *, title: str | None = No
 def _goal_field_changes(title: str | None, description: str | None, status: str | None) -> dict[str, str]:
     fields: dict[str, str] = {}
     if title is not None:
-        fields["title"] = _text(title, "title", 200, required=True)
+        fields["title"] = checked_text(title, "title", 200, required=True)
     if description is not None:
-        fields["description"] = _text(description, "description", 4000, required=False)
+        fields["description"] = checked_text(description, "description", 4000, required=False)
     if status is not None:
         if status not in get_args(GoalStatus):
             raise InvalidInput(f"status: {status!r} is not a goal status; "

@@ -17,7 +17,7 @@ from chief_of_staff import task_fields as fields
 from chief_of_staff.audit import Actor
 from chief_of_staff.db import Row, Tx
 from chief_of_staff.errors import Conflict, InvalidInput, NotFound
-from chief_of_staff.models import Model, Priority
+from chief_of_staff.models import Model, Priority, checked_text
 from chief_of_staff.outcomes import MetricDelta, OutcomeView
 from chief_of_staff.routines import RoutineView, add_routine, materialize_routines
 
@@ -241,8 +241,8 @@ async def add_task(
     source: TaskSource = "agency",
 ) -> TaskView:
     """Put a task in the inbox; it waits until every task it depends on is done."""
-    values = {"title": fields.text(title, "title", fields.MAX_TITLE, required=True),
-              "details": fields.text(details, "details", fields.MAX_DETAILS),
+    values = {"title": checked_text(title, "title", fields.MAX_TITLE, required=True),
+              "details": checked_text(details, "details", fields.MAX_DETAILS),
               "priority": fields.priority_rank(priority), "due_on": fields.due_text(due_on), "source": _source(source)}
     links = await fields.resolve_links(tx, agency, role, goal, key_result)
     dependencies = await _dependency_ids(tx, depends_on)
@@ -312,9 +312,9 @@ def _requested_changes(status: str | None, priority: str | None, due_on: date | 
     asked = {"status": None if status is None else _status(status),
              "priority": None if priority is None else fields.priority_rank(priority),
              "due_on": fields.due_text(due_on),
-             "note": None if note is None else fields.text(note, "note", MAX_NOTE),
-             "title": None if title is None else fields.text(title, "title", fields.MAX_TITLE, required=True),
-             "details": None if details is None else fields.text(details, "details", fields.MAX_DETAILS)}
+             "note": None if note is None else checked_text(note, "note", MAX_NOTE),
+             "title": None if title is None else checked_text(title, "title", fields.MAX_TITLE, required=True),
+             "details": None if details is None else checked_text(details, "details", fields.MAX_DETAILS)}
     return {column: value for column, value in asked.items() if value is not None}
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "Priority",
     "ShortText",
     "Text",
+    "checked_text",
     "parse_local_date",
     "priority_label",
     "priority_rank",
@@ -82,6 +83,18 @@ def _date_before(value: Any) -> Any:
 
 
 LocalDate = Annotated[date, BeforeValidator(_date_before)]
+
+
+def checked_text(value: object, field: str, limit: int, *, required: bool = False, what: str = "text") -> str:
+    """Stripped text of at most `limit` characters; `required` refuses empty text. Errors name the field."""
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field}: send {what} as text, not {type(value).__name__}.")
+    text = value.strip()
+    if required and not text:
+        raise InvalidInput(f"{field}: must not be empty; send {what}.")
+    if len(text) > limit:
+        raise InvalidInput(f"{field}: {len(text)} characters is too long; keep it to {limit} or fewer.")
+    return text
 
 
 def priority_rank(label: str) -> int:

@@ -16,7 +16,7 @@ from chief_of_staff import task_fields as fields
 from chief_of_staff.audit import Actor
 from chief_of_staff.db import Row, Tx
 from chief_of_staff.errors import InvalidInput
-from chief_of_staff.models import Model, Priority
+from chief_of_staff.models import Model, Priority, checked_text
 
 __all__ = ["DAY_NAMES", "DUE_EXISTS", "RoutineView", "add_routine", "materialize_routines", "parse_schedule", "runs_on"]
 
@@ -78,8 +78,8 @@ async def add_routine(tx: Tx, actor: Actor, *, agency: str, role: str | None = N
                       details: str = "", priority: str = "P2", schedule: str, goal: str | None = None,
                       key_result: str | None = None) -> RoutineView:
     """A recurring task for an agency: one task on each scheduled local day, starting with the next claim."""
-    values = {"title": fields.text(title, "title", fields.MAX_TITLE, required=True),
-              "details": fields.text(details, "details", fields.MAX_DETAILS),
+    values = {"title": checked_text(title, "title", fields.MAX_TITLE, required=True),
+              "details": checked_text(details, "details", fields.MAX_DETAILS),
               "priority": fields.priority_rank(priority), "schedule": parse_schedule(schedule)}
     if agency is None:
         raise InvalidInput('agency: a routine belongs to an agency; send its name or id, e.g. "Outbound".')

@@ -25,7 +25,6 @@ __all__ = [
     "label",
     "priority_rank",
     "resolve_links",
-    "text",
     "whole_number",
 ]
 
@@ -40,18 +39,6 @@ class Links:
     role_id: int | None = None
     goal_id: int | None = None
     key_result_id: int | None = None
-
-
-def text(value: object, field: str, limit: int, *, required: bool = False) -> str:
-    """Stripped text of at most `limit` characters; `required` refuses empty text."""
-    if not isinstance(value, str):
-        raise InvalidInput(f"{field}: send text, not {type(value).__name__}.")
-    stripped = value.strip()
-    if required and not stripped:
-        raise InvalidInput(f"{field}: must not be empty; send a short line saying what is to be done.")
-    if len(stripped) > limit:
-        raise InvalidInput(f"{field}: {len(stripped)} characters is too long; keep it to {limit}.")
-    return stripped
 
 
 def priority_rank(value: object) -> int:

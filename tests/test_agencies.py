@@ -121,9 +121,9 @@ async def test_agency_names_are_unique_in_any_case(store: Store) -> None:
 @pytest.mark.parametrize(("fields", "message"), [
     ({"name": "  ", "purpose": "x"}, "name: must not be empty"),
     ({"name": "A2", "purpose": "x"}, "name: 'A2' reads like an id"),
-    ({"name": "x" * 81, "purpose": "x"}, "name: is 81 characters"),
+    ({"name": "x" * 81, "purpose": "x"}, "name: 81 characters is too long"),
     ({"name": "Inbox", "purpose": ""}, "purpose: must not be empty"),
-    ({"name": "Inbox", "purpose": "x", "operating_spec": "y" * 20_001}, "operating_spec: is 20001"),
+    ({"name": "Inbox", "purpose": "x", "operating_spec": "y" * 20_001}, "operating_spec: 20001 characters is too long"),
 ])
 async def test_invalid_agency_fields_write_nothing(store: Store, fields: dict[str, Any], message: str) -> None:
     before = await _counts(store)
@@ -245,7 +245,7 @@ async def test_lessons_land_in_the_playbook_newest_first(store: Store) -> None:
     ({"kind": "maybe"}, InvalidInput, "kind: 'maybe' is not a lesson kind"),
     ({"source": "rumour"}, InvalidInput, "source: 'rumour' is not a lesson source"),
     ({"text": "  "}, InvalidInput, "lesson: must not be empty"),
-    ({"text": "x" * 2001}, InvalidInput, "lesson: is 2001 characters"),
+    ({"text": "x" * 2001}, InvalidInput, "lesson: 2001 characters is too long"),
     ({"agency_id": 9}, NotFound, "there is no agency A9"),
 ])
 async def test_invalid_lessons_write_nothing(store: Store, fields: dict[str, Any],

@@ -312,7 +312,7 @@ async def test_request_decision_refuses_bad_input_and_writes_nothing(store: Stor
     cases: list[tuple[dict[str, Any], type[Exception], str]] = [
         ({"kind": "escalation"}, InvalidInput, "kind"),
         ({"title": "x" * 201}, InvalidInput, "keep it to 200"),
-        ({"title": "  "}, InvalidInput, "title: required"),
+        ({"title": "  "}, InvalidInput, "title: must not be empty; send a short line saying what needs deciding"),
         ({"details": "y" * 4001}, InvalidInput, "details"),
         ({"amount_cents": True}, InvalidInput, "amount_cents"),
         ({"agency": "Content"}, NotFound, "no agency 'Content'"),

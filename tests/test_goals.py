@@ -156,8 +156,8 @@ async def test_invalid_key_results_write_nothing(store: Store, key_results: list
 @pytest.mark.parametrize(("actor", "fields", "error", "message"), [
     (AGENCY, {}, OperatorActRefused, "Setting a goal is an operator decision.*command line"),
     (OPERATOR_CLI, {"agency": "Ghost"}, NotFound, "agency: there is no agency 'Ghost'"),
-    (OPERATOR_CLI, {"title": " "}, InvalidInput, "title: send non-empty text"),
-    (OPERATOR_CLI, {"description": "d" * 4001}, InvalidInput, "description: is 4001 characters"),
+    (OPERATOR_CLI, {"title": " "}, InvalidInput, "title: must not be empty"),
+    (OPERATOR_CLI, {"description": "d" * 4001}, InvalidInput, "description: 4001 characters is too long"),
 ])
 async def test_refused_goals_write_nothing(store: Store, actor: Actor, fields: dict[str, Any],
                                            error: type[Exception], message: str) -> None:
