@@ -295,6 +295,7 @@ async def _escalate(tx: Tx, actor: Actor, request: _Request, why: str, grant: Ro
         tx, actor, kind="escalation", title=title, details=why, request=request.params(),
         agency_id=request.agency["id"], role_id=request.role["id"] if request.role else None,
         amount_cents=request.amount_cents, grant_id=grant["id"] if grant else None,
+        timeout_policy=grant["on_timeout"] if grant else "deny",
     )
     decision_id = ids.parse_id("decision", view.id, field="decision")
     short = ids.format_id("decision", decision_id)

@@ -153,7 +153,8 @@ def _grant_spec(args: argparse.Namespace) -> GrantSpec:
                for p in _PERIODS if getattr(args, f"{p}_count") is not None or getattr(args, f"{p}_cents") is not None]
     fields = {"agency": args.agency, "role": args.role, "capability": args.capability, "mode": args.mode,
               "per_action_cap_cents": args.cap_cents, "budgets": budgets, "scope_allow": args.allow,
-              "scope_deny": args.deny, "expires_on": args.expires_on, "goal": args.goal, "rationale": args.rationale}
+              "scope_deny": args.deny, "expires_on": args.expires_on, "goal": args.goal, "rationale": args.rationale,
+              "on_timeout": args.on_timeout}
     try:
         return GrantSpec.model_validate(fields)
     except ValidationError as exc:
@@ -242,6 +243,8 @@ def _add_grant_commands(add: _Add) -> None:
                        help="last day the grant holds, in the workspace timezone (default: no end)")
     grant.add_argument("--goal", help="the goal it serves, e.g. G1")
     grant.add_argument("--rationale", default="", help="why, for the record and the authority letter")
+    grant.add_argument("--on-timeout", default="deny", choices=["deny", "approve"],
+                       help="what a decision under this grant you leave unanswered becomes when it expires")
     revoke = add("revoke", cmd_revoke, "Withdraw a grant at once (verified channel).")
     revoke.add_argument("grant", help="grant id, e.g. GR3")
     revoke.add_argument("--reason", default="", help="why, for the record")

@@ -21,7 +21,7 @@ from chief_of_staff import agencies, audit, goals, ids, trust, workspace
 from chief_of_staff.audit import Actor
 from chief_of_staff.clock import format_ts, local_date, local_midnight_utc, parse_ts
 from chief_of_staff.db import Row, Tx
-from chief_of_staff.errors import Conflict, InvalidInput, NotFound
+from chief_of_staff.errors import Conflict, InvalidInput, NotFound, OperatorActRefused
 from chief_of_staff.models import Capability, Cents, LocalDate, Model, Text
 
 __all__ = [
@@ -90,6 +90,8 @@ class GrantSpec(Model):
     expires_on: LocalDate | None = None
     goal: str | None = None
     rationale: Text = ""
+    on_timeout: Literal["deny", "approve"] = Field(
+        default="deny", description="What an unanswered decision under this grant becomes when it expires")
 
     @model_validator(mode="after")
     def _one_budget_per_period(self) -> GrantSpec:
@@ -121,6 +123,7 @@ class GrantView(Model):
     expires_on: str | None
     goal: str | None
     rationale: str
+    on_timeout: str
     status: GrantStatus
     version: int
 
@@ -216,6 +219,11 @@ async def create_grant(tx: Tx, actor: Actor, spec: GrantSpec) -> GrantView:
     space = await workspace.get(tx)
     trust.check_chat_amount(actor, "Creating a grant", _largest_money_bound(spec),
                             space.chat_ceiling_cents, _GRANT_HINT)
+    if spec.on_timeout == "approve" and actor.channel == "chat":
+        # Silence would then grant authority: that is the operator's call, made outside the model's reach.
+        raise OperatorActRefused(
+            "A grant whose unanswered decisions go ahead on their own cannot be made in chat. Create it with "
+            "on_timeout 'deny', or have the operator run: chief-of-staff grant ... --on-timeout approve")
     agency = await agencies.resolve_agency(tx, spec.agency, field="agency")
     role = await agencies.resolve_role(tx, agency["id"], spec.role, field="role")
     _require_active(agency, role)
@@ -223,11 +231,11 @@ async def create_grant(tx: Tx, actor: Actor, spec: GrantSpec) -> GrantView:
     expires_at = _end_of_day(tx, spec.expires_on, space.timezone)
     grant_id = await tx.run(
         "INSERT INTO grants (agency_id, role_id, capability, mode, per_action_cap_cents, scope_allow, "
-        "scope_deny, expires_at, goal_id, rationale, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "scope_deny, expires_at, goal_id, rationale, on_timeout, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (agency["id"], role["id"] if role else None, spec.capability, spec.mode, spec.per_action_cap_cents,
          json.dumps(spec.scope_allow), json.dumps(spec.scope_deny), expires_at, goal_id, spec.rationale,
-         tx.now_text, tx.now_text),
+         spec.on_timeout, tx.now_text, tx.now_text),
     )
     await tx.run_many(
         "INSERT INTO grant_budgets (grant_id, period, max_count, max_cents) VALUES (?, ?, ?, ?)",
@@ -353,7 +361,8 @@ def _grant_view_of(row: Row, budgets: list[BudgetView], timezone: str, now_text:
         mode=row["mode"], per_action_cap_cents=row["per_action_cap_cents"], budgets=budgets,
         scope_allow=json.loads(row["scope_allow"]), scope_deny=json.loads(row["scope_deny"]),
         expires_on=expires_on, goal=ids.format_id("goal", row["goal_id"]) if row["goal_id"] else None,
-        rationale=row["rationale"], status=_grant_status(row, now_text), version=row["version"],
+        rationale=row["rationale"], on_timeout=row["on_timeout"], status=_grant_status(row, now_text),
+        version=row["version"],
     )
 
 
@@ -411,6 +420,8 @@ async def _letter_line(tx: Tx, grant: GrantView) -> str:
         parts.append(f'toward {grant.goal} "{_plain(title or "")}"')
     if grant.rationale:
         parts.append(f'because "{_plain(grant.rationale)}"')
+    if grant.on_timeout == "approve":
+        parts.append("a request you leave unanswered until it expires goes ahead")
     return "; ".join(parts) + "."
 
 

@@ -634,3 +634,52 @@ async def test_authority_letter_reads_each_grant_as_a_sentence(store: Store) -> 
 async def test_authority_letter_without_grants_says_everything_asks_first(store: Store) -> None:
     async with store.read() as tx:
         assert "No authority is delegated yet" in await authority.authority_letter(tx)
+
+
+# --- decisions bound to the exact request, and what silence means ---------------------------------
+
+
+async def test_an_approval_for_one_request_cannot_authorize_a_different_one(store: Store) -> None:
+    await grant(store, capability="spend.tools", mode="approve", per_action_cap_cents=10_000)
+    asked = await ask(store, capability="spend.tools", amount_cents=500, target="enrich.io")
+    assert asked.decision_id is not None
+    await approve(store, asked.decision_id)
+    other = await ask(store, capability="spend.tools", amount_cents=900, target="enrich.io")
+    assert other.answer == "needs_approval" and other.decision_id != asked.decision_id
+    same = await ask(store, capability="spend.tools", amount_cents=500, target="enrich.io")
+    assert same.answer == "allowed" and same.decision_id == asked.decision_id
+
+
+async def _ask_and_let_expire(store: Store, clock: FixedClock, **grant_fields: Any) -> AuthorizationView:
+    await grant(store, capability="spend.tools", mode="approve", per_action_cap_cents=10_000, **grant_fields)
+    asked = await ask(store, capability="spend.tools", amount_cents=500, target="enrich.io")
+    clock.advance(timedelta(hours=73))
+    async with store.write() as tx:
+        await decisions.expire_due(tx)
+    return asked
+
+
+async def test_an_unanswered_decision_is_denied_when_it_expires_by_default(store: Store, clock: FixedClock) -> None:
+    asked = await _ask_and_let_expire(store, clock)
+    async with store.read() as tx:
+        assert (await decisions.get_decision(tx, asked.decision_id or "")).status == "expired"
+    again = await ask(store, capability="spend.tools", amount_cents=500, target="enrich.io")
+    assert again.answer == "needs_approval" and again.decision_id != asked.decision_id
+
+
+async def test_a_grant_may_say_an_unanswered_decision_goes_ahead(store: Store, clock: FixedClock) -> None:
+    asked = await _ask_and_let_expire(store, clock, on_timeout="approve")
+    async with store.read() as tx:
+        assert (await decisions.get_decision(tx, asked.decision_id or "")).status == "approved"
+    again = await ask(store, capability="spend.tools", amount_cents=500, target="enrich.io")
+    assert again.answer == "allowed" and again.decision_id == asked.decision_id
+
+
+async def test_chat_cannot_make_silence_grant_authority(store: Store) -> None:
+    spec = GrantSpec(agency="Outbound", role="SDR", capability="spend.tools", mode="approve",
+                     per_action_cap_cents=1_000, on_timeout="approve")
+
+    async def create(tx: Tx) -> None:
+        await authority.create_grant(tx, CHAT, spec)
+
+    await fails_writing_nothing(store, OperatorActRefused, "--on-timeout approve", create)

@@ -18,7 +18,7 @@ from chief_of_staff import processes
 from chief_of_staff.cli import main
 from chief_of_staff.clock import FixedClock
 from chief_of_staff.config import NOW_ENV, Settings
-from chief_of_staff.db import Store
+from chief_of_staff.db import Store, migration_files
 from chief_of_staff.server import build_server
 from tests.conftest import START
 
@@ -71,7 +71,8 @@ def test_doctor_prints_versions_and_workspace_health(db: str, capsys: pytest.Cap
     assert f"python            {sys.version.split()[0]}\n" in out
     assert f"mcp SDK           {metadata.version('mcp')}\n" in out
     assert f"workspace         {Path(db).resolve()}\n" in out
-    assert "journal mode      wal\n" in out and "schema version    2\n" in out
+    latest = max(m.version for m in migration_files())
+    assert "journal mode      wal\n" in out and f"schema version    {latest}\n" in out
     assert "audit rows        1\n" in out  # workspace.create
     assert "server processes  1\n" in out and "WARNING" not in out
 
