@@ -50,6 +50,7 @@ PHRASES = {
     "decision.redeem": ("approval used", "approvals used"),
     "grant.create": ("grant created", "grants created"),
     "grant.revoke": ("grant revoked", "grants revoked"),
+    "grant.update": ("grant changed", "grants changed"),
 }
 
 

@@ -16,11 +16,11 @@ from typing import Any
 import anyio
 from pydantic import ValidationError
 
-from chief_of_staff import __version__, audit, authority, blueprints, brief, decisions, doctor, workspace
+from chief_of_staff import __version__, audit, authority, blueprints, brief, decisions, doctor, grants, ids, workspace
 from chief_of_staff.audit import OPERATOR_CLI
 from chief_of_staff.authority import GrantSpec
 from chief_of_staff.config import Settings
-from chief_of_staff.db import Store
+from chief_of_staff.db import Store, Tx
 from chief_of_staff.errors import ChiefOfStaffError, InvalidInput
 
 __all__ = ["build_parser", "main"]
@@ -198,6 +198,60 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     return anyio.run(_with_store, args, work)
 
 
+def cmd_grant_update(args: argparse.Namespace) -> int:
+    async def work(store: Store) -> int:
+        async with store.write() as tx:
+            changes = await _grant_changes(tx, args)
+            if args.restore is None:
+                view = await grants.update_grant(tx, OPERATOR_CLI, args.grant, **changes)
+            elif changes:
+                raise InvalidInput("--restore: use it alone; it puts back every bound of that version.")
+            else:
+                view = await grants.restore_version(tx, OPERATOR_CLI, args.grant, args.restore)
+        print(f"{view.id} is now version {view.version}: {_who(view)} may {view.capability} ({view.mode}). "
+              "`chief-of-staff grants` prints every grant.")
+        return 0
+
+    return anyio.run(_with_store, args, work)
+
+
+async def _grant_changes(tx: Tx, args: argparse.Namespace) -> dict[str, Any]:
+    """The options given, as update_grant's keywords; budget options change the grant's current budgets."""
+    changes = {key: getattr(args, key) for key in ("mode", "on_timeout", "rationale") if getattr(args, key) is not None}
+    changes |= {key: getattr(args, option) for key, option in (("scope_allow", "allow"), ("scope_deny", "deny"))
+                if getattr(args, option) is not None}
+    if args.cap_cents is not None:
+        changes["per_action_cap_cents"] = _number_or_none("--cap-cents", args.cap_cents)
+    if args.expires_on is not None:
+        changes["expires_on"] = None if args.expires_on.strip().lower() == "none" else args.expires_on
+    if any(getattr(args, f"{p}_{kind}") is not None for p in _PERIODS for kind in ("count", "cents")):
+        changes["budgets"] = await _budgets_after(tx, args)
+    return changes
+
+
+async def _budgets_after(tx: Tx, args: argparse.Namespace) -> list[authority.BudgetSpec]:
+    rows = await grants.budget_rows(tx, ids.parse_id("grant", args.grant, field="grant"))
+    budgets = {r["period"]: {"max_count": r["max_count"], "max_cents": r["max_cents"]} for r in rows}
+    for period in _PERIODS:
+        for kind in ("count", "cents"):
+            if (text := getattr(args, f"{period}_{kind}")) is not None:
+                budgets.setdefault(period, {})[f"max_{kind}"] = _number_or_none(f"--{period}-{kind}", text)
+    try:
+        return [authority.BudgetSpec(period=period, **limits) for period, limits in budgets.items()
+                if any(value is not None for value in limits.values())]
+    except ValidationError as exc:
+        raise InvalidInput(f"budgets: nothing was changed; {exc.errors()[0]['msg']}.") from None
+
+
+def _number_or_none(option: str, text: str) -> int | None:
+    """A whole non-negative number, or None for "none" (no limit)."""
+    if text.strip().lower() == "none":
+        return None
+    if not text.strip().isdigit():
+        raise InvalidInput(f"{option}: send a whole non-negative number, or none to remove the limit; not {text!r}.")
+    return int(text)
+
+
 def cmd_grants(args: argparse.Namespace) -> int:
     async def work(store: Store) -> int:
         async with store.read() as tx:
@@ -248,7 +302,28 @@ def _add_grant_commands(add: _Add) -> None:
     revoke = add("revoke", cmd_revoke, "Withdraw a grant at once (verified channel).")
     revoke.add_argument("grant", help="grant id, e.g. GR3")
     revoke.add_argument("--reason", default="", help="why, for the record")
+    _add_grant_update(add)
     add("grants", cmd_grants, "Print the authority letter: every active grant in plain words.")
+
+
+def _add_grant_update(add: _Add) -> None:
+    update = add("grant-update", cmd_grant_update,
+                 "Change a grant's bounds, or put back an earlier version (verified channel: may widen).")
+    update.add_argument("grant", help="grant id, e.g. GR3")
+    update.add_argument("--mode", choices=["auto", "notify", "approve"], help="auto, notify or approve")
+    update.add_argument("--cap-cents", metavar="N|none", help="most one action may cost, in cents; none removes it")
+    for period, words in _PERIODS.items():
+        update.add_argument(f"--{period}-count", metavar="N|none", help=f"actions per {words}; none removes it")
+        update.add_argument(f"--{period}-cents", metavar="N|none", help=f"cents per {words}; none removes it")
+    update.add_argument("--allow", nargs="*", metavar="PATTERN",
+                        help="replace the allow list (give no pattern to allow any target)")
+    update.add_argument("--deny", nargs="*", metavar="PATTERN", help="replace the deny list")
+    update.add_argument("--expires-on", metavar="YYYY-MM-DD|none", help="last day the grant holds; none: no end")
+    update.add_argument("--on-timeout", choices=["deny", "approve"],
+                        help="what a decision under this grant you leave unanswered becomes when it expires")
+    update.add_argument("--rationale", help="why, for the record and the authority letter")
+    update.add_argument("--restore", type=int, metavar="VERSION",
+                        help="instead of the options above: put every bound back as it was at this version")
 
 
 def _add_db(parser: argparse.ArgumentParser) -> None:

@@ -1,17 +1,17 @@
-"""Goals and their key results, with progress and pace computed from the `current` rollup.
+"""Goals and their key results, with progress, pace and forecast computed from rollups.
 
-`key_results.current` is baseline plus every delta ever logged against it, kept by
-outcomes.log_outcome in the same transaction. Progress and pace are read from that one
-column and the dates, so a goal view never scans the outcome log. Every goal change is an
-operator act.
+`key_results.current` is baseline plus every delta ever logged against it, and
+`key_result_days` holds each key result's deltas per local day; outcomes.log_outcome keeps
+both in the same transaction. Progress and pace are read from `current` and the dates, the
+forecast from the recent days' rows (chief_of_staff.pace does the arithmetic), so a goal view
+never scans the outcome log. Every goal change is an operator act.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BeforeValidator, Field, ValidationError
@@ -22,9 +22,11 @@ from chief_of_staff.audit import Actor
 from chief_of_staff.db import Row, Tx
 from chief_of_staff.errors import Conflict, InvalidInput, NotFound
 from chief_of_staff.models import LocalDate, Model, Name, ShortText, checked_text
+from chief_of_staff.pace import RATE_WINDOW_DAYS, Forecast, Pace, PaceLabel, forecast_of, pace_of
 
 __all__ = [
     "FiniteNumber",
+    "Forecast",
     "GoalView",
     "KeyResultChange",
     "KeyResultSpec",
@@ -35,6 +37,7 @@ __all__ = [
     "check_finite",
     "coerce_input",
     "create_goal",
+    "forecast_of",
     "get_goal",
     "list_goals",
     "pace_of",
@@ -44,11 +47,8 @@ __all__ = [
 
 GoalStatus = Literal["active", "achieved", "dropped"]
 Direction = Literal["up", "down"]
-PaceLabel = Literal["achieved", "ahead", "on_track", "behind", "overdue"]
 
 MAX_KEY_RESULTS = 10
-# Within this share of the whole journey (|target - baseline|) a key result counts as on track.
-ON_TRACK_TOLERANCE = 0.05
 GOAL_HINT = "approve it in chat (confirm=true), or ask the operator to run it from the command line"
 
 
@@ -108,6 +108,10 @@ class KeyResultView(Model):
     expected_now: float
     pace: PaceLabel
     behind_by: float
+    rate_per_day: float
+    forecast_at_due: float
+    at_risk: bool
+    risk_reason: str | None
 
 
 class GoalView(Model):
@@ -117,41 +121,6 @@ class GoalView(Model):
     description: str
     status: GoalStatus
     key_results: list[KeyResultView]
-
-
-# --- pace: pure arithmetic -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Pace:
-    progress: float
-    expected_now: float
-    pace: PaceLabel
-    behind_by: float
-
-
-def pace_of(baseline: float, target: float, current: float, start: date, due: date, today: date) -> Pace:
-    """Where a key result stands against a straight line from baseline at start to target at due.
-
-    Works for "down" key results too: both the journey and the shortfall carry the sign of
-    target - baseline, so "behind" always means "not as far along as the line".
-    """
-    journey = target - baseline
-    elapsed = (today - start).days / (due - start).days
-    expected = baseline + journey * min(max(elapsed, 0.0), 1.0)
-    progress = (current - baseline) / journey
-    shortfall = (expected - current) * math.copysign(1.0, journey)
-    if progress >= 1:
-        label: PaceLabel = "achieved"
-    elif today > due:
-        label = "overdue"
-    elif shortfall > ON_TRACK_TOLERANCE * abs(journey):
-        label = "behind"
-    elif -shortfall > ON_TRACK_TOLERANCE * abs(journey):
-        label = "ahead"
-    else:
-        label = "on_track"
-    return Pace(round(progress, 3), round(expected, 2), label, round(max(0.0, shortfall), 2))
 
 
 # --- lookups -------------------------------------------------------------------------------------
@@ -188,32 +157,49 @@ async def _today(tx: Tx) -> date:
     return clock.local_date(tx.now, (await workspace.get(tx)).timezone)
 
 
-def _key_result_view(row: Row, today: date) -> KeyResultView:
+def _key_result_view(row: Row, today: date, goal_active: bool) -> KeyResultView:
     start, due = date.fromisoformat(row["start_date"]), date.fromisoformat(row["due_date"])
-    pace = pace_of(row["baseline"], row["target"], row["current"], start, due, today)
+    line = (row["baseline"], row["target"], row["current"], start, due, today)
+    pace = pace_of(*line)
+    forecast = forecast_of(*line, recent_delta=row["recent_delta"], recent_outcomes=int(row["recent_outcomes"]))
+    # A closed goal takes no more deltas: its key results are history, not a risk to act on.
+    at_risk = forecast.at_risk and goal_active
     return KeyResultView(
         id=ids.format_id("key_result", row["id"]), metric=row["metric"], unit=row["unit"],
         baseline=row["baseline"], target=row["target"], direction=row["direction"],
         start_date=row["start_date"], due_date=row["due_date"], current=row["current"],
         progress=pace.progress, expected_now=pace.expected_now, pace=pace.pace, behind_by=pace.behind_by,
+        rate_per_day=forecast.rate_per_day, forecast_at_due=forecast.forecast_at_due, at_risk=at_risk,
+        risk_reason=forecast.risk_reason if at_risk else None,
     )
 
 
-# Goals with their agency's name and their key results (one row per key result), in one statement.
-# The goal's own columns carry a g_ prefix so the key result's keep their plain names.
+# The deltas (or the outcomes) of one key result over its rate window, by the rollup's primary key.
+# The window is pace.rate_window's: from max(first, min(start_date, today)) to today, where
+# first = today - (RATE_WINDOW_DAYS - 1); parameters are first, today, today.
+_WINDOW_SUM = (
+    "(SELECT total(d.{column}) FROM key_result_days AS d WHERE d.key_result_id = kr.id "
+    "AND d.day BETWEEN max(?, min(kr.start_date, ?)) AND ?) AS {alias}"
+)
+
+# Goals with their agency's name and their key results (one row per key result) with each key
+# result's recent window from the rollup, in one statement. The goal's own columns carry a g_
+# prefix so the key result's keep their plain names.
 _VIEW_SELECT = (
     "SELECT g.id AS g_id, g.agency_id AS g_agency_id, g.title AS g_title, g.description AS g_description, "
-    "g.status AS g_status, a.name AS g_agency_name, kr.* FROM goals AS g "
+    "g.status AS g_status, a.name AS g_agency_name, kr.*, "
+    f"{_WINDOW_SUM.format(column='delta_sum', alias='recent_delta')}, "
+    f"{_WINDOW_SUM.format(column='outcomes', alias='recent_outcomes')} FROM goals AS g "
     "LEFT JOIN agencies AS a ON a.id = g.agency_id LEFT JOIN key_results AS kr ON kr.goal_id = g.id "
 )
 
 
 async def _goal_views(tx: Tx, where: str, params: Sequence[Any]) -> list[GoalView]:
     """Goals matching `where` (over alias g), oldest first, each with its key results in id order."""
-    rows = await tx.all(f"{_VIEW_SELECT}WHERE {where} ORDER BY g.id, kr.id", params)
-    if not rows:
-        return []
     today = await _today(tx)
+    first = today - timedelta(days=RATE_WINDOW_DAYS - 1)
+    window = [first.isoformat(), today.isoformat(), today.isoformat()]
+    rows = await tx.all(f"{_VIEW_SELECT}WHERE {where} ORDER BY g.id, kr.id", [*window, *window, *params])
     by_goal: dict[int, list[Row]] = {}
     for row in rows:
         by_goal.setdefault(row["g_id"], []).append(row)
@@ -222,11 +208,12 @@ async def _goal_views(tx: Tx, where: str, params: Sequence[Any]) -> list[GoalVie
 
 def _goal_view(rows: list[Row], today: date) -> GoalView:
     goal, agency = rows[0], rows[0]["g_agency_name"]
+    active = goal["g_status"] == "active"
     return GoalView(
         id=ids.format_id("goal", goal["g_id"]),
         agency=agency if agency is not None else ids.format_id("agency", goal["g_agency_id"]),
         title=goal["g_title"], description=goal["g_description"], status=goal["g_status"],
-        key_results=[_key_result_view(row, today) for row in rows if row["id"] is not None])
+        key_results=[_key_result_view(row, today, active) for row in rows if row["id"] is not None])
 
 
 async def get_goal(tx: Tx, goal: str) -> GoalView:

@@ -3,31 +3,49 @@
 A grant carries a per-action cap, per-period budgets (calendar day, ISO week or
 month in the workspace timezone), allow and deny patterns for targets, an expiry,
 a mode and the goal it serves. Creating one is an operator act; revoking one only
-narrows authority, so anyone may. Every change is kept in grant_versions.
+narrows authority, so anyone may. Changing one (`update_grant`, `restore_version`)
+is classified by `widens`: a change that only narrows is open to any actor, one
+that widens in any way is an operator act. Every change is kept in grant_versions.
 The ledger that draws on grants lives in `authority`, which re-exports this API.
 """
 
 from __future__ import annotations
 
+import enum
 import json
 import re
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, StrictInt, model_validator
+from pydantic import AfterValidator, Field, ValidationError, model_validator
 
 from chief_of_staff import agencies, audit, goals, ids, trust, workspace
 from chief_of_staff.audit import Actor
 from chief_of_staff.clock import format_ts, local_date, local_midnight_utc, parse_ts
 from chief_of_staff.db import Row, Tx
 from chief_of_staff.errors import Conflict, InvalidInput, NotFound, OperatorActRefused
+from chief_of_staff.grant_terms import (
+    BudgetSpec,
+    GrantTerms,
+    Mode,
+    OnTimeout,
+    Patterns,
+    Period,
+    largest_money_bound,
+    money,
+    one_per_period,
+    update_command,
+    widens,
+)
 from chief_of_staff.models import Capability, Cents, LocalDate, Model, Text
 
 __all__ = [
+    "UNCHANGED",
     "BudgetSpec",
     "BudgetView",
     "GrantSpec",
+    "GrantTerms",
     "GrantView",
     "authority_letter",
     "budget_rows",
@@ -37,8 +55,12 @@ __all__ = [
     "list_grants",
     "money",
     "period_key",
+    "restore_version",
     "revoke_grant",
     "target_matches",
+    "terms_of",
+    "update_grant",
+    "widens",
 ]
 
 _GRANT_HINT = "chief-of-staff grant ..."
@@ -48,7 +70,6 @@ _MODE_WORDS = {
     "approve": "asking you first each time",
 }
 
-Period = Literal["day", "week", "month"]
 GrantStatus = Literal["active", "revoked", "expired"]
 
 
@@ -58,22 +79,8 @@ def _check_wildcard(value: str) -> str:
     return value
 
 
-Pattern = Annotated[str, Field(min_length=1, max_length=200)]
 GrantCapability = Annotated[Capability, AfterValidator(_check_wildcard)]
 
-
-class BudgetSpec(Model):
-    """A per-period budget: a count and/or an amount per calendar day, ISO week or month."""
-
-    period: Period
-    max_count: Annotated[StrictInt, Field(ge=0)] | None = None
-    max_cents: Cents | None = None
-
-    @model_validator(mode="after")
-    def _has_a_bound(self) -> BudgetSpec:
-        if self.max_count is None and self.max_cents is None:
-            raise ValueError("a budget needs max_count, max_cents or both")
-        return self
 
 
 class GrantSpec(Model):
@@ -82,23 +89,22 @@ class GrantSpec(Model):
     agency: str
     role: str | None = None
     capability: GrantCapability
-    mode: Literal["auto", "notify", "approve"] = "auto"
+    mode: Mode = "auto"
     per_action_cap_cents: Cents | None = None
     budgets: Annotated[list[BudgetSpec], Field(max_length=3)] = Field(default_factory=list)
-    scope_allow: Annotated[list[Pattern], Field(max_length=20)] = Field(default_factory=list)
-    scope_deny: Annotated[list[Pattern], Field(max_length=20)] = Field(default_factory=list)
+    scope_allow: Patterns = Field(default_factory=list)
+    scope_deny: Patterns = Field(default_factory=list)
     expires_on: LocalDate | None = None
     goal: str | None = None
     rationale: Text = ""
-    on_timeout: Literal["deny", "approve"] = Field(
+    on_timeout: OnTimeout = Field(
         default="deny", description="What an unanswered decision under this grant becomes when it expires")
 
     @model_validator(mode="after")
     def _one_budget_per_period(self) -> GrantSpec:
-        periods = [b.period for b in self.budgets]
-        if len(periods) != len(set(periods)):
-            raise ValueError("send at most one budget per period (day, week, month)")
+        one_per_period(self.budgets)
         return self
+
 
 
 class BudgetView(Model):
@@ -167,14 +173,18 @@ def period_key(period: str, instant: datetime, timezone: str) -> str:
     return f"{day.year}-{day.month:02d}"
 
 
-def money(cents: int) -> str:
-    """12.50 for 1250: how amounts read in reasons and letters."""
-    return f"{cents // 100:,}.{cents % 100:02d}"
-
 
 def _plain(text: str) -> str:
     """Outside text for the letter: one line, and no backtick to break out of a code span."""
     return " ".join(text.replace("`", "'").split())
+
+
+
+def terms_of(grant: GrantView) -> GrantTerms:
+    """The bounds of a grant as `widens` compares them, e.g. to classify a proposed change."""
+    bounds = grant.model_dump(include=set(GrantTerms.model_fields))
+    bounds["budgets"] = [{key: b[key] for key in BudgetSpec.model_fields} for b in bounds["budgets"]]
+    return GrantTerms.model_validate(bounds)
 
 
 # --- rows shared with the ledger ----------------------------------------------------------------
@@ -217,7 +227,8 @@ async def create_grant(tx: Tx, actor: Actor, spec: GrantSpec) -> GrantView:
     """Give an agency (or one role) authority over one capability. Operator-only; chat under the ceiling."""
     trust.require_operator(actor, "Creating a grant", _GRANT_HINT)
     space = await workspace.get(tx)
-    trust.check_chat_amount(actor, "Creating a grant", _largest_money_bound(spec),
+    # A grant with no money bound allows amount 0 only, so it counts as 0 against the chat ceiling.
+    trust.check_chat_amount(actor, "Creating a grant", largest_money_bound(spec) or 0,
                             space.chat_ceiling_cents, _GRANT_HINT)
     if spec.on_timeout == "approve" and actor.channel == "chat":
         # Silence would then grant authority: that is the operator's call, made outside the model's reach.
@@ -264,6 +275,162 @@ async def revoke_grant(tx: Tx, actor: Actor, grant: str, *, reason: str = "") ->
     return await _grant_view(tx, row["id"], (await workspace.get(tx)).timezone)
 
 
+class _Unchanged(enum.Enum):
+    """Marks a bound left as it is, where None means "no limit"."""
+
+    UNCHANGED = "unchanged"
+
+
+UNCHANGED = _Unchanged.UNCHANGED
+
+
+async def update_grant(
+    tx: Tx, actor: Actor, grant: str, *, mode: Mode | None = None,
+    per_action_cap_cents: int | _Unchanged | None = UNCHANGED, budgets: list[BudgetSpec] | None = None,
+    scope_allow: list[str] | None = None, scope_deny: list[str] | None = None,
+    expires_on: date | str | _Unchanged | None = UNCHANGED, on_timeout: OnTimeout | None = None,
+    rationale: str | None = None,
+) -> GrantView:
+    """Change a grant's bounds as a new version. Fields left out stay; None removes a cap or the end date.
+
+    `budgets` replaces the whole list: a period kept keeps its usage so far, a period left out is
+    dropped with its usage (a budget added later for that period starts at zero). Narrowing is open
+    to any actor; widening (see `widens`) is an operator act, in chat only under the ceiling.
+    """
+    given: dict[str, Any] = {key: value for key, value in (
+        ("mode", mode), ("budgets", budgets), ("scope_allow", scope_allow), ("scope_deny", scope_deny),
+        ("on_timeout", on_timeout), ("rationale", rationale)) if value is not None}
+    given |= {key: value for key, value in (("per_action_cap_cents", per_action_cap_cents),
+                                            ("expires_on", expires_on)) if value is not UNCHANGED}
+    if not given:
+        raise InvalidInput("grant: nothing to change; send at least one of mode, per_action_cap_cents, budgets, "
+                           "scope_allow, scope_deny, expires_on, on_timeout, rationale.")
+    row, space = await _changeable(tx, grant), await workspace.get(tx)
+    before = await _terms_of_row(tx, row, space.timezone)
+    after = _changed_terms(before, given)
+    if after.expires_on != before.expires_on and after.expires_on is not None:
+        _end_of_day(tx, after.expires_on, space.timezone)  # refuses a past date
+    hint = update_command(ids.format_id("grant", row["id"]), before, after)
+    return await _apply_terms(tx, actor, row, before, after, hint, {})
+
+
+async def restore_version(tx: Tx, actor: Actor, grant: str, version: int) -> GrantView:
+    """Put a grant's bounds back as they stood at `version`, as a new version.
+
+    Classified like any change, against the bounds in force now: undoing a narrowing widens.
+    """
+    row = await _changeable(tx, grant)
+    short = ids.format_id("grant", row["id"])
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise InvalidInput(f"version: send a whole version number of {short}, e.g. 1, not {version!r}.")
+    stored = await tx.scalar("SELECT snapshot FROM grant_versions WHERE grant_id = ? AND version = ?",
+                             (row["id"], version))
+    if stored is None:
+        raise NotFound(f"version: {short} has versions 1 to {row['version']}; send one of them.")
+    space = await workspace.get(tx)
+    before = await _terms_of_row(tx, row, space.timezone)
+    after = _terms_of_snapshot(json.loads(stored), space.timezone)
+    hint = f"chief-of-staff grant-update {short} --restore {version}"
+    return await _apply_terms(tx, actor, row, before, after, hint, {"restores_version": version})
+
+
+async def _changeable(tx: Tx, grant: str) -> Row:
+    row = await grant_row(tx, ids.parse_id("grant", grant, field="grant"))
+    if row["status"] == "revoked":
+        short = ids.format_id("grant", row["id"])
+        raise Conflict(f"grant: {short} is revoked and cannot be changed; create a new grant instead.")
+    return row
+
+
+def _changed_terms(before: GrantTerms, given: dict[str, Any]) -> GrantTerms:
+    try:
+        return GrantTerms.model_validate({**before.model_dump(), **given})
+    except ValidationError as exc:
+        problems = [f"{'.'.join(map(str, e['loc'])) or 'grant'}: {e['msg'].removeprefix('Value error, ')}"
+                    for e in exc.errors()]
+        raise InvalidInput("Nothing was changed:\n- " + "\n- ".join(problems)) from None
+
+
+async def _terms_of_row(tx: Tx, row: Row, timezone: str) -> GrantTerms:
+    budgets = [BudgetSpec(period=b["period"], max_count=b["max_count"], max_cents=b["max_cents"])
+               for b in await budget_rows(tx, row["id"])]
+    return GrantTerms(mode=row["mode"], per_action_cap_cents=row["per_action_cap_cents"], budgets=budgets,
+                      scope_allow=json.loads(row["scope_allow"]), scope_deny=json.loads(row["scope_deny"]),
+                      expires_on=_last_day(row["expires_at"], timezone), on_timeout=row["on_timeout"],
+                      rationale=row["rationale"])
+
+
+def _terms_of_snapshot(snapshot: dict[str, Any], timezone: str) -> GrantTerms:
+    # Snapshots written before grants had on_timeout lack it; those grants could only deny.
+    return GrantTerms(
+        mode=snapshot["mode"], per_action_cap_cents=snapshot["per_action_cap_cents"],
+        budgets=[BudgetSpec(**b) for b in snapshot["budgets"]], scope_allow=snapshot["scope_allow"],
+        scope_deny=snapshot["scope_deny"], expires_on=_last_day(snapshot["expires_at"], timezone),
+        on_timeout=snapshot.get("on_timeout", "deny"), rationale=snapshot["rationale"],
+    )
+
+
+async def _apply_terms(tx: Tx, actor: Actor, row: Row, before: GrantTerms, after: GrantTerms, hint: str,
+                       detail: dict[str, Any]) -> GrantView:
+    """Write `after` as the grant's next version, once the actor may make the change; no change writes nothing."""
+    space = await workspace.get(tx)
+    reasons = widens(before, after)
+    if reasons:
+        _allow_widening(actor, before, after, reasons, space.chat_ceiling_cents, hint)
+    if after != before:
+        expires_at = row["expires_at"] if after.expires_on == before.expires_on else (
+            None if after.expires_on is None else _end_instant(after.expires_on, space.timezone))
+        await tx.run(
+            "UPDATE grants SET mode = ?, per_action_cap_cents = ?, scope_allow = ?, scope_deny = ?, "
+            "expires_at = ?, on_timeout = ?, rationale = ?, updated_at = ?, version = version + 1 WHERE id = ?",
+            (after.mode, after.per_action_cap_cents, json.dumps(after.scope_allow), json.dumps(after.scope_deny),
+             expires_at, after.on_timeout, after.rationale, tx.now_text, row["id"]),
+        )
+        await _replace_budgets(tx, row["id"], after.budgets)
+        snapshot = await _snapshot(tx, row["id"], actor.channel)
+        await audit.append(tx, actor, "grant.update", ids.format_id("grant", row["id"]), {
+            "version": snapshot["version"], **detail, **_difference(before, after), "widens": reasons})
+    return await _grant_view(tx, row["id"], space.timezone)
+
+
+def _allow_widening(actor: Actor, before: GrantTerms, after: GrantTerms, reasons: list[str], ceiling: int,
+                    hint: str) -> None:
+    act = f"Widening a grant ({'; '.join(reasons)})"
+    trust.require_operator(actor, act, hint)
+    trust.check_chat_amount(actor, act, largest_money_bound(after) or 0, ceiling, hint)
+    if actor.channel == "chat" and before.on_timeout == "deny" and after.on_timeout == "approve":
+        # As in create_grant: silence granting authority is the operator's call, outside the model's reach.
+        raise OperatorActRefused(
+            "Letting a grant's unanswered decisions go ahead on their own cannot be done in chat. Keep "
+            f"on_timeout 'deny', or have the operator run: {hint}")
+
+
+async def _replace_budgets(tx: Tx, grant_id: int, budgets: list[BudgetSpec]) -> None:
+    """Kept periods change their limits in place (same row, same usage); dropped ones go with their usage."""
+    existing = {b["period"]: b for b in await budget_rows(tx, grant_id)}
+    wanted = {b.period: b for b in budgets}
+    for period, row in existing.items():
+        if period not in wanted:
+            # A budget needs a limit (CHECK), so a dropped one cannot linger as limitless; its usage goes too.
+            await tx.run("DELETE FROM budget_usage WHERE budget_id = ?", (row["id"],))
+            await tx.run("DELETE FROM grant_budgets WHERE id = ?", (row["id"],))
+        elif (row["max_count"], row["max_cents"]) != (wanted[period].max_count, wanted[period].max_cents):
+            await tx.run("UPDATE grant_budgets SET max_count = ?, max_cents = ? WHERE id = ?",
+                         (wanted[period].max_count, wanted[period].max_cents, row["id"]))
+    await tx.run_many(
+        "INSERT INTO grant_budgets (grant_id, period, max_count, max_cents) VALUES (?, ?, ?, ?)",
+        [(grant_id, b.period, b.max_count, b.max_cents) for b in budgets if b.period not in existing],
+    )
+
+
+def _difference(before: GrantTerms, after: GrantTerms) -> dict[str, dict[str, Any]]:
+    """The changed fields, as they were and as they are."""
+    old, new = before.model_dump(mode="json"), after.model_dump(mode="json")
+    changed = [key for key in old if old[key] != new[key]]
+    return {"before": {key: old[key] for key in changed}, "after": {key: new[key] for key in changed}}
+
+
+
 async def list_grants(tx: Tx, *, agency: str | None = None, include_revoked: bool = False) -> list[GrantView]:
     """Grants with their usage in the current period, oldest first."""
     where, params = ["1 = 1"], []
@@ -282,11 +449,6 @@ def _require_active(agency: Row, role: Row | None) -> None:
     if role is not None and role["status"] != "active":
         raise Conflict(f"role: {role['name']} is retired; reactivate it with set_role or grant to another role.")
 
-
-def _largest_money_bound(spec: GrantSpec) -> int:
-    # A grant with no money bound allows amount 0 only, so it counts as 0 against the chat ceiling.
-    bounds = [spec.per_action_cap_cents, *(b.max_cents for b in spec.budgets)]
-    return max((b for b in bounds if b is not None), default=0)
 
 
 async def _goal_of_agency(tx: Tx, ref: str | None, agency: Row) -> int | None:
@@ -307,7 +469,18 @@ def _end_of_day(tx: Tx, expires_on: date | None, timezone: str) -> str | None:
         return None
     if expires_on < local_date(tx.now, timezone):
         raise InvalidInput(f"expires_on: {expires_on} is already past; send today or a later YYYY-MM-DD.")
-    return format_ts(local_midnight_utc(expires_on + timedelta(days=1), timezone))
+    return _end_instant(expires_on, timezone)
+
+
+def _end_instant(last_day: date, timezone: str) -> str:
+    return format_ts(local_midnight_utc(last_day + timedelta(days=1), timezone))
+
+
+def _last_day(expires_at: str | None, timezone: str) -> date | None:
+    """The local day a grant's end instant closes (the inverse of _end_instant)."""
+    if expires_at is None:
+        return None
+    return local_date(parse_ts(expires_at) - timedelta(microseconds=1), timezone)
 
 
 async def _snapshot(tx: Tx, grant_id: int, channel: str, *, reason: str | None = None) -> dict[str, Any]:
@@ -349,10 +522,8 @@ async def _grant_views(tx: Tx, rows: list[Row], timezone: str) -> list[GrantView
 
 
 def _grant_view_of(row: Row, budgets: list[BudgetView], timezone: str, now_text: str) -> GrantView:
-    expires_on = None
-    if row["expires_at"] is not None:
-        last_instant = parse_ts(row["expires_at"]) - timedelta(microseconds=1)
-        expires_on = local_date(last_instant, timezone).isoformat()
+    last_day = _last_day(row["expires_at"], timezone)
+    expires_on = None if last_day is None else last_day.isoformat()
     agency = row["agency_name"] if row["agency_name"] is not None else ids.format_id("agency", row["agency_id"])
     role = None if row["role_id"] is None else (
         row["role_name"] if row["role_name"] is not None else ids.format_id("role", row["role_id"]))

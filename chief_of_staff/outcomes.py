@@ -1,7 +1,8 @@
 """The outcome log: what happened, appended and never edited.
 
 Logging an outcome touches a fixed handful of rows whatever the size of the log: the outcome
-and its metric rows, each key result's `current` rollup, the agency's row for the local day
+and its metric rows, each key result's `current` rollup and its row for the local day in
+`key_result_days` (the recent rate pace forecasts read), the agency's row for the local day
 in `agency_days`, and a playbook lesson when one is given. Reads go newest first by index.
 """
 
@@ -183,14 +184,30 @@ async def log_outcome(tx: Tx, actor: Actor, *, agency: str, role: str | None = N
 
 
 async def _apply_moves(tx: Tx, outcome_id: int, moves: list[tuple[int, float]]) -> None:
+    """The metric rows, each key result's `current`, and its local day in `key_result_days`."""
+    if not moves:
+        return
     await tx.run_many("INSERT INTO outcome_metrics (outcome_id, key_result_id, delta) VALUES (?, ?, ?)",
                       [(outcome_id, kr_id, delta) for kr_id, delta in moves])
     await tx.run_many("UPDATE key_results SET current = current + ?, updated_at = ? WHERE id = ?",
                       [(delta, tx.now_text, kr_id) for kr_id, delta in moves])
+    # One statement for every delta of the outcome: the statement count is log_outcome's latency.
+    day = await _local_day(tx)
+    rows = ", ".join("(?, ?, ?, 1)" for _ in moves)
+    await tx.run(
+        f"INSERT INTO key_result_days (key_result_id, day, delta_sum, outcomes) VALUES {rows} "
+        "ON CONFLICT (key_result_id, day) DO UPDATE SET delta_sum = delta_sum + excluded.delta_sum, "
+        "outcomes = outcomes + 1",
+        [value for kr_id, delta in moves for value in (kr_id, day, delta)],
+    )
+
+
+async def _local_day(tx: Tx) -> str:
+    return clock.local_date(tx.now, (await workspace.get(tx)).timezone).isoformat()
 
 
 async def _roll_up_day(tx: Tx, agency_id: int, result: Result, cost: int, minutes: int) -> None:
-    day = clock.local_date(tx.now, (await workspace.get(tx)).timezone).isoformat()
+    day = await _local_day(tx)
     await tx.run(
         "INSERT INTO agency_days (agency_id, day, outcomes, successes, partials, failures, cost_cents, "
         "minutes_saved) VALUES (?, ?, 1, ?, ?, ?, ?, ?) "

@@ -27,6 +27,7 @@ from chief_of_staff import (
     goals,
     inbox,
     lookup,
+    notifications,
     processes,
     workspace,
 )
@@ -242,4 +243,5 @@ def build_server(settings: Settings) -> MCPServer[AppState]:
     for template in load_prompts():
         server.add_prompt(_prompt(template))
     _register_completions(server, state)
+    notifications.install(server)
     return server

@@ -28,6 +28,7 @@ from chief_of_staff.approval import OperatorApproval, approved_channel, channel_
 from chief_of_staff.audit import Actor
 from chief_of_staff.db import Store
 from chief_of_staff.errors import ChiefOfStaffError
+from chief_of_staff.notifications import notify_changed
 
 __all__ = [
     "Ref",
@@ -78,6 +79,8 @@ class ToolSpec(Generic[InputT, OutputT]):
     # `asks_operator` says whether these arguments are an act at all (a dry run is not).
     operator_act: bool = False
     asks_operator: Callable[[Any], bool] = lambda _: True
+    # The resources (chief_of_staff.notifications URIs) a successful call changes; subscribers hear of it.
+    changes: tuple[str, ...] = ()
 
 
 def _wants_container(annotation: Any) -> bool:
@@ -226,6 +229,8 @@ def _runner(spec: ToolSpec[Any, Any]) -> Callable[..., Awaitable[CallToolResult]
             result = await spec.handler(ctx, parsed)
         except ChiefOfStaffError as exc:
             raise ToolError(str(exc)) from None
+        if spec.changes and spec.asks_operator(parsed):  # arguments that are no act (a dry run) change nothing
+            await notify_changed(ctx, spec.changes)
         return as_result(result)
 
     if not spec.operator_act:

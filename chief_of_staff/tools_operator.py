@@ -13,9 +13,10 @@ from typing import Any, Literal
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
-from chief_of_staff import agencies, authority, blueprints, decisions, goals
-from chief_of_staff.errors import NotFound
+from chief_of_staff import agencies, authority, blueprints, decisions, goals, grants
+from chief_of_staff.errors import InvalidInput, NotFound
 from chief_of_staff.models import LongText, Model, Name, ShortText, Text
+from chief_of_staff.notifications import AUTHORITY_LETTER, BRIEF, DECISIONS, EVERYTHING, GOALS
 from chief_of_staff.toolkit import Ref, ToolSpec, agency_actor, caller, store_of
 
 __all__ = ["OPERATOR_TOOLS"]
@@ -113,6 +114,32 @@ async def _revoke(ctx: Context[Any, Any], args: RevokeIn) -> authority.GrantView
         return await authority.revoke_grant(tx, agency_actor(), args.grant_id, reason=args.reason)
 
 
+class UpdateGrantIn(Model):
+    grant_id: Ref
+    mode: Literal["auto", "notify", "approve"] | None = None
+    per_action_cap_cents: int | None = Field(None, description="null removes the cap")
+    budgets: list[authority.BudgetSpec] | None = Field(None, description="Replaces all; kept periods keep usage")
+    scope_allow: list[str] | None = None
+    scope_deny: list[str] | None = None
+    expires_on: str | None = Field(None, description="YYYY-MM-DD; null removes the end date")
+    on_timeout: Literal["deny", "approve"] | None = None
+    rationale: Text | None = None
+    restore_version: int | None = Field(None, description="Instead: bounds as they were at this version")
+    confirm: bool = CONFIRM
+
+
+async def _update_grant(ctx: Context[Any, Any], args: UpdateGrantIn) -> authority.GrantView:
+    # Sent as null means "remove" for the cap and the end date; left out means "keep". Narrowing needs
+    # nobody's approval, so the operator's prompt (asks_operator) comes only with confirm=true.
+    given = {name: getattr(args, name) for name in args.model_fields_set - {"grant_id", "confirm"}}
+    async with store_of(ctx).write() as tx:
+        if given.keys() == {"restore_version"}:
+            return await grants.restore_version(tx, caller(args.confirm), args.grant_id, given["restore_version"])
+        if "restore_version" in given:
+            raise InvalidInput("restore_version: send it alone, without other bounds, or leave it out.")
+        return await grants.update_grant(tx, caller(args.confirm), args.grant_id, **given)
+
+
 class ListGrantsIn(Model):
     agency: Name | None = None
     include_revoked: bool = False
@@ -184,28 +211,40 @@ async def _apply_blueprint(ctx: Context[Any, Any], args: ApplyBlueprintIn) -> bl
         return await blueprints.apply_blueprint(tx, caller(args.confirm), args.name, agency_name=args.agency_name)
 
 
+# What each kind of act changes, for subscribers (the brief shows a bit of everything).
+_GOALS = (BRIEF, GOALS)
+_GRANTS = (BRIEF, AUTHORITY_LETTER)
+
 OPERATOR_TOOLS: list[ToolSpec[Any, Any]] = [
     ToolSpec("create_goal", "Create goal",
              "Operator act. A goal of an agency with key results (metric, unit, baseline, target, direction "
              "up/down, due date). Progress is computed from logged outcomes, never typed in.",
-             CreateGoalIn, goals.GoalView, _create_goal, operator_act=True),
+             CreateGoalIn, goals.GoalView, _create_goal, operator_act=True, changes=_GOALS),
     ToolSpec("adjust_goal", "Adjust goal",
              "Operator act. Retitle, close (achieved/dropped), change a key result's target or due date, "
              "or add a key result.",
-             AdjustGoalIn, goals.GoalView, _adjust_goal, destructive=True, operator_act=True),
+             AdjustGoalIn, goals.GoalView, _adjust_goal, destructive=True, operator_act=True,
+             changes=_GOALS),
     ToolSpec("set_agency", "Set agency",
              "Operator act. Create an agency (a business function) or change its purpose, operating spec "
              "or status.",
-             SetAgencyIn, agencies.AgencyView, _set_agency, destructive=True, idempotent=True, operator_act=True),
+             SetAgencyIn, agencies.AgencyView, _set_agency, destructive=True, idempotent=True, operator_act=True,
+             changes=EVERYTHING),
     ToolSpec("set_role", "Set role", "Operator act. Create a role seat in an agency, or change its charter or status.",
-             SetRoleIn, agencies.RoleView, _set_role, destructive=True, idempotent=True, operator_act=True),
+             SetRoleIn, agencies.RoleView, _set_role, destructive=True, idempotent=True, operator_act=True,
+             changes=EVERYTHING),
     ToolSpec("grant", "Grant authority",
              "Operator act. Let an agency or role perform one capability within bounds: per-action cap, "
              "day/week/month count and amount budgets, target allow/deny globs (deny wins), expiry, mode "
              "auto (act), notify (act and tell) or approve (ask each time).",
-             GrantIn, authority.GrantView, _grant, operator_act=True),
+             GrantIn, authority.GrantView, _grant, operator_act=True, changes=_GRANTS),
     ToolSpec("revoke", "Revoke grant", "Withdraw a grant at once. Nothing more is allowed under it.",
-             RevokeIn, authority.GrantView, _revoke, destructive=True, idempotent=True),
+             RevokeIn, authority.GrantView, _revoke, destructive=True, idempotent=True, changes=_GRANTS),
+    ToolSpec("update_grant", "Change grant",
+             "Change a grant's bounds; omitted fields stay. Narrowing needs no confirm; widening is an operator "
+             "act. restore_version reverts to an earlier version.",
+             UpdateGrantIn, authority.GrantView, _update_grant, destructive=True, idempotent=True,
+             operator_act=True, asks_operator=lambda args: args.confirm, changes=_GRANTS),
     ToolSpec("list_grants", "List grants",
              "Grants with budgets used in the current period; optionally as a delegation-of-authority letter.",
              ListGrantsIn, GrantList, _list_grants, read_only=True, idempotent=True),
@@ -214,12 +253,12 @@ OPERATOR_TOOLS: list[ToolSpec[Any, Any]] = [
     ToolSpec("decide", "Decide",
              "Operator act. Approve or deny a decision, once. An approved escalation is used by the next "
              "matching authorize.",
-             DecideIn, decisions.DecisionView, _decide, operator_act=True),
+             DecideIn, decisions.DecisionView, _decide, operator_act=True, changes=(BRIEF, DECISIONS)),
     ToolSpec("list_blueprints", "List blueprints", "Starter agencies that can be stood up in one call.",
              NoArguments, BlueprintList, _list_blueprints, read_only=True, idempotent=True),
     ToolSpec("apply_blueprint", "Apply blueprint",
              "Operator act. Stand up an agency from a blueprint: roles, goals, grants, routines, playbook. "
              "The default dry run shows what it would create.",
              ApplyBlueprintIn, blueprints.BlueprintPlan, _apply_blueprint, operator_act=True,
-             asks_operator=lambda args: not args.dry_run),
+             asks_operator=lambda args: not args.dry_run, changes=EVERYTHING),
 ]

@@ -16,6 +16,7 @@ from chief_of_staff import agencies, authority, brief, decisions, goals, inbox, 
 from chief_of_staff.agencies import AgencyView, LessonView
 from chief_of_staff.ids import parse_id
 from chief_of_staff.models import Cents, LocalDate, Model, Name, Priority, ShortText, Text
+from chief_of_staff.notifications import BRIEF, DECISIONS, GOALS, INBOX
 from chief_of_staff.toolkit import Ref, ToolSpec, agency_actor, store_of
 
 __all__ = ["WORK_TOOLS"]
@@ -294,6 +295,11 @@ async def _request_decision(ctx: Context[Any, Any], args: RequestDecisionIn) -> 
         )
 
 
+# What each kind of act changes, for subscribers (the brief shows a bit of everything).
+_TASKS = (BRIEF, INBOX)
+_OUTCOMES = (BRIEF, GOALS, INBOX)
+_ASKING = (BRIEF, DECISIONS)
+
 WORK_TOOLS: list[ToolSpec[Any, Any]] = [
     ToolSpec("brief", "Brief",
              "Start every session here: changes since this viewer last looked, goal pace, inbox, "
@@ -305,38 +311,38 @@ WORK_TOOLS: list[ToolSpec[Any, Any]] = [
              "Agencies with their charters, operating specs and roles; with an agency, its playbook of lessons.",
              RosterIn, RosterOut, _roster, read_only=True, idempotent=True),
     ToolSpec("add_task", "Add task", "Add a task to the inbox. Priority P0 (drop everything) to P3 (someday).",
-             AddTaskIn, inbox.TaskView, _add_task),
+             AddTaskIn, inbox.TaskView, _add_task, changes=_TASKS),
     ToolSpec("claim_next_task", "Claim next task",
              "Claim the most urgent ready task (priority, then due date) with a lease. Ready: open or lease "
              "expired, dependencies done.",
-             ClaimIn, ClaimOut, _claim_next_task),
+             ClaimIn, ClaimOut, _claim_next_task, changes=_TASKS),
     ToolSpec("update_task", "Update task",
              "Reopen, block, wait on the operator, cancel, re-prioritise, note or renew a task's lease.",
-             UpdateTaskIn, inbox.TaskView, _update_task, destructive=True),
+             UpdateTaskIn, inbox.TaskView, _update_task, destructive=True, changes=_TASKS),
     ToolSpec("complete_task", "Complete task",
              "Finish a task and log its outcome: success or partial closes it done, failure closes it failed.",
-             CompleteTaskIn, CompleteOut, _complete_task),
+             CompleteTaskIn, CompleteOut, _complete_task, changes=_OUTCOMES),
     ToolSpec("list_tasks", "List tasks", "Tasks by status (default: unfinished, in claim order).",
              ListTasksIn, TaskList, _list_tasks, read_only=True, idempotent=True),
     ToolSpec("add_routine", "Add routine",
              "A recurring task: the server adds one task on each scheduled day in the workspace timezone.",
-             AddRoutineIn, inbox.RoutineView, _add_routine),
+             AddRoutineIn, inbox.RoutineView, _add_routine, changes=_TASKS),
     ToolSpec("authorize", "Authorize",
              "Ask before acting. Answers allowed (a reservation is held: act, then settle or release), "
              "needs_approval (a decision is opened for the operator) or denied (with the grant and limit hit). "
              "Actions no grant covers are never allowed silently. Amounts are whole cents.",
-             AuthorizeIn, authority.AuthorizationView, _authorize),
+             AuthorizeIn, authority.AuthorizationView, _authorize, changes=_ASKING),
     ToolSpec("check", "Check", "Can I? What authorize would answer now; reserves, opens and writes nothing.",
              CheckIn, authority.CheckView, _check, read_only=True, idempotent=True),
     ToolSpec("settle", "Settle", "After acting: record the actual amount (at most the reserved amount).",
-             SettleIn, authority.AuthorizationView, _settle, idempotent=True),
+             SettleIn, authority.AuthorizationView, _settle, idempotent=True, changes=(BRIEF,)),
     ToolSpec("release", "Release", "Nothing happened: return an allowed reservation to the budget.",
-             ReleaseIn, authority.AuthorizationView, _release, idempotent=True),
+             ReleaseIn, authority.AuthorizationView, _release, idempotent=True, changes=(BRIEF,)),
     ToolSpec("log_outcome", "Log outcome",
              "Record what happened (append-only): result, metric deltas per key result, cost in cents, "
              "minutes saved, evidence, lesson. Goal progress moves with the deltas.",
-             LogOutcomeIn, outcomes.OutcomeView, _log_outcome),
+             LogOutcomeIn, outcomes.OutcomeView, _log_outcome, changes=_OUTCOMES),
     ToolSpec("request_decision", "Request decision",
              "Ask the operator: a proposal (raise a limit, change a goal, add a role) or a question.",
-             RequestDecisionIn, decisions.DecisionView, _request_decision),
+             RequestDecisionIn, decisions.DecisionView, _request_decision, changes=_ASKING),
 ]

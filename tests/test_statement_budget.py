@@ -25,7 +25,9 @@ AGENT = Actor("agency:Outbound/SDR", "agency")
 # a regression above these fails with the count it found.
 BRIEF_BUDGET = 12
 CLAIM_BUDGET = 7
-LOG_OUTCOME_BUDGET = 10
+# 10 + 1: the key_result_days upsert (one statement for all of an outcome's deltas), the rollup that
+# pace forecasts read their recent rate from instead of scanning outcome_metrics.
+LOG_OUTCOME_BUDGET = 11
 AUTHORIZE_BUDGET = 12
 
 _keys = count(1)
@@ -117,7 +119,7 @@ async def test_claim_next_task_makes_at_most_7_statements(store: Store, counter:
     assert made <= CLAIM_BUDGET, f"claim_next_task made {made} statements; the budget is {CLAIM_BUDGET}"
 
 
-async def test_log_outcome_makes_at_most_10_statements(store: Store, counter: StatementCounter) -> None:
+async def test_log_outcome_makes_at_most_11_statements(store: Store, counter: StatementCounter) -> None:
     made = await counter.measure(store, _log)
     assert made <= LOG_OUTCOME_BUDGET, f"log_outcome made {made} statements; the budget is {LOG_OUTCOME_BUDGET}"
 

@@ -27,8 +27,8 @@ async def test_migrations_build_the_schema_from_a_blank_file(tmp_path: Path, clo
     assert {
         "workspace", "agencies", "roles", "lessons", "goals", "key_results", "grants", "grant_versions",
         "grant_budgets", "budget_usage", "authorizations", "decisions", "routines", "tasks",
-        "task_dependencies", "outcomes", "outcome_metrics", "agency_days", "viewers", "audit_log",
-        "schema_migrations", "server_processes",
+        "task_dependencies", "outcomes", "outcome_metrics", "agency_days", "key_result_days", "viewers",
+        "audit_log", "schema_migrations", "server_processes",
     } <= tables
 
 

@@ -5,7 +5,7 @@ bench grant with a large budget, applied as the operator), then a year of histor
 bulk-inserted in one sqlite3 transaction: done and open tasks, outcomes with metric
 deltas and lessons, the authorization ledger, and one audit row per change, hash-chained
 exactly as `audit.append` would, so `chief-of-staff audit verify` passes. Rollups
-(key_results.current, agency_days, budget_usage) are computed from the inserted rows.
+(key_results.current, agency_days, key_result_days, budget_usage) are computed from the inserted rows.
 
     python tools/populate.py --outcomes 1000000 --out /tmp/cos-1M.db
 """
@@ -41,7 +41,7 @@ TIMEZONE = "Europe/Berlin"
 BENCH_CAPABILITY = "crm.update"
 HISTORY_DAYS = 365
 FLUSH_EVERY = 20_000  # history steps per executemany batch: bounded memory, few round trips
-LAYOUT = 1  # bump when the generated data changes, so stale caches are rebuilt
+LAYOUT = 2  # bump when the generated data changes, so stale caches are rebuilt
 SDR_ACTOR = "agency:Outbound/SDR"
 DENIED_PATTERN = "gmail.com"
 
@@ -123,6 +123,8 @@ class _Loader:
                      for t in ("tasks", "outcomes", "lessons", "authorizations")}
         self.rows: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
         self.kr_sums: dict[int, float] = defaultdict(float)
+        # (key result, local day) -> [delta sum, outcomes]: the rollup forecasts read (migration 0004).
+        self.kr_days: dict[tuple[int, str], list[float]] = defaultdict(lambda: [0.0, 0])
         self.days: dict[str, list[int]] = defaultdict(lambda: [0] * 6)
         self.usage: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0, 0])
         self.zone = ZoneInfo(TIMEZONE)
@@ -231,7 +233,7 @@ class _Loader:
         detail: dict[str, Any] = {"agency": f"A{self.agency}", "result": result, "cost_cents": cost}
         if task_id is not None:
             detail["task"] = f"T{task_id}"
-        metrics = self._metrics(outcome_id)
+        metrics = self._metrics(outcome_id, self.local(at)[0])
         if metrics:
             detail["metrics"] = metrics
         if lesson is not None:
@@ -246,7 +248,7 @@ class _Loader:
         self.audit(created, f"agency:Outbound/{role}", "agency", "outcome.log", f"O{outcome_id}", detail)
         return outcome_id, result
 
-    def _metrics(self, outcome_id: int) -> dict[str, float]:
+    def _metrics(self, outcome_id: int, day: str) -> dict[str, float]:
         roll = self.rng.random()
         if roll < 0.5:
             kr, delta = self.krs["emails sent"], float(self.rng.randrange(1, 6))
@@ -258,6 +260,8 @@ class _Loader:
             return {}
         self.rows["outcome_metrics"].append((outcome_id, kr, delta))
         self.kr_sums[kr] += delta
+        self.kr_days[(kr, day)][0] += delta
+        self.kr_days[(kr, day)][1] += 1
         return {f"KR{kr}": delta}
 
     # --- flushing and rollups ---
@@ -295,6 +299,11 @@ class _Loader:
             "partials = partials + excluded.partials, failures = failures + excluded.failures, "
             "cost_cents = cost_cents + excluded.cost_cents, minutes_saved = minutes_saved + excluded.minutes_saved",
             [(self.agency, day, *values) for day, values in sorted(self.days.items())])
+        self.conn.executemany(
+            "INSERT INTO key_result_days (key_result_id, day, delta_sum, outcomes) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (key_result_id, day) DO UPDATE SET delta_sum = delta_sum + excluded.delta_sum, "
+            "outcomes = outcomes + excluded.outcomes",
+            [(kr, day, total, int(count)) for (kr, day), (total, count) in sorted(self.kr_days.items())])
         self.conn.executemany(
             "INSERT INTO budget_usage (budget_id, period_key, used_count, used_cents) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (budget_id, period_key) DO UPDATE SET used_count = used_count + excluded.used_count, "
