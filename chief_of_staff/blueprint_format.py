@@ -27,13 +27,13 @@ from pydantic import (
 
 from chief_of_staff import routines
 from chief_of_staff.errors import InvalidInput
+from chief_of_staff.grant_terms import BudgetSpec, one_per_period
 from chief_of_staff.models import Capability, Cents, Model, Name, Priority, ShortText, Text
 
 __all__ = [
     "AgencySection",
     "Blueprint",
     "BlueprintInfo",
-    "BudgetSection",
     "GoalSection",
     "GrantSection",
     "KeyResultSection",
@@ -108,24 +108,12 @@ class GoalSection(_Section):
     key_results: Annotated[list[KeyResultSection], Field(min_length=1, max_length=10)]
 
 
-class BudgetSection(_Section):
-    period: Literal["day", "week", "month"]
-    max_count: Annotated[StrictInt, Field(ge=0)] | None = None
-    max_cents: Cents | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> Self:
-        if self.max_count is None and self.max_cents is None:
-            raise ValueError("a budget needs max_count, max_cents or both")
-        return self
-
-
 class GrantSection(_Section):
     role: Name | None = None
     capability: Capability
     mode: Literal["auto", "notify", "approve"] = "auto"
     per_action_cap_cents: Cents | None = None
-    budgets: Annotated[list[BudgetSection], Field(max_length=3)] = Field(default_factory=list)
+    budgets: Annotated[list[BudgetSpec], Field(max_length=3)] = Field(default_factory=list)
     scope_allow: Annotated[list[Pattern], Field(max_length=20)] = Field(default_factory=list)
     scope_deny: Annotated[list[Pattern], Field(max_length=20)] = Field(default_factory=list)
     expires_in_days: Days | None = None
@@ -134,9 +122,7 @@ class GrantSection(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> Self:
-        periods = [budget.period for budget in self.budgets]
-        if len(set(periods)) != len(periods):
-            raise ValueError("budgets: at most one budget per period (day, week, month)")
+        one_per_period(self.budgets)
         return self
 
 

@@ -20,7 +20,6 @@ from chief_of_staff import agencies, audit, authority, clock, goals, ids, inbox,
 from chief_of_staff.audit import Actor
 from chief_of_staff.blueprint_format import (
     Blueprint,
-    BudgetSection,
     GoalSection,
     GrantSection,
     TaskSection,
@@ -30,6 +29,7 @@ from chief_of_staff.blueprint_format import (
 )
 from chief_of_staff.db import Tx
 from chief_of_staff.errors import Conflict, InvalidInput, NotFound
+from chief_of_staff.grant_terms import BudgetSpec
 from chief_of_staff.models import Model
 
 __all__ = [
@@ -154,7 +154,7 @@ def _money(cents: int, currency: str) -> str:
     return f"{cents // 100:,}.{cents % 100:02d} {currency}"
 
 
-def _budget_text(budget: BudgetSection, currency: str) -> str:
+def _budget_text(budget: BudgetSpec, currency: str) -> str:
     amounts = []
     if budget.max_count is not None:
         amounts.append(str(budget.max_count))
@@ -287,8 +287,7 @@ async def _create_grants(tx: Tx, actor: Actor, blueprint: Blueprint, agency_id: 
         spec = authority.GrantSpec(
             agency=agency_id, role=made.role(grant.role), capability=grant.capability, mode=grant.mode,
             per_action_cap_cents=grant.per_action_cap_cents,
-            budgets=[authority.BudgetSpec(period=b.period, max_count=b.max_count, max_cents=b.max_cents)
-                     for b in grant.budgets],
+            budgets=list(grant.budgets),
             scope_allow=list(grant.scope_allow), scope_deny=list(grant.scope_deny),
             expires_on=_in_days(today, grant.expires_in_days), goal=made.goal(grant.goal),
             rationale=grant.rationale,

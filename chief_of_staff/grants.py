@@ -58,7 +58,6 @@ __all__ = [
     "restore_version",
     "revoke_grant",
     "target_matches",
-    "terms_of",
     "update_grant",
     "widens",
 ]
@@ -178,13 +177,6 @@ def _plain(text: str) -> str:
     """Outside text for the letter: one line, and no backtick to break out of a code span."""
     return " ".join(text.replace("`", "'").split())
 
-
-
-def terms_of(grant: GrantView) -> GrantTerms:
-    """The bounds of a grant as `widens` compares them, e.g. to classify a proposed change."""
-    bounds = grant.model_dump(include=set(GrantTerms.model_fields))
-    bounds["budgets"] = [{key: b[key] for key in BudgetSpec.model_fields} for b in bounds["budgets"]]
-    return GrantTerms.model_validate(bounds)
 
 
 # --- rows shared with the ledger ----------------------------------------------------------------
