@@ -29,6 +29,7 @@ __all__ = [
     "insert_lesson",
     "lesson_view",
     "playbook",
+    "remove_lesson",
     "resolve_agency",
     "resolve_role",
     "role_name",
@@ -342,6 +343,18 @@ async def add_lesson(tx: Tx, actor: Actor, *, agency_id: int, kind: str, text: s
     row = await tx.one("SELECT * FROM lessons WHERE id = ?", (lesson_id,))
     assert row is not None
     return lesson_view(row, str(name))
+
+
+async def remove_lesson(tx: Tx, actor: Actor, lesson: str) -> None:
+    """Take a lesson out of the playbook; the audit row keeps its text."""
+    lesson_id = ids.parse_id("lesson", lesson, field="lesson_id")
+    row = await tx.one("SELECT * FROM lessons WHERE id = ?", (lesson_id,))
+    if row is None:
+        raise NotFound(f"lesson_id: there is no lesson {ids.format_id('lesson', lesson_id)}; "
+                       "the agency resource lists its playbook.")
+    await tx.run("DELETE FROM lessons WHERE id = ?", (lesson_id,))
+    await audit.append(tx, actor, "lesson.remove", ids.format_id("lesson", lesson_id), {
+        "agency": ids.format_id("agency", row["agency_id"]), "kind": row["kind"], "text": row["text"]})
 
 
 async def playbook(tx: Tx, agency: str, *, limit: int = 20) -> list[LessonView]:

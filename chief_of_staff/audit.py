@@ -24,6 +24,7 @@ __all__ = [
     "ChainReport",
     "Channel",
     "append",
+    "in_change_set",
     "row_hash",
     "verify_chain",
 ]
@@ -59,8 +60,26 @@ def row_hash(prev_hash: str, row_id: int, at: str, actor: str, channel: str, act
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 
+# The Tx memo key under which a change set's label rides along to every audit row of the unit.
+_CHANGE_SET = "audit.change_set"
+
+
+def in_change_set(tx: Tx, label: str | None) -> None:
+    """Mark the rest of this unit's audit rows as part of change set `label` (None ends the marking).
+
+    A recorded review is many changes made by their own functions; each of their rows carries the
+    set's label in its detail, so the audit shows which rows one review (or one revert) wrote.
+    """
+    if label is None:
+        tx.memo.pop(_CHANGE_SET, None)
+    else:
+        tx.memo[_CHANGE_SET] = label
+
+
 async def append(tx: Tx, actor: Actor, action: str, subject: str = "", detail: dict[str, Any] | None = None) -> int:
     """Append one row to the chain inside the caller's write transaction; returns its id."""
+    if _CHANGE_SET in tx.memo:
+        detail = {**(detail or {}), "change_set": tx.memo[_CHANGE_SET]}
     head = await tx.one("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
     prev_hash, row_id = (GENESIS, 1) if head is None else (head["hash"], head["id"] + 1)
     detail_text = canonical(detail or {})

@@ -21,6 +21,7 @@ PREFIXES: Final[dict[str, str]] = {
     "routine": "RT",
     "outcome": "O",
     "lesson": "L",
+    "change_set": "CS",
 }
 
 _ID_PATTERN = re.compile(r"^\s*([A-Za-z]*)\s*(\d{1,18})\s*$")

@@ -15,10 +15,13 @@ from chief_of_staff import audit, clock, ids, workspace
 from chief_of_staff import task_fields as fields
 from chief_of_staff.audit import Actor
 from chief_of_staff.db import Row, Tx
-from chief_of_staff.errors import InvalidInput
+from chief_of_staff.errors import InvalidInput, NotFound
 from chief_of_staff.models import Model, Priority, checked_text
 
-__all__ = ["DAY_NAMES", "DUE_EXISTS", "RoutineView", "add_routine", "materialize_routines", "parse_schedule", "runs_on"]
+__all__ = [
+    "DAY_NAMES", "DUE_EXISTS", "RoutineView", "add_routine", "materialize_routines", "parse_schedule", "runs_on",
+    "set_active",
+]
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HELP = ('send "daily", "weekdays", "weekly:mon,thu" (three-letter day names, comma-separated) '
@@ -94,6 +97,20 @@ async def add_routine(tx: Tx, actor: Actor, *, agency: str, role: str | None = N
     await audit.append(tx, actor, "routine.add", view.id, {
         "title": view.title, "schedule": view.schedule, "agency": view.agency, "priority": view.priority})
     return view
+
+
+async def set_active(tx: Tx, actor: Actor, routine: str, *, active: bool) -> RoutineView:
+    """Pause a routine (no more tasks from it) or resume it; tasks it already made stay in the inbox."""
+    routine_id = ids.parse_id("routine", routine, field="routine_id")
+    row = await tx.one("SELECT active FROM routines WHERE id = ?", (routine_id,))
+    if row is None:
+        raise NotFound(f"routine_id: there is no routine {ids.format_id('routine', routine_id)}.")
+    if bool(row["active"]) != active:
+        await tx.run("UPDATE routines SET active = ?, updated_at = ? WHERE id = ?",
+                     (int(active), tx.now_text, routine_id))
+        await audit.append(tx, actor, "routine.resume" if active else "routine.pause",
+                           ids.format_id("routine", routine_id))
+    return await _view(tx, routine_id)
 
 
 async def _view(tx: Tx, routine_id: int) -> RoutineView:
