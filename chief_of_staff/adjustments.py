@@ -41,6 +41,7 @@ __all__ = [
     "SetRoutineArgs",
     "UpdateGrantArgs",
     "apply",
+    "change_grant",
     "inverse",
     "parse_arguments",
     "state",
@@ -155,14 +156,18 @@ async def _grant_state(tx: Tx, subject: str) -> State:
     return {"version": row["version"], "status": row["status"]}
 
 
-async def _apply_grant(tx: Tx, actor: Actor, args: Any) -> None:
-    given = {name: getattr(args, name) for name in args.model_fields_set - {"grant_id"}}
+async def change_grant(tx: Tx, actor: Actor, args: UpdateGrantArgs) -> grants.GrantView:
+    """update_grant's arguments applied: null means "remove" for the cap and the end date, left out "keep"."""
+    given = {name: getattr(args, name) for name in args.model_fields_set - {"grant_id", "confirm"}}
     if given.keys() == {"restore_version"}:
-        await grants.restore_version(tx, actor, args.grant_id, given["restore_version"])
-        return
+        return await grants.restore_version(tx, actor, args.grant_id, given["restore_version"])
     if "restore_version" in given:
         raise InvalidInput("restore_version: send it alone, without other bounds, or leave it out.")
-    await grants.update_grant(tx, actor, args.grant_id, **given)
+    return await grants.update_grant(tx, actor, args.grant_id, **given)
+
+
+async def _apply_grant(tx: Tx, actor: Actor, args: Any) -> None:
+    await change_grant(tx, actor, args)
 
 
 def _grant_inverse(subject: str, before: State, after: State) -> Adjustment | None:

@@ -7,6 +7,7 @@ to a playbook is not: the agency records what it learns as it works.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Literal, get_args
 
@@ -29,6 +30,7 @@ __all__ = [
     "insert_lesson",
     "lesson_view",
     "playbook",
+    "playbook_digest",
     "remove_lesson",
     "resolve_agency",
     "resolve_role",
@@ -365,3 +367,14 @@ async def playbook(tx: Tx, agency: str, *, limit: int = 20) -> list[LessonView]:
     lessons = await tx.all("SELECT * FROM lessons WHERE agency_id = ? ORDER BY id DESC LIMIT ?",
                            (row["id"], limit))
     return [lesson_view(lesson, row["name"]) for lesson in lessons]
+
+
+async def playbook_digest(tx: Tx, agency: str, *, limit: int = 8) -> str:
+    """The agency's newest lessons as markdown for a work session: what breaks first, then what works."""
+    lessons = await playbook(tx, agency, limit=limit)
+    if not lessons:
+        return "   - (no lessons yet: log one with an outcome when you learn something)"
+    ordered = sorted(lessons, key=lambda lesson: ("breaks", "works", "note").index(lesson.kind))
+    # Lesson text came from outcomes and reviews: quoted as data for the model, never as instructions.
+    return "\n".join(f"   - {lesson.kind} ({lesson.id}, {lesson.source}): {json.dumps(lesson.text, ensure_ascii=False)}"
+                     for lesson in ordered)

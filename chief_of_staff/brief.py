@@ -16,13 +16,15 @@ from chief_of_staff.audit import Actor
 from chief_of_staff.clock import local_date
 from chief_of_staff.db import Tx
 
-__all__ = ["Brief", "Changes", "build_brief", "housekeeping", "render_brief"]
+__all__ = ["Brief", "Changes", "advance_viewer", "build_brief", "change_summary", "changes_since", "housekeeping",
+           "render_brief"]
 
 # The change count stops here: a viewer back from a long absence sees "10000+" rather than a table scan.
 CHANGE_SCAN_LIMIT = 10_000
 HIGHLIGHTS = 8
 # Changes worth a line of their own; the rest are only counted.
-NOTABLE = ("outcome.", "task.complete", "decision.", "grant.", "goal.", "agency.", "role.", "blueprint.")
+NOTABLE = ("outcome.", "task.complete", "decision.", "grant.", "goal.", "agency.", "role.", "blueprint.", "review.",
+           "routine.pause", "routine.resume")
 # (one, many) for each kind of change, in the operator's words.
 PHRASES = {
     "workspace.create": ("workspace created", "workspaces created"),
@@ -35,6 +37,11 @@ PHRASES = {
     "goal.adjust": ("goal adjusted", "goal adjustments"),
     "lesson.add": ("lesson added", "lessons added"),
     "routine.add": ("routine added", "routines added"),
+    "routine.pause": ("routine paused", "routines paused"),
+    "routine.resume": ("routine resumed", "routines resumed"),
+    "lesson.remove": ("lesson removed", "lessons removed"),
+    "review.record": ("review recorded", "reviews recorded"),
+    "review.revert": ("review reverted", "reviews reverted"),
     "outcome.log": ("outcome logged", "outcomes logged"),
     "task.add": ("task added", "tasks added"),
     "task.claim": ("task claimed", "tasks claimed"),
@@ -106,7 +113,8 @@ _CHANGES = (
 )
 
 
-async def _changes_since(tx: Tx, viewer: str) -> tuple[Changes, int]:
+async def changes_since(tx: Tx, viewer: str) -> tuple[Changes, int]:
+    """What changed since the viewer's cursor, and the audit id to move the cursor to once it has looked."""
     found = await tx.all(_CHANGES, {"viewer": viewer, "limit": CHANGE_SCAN_LIMIT + 1})
     cursor = next((row for row in found if row["id"] is None), None)
     after, since = (0, None) if cursor is None else (cursor["after"], cursor["since"])
@@ -126,7 +134,7 @@ async def _changes_since(tx: Tx, viewer: str) -> tuple[Changes, int]:
 async def build_brief(tx: Tx, viewer: str = "operator", *, mark_seen: bool = False) -> Brief:
     """Assemble the brief; with mark_seen (a write transaction) move the viewer's cursor to now."""
     ws = await workspace.get(tx)
-    changes, head = await _changes_since(tx, viewer)
+    changes, head = await changes_since(tx, viewer)
     pending, pending_count = await decisions.pending_with_count(tx, limit=10)
     brief = Brief(
         workspace=ws.name,
@@ -142,20 +150,25 @@ async def build_brief(tx: Tx, viewer: str = "operator", *, mark_seen: bool = Fal
         recent_outcomes=await outcomes.recent_outcomes(tx, limit=5),
     )
     if mark_seen and changes.total:
-        await tx.run(
-            "INSERT INTO viewers (name, last_audit_id, last_seen_at) VALUES (?, ?, ?) "
-            "ON CONFLICT(name) DO UPDATE SET last_audit_id = excluded.last_audit_id, "
-            "last_seen_at = excluded.last_seen_at",
-            (viewer, head, tx.now_text),
-        )
+        await advance_viewer(tx, viewer, head)
     return brief
+
+
+async def advance_viewer(tx: Tx, viewer: str, head: int) -> None:
+    """Move the viewer's cursor: its next brief or review packet starts after audit row `head`."""
+    await tx.run(
+        "INSERT INTO viewers (name, last_audit_id, last_seen_at) VALUES (?, ?, ?) "
+        "ON CONFLICT(name) DO UPDATE SET last_audit_id = excluded.last_audit_id, "
+        "last_seen_at = excluded.last_seen_at",
+        (viewer, head, tx.now_text),
+    )
 
 
 def _money(cents: int, currency: str = "") -> str:
     return f"{currency} {cents // 100:,}.{cents % 100:02d}".strip()
 
 
-def _change_summary(changes: Changes) -> str:
+def change_summary(changes: Changes) -> str:
     if not changes.total:
         return "Nothing has changed" + (f" since {changes.since}." if changes.since else ".")
     counted = sorted(changes.by_action.items(), key=lambda item: (-item[1], item[0]))
@@ -197,7 +210,7 @@ def render_brief(brief: Brief) -> str:
         f"# Brief for {brief.viewer} — {brief.workspace}, {brief.today.isoformat()} ({brief.timezone})",
         "",
         "## Since you last looked",
-        _change_summary(brief.changes),
+        change_summary(brief.changes),
         *[f"- {item}" for item in brief.changes.latest],
         "",
         f"## Decisions waiting for you ({brief.pending_decision_count})",

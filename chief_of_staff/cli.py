@@ -8,15 +8,30 @@ they run on the operator's own machine, outside the model's reach.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
 from pydantic import ValidationError
 
-from chief_of_staff import __version__, audit, authority, blueprints, brief, decisions, doctor, grants, ids, workspace
+from chief_of_staff import (
+    __version__,
+    audit,
+    authority,
+    blueprints,
+    brief,
+    changesets,
+    decisions,
+    doctor,
+    grants,
+    ids,
+    review_packet,
+    workspace,
+)
 from chief_of_staff.audit import OPERATOR_CLI
 from chief_of_staff.authority import GrantSpec
 from chief_of_staff.config import Settings
@@ -96,6 +111,71 @@ def cmd_decisions(args: argparse.Namespace) -> int:
         for item in pending:
             amount = f" {item.amount_cents / 100:,.2f}" if item.amount_cents else ""
             print(f"{item.id:6} {item.kind:10} {item.status:9}{amount}  {item.title}  (expires {item.expires_at})")
+        return 0
+
+    return anyio.run(_with_store, args, work)
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    async def work(store: Store) -> int:
+        async with store.write() as tx:
+            await brief.housekeeping(tx, audit.SYSTEM)
+            packet = await review_packet.build_packet(tx, days=args.days, mark_seen=not args.peek)
+        print(review_packet.render_packet(packet), end="")
+        for number, proposal in enumerate(packet.proposals, 1):
+            print(f"  {number}. {json.dumps(proposal.adjustment.model_dump())}")
+        return 0
+
+    return anyio.run(_with_store, args, work)
+
+
+def _adjustments_file(path: str) -> tuple[list[Any], str | None]:
+    """A JSON list of adjustments, or {"adjustments": [...], "note": "..."}; "-" reads standard input."""
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text("utf-8")
+        data = json.loads(text)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidInput(f"--file: could not read JSON from {path}: {exc}") from None
+    if isinstance(data, dict) and isinstance(data.get("adjustments"), list):
+        return data["adjustments"], data.get("note")
+    if isinstance(data, list):
+        return data, None
+    raise InvalidInput('--file: send a JSON list of {"tool": ..., "arguments": {...}} adjustments.')
+
+
+async def _accepted(tx: Tx, numbers: str) -> list[Any]:
+    offered = (await review_packet.build_packet(tx)).proposals
+    try:
+        picked = [int(part) for part in numbers.split(",") if part.strip()]
+    except ValueError:
+        raise InvalidInput("--accept: send proposal numbers from `chief-of-staff review`, e.g. 1,3.") from None
+    if not picked or any(not 1 <= n <= len(offered) for n in picked):
+        raise InvalidInput(f"--accept: there are {len(offered)} proposals now; send numbers from 1 to "
+                           f"{len(offered)} as `chief-of-staff review` lists them.")
+    return [offered[n - 1].adjustment for n in picked]
+
+
+def cmd_review_record(args: argparse.Namespace) -> int:
+    async def work(store: Store) -> int:
+        async with store.write() as tx:
+            listed, note = _adjustments_file(args.file) if args.file else ([], None)
+            if args.accept:
+                listed += await _accepted(tx, args.accept)
+            view = await changesets.record_review(tx, OPERATOR_CLI, adjustments=listed, note=args.note or note or "")
+        print(f"{view.id}: review recorded with {len(view.changes)} adjustments.")
+        for change in view.changes:
+            print(f"  {change.tool} {change.subject}")
+        print(f"Undo it with: chief-of-staff review-revert {view.id}")
+        return 0
+
+    return anyio.run(_with_store, args, work)
+
+
+def cmd_review_revert(args: argparse.Namespace) -> int:
+    async def work(store: Store) -> int:
+        async with store.write() as tx:
+            view = await changesets.revert_change_set(tx, OPERATOR_CLI, args.change_set, note=args.note)
+        print(f"{view.id}: reverted {view.reverts} ({len(view.changes)} changes undone).")
         return 0
 
     return anyio.run(_with_store, args, work)
@@ -326,6 +406,20 @@ def _add_grant_update(add: _Add) -> None:
                         help="instead of the options above: put every bound back as it was at this version")
 
 
+def _add_review_commands(add: _Add) -> None:
+    review = add("review", cmd_review, "Print the review packet: pace, scorecards, anomalies, decisions, proposals.")
+    review.add_argument("--days", type=int, default=7, help="the period in local days up to today (default 7)")
+    review.add_argument("--peek", action="store_true", help="do not move the 'since you last looked' mark")
+    record = add("review-record", cmd_review_record,
+                 "Record a review: apply accepted adjustments as one change set (verified operator channel).")
+    record.add_argument("--accept", help="proposal numbers from `chief-of-staff review`, e.g. 1,3")
+    record.add_argument("--file", help='JSON list of {"tool": ..., "arguments": {...}} adjustments, or - for stdin')
+    record.add_argument("--note", default="", help="what you concluded, for the record")
+    revert = add("review-revert", cmd_review_revert, "Undo a recorded review (or a revert) as a new change set.")
+    revert.add_argument("change_set", help="change set id, e.g. CS3")
+    revert.add_argument("--note", default="", help="why, for the record")
+
+
 def _add_db(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", help="workspace database file (default: $CHIEF_OF_STAFF_DB or the per-user data path)")
 
@@ -366,6 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("decision", help="decision id, e.g. D7")
         sub.add_argument("--note", default="", help="why, for the record")
     _add_grant_commands(add)
+    _add_review_commands(add)
     add("doctor", cmd_doctor, "Print versions and workspace health; warn about risky setups (always exits 0).")
     audit_cmd = add("audit", cmd_audit_verify, "Check the audit log's hash chain and its exported anchor.")
     audit_cmd.add_argument("action", choices=["verify", "anchor"],

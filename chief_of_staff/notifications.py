@@ -31,6 +31,7 @@ __all__ = [
     "EVERYTHING",
     "GOALS",
     "INBOX",
+    "REVIEW",
     "install",
     "notify_changed",
 ]
@@ -40,7 +41,8 @@ GOALS = "cos://goals"
 INBOX = "cos://inbox"
 DECISIONS = "cos://decisions"
 AUTHORITY_LETTER = "cos://authority-letter"
-EVERYTHING = (BRIEF, GOALS, INBOX, DECISIONS, AUTHORITY_LETTER)
+REVIEW = "cos://review"
+EVERYTHING = (BRIEF, GOALS, INBOX, DECISIONS, AUTHORITY_LETTER, REVIEW)
 
 # The server's lists of tools, prompts and resources never change, so the flags promise nothing that is not
 # kept; they make the 2025-era handshake advertise what the SDK already advertises at 2026-07-28.
@@ -112,6 +114,9 @@ def install(server: MCPServer[Any]) -> None:
 
 async def notify_changed(ctx: Context[Any, Any], uris: Iterable[str]) -> None:
     """Tell subscribers of both eras that these resources changed. Never raises: the change is already made."""
+    uris = list(uris)
+    if BRIEF in uris and REVIEW not in uris:  # the review packet shows everything the brief does
+        uris.append(REVIEW)
     for uri in uris:
         try:
             subscriptions = _SUBSCRIPTIONS.get(ctx.mcp_server)

@@ -16,9 +16,11 @@ from pathlib import Path
 
 from chief_of_staff.errors import InvalidInput
 
-__all__ = ["PromptArg", "PromptTemplate", "load_prompts", "prompts_folder", "render_prompt"]
+__all__ = ["LIVE_PLACEHOLDERS", "PromptArg", "PromptTemplate", "load_prompts", "prompts_folder", "render_prompt"]
 
 _NAME = re.compile(r"^[a-z_]+$")
+# Placeholders the server fills from the workspace when the prompt is asked for.
+LIVE_PLACEHOLDERS = ("playbook",)
 MAX_ARGUMENT_LENGTH = 200
 
 
@@ -94,11 +96,15 @@ def _clauses(values: dict[str, str]) -> dict[str, str]:
         "viewer": f"agency:{agency}/{role}" if role else f"agency:{agency}",
         "viewer_clause": f" for {values['viewer']}" if values.get("viewer") else "",
         "function_clause": f" for {values['function']}" if values.get("function") else "",
+        "days_or_default": values.get("days") or "7",
     }
 
 
-def render_prompt(template: PromptTemplate, arguments: dict[str, str]) -> str:
-    """Fill the template; unknown or oversized arguments are refused with what to send instead."""
+def render_prompt(template: PromptTemplate, arguments: dict[str, str], live: dict[str, str] | None = None) -> str:
+    """Fill the template; unknown or oversized arguments are refused with what to send instead.
+
+    `live` fills placeholders from the workspace (the agency's playbook): the server's, not the caller's.
+    """
     known = {arg.name for arg in template.arguments}
     for name, value in arguments.items():
         if name not in known:
@@ -111,4 +117,5 @@ def render_prompt(template: PromptTemplate, arguments: dict[str, str]) -> str:
         raise InvalidInput(f"{', '.join(missing)}: required by the {template.name} prompt.")
     values: dict[str, str] = defaultdict(str, {k: v.strip() for k, v in arguments.items()})
     values.update(_clauses(values))
+    values.update(live or {})
     return template.body.format_map(values)

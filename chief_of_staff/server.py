@@ -29,13 +29,14 @@ from chief_of_staff import (
     lookup,
     notifications,
     processes,
+    review_packet,
     workspace,
 )
 from chief_of_staff.audit import SYSTEM
 from chief_of_staff.config import Settings
 from chief_of_staff.db import Store, Tx
 from chief_of_staff.errors import ChiefOfStaffError
-from chief_of_staff.prompts import PromptTemplate, load_prompts, render_prompt
+from chief_of_staff.prompts import LIVE_PLACEHOLDERS, PromptTemplate, load_prompts, render_prompt
 from chief_of_staff.toolkit import build_tool
 from chief_of_staff.tools_operator import OPERATOR_TOOLS
 from chief_of_staff.tools_work import WORK_TOOLS
@@ -75,6 +76,13 @@ def _register_resources(server: MCPServer[AppState], state: Callable[[], Store])
     async def brief_resource() -> str:
         async def produce(tx: Tx) -> str:
             return brief.render_brief(await brief.build_brief(tx, "operator"))
+        return await _read(state(), produce)
+
+    @server.resource("cos://review", name="review", title="Review packet", mime_type="text/markdown",
+                     description="The operator's weekly review: pace, scorecards, anomalies, decisions, proposals.")
+    async def review_resource() -> str:
+        async def produce(tx: Tx) -> str:
+            return review_packet.render_packet(await review_packet.build_packet(tx))
         return await _read(state(), produce)
 
     @server.resource("cos://goals", name="goals", title="Goals", mime_type="application/json",
@@ -149,10 +157,20 @@ class _TemplatePrompt(Prompt):
         return await super().render(arguments, context)
 
 
-def _prompt(template: PromptTemplate) -> Prompt:
-    def render(**arguments: str) -> str:
+async def _live_values(template: PromptTemplate, arguments: dict[str, str], store: Store) -> dict[str, str]:
+    """The workspace's part of a prompt: today, the agency's playbook for a work session."""
+    wanted = [name for name in LIVE_PLACEHOLDERS if f"{{{name}}}" in template.body]
+    if not wanted:
+        return {}
+    async with store.read() as tx:
+        return {"playbook": await agencies.playbook_digest(tx, arguments.get("agency", "").strip())}
+
+
+def _prompt(template: PromptTemplate, state: Callable[[], Store]) -> Prompt:
+    async def render(**arguments: str) -> str:
         try:
-            return render_prompt(template, arguments)
+            render_prompt(template, arguments)  # the caller's arguments are checked before the workspace is read
+            return render_prompt(template, arguments, await _live_values(template, arguments, state()))
         except ChiefOfStaffError as exc:
             raise MCPError(INVALID_PARAMS, str(exc)) from None
 
@@ -241,7 +259,7 @@ def build_server(settings: Settings) -> MCPServer[AppState]:
     )
     _register_resources(server, state)
     for template in load_prompts():
-        server.add_prompt(_prompt(template))
+        server.add_prompt(_prompt(template, state))
     _register_completions(server, state)
     notifications.install(server)
     return server

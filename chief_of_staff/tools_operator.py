@@ -1,4 +1,4 @@
-"""MCP tools of the operator's side: goals, roster, grants, decisions, blueprints.
+"""MCP tools of the operator's side: goals, roster, grants, decisions, reviews, blueprints.
 
 Operator-only acts take `confirm`. Without it the call runs as the agency and the
 domain refuses it with a message that tells the model to ask the operator. With
@@ -13,7 +13,18 @@ from typing import Any, Literal
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
-from chief_of_staff import agencies, authority, blueprints, decisions, goals, grants
+from chief_of_staff import (
+    adjustments,
+    agencies,
+    authority,
+    blueprints,
+    brief,
+    changesets,
+    decisions,
+    goals,
+    review_packet,
+)
+from chief_of_staff.adjustments import AdjustGoalArgs, Adjustment, SetRoleArgs, UpdateGrantArgs
 from chief_of_staff.errors import InvalidInput, NotFound
 from chief_of_staff.models import LongText, Model, Name, ShortText, Text
 from chief_of_staff.notifications import AUTHORITY_LETTER, BRIEF, DECISIONS, EVERYTHING, GOALS
@@ -40,12 +51,7 @@ async def _create_goal(ctx: Context[Any, Any], args: CreateGoalIn) -> goals.Goal
         )
 
 
-class AdjustGoalIn(Model):
-    goal_id: Ref
-    title: ShortText | None = None
-    description: Text | None = None
-    status: Literal["active", "achieved", "dropped"] | None = None
-    key_results: list[goals.KeyResultChange] | None = Field(None, max_length=10)
+class AdjustGoalIn(AdjustGoalArgs):
     confirm: bool = CONFIRM
 
 
@@ -79,11 +85,7 @@ async def _set_agency(ctx: Context[Any, Any], args: SetAgencyIn) -> agencies.Age
         )
 
 
-class SetRoleIn(Model):
-    agency: Name
-    name: Name
-    charter: Text | None = Field(None, description="Required when creating")
-    status: Literal["active", "retired"] | None = None
+class SetRoleIn(SetRoleArgs):
     confirm: bool = CONFIRM
 
 
@@ -114,30 +116,14 @@ async def _revoke(ctx: Context[Any, Any], args: RevokeIn) -> authority.GrantView
         return await authority.revoke_grant(tx, agency_actor(), args.grant_id, reason=args.reason)
 
 
-class UpdateGrantIn(Model):
-    grant_id: Ref
-    mode: Literal["auto", "notify", "approve"] | None = None
-    per_action_cap_cents: int | None = Field(None, description="null removes the cap")
-    budgets: list[authority.BudgetSpec] | None = Field(None, description="Replaces all; kept periods keep usage")
-    scope_allow: list[str] | None = None
-    scope_deny: list[str] | None = None
-    expires_on: str | None = Field(None, description="YYYY-MM-DD; null removes the end date")
-    on_timeout: Literal["deny", "approve"] | None = None
-    rationale: Text | None = None
-    restore_version: int | None = Field(None, description="Instead: bounds as they were at this version")
+class UpdateGrantIn(UpdateGrantArgs):
     confirm: bool = CONFIRM
 
 
 async def _update_grant(ctx: Context[Any, Any], args: UpdateGrantIn) -> authority.GrantView:
-    # Sent as null means "remove" for the cap and the end date; left out means "keep". Narrowing needs
-    # nobody's approval, so the operator's prompt (asks_operator) comes only with confirm=true.
-    given = {name: getattr(args, name) for name in args.model_fields_set - {"grant_id", "confirm"}}
+    # Narrowing needs nobody's approval, so the operator's prompt (asks_operator) comes only with confirm=true.
     async with store_of(ctx).write() as tx:
-        if given.keys() == {"restore_version"}:
-            return await grants.restore_version(tx, caller(args.confirm), args.grant_id, given["restore_version"])
-        if "restore_version" in given:
-            raise InvalidInput("restore_version: send it alone, without other bounds, or leave it out.")
-        return await grants.update_grant(tx, caller(args.confirm), args.grant_id, **given)
+        return await adjustments.change_grant(tx, caller(args.confirm), args)
 
 
 class ListGrantsIn(Model):
@@ -211,6 +197,36 @@ async def _apply_blueprint(ctx: Context[Any, Any], args: ApplyBlueprintIn) -> bl
         return await blueprints.apply_blueprint(tx, caller(args.confirm), args.name, agency_name=args.agency_name)
 
 
+class ReviewIn(Model):
+    viewer: Name = "operator"
+    days: int = Field(7, ge=1, le=92, description="The period: this many local days up to today")
+    mark_seen: bool = Field(True, description="Move this viewer's 'since you last looked' mark to now")
+
+
+async def _review(ctx: Context[Any, Any], args: ReviewIn) -> review_packet.Packet:
+    async with store_of(ctx).write() as tx:
+        await brief.housekeeping(tx, agency_actor())
+        return await review_packet.build_packet(tx, viewer=args.viewer, days=args.days, mark_seen=args.mark_seen)
+
+
+class RecordReviewIn(Model):
+    adjustments: list[Adjustment] = Field(
+        [], max_length=changesets.MAX_ADJUSTMENTS, description="Accepted proposals' adjustments, or your own")
+    note: Text = ""
+    revert: Ref | None = Field(None, description='Instead: undo change set "CS3"')
+    confirm: bool = CONFIRM
+
+
+async def _record_review(ctx: Context[Any, Any], args: RecordReviewIn) -> changesets.ChangeSetView:
+    async with store_of(ctx).write() as tx:
+        if args.revert is None:
+            return await changesets.record_review(tx, caller(args.confirm), adjustments=args.adjustments,
+                                                  note=args.note)
+        if args.adjustments:
+            raise InvalidInput("revert: send it without adjustments; a revert undoes exactly what the set did.")
+        return await changesets.revert_change_set(tx, caller(args.confirm), args.revert, note=args.note)
+
+
 # What each kind of act changes, for subscribers (the brief shows a bit of everything).
 _GOALS = (BRIEF, GOALS)
 _GRANTS = (BRIEF, AUTHORITY_LETTER)
@@ -254,6 +270,15 @@ OPERATOR_TOOLS: list[ToolSpec[Any, Any]] = [
              "Operator act. Approve or deny a decision, once. An approved escalation is used by the next "
              "matching authorize.",
              DecideIn, decisions.DecisionView, _decide, operator_act=True, changes=(BRIEF, DECISIONS)),
+    ToolSpec("review", "Review packet",
+             "The operator's review of a period: changes since last look, goal pace and forecasts, scorecards, "
+             "anomalies with evidence, waiting decisions, and proposals, each with a ready adjustment.",
+             ReviewIn, review_packet.Packet, _review),
+    ToolSpec("record_review", "Record review",
+             "Operator act. Apply the adjustments the operator accepted (tool + arguments, as proposals carry "
+             "them) as one audited change set; or revert one.",
+             RecordReviewIn, changesets.ChangeSetView, _record_review, destructive=True, operator_act=True,
+             changes=EVERYTHING),
     ToolSpec("list_blueprints", "List blueprints", "Starter agencies that can be stood up in one call.",
              NoArguments, BlueprintList, _list_blueprints, read_only=True, idempotent=True),
     ToolSpec("apply_blueprint", "Apply blueprint",

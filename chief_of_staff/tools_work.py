@@ -13,6 +13,7 @@ from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
 from chief_of_staff import agencies, authority, brief, decisions, goals, inbox, outcomes
+from chief_of_staff.adjustments import AddRoutineArgs
 from chief_of_staff.agencies import AgencyView, LessonView
 from chief_of_staff.ids import parse_id
 from chief_of_staff.models import Cents, LocalDate, Model, Name, Priority, ShortText, Text
@@ -183,15 +184,8 @@ async def _list_tasks(ctx: Context[Any, Any], args: ListTasksIn) -> TaskList:
         return TaskList(tasks=await inbox.list_tasks(tx, status=args.status, agency=args.agency, limit=args.limit))
 
 
-class AddRoutineIn(Model):
-    agency: Name
-    role: Name | None = None
-    title: ShortText
-    details: Text = ""
-    priority: Priority = "P2"
-    schedule: str = Field(..., max_length=60, description='"daily", "weekdays", "weekly:mon,thu" or "monthly:1"')
-    goal_id: Ref | None = None
-    key_result_id: Ref | None = None
+class AddRoutineIn(AddRoutineArgs):
+    pass
 
 
 async def _add_routine(ctx: Context[Any, Any], args: AddRoutineIn) -> inbox.RoutineView:

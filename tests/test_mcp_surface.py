@@ -27,7 +27,7 @@ pytestmark = pytest.mark.anyio
 
 TOOLS_LIST_BUDGET = 40_960
 READ_ONLY = {"list_goals", "list_tasks", "list_grants", "list_decisions", "list_blueprints", "roster", "check"}
-RESOURCES = {"cos://brief", "cos://goals", "cos://authority-letter", "cos://inbox", "cos://decisions"}
+RESOURCES = {"cos://brief", "cos://goals", "cos://authority-letter", "cos://inbox", "cos://decisions", "cos://review"}
 PROMPTS = {"chief_of_staff", "daily_brief", "work_session", "setup_agency", "decide", "weekly_review"}
 LEAKS = ("Traceback", "/work/", ".py", "sqlite3.")
 
@@ -326,11 +326,18 @@ async def test_prompts_list_render_and_refuse_missing_arguments(db_path: Path, m
         assert set(prompts) >= PROMPTS
         assert all(p.description for p in prompts.values())
 
+        await stand_up(client)
+        await call(client, "log_outcome", agency="Outbound", summary="Sent the first batch", result="failure",
+                   lesson="Subject lines over 60 characters get cut off on phones")
         rendered = await client.get_prompt("work_session", {"agency": "Outbound", "role": "SDR"})
         text = " ".join(m.content.text for m in rendered.messages if isinstance(m.content, TextContent))
         assert "Outbound" in text and "SDR" in text
+        # The playbook comes along, what breaks first, quoted as data.
+        assert '- breaks (L' in text and '"Subject lines over 60 characters get cut off on phones"' in text
+        assert text.index("breaks (L") < text.index("works (L")
 
         for arguments, phrase in (({"role": "SDR"}, "agency: required"),
+                                  ({"agency": "Inbound"}, "there is no agency 'Inbound'"),
                                   ({"agency": "x" * 500}, "under 200 characters"),
                                   ({"agency": "Outbound", "seat": "SDR"}, "seat: the work_session prompt takes")):
             with pytest.raises(MCPError) as raised:
