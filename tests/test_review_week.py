@@ -10,6 +10,7 @@ the two grant proposals in one call, and then takes it back.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from chief_of_staff import authority, blueprints, decisions, inbox, outcomes, workspace
+from chief_of_staff import authority, blueprints, decisions, inbox, outcomes, review_packet, workspace
 from chief_of_staff.audit import OPERATOR_CLI, Actor
 from chief_of_staff.authority import GrantSpec
 from chief_of_staff.clock import FixedClock
@@ -175,3 +176,31 @@ async def test_a_week_of_work_reviewed_adjusted_and_reverted(week: Path, mode: s
         assert _bounds((await call(client, "list_grants"))["grants"]) == before
         assert (await call(client, "review"))["last_review"]["reverted_by"] == reverted["id"]
 
+
+
+BIG_TABLES = {"outcomes", "outcome_metrics", "authorizations", "tasks", "decisions", "audit_log", "budget_usage",
+              "agency_days", "key_result_days", "role_quarter_hours", "denial_hours", "change_set_items"}
+# Measured on this week's workspace (4 grants, 3 routines): 33. Some reads are per grant or routine, so
+# the count grows with the roster, never with the history.
+PACKET_STATEMENT_BUDGET = 36
+
+
+async def test_the_packet_reads_indexes_and_rollups_never_whole_tables(week: Path) -> None:
+    store = await Store.open(week, FixedClock(REVIEW_AT))
+    statements: list[str] = []
+    try:
+        async with store.write() as tx:
+            tx.trace(statements.append)
+            await review_packet.build_packet(tx, mark_seen=True)
+            tx.trace(None)
+            scans = {}
+            for sql in {s for s in statements if s.lstrip().upper().startswith(("SELECT", "WITH"))}:
+                tables = {alias: table for table, alias in re.findall(r"\b(\w+)\s+AS\s+(\w+)\b", sql)}
+                for row in await tx.all("EXPLAIN QUERY PLAN " + sql):
+                    scanned = re.match(r"SCAN (\w+)", row["detail"])
+                    if scanned and tables.get(scanned.group(1), scanned.group(1)) in BIG_TABLES:
+                        scans[sql[:80]] = row["detail"]
+    finally:
+        await store.close()
+    assert scans == {} and len(statements) >= 20
+    assert len(statements) <= PACKET_STATEMENT_BUDGET, f"the packet made {len(statements)} statements"
