@@ -1,0 +1,103 @@
+"""The review from a terminal: print the packet, accept proposals by number or from a file, revert."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import anyio
+import pytest
+
+from chief_of_staff import inbox
+from chief_of_staff.audit import Actor
+from chief_of_staff.cli import main
+from chief_of_staff.clock import FixedClock
+from chief_of_staff.config import NOW_ENV
+from chief_of_staff.db import Store
+from tests.conftest import START
+from tests.test_cli import init_outbound
+
+SDR = Actor("agency:Outbound/SDR", "agency")
+
+
+@pytest.fixture
+def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A workspace file path, with the command line's clock frozen at the suite's START."""
+    monkeypatch.setenv(NOW_ENV, START.isoformat())
+    return str(tmp_path / "cli.db")
+
+
+def pile_up_backlog(db: str, count: int = 20) -> None:
+    """Open tasks the agency added and nobody works: the backlog a role_add proposal answers."""
+
+    async def add() -> None:
+        store = await Store.open(Path(db), FixedClock(START))
+        try:
+            async with store.write() as tx:
+                for n in range(count):
+                    await inbox.add_task(tx, SDR, title=f"Research account {n}", agency="Outbound")
+        finally:
+            await store.close()
+
+    anyio.run(add)
+
+
+def roles(db: str) -> dict[str, str]:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return dict(conn.execute("SELECT name, status FROM roles").fetchall())
+    finally:
+        conn.close()
+
+
+def test_review_prints_the_packet_with_numbered_adjustments(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    init_outbound(db)
+    pile_up_backlog(db)
+    capsys.readouterr()
+    assert main(["review", "--db", db, "--peek"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("# Review for operator") and "## Anomalies" in out and "[role_add]" in out
+    numbered = [line for line in out.splitlines() if line.startswith("  1. ")]
+    assert numbered and json.loads(numbered[0][5:])["tool"] == "set_role"
+
+
+def test_accepting_a_proposal_by_number_records_and_reverts(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    init_outbound(db)
+    pile_up_backlog(db)
+    assert main(["review-record", "--db", db, "--accept", "1", "--note", "Backlog needs a seat"]) == 0
+    out = capsys.readouterr().out
+    assert "CS1: review recorded with 1 adjustments." in out and "review-revert CS1" in out
+    assert roles(db)["Backlog"] == "active"
+    assert main(["review-revert", "--db", db, "CS1"]) == 0
+    assert "CS2: reverted CS1 (1 changes undone)." in capsys.readouterr().out
+    assert roles(db)["Backlog"] == "retired"
+
+
+def test_adjustments_from_a_file(db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    init_outbound(db)
+    path = tmp_path / "review.json"
+    path.write_text(json.dumps({"note": "Week 48", "adjustments": [
+        {"tool": "update_grant", "arguments": {"grant_id": "GR1", "mode": "approve"}},
+        {"tool": "add_lesson", "arguments": {"agency": "Outbound", "kind": "breaks", "text": "Friday sends bounce"}},
+    ]}))
+    assert main(["review-record", "--db", db, "--file", str(path)]) == 0
+    assert "CS1: review recorded with 2 adjustments." in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (["--accept", "7"], "--accept: there are 0 proposals now"),
+    (["--accept", "one"], "--accept: send proposal numbers"),
+    (["--file", "/nonexistent/review.json"], "--file: could not read JSON"),
+])
+def test_bad_review_input_is_refused_and_changes_nothing(
+        db: str, capsys: pytest.CaptureFixture[str], arguments: list[str], message: str) -> None:
+    init_outbound(db)
+    capsys.readouterr()
+    assert main(["review-record", "--db", db, *arguments]) == 2
+    assert message in capsys.readouterr().err
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        assert conn.execute("SELECT count(*) FROM change_sets").fetchone()[0] == 0
+    finally:
+        conn.close()
