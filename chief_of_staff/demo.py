@@ -119,6 +119,21 @@ async def _print_brief(client: Client) -> None:
     _say(text)
 
 
+async def _weekly_review(client: Client) -> None:
+    packet = await call(client, "review", days=7)
+    cards = ", ".join(f"{card['agency']} {card['outcomes']} outcomes at {card['cost_cents'] / 100:.2f}"
+                      for card in packet["scorecards"])
+    _say(f"\nOperator: weekly review {packet['since']} to {packet['until']}: {cards}; "
+         f"anomalies {len(packet['anomalies'])}, decisions waiting {packet['pending_decision_count']}, "
+         f"proposals {len(packet['proposals'])}.")
+    recorded = await call(client, "record_review", confirm=True, note="First week: keep going; .gov is out.",
+                          adjustments=[{"tool": "add_lesson", "arguments": {
+                              "agency": "Outbound", "kind": "breaks",
+                              "text": "Government buyers follow procurement rules; never research .gov leads."}}])
+    _say(f"Operator: recorded the review as change set {recorded['id']} "
+         f"({len(recorded['changes'])} adjustment; record_review with revert={recorded['id']!r} undoes it).")
+
+
 async def run_demo(keep: bool = False) -> int:
     """Run the demo against a fresh workspace; returns the process exit code."""
     folder = Path(tempfile.mkdtemp(prefix="chief-of-staff-demo-"))
@@ -131,6 +146,7 @@ async def run_demo(keep: bool = False) -> int:
             metrics = await _stand_up_outbound(client)
             await _agency_session(client, metrics)
             await _print_brief(client)
+            await _weekly_review(client)
     _say(json.dumps({"workspace": str(db) if keep else "(deleted)"}))
     if not keep:
         for path in folder.iterdir():

@@ -120,6 +120,18 @@ async def _operator_reads(client: Client, metrics: dict[str, str]) -> None:
         assert await _resource_text(client, uri)
     prompt = await client.get_prompt("work_session", {"agency": "Outbound", "role": "SDR"})
     assert "Outbound" in str(prompt.messages[0].content)
+    assert "Naming their new office in line one got a reply." in str(prompt.messages[0].content)
+
+
+async def _operator_reviews(client: Client) -> None:
+    packet = await call(client, "review", days=7)
+    assert packet["scorecards"][0]["outcomes"] == 2 and packet["pending_decision_count"] >= 1
+    assert "## Proposals" in await _resource_text(client, "cos://review")
+    recorded = await call(client, "record_review", confirm=True, adjustments=[
+        {"tool": "update_grant", "arguments": {"grant_id": "GR1", "mode": "approve"}}])
+    assert [change["subject"] for change in recorded["changes"]] == ["GR1"]
+    reverted = await call(client, "record_review", revert=recorded["id"], confirm=True)
+    assert reverted["reverts"] == recorded["id"]
 
 
 async def test_the_operator_story_over_stdio_in_the_claude_desktop_protocol(tmp_path: Path) -> None:
@@ -135,6 +147,7 @@ async def test_the_operator_story_over_stdio_in_the_claude_desktop_protocol(tmp_
             await _authority(client)
             await _work_session(client, metrics)
             await _operator_reads(client, metrics)
+            await _operator_reviews(client)
     verify = subprocess.run([sys.executable, "-m", "chief_of_staff", "audit", "verify", "--db", str(db)],
                             capture_output=True, text=True, timeout=60)
     assert verify.returncode == 0, verify.stderr
@@ -148,6 +161,7 @@ def test_the_demo_runs_end_to_end_and_prints_the_brief(tmp_path: Path) -> None:
     assert "denied" in result.stdout
     assert "needs_approval" in result.stdout
     assert "# Brief for operator" in result.stdout
+    assert "recorded the review as change set CS1" in result.stdout
 
 
 async def test_a_decision_opened_in_one_session_is_decided_on_the_command_line_and_redeemed_in_another(
