@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StrictBool, ValidationError
+from pydantic import Field, StrictBool, StrictInt, ValidationError
 
 from chief_of_staff import agencies, goals, grants, ids, routines
 from chief_of_staff.audit import Actor
@@ -36,7 +36,7 @@ __all__ = [
     "Adjustment",
     "AdjustmentTool",
     "Applied",
-    "RemoveLessonArgs",
+    "SetLessonArgs",
     "SetRoleArgs",
     "SetRoutineArgs",
     "UpdateGrantArgs",
@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 AdjustmentTool = Literal["update_grant", "adjust_goal", "set_role", "add_routine", "set_routine", "add_lesson",
-                         "remove_lesson"]
+                         "set_lesson"]
 # A short id as sent: "GR3", "KR2".
 Ref = Annotated[str, Field(min_length=1, max_length=24)]
 State = dict[str, Any] | None
@@ -74,7 +74,8 @@ class UpdateGrantArgs(Model):
     expires_on: str | None = Field(None, description="YYYY-MM-DD; null removes the end date")
     on_timeout: Literal["deny", "approve"] | None = None
     rationale: Text | None = None
-    restore_version: int | None = Field(None, description="Instead: bounds as they were at this version")
+    restore_version: Annotated[StrictInt, Field(ge=1, le=1_000_000_000)] | None = Field(
+        None, description="Instead: bounds as they were at this version")
 
 
 class AdjustGoalArgs(Model):
@@ -114,8 +115,11 @@ class AddLessonArgs(Model):
     text: Text
 
 
-class RemoveLessonArgs(Model):
+class SetLessonArgs(Model):
+    """Take a lesson out of the playbook (active false) or put it back."""
+
     lesson_id: Ref
+    active: StrictBool
 
 
 @dataclass(frozen=True)
@@ -302,9 +306,8 @@ def _routine_inverse(subject: str, before: State, after: State) -> Adjustment | 
 async def _lesson_state(tx: Tx, subject: str) -> State:
     if not subject:
         return None
-    row = await tx.one("SELECT l.kind, l.text, a.name AS agency FROM lessons AS l "
-                       "JOIN agencies AS a ON a.id = l.agency_id WHERE l.id = ?", (ids.parse_id("lesson", subject),))
-    return None if row is None else dict(row)
+    removed = await tx.one("SELECT removed_at FROM lessons WHERE id = ?", (ids.parse_id("lesson", subject),))
+    return None if removed is None else {"active": removed["removed_at"] is None}
 
 
 async def _apply_lesson_add(tx: Tx, actor: Actor, args: Any) -> str:
@@ -321,16 +324,16 @@ async def _lesson_subject(tx: Tx, args: Any) -> str:
     return subject
 
 
-async def _apply_lesson_remove(tx: Tx, actor: Actor, args: Any) -> None:
-    await agencies.remove_lesson(tx, actor, args.lesson_id)
+async def _apply_lesson_set(tx: Tx, actor: Actor, args: Any) -> None:
+    await agencies.set_lesson_active(tx, actor, args.lesson_id, active=args.active)
 
 
 def _lesson_inverse(subject: str, before: State, after: State) -> Adjustment | None:
-    if before is None and after is not None:
-        return Adjustment(tool="remove_lesson", arguments={"lesson_id": subject})
-    if before is not None and after is None:
-        return Adjustment(tool="add_lesson", arguments=before)
-    return None
+    # An added lesson is undone by taking it out of the playbook; its row stays, like a retired role.
+    was = False if before is None else before["active"]
+    if after is None or after["active"] == was:
+        return None
+    return Adjustment(tool="set_lesson", arguments={"lesson_id": subject, "active": was})
 
 
 # --- the table of kinds --------------------------------------------------------------------------
@@ -358,7 +361,7 @@ TOOLS: dict[str, _Kind] = {
     "add_routine": _Kind(AddRoutineArgs, _none, _apply_routine_add, _routine_state, _routine_inverse),
     "set_routine": _Kind(SetRoutineArgs, _routine_subject, _apply_routine_set, _routine_state, _routine_inverse),
     "add_lesson": _Kind(AddLessonArgs, _none, _apply_lesson_add, _lesson_state, _lesson_inverse),
-    "remove_lesson": _Kind(RemoveLessonArgs, _lesson_subject, _apply_lesson_remove, _lesson_state, _lesson_inverse),
+    "set_lesson": _Kind(SetLessonArgs, _lesson_subject, _apply_lesson_set, _lesson_state, _lesson_inverse),
 }
 
 

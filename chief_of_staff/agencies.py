@@ -31,11 +31,11 @@ __all__ = [
     "lesson_view",
     "playbook",
     "playbook_digest",
-    "remove_lesson",
     "resolve_agency",
     "resolve_role",
     "role_name",
     "roster",
+    "set_lesson_active",
     "set_role",
     "update_agency",
 ]
@@ -182,7 +182,7 @@ def _role_view(row: Row, agency: str) -> RoleView:
 
 async def _agency_view(tx: Tx, row: Row) -> AgencyView:
     roles = await tx.all("SELECT * FROM roles WHERE agency_id = ? ORDER BY id", (row["id"],))
-    size = await tx.scalar("SELECT count(*) FROM lessons WHERE agency_id = ?", (row["id"],))
+    size = await tx.scalar("SELECT count(*) FROM lessons WHERE agency_id = ? AND removed_at IS NULL", (row["id"],))
     return AgencyView(
         id=ids.format_id("agency", row["id"]), name=row["name"], purpose=row["purpose"],
         operating_spec=row["operating_spec"], status=row["status"],
@@ -347,16 +347,18 @@ async def add_lesson(tx: Tx, actor: Actor, *, agency_id: int, kind: str, text: s
     return lesson_view(row, str(name))
 
 
-async def remove_lesson(tx: Tx, actor: Actor, lesson: str) -> None:
-    """Take a lesson out of the playbook; the audit row keeps its text."""
+async def set_lesson_active(tx: Tx, actor: Actor, lesson: str, *, active: bool) -> None:
+    """Take a lesson out of the playbook, or put it back as it was (its row and id are kept)."""
     lesson_id = ids.parse_id("lesson", lesson, field="lesson_id")
     row = await tx.one("SELECT * FROM lessons WHERE id = ?", (lesson_id,))
     if row is None:
         raise NotFound(f"lesson_id: there is no lesson {ids.format_id('lesson', lesson_id)}; "
                        "the agency resource lists its playbook.")
-    await tx.run("DELETE FROM lessons WHERE id = ?", (lesson_id,))
-    await audit.append(tx, actor, "lesson.remove", ids.format_id("lesson", lesson_id), {
-        "agency": ids.format_id("agency", row["agency_id"]), "kind": row["kind"], "text": row["text"]})
+    if (row["removed_at"] is None) == active:
+        return
+    await tx.run("UPDATE lessons SET removed_at = ? WHERE id = ?", (None if active else tx.now_text, lesson_id))
+    await audit.append(tx, actor, "lesson.restore" if active else "lesson.remove", ids.format_id("lesson", lesson_id),
+                       {"agency": ids.format_id("agency", row["agency_id"]), "kind": row["kind"]})
 
 
 async def playbook(tx: Tx, agency: str, *, limit: int = 20) -> list[LessonView]:
@@ -364,7 +366,7 @@ async def playbook(tx: Tx, agency: str, *, limit: int = 20) -> list[LessonView]:
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PLAYBOOK_PAGE:
         raise InvalidInput(f"limit: send a whole number from 1 to {MAX_PLAYBOOK_PAGE}.")
     row = await resolve_agency(tx, agency)
-    lessons = await tx.all("SELECT * FROM lessons WHERE agency_id = ? ORDER BY id DESC LIMIT ?",
+    lessons = await tx.all("SELECT * FROM lessons WHERE agency_id = ? AND removed_at IS NULL ORDER BY id DESC LIMIT ?",
                            (row["id"], limit))
     return [lesson_view(lesson, row["name"]) for lesson in lessons]
 

@@ -34,9 +34,19 @@ class OperatorApproval(BaseModel):
     approve: bool = Field(description="Approve this change")
 
 
+# Free text the operator wrote goes last, so a long note can never push the changes out of view.
+_FREE_TEXT = ("note", "rationale", "description", "details", "charter", "operating_spec", "purpose")
+MESSAGE_LIMIT = 3000
+
+
 def _message(title: str, arguments: dict[str, Any]) -> str:
-    shown = {key: value for key, value in arguments.items() if key != "confirm"}
-    return f"{title}: {json.dumps(shown, ensure_ascii=False, default=str)[:1500]}\nApprove this change?"
+    shown = {key: value for key, value in arguments.items() if key != "confirm" and key not in _FREE_TEXT}
+    shown |= {key: arguments[key] for key in _FREE_TEXT if key in arguments}
+    text = json.dumps(shown, ensure_ascii=False, default=str)
+    if len(text) > MESSAGE_LIMIT:
+        text = (f"{text[:MESSAGE_LIMIT]} ... ({len(text) - MESSAGE_LIMIT} more characters not shown: if you cannot "
+                "see every change, decline and make it from the command line)")
+    return f"{title}: {text}\nApprove this change?"
 
 
 def make_resolver(title: str, validate: Callable[[dict[str, Any]], Any],

@@ -40,6 +40,7 @@ PHRASES = {
     "routine.pause": ("routine paused", "routines paused"),
     "routine.resume": ("routine resumed", "routines resumed"),
     "lesson.remove": ("lesson removed", "lessons removed"),
+    "lesson.restore": ("lesson restored", "lessons restored"),
     "review.record": ("review recorded", "reviews recorded"),
     "review.revert": ("review reverted", "reviews reverted"),
     "outcome.log": ("outcome logged", "outcomes logged"),

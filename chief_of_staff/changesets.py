@@ -73,11 +73,11 @@ def _adjustment(item: object, index: int) -> Adjustment:
         raise InvalidInput(f'{field}: send {{"tool": "update_grant", "arguments": {{...}}}}: the tool name and '
                            "its arguments, as the proposals in the review packet carry them.")
     tools = ", ".join(adjustments.TOOLS)
-    if item["tool"] not in adjustments.TOOLS:
+    if not isinstance(item["tool"], str) or item["tool"] not in adjustments.TOOLS:
         raise InvalidInput(f"{field}.tool: {item['tool']!r} is not an adjustment; send one of {tools}.")
     if not isinstance(item["arguments"], dict):
         raise InvalidInput(f"{field}.arguments: send the tool's arguments as an object.")
-    return Adjustment(tool=item["tool"], arguments=item["arguments"])
+    return Adjustment.model_validate(item)
 
 
 async def _open(tx: Tx, actor: Actor, kind: str, note: str, reverts: int | None) -> int:
@@ -112,7 +112,7 @@ async def record_review(tx: Tx, actor: Actor, *, adjustments: Sequence[Adjustmen
     """
     trust.require_operator(actor, "Recording a review", REVIEW_HINT)
     text = checked_text(note, "note", MAX_NOTE, what="what you concluded")
-    if isinstance(adjustments, str | bytes | dict) or len(adjustments) > MAX_ADJUSTMENTS:
+    if not isinstance(adjustments, list | tuple) or len(adjustments) > MAX_ADJUSTMENTS:
         raise InvalidInput(f"adjustments: send a list of at most {MAX_ADJUSTMENTS} adjustments.")
     planned = [_adjustment(item, index) for index, item in enumerate(adjustments)]
     change_set_id = await _open(tx, actor, "review", text, None)
@@ -141,14 +141,24 @@ async def revert_change_set(tx: Tx, actor: Actor, change_set: str, *, note: str 
     revert_label = _label(revert_id)
     audit.in_change_set(tx, revert_label)
     try:
-        done = [await _undo(tx, actor, item, label or "") for item in reversed(items)]
-        undone = [item for item in done if item is not None]
+        undone, touched = [], set()
+        for item in reversed(items):
+            # Only a subject's newest change in the set is checked against the state now: the older
+            # ones are checked by undoing the newer, which leaves exactly their "after" in place.
+            if (item.tool, item.subject) not in touched:
+                await _check_unchanged(tx, item, label or "")
+                touched.add((item.tool, item.subject))
+            undo = await _undo(tx, actor, item)
+            if undo is not None:
+                undone.append(undo)
         await tx.run_many(
             "INSERT INTO change_set_items (change_set_id, position, tool, subject, arguments, before, after) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             [(revert_id, position, item.tool, item.subject, json.dumps(item.arguments), json.dumps(item.before),
               json.dumps(item.after)) for position, item in enumerate(undone)])
         await tx.run("UPDATE change_sets SET reverted_by = ? WHERE id = ?", (revert_id, row["id"]))
+        if row["reverts"] is not None:  # undoing a revert puts the set it undid back in effect
+            await tx.run("UPDATE change_sets SET reverted_by = NULL WHERE id = ?", (row["reverts"],))
         await audit.append(tx, actor, "review.revert", revert_label or "", {
             "reverts": label, "adjustments": len(undone)})
     finally:
@@ -156,12 +166,14 @@ async def revert_change_set(tx: Tx, actor: Actor, change_set: str, *, note: str 
     return await get_change_set(tx, revert_label or "")
 
 
-async def _undo(tx: Tx, actor: Actor, item: Applied, label: str) -> Applied | None:
-    now = await adjustments.state(tx, item.tool, item.subject)
-    if now != item.after:
+async def _check_unchanged(tx: Tx, item: Applied, label: str) -> None:
+    if await adjustments.state(tx, item.tool, item.subject) != item.after:
         raise Conflict(f"change_set: {item.subject} has changed since {label} ({item.tool}); undoing it would "
                        "also undo the later change. Revert the later change set first, or adjust "
                        f"{item.subject} directly.")
+
+
+async def _undo(tx: Tx, actor: Actor, item: Applied) -> Applied | None:
     undo = adjustments.inverse(item)
     if undo is None:
         return None

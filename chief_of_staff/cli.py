@@ -29,6 +29,7 @@ from chief_of_staff import (
     doctor,
     grants,
     ids,
+    proposals,
     review_packet,
     workspace,
 )
@@ -122,8 +123,10 @@ def cmd_review(args: argparse.Namespace) -> int:
             await brief.housekeeping(tx, audit.SYSTEM)
             packet = await review_packet.build_packet(tx, days=args.days, mark_seen=not args.peek)
         print(review_packet.render_packet(packet), end="")
-        for number, proposal in enumerate(packet.proposals, 1):
-            print(f"  {number}. {json.dumps(proposal.adjustment.model_dump())}")
+        if packet.proposals:
+            print("\nTo accept, name them: chief-of-staff review-record --accept KEY,KEY")
+        for proposal in packet.proposals:
+            print(f"  {_proposal_key(proposal)}  {json.dumps(proposal.adjustment.model_dump())}")
         return 0
 
     return anyio.run(_with_store, args, work)
@@ -143,16 +146,20 @@ def _adjustments_file(path: str) -> tuple[list[Any], str | None]:
     raise InvalidInput('--file: send a JSON list of {"tool": ..., "arguments": {...}} adjustments.')
 
 
-async def _accepted(tx: Tx, numbers: str) -> list[Any]:
-    offered = (await review_packet.build_packet(tx)).proposals
-    try:
-        picked = [int(part) for part in numbers.split(",") if part.strip()]
-    except ValueError:
-        raise InvalidInput("--accept: send proposal numbers from `chief-of-staff review`, e.g. 1,3.") from None
-    if not picked or any(not 1 <= n <= len(offered) for n in picked):
-        raise InvalidInput(f"--accept: there are {len(offered)} proposals now; send numbers from 1 to "
-                           f"{len(offered)} as `chief-of-staff review` lists them.")
-    return [offered[n - 1].adjustment for n in picked]
+def _proposal_key(proposal: proposals.Proposal) -> str:
+    # Kind and subject, not a position: the list can change between reading it and accepting from it.
+    return f"{proposal.kind}:{proposal.subject}"
+
+
+async def _accepted(tx: Tx, keys: str) -> list[Any]:
+    offered = {_proposal_key(p): p.adjustment for p in (await review_packet.build_packet(tx)).proposals}
+    picked = [key.strip() for key in keys.split(",") if key.strip()]
+    missing = [key for key in picked if key not in offered]
+    if not picked or missing:
+        what = f"{', '.join(missing)} is not proposed now" if missing else "no proposal named"
+        raise InvalidInput(f"--accept: {what} (proposed: {', '.join(offered) or 'none'}); send keys as "
+                           "`chief-of-staff review` lists them, e.g. grant_widen:GR4.")
+    return [offered[key] for key in picked]
 
 
 def cmd_review_record(args: argparse.Namespace) -> int:
@@ -412,7 +419,7 @@ def _add_review_commands(add: _Add) -> None:
     review.add_argument("--peek", action="store_true", help="do not move the 'since you last looked' mark")
     record = add("review-record", cmd_review_record,
                  "Record a review: apply accepted adjustments as one change set (verified operator channel).")
-    record.add_argument("--accept", help="proposal numbers from `chief-of-staff review`, e.g. 1,3")
+    record.add_argument("--accept", help="proposal keys from `chief-of-staff review`, e.g. grant_widen:GR4,role_add:A1")
     record.add_argument("--file", help='JSON list of {"tool": ..., "arguments": {...}} adjustments, or - for stdin')
     record.add_argument("--note", default="", help="what you concluded, for the record")
     revert = add("review-revert", cmd_review_revert, "Undo a recorded review (or a revert) as a new change set.")

@@ -45,7 +45,7 @@ class BudgetSpec(Model):
     """A per-period budget: a count and/or an amount per calendar day, ISO week or month."""
 
     period: Period
-    max_count: Annotated[StrictInt, Field(ge=0)] | None = None
+    max_count: Annotated[StrictInt, Field(ge=0, le=1_000_000_000)] | None = None
     max_cents: Cents | None = None
 
     @model_validator(mode="after")

@@ -90,6 +90,12 @@ def checked_text(value: object, field: str, limit: int, *, required: bool = Fals
     if not isinstance(value, str):
         raise InvalidInput(f"{field}: send {what} as text, not {type(value).__name__}.")
     text = value.strip()
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput(f"{field}: holds characters that are not valid text (lone surrogates); "
+                               "send plain UTF-8 text.") from None
     if required and not text:
         raise InvalidInput(f"{field}: must not be empty; send {what}.")
     if len(text) > limit:

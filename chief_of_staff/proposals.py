@@ -51,8 +51,9 @@ __all__ = [
 AUTONOMY_WINDOW_DAYS, AUTONOMY_STREAK, AUTONOMY_RECORD_LIMIT = 90, 5, 50
 # After failures: an "auto" or "notify" grant whose allowed actions of the last 14 days served tasks
 # that failed 3+ times, and in at least a third of their outcomes, should ask first again. The
-# newest 500 allowed authorizations of the window are read.
-NARROW_WINDOW_DAYS, NARROW_MIN_FAILURES, NARROW_AUTHORIZATION_LIMIT = 14, 3, 500
+# newest 100 allowed authorizations of the window are read: a busy grant is judged on its latest
+# work, and the read costs the same at any volume.
+NARROW_WINDOW_DAYS, NARROW_MIN_FAILURES, NARROW_AUTHORIZATION_LIMIT = 14, 3, 100
 NARROW_FAILURE_SHARE = Fraction(1, 3)
 # A key result whose forecast at its due date passes its target, or falls short of it, by a quarter
 # of the journey (|target - baseline|) or more is aimed wrong: retarget it at the forecast.

@@ -193,3 +193,63 @@ async def test_a_review_without_adjustments_records_that_it_happened(world: Stor
         view = await changesets.record_review(tx, OPERATOR_CLI, note="All on track")
         last = await changesets.last_review(tx)
     assert view.changes == [] and last is not None and last.id == "CS1" and last.note == "All on track"
+
+
+async def test_two_changes_to_one_grant_in_a_set_are_undone_together(world: Store) -> None:
+    before = await grant_and_goal(world)
+    async with world.write() as tx:
+        await changesets.record_review(tx, OPERATOR_CLI, adjustments=[
+            WIDEN, {"tool": "update_grant", "arguments": {"grant_id": "GR1", "per_action_cap_cents": 100}}])
+    assert (await grant_and_goal(world))[0] == ("notify", 100)
+    async with world.write() as tx:
+        await changesets.revert_change_set(tx, OPERATOR_CLI, "CS1")
+    assert await grant_and_goal(world) == before
+
+
+async def test_a_lesson_taken_out_comes_back_exactly_as_it_was(world: Store) -> None:
+    async with world.write() as tx:
+        await agencies.add_lesson(tx, AGENCY, agency_id=1, kind="works", text="Short subjects", source="outcome")
+        await changesets.record_review(tx, OPERATOR_CLI, adjustments=[
+            {"tool": "set_lesson", "arguments": {"lesson_id": "L1", "active": False}}])
+        assert await agencies.playbook(tx, "Outbound") == []
+        # The agency learns something new meanwhile; it must not take the removed lesson's id.
+        await agencies.add_lesson(tx, AGENCY, agency_id=1, kind="breaks", text="Long subjects", source="agency")
+        await changesets.revert_change_set(tx, OPERATOR_CLI, "CS1")
+        playbook = await agencies.playbook(tx, "Outbound")
+    assert [(lesson.id, lesson.source, lesson.text) for lesson in playbook] == [
+        ("L2", "agency", "Long subjects"), ("L1", "outcome", "Short subjects")]
+
+
+async def test_undoing_a_revert_puts_the_review_back_in_effect(world: Store) -> None:
+    async with world.write() as tx:
+        await changesets.record_review(tx, CHAT, adjustments=[RETARGET])
+        await changesets.revert_change_set(tx, CHAT, "CS1")
+        await changesets.revert_change_set(tx, CHAT, "CS2")
+        last = await changesets.last_review(tx)
+        # In effect again, so it can be reverted again.
+        again = await changesets.revert_change_set(tx, CHAT, "CS1")
+    assert last is not None and last.id == "CS1" and last.reverted_by is None
+    assert again.reverts == "CS1"
+
+
+@pytest.mark.parametrize(("adjustments", "message"), [
+    ([{"tool": [], "arguments": {}}], r"adjustments\[0\]\.tool: \[\] is not an adjustment"),
+    ([{"tool": "update_grant", "arguments": {"grant_id": "GR1", "restore_version": 10**30}}], "restore_version"),
+    ([{"tool": "update_grant", "arguments": {"grant_id": "GR1", "restore_version": True}}], "restore_version"),
+    ([{"tool": "update_grant", "arguments": {"grant_id": "GR1", "budgets": [{"period": "day", "max_count": 10**30}]}}],
+     "max_count"),
+    (None, "adjustments: send a list"),
+])
+async def test_hostile_adjustments_are_refused_as_input_errors(
+        world: Store, adjustments: Any, message: str) -> None:
+    before = await counts(world)
+    with pytest.raises(ChiefOfStaffError, match=message):
+        async with world.write() as tx:
+            await changesets.record_review(tx, OPERATOR_CLI, adjustments=adjustments)
+    assert await counts(world) == before
+
+
+async def test_a_note_that_is_not_text_is_refused(world: Store) -> None:
+    with pytest.raises(ChiefOfStaffError, match="not valid text"):
+        async with world.write() as tx:
+            await changesets.record_review(tx, OPERATOR_CLI, note="week \ud800")

@@ -58,14 +58,14 @@ def test_review_prints_the_packet_with_numbered_adjustments(db: str, capsys: pyt
     assert main(["review", "--db", db, "--peek"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("# Review for operator") and "## Anomalies" in out and "[role_add]" in out
-    numbered = [line for line in out.splitlines() if line.startswith("  1. ")]
-    assert numbered and json.loads(numbered[0][5:])["tool"] == "set_role"
+    (line,) = [line for line in out.splitlines() if line.startswith("  role_add:A1  ")]
+    assert json.loads(line.removeprefix("  role_add:A1  "))["tool"] == "set_role"
 
 
-def test_accepting_a_proposal_by_number_records_and_reverts(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_accepting_a_proposal_by_its_key_records_and_reverts(db: str, capsys: pytest.CaptureFixture[str]) -> None:
     init_outbound(db)
     pile_up_backlog(db)
-    assert main(["review-record", "--db", db, "--accept", "1", "--note", "Backlog needs a seat"]) == 0
+    assert main(["review-record", "--db", db, "--accept", "role_add:A1", "--note", "Backlog needs a seat"]) == 0
     out = capsys.readouterr().out
     assert "CS1: review recorded with 1 adjustments." in out and "review-revert CS1" in out
     assert roles(db)["Backlog"] == "active"
@@ -86,8 +86,8 @@ def test_adjustments_from_a_file(db: str, tmp_path: Path, capsys: pytest.Capture
 
 
 @pytest.mark.parametrize(("arguments", "message"), [
-    (["--accept", "7"], "--accept: there are 0 proposals now"),
-    (["--accept", "one"], "--accept: send proposal numbers"),
+    (["--accept", "grant_widen:GR1"], "--accept: grant_widen:GR1 is not proposed now (proposed: none)"),
+    (["--accept", ","], "--accept: no proposal named (proposed: none)"),
     (["--file", "/nonexistent/review.json"], "--file: could not read JSON"),
 ])
 def test_bad_review_input_is_refused_and_changes_nothing(

@@ -100,3 +100,13 @@ async def test_a_dry_run_and_an_invalid_act_are_never_put_to_the_operator(tmp_pa
     invalid = await _call(db, mode, prompter, "grant", {**BIG_GRANT, "per_action_cap_cents": -5})
     assert not dry.is_error and invalid.is_error
     assert prompter.asked == []
+
+
+def test_the_approval_prompt_shows_the_changes_before_any_long_note() -> None:
+    from chief_of_staff.approval import MESSAGE_LIMIT, _message
+
+    note = "Weekly review: all on track. " * 200
+    shown = _message("Record review", {"note": note, "confirm": True, "adjustments": [
+        {"tool": "update_grant", "arguments": {"grant_id": "GR2", "mode": "auto"}}]})
+    assert shown.index("GR2") < shown.index("Weekly review")
+    assert "more characters not shown" in shown and len(shown) < MESSAGE_LIMIT + 300

@@ -12,7 +12,6 @@ CREATE TABLE change_sets (
     reverted_by INTEGER REFERENCES change_sets (id),
     created_at TEXT NOT NULL
 );
-CREATE UNIQUE INDEX change_sets_reverts ON change_sets (reverts) WHERE reverts IS NOT NULL;
 
 CREATE TABLE change_set_items (
     change_set_id INTEGER NOT NULL REFERENCES change_sets (id),
@@ -24,6 +23,10 @@ CREATE TABLE change_set_items (
     after TEXT NOT NULL,
     PRIMARY KEY (change_set_id, position)
 ) WITHOUT ROWID;
+
+-- A lesson taken out of the playbook keeps its row (and its id, its source and its outcome), so a
+-- review that took it out can put it back exactly.
+ALTER TABLE lessons ADD COLUMN removed_at TEXT;
 
 -- A grant's decision record, newest first, for the autonomy proposals of the review.
 CREATE INDEX decisions_by_grant ON decisions (grant_id, created_at) WHERE grant_id IS NOT NULL;
