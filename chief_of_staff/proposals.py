@@ -51,9 +51,9 @@ __all__ = [
 AUTONOMY_WINDOW_DAYS, AUTONOMY_STREAK, AUTONOMY_RECORD_LIMIT = 90, 5, 50
 # After failures: an "auto" or "notify" grant whose allowed actions of the last 14 days served tasks
 # that failed 3+ times, and in at least a third of their outcomes, should ask first again. The
-# newest 100 allowed authorizations of the window are read: a busy grant is judged on its latest
-# work, and the read costs the same at any volume.
-NARROW_WINDOW_DAYS, NARROW_MIN_FAILURES, NARROW_AUTHORIZATION_LIMIT = 14, 3, 100
+# newest 200 authorizations of the window (any answer) are read and the allowed ones kept: a busy
+# grant is judged on its latest work, and the read costs the same at any volume.
+NARROW_WINDOW_DAYS, NARROW_MIN_FAILURES, NARROW_AUTHORIZATION_LIMIT = 14, 3, 200
 NARROW_FAILURE_SHARE = Fraction(1, 3)
 # A key result whose forecast at its due date passes its target, or falls short of it, by a quarter
 # of the journey (|target - baseline|) or more is aimed wrong: retarget it at the forecast.
@@ -187,9 +187,9 @@ async def _grants_to_narrow(tx: Tx) -> list[Proposal]:
         # Each task served counts its outcomes once, however many actions it took.
         tally = await tx.one(
             "SELECT count(*) AS outcomes, total(o.result = 'failure') AS failures FROM (SELECT DISTINCT task_id "
-            "FROM (SELECT task_id FROM authorizations INDEXED BY authorizations_by_grant WHERE grant_id = ? "
-            "AND created_at >= ? AND answer = 'allowed' AND task_id IS NOT NULL ORDER BY created_at DESC "
-            "LIMIT ?)) AS served JOIN outcomes AS o ON o.task_id = served.task_id",
+            "FROM (SELECT task_id, answer FROM authorizations INDEXED BY authorizations_by_grant WHERE grant_id = ? "
+            "AND created_at >= ? ORDER BY created_at DESC LIMIT ?) WHERE answer = 'allowed' AND task_id IS NOT NULL) "
+            "AS served JOIN outcomes AS o ON o.task_id = served.task_id",
             (grant["id"], since, NARROW_AUTHORIZATION_LIMIT))
         assert tally is not None  # an aggregate always has a row
         outcomes, failures = int(tally["outcomes"]), int(tally["failures"])
