@@ -339,7 +339,8 @@ def _lesson_inverse(subject: str, before: State, after: State) -> Adjustment | N
 # --- the table of kinds --------------------------------------------------------------------------
 
 
-async def _none(tx: Tx, args: Any) -> str:
+async def _made_by_the_change(tx: Tx, args: Any) -> str:
+    """No subject yet: the change creates it (its id comes back from `run`)."""
     return ""
 
 
@@ -358,9 +359,9 @@ TOOLS: dict[str, _Kind] = {
     "update_grant": _Kind(UpdateGrantArgs, _grant_subject, _apply_grant, _grant_state, _grant_inverse),
     "adjust_goal": _Kind(AdjustGoalArgs, _goal_subject, _apply_goal, _goal_state, _goal_inverse),
     "set_role": _Kind(SetRoleArgs, _role_subject, _apply_role, _role_state, _role_inverse),
-    "add_routine": _Kind(AddRoutineArgs, _none, _apply_routine_add, _routine_state, _routine_inverse),
+    "add_routine": _Kind(AddRoutineArgs, _made_by_the_change, _apply_routine_add, _routine_state, _routine_inverse),
     "set_routine": _Kind(SetRoutineArgs, _routine_subject, _apply_routine_set, _routine_state, _routine_inverse),
-    "add_lesson": _Kind(AddLessonArgs, _none, _apply_lesson_add, _lesson_state, _lesson_inverse),
+    "add_lesson": _Kind(AddLessonArgs, _made_by_the_change, _apply_lesson_add, _lesson_state, _lesson_inverse),
     "set_lesson": _Kind(SetLessonArgs, _lesson_subject, _apply_lesson_set, _lesson_state, _lesson_inverse),
 }
 
