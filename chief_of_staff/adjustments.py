@@ -293,11 +293,15 @@ async def _apply_routine_set(tx: Tx, actor: Actor, args: Any) -> None:
     await routines.set_active(tx, actor, args.routine_id, active=args.active)
 
 
-def _routine_inverse(subject: str, before: State, after: State) -> Adjustment | None:
-    was = False if before is None else before["active"]
-    if after is None or after["active"] == was:
-        return None
-    return Adjustment(tool="set_routine", arguments={"routine_id": subject, "active": was})
+def _active_inverse(tool: AdjustmentTool, id_field: str) -> Callable[[str, State, State], Adjustment | None]:
+    """Undo for things that are switched on and off, not deleted: routines and lessons (an added one is
+    switched off; its row stays, like a retired role)."""
+    def inverse(subject: str, before: State, after: State) -> Adjustment | None:
+        was = False if before is None else before["active"]
+        if after is None or after["active"] == was:
+            return None
+        return Adjustment(tool=tool, arguments={id_field: subject, "active": was})
+    return inverse
 
 
 # --- lessons -------------------------------------------------------------------------------------
@@ -328,14 +332,6 @@ async def _apply_lesson_set(tx: Tx, actor: Actor, args: Any) -> None:
     await agencies.set_lesson_active(tx, actor, args.lesson_id, active=args.active)
 
 
-def _lesson_inverse(subject: str, before: State, after: State) -> Adjustment | None:
-    # An added lesson is undone by taking it out of the playbook; its row stays, like a retired role.
-    was = False if before is None else before["active"]
-    if after is None or after["active"] == was:
-        return None
-    return Adjustment(tool="set_lesson", arguments={"lesson_id": subject, "active": was})
-
-
 # --- the table of kinds --------------------------------------------------------------------------
 
 
@@ -355,14 +351,17 @@ class _Kind:
     inverse: Callable[[str, State, State], Adjustment | None]
 
 
+_ROUTINE_INVERSE = _active_inverse("set_routine", "routine_id")
+_LESSON_INVERSE = _active_inverse("set_lesson", "lesson_id")
+
 TOOLS: dict[str, _Kind] = {
     "update_grant": _Kind(UpdateGrantArgs, _grant_subject, _apply_grant, _grant_state, _grant_inverse),
     "adjust_goal": _Kind(AdjustGoalArgs, _goal_subject, _apply_goal, _goal_state, _goal_inverse),
     "set_role": _Kind(SetRoleArgs, _role_subject, _apply_role, _role_state, _role_inverse),
-    "add_routine": _Kind(AddRoutineArgs, _made_by_the_change, _apply_routine_add, _routine_state, _routine_inverse),
-    "set_routine": _Kind(SetRoutineArgs, _routine_subject, _apply_routine_set, _routine_state, _routine_inverse),
-    "add_lesson": _Kind(AddLessonArgs, _made_by_the_change, _apply_lesson_add, _lesson_state, _lesson_inverse),
-    "set_lesson": _Kind(SetLessonArgs, _lesson_subject, _apply_lesson_set, _lesson_state, _lesson_inverse),
+    "add_routine": _Kind(AddRoutineArgs, _made_by_the_change, _apply_routine_add, _routine_state, _ROUTINE_INVERSE),
+    "set_routine": _Kind(SetRoutineArgs, _routine_subject, _apply_routine_set, _routine_state, _ROUTINE_INVERSE),
+    "add_lesson": _Kind(AddLessonArgs, _made_by_the_change, _apply_lesson_add, _lesson_state, _LESSON_INVERSE),
+    "set_lesson": _Kind(SetLessonArgs, _lesson_subject, _apply_lesson_set, _lesson_state, _LESSON_INVERSE),
 }
 
 

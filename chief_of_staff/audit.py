@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -64,16 +66,18 @@ def row_hash(prev_hash: str, row_id: int, at: str, actor: str, channel: str, act
 _CHANGE_SET = "audit.change_set"
 
 
-def in_change_set(tx: Tx, label: str | None) -> None:
-    """Mark the rest of this unit's audit rows as part of change set `label` (None ends the marking).
+@contextmanager
+def in_change_set(tx: Tx, label: str) -> Iterator[None]:
+    """Inside the block, every audit row of this unit is marked as part of change set `label`.
 
     A recorded review is many changes made by their own functions; each of their rows carries the
     set's label in its detail, so the audit shows which rows one review (or one revert) wrote.
     """
-    if label is None:
+    tx.memo[_CHANGE_SET] = label
+    try:
+        yield
+    finally:
         tx.memo.pop(_CHANGE_SET, None)
-    else:
-        tx.memo[_CHANGE_SET] = label
 
 
 async def append(tx: Tx, actor: Actor, action: str, subject: str = "", detail: dict[str, Any] | None = None) -> int:

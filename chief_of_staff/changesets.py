@@ -62,6 +62,7 @@ class ChangeSetView(Model):
 
 
 def _label(change_set_id: int | None) -> str | None:
+    """A change set's id as shown, for columns that may be empty (reverts, reverted_by)."""
     return None if change_set_id is None else ids.format_id("change_set", change_set_id)
 
 
@@ -96,12 +97,16 @@ async def _apply_all(tx: Tx, actor: Actor, change_set_id: int, planned: Sequence
             done.append(await adjustments.apply(tx, actor, adjustment.tool, args))
         except (InvalidInput, NotFound, Conflict, OperatorActRefused) as exc:
             raise type(exc)(f"adjustments[{index}] ({adjustment.tool}): {exc} Nothing was changed.") from None
+    await _store_items(tx, change_set_id, done)
+    return done
+
+
+async def _store_items(tx: Tx, change_set_id: int, items: Sequence[Applied]) -> None:
     await tx.run_many(
         "INSERT INTO change_set_items (change_set_id, position, tool, subject, arguments, before, after) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
         [(change_set_id, position, item.tool, item.subject, json.dumps(item.arguments), json.dumps(item.before),
-          json.dumps(item.after)) for position, item in enumerate(done)])
-    return done
+          json.dumps(item.after)) for position, item in enumerate(items)])
 
 
 async def record_review(tx: Tx, actor: Actor, *, adjustments: Sequence[Adjustment | dict[str, Any]] = (),
@@ -116,15 +121,12 @@ async def record_review(tx: Tx, actor: Actor, *, adjustments: Sequence[Adjustmen
         raise InvalidInput(f"adjustments: send a list of at most {MAX_ADJUSTMENTS} adjustments.")
     planned = [_adjustment(item, index) for index, item in enumerate(adjustments)]
     change_set_id = await _open(tx, actor, "review", text, None)
-    label = _label(change_set_id)
-    audit.in_change_set(tx, label)
-    try:
+    label = ids.format_id("change_set", change_set_id)
+    with audit.in_change_set(tx, label):
         done = await _apply_all(tx, actor, change_set_id, planned)
-        await audit.append(tx, actor, "review.record", label or "", {
+        await audit.append(tx, actor, "review.record", label, {
             "adjustments": len(done), "subjects": [item.subject for item in done]})
-    finally:
-        audit.in_change_set(tx, None)
-    return await get_change_set(tx, label or "")
+    return await get_change_set(tx, label)
 
 
 async def revert_change_set(tx: Tx, actor: Actor, change_set: str, *, note: str = "") -> ChangeSetView:
@@ -132,38 +134,31 @@ async def revert_change_set(tx: Tx, actor: Actor, change_set: str, *, note: str 
     trust.require_operator(actor, "Reverting a review", f"chief-of-staff review-revert {change_set}")
     text = checked_text(note, "note", MAX_NOTE, what="why it is undone")
     row = await _row(tx, change_set)
-    label = _label(row["id"])
+    label = ids.format_id("change_set", row["id"])
     if row["reverted_by"] is not None:
-        raise Conflict(f"change_set: {label} was already reverted by {_label(row['reverted_by'])}; "
-                       f"revert that one to apply {label} again.")
+        by = ids.format_id("change_set", row["reverted_by"])
+        raise Conflict(f"change_set: {label} was already reverted by {by}; revert that one to apply {label} again.")
     items = [_applied(item) for item in await _items(tx, row["id"])]
     revert_id = await _open(tx, actor, "revert", text, row["id"])
-    revert_label = _label(revert_id)
-    audit.in_change_set(tx, revert_label)
-    try:
+    revert_label = ids.format_id("change_set", revert_id)
+    with audit.in_change_set(tx, revert_label):
         undone, touched = [], set()
         for item in reversed(items):
             # Only a subject's newest change in the set is checked against the state now: the older
             # ones are checked by undoing the newer, which leaves exactly their "after" in place.
             if (item.tool, item.subject) not in touched:
-                await _check_unchanged(tx, item, label or "")
+                await _check_unchanged(tx, item, label)
                 touched.add((item.tool, item.subject))
             undo = await _undo(tx, actor, item)
             if undo is not None:
                 undone.append(undo)
-        await tx.run_many(
-            "INSERT INTO change_set_items (change_set_id, position, tool, subject, arguments, before, after) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(revert_id, position, item.tool, item.subject, json.dumps(item.arguments), json.dumps(item.before),
-              json.dumps(item.after)) for position, item in enumerate(undone)])
+        await _store_items(tx, revert_id, undone)
         await tx.run("UPDATE change_sets SET reverted_by = ? WHERE id = ?", (revert_id, row["id"]))
         if row["reverts"] is not None:  # undoing a revert puts the set it undid back in effect
             await tx.run("UPDATE change_sets SET reverted_by = NULL WHERE id = ?", (row["reverts"],))
-        await audit.append(tx, actor, "review.revert", revert_label or "", {
+        await audit.append(tx, actor, "review.revert", revert_label, {
             "reverts": label, "adjustments": len(undone)})
-    finally:
-        audit.in_change_set(tx, None)
-    return await get_change_set(tx, revert_label or "")
+    return await get_change_set(tx, revert_label)
 
 
 async def _check_unchanged(tx: Tx, item: Applied, label: str) -> None:
@@ -190,8 +185,8 @@ async def _row(tx: Tx, change_set: str) -> Row:
     change_set_id = ids.parse_id("change_set", change_set, field="change_set")
     row = await tx.one("SELECT * FROM change_sets WHERE id = ?", (change_set_id,))
     if row is None:
-        raise NotFound(f"change_set: there is no change set {_label(change_set_id)}; the review packet names "
-                       "the last one.")
+        raise NotFound(f"change_set: there is no change set {ids.format_id('change_set', change_set_id)}; "
+                       "the review packet names the last one.")
     return row
 
 
@@ -206,7 +201,7 @@ async def get_change_set(tx: Tx, change_set: str) -> ChangeSetView:
     changes = [Change(tool=item["tool"], subject=item["subject"], arguments=json.loads(item["arguments"]),
                       before=json.loads(item["before"]), after=json.loads(item["after"]))
                for item in await _items(tx, row["id"])]
-    return ChangeSetView(id=_label(row["id"]) or "", kind=row["kind"], note=row["note"], by=row["actor"],
+    return ChangeSetView(id=ids.format_id("change_set", row["id"]), kind=row["kind"], note=row["note"], by=row["actor"],
                          channel=row["channel"], created_at=row["created_at"], reverts=_label(row["reverts"]),
                          reverted_by=_label(row["reverted_by"]), changes=changes)
 
@@ -214,4 +209,4 @@ async def get_change_set(tx: Tx, change_set: str) -> ChangeSetView:
 async def last_review(tx: Tx) -> ChangeSetView | None:
     """The newest recorded review (not a revert), if any."""
     found = await tx.scalar("SELECT max(id) FROM change_sets WHERE kind = 'review'")
-    return None if found is None else await get_change_set(tx, _label(found) or "")
+    return None if found is None else await get_change_set(tx, ids.format_id("change_set", found))

@@ -34,11 +34,11 @@ from chief_of_staff.db import Store, Tx
 from chief_of_staff.goals import KeyResultSpec
 from chief_of_staff.outcomes import MetricDelta
 from chief_of_staff.proposals import Proposal
+from tests.conftest import START
 
 pytestmark = pytest.mark.anyio
 
 AGENCY = Actor("agency:Outbound/SDR", "agency")
-START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 BACKLOG_CHARTER = ("Work through Outbound's open backlog, oldest and most urgent first, so the inbox stops "
                    "growing faster than it is worked.")
 
