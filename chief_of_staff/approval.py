@@ -21,6 +21,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.resolve import Elicit
 from pydantic import BaseModel, Field, ValidationError
 
+from chief_of_staff.access import principal_of
 from chief_of_staff.audit import Channel
 from chief_of_staff.errors import OperatorActRefused
 
@@ -57,6 +58,8 @@ def make_resolver(title: str, validate: Callable[[dict[str, Any]], Any],
         capabilities = ctx.client_capabilities
         if capabilities is None or capabilities.elicitation is None:
             return None
+        if principal_of(ctx) is not None:
+            return None  # a token already settled who may act: the operator's is verified, an agency's never is
         try:
             parsed = validate(arguments)
         except (ValidationError, Exception):

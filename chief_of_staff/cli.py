@@ -25,6 +25,7 @@ from chief_of_staff import (
     blueprints,
     brief,
     changesets,
+    cli_access,
     decisions,
     doctor,
     grants,
@@ -56,6 +57,12 @@ async def _with_store(args: argparse.Namespace, work: Callable[[Store], Awaitabl
 def cmd_serve(args: argparse.Namespace) -> int:
     from chief_of_staff.server import build_server
 
+    if args.http:
+        from chief_of_staff.cli_access import cmd_serve_http
+
+        return cmd_serve_http(args)
+    if args.workspace:
+        raise InvalidInput("--workspace serves several workspaces over HTTP; add --http, or use --db for stdio.")
     settings = Settings.load(args.db)
     log.info("serving %s over stdio", settings.db_path)
     build_server(settings).run("stdio")
@@ -446,7 +453,9 @@ def build_parser() -> argparse.ArgumentParser:
         _add_db(sub)
         return sub
 
-    add("serve", cmd_serve, "Serve the workspace over stdio (what Claude Desktop runs).")
+    serve = add("serve", cmd_serve, "Serve the workspace over stdio (what Claude Desktop runs), or --http.")
+    cli_access.add_http_options(serve)
+    cli_access.register(add)
     demo = add("demo", cmd_demo, "Run a throwaway Outbound agency end to end over stdio and print the brief.")
     demo.add_argument("--keep", action="store_true", help="keep the demo workspace and print where it is")
     init = add("init", cmd_init, "Create the workspace, optionally standing up an agency from a blueprint.")

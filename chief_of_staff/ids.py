@@ -22,6 +22,7 @@ PREFIXES: Final[dict[str, str]] = {
     "outcome": "O",
     "lesson": "L",
     "change_set": "CS",
+    "token": "TK",
 }
 
 _ID_PATTERN = re.compile(r"^\s*([A-Za-z]*)\s*(\d{1,18})\s*$")

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+from mcp.server.auth.provider import TokenVerifier
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.server.mcpserver.prompts import Prompt
@@ -41,7 +43,7 @@ from chief_of_staff.toolkit import build_tool
 from chief_of_staff.tools_operator import OPERATOR_TOOLS
 from chief_of_staff.tools_work import WORK_TOOLS
 
-__all__ = ["AppState", "build_server"]
+__all__ = ["AppState", "SharedStore", "build_server"]
 
 INSTRUCTIONS = (
     "Chief of Staff runs the operator's AI agency: goals, bounded authority, a task inbox, an outcome log "
@@ -196,7 +198,7 @@ def _register_completions(server: MCPServer[AppState], state: Callable[[], Store
         return Completion(values=values, total=len(values), has_more=False)
 
 
-class _SharedStore:
+class SharedStore:
     """One store per server process, however many sessions enter the lifespan: one writer per file."""
 
     def __init__(self, settings: Settings) -> None:
@@ -237,9 +239,14 @@ class _SharedStore:
                             self._store = None
 
 
-def build_server(settings: Settings) -> MCPServer[AppState]:
-    """The Chief of Staff MCP server over the workspace at settings.db_path."""
-    shared = _SharedStore(settings)
+def build_server(settings: Settings, *, shared: SharedStore | None = None, auth: AuthSettings | None = None,
+                 token_verifier: TokenVerifier | None = None) -> MCPServer[AppState]:
+    """The Chief of Staff MCP server over the workspace at settings.db_path.
+
+    Over HTTP (`http_server`) the caller passes the store it holds open for the server's life,
+    and the resource-server settings and token verifier that authenticate every request.
+    """
+    shared = shared or SharedStore(settings)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
@@ -256,6 +263,8 @@ def build_server(settings: Settings) -> MCPServer[AppState]:
         lifespan=lifespan,
         log_level="WARNING",
         tools=[build_tool(spec) for spec in [*WORK_TOOLS, *OPERATOR_TOOLS]],
+        auth=auth,
+        token_verifier=token_verifier,
     )
     _register_resources(server, state)
     for template in load_prompts():

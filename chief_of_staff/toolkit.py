@@ -24,11 +24,13 @@ from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetad
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from chief_of_staff.access import bind_arguments, current_principal, principal_of, speaking_for
 from chief_of_staff.approval import OperatorApproval, approved_channel, channel_of, make_resolver, using_channel
 from chief_of_staff.audit import Actor
 from chief_of_staff.db import Store
-from chief_of_staff.errors import ChiefOfStaffError
+from chief_of_staff.errors import ChiefOfStaffError, OperatorActRefused
 from chief_of_staff.notifications import notify_changed
+from chief_of_staff.tokens import Principal
 
 __all__ = [
     "Ref",
@@ -224,9 +226,13 @@ def output_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 def _runner(spec: ToolSpec[Any, Any]) -> Callable[..., Awaitable[CallToolResult]]:
     async def run(arguments: dict[str, Any], ctx: Context[Any, Any]) -> CallToolResult:
-        parsed = parse_arguments(spec.input_model, arguments)
+        principal = principal_of(ctx)
         try:
-            result = await spec.handler(ctx, parsed)
+            parsed = bind_arguments(principal, parse_arguments(spec.input_model, arguments))
+            with speaking_for(principal):
+                result = await spec.handler(ctx, parsed)
+        except OperatorActRefused as exc:
+            raise ToolError(_refusal_for(principal, exc)) from None
         except ChiefOfStaffError as exc:
             raise ToolError(str(exc)) from None
         if spec.changes and spec.asks_operator(parsed):  # arguments that are no act (a dry run) change nothing
@@ -255,6 +261,16 @@ def _runner(spec: ToolSpec[Any, Any]) -> Callable[..., Awaitable[CallToolResult]
         "return": CallToolResult,
     }
     return run_operator_act
+
+
+def _refusal_for(principal: Principal | None, exc: OperatorActRefused) -> str:
+    """An agency token cannot be talked into an operator act, so don't suggest confirm=true to it."""
+    if principal is None or principal.kind != "agency":
+        return str(exc)
+    return (f"This connection's token ({principal.token_id}) acts for the agency {principal.agency}, and an agency "
+            "token never makes operator acts, whatever it sends. Nothing was changed. Ask the operator: they decide "
+            "from a terminal (`chief-of-staff decisions`, `chief-of-staff grant ...`) or from a client connected "
+            "with an operator token.")
 
 
 def build_tool(spec: ToolSpec[Any, Any]) -> Tool:
@@ -293,6 +309,9 @@ def store_of(ctx: Context[Any, Any]) -> Store:
 
 def agency_actor(agency: str | None = None, role: str | None = None) -> Actor:
     """The model acting for the agency: it may work and ask, never widen its own authority."""
+    principal = current_principal.get()
+    if principal is not None and principal.kind == "agency":
+        return Actor(principal.viewer, "agency")  # the token's own name, whatever the arguments said
     if agency and role:
         return Actor(f"agency:{agency}/{role}", "agency")
     return Actor(f"agency:{agency}" if agency else "agency", "agency")
@@ -301,9 +320,14 @@ def agency_actor(agency: str | None = None, role: str | None = None) -> Actor:
 def caller(confirm: bool, agency: str | None = None) -> Actor:
     """Who is making an operator act.
 
-    Approved in the client's own prompt: the verified channel. Otherwise confirm=true claims the
-    operator agreed in this conversation: the chat channel, under its ceiling. Else the agency.
+    Over HTTP the token decides: an operator token is the verified channel, an agency token is
+    the agency whatever it sends. Approved in the client's own prompt: the verified channel.
+    Otherwise confirm=true claims the operator agreed in this conversation: the chat channel,
+    under its ceiling. Else the agency.
     """
+    principal = current_principal.get()
+    if principal is not None:
+        return Actor(f"operator:{principal.token_id}", "verified") if principal.kind == "operator" else agency_actor()
     if approved_channel.get() == "verified":
         return Actor("operator", "verified")
     return Actor("operator", "chat") if confirm else agency_actor(agency)
