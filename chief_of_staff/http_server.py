@@ -264,4 +264,5 @@ async def serve_http(workspaces: Sequence[ServedWorkspace], options: HttpOptions
         print(f"chief-of-staff: serving {workspace.settings.db_path} at {workspace.resource_url}", file=sys.stderr)
     print(f"chief-of-staff: health at {_base_url(options, port)}/health; tokens: chief-of-staff token create",
           file=sys.stderr, flush=True)
-    await uvicorn_server(app).serve(sockets=[sock])
+    with sock:
+        await uvicorn_server(app).serve(sockets=[sock])
