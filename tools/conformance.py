@@ -221,7 +221,6 @@ class TokenProxy:
         # start_server logs a traceback for a connection task that ends cancelled.
         for writer in list(self._writers):
             writer.close()
-        say(f'DEBUG open {len(self._connections)}')
         await asyncio.gather(*self._connections, return_exceptions=True)
 
     async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
