@@ -8,11 +8,9 @@ they run on the operator's own machine, outside the model's reach.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -24,18 +22,17 @@ from chief_of_staff import (
     authority,
     blueprints,
     brief,
-    changesets,
     cli_access,
+    cli_review,
     decisions,
     doctor,
     grants,
     ids,
-    proposals,
-    review_packet,
     workspace,
 )
 from chief_of_staff.audit import OPERATOR_CLI
 from chief_of_staff.authority import GrantSpec
+from chief_of_staff.cli_support import Add, with_store
 from chief_of_staff.config import Settings
 from chief_of_staff.db import Store, Tx
 from chief_of_staff.errors import ChiefOfStaffError, InvalidInput
@@ -43,15 +40,6 @@ from chief_of_staff.errors import ChiefOfStaffError, InvalidInput
 __all__ = ["build_parser", "main"]
 
 log = logging.getLogger("chief_of_staff")
-
-
-async def _with_store(args: argparse.Namespace, work: Callable[[Store], Awaitable[int]]) -> int:
-    settings = Settings.load(args.db)
-    store = await Store.open(settings.db_path, settings.clock)
-    try:
-        return await work(store)
-    finally:
-        await store.close()
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -89,7 +77,7 @@ def cmd_init(args: argparse.Namespace) -> int:
                     print(f"  + {line}")
         return 0
 
-    return anyio.run(_with_store, args, work)
+    return anyio.run(with_store, args, work)
 
 
 def cmd_brief(args: argparse.Namespace) -> int:
@@ -100,7 +88,7 @@ def cmd_brief(args: argparse.Namespace) -> int:
         print(brief.render_brief(view), end="")
         return 0
 
-    return anyio.run(_with_store, args, work)
+    return anyio.run(with_store, args, work)
 
 
 def cmd_blueprints(args: argparse.Namespace) -> int:
@@ -121,78 +109,7 @@ def cmd_decisions(args: argparse.Namespace) -> int:
             print(f"{item.id:6} {item.kind:10} {item.status:9}{amount}  {item.title}  (expires {item.expires_at})")
         return 0
 
-    return anyio.run(_with_store, args, work)
-
-
-def cmd_review(args: argparse.Namespace) -> int:
-    async def work(store: Store) -> int:
-        async with store.write() as tx:
-            await brief.housekeeping(tx, audit.SYSTEM)
-            packet = await review_packet.build_packet(tx, days=args.days, mark_seen=not args.peek)
-        print(review_packet.render_packet(packet), end="")
-        if packet.proposals:
-            print("\nTo accept, name them: chief-of-staff review-record --accept KEY,KEY")
-        for proposal in packet.proposals:
-            print(f"  {_proposal_key(proposal)}  {json.dumps(proposal.adjustment.model_dump())}")
-        return 0
-
-    return anyio.run(_with_store, args, work)
-
-
-def _adjustments_file(path: str) -> tuple[list[Any], str | None]:
-    """A JSON list of adjustments, or {"adjustments": [...], "note": "..."}; "-" reads standard input."""
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text("utf-8")
-        data = json.loads(text)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise InvalidInput(f"--file: could not read JSON from {path}: {exc}") from None
-    if isinstance(data, dict) and isinstance(data.get("adjustments"), list):
-        return data["adjustments"], data.get("note")
-    if isinstance(data, list):
-        return data, None
-    raise InvalidInput('--file: send a JSON list of {"tool": ..., "arguments": {...}} adjustments.')
-
-
-def _proposal_key(proposal: proposals.Proposal) -> str:
-    # Kind and subject, not a position: the list can change between reading it and accepting from it.
-    return f"{proposal.kind}:{proposal.subject}"
-
-
-async def _accepted(tx: Tx, keys: str) -> list[Any]:
-    offered = {_proposal_key(p): p.adjustment for p in (await review_packet.build_packet(tx)).proposals}
-    picked = [key.strip() for key in keys.split(",") if key.strip()]
-    missing = [key for key in picked if key not in offered]
-    if not picked or missing:
-        what = f"{', '.join(missing)} is not proposed now" if missing else "no proposal named"
-        raise InvalidInput(f"--accept: {what} (proposed: {', '.join(offered) or 'none'}); send keys as "
-                           "`chief-of-staff review` lists them, e.g. grant_widen:GR4.")
-    return [offered[key] for key in picked]
-
-
-def cmd_review_record(args: argparse.Namespace) -> int:
-    async def work(store: Store) -> int:
-        async with store.write() as tx:
-            listed, note = _adjustments_file(args.file) if args.file else ([], None)
-            if args.accept:
-                listed += await _accepted(tx, args.accept)
-            view = await changesets.record_review(tx, OPERATOR_CLI, adjustments=listed, note=args.note or note or "")
-        print(f"{view.id}: review recorded with {len(view.changes)} adjustments.")
-        for change in view.changes:
-            print(f"  {change.tool} {change.subject}")
-        print(f"Undo it with: chief-of-staff review-revert {view.id}")
-        return 0
-
-    return anyio.run(_with_store, args, work)
-
-
-def cmd_review_revert(args: argparse.Namespace) -> int:
-    async def work(store: Store) -> int:
-        async with store.write() as tx:
-            view = await changesets.revert_change_set(tx, OPERATOR_CLI, args.change_set, note=args.note)
-        print(f"{view.id}: reverted {view.reverts} ({len(view.changes)} changes undone).")
-        return 0
-
-    return anyio.run(_with_store, args, work)
+    return anyio.run(with_store, args, work)
 
 
 def _decide(approve: bool) -> Callable[[argparse.Namespace], int]:
@@ -203,7 +120,7 @@ def _decide(approve: bool) -> Callable[[argparse.Namespace], int]:
             print(f"{view.id} {view.status}: {view.title}")
             return 0
 
-        return anyio.run(_with_store, args, work)
+        return anyio.run(with_store, args, work)
 
     return command
 
@@ -233,7 +150,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
             print(f"No anchor written; to accept the log as it is now, move {config.path} aside.", file=sys.stderr)
         return 1
 
-    return anyio.run(_with_store, args, work)
+    return anyio.run(with_store, args, work)
 
 
 _PERIODS = {"day": "calendar day", "week": "ISO week (Monday to Sunday)", "month": "calendar month"}
@@ -279,7 +196,7 @@ def cmd_grant(args: argparse.Namespace) -> int:
               "`chief-of-staff grants` prints every grant.")
         return 0
 
-    return anyio.run(_with_store, args, work)
+    return anyio.run(with_store, args, work)
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
@@ -289,7 +206,7 @@ def cmd_revoke(args: argparse.Namespace) -> int:
         print(f"{view.id} revoked: {_who(view)} may no longer {view.capability} under it.")
         return 0
 
-    return anyio.run(_with_store, args, work)
+    return anyio.run(with_store, args, work)
 
 
 def cmd_grant_update(args: argparse.Namespace) -> int:
@@ -306,7 +223,7 @@ def cmd_grant_update(args: argparse.Namespace) -> int:
               "`chief-of-staff grants` prints every grant.")
         return 0
 
-    return anyio.run(_with_store, args, work)
+    return anyio.run(with_store, args, work)
 
 
 async def _grant_changes(tx: Tx, args: argparse.Namespace) -> dict[str, Any]:
@@ -352,7 +269,7 @@ def cmd_grants(args: argparse.Namespace) -> int:
             print(await authority.authority_letter(tx), end="")
         return 0
 
-    return anyio.run(_with_store, args, work)
+    return anyio.run(with_store, args, work)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -365,13 +282,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print(doctor.render(await doctor.examine(store)), end="")
         return 0  # warnings are advice, not failure
 
-    return anyio.run(_with_store, args, work)
+    return anyio.run(with_store, args, work)
 
 
-_Add = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
-
-
-def _add_grant_commands(add: _Add) -> None:
+def _add_grant_commands(add: Add) -> None:
     grant = add("grant", cmd_grant, "Give an agency (or one role) authority over one capability (verified channel).")
     grant.add_argument("--agency", required=True, help="agency name or id, e.g. Outbound or A1")
     grant.add_argument("--role", help="only this role, e.g. SDR (default: every role of the agency)")
@@ -400,7 +314,7 @@ def _add_grant_commands(add: _Add) -> None:
     add("grants", cmd_grants, "Print the authority letter: every active grant in plain words.")
 
 
-def _add_grant_update(add: _Add) -> None:
+def _add_grant_update(add: Add) -> None:
     update = add("grant-update", cmd_grant_update,
                  "Change a grant's bounds, or put back an earlier version (verified channel: may widen).")
     update.add_argument("grant", help="grant id, e.g. GR3")
@@ -418,20 +332,6 @@ def _add_grant_update(add: _Add) -> None:
     update.add_argument("--rationale", help="why, for the record and the authority letter")
     update.add_argument("--restore", type=int, metavar="VERSION",
                         help="instead of the options above: put every bound back as it was at this version")
-
-
-def _add_review_commands(add: _Add) -> None:
-    review = add("review", cmd_review, "Print the review packet: pace, scorecards, anomalies, decisions, proposals.")
-    review.add_argument("--days", type=int, default=7, help="the period in local days up to today (default 7)")
-    review.add_argument("--peek", action="store_true", help="do not move the 'since you last looked' mark")
-    record = add("review-record", cmd_review_record,
-                 "Record a review: apply accepted adjustments as one change set (verified operator channel).")
-    record.add_argument("--accept", help="proposal keys from `chief-of-staff review`, e.g. grant_widen:GR4,role_add:A1")
-    record.add_argument("--file", help='JSON list of {"tool": ..., "arguments": {...}} adjustments, or - for stdin')
-    record.add_argument("--note", default="", help="what you concluded, for the record")
-    revert = add("review-revert", cmd_review_revert, "Undo a recorded review (or a revert) as a new change set.")
-    revert.add_argument("change_set", help="change set id, e.g. CS3")
-    revert.add_argument("--note", default="", help="why, for the record")
 
 
 def _add_db(parser: argparse.ArgumentParser) -> None:
@@ -476,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("decision", help="decision id, e.g. D7")
         sub.add_argument("--note", default="", help="why, for the record")
     _add_grant_commands(add)
-    _add_review_commands(add)
+    cli_review.register(add)
     add("doctor", cmd_doctor, "Print versions and workspace health; warn about risky setups (always exits 0).")
     audit_cmd = add("audit", cmd_audit_verify, "Check the audit log's hash chain and its exported anchor.")
     audit_cmd.add_argument("action", choices=["verify", "anchor"],

@@ -15,15 +15,13 @@ import anyio
 
 from chief_of_staff import tokens
 from chief_of_staff.audit import OPERATOR_CLI
+from chief_of_staff.cli_support import Add, with_store
 from chief_of_staff.config import Settings
 from chief_of_staff.db import Store
 from chief_of_staff.errors import InvalidInput
 from chief_of_staff.http_server import DEFAULT_PORT, HttpOptions, parse_workspaces, serve_http
 
 __all__ = ["cmd_serve_http", "register"]
-
-_Add = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
-
 
 def cmd_serve_http(args: argparse.Namespace) -> int:
     if args.workspace and args.db:
@@ -51,23 +49,14 @@ def add_http_options(serve: argparse.ArgumentParser) -> None:
     serve.add_argument("--public-url", help="the URL clients reach the server at, if not http://HOST:PORT")
 
 
-async def _open(args: argparse.Namespace) -> Store:
-    settings = Settings.load(args.db)
-    return await Store.open(settings.db_path, settings.clock)
-
-
 def cmd_token_create(args: argparse.Namespace) -> int:
     kind = "operator" if args.operator else "agency"
 
-    async def work() -> int:
-        store = await _open(args)
-        try:
-            async with store.write() as tx:
-                view, secret = await tokens.create_token(
-                    tx, OPERATOR_CLI, kind=kind, agency=args.agency, role=args.role, label=args.label,
-                    expires_in_days=args.expires_in_days)
-        finally:
-            await store.close()
+    async def work(store: Store) -> int:
+        async with store.write() as tx:
+            view, secret = await tokens.create_token(
+                tx, OPERATOR_CLI, kind=kind, agency=args.agency, role=args.role, label=args.label,
+                expires_in_days=args.expires_in_days)
         who = "the operator (verified channel: may approve and widen)" if kind == "operator" else (
             f"agency {view.agency}" + (f", role {view.role}" if view.role else "") + " (never an operator act)")
         expiry = f"until {view.expires_at}" if view.expires_at else "until revoked"
@@ -78,17 +67,13 @@ def cmd_token_create(args: argparse.Namespace) -> int:
         print(secret, flush=True)
         return 0
 
-    return anyio.run(work)
+    return anyio.run(with_store, args, work)
 
 
 def cmd_token_list(args: argparse.Namespace) -> int:
-    async def work() -> int:
-        store = await _open(args)
-        try:
-            async with store.read() as tx:
-                views = await tokens.list_tokens(tx, include_inactive=args.all)
-        finally:
-            await store.close()
+    async def work(store: Store) -> int:
+        async with store.read() as tx:
+            views = await tokens.list_tokens(tx, include_inactive=args.all)
         if not views:
             print("No tokens. Create one: chief-of-staff token create --operator | --agency NAME [--role NAME]")
         for view in views:
@@ -99,21 +84,17 @@ def cmd_token_list(args: argparse.Namespace) -> int:
                   + (f"  {view.label}" if view.label else ""))
         return 0
 
-    return anyio.run(work)
+    return anyio.run(with_store, args, work)
 
 
 def cmd_token_revoke(args: argparse.Namespace) -> int:
-    async def work() -> int:
-        store = await _open(args)
-        try:
-            async with store.write() as tx:
-                view = await tokens.revoke_token(tx, OPERATOR_CLI, args.token)
-        finally:
-            await store.close()
+    async def work(store: Store) -> int:
+        async with store.write() as tx:
+            view = await tokens.revoke_token(tx, OPERATOR_CLI, args.token)
         print(f"{view.token_id} revoked: the next request that carries it is refused.")
         return 0
 
-    return anyio.run(work)
+    return anyio.run(with_store, args, work)
 
 
 def _nested(commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
@@ -125,9 +106,10 @@ def _nested(commands: argparse._SubParsersAction[argparse.ArgumentParser], name:
     return parser
 
 
-def register(add: _Add) -> None:
+def register(add: Add) -> None:
     token = add("token", cmd_token_list, "Access tokens for the HTTP server: create, list, revoke.")
-    commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION",
+                                    help="create, list or revoke")
     create = _nested(commands, "create", cmd_token_create, "Create an access token (its secret is shown once).")
     who = create.add_mutually_exclusive_group(required=True)
     who.add_argument("--operator", action="store_true",
