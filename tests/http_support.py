@@ -70,6 +70,6 @@ async def serving(paths: Sequence[Path], clock: FixedClock, options: HttpOptions
 @asynccontextmanager
 async def http_client(url: str, token: str | None, mode: str) -> AsyncIterator[Client]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
-        async with Client(streamable_http_client(url, http_client=http), mode=mode) as client:
-            yield client
+    async with (httpx2.AsyncClient(headers=headers, timeout=30) as http,
+                Client(streamable_http_client(url, http_client=http), mode=mode) as client):
+        yield client

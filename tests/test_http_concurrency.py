@@ -108,15 +108,16 @@ async def test_three_http_clients_and_a_stdio_process_lose_nothing_and_never_ove
     log = (tmp_path / "stdio.log").open("w")
     try:
         with anyio.fail_after(120):
-            async with http_server_process(db, env) as url, \
-                    http_client(url, secrets[0], "legacy") as one, \
-                    http_client(url, secrets[1], "auto") as two, \
-                    http_client(url, secrets[2], "legacy") as three, \
-                    Client(stdio_client(demo.server_parameters(db, env={"CHIEF_OF_STAFF_NOW": format_ts(START)}),
-                                        errlog=log), mode="legacy") as four:
-                async with anyio.create_task_group() as group:
-                    for client in (one, two, three, four):
-                        group.start_soon(work, client, ledger)
+            stdio = stdio_client(demo.server_parameters(db, env={"CHIEF_OF_STAFF_NOW": format_ts(START)}),
+                                 errlog=log)
+            async with (http_server_process(db, env) as url,
+                        http_client(url, secrets[0], "legacy") as one,
+                        http_client(url, secrets[1], "auto") as two,
+                        http_client(url, secrets[2], "legacy") as three,
+                        Client(stdio, mode="legacy") as four,
+                        anyio.create_task_group() as group):
+                for client in (one, two, three, four):
+                    group.start_soon(work, client, ledger)
     finally:
         log.close()
 
