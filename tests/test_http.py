@@ -35,13 +35,6 @@ def mode(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def clock() -> FixedClock:
-    from tests.conftest import START
-
-    return FixedClock(START)
-
-
-@pytest.fixture
 async def ws(tmp_path: Path, clock: FixedClock) -> Path:
     path = tmp_path / "acme.db"
     await make_workspace(path, clock)
