@@ -28,6 +28,7 @@ from chief_of_staff import (
     doctor,
     grants,
     ids,
+    install,
     workspace,
 )
 from chief_of_staff.audit import OPERATOR_CLI
@@ -377,6 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--note", default="", help="why, for the record")
     _add_grant_commands(add)
     cli_review.register(add)
+    install.register(add)
     add("doctor", cmd_doctor, "Print versions and workspace health; warn about risky setups (always exits 0).")
     audit_cmd = add("audit", cmd_audit_verify, "Check the audit log's hash chain and its exported anchor.")
     audit_cmd.add_argument("action", choices=["verify", "anchor"],

@@ -17,12 +17,13 @@ import os
 import stat
 import sys
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from chief_of_staff.cli_support import Add
 from chief_of_staff.config import DB_ENV, Settings
 from chief_of_staff.errors import InvalidInput
 
@@ -49,7 +50,6 @@ CONFIG_FILE = "claude_desktop_config.json"
 OFFICIAL_PLATFORMS = ("darwin", "win32")
 
 Entry = dict[str, Any]
-Add = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
 
 
 @dataclass(frozen=True)

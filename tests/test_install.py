@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from chief_of_staff import __version__, install
+from chief_of_staff import __version__, cli, install
 from chief_of_staff.config import DB_ENV, NOW_ENV, Settings
-from chief_of_staff.errors import ChiefOfStaffError, InvalidInput
+from chief_of_staff.errors import InvalidInput
 from tests.conftest import START
 
 OTHER_SERVERS: dict[str, Any] = {
@@ -23,28 +23,7 @@ OTHER_SERVERS: dict[str, Any] = {
 }
 
 
-def _harness(argv: list[str]) -> int:
-    """The CLI's shape (its add helper gives --db; ChiefOfStaffError becomes exit 2) around install.register."""
-    parser = argparse.ArgumentParser(prog="chief-of-staff")
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    def add(name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.set_defaults(handler=handler)
-        sub.add_argument("--db")
-        return sub
-
-    install.register(add)
-    args = parser.parse_args(argv)
-    try:
-        return int(args.handler(args))
-    except ChiefOfStaffError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-# Until cli.py calls install.register, the tests drive the same shape built here; then: run = cli.main.
-run = _harness
+run = cli.main
 
 
 @pytest.fixture(autouse=True)

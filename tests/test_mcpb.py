@@ -123,8 +123,8 @@ def test_the_bundle_holds_what_uv_run_chief_of_staff_serve_needs(bundle: zipfile
     assert project["project"]["scripts"]["chief-of-staff"] == "chief_of_staff.cli:main"
     assert project["project"]["readme"] in names  # the build backend refuses a missing readme
     assert set(project["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]) == {"prompts"}
-    package = {p.relative_to(ROOT).as_posix() for p in (ROOT / "chief_of_staff").rglob("*")
-               if p.is_file() and "__pycache__" not in p.parts}
+    shipped = [p.relative_to(ROOT) for p in (ROOT / "chief_of_staff").rglob("*") if p.is_file()]
+    package = {p.as_posix() for p in shipped if not any(part == "__pycache__" or part[0] == "." for part in p.parts)}
     prompts = {f"prompts/{p.name}" for p in (ROOT / "prompts").glob("*.md")}
     assert package | prompts | {"manifest.json", "server/main.py"} <= names
     assert not any("__pycache__" in name or name.endswith(".pyc") for name in names)
