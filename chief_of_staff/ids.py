@@ -23,6 +23,7 @@ PREFIXES: Final[dict[str, str]] = {
     "lesson": "L",
     "change_set": "CS",
     "token": "TK",
+    "webhook_endpoint": "NE",
 }
 
 _ID_PATTERN = re.compile(r"^\s*([A-Za-z]*)\s*(\d{1,18})\s*$")
