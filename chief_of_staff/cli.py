@@ -23,6 +23,7 @@ from chief_of_staff import (
     blueprints,
     brief,
     cli_access,
+    cli_notify,
     cli_review,
     decisions,
     doctor,
@@ -379,6 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_grant_commands(add)
     cli_review.register(add)
     install.register(add)
+    cli_notify.register(add)
     add("doctor", cmd_doctor, "Print versions and workspace health; warn about risky setups (always exits 0).")
     audit_cmd = add("audit", cmd_audit_verify, "Check the audit log's hash chain and its exported anchor.")
     audit_cmd.add_argument("action", choices=["verify", "anchor"],
@@ -393,6 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
+    # httpx logs each request's full URL at INFO; a Slack webhook's path is its secret.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         result: Any = args.handler(args)
     except ChiefOfStaffError as exc:

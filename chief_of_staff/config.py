@@ -10,11 +10,13 @@ from pathlib import Path
 
 from chief_of_staff.clock import Clock, FixedClock, SystemClock
 
-__all__ = ["DB_ENV", "NOW_ENV", "Settings", "default_db_path"]
+__all__ = ["DB_ENV", "NOW_ENV", "TICK_ENV", "Settings", "default_db_path"]
 
 DB_ENV = "CHIEF_OF_STAFF_DB"
 # Freezes the server's clock at an ISO-8601 instant: for reproducible demos and end-to-end tests.
 NOW_ENV = "CHIEF_OF_STAFF_NOW"
+# Seconds between webhook delivery ticks of a running server (default webhook_runner.TICK_SECONDS).
+TICK_ENV = "CHIEF_OF_STAFF_WEBHOOK_TICK"
 APP_DIR = "chief-of-staff"
 
 
@@ -34,11 +36,12 @@ def default_db_path() -> Path:
 class Settings:
     db_path: Path
     clock: Clock
+    webhook_tick: float = 5.0
 
     @classmethod
     def load(cls, db: str | os.PathLike[str] | None = None) -> Settings:
         chosen = db or os.environ.get(DB_ENV) or default_db_path()
-        return cls(db_path=Path(chosen).expanduser().resolve(), clock=clock_from_env())
+        return cls(db_path=Path(chosen).expanduser().resolve(), clock=clock_from_env(), webhook_tick=tick_from_env())
 
 
 def clock_from_env() -> Clock:
@@ -49,3 +52,16 @@ def clock_from_env() -> Clock:
     if instant.tzinfo is None:
         raise ValueError(f"{NOW_ENV} must carry a timezone, e.g. 2026-11-23T09:00:00Z")
     return FixedClock(instant)
+
+
+def tick_from_env() -> float:
+    text = os.environ.get(TICK_ENV)
+    if not text:
+        return 5.0
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise ValueError(f"{TICK_ENV} must be a number of seconds, e.g. 5, not {text!r}") from None
+    if not 0.05 <= seconds <= 3600:
+        raise ValueError(f"{TICK_ENV} must be between 0.05 and 3600 seconds, not {text!r}")
+    return seconds

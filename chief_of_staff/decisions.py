@@ -18,7 +18,7 @@ import json
 from datetime import timedelta
 from typing import Any, Literal
 
-from chief_of_staff import agencies, audit, ids, trust, workspace
+from chief_of_staff import agencies, audit, ids, trust, webhooks, workspace
 from chief_of_staff.audit import Actor
 from chief_of_staff.clock import format_ts
 from chief_of_staff.db import Row, Tx
@@ -218,7 +218,13 @@ async def open_decision(
         "kind": kind, "agency_id": agency_id, "role_id": role_id, "amount_cents": amount,
         "grant_id": grant_id, "timeout_policy": timeout_policy, "expires_at": expires_at,
     })
-    return await _load_view(tx, decision_id)
+    view = await _load_view(tx, decision_id)
+    # In the decision's own transaction (the outbox): the operator hears of it if and only if it exists.
+    await webhooks.emit(tx, "decision.opened", {
+        "decision_id": view.id, "title": view.title, "kind": view.kind, "amount_cents": view.amount_cents,
+        "agency": view.agency, "role": view.role, "expires_at": view.expires_at,
+    })
+    return view
 
 
 def _request_text(request: dict[str, Any]) -> str:

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, ValidationError, model_validator
 
-from chief_of_staff import agencies, audit, goals, ids, trust, workspace
+from chief_of_staff import agencies, audit, goals, ids, trust, webhooks, workspace
 from chief_of_staff.audit import Actor
 from chief_of_staff.clock import format_ts, local_date, local_midnight_utc, parse_ts
 from chief_of_staff.db import Row, Tx
@@ -246,7 +246,7 @@ async def create_grant(tx: Tx, actor: Actor, spec: GrantSpec) -> GrantView:
     )
     snapshot = await _snapshot(tx, grant_id, actor.channel)
     await audit.append(tx, actor, "grant.create", ids.format_id("grant", grant_id), snapshot)
-    return await _grant_view(tx, grant_id, space.timezone)
+    return await _announce(tx, await _grant_view(tx, grant_id, space.timezone), "created")
 
 
 async def revoke_grant(tx: Tx, actor: Actor, grant: str, *, reason: str = "") -> GrantView:
@@ -264,7 +264,7 @@ async def revoke_grant(tx: Tx, actor: Actor, grant: str, *, reason: str = "") ->
     )
     snapshot = await _snapshot(tx, row["id"], actor.channel, reason=reason)
     await audit.append(tx, actor, "grant.revoke", short, {"version": snapshot["version"], "reason": reason})
-    return await _grant_view(tx, row["id"], (await workspace.get(tx)).timezone)
+    return await _announce(tx, await _grant_view(tx, row["id"], (await workspace.get(tx)).timezone), "revoked")
 
 
 class _Unchanged(enum.Enum):
@@ -382,7 +382,17 @@ async def _apply_terms(tx: Tx, actor: Actor, row: Row, before: GrantTerms, after
         snapshot = await _snapshot(tx, row["id"], actor.channel)
         await audit.append(tx, actor, "grant.update", ids.format_id("grant", row["id"]), {
             "version": snapshot["version"], **detail, **_difference(before, after), "widens": reasons})
+        return await _announce(tx, await _grant_view(tx, row["id"], space.timezone), "updated", widens=reasons)
     return await _grant_view(tx, row["id"], space.timezone)
+
+
+async def _announce(tx: Tx, view: GrantView, change: str, *, widens: list[str] | None = None) -> GrantView:
+    """Tell the operator's webhooks, in the change's own transaction (the outbox)."""
+    await webhooks.emit(tx, "grant.changed", {
+        "grant_id": view.id, "change": change, "version": view.version, "agency": view.agency, "role": view.role,
+        "capability": view.capability, "mode": view.mode, "widens": widens or [],
+    })
+    return view
 
 
 def _allow_widening(actor: Actor, before: GrantTerms, after: GrantTerms, reasons: list[str], ceiling: int,

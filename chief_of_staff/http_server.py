@@ -25,9 +25,11 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import anyio
 import uvicorn
 from mcp.server.auth.provider import AccessToken, TokenVerifier
 from mcp.server.auth.settings import AuthSettings
@@ -39,7 +41,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from chief_of_staff import __version__, tokens
+from chief_of_staff import __version__, tokens, webhook_runner
 from chief_of_staff.access import PRINCIPAL_CLAIM
 from chief_of_staff.config import Settings
 from chief_of_staff.errors import InvalidInput
@@ -201,7 +203,8 @@ def _mount(workspace: ServedWorkspace, base_url: str, verifier: TokenVerifier,
            security: TransportSecuritySettings, host: str) -> None:
     auth = AuthSettings(issuer_url=AnyHttpUrl(base_url), resource_server_url=AnyHttpUrl(workspace.resource_url),
                         validate_token_resource=True)
-    server = build_server(workspace.settings, shared=workspace.shared, auth=auth, token_verifier=verifier)
+    server = build_server(workspace.settings, shared=workspace.shared, auth=auth, token_verifier=verifier,
+                          deliveries=False)
     workspace.app = server.streamable_http_app(streamable_http_path=workspace.path, transport_security=security,
                                                host=host)
 
@@ -221,11 +224,20 @@ def build_http_app(workspaces: Sequence[ServedWorkspace], options: HttpOptions, 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
+            stores = []
             for workspace in workspaces:
                 assert workspace.app is not None
-                await stack.enter_async_context(workspace.shared.session())  # open for the server's life
+                stores.append(await stack.enter_async_context(workspace.shared.session()))  # open for its life
                 await stack.enter_async_context(workspace.app.router.lifespan_context(workspace.app))
-            yield
+            # Entered last, so cancelling the delivery loops at shutdown cancels nothing else.
+            async with anyio.create_task_group() as group:
+                for workspace, store in zip(workspaces, stores, strict=True):
+                    group.start_soon(partial(webhook_runner.run_deliveries, store,
+                                             interval=workspace.settings.webhook_tick))
+                try:
+                    yield
+                finally:
+                    group.cancel_scope.cancel()
 
     app = Starlette(routes=[Route("/health", _health, methods=["GET"]),
                             Route("/{path:path}", _Dispatch(workspaces))], lifespan=lifespan)

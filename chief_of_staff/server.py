@@ -6,6 +6,7 @@ import json
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import anyio
@@ -32,6 +33,7 @@ from chief_of_staff import (
     notifications,
     processes,
     review_packet,
+    webhook_runner,
     workspace,
 )
 from chief_of_staff.audit import SYSTEM
@@ -240,18 +242,24 @@ class SharedStore:
 
 
 def build_server(settings: Settings, *, shared: SharedStore | None = None, auth: AuthSettings | None = None,
-                 token_verifier: TokenVerifier | None = None) -> MCPServer[AppState]:
+                 token_verifier: TokenVerifier | None = None, deliveries: bool = True) -> MCPServer[AppState]:
     """The Chief of Staff MCP server over the workspace at settings.db_path.
 
     Over HTTP (`http_server`) the caller passes the store it holds open for the server's life,
-    and the resource-server settings and token verifier that authenticate every request.
+    the resource-server settings and token verifier that authenticate every request, and
+    deliveries=False: it runs one webhook delivery loop per workspace itself, not one per session.
     """
     shared = shared or SharedStore(settings)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
-        async with shared.session() as store:
-            yield AppState(store=store)
+        async with shared.session() as store, anyio.create_task_group() as group:
+            if deliveries:
+                group.start_soon(partial(webhook_runner.run_deliveries, store, interval=settings.webhook_tick))
+            try:
+                yield AppState(store=store)
+            finally:
+                group.cancel_scope.cancel()
 
     state = shared.get
 

@@ -23,6 +23,7 @@ from chief_of_staff import (
     decisions,
     goals,
     review_packet,
+    webhooks,
 )
 from chief_of_staff.adjustments import AdjustGoalArgs, Adjustment, SetRoleArgs, UpdateGrantArgs
 from chief_of_staff.errors import InvalidInput, NotFound
@@ -227,6 +228,44 @@ async def _record_review(ctx: Context[Any, Any], args: RecordReviewIn) -> change
         return await changesets.revert_change_set(tx, caller(args.confirm), args.revert, note=args.note)
 
 
+class NotifyIn(Model):
+    action: Literal["list", "add", "test", "remove"] = "list"
+    url: ShortText | None = Field(None, description="add: https URL to POST signed events to")
+    events: list[Literal["decision.opened", "decision.expiring", "brief.daily", "anomaly.found",
+                         "grant.changed"]] = Field([], max_length=5, description="add: what to send")
+    format: Literal["standard", "slack"] = "standard"
+    endpoint_id: Ref | None = Field(None, description='test/remove: "NE1"')
+    confirm: bool = CONFIRM
+
+
+class NotifyOut(BaseModel):
+    endpoints: list[webhooks.EndpointView]
+    message: str
+
+
+async def _notify(ctx: Context[Any, Any], args: NotifyIn) -> NotifyOut:
+    if args.action == "list":
+        async with store_of(ctx).read() as tx:
+            return NotifyOut(endpoints=await webhooks.list_endpoints(tx), message="")
+    if args.action == "add":
+        if args.url is None or not args.events:
+            raise InvalidInput("add: send url and events, e.g. events [\"decision.opened\"].")
+        async with store_of(ctx).write() as tx:
+            view, _ = await webhooks.add_endpoint(tx, caller(args.confirm), url=args.url, events=list(args.events),
+                                                  format=args.format)
+        return NotifyOut(endpoints=[view], message=(  # the secret never goes through a tool result
+            f"Added. Its signing secret is shown only on the operator's machine: chief-of-staff notify "
+            f"rotate-secret {view.endpoint_id}"))
+    if args.endpoint_id is None:
+        raise InvalidInput(f"endpoint_id: {args.action} needs the endpoint, e.g. \"NE1\"; action list shows them.")
+    async with store_of(ctx).write() as tx:
+        if args.action == "test":
+            sent = await webhooks.queue_test(tx, caller(args.confirm), args.endpoint_id)
+            return NotifyOut(endpoints=[], message=f"Test {sent} queued; the running server sends it within seconds.")
+        view = await webhooks.remove_endpoint(tx, caller(args.confirm), args.endpoint_id)
+        return NotifyOut(endpoints=[view], message="Removed; what it was still owed is cancelled.")
+
+
 # What each kind of act changes, for subscribers (the brief shows a bit of everything).
 _GOALS = (BRIEF, GOALS)
 _GRANTS = (BRIEF, AUTHORITY_LETTER)
@@ -286,4 +325,9 @@ OPERATOR_TOOLS: list[ToolSpec[Any, Any]] = [
              "The default dry run shows what it would create.",
              ApplyBlueprintIn, blueprints.BlueprintPlan, _apply_blueprint, operator_act=True,
              asks_operator=lambda args: not args.dry_run, changes=EVERYTHING),
+    ToolSpec("notify", "Webhooks",
+             "Signed webhooks to the operator's channels. list; add (operator act, verified channel only); "
+             "test; remove.",
+             NotifyIn, NotifyOut, _notify, destructive=True, operator_act=True,
+             asks_operator=lambda args: args.action != "list"),
 ]

@@ -24,6 +24,7 @@ class Workspace(BaseModel):
     timezone: str
     currency: str
     chat_ceiling_cents: int
+    daily_brief_at: str = "08:00"
 
 
 def check_timezone(name: str) -> str:
@@ -59,7 +60,8 @@ async def get(tx: Tx) -> Workspace:
     cached = tx.memo.get("workspace")
     if isinstance(cached, Workspace):
         return cached
-    row = await tx.one("SELECT name, timezone, currency, chat_ceiling_cents FROM workspace WHERE id = 1")
+    row = await tx.one(
+        "SELECT name, timezone, currency, chat_ceiling_cents, daily_brief_at FROM workspace WHERE id = 1")
     if row is None:
         raise InvalidInput("This workspace is not set up yet; run `chief-of-staff init` first.")
     tx.memo["workspace"] = space = Workspace(**dict(row))
