@@ -171,9 +171,34 @@ def test_every_notify_command_and_option_has_help() -> None:
     notify_parser = top.choices["notify"]
     [nested] = [a for a in notify_parser._actions if isinstance(a, argparse._SubParsersAction)]
     helps = {choice.dest: choice.help for choice in nested._choices_actions}
-    assert set(nested.choices) == {"add", "list", "test", "remove", "daily-at"}
+    assert set(nested.choices) == {"add", "list", "test", "remove", "rotate-secret", "daily-at"}
     for name, sub in nested.choices.items():
         assert helps[name], name
         for action in sub._actions:
             if not isinstance(action, argparse._HelpAction):
                 assert action.help and action.help.strip(), f"notify {name} {action.dest}"
+
+
+def test_rotate_secret_prints_a_new_secret_once_and_the_old_one_stops_signing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from chief_of_staff import cli
+
+    monkeypatch.setenv("CHIEF_OF_STAFF_NOW", "2026-11-23T08:00:00Z")
+    db = str(tmp_path / "r.db")
+    assert cli.main(["init", "--db", db, "--timezone", "UTC"]) == 0
+    assert cli.main(["notify", "add", "https://hooks.example.com/x", "--events", "decision.opened", "--db", db]) == 0
+    capsys.readouterr()
+    first = stored_secret(db)
+    assert cli.main(["notify", "rotate-secret", "NE1", "--db", db]) == 0
+    out, err = capsys.readouterr()
+    second = stored_secret(db)
+    assert out.strip() == second != first and "shown once" in err
+    assert cli.main(["notify", "rotate-secret", "NE9", "--db", db]) == 2
+
+
+def stored_secret(db: str) -> str:
+    conn = sqlite3.connect(db)
+    try:
+        return str(conn.execute("SELECT secret FROM webhook_endpoints").fetchone()[0])
+    finally:
+        conn.close()
