@@ -6,8 +6,9 @@ principal from the HTTP request the SDK attached to it and binds it for the call
 
 - an operator token makes every operator act `verified`;
 - an agency token makes every call the agency's, whatever it sends: `confirm` is
-  ignored, no approval prompt is shown, and the `agency`, `role` and `viewer`
-  arguments must be its own (left out, they are filled in).
+  ignored, no approval prompt is shown, the `agency`, `role` and `viewer` arguments
+  must be its own (left out, they are filled in), and objects named by id must be
+  its own too (`toolkit.require_own`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from chief_of_staff import ids
 from chief_of_staff.errors import InvalidInput
 from chief_of_staff.tokens import Principal
 
-__all__ = ["PRINCIPAL_CLAIM", "bind_arguments", "current_principal", "principal_of", "speaking_for"]
+__all__ = ["PRINCIPAL_CLAIM", "bind_arguments", "current_principal", "fill_arguments", "principal_of", "speaking_for"]
 
 # The AccessToken claim the HTTP token verifier puts the Principal under.
 PRINCIPAL_CLAIM = "chief_of_staff.principal"
@@ -66,21 +67,40 @@ def _refuse(field: str, given: str, own: str) -> InvalidInput:
                         f"Leave {field} out, or send {own!r}.")
 
 
+def _own_fields(principal: Principal) -> list[tuple[str, str, int, str]]:
+    held = (("agency", principal.agency, principal.agency_id, "agency"),
+            ("role", principal.role, principal.role_id, "role"))
+    return [(field, name, number, kind) for field, name, number, kind in held
+            if name is not None and number is not None]
+
+
+def fill_arguments(principal: Principal | None, model: type[BaseModel], arguments: dict[str, Any]) -> dict[str, Any]:
+    """Raw arguments with an agency token's agency and role filled in where left out (required ones too)."""
+    if principal is None or principal.kind != "agency":
+        return arguments
+    missing = {field: name for field, name, _, _ in _own_fields(principal)
+               if field in model.model_fields and arguments.get(field) is None}
+    return {**arguments, **missing} if missing else arguments
+
+
 def bind_arguments(principal: Principal | None, arguments: BaseModel) -> BaseModel:
-    """The arguments with an agency token's own agency, role and viewer filled in; refuses anyone else's."""
+    """The arguments held to an agency token's own agency, role and viewer; refuses anyone else's.
+
+    A matching name is replaced by the token's own id (A3, R2), so the domain resolves exactly the
+    token's row: names that match only under Unicode case folding ("Straße", "STRASSE") may be two
+    agencies in SQLite, whose NOCASE folds ASCII only.
+    """
     if principal is None or principal.kind != "agency":
         return arguments
     fields = type(arguments).model_fields
     updates: dict[str, Any] = {}
-    for field, name, number, kind in (("agency", principal.agency, principal.agency_id, "agency"),
-                                      ("role", principal.role, principal.role_id, "role")):
-        if field not in fields or name is None:
+    for field, name, number, kind in _own_fields(principal):
+        if field not in fields:
             continue
         given = getattr(arguments, field)
-        if given is None:
-            updates[field] = name
-        elif not _is_own(str(given), name, number, kind):
+        if given is not None and not _is_own(str(given), name, number, kind):
             raise _refuse(field, str(given), name)
+        updates[field] = ids.format_id(kind, number)
     viewer = getattr(arguments, "viewer", None) if "viewer" in fields else None
     if viewer is not None and viewer != principal.viewer:
         if viewer != "operator":

@@ -169,7 +169,8 @@ class _Dispatch:
             assert workspace.app is not None
             self._routes[workspace.path] = workspace.app
             self._routes[workspace.metadata_path] = workspace.app
-        self._endpoints = [workspace.path for workspace in workspaces]
+        # Never the workspace names: this page answers without a token, and names are often clients'.
+        self._endpoints = "/mcp" if len(workspaces) == 1 else "/<workspace>/mcp"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         app = self._routes.get(scope["path"].rstrip("/") or "/")
@@ -179,10 +180,10 @@ class _Dispatch:
         await app(scope, receive, send)
 
 
-def _not_here(endpoints: list[str]) -> Response:
+def _not_here(endpoints: str) -> Response:
     return JSONResponse(status_code=404, content={
         "error": "not_found",
-        "error_description": f"The MCP endpoint is {' or '.join(endpoints)}. Send every request with "
+        "error_description": f"The MCP endpoint is {endpoints}. Send every request with "
                              "'Authorization: Bearer <token>'; tokens come from `chief-of-staff token create`, "
                              "not from OAuth.",
     })

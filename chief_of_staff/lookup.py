@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from chief_of_staff.db import Tx
-from chief_of_staff.ids import PREFIXES
+from chief_of_staff.ids import PREFIXES, parse_id
 
-__all__ = ["COMPLETABLE", "complete"]
+__all__ = ["COMPLETABLE", "complete", "owner"]
 
 MAX_SUGGESTIONS = 50
 
@@ -37,3 +37,14 @@ async def complete(tx: Tx, argument: str, typed: str, context: dict[str, str] | 
     values = [f"{PREFIXES[kind]}{row[0]}" if kind else str(row[0]) for row in rows]
     wanted = typed.strip().lower()
     return [value for value in values if value.lower().startswith(wanted)][:MAX_SUGGESTIONS]
+
+
+# The objects an agency token may address by id, and the table that says whose they are.
+_OWNED_BY = {"authorization": "authorizations", "task": "tasks", "grant": "grants"}
+
+
+async def owner(tx: Tx, kind: str, ref: str, *, field: str) -> tuple[int | None, int | None] | None:
+    """The (agency id, role id) an authorization, task or grant belongs to; None when there is no such one."""
+    row = await tx.one(f"SELECT agency_id, role_id FROM {_OWNED_BY[kind]} WHERE id = ?",
+                       (parse_id(kind, ref, field=field),))
+    return None if row is None else (row["agency_id"], row["role_id"])

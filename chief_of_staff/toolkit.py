@@ -24,11 +24,12 @@ from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetad
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from chief_of_staff.access import bind_arguments, current_principal, principal_of, speaking_for
+from chief_of_staff import lookup
+from chief_of_staff.access import bind_arguments, current_principal, fill_arguments, principal_of, speaking_for
 from chief_of_staff.approval import OperatorApproval, approved_channel, channel_of, make_resolver, using_channel
 from chief_of_staff.audit import Actor
-from chief_of_staff.db import Store
-from chief_of_staff.errors import ChiefOfStaffError, OperatorActRefused
+from chief_of_staff.db import Store, Tx
+from chief_of_staff.errors import ChiefOfStaffError, Conflict, OperatorActRefused
 from chief_of_staff.notifications import notify_changed
 from chief_of_staff.tokens import Principal
 
@@ -42,6 +43,7 @@ __all__ = [
     "describe_validation_error",
     "output_schema",
     "parse_arguments",
+    "require_own",
     "store_of",
 ]
 
@@ -228,7 +230,8 @@ def _runner(spec: ToolSpec[Any, Any]) -> Callable[..., Awaitable[CallToolResult]
     async def run(arguments: dict[str, Any], ctx: Context[Any, Any]) -> CallToolResult:
         principal = principal_of(ctx)
         try:
-            parsed = bind_arguments(principal, parse_arguments(spec.input_model, arguments))
+            raw = fill_arguments(principal, spec.input_model, arguments)
+            parsed = bind_arguments(principal, parse_arguments(spec.input_model, raw))
             with speaking_for(principal):
                 result = await spec.handler(ctx, parsed)
         except OperatorActRefused as exc:
@@ -299,6 +302,25 @@ def build_tool(spec: ToolSpec[Any, Any]) -> Tool:
 
 
 # --- what every handler needs of the request ---------------------------------------------------
+
+
+async def require_own(tx: Tx, kind: str, ref: str, *, field: str) -> None:
+    """Refuse an agency token acting on another agency's (or another role's) authorization, task or grant.
+
+    Objects with no agency, or no role, belong to everyone under them; the operator's token and
+    stdio connections are not limited here.
+    """
+    principal = current_principal.get()
+    if principal is None or principal.kind != "agency":
+        return
+    found = await lookup.owner(tx, kind, ref, field=field)
+    if found is None:
+        return  # the domain call reports the unknown id
+    agency_id, role_id = found
+    if (agency_id is not None and agency_id != principal.agency_id) or (
+            principal.role_id is not None and role_id is not None and role_id != principal.role_id):
+        raise Conflict(f"{field}: {ref} belongs to another agency or role; this connection's token acts for "
+                       f"{principal.viewer.removeprefix('agency:')} only. Nothing was changed.")
 
 
 def store_of(ctx: Context[Any, Any]) -> Store:

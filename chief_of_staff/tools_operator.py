@@ -26,10 +26,11 @@ from chief_of_staff import (
     webhooks,
 )
 from chief_of_staff.adjustments import AdjustGoalArgs, Adjustment, SetRoleArgs, UpdateGrantArgs
+from chief_of_staff.audit import SYSTEM
 from chief_of_staff.errors import InvalidInput, NotFound
 from chief_of_staff.models import LongText, Model, Name, ShortText, Text
 from chief_of_staff.notifications import AUTHORITY_LETTER, BRIEF, DECISIONS, EVERYTHING, GOALS
-from chief_of_staff.toolkit import Ref, ToolSpec, agency_actor, caller, store_of
+from chief_of_staff.toolkit import Ref, ToolSpec, caller, require_own, store_of
 
 __all__ = ["OPERATOR_TOOLS"]
 
@@ -114,7 +115,9 @@ class RevokeIn(Model):
 
 async def _revoke(ctx: Context[Any, Any], args: RevokeIn) -> authority.GrantView:
     async with store_of(ctx).write() as tx:
-        return await authority.revoke_grant(tx, agency_actor(), args.grant_id, reason=args.reason)
+        await require_own(tx, "grant", args.grant_id, field="grant_id")
+        # Narrowing needs no operator; caller(False) still records an operator token as the operator.
+        return await authority.revoke_grant(tx, caller(False), args.grant_id, reason=args.reason)
 
 
 class UpdateGrantIn(UpdateGrantArgs):
@@ -124,6 +127,7 @@ class UpdateGrantIn(UpdateGrantArgs):
 async def _update_grant(ctx: Context[Any, Any], args: UpdateGrantIn) -> authority.GrantView:
     # Narrowing needs nobody's approval, so the operator's prompt (asks_operator) comes only with confirm=true.
     async with store_of(ctx).write() as tx:
+        await require_own(tx, "grant", args.grant_id, field="grant_id")
         return await adjustments.change_grant(tx, caller(args.confirm), args)
 
 
@@ -206,7 +210,7 @@ class ReviewIn(Model):
 
 async def _review(ctx: Context[Any, Any], args: ReviewIn) -> review_packet.Packet:
     async with store_of(ctx).write() as tx:
-        await brief.housekeeping(tx, agency_actor())
+        await brief.housekeeping(tx, SYSTEM)  # the server's chores, whoever happens to look
         return await review_packet.build_packet(tx, viewer=args.viewer, days=args.days, mark_seen=args.mark_seen)
 
 

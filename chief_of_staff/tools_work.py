@@ -15,10 +15,11 @@ from pydantic import BaseModel, Field
 from chief_of_staff import agencies, authority, brief, decisions, goals, inbox, outcomes
 from chief_of_staff.adjustments import AddRoutineArgs
 from chief_of_staff.agencies import AgencyView, LessonView
+from chief_of_staff.audit import SYSTEM
 from chief_of_staff.ids import parse_id
 from chief_of_staff.models import Cents, LocalDate, Model, Name, Priority, ShortText, Text
 from chief_of_staff.notifications import BRIEF, DECISIONS, GOALS, INBOX
-from chief_of_staff.toolkit import Ref, ToolSpec, agency_actor, store_of
+from chief_of_staff.toolkit import Ref, ToolSpec, agency_actor, require_own, store_of
 
 __all__ = ["WORK_TOOLS"]
 
@@ -37,7 +38,7 @@ class BriefIn(Model):
 
 async def _brief(ctx: Context[Any, Any], args: BriefIn) -> brief.Brief:
     async with store_of(ctx).write() as tx:
-        await brief.housekeeping(tx, agency_actor())
+        await brief.housekeeping(tx, SYSTEM)  # the server's chores, whoever happens to look
         return await brief.build_brief(tx, args.viewer, mark_seen=args.mark_seen)
 
 
@@ -131,6 +132,7 @@ class UpdateTaskIn(Model):
 
 async def _update_task(ctx: Context[Any, Any], args: UpdateTaskIn) -> inbox.TaskView:
     async with store_of(ctx).write() as tx:
+        await require_own(tx, "task", args.task_id, field="task_id")
         return await inbox.update_task(
             tx, agency_actor(), args.task_id, status=args.status, priority=args.priority,
             due_on=args.due_on, note=args.note, title=args.title, details=args.details,
@@ -159,6 +161,7 @@ class CompleteOut(BaseModel):
 
 async def _complete_task(ctx: Context[Any, Any], args: CompleteTaskIn) -> CompleteOut:
     async with store_of(ctx).write() as tx:
+        await require_own(tx, "task", args.task_id, field="task_id")
         task, outcome = await inbox.complete_task(
             tx, agency_actor(), args.task_id, result=args.result, summary=args.summary,
             metrics=args.metrics, cost_cents=args.cost_cents, minutes_saved=args.minutes_saved,
@@ -241,6 +244,7 @@ class SettleIn(Model):
 
 async def _settle(ctx: Context[Any, Any], args: SettleIn) -> authority.AuthorizationView:
     async with store_of(ctx).write() as tx:
+        await require_own(tx, "authorization", args.authorization_id, field="authorization_id")
         return await authority.settle(tx, agency_actor(), args.authorization_id, actual_cents=args.actual_cents)
 
 
@@ -250,6 +254,7 @@ class ReleaseIn(Model):
 
 async def _release(ctx: Context[Any, Any], args: ReleaseIn) -> authority.AuthorizationView:
     async with store_of(ctx).write() as tx:
+        await require_own(tx, "authorization", args.authorization_id, field="authorization_id")
         return await authority.release(tx, agency_actor(), args.authorization_id)
 
 

@@ -11,6 +11,7 @@ day, one `anomaly.found` per anomaly per local day.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 from zoneinfo import ZoneInfo
@@ -48,12 +49,14 @@ async def subscribed_events(tx: Tx) -> set[str]:
 
 async def expiring_due(tx: Tx, announced: set[str]) -> list[int]:
     """Pending decisions inside the expiring window that this process has not announced yet (a read)."""
+    numbers = json.dumps(sorted(ids.parse_id("decision", text) for text in announced))
     rows = await tx.all(
         "SELECT id FROM decisions INDEXED BY decisions_pending "
-        "WHERE status = 'pending' AND expires_at > ? AND expires_at <= ? ORDER BY expires_at LIMIT 100",
-        (tx.now_text, format_ts(tx.now + EXPIRING_WINDOW)),
+        "WHERE status = 'pending' AND expires_at > ? AND expires_at <= ? "
+        "AND id NOT IN (SELECT value FROM json_each(?)) ORDER BY expires_at LIMIT 100",
+        (tx.now_text, format_ts(tx.now + EXPIRING_WINDOW), numbers),
     )
-    return [row["id"] for row in rows if ids.format_id("decision", row["id"]) not in announced]
+    return [row["id"] for row in rows]
 
 
 async def daily_due(tx: Tx) -> str | None:

@@ -114,10 +114,10 @@ def check_url(text: str) -> str:
     text = checked_text(text, "url", _LONGEST_URL, required=True, what="the endpoint's URL")
     try:
         url = httpx.URL(text)
-        port = url.port
+        port, host = url.port, url.host  # a malformed international name fails only when decoded
+        url.raw_host.decode("ascii")
     except (httpx.InvalidURL, ValueError):
         raise InvalidInput("url: that is not a URL; send one like https://hooks.example.com/chief-of-staff.") from None
-    host = url.host
     if url.scheme not in ("https", "http") or not host:
         raise InvalidInput("url: send a full https URL, like https://hooks.example.com/chief-of-staff.")
     if url.userinfo:

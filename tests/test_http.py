@@ -141,7 +141,9 @@ async def test_a_token_of_one_workspace_cannot_reach_another(tmp_path: Path, clo
         async with httpx2.AsyncClient(timeout=10) as http:
             wrong = await http.post(f"{url}/b/mcp", json=INITIALIZE,
                                     headers={**MCP_HEADERS, "authorization": f"Bearer {token_a}"})
+            lost = await http.get(f"{url}/elsewhere")
         assert wrong.status_code == 401
+        assert lost.status_code == 404 and "/a/mcp" not in lost.text and "/b/mcp" not in lost.text
         async with http_client(f"{url}/b/mcp", token_b, mode) as client:
             assert (await call(client, "roster"))["agencies"] == []
 
@@ -246,3 +248,93 @@ async def test_a_token_connection_is_never_asked_through_elicitation(ws: Path, c
             await refused(client, "grant", {"agency": "Outbound", "capability": "spend.ads",
                                             "per_action_cap_cents": 100})
     assert asked == []
+
+
+# --- objects by id, names by Unicode, required names --------------------------------------------
+
+
+async def add_other_agency(path: Path, clock: FixedClock, name: str = "Other") -> None:
+    """A second agency with a role, a task and a grant of its own."""
+    from chief_of_staff import agencies, authority, inbox
+    from chief_of_staff.authority import GrantSpec
+
+    store = await Store.open(path, clock)
+    try:
+        async with store.write() as tx:
+            await agencies.create_agency(tx, OPERATOR_CLI, name=name, purpose="Something else")
+            await agencies.set_role(tx, OPERATOR_CLI, agency=name, name="Clerk", charter="Files")
+            await inbox.add_task(tx, OPERATOR_CLI, title="Their task", agency=name, role="Clerk")
+            await authority.create_grant(tx, OPERATOR_CLI, GrantSpec(agency=name, role="Clerk",
+                                                                     capability="spend.ads", per_action_cap_cents=900))
+    finally:
+        await store.close()
+
+
+async def test_an_agency_token_cannot_touch_another_agencys_tasks_or_grants_by_id(
+        ws: Path, clock: FixedClock, mode: str) -> None:
+    await add_other_agency(ws, clock)
+    token = await make_token(ws, clock, kind="agency", agency="Outbound", role="SDR")
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{ws}?mode=ro", uri=True)
+    try:
+        task = "T{}".format(conn.execute("SELECT max(id) FROM tasks").fetchone()[0])
+        grant = "GR{}".format(conn.execute("SELECT max(id) FROM grants").fetchone()[0])
+        researcher_task = conn.execute(
+            "SELECT t.id FROM tasks t JOIN roles r ON r.id = t.role_id WHERE r.name = 'Researcher'").fetchone()
+    finally:
+        conn.close()
+    audit_before, grants_before = count_rows(ws, "audit_log"), grants_snapshot(ws)
+    async with serving([ws], clock) as url, http_client(f"{url}/mcp", token, mode) as client:
+        attempts: list[tuple[str, dict[str, Any]]] = [
+            ("complete_task", {"task_id": task, "summary": "done", "result": "success"}),
+            ("update_task", {"task_id": task, "status": "cancelled"}),
+            ("revoke", {"grant_id": grant}),
+            ("update_grant", {"grant_id": grant, "mode": "approve"}),
+        ]
+        if researcher_task is not None:  # a sibling role's task is not the SDR token's either
+            attempts.append(("complete_task", {"task_id": f"T{researcher_task[0]}", "summary": "x",
+                                               "result": "success"}))
+        for tool, arguments in attempts:
+            message = await refused(client, tool, arguments)
+            assert "belongs to another agency or role" in message, (tool, message)
+    assert count_rows(ws, "audit_log") == audit_before and grants_snapshot(ws) == grants_before
+
+
+async def test_a_role_token_may_leave_out_even_required_agency_and_role(ws: Path, clock: FixedClock, mode: str) -> None:
+    token = await make_token(ws, clock, kind="agency", agency="Outbound", role="SDR")
+    async with serving([ws], clock) as url, http_client(f"{url}/mcp", token, mode) as client:
+        sent = await call(client, "authorize", capability="email.send", target="jane@acme.com")
+    assert sent["answer"] == "allowed" and sent["grant_id"] == "GR1"
+
+
+async def test_a_name_equal_only_under_unicode_folding_still_acts_as_the_tokens_own_agency(
+        ws: Path, clock: FixedClock, mode: str) -> None:
+    await add_other_agency(ws, clock, "Straße")
+    await add_other_agency(ws, clock, "STRASSE")  # a different agency: SQLite's NOCASE folds ASCII only
+    token = await make_token(ws, clock, kind="agency", agency="Straße", role="Clerk")
+    async with serving([ws], clock) as url, http_client(f"{url}/mcp", token, mode) as client:
+        asked = await call(client, "authorize", agency="STRASSE", role="Clerk", capability="spend.ads",
+                           amount_cents=500, target="ads.example.com")
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{ws}?mode=ro", uri=True)
+    try:
+        owner = conn.execute("SELECT a.name FROM authorizations z JOIN agencies a ON a.id = z.agency_id").fetchone()
+    finally:
+        conn.close()
+    assert owner == ("Straße",) and asked["answer"] == "allowed"
+
+
+async def test_an_operator_tokens_revoke_is_recorded_as_the_operator(ws: Path, clock: FixedClock) -> None:
+    token = await make_token(ws, clock)
+    async with serving([ws], clock) as url, http_client(f"{url}/mcp", token, "legacy") as client:
+        await call(client, "revoke", grant_id="GR1", reason="campaign over")
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{ws}?mode=ro", uri=True)
+    try:
+        row = conn.execute("SELECT actor, channel FROM audit_log WHERE action = 'grant.revoke'").fetchone()
+    finally:
+        conn.close()
+    assert row == ("operator:TK1", "verified")

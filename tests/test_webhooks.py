@@ -336,3 +336,11 @@ def test_the_public_surface_is_exactly_all() -> None:
     assert exported <= public
     assert {"add_endpoint", "remove_endpoint", "list_endpoints", "queue_test", "emit", "sign",
             "deliver_due", "EVENTS", "EndpointView"} <= exported
+
+
+@pytest.mark.parametrize("url", ["https://xn--/", "https://xn--ab.com/"])
+def test_a_malformed_international_name_is_refused_as_invalid_input(url: str) -> None:
+    from chief_of_staff.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="not a URL"):
+        webhooks.check_url(url)
