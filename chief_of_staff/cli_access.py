@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 
 import anyio
 
 from chief_of_staff import tokens
 from chief_of_staff.audit import OPERATOR_CLI
-from chief_of_staff.cli_support import Add, with_store
+from chief_of_staff.cli_support import Add, add_nested, with_store
 from chief_of_staff.config import Settings
 from chief_of_staff.db import Store
 from chief_of_staff.errors import InvalidInput
@@ -97,20 +96,11 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
     return anyio.run(with_store, args, work)
 
 
-def _nested(commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
-            handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
-    parser = commands.add_parser(name, help=help_text, description=help_text)
-    parser.set_defaults(handler=handler)
-    # SUPPRESS: `token --db F create` and `token create --db F` both work; neither default clobbers the other.
-    parser.add_argument("--db", default=argparse.SUPPRESS, help="workspace database file")
-    return parser
-
-
 def register(add: Add) -> None:
     token = add("token", cmd_token_list, "Access tokens for the HTTP server: create, list, revoke.")
     commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION",
                                     help="create, list or revoke")
-    create = _nested(commands, "create", cmd_token_create, "Create an access token (its secret is shown once).")
+    create = add_nested(commands, "create", cmd_token_create, "Create an access token (its secret is shown once).")
     who = create.add_mutually_exclusive_group(required=True)
     who.add_argument("--operator", action="store_true",
                      help="the operator: a verified channel that may approve decisions and widen grants")
@@ -118,7 +108,7 @@ def register(add: Add) -> None:
     create.add_argument("--role", help="with --agency: act as this role only")
     create.add_argument("--expires-in-days", type=int, metavar="N", help="refuse the token after N days")
     create.add_argument("--label", default="", help="what it is for, e.g. 'Cowork laptop'")
-    listing = _nested(commands, "list", cmd_token_list, "List the workspace's tokens (never their secrets).")
+    listing = add_nested(commands, "list", cmd_token_list, "List the workspace's tokens (never their secrets).")
     listing.add_argument("--all", action="store_true", help="include expired and revoked tokens")
-    revoke = _nested(commands, "revoke", cmd_token_revoke, "Revoke a token at once.")
+    revoke = add_nested(commands, "revoke", cmd_token_revoke, "Revoke a token at once.")
     revoke.add_argument("token", help="token id, e.g. TK3")

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 
 import anyio
 
 from chief_of_staff import webhook_events, webhooks, workspace
 from chief_of_staff.audit import OPERATOR_CLI
-from chief_of_staff.cli_support import Add, with_store
+from chief_of_staff.cli_support import Add, add_nested, with_store
 from chief_of_staff.db import Store
 from chief_of_staff.errors import InvalidInput
 from chief_of_staff.webhooks import DeliveryOutcome, EndpointView
@@ -136,34 +135,26 @@ def cmd_notify_daily_at(args: argparse.Namespace) -> int:
     return anyio.run(with_store, args, work)
 
 
-def _nested(commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
-            handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
-    parser = commands.add_parser(name, help=help_text, description=help_text)
-    parser.set_defaults(handler=handler)
-    # SUPPRESS: `notify --db F list` and `notify list --db F` both work; neither default clobbers the other.
-    parser.add_argument("--db", default=argparse.SUPPRESS, help="workspace database file")
-    return parser
-
-
 def register(add: Add) -> None:
     notify = add("notify", cmd_notify_list, "Signed webhooks that tell you about decisions, briefs and anomalies.")
     commands = notify.add_subparsers(dest="notify_command", required=True, metavar="ACTION",
                                      help="add, list, test, remove, rotate-secret or daily-at")
-    create = _nested(commands, "add", cmd_notify_add, "Add a webhook endpoint (its signing secret is shown once).")
+    create = add_nested(commands, "add", cmd_notify_add, "Add a webhook endpoint (its signing secret is shown once).")
     create.add_argument("url", help="https URL to POST to (http only to localhost or 127.0.0.1, for testing)")
     create.add_argument("--events", required=True, metavar="EVENT[,EVENT]",
                         help="comma-separated events to send: " + ", ".join(webhooks.EVENTS))
     create.add_argument("--format", choices=webhooks.FORMATS, default="standard",
                         help="standard: signed JSON (Standard Webhooks); slack: a readable message (default standard)")
-    listing = _nested(commands, "list", cmd_notify_list, "List endpoints with their delivery health.")
+    listing = add_nested(commands, "list", cmd_notify_list, "List endpoints with their delivery health.")
     listing.add_argument("--all", action="store_true", help="include removed endpoints")
-    test = _nested(commands, "test", cmd_notify_test, "Send a test message to one endpoint now and say how it went.")
+    test = add_nested(commands, "test", cmd_notify_test, "Send a test message to one endpoint now and say how it went.")
     test.add_argument("endpoint", help="endpoint id, e.g. NE1")
-    remove = _nested(commands, "remove", cmd_notify_remove, "Stop sending to an endpoint; what it was owed is dropped.")
+    remove = add_nested(commands, "remove", cmd_notify_remove,
+                        "Stop sending to an endpoint; what it was owed is dropped.")
     remove.add_argument("endpoint", help="endpoint id, e.g. NE1")
-    rotate = _nested(commands, "rotate-secret", cmd_notify_rotate_secret,
+    rotate = add_nested(commands, "rotate-secret", cmd_notify_rotate_secret,
                      "Give an endpoint a new signing secret, shown once (e.g. one added from an MCP client).")
     rotate.add_argument("endpoint", help="endpoint id, e.g. NE1")
-    daily = _nested(commands, "daily-at", cmd_notify_daily_at,
+    daily = add_nested(commands, "daily-at", cmd_notify_daily_at,
                     "Set the local time of day the daily brief is sent (while a server runs).")
     daily.add_argument("time", help="24-hour local time in the workspace's time zone, e.g. 07:30")

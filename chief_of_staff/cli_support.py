@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from chief_of_staff.config import Settings
 from chief_of_staff.db import Store
 
-__all__ = ["Add", "with_store"]
+__all__ = ["Add", "add_nested", "with_store"]
 
 # The parser's `add(name, handler, help)`: a subcommand that already takes --db.
 Add = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
@@ -22,3 +22,13 @@ async def with_store(args: argparse.Namespace, work: Callable[[Store], Awaitable
         return await work(store)
     finally:
         await store.close()
+
+
+def add_nested(commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
+               handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+    """An action under a command with actions (`token create`, `notify add`), taking --db too."""
+    parser = commands.add_parser(name, help=help_text, description=help_text)
+    parser.set_defaults(handler=handler)
+    # SUPPRESS: `token --db F create` and `token create --db F` both work; neither default clobbers the other.
+    parser.add_argument("--db", default=argparse.SUPPRESS, help="workspace database file")
+    return parser

@@ -20,6 +20,7 @@ from chief_of_staff.clock import FixedClock
 from chief_of_staff.db import Store
 from chief_of_staff.http_server import HttpOptions
 from tests.http_support import http_client, make_token, make_workspace, serving
+from tests.test_concurrency import db_rows
 from tests.test_mcp_surface import call, count_rows, refused
 
 pytestmark = pytest.mark.anyio
@@ -48,13 +49,7 @@ async def post_initialize(url: str, token: str | None = None, **headers: str) ->
 
 
 def grants_snapshot(path: Path) -> list[tuple[Any, ...]]:
-    import sqlite3
-
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        return conn.execute("SELECT * FROM grants ORDER BY id").fetchall()
-    finally:
-        conn.close()
+    return db_rows(path, "SELECT * FROM grants ORDER BY id")
 
 
 # --- who may connect ------------------------------------------------------------------------------
@@ -158,15 +153,8 @@ async def test_an_operator_token_is_the_verified_channel(ws: Path, clock: FixedC
         made = await call(client, "grant", agency="Outbound", role="SDR", capability="spend.ads",
                           per_action_cap_cents=500_000, rationale="launch")
     assert made["id"].startswith("GR")
-    import sqlite3
-
-    conn = sqlite3.connect(f"file:{ws}?mode=ro", uri=True)
-    try:
-        actor, channel = conn.execute(
-            "SELECT actor, channel FROM audit_log WHERE action = 'grant.create' ORDER BY id DESC LIMIT 1").fetchone()
-    finally:
-        conn.close()
-    assert (actor, channel) == ("operator:TK1", "verified")
+    assert db_rows(ws, "SELECT actor, channel FROM audit_log WHERE action = 'grant.create' ORDER BY id DESC "
+                       "LIMIT 1") == [("operator:TK1", "verified")]
 
 
 OPERATOR_ACTS: list[tuple[str, dict[str, Any]]] = [
@@ -218,14 +206,7 @@ async def test_a_role_token_acts_as_its_role_and_no_other(ws: Path, clock: Fixed
             assert "this connection's token acts for" in message
         brief = await call(client, "brief")
         assert brief["viewer"] == "agency:Outbound/SDR"
-    import sqlite3
-
-    conn = sqlite3.connect(f"file:{ws}?mode=ro", uri=True)
-    try:
-        actors = {row[0] for row in conn.execute("SELECT actor FROM audit_log WHERE channel = 'agency'")}
-    finally:
-        conn.close()
-    assert actors == {"agency:Outbound/SDR"}
+    assert db_rows(ws, "SELECT DISTINCT actor FROM audit_log WHERE channel = 'agency'") == [("agency:Outbound/SDR",)]
 
 
 async def test_a_token_connection_is_never_asked_through_elicitation(ws: Path, clock: FixedClock) -> None:
@@ -274,16 +255,11 @@ async def test_an_agency_token_cannot_touch_another_agencys_tasks_or_grants_by_i
         ws: Path, clock: FixedClock, mode: str) -> None:
     await add_other_agency(ws, clock)
     token = await make_token(ws, clock, kind="agency", agency="Outbound", role="SDR")
-    import sqlite3
-
-    conn = sqlite3.connect(f"file:{ws}?mode=ro", uri=True)
-    try:
-        task = "T{}".format(conn.execute("SELECT max(id) FROM tasks").fetchone()[0])
-        grant = "GR{}".format(conn.execute("SELECT max(id) FROM grants").fetchone()[0])
-        researcher_task = conn.execute(
-            "SELECT t.id FROM tasks t JOIN roles r ON r.id = t.role_id WHERE r.name = 'Researcher'").fetchone()
-    finally:
-        conn.close()
+    task = "T{}".format(db_rows(ws, "SELECT max(id) FROM tasks")[0][0])
+    grant = "GR{}".format(db_rows(ws, "SELECT max(id) FROM grants")[0][0])
+    researcher_tasks = db_rows(ws, "SELECT t.id FROM tasks t JOIN roles r ON r.id = t.role_id "
+                                   "WHERE r.name = 'Researcher' LIMIT 1")
+    researcher_task = researcher_tasks[0] if researcher_tasks else None
     audit_before, grants_before = count_rows(ws, "audit_log"), grants_snapshot(ws)
     async with serving([ws], clock) as url, http_client(f"{url}/mcp", token, mode) as client:
         attempts: list[tuple[str, dict[str, Any]]] = [
@@ -316,25 +292,13 @@ async def test_a_name_equal_only_under_unicode_folding_still_acts_as_the_tokens_
     async with serving([ws], clock) as url, http_client(f"{url}/mcp", token, mode) as client:
         asked = await call(client, "authorize", agency="STRASSE", role="Clerk", capability="spend.ads",
                            amount_cents=500, target="ads.example.com")
-    import sqlite3
-
-    conn = sqlite3.connect(f"file:{ws}?mode=ro", uri=True)
-    try:
-        owner = conn.execute("SELECT a.name FROM authorizations z JOIN agencies a ON a.id = z.agency_id").fetchone()
-    finally:
-        conn.close()
-    assert owner == ("Straße",) and asked["answer"] == "allowed"
+    owners = db_rows(ws, "SELECT a.name FROM authorizations z JOIN agencies a ON a.id = z.agency_id")
+    assert owners == [("Straße",)] and asked["answer"] == "allowed"
 
 
 async def test_an_operator_tokens_revoke_is_recorded_as_the_operator(ws: Path, clock: FixedClock) -> None:
     token = await make_token(ws, clock)
     async with serving([ws], clock) as url, http_client(f"{url}/mcp", token, "legacy") as client:
         await call(client, "revoke", grant_id="GR1", reason="campaign over")
-    import sqlite3
-
-    conn = sqlite3.connect(f"file:{ws}?mode=ro", uri=True)
-    try:
-        row = conn.execute("SELECT actor, channel FROM audit_log WHERE action = 'grant.revoke'").fetchone()
-    finally:
-        conn.close()
-    assert row == ("operator:TK1", "verified")
+    assert db_rows(ws, "SELECT actor, channel FROM audit_log WHERE action = 'grant.revoke'") == [
+        ("operator:TK1", "verified")]
