@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from chief_of_staff.cli import main
 from chief_of_staff.config import NOW_ENV
-from tests.conftest import START
+from tests.conftest import START, db_rows
 from tests.test_cli import init_outbound, subcommands
 
 
@@ -19,16 +18,8 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return str(tmp_path / "cli.db")
 
 
-def rows(db: str, sql: str) -> list[tuple[object, ...]]:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return [tuple(r) for r in conn.execute(sql).fetchall()]
-    finally:
-        conn.close()
-
-
 def last_audit(db: str) -> tuple[object, ...]:
-    return rows(db, "SELECT action, subject, actor, channel FROM audit_log ORDER BY id DESC LIMIT 1")[0]
+    return db_rows(db, "SELECT action, subject, actor, channel FROM audit_log ORDER BY id DESC LIMIT 1")[0]
 
 
 def test_the_authority_commands_are_listed_with_help() -> None:
@@ -44,7 +35,7 @@ def test_grant_creates_a_verified_grant_and_grants_prints_the_letter(
     db: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     init_outbound(db)
-    grants_before = int(str(rows(db, "SELECT count(*) FROM grants")[0][0]))
+    grants_before = int(str(db_rows(db, "SELECT count(*) FROM grants")[0][0]))
     capsys.readouterr()
     assert main(["grant", "--db", db, "--agency", "Outbound", "--role", "SDR", "--capability", "spend.ads",
                  "--mode", "notify", "--cap-cents", "500000", "--day-count", "3", "--day-cents", "1000000",
@@ -70,7 +61,7 @@ def test_revoke_withdraws_the_grant_and_records_why(db: str, capsys: pytest.Capt
     assert main(["revoke", grant_id, "--db", db, "--reason", "campaign over"]) == 0
     assert capsys.readouterr().out == f"{grant_id} revoked: Outbound may no longer spend.ads under it.\n"
     assert last_audit(db) == ("grant.revoke", grant_id, "operator", "verified")
-    assert rows(db, f"SELECT status FROM grants WHERE id = {grant_id[2:]}") == [("revoked",)]
+    assert db_rows(db, f"SELECT status FROM grants WHERE id = {grant_id[2:]}") == [("revoked",)]
     assert main(["grants", "--db", db]) == 0
     assert f"**{grant_id}**" not in capsys.readouterr().out
 
@@ -89,12 +80,12 @@ def test_a_refused_grant_exits_2_names_the_option_and_writes_nothing(
     db: str, capsys: pytest.CaptureFixture[str], options: list[str], message: str
 ) -> None:
     init_outbound(db)
-    before = rows(db, "SELECT (SELECT count(*) FROM grants), (SELECT count(*) FROM audit_log)")
+    before = db_rows(db, "SELECT (SELECT count(*) FROM grants), (SELECT count(*) FROM audit_log)")
     capsys.readouterr()
     assert main(["grant", "--db", db, "--agency", "Outbound", *options]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err
-    assert rows(db, "SELECT (SELECT count(*) FROM grants), (SELECT count(*) FROM audit_log)") == before
+    assert db_rows(db, "SELECT (SELECT count(*) FROM grants), (SELECT count(*) FROM audit_log)") == before
 
 
 def test_revoking_an_unknown_grant_exits_2(db: str, capsys: pytest.CaptureFixture[str]) -> None:

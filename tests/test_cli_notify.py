@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -18,6 +17,7 @@ from chief_of_staff import cli_notify
 from chief_of_staff.cli import main
 from chief_of_staff.config import NOW_ENV
 from chief_of_staff.errors import ChiefOfStaffError
+from tests.conftest import db_rows
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,14 +85,6 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return path
 
 
-def rows(db: str, sql: str) -> list[tuple[object, ...]]:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return [tuple(row) for row in conn.execute(sql).fetchall()]
-    finally:
-        conn.close()
-
-
 def test_add_prints_the_secret_alone_on_stdout_and_explains_on_stderr(
         db: str, capsys: pytest.CaptureFixture[str]) -> None:
     capsys.readouterr()
@@ -103,7 +95,7 @@ def test_add_prints_the_secret_alone_on_stdout_and_explains_on_stderr(
     assert secret.startswith("whsec_") and "\n" not in secret
     assert "NE1: sends decision.opened, grant.changed" in err and "shown once" in err
     assert secret not in err
-    assert rows(db, "SELECT action, subject, channel FROM audit_log WHERE action LIKE 'webhook.%'") == [
+    assert db_rows(db, "SELECT action, subject, channel FROM audit_log WHERE action LIKE 'webhook.%'") == [
         ("webhook.add", "NE1", "verified")]
 
 
@@ -153,8 +145,8 @@ def test_refusals_exit_2_and_write_nothing(db: str, capsys: pytest.CaptureFixtur
     assert notify("add", "https://hooks.example.com/x", "--events", ",", "--db", db) == 2
     assert "--events" in capsys.readouterr().err
     assert notify("remove", "NE4", "--db", db) == 2
-    assert rows(db, "SELECT count(*) FROM webhook_endpoints") == [(0,)]
-    assert rows(db, "SELECT count(*) FROM audit_log WHERE action LIKE 'webhook.%'") == [(0,)]
+    assert db_rows(db, "SELECT count(*) FROM webhook_endpoints") == [(0,)]
+    assert db_rows(db, "SELECT count(*) FROM audit_log WHERE action LIKE 'webhook.%'") == [(0,)]
 
 
 def test_daily_at_sets_the_local_time_of_the_daily_brief(db: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -162,7 +154,7 @@ def test_daily_at_sets_the_local_time_of_the_daily_brief(db: str, capsys: pytest
     assert "07:30 Europe/Berlin" in capsys.readouterr().out
     assert notify("daily-at", "7.30pm", "--db", db) == 2
     assert "07:30" in capsys.readouterr().err
-    assert rows(db, "SELECT daily_brief_at FROM workspace") == [("07:30",)]
+    assert db_rows(db, "SELECT daily_brief_at FROM workspace") == [("07:30",)]
 
 
 def test_every_notify_command_and_option_has_help() -> None:
@@ -197,8 +189,4 @@ def test_rotate_secret_prints_a_new_secret_once_and_the_old_one_stops_signing(
 
 
 def stored_secret(db: str) -> str:
-    conn = sqlite3.connect(db)
-    try:
-        return str(conn.execute("SELECT secret FROM webhook_endpoints").fetchone()[0])
-    finally:
-        conn.close()
+    return str(db_rows(db, "SELECT secret FROM webhook_endpoints")[0][0])

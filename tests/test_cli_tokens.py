@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from chief_of_staff import tokens
 from chief_of_staff.cli import main
 from chief_of_staff.config import NOW_ENV
-from tests.conftest import START
+from tests.conftest import START, db_rows
 
 
 @pytest.fixture
@@ -22,14 +21,6 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return path
 
 
-def rows(db: str, sql: str) -> list[tuple[object, ...]]:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return [tuple(row) for row in conn.execute(sql).fetchall()]
-    finally:
-        conn.close()
-
-
 def test_a_created_token_is_printed_once_and_stored_only_as_its_digest(
         db: str, capsys: pytest.CaptureFixture[str]) -> None:
     capsys.readouterr()
@@ -38,10 +29,10 @@ def test_a_created_token_is_printed_once_and_stored_only_as_its_digest(
     secret = out.strip()
     assert secret.startswith(tokens.TOKEN_PREFIX) and len(secret) > 40
     assert "TK1" in err and "shown once" in err
-    stored = rows(db, "SELECT kind, digest, label FROM access_tokens")
+    stored = db_rows(db, "SELECT kind, digest, label FROM access_tokens")
     assert stored == [("operator", tokens.digest(secret), "laptop")]
     assert secret not in Path(db).read_bytes().decode("latin-1")
-    assert rows(db, "SELECT action, subject, channel FROM audit_log WHERE action LIKE 'token.%'") == [
+    assert db_rows(db, "SELECT action, subject, channel FROM audit_log WHERE action LIKE 'token.%'") == [
         ("token.create", "TK1", "verified")]
 
 
@@ -52,7 +43,7 @@ def test_an_agency_token_names_its_agency_and_role_and_a_wrong_role_writes_nothi
     assert main(["token", "create", "--agency", "Outbound", "--role", "Closer", "--db", db]) == 2
     assert "Closer" in capsys.readouterr().err
     assert main(["token", "create", "--agency", "Outbound", "--expires-in-days", "0", "--db", db]) == 2
-    assert rows(db, "SELECT count(*) FROM access_tokens") == [(1,)]
+    assert db_rows(db, "SELECT count(*) FROM access_tokens") == [(1,)]
     capsys.readouterr()
     assert main(["token", "list", "--db", db]) == 0
     listed = capsys.readouterr().out

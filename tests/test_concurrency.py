@@ -7,7 +7,6 @@ what was allowed against what the grant permits, reading the database from outsi
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 import sys
 import uuid
@@ -28,20 +27,11 @@ from chief_of_staff.clock import FixedClock, format_ts
 from chief_of_staff.config import Settings
 from chief_of_staff.db import Store
 from chief_of_staff.server import build_server
-from tests.conftest import START, TIMEZONE
+from tests.conftest import START, TIMEZONE, db_rows
 
 pytestmark = pytest.mark.anyio
 
 ASK = {"agency": "Outbound", "role": "SDR", "capability": "spend.ads"}
-
-
-def db_rows(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Read the file from outside every server, read-only."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return [tuple(row) for row in conn.execute(sql, params).fetchall()]
-    finally:
-        conn.close()
 
 
 async def set_up(db: Path, budget: BudgetSpec | None, *, mode: Literal["auto", "approve"] = "auto") -> None:

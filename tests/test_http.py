@@ -19,8 +19,8 @@ from chief_of_staff.audit import OPERATOR_CLI
 from chief_of_staff.clock import FixedClock
 from chief_of_staff.db import Store
 from chief_of_staff.http_server import HttpOptions
+from tests.conftest import db_rows
 from tests.http_support import http_client, make_token, make_workspace, serving
-from tests.test_concurrency import db_rows
 from tests.test_mcp_surface import call, count_rows, refused
 
 pytestmark = pytest.mark.anyio

@@ -28,9 +28,9 @@ from chief_of_staff import demo, inbox, tokens
 from chief_of_staff.audit import OPERATOR_CLI
 from chief_of_staff.clock import FixedClock, format_ts
 from chief_of_staff.db import Store
-from tests.conftest import START
+from tests.conftest import START, db_rows
 from tests.http_support import http_client
-from tests.test_concurrency import db_rows, grant_spend_ads, init_outbound, verify_audit
+from tests.test_concurrency import grant_spend_ads, init_outbound, verify_audit
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 

@@ -34,7 +34,7 @@ from chief_of_staff.audit import Actor
 from chief_of_staff.clock import FixedClock, format_ts
 from chief_of_staff.db import Store
 from chief_of_staff.http_server import HttpOptions, bind
-from tests.test_concurrency import db_rows
+from tests.conftest import db_rows
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
