@@ -34,11 +34,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import anyio
-import httpx
 from pydantic import Field
+
+if TYPE_CHECKING:
+    import httpx  # imported where used: loading it costs every server start, and most never send
 
 from chief_of_staff import __version__, audit, ids
 from chief_of_staff.clock import format_ts, parse_ts
@@ -216,6 +218,7 @@ async def _safe_addresses(url: httpx.URL, resolve: Resolver) -> list[str]:
 
 def http_client() -> httpx.AsyncClient:
     """A client fit for webhooks: no redirects, no proxies or netrc from the environment."""
+    import httpx
     return httpx.AsyncClient(follow_redirects=False, trust_env=False, timeout=ATTEMPT_TIMEOUT_SECONDS)
 
 
@@ -291,6 +294,7 @@ async def _attempt(http: httpx.AsyncClient, due: _Due, now: datetime, resolve: R
 
 
 async def _send(http: httpx.AsyncClient, due: _Due, now: datetime, resolve: Resolver) -> _Attempt:
+    import httpx
     url = httpx.URL(due.url)
     body = due.body.encode("utf-8")
     headers = _headers(due, int(now.timestamp()), body)
@@ -311,6 +315,7 @@ async def _send(http: httpx.AsyncClient, due: _Due, now: datetime, resolve: Reso
 async def _post(http: httpx.AsyncClient, url: httpx.URL, addresses: list[str], headers: dict[str, str],
                 body: bytes, now: datetime) -> _Attempt:
     """POST to the checked addresses in turn until one accepts the connection."""
+    import httpx
     extensions = {"sni_hostname": url.raw_host.decode("ascii")} if url.scheme == "https" else {}
     host_header = url.netloc.decode("ascii")
     for index, address in enumerate(addresses):
@@ -359,6 +364,7 @@ def _judge(response: httpx.Response, snippet: str, now: datetime) -> _Attempt:
 
 def _scrub(text: str, url: str) -> str:
     """An error on one short line, without the URL's longer path parts (receivers put secrets there)."""
+    import httpx
     path = httpx.URL(url).raw_path.decode("ascii")
     for part in sorted({path, *re.split(r"[/?&=;]", path)}, key=len, reverse=True):
         if len(part) >= 8:

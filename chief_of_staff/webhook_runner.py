@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import anyio
-import httpx
+
+if TYPE_CHECKING:
+    import httpx
 
 from chief_of_staff import webhook_events, webhooks
 from chief_of_staff.db import Store
 
-__all__ = ["TICK_SECONDS", "RunnerState", "run_deliveries", "tick"]
+__all__ = ["TICK_SECONDS", "RunnerState", "has_work", "run_deliveries", "tick"]
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +54,23 @@ async def tick(store: Store, http: httpx.AsyncClient, state: RunnerState) -> Non
     await webhooks.deliver_due(store, http)
 
 
+async def has_work(store: Store) -> bool:
+    """Whether any endpoint is configured or any delivery waits: without either, a tick has nothing to do."""
+    async with store.read() as tx:
+        found = await tx.scalar("SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE removed_at IS NULL) "
+                                "OR EXISTS (SELECT 1 FROM webhook_deliveries WHERE status = 'pending')")
+    return bool(found)
+
+
 async def run_deliveries(store: Store, *, interval: float = TICK_SECONDS) -> None:
-    """Tick until cancelled."""
+    """Tick until cancelled.
+
+    The HTTP client is made only once there is work: making one loads the TLS trust store, a tenth
+    of a second of the server's start-up, and most workspaces never configure an endpoint.
+    """
     state = RunnerState()
+    while not await _has_work_logged(store):
+        await anyio.sleep(interval)
     async with webhooks.http_client() as http:  # never follows redirects, ignores proxy settings
         while True:
             try:
@@ -61,3 +78,11 @@ async def run_deliveries(store: Store, *, interval: float = TICK_SECONDS) -> Non
             except Exception as exc:  # one bad tick must not stop the server; the next one retries
                 log.warning("webhook delivery tick failed: %s: %s", type(exc).__name__, exc)
             await anyio.sleep(interval)
+
+
+async def _has_work_logged(store: Store) -> bool:
+    try:
+        return await has_work(store)
+    except Exception as exc:  # like a failed tick: logged, and the next look tries again
+        log.warning("webhook delivery check failed: %s: %s", type(exc).__name__, exc)
+        return False

@@ -30,10 +30,11 @@ import json
 import re
 import secrets
 from datetime import timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
-import httpx
+if TYPE_CHECKING:
+    import httpx  # imported where used: loading it costs every server start, and most never send
 
 from chief_of_staff import audit, ids, trust, workspace
 from chief_of_staff.audit import Actor
@@ -111,6 +112,7 @@ class EndpointView(Model):
 
 def check_url(text: str) -> str:
     """An endpoint URL fit to send to: https (http only to this machine), no credentials, no private literal."""
+    import httpx
     text = checked_text(text, "url", _LONGEST_URL, required=True, what="the endpoint's URL")
     try:
         url = httpx.URL(text)
@@ -153,6 +155,7 @@ def shown_url(url: str) -> str:
     Many receivers (Slack, Discord, Make, ntfy) put a secret in the path, so the full URL is
     shown nowhere after it was added.
     """
+    import httpx
     parsed = httpx.URL(url)
     origin = f"{parsed.scheme}://{parsed.netloc.decode('ascii')}"
     rest = parsed.raw_path.decode("ascii")
