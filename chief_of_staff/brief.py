@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from datetime import date
 
-from pydantic import BaseModel
-
 from chief_of_staff import authority, decisions, goals, inbox, outcomes, routines, workspace
 from chief_of_staff.audit import Actor
 from chief_of_staff.clock import local_date
 from chief_of_staff.db import Tx
+from chief_of_staff.models import View
 
 __all__ = ["Brief", "Changes", "advance_viewer", "build_brief", "change_summary", "changes_since", "housekeeping",
            "render_brief"]
@@ -62,7 +61,7 @@ PHRASES = {
 }
 
 
-class Changes(BaseModel):
+class Changes(View):
     since: str | None
     total: int
     more: bool
@@ -70,7 +69,7 @@ class Changes(BaseModel):
     latest: list[str]
 
 
-class Brief(BaseModel):
+class Brief(View):
     workspace: str
     timezone: str
     today: date

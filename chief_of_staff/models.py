@@ -26,6 +26,7 @@ __all__ = [
     "Priority",
     "ShortText",
     "Text",
+    "View",
     "checked_text",
     "parse_local_date",
     "priority_label",
@@ -39,7 +40,15 @@ MAX_CENTS = 10_000_000_000
 class Model(BaseModel):
     """Base for every boundary model: unknown fields are refused, not dropped."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # Built on first use, not at import: most models are not used in a given process, and start-up is
+    # the operator's wait each time the client starts the server.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
+
+
+class View(BaseModel):
+    """Base for what tools return, when it is not also an input: built on first use, like Model."""
+
+    model_config = ConfigDict(defer_build=True)
 
 
 Cents = Annotated[

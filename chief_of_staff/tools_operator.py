@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from mcp.server.mcpserver import Context
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from chief_of_staff import (
     adjustments,
@@ -28,7 +28,7 @@ from chief_of_staff import (
 from chief_of_staff.adjustments import AdjustGoalArgs, Adjustment, SetRoleArgs, UpdateGrantArgs
 from chief_of_staff.audit import SYSTEM
 from chief_of_staff.errors import InvalidInput, NotFound
-from chief_of_staff.models import LongText, Model, Name, ShortText, Text
+from chief_of_staff.models import LongText, Model, Name, ShortText, Text, View
 from chief_of_staff.notifications import AUTHORITY_LETTER, BRIEF, DECISIONS, EVERYTHING, GOALS
 from chief_of_staff.toolkit import Ref, ToolSpec, caller, require_own, store_of
 
@@ -137,7 +137,7 @@ class ListGrantsIn(Model):
     letter: bool = Field(False, description="Also return the grants as a delegation-of-authority letter")
 
 
-class GrantList(BaseModel):
+class GrantList(View):
     grants: list[authority.GrantView]
     letter: str | None = None
 
@@ -154,7 +154,7 @@ class ListDecisionsIn(Model):
     limit: int = Field(20, ge=1, le=100)
 
 
-class DecisionList(BaseModel):
+class DecisionList(View):
     decisions: list[decisions.DecisionView]
 
 
@@ -179,7 +179,7 @@ class NoArguments(Model):
     pass
 
 
-class BlueprintList(BaseModel):
+class BlueprintList(View):
     blueprints: list[blueprints.BlueprintSummary]
 
 
@@ -242,7 +242,7 @@ class NotifyIn(Model):
     confirm: bool = CONFIRM
 
 
-class NotifyOut(BaseModel):
+class NotifyOut(View):
     endpoints: list[webhooks.EndpointView]
     message: str
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from chief_of_staff import agencies, authority, brief, decisions, goals, inbox, outcomes
 from chief_of_staff.adjustments import AddRoutineArgs
 from chief_of_staff.agencies import AgencyView, LessonView
 from chief_of_staff.audit import SYSTEM
 from chief_of_staff.ids import parse_id
-from chief_of_staff.models import Cents, LocalDate, Model, Name, Priority, ShortText, Text
+from chief_of_staff.models import Cents, LocalDate, Model, Name, Priority, ShortText, Text, View
 from chief_of_staff.notifications import BRIEF, DECISIONS, GOALS, INBOX
 from chief_of_staff.toolkit import Ref, ToolSpec, agency_actor, require_own, store_of
 
@@ -47,7 +47,7 @@ class GoalsIn(Model):
     include_closed: bool = False
 
 
-class GoalList(BaseModel):
+class GoalList(View):
     goals: list[goals.GoalView]
 
 
@@ -61,7 +61,7 @@ class RosterIn(Model):
     playbook_limit: int = Field(10, ge=1, le=50)
 
 
-class RosterOut(BaseModel):
+class RosterOut(View):
     agencies: list[AgencyView]
     playbook: list[LessonView]
 
@@ -103,7 +103,7 @@ class ClaimIn(Model):
     lease_minutes: int = Field(60, ge=1, le=1440)
 
 
-class ClaimOut(BaseModel):
+class ClaimOut(View):
     task: inbox.TaskView | None
     message: str
 
@@ -154,7 +154,7 @@ class CompleteTaskIn(OutcomeFields):
     task_id: Ref
 
 
-class CompleteOut(BaseModel):
+class CompleteOut(View):
     task: inbox.TaskView
     outcome: outcomes.OutcomeView
 
@@ -178,7 +178,7 @@ class ListTasksIn(Model):
     limit: int = Field(20, ge=1, le=100)
 
 
-class TaskList(BaseModel):
+class TaskList(View):
     tasks: list[inbox.TaskView]
 
 

@@ -6,12 +6,11 @@ import os
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel
-
 from chief_of_staff import audit
 from chief_of_staff.audit import Actor
 from chief_of_staff.db import Tx
 from chief_of_staff.errors import InvalidInput
+from chief_of_staff.models import View
 
 __all__ = ["DEFAULT_CHAT_CEILING_CENTS", "Workspace", "check_timezone", "detect_timezone", "ensure", "get"]
 
@@ -19,7 +18,7 @@ __all__ = ["DEFAULT_CHAT_CEILING_CENTS", "Workspace", "check_timezone", "detect_
 DEFAULT_CHAT_CEILING_CENTS = 10_000
 
 
-class Workspace(BaseModel):
+class Workspace(View):
     name: str
     timezone: str
     currency: str
