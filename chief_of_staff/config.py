@@ -10,13 +10,15 @@ from pathlib import Path
 
 from chief_of_staff.clock import Clock, FixedClock, SystemClock
 
-__all__ = ["DB_ENV", "NOW_ENV", "TICK_ENV", "Settings", "default_db_path"]
+__all__ = ["CACHE_ENV", "DB_ENV", "NOW_ENV", "TICK_ENV", "Settings", "default_cache_dir", "default_db_path"]
 
 DB_ENV = "CHIEF_OF_STAFF_DB"
 # Freezes the server's clock at an ISO-8601 instant: for reproducible demos and end-to-end tests.
 NOW_ENV = "CHIEF_OF_STAFF_NOW"
 # Seconds between webhook delivery ticks of a running server (default webhook_runner.TICK_SECONDS).
 TICK_ENV = "CHIEF_OF_STAFF_WEBHOOK_TICK"
+# Where rebuildable files go (the tools' schemas, kept between starts); never the workspace.
+CACHE_ENV = "CHIEF_OF_STAFF_CACHE_DIR"
 APP_DIR = "chief-of-staff"
 
 
@@ -30,6 +32,19 @@ def default_db_path() -> Path:
     else:
         base = Path(os.environ.get("XDG_DATA_HOME") or home / ".local" / "share")
     return base / APP_DIR / "workspace.db"
+
+
+def default_cache_dir() -> Path:
+    """Per-user cache: Library/Caches on macOS, %LOCALAPPDATA% on Windows, XDG elsewhere."""
+    chosen = os.environ.get(CACHE_ENV)
+    if chosen:
+        return Path(chosen).expanduser()
+    home = Path.home()
+    if sys.platform == "darwin":
+        return home / "Library" / "Caches" / APP_DIR
+    if sys.platform == "win32":
+        return Path(os.environ.get("LOCALAPPDATA") or home / "AppData" / "Local") / APP_DIR / "Cache"
+    return Path(os.environ.get("XDG_CACHE_HOME") or home / ".cache") / APP_DIR
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.server.mcpserver.prompts import Prompt
 from mcp.server.mcpserver.prompts.base import PromptArgument
+from mcp.server.mcpserver.tools import Tool
 from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS, Completion, PromptReference, ResourceTemplateReference
 from pydantic import BaseModel
@@ -33,6 +34,7 @@ from chief_of_staff import (
     notifications,
     processes,
     review_packet,
+    schema_cache,
     webhook_runner,
     workspace,
 )
@@ -41,7 +43,7 @@ from chief_of_staff.config import Settings
 from chief_of_staff.db import Store, Tx
 from chief_of_staff.errors import ChiefOfStaffError
 from chief_of_staff.prompts import LIVE_PLACEHOLDERS, PromptTemplate, load_prompts, render_prompt
-from chief_of_staff.toolkit import build_tool
+from chief_of_staff.toolkit import build_tool, published_schemas
 from chief_of_staff.tools_operator import OPERATOR_TOOLS
 from chief_of_staff.tools_work import WORK_TOOLS
 
@@ -241,6 +243,12 @@ class SharedStore:
                             self._store = None
 
 
+def _tools() -> list[Tool]:
+    specs = {spec.name: spec for spec in [*WORK_TOOLS, *OPERATOR_TOOLS]}
+    schemas = schema_cache.tool_schemas(list(specs), lambda name: published_schemas(specs[name]))
+    return [build_tool(spec, schemas[name]) for name, spec in specs.items()]
+
+
 def build_server(settings: Settings, *, shared: SharedStore | None = None, auth: AuthSettings | None = None,
                  token_verifier: TokenVerifier | None = None, deliveries: bool = True) -> MCPServer[AppState]:
     """The Chief of Staff MCP server over the workspace at settings.db_path.
@@ -270,7 +278,7 @@ def build_server(settings: Settings, *, shared: SharedStore | None = None, auth:
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
         log_level="WARNING",
-        tools=[build_tool(spec) for spec in [*WORK_TOOLS, *OPERATOR_TOOLS]],
+        tools=_tools(),
         auth=auth,
         token_verifier=token_verifier,
     )

@@ -43,6 +43,7 @@ __all__ = [
     "describe_validation_error",
     "output_schema",
     "parse_arguments",
+    "published_schemas",
     "require_own",
     "store_of",
 ]
@@ -276,8 +277,17 @@ def _refusal_for(principal: Principal | None, exc: OperatorActRefused) -> str:
             "with an operator token.")
 
 
-def build_tool(spec: ToolSpec[Any, Any]) -> Tool:
-    """Turn a ToolSpec into the SDK's Tool, publishing the input model's own schema."""
+def published_schemas(spec: ToolSpec[Any, Any]) -> dict[str, Any]:
+    """The schemas tools/list shows for a tool: its input model's, slimmed, and its output's top level."""
+    return {"parameters": slim_schema(spec.input_model.model_json_schema()), "output": output_schema(spec.output_model)}
+
+
+def build_tool(spec: ToolSpec[Any, Any], schemas: dict[str, Any] | None = None) -> Tool:
+    """Turn a ToolSpec into the SDK's Tool, publishing the input model's own schema.
+
+    `schemas` are published_schemas(spec) when the caller already has them (schema_cache).
+    """
+    schemas = schemas or published_schemas(spec)
     # from_function wires the resolver (if any); the argument model and schemas are then ours.
     tool = Tool.from_function(
         _runner(spec),
@@ -292,11 +302,11 @@ def build_tool(spec: ToolSpec[Any, Any]) -> Tool:
         ),
     )
     return tool.model_copy(update={
-        "parameters": slim_schema(spec.input_model.model_json_schema()),
+        "parameters": schemas["parameters"],
         "fn_metadata": FuncMetadata(
             arg_model=_RawArguments,
             output_model=spec.output_model,
-            output_schema=output_schema(spec.output_model),
+            output_schema=schemas["output"],
         ),
     })
 

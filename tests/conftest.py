@@ -25,6 +25,8 @@ def _hermetic_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     """Never touch the operator's real workspace: point every default path at a temp folder."""
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.delenv("CHIEF_OF_STAFF_CACHE_DIR", raising=False)
     monkeypatch.delenv("CHIEF_OF_STAFF_DB", raising=False)
     monkeypatch.delenv("CHIEF_OF_STAFF_NOW", raising=False)
     yield
