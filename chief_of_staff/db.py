@@ -212,13 +212,18 @@ async def _migrate(conn: aiosqlite.Connection, clock: Clock) -> None:
         "CREATE TABLE IF NOT EXISTS schema_migrations "
         "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
     )
+    # Every start passes here: read what is applied once, and take the write lock only for what is not.
+    async with conn.execute("SELECT version FROM schema_migrations") as cursor:
+        applied = {row[0] for row in await cursor.fetchall()}
     for migration in migration_files():
+        if migration.version in applied:
+            continue
         await conn.execute("BEGIN IMMEDIATE")
         try:
             async with conn.execute(
                 "SELECT 1 FROM schema_migrations WHERE version = ?", (migration.version,)
             ) as cursor:
-                if await cursor.fetchone() is not None:
+                if await cursor.fetchone() is not None:  # another process applied it meanwhile
                     await conn.rollback()
                     continue
             for statement in split_statements(migration.sql):
