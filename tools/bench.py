@@ -1,16 +1,26 @@
-"""Per-call latency of the hot tools over stdio, as a ratio to a do-nothing tool on the same SDK.
+"""The speed budgets as figures, each a ratio measured side by side in one run.
 
 Design brief, Scale and speed budgets: per-call latency stays flat from an empty workspace
-to 100k tasks, 1M outcomes and 1M ledger rows, within 1.25x of a do-nothing tool measured
-side by side. This script starts `chief-of-staff serve` and tools/bench_baseline.py as stdio
-subprocesses (legacy handshake, as Claude Desktop connects), warms up, then for each round
-times N calls of `noop` followed by N calls of each tool, so drift on a noisy machine hits
-all of them alike. Populated workspaces are built by tools/populate.py and cached; each run
-works on a copy, so the cache stays as built.
+to 100k tasks, 1M outcomes and 1M ledger rows, within 1.25x of a do-nothing tool on the same
+SDK; start-up costs little more than the bare SDK's own. One run prints:
 
-    python tools/bench.py --quick             # CI: small workspace, < 60 s
-    python tools/bench.py                     # empty, 10k and 1M outcomes (100k tasks, 1M ledger rows at 1M)
-    python tools/bench.py --sizes 0,100k,1M --rounds 40 --cache ~/.cache/cos-bench
+- per-call latency of the core tools over stdio as a ratio to `noop` (tools/bench_baseline.py,
+  a bare MCPServer), at each size: for each round, N calls of `noop` then N of each tool, so
+  drift on a noisy machine hits all of them alike;
+- the same agency work kept in a peer, `@modelcontextprotocol/server-memory`, as a ratio at
+  each size (tools/bench_peer.py says what each step costs the peer);
+- peak memory (RSS) of the server as a ratio to the bare SDK server, at each size;
+- cold start, spawn to `tools/list` answered, as a ratio to the bare SDK server, on an empty
+  and on the largest workspace, the three started in turn in every trial;
+- the `tools/list` payload in bytes and approximate tokens;
+- authorize from several concurrent stdio clients on one file.
+
+Servers speak the legacy handshake, as Claude Desktop connects. Populated workspaces are built
+by tools/populate.py and cached; each run works on a copy, so the cache stays as built.
+
+    python tools/bench.py --quick             # CI: empty and 10k outcomes, a few minutes
+    python tools/bench.py                     # empty, 10k, 100k and 1M outcomes (tasks and ledger rows alike)
+    python tools/bench.py --sizes 0,100k,1M --rounds 40 --cache ~/.cache/cos-bench --no-peer
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ import argparse
 import json
 import math
 import shutil
-import statistics
+import sqlite3
 import sys
 import tempfile
 import time
@@ -34,14 +44,12 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import populate  # a sibling script, not a package
+import bench_peer  # sibling scripts, not a package
+import bench_process
+import bench_report
+import populate
 
-TOOLS = ("brief", "claim_next_task", "log_outcome", "authorize", "review")
-# Per-call budgets against a do-nothing tool: the design brief's 1.25x; issue 4 gives the review packet,
-# which reads every part of the workspace, 1.5x, and at most 2x its own time at 10k outcomes when at 1M.
-TARGET_RATIO = {"brief": 1.25, "claim_next_task": 1.25, "log_outcome": 1.25, "authorize": 1.25, "review": 1.5}
-GROWTH_TARGET = {"review": 2.0}
-TOOLS_LIST_TARGET_BYTES = 40_000
+TOOLS = bench_report.TOOLS
 BASELINE = Path(__file__).resolve().parent / "bench_baseline.py"
 
 Call = Callable[[], Awaitable[None]]
@@ -101,8 +109,8 @@ async def _timed(call: Call, count: int, into: list[float]) -> None:
 
 
 async def _measure(noop: Client, db: Path, rounds: int, calls: int,
-                   errlog: TextIO) -> tuple[dict[str, list[float]], int]:
-    """Samples (ms) per tool and noop for one workspace, plus the tools/list payload size in bytes."""
+                   errlog: TextIO) -> tuple[dict[str, list[float]], int, tuple[float | None, float | None]]:
+    """Samples (ms) per tool and noop for one workspace, the tools/list size in bytes, and both servers' peak RSS."""
     params = StdioServerParameters(command=sys.executable, args=["-m", "chief_of_staff", "serve", "--db", str(db)])
     async with Client(stdio_client(params, errlog=errlog), mode="legacy") as cos:
         listed = await cos.list_tools()
@@ -121,7 +129,69 @@ async def _measure(noop: Client, db: Path, rounds: int, calls: int,
             await _timed(noop_call, calls, into["noop"])
             for name in TOOLS:
                 await _timed(tools[name], calls, into[name])
-        return samples, len(payload)
+        rss = (bench_process.peak_rss_mb(bench_process.child_pid(str(db))),
+               bench_process.peak_rss_mb(bench_process.child_pid(str(BASELINE))))
+        return samples, len(payload), rss
+
+
+def _commit_floor(work: Path, count: int) -> list[float]:
+    """Milliseconds per one-row commit with the server's own durability pragmas: a write tool's floor.
+
+    Every tool call that changes something ends in one commit, and with synchronous=FULL a commit
+    waits for the disk (fsync). No code can be faster than this on the same disk.
+    """
+    conn = sqlite3.connect(work / "commit-floor.db", isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("CREATE TABLE IF NOT EXISTS floor (n INTEGER)")
+        samples = []
+        for n in range(count + 5):  # the first five warm up the file
+            started = time.perf_counter()
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO floor VALUES (?)", (n,))
+            conn.execute("COMMIT")
+            if n >= 5:
+                samples.append((time.perf_counter() - started) * 1000)
+        return samples
+    finally:
+        conn.close()
+
+
+async def _measure_peer(args: argparse.Namespace, cached: dict[str, Path], work: Path,
+                        errlog: TextIO) -> dict[str, dict[str, list[float]] | str]:
+    """The peer's samples (ms) per core tool at each size, or why it could not do the work there."""
+    entry = bench_peer.install_peer(args.cache, errlog)
+    if entry is None:
+        return {label: "skipped: npm and node are needed to run the peer" for label in cached}
+    measured: dict[str, dict[str, list[float]] | str] = {}
+    for label, db in cached.items():
+        started = time.perf_counter()
+        graph, entities = bench_peer.export_graph(db, args.cache)
+        calls = args.calls if parse_count(label) <= 10_000 else 3  # each peer call reads the whole graph
+        try:
+            measured[label] = await bench_peer.measure_peer(entry, graph, work, calls, errlog, _timed)
+        except Exception as exc:  # the peer failing at a size is a finding to print, not a crash
+            measured[label] = f"failed: {' '.join(str(exc).split())[:160]}"
+        print(f"{label}: peer on {entities:,} entities ({graph.stat().st_size / 1e6:,.0f} MB graph) "
+              f"in {time.perf_counter() - started:.1f}s")
+    return measured
+
+
+async def _measure_starts(copies: dict[str, Path], trials: int, errlog: TextIO) -> dict[str, list[float]]:
+    """Cold-start seconds of the bare SDK server and of `serve` on the empty and the largest workspace."""
+    labels = list(dict.fromkeys([next(iter(copies)), list(copies)[-1]]))
+    servers = {"bare SDK": StdioServerParameters(command=sys.executable, args=[str(BASELINE)])}
+    for label in labels:
+        servers[label] = StdioServerParameters(
+            command=sys.executable, args=["-m", "chief_of_staff", "serve", "--db", str(copies[label])])
+    starts: dict[str, list[float]] = {name: [] for name in servers}
+    for trial in range(trials + 1):  # trial 0 warms the OS file cache for all and is thrown away
+        for name, params in servers.items():
+            seconds = await bench_process.cold_start(params, errlog)
+            if trial:
+                starts[name].append(seconds)
+    return starts
 
 
 async def _concurrent_samples(params: list[StdioServerParameters], calls: int, errlog: TextIO,
@@ -164,85 +234,44 @@ async def _measure_concurrent(db: Path, clients: int, calls: int, errlog: TextIO
     return {"noop": noop_samples, "authorize": tool_samples, "throughput": len(tool_samples) / wall}
 
 
-def _report_concurrent(clients: int, measured: dict[str, Any]) -> None:
-    noop, tool = statistics.median(measured["noop"]), statistics.median(measured["authorize"])
-    print(f"\n{clients} concurrent clients, each its own `serve` process on one workspace file:")
-    print(f"  noop      median {noop:7.2f} ms  p90 {_p90(measured['noop']):7.2f} ms")
-    print(f"  authorize median {tool:7.2f} ms  p90 {_p90(measured['authorize']):7.2f} ms  "
-          f"ratio {tool / noop:.2f}x noop  ({measured['throughput']:.0f} authorizations/s, all allowed)")
-
-
-def _p90(values: list[float]) -> float:
-    return statistics.quantiles(values, n=10)[8] if len(values) > 1 else values[0]
-
-
-def _report(results: dict[str, dict[str, list[float]]], list_bytes: int) -> bool:
-    print(f"\n{'size':<8}{'tool':<18}{'median_ms':>10}{'p90_ms':>9}{'ratio_vs_noop':>15}")
-    medians: dict[tuple[str, str], float] = {}
-    for label, samples in results.items():
-        base = statistics.median(samples["noop"])
-        for name in ("noop", *TOOLS):
-            median = medians[(label, name)] = statistics.median(samples[name])
-            print(f"{label:<8}{name:<18}{median:>10.2f}{_p90(samples[name]):>9.2f}{median / base:>15.2f}")
-    ok = True
-    print()
-    for label in results:
-        for name in TOOLS:
-            ratio, target = medians[(label, name)] / medians[(label, "noop")], TARGET_RATIO[name]
-            ok &= ratio <= target
-            print(f"{'PASS' if ratio <= target else 'FAIL'} {name} @ {label}: {ratio:.2f}x noop (target <= {target}x)")
-    labels = list(results)
-    if len(labels) > 1:
-        for name in TOOLS:
-            growth = medians[(labels[-1], name)] / medians[(labels[0], name)]
-            print(f"flat {name}: median {labels[-1]} / {labels[0]} = {growth:.2f}x")
-    if "10k" in labels and labels[-1] != "10k":
-        for name, target in GROWTH_TARGET.items():
-            growth = medians[(labels[-1], name)] / medians[("10k", name)]
-            ok &= growth <= target
-            print(f"{'PASS' if growth <= target else 'FAIL'} {name} growth: median {labels[-1]} / 10k = "
-                  f"{growth:.2f}x (target <= {target}x)")
-    fits = list_bytes <= TOOLS_LIST_TARGET_BYTES
-    ok &= fits
-    print(f"{'PASS' if fits else 'FAIL'} tools/list payload: {list_bytes:,} bytes "
-          f"(target <= {TOOLS_LIST_TARGET_BYTES:,})")
-    return ok
-
-
-def _prepare(args: argparse.Namespace, work: Path) -> dict[str, Path]:
-    """A working copy of each size's populated workspace (built into the cache when missing)."""
+def _prepare(args: argparse.Namespace, work: Path) -> tuple[dict[str, Path], dict[str, Path]]:
+    """Each size's populated workspace in the cache (built when missing) and a working copy of it."""
     min_open = math.ceil(((args.rounds + 1) * args.calls + 20) / 0.8)  # 80% of open tasks are claimable by SDR
     sizes = [populate.size_for(parse_count(s), min_open) for s in args.sizes.split(",")]
-    copies = {}
+    cached, copies = {}, {}
     for size in sizes:
-        cached, seconds = populate.cached_workspace(args.cache, size)
+        cached[size.label], seconds = populate.cached_workspace(args.cache, size)
         print(f"{size.label}: " + (f"populated in {seconds:.1f}s" if seconds is not None else "cached")
-              + f" ({cached.stat().st_size / 1e6:,.0f} MB, {cached})")
+              + f" ({cached[size.label].stat().st_size / 1e6:,.0f} MB, {cached[size.label]})")
         started = time.perf_counter()
         copies[size.label] = work / f"{size.label}.db"
-        shutil.copyfile(cached, copies[size.label])
+        shutil.copyfile(cached[size.label], copies[size.label])
         print(f"{size.label}: working copy in {time.perf_counter() - started:.1f}s")
-    return copies
+    return cached, copies
 
 
-async def _run(args: argparse.Namespace, work: Path, copies: dict[str, Path]) -> bool:
-    results: dict[str, dict[str, list[float]]] = {}
-    list_bytes = 0
+async def _run(args: argparse.Namespace, work: Path, cached: dict[str, Path], copies: dict[str, Path]) -> bool:
+    figures = bench_report.Figures()
     with (work / "servers.log").open("w") as errlog:
         baseline = StdioServerParameters(command=sys.executable, args=[str(BASELINE)])
         async with Client(stdio_client(baseline, errlog=errlog), mode="legacy") as noop:
             for label, db in copies.items():
                 started = time.perf_counter()
-                results[label], list_bytes = await _measure(noop, db, args.rounds, args.calls, errlog)
+                figures.latency[label], figures.list_bytes, figures.rss[label] = await _measure(
+                    noop, db, args.rounds, args.calls, errlog)
                 print(f"{label}: {args.rounds} rounds x {args.calls} calls x {len(TOOLS) + 1} tools "
                       f"in {time.perf_counter() - started:.1f}s")
-        concurrent = None
+        figures.commit_floor = _commit_floor(work, args.rounds * args.calls)
+        if args.peer:
+            figures.peer = await _measure_peer(args, cached, work, errlog)
+        started = time.perf_counter()
+        figures.starts = await _measure_starts(copies, args.starts, errlog)
+        print(f"cold starts: {args.starts} trials in {time.perf_counter() - started:.1f}s")
         if args.clients:
-            concurrent = await _measure_concurrent(next(iter(copies.values())), args.clients, args.calls * 3, errlog)
-    ok = _report(results, list_bytes)
-    if concurrent is not None:
-        _report_concurrent(args.clients, concurrent)
-    return ok
+            figures.concurrent = await _measure_concurrent(next(iter(copies.values())), args.clients,
+                                                           args.calls * 3, errlog)
+            figures.clients = args.clients
+    return bench_report.report(figures)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -259,14 +288,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--clients", type=int, default=8,
                         help="concurrent stdio clients for the authorize-under-load measurement (0 to skip)")
+    parser.add_argument("--starts", type=int, help="cold-start trials (default 10; quick 3)")
+    parser.add_argument("--no-peer", dest="peer", action="store_false",
+                        help="skip the peer (@modelcontextprotocol/server-memory, needs npm and node)")
     args = parser.parse_args(argv)
-    args.sizes = args.sizes or ("0,10k" if args.quick else "0,10k,1M")
+    args.sizes = args.sizes or ("0,10k" if args.quick else "0,10k,100k,1M")
     args.rounds = args.rounds or (5 if args.quick else 30)
+    args.starts = args.starts or (3 if args.quick else 10)
     args.calls = args.calls or 10
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="cos-bench-", dir=args.work))
     try:
-        ok = anyio.run(_run, args, work, _prepare(args, work))
+        ok = anyio.run(_run, args, work, *_prepare(args, work))
     finally:
         if args.keep:
             print(f"kept {work}")
