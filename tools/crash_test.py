@@ -62,8 +62,8 @@ TIMEZONE = "Europe/Berlin"
 # Runs are four hours apart on the writers' clocks: a killed writer's leases (60 minutes) have run out
 # for the next one, its held reservations (24 hours) for the sixth after it, and the day budget renews
 # every six runs. Six runs ask for more than 12 a day even on a slow, busy machine, so denials come
-# every day; the month budget runs out too in a full run, which crosses the change to summer time
-# and the end of March.
+# every day; the month budget (in cents) is drawn and checked too. A full run crosses the change to
+# summer time and the end of March.
 FIRST_RUN = datetime(2026, 3, 22, 5, 0, tzinfo=UTC)
 RUN_SPAN = timedelta(hours=4)
 DAY_COUNT, MONTH_CENTS = 12, 40_000
