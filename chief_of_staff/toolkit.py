@@ -10,6 +10,7 @@ field, what was wrong, and what to send instead.
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -97,11 +98,17 @@ def _wants_container(annotation: Any) -> bool:
     return any(_wants_container(arg) for arg in get_args(annotation) if arg is not type(None))
 
 
+@functools.cache
+def _container_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The fields that take a list or an object; worked out once per model, not on every call."""
+    return frozenset(name for name, field in model.model_fields.items() if _wants_container(field.annotation))
+
+
 def _unwrap_json_strings(model: type[BaseModel], arguments: dict[str, Any]) -> dict[str, Any]:
     fixed = dict(arguments)
+    containers = _container_fields(model)
     for name, value in arguments.items():
-        field = model.model_fields.get(name)
-        if field is None or not isinstance(value, str) or not _wants_container(field.annotation):
+        if name not in containers or not isinstance(value, str):
             continue
         try:
             parsed = json.loads(value)
