@@ -175,6 +175,24 @@ class Store:
                 raise
 
     @asynccontextmanager
+    async def trial(self) -> AsyncIterator[Tx]:
+        """A write unit that is always rolled back: for asking what writes would do, never keeping them.
+
+        A savepoint rolled back inside a committed unit is not enough: the COMMIT still writes
+        every page the undone statements touched to the WAL (and fsyncs), which other
+        connections see as a change. ROLLBACK writes nothing.
+        """
+        async with self._write_lock:
+            thread = self._writer.thread
+            await thread.execute("BEGIN IMMEDIATE")  # the same lock and snapshot a real write would see
+            try:
+                yield Tx(self._writer, self.clock.now())
+            finally:
+                with anyio.CancelScope(shield=True):
+                    if thread.in_transaction:
+                        await thread.rollback()
+
+    @asynccontextmanager
     async def read(self) -> AsyncIterator[Tx]:
         """A consistent snapshot for several reads (a deferred read transaction).
 

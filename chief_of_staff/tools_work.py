@@ -215,8 +215,8 @@ class CheckIn(Model):
 async def _check(ctx: Context[Any, Any], args: CheckIn) -> authority.CheckView:
     task_id = parse_id("task", args.task_id, field="task_id") if args.task_id else None
     # A write unit because check runs authorize's own steps and undoes them (see authority.check);
-    # it commits nothing.
-    async with store_of(ctx).write() as tx:
+    # a trial one, rolled back whole, so not even the pages those steps touched reach the file.
+    async with store_of(ctx).trial() as tx:
         return await authority.check(
             tx, agency_actor(args.agency, args.role), agency=args.agency, role=args.role,
             capability=args.capability, amount_cents=args.amount_cents, target=args.target, task_id=task_id,

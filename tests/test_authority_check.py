@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -166,3 +167,21 @@ async def test_the_check_tool_answers_over_mcp_and_writes_nothing(store: Store, 
     assert result.structured_content["answer"] == "allowed"
     assert result.structured_content["would_open_decision"] is False
     assert await everything(store) == before
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_the_check_tool_leaves_the_file_untouched_even_when_its_steps_wrote(
+        store: Store, clock: FixedClock, mode: str) -> None:
+    # Found by tools/fuzz.py: the undone steps (a decision it would open) still reached the WAL at COMMIT.
+    await grant(store, capability="email.send")
+    observer = sqlite3.connect(f"file:{store.path}?mode=ro", uri=True)
+    try:
+        server = build_server(Settings(db_path=store.path, clock=clock), deliveries=False)
+        async with Client(server, mode=mode) as client:
+            version = observer.execute("PRAGMA data_version").fetchone()[0]  # after the server's start-up writes
+            for capability in ("spend.ads", "email.send"):  # needs a new decision; allowed, reserving budget
+                result = await client.call_tool("check", {**REQUEST, "capability": capability})
+                assert not result.is_error and result.structured_content is not None
+            assert observer.execute("PRAGMA data_version").fetchone()[0] == version
+    finally:
+        observer.close()
