@@ -45,15 +45,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import anyio
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
-from hypothesis.internal.conjecture import utils as conjecture_utils
-from hypothesis_jsonschema import _from_schema, from_schema
+from hypothesis_jsonschema import from_schema
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolRequest, CallToolRequestParams, CallToolResult, TextContent, Tool
@@ -165,33 +163,6 @@ def _depth(value: Any) -> int:
 
 
 # --- drawing cases ----------------------------------------------------------------------------------
-
-
-class _OldStyleMany:
-    """`many` as hypothesis-jsonschema 0.23 drives it (more() and reject()), over the with/for form of today.
-
-    Hypothesis 6.1xx turned its private `many` into a context manager to iterate, and
-    hypothesis-jsonschema (0.23.1, the latest) still calls `.more()`, so every object schema fails
-    with "'many' object has no attribute 'more'". The spans `many` opens per element stay: without
-    them Hypothesis replays a draw differently and reports the strategy as flaky.
-    """
-
-    def __init__(self, data: Any, min_size: int, max_size: float, average_size: float) -> None:
-        self._many = conjecture_utils.many(data, min_size, max_size, average_size)
-        self._steps = iter(self._many.__enter__())
-
-    def more(self) -> bool:
-        return next(self._steps, self) is not self
-
-    def reject(self, why: str | None = None) -> None:
-        self._many.reject(why)
-
-
-if not hasattr(conjecture_utils.many, "more"):
-    _from_schema.cu = SimpleNamespace(many=_OldStyleMany)  # type: ignore[attr-defined, assignment]  # only `many` is used
-
-
-# --- drawing cases (strategies) --------------------------------------------------------------------------------
 
 real_text = st.sampled_from(REAL_IDS) | st.tuples(st.sampled_from(REAL_IDS), st.text(max_size=3)).map("".join)
 
