@@ -48,6 +48,11 @@ HEX64 = re.compile(r"[0-9a-f]{64}")
 
 log = logging.getLogger(__name__)
 
+# With no anchor yet (a new workspace, or a file moved away from its anchor) shutdown checks only the
+# newest rows before anchoring the head: walking a million-row log took a minute, longer than a client
+# waits for a server to stop, so no anchor would ever be written. `audit verify` walks everything.
+FIRST_ANCHOR_ROWS = 10_000
+
 
 class AnchorRefused(ValueError):
     """The anchor file exists but cannot be trusted: unreadable, malformed, or its MAC does not verify."""
@@ -212,9 +217,11 @@ async def export(store: Store, config: AnchorConfig) -> AnchorCheck:
 
 
 async def _fresh_head(tx: Tx, previous: Anchor | None) -> ChainReport | None:
-    """The verified head if it moved past the anchor; checks only the rows after it."""
+    """The verified head if it moved past the anchor; checks only the rows after it (or the newest, if none)."""
     if previous is None:
-        chain = await audit.verify_chain(tx)
+        window = await tx.one("SELECT id, hash FROM audit_log WHERE id <= (SELECT max(id) FROM audit_log) - ? "
+                              "ORDER BY id DESC LIMIT 1", (FIRST_ANCHOR_ROWS,))
+        chain = await audit.verify_chain(tx, after=None if window is None else (window["id"], window["hash"]))
     else:
         problem = await _compare(tx, previous)
         if problem is not None:
@@ -229,8 +236,8 @@ async def export_if_stale(store: Store, settings: Settings) -> Anchor | None:
     """Anchor the head if it moved since the last anchor; for the server's shutdown. Never raises on
     anchor trouble: it logs a warning and leaves the old anchor (the evidence) in place.
 
-    Only the rows after the existing anchor are walked, so shutdown stays quick on a large log;
-    `audit verify` still walks the whole chain.
+    Only the rows after the existing anchor are walked (with none, the newest FIRST_ANCHOR_ROWS), so
+    shutdown stays quick on a large log; `audit verify` still walks the whole chain.
     """
     config = locate(settings)
     try:

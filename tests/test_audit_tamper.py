@@ -206,6 +206,26 @@ async def test_export_if_stale_anchors_only_when_the_head_moved(logged: Store) -
     assert moved is not None and moved.row_id == 11
 
 
+async def test_a_first_anchor_at_shutdown_checks_only_the_newest_rows(
+    logged: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(anchor, "FIRST_ANCHOR_ROWS", 4)
+    tamper(logged.path, "UPDATE audit_log SET detail = '{\"n\": 99}' WHERE id = 3")  # older than the window
+    first = await anchor.export_if_stale(logged, settings_for(logged))
+    assert first is not None and first.row_id == 10
+    async with logged.read() as tx:
+        assert (await audit.verify_chain(tx)).first_bad_id == 3  # the whole walk still finds it
+
+
+async def test_a_first_anchor_refuses_a_break_among_the_newest_rows(
+    logged: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(anchor, "FIRST_ANCHOR_ROWS", 4)
+    tamper(logged.path, "UPDATE audit_log SET detail = '{\"n\": 99}' WHERE id = 8")
+    assert await anchor.export_if_stale(logged, settings_for(logged)) is None
+    assert not Path(str(logged.path) + ".anchor.json").exists()
+
+
 async def test_export_if_stale_keeps_a_mismatched_anchor_as_evidence(
     logged: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
