@@ -172,10 +172,17 @@ async def _measure_peer(args: argparse.Namespace, cached: dict[str, Path], work:
         try:
             measured[label] = await bench_peer.measure_peer(entry, graph, work, calls, errlog, _timed)
         except Exception as exc:  # the peer failing at a size is a finding to print, not a crash
-            measured[label] = f"failed: {' '.join(str(exc).split())[:160]}"
+            measured[label] = f"failed: {_innermost(exc)}"
         print(f"{label}: peer on {entities:,} entities ({graph.stat().st_size / 1e6:,.0f} MB graph) "
               f"in {time.perf_counter() - started:.1f}s")
     return measured
+
+
+def _innermost(exc: BaseException) -> str:
+    """The first real error inside task-group wrappers, on one short line."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
 
 
 async def _measure_starts(copies: dict[str, Path], trials: int, errlog: TextIO) -> dict[str, list[float]]:
