@@ -470,8 +470,8 @@ async def inbox_summary(tx: Tx) -> InboxSummary:
 _SUMMARY_COUNTS = (
     "SELECT 'unfinished', status, count(*) FROM tasks WHERE status IN ('open', 'claimed', 'blocked', 'waiting') "
     "GROUP BY status "
-    "UNION ALL SELECT 'overdue', NULL, count(*) FROM tasks "
-    "WHERE status IN ('open', 'claimed', 'blocked', 'waiting') AND due_on < ? "
+    "UNION ALL SELECT 'overdue', NULL, count(*) FROM tasks INDEXED BY tasks_overdue "
+    "WHERE due_on IS NOT NULL AND status IN ('open', 'claimed', 'blocked', 'waiting') AND due_on < ? "
     "UNION ALL SELECT 'closed', status, count(*) FROM tasks INDEXED BY tasks_closed "
     "WHERE closed_at IS NOT NULL AND closed_at >= ? GROUP BY status"
 )
