@@ -185,19 +185,21 @@ def _innermost(exc: BaseException) -> str:
     return " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
 
 
-async def _measure_starts(copies: dict[str, Path], trials: int, errlog: TextIO) -> dict[str, list[float]]:
-    """Cold-start seconds of the bare SDK server and of `serve` on the empty and the largest workspace."""
+async def _measure_starts(copies: dict[str, Path], trials: int,
+                          errlog: TextIO) -> dict[str, list[tuple[float, float | None]]]:
+    """Cold starts (wall s, CPU s) of the bare SDK server and of `serve` on the empty and the largest workspace."""
     labels = list(dict.fromkeys([next(iter(copies)), list(copies)[-1]]))
-    servers = {"bare SDK": StdioServerParameters(command=sys.executable, args=[str(BASELINE)])}
+    servers = {"bare SDK": (StdioServerParameters(command=sys.executable, args=[str(BASELINE)]), str(BASELINE))}
     for label in labels:
-        servers[label] = StdioServerParameters(
-            command=sys.executable, args=["-m", "chief_of_staff", "serve", "--db", str(copies[label])])
-    starts: dict[str, list[float]] = {name: [] for name in servers}
+        servers[label] = (StdioServerParameters(
+            command=sys.executable, args=["-m", "chief_of_staff", "serve", "--db", str(copies[label])]),
+            str(copies[label]))
+    starts: dict[str, list[tuple[float, float | None]]] = {name: [] for name in servers}
     for trial in range(trials + 1):  # trial 0 warms the OS file cache for all and is thrown away
-        for name, params in servers.items():
-            seconds = await bench_process.cold_start(params, errlog)
+        for name, (params, marker) in servers.items():
+            measured = await bench_process.cold_start(params, errlog, marker)
             if trial:
-                starts[name].append(seconds)
+                starts[name].append(measured)
     return starts
 
 
@@ -295,13 +297,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--clients", type=int, default=8,
                         help="concurrent stdio clients for the authorize-under-load measurement (0 to skip)")
-    parser.add_argument("--starts", type=int, help="cold-start trials (default 10; quick 3)")
+    parser.add_argument("--starts", type=int, help="cold-start trials (default 20; quick 3)")
     parser.add_argument("--no-peer", dest="peer", action="store_false",
                         help="skip the peer (@modelcontextprotocol/server-memory, needs npm and node)")
     args = parser.parse_args(argv)
     args.sizes = args.sizes or ("0,10k" if args.quick else "0,10k,100k,1M")
     args.rounds = args.rounds or (5 if args.quick else 30)
-    args.starts = args.starts or (3 if args.quick else 10)
+    args.starts = args.starts or (3 if args.quick else 20)
     args.calls = args.calls or 10
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="cos-bench-", dir=args.work))
