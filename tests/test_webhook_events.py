@@ -205,3 +205,14 @@ async def test_the_notify_tool_lists_tests_and_removes_but_adds_only_on_a_verifi
         assert "queued" in (await call(client, "notify", action="test", endpoint_id="NE1", confirm=True))["message"]
         gone = await call(client, "notify", action="remove", endpoint_id="NE1", confirm=True)
     assert gone["endpoints"][0]["status"] == "removed"
+
+
+async def test_the_delivery_loop_has_work_only_with_an_endpoint_or_a_pending_delivery(store: Store) -> None:
+    assert not await webhook_runner.has_work(store)  # so a fresh server never makes an HTTP client
+    await outbound(store)
+    assert await webhook_runner.has_work(store)
+    async with store.write() as tx:
+        await webhooks.remove_endpoint(tx, OPERATOR_CLI, "NE1")
+        await tx.run("INSERT INTO webhook_deliveries (message_id, endpoint_id, event, body, next_attempt_at, "
+                     "created_at) VALUES ('msg_left', 1, 'grant.changed', '{}', ?, ?)", (tx.now_text, tx.now_text))
+    assert await webhook_runner.has_work(store)  # what was queued still goes out
