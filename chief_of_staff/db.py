@@ -161,18 +161,8 @@ class Store:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Tx]:
         """One unit of work: BEGIN IMMEDIATE … COMMIT, rolled back whole on any error."""
-        async with self._write_lock:
-            thread = self._writer.thread
-            await thread.execute("BEGIN IMMEDIATE")  # may wait for another process's write lock
-            try:
-                yield Tx(self._writer, self.clock.now())
-                with anyio.CancelScope(shield=True):
-                    await thread.commit()  # fsync, and now and then a checkpoint: never on the loop
-            except BaseException:
-                with anyio.CancelScope(shield=True):
-                    if thread.in_transaction:
-                        await thread.rollback()
-                raise
+        async with self._unit(keep=True) as tx:
+            yield tx
 
     @asynccontextmanager
     async def trial(self) -> AsyncIterator[Tx]:
@@ -182,14 +172,22 @@ class Store:
         every page the undone statements touched to the WAL (and fsyncs), which other
         connections see as a change. ROLLBACK writes nothing.
         """
+        async with self._unit(keep=False) as tx:
+            yield tx
+
+    @asynccontextmanager
+    async def _unit(self, *, keep: bool) -> AsyncIterator[Tx]:
         async with self._write_lock:
             thread = self._writer.thread
-            await thread.execute("BEGIN IMMEDIATE")  # the same lock and snapshot a real write would see
+            await thread.execute("BEGIN IMMEDIATE")  # may wait for another process's write lock
             try:
                 yield Tx(self._writer, self.clock.now())
+                if keep:
+                    with anyio.CancelScope(shield=True):
+                        await thread.commit()  # fsync, and now and then a checkpoint: never on the loop
             finally:
                 with anyio.CancelScope(shield=True):
-                    if thread.in_transaction:
+                    if thread.in_transaction:  # an error, or a trial: nothing of it stays
                         await thread.rollback()
 
     @asynccontextmanager
