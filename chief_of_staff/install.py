@@ -14,9 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import stat
 import sys
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +24,7 @@ from typing import Any, Literal
 from chief_of_staff.cli_support import Add
 from chief_of_staff.config import DB_ENV, Settings
 from chief_of_staff.errors import InvalidInput
+from chief_of_staff.files import write_atomically
 
 __all__ = [
     "DEFAULT_NAME",
@@ -148,24 +147,6 @@ def backup_file(path: Path, now: datetime) -> Path:
             continue
         return candidate
     raise InvalidInput(f"{path}: too many backups named {path.name}.bak-{stamp}*; move some aside.")
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write through a temporary file in the same folder and os.replace it, keeping the old file's mode."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else None
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        if mode is not None:
-            os.chmod(temp_name, mode)
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
 
 
 def _render_config(config: Mapping[str, Any]) -> str:

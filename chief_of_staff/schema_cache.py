@@ -13,9 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ import pydantic
 import pydantic_core
 
 from chief_of_staff.config import default_cache_dir
+from chief_of_staff.files import write_atomically
 
 __all__ = ["Schemas", "fingerprint", "tool_schemas"]
 
@@ -72,20 +71,11 @@ def _load(path: Path, names: Sequence[str]) -> Schemas | None:
 
 
 def _save(path: Path, schemas: Schemas) -> None:
-    """Write atomically (a temp file renamed into place), and drop the files of older fingerprints."""
+    """Write atomically, and drop the files of older fingerprints."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, scratch = tempfile.mkstemp(dir=path.parent, prefix=".tool-schemas-", suffix=".tmp")
+        write_atomically(path, json.dumps(schemas, separators=(",", ":")))
     except OSError as exc:  # a read-only home or a full disk costs speed, never the start
-        log.debug("tool schema cache not written to %s: %s", path.parent, exc)
-        return
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(schemas, out, separators=(",", ":"))
-        os.replace(scratch, path)
-    except OSError as exc:
         log.debug("tool schema cache not written to %s: %s", path, exc)
-        Path(scratch).unlink(missing_ok=True)
         return
     for stale in path.parent.glob("tool-schemas-*.json"):
         if stale != path:
