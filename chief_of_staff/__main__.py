@@ -2,6 +2,6 @@
 
 import sys
 
-from chief_of_staff.cli import main
+from chief_of_staff.cli.main import main
 
 sys.exit(main())

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from chief_of_staff import workspace
-from chief_of_staff.audit import OPERATOR_CLI
-from chief_of_staff.clock import FixedClock
-from chief_of_staff.db import Store
+from chief_of_staff.core.audit import OPERATOR_CLI
+from chief_of_staff.core.clock import FixedClock
+from chief_of_staff.core.db import Store
+from chief_of_staff.domain import workspace
 
 # Monday 23 November 2026, 09:00 in Berlin.
 START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)

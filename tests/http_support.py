@@ -15,12 +15,13 @@ import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from chief_of_staff import blueprints, tokens, workspace
-from chief_of_staff.audit import OPERATOR_CLI
-from chief_of_staff.clock import FixedClock
-from chief_of_staff.config import Settings
-from chief_of_staff.db import Store
-from chief_of_staff.http_server import HttpOptions, ServedWorkspace, bind, build_http_app, uvicorn_server
+from chief_of_staff.core.audit import OPERATOR_CLI
+from chief_of_staff.core.clock import FixedClock
+from chief_of_staff.core.config import Settings
+from chief_of_staff.core.db import Store
+from chief_of_staff.domain import tokens, workspace
+from chief_of_staff.domain.blueprints import loader
+from chief_of_staff.http.server import HttpOptions, ServedWorkspace, bind, build_http_app, uvicorn_server
 from tests.conftest import TIMEZONE
 
 
@@ -30,7 +31,7 @@ async def make_workspace(path: Path, clock: FixedClock, *, blueprint: bool = Tru
         async with store.write() as tx:
             await workspace.ensure(tx, OPERATOR_CLI, name=path.stem, timezone=TIMEZONE)
             if blueprint:
-                await blueprints.apply_blueprint(tx, OPERATOR_CLI, "outbound")
+                await loader.apply_blueprint(tx, OPERATOR_CLI, "outbound")
     finally:
         await store.close()
 

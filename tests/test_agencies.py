@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from chief_of_staff import agencies
-from chief_of_staff.audit import OPERATOR_CLI, Actor
-from chief_of_staff.db import Store, Tx
-from chief_of_staff.errors import Conflict, InvalidInput, NotFound, OperatorActRefused
+from chief_of_staff.core.audit import OPERATOR_CLI, Actor
+from chief_of_staff.core.db import Store, Tx
+from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound, OperatorActRefused
+from chief_of_staff.domain import agencies
 
 pytestmark = pytest.mark.anyio
 

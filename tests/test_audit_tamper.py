@@ -13,13 +13,13 @@ from typing import Any
 import anyio
 import pytest
 
-from chief_of_staff import anchor, audit
-from chief_of_staff.anchor import ANCHOR_ENV, KEY_ENV, AnchorConfig
-from chief_of_staff.audit import OPERATOR_CLI
-from chief_of_staff.cli import main
-from chief_of_staff.clock import FixedClock, format_ts
-from chief_of_staff.config import NOW_ENV, Settings
-from chief_of_staff.db import Store
+from chief_of_staff.cli.main import main
+from chief_of_staff.core import anchor, audit
+from chief_of_staff.core.anchor import ANCHOR_ENV, KEY_ENV, AnchorConfig
+from chief_of_staff.core.audit import OPERATOR_CLI
+from chief_of_staff.core.clock import FixedClock, format_ts
+from chief_of_staff.core.config import NOW_ENV, Settings
+from chief_of_staff.core.db import Store
 from tests.conftest import START
 
 pytestmark = pytest.mark.anyio

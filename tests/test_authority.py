@@ -12,12 +12,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from chief_of_staff import agencies, authority, decisions, goals, workspace
-from chief_of_staff.audit import OPERATOR_CLI, Actor
-from chief_of_staff.authority import AuthorizationView, BudgetSpec, GrantSpec, GrantView
-from chief_of_staff.clock import FixedClock
-from chief_of_staff.db import Store, Tx
-from chief_of_staff.errors import Conflict, InvalidInput, NotFound, OperatorActRefused
+from chief_of_staff.core.audit import OPERATOR_CLI, Actor
+from chief_of_staff.core.clock import FixedClock
+from chief_of_staff.core.db import Store, Tx
+from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound, OperatorActRefused
+from chief_of_staff.domain import agencies, decisions, goals, workspace
+from chief_of_staff.domain.authority import grants, ledger
+from chief_of_staff.domain.authority.grants import GrantSpec, GrantView
+from chief_of_staff.domain.authority.ledger import AuthorizationView
+from chief_of_staff.domain.authority.terms import BudgetSpec
 
 pytestmark = pytest.mark.anyio
 
@@ -44,7 +47,7 @@ async def grant(store: Store, actor: Actor = OPERATOR_CLI, **fields: Any) -> Gra
     spec: dict[str, Any] = {"agency": "Outbound", "role": "SDR", "capability": "email.send"}
     spec.update(fields)
     async with store.write() as tx:
-        return await authority.create_grant(tx, actor, GrantSpec(**spec))
+        return await grants.create_grant(tx, actor, GrantSpec(**spec))
 
 
 async def ask(store: Store, **fields: Any) -> AuthorizationView:
@@ -53,7 +56,7 @@ async def ask(store: Store, **fields: Any) -> AuthorizationView:
                                "idempotency_key": None}
     request.update(fields)
     async with store.write() as tx:
-        return await authority.authorize(tx, AGENCY, **request)
+        return await ledger.authorize(tx, AGENCY, **request)
 
 
 async def usage(store: Store) -> list[tuple[Any, ...]]:
@@ -103,7 +106,7 @@ async def approve(store: Store, decision: str) -> None:
     ("", "acme.com", False),
 ])
 def test_target_matches_globs_emails_and_subdomains(pattern: str, target: str, expected: bool) -> None:
-    assert authority.target_matches(pattern, target) is expected
+    assert grants.target_matches(pattern, target) is expected
 
 
 @pytest.mark.parametrize(("instant", "keys"), [
@@ -114,7 +117,7 @@ def test_target_matches_globs_emails_and_subdomains(pattern: str, target: str, e
     (utc(30, 23, 0), ("2026-12-01", "2026-W49", "2026-12")),
 ])
 def test_period_keys_follow_the_berlin_calendar(instant: datetime, keys: tuple[str, str, str]) -> None:
-    assert tuple(authority.period_key(p, instant, "Europe/Berlin") for p in ("day", "week", "month")) == keys
+    assert tuple(grants.period_key(p, instant, "Europe/Berlin") for p in ("day", "week", "month")) == keys
 
 
 def test_grant_spec_refuses_malformed_bounds() -> None:
@@ -156,7 +159,7 @@ async def test_agency_channel_cannot_create_a_grant(store: Store) -> None:
     spec = GrantSpec(agency="Outbound", capability="email.send")
 
     async def call(tx: Tx) -> None:
-        await authority.create_grant(tx, AGENCY, spec)
+        await grants.create_grant(tx, AGENCY, spec)
 
     await fails_writing_nothing(store, OperatorActRefused, "operator decision", call)
 
@@ -166,7 +169,7 @@ async def test_chat_grant_above_the_ceiling_is_refused_and_writes_nothing(store:
                      budgets=[BudgetSpec(period="month", max_cents=20_000)])
 
     async def call(tx: Tx) -> None:
-        await authority.create_grant(tx, CHAT, spec)
+        await grants.create_grant(tx, CHAT, spec)
 
     await fails_writing_nothing(store, OperatorActRefused, r"200\.00, above the chat ceiling of 100\.00", call)
 
@@ -184,11 +187,11 @@ async def test_create_grant_refuses_a_past_expiry_and_a_foreign_goal(store: Stor
             goals.KeyResultSpec(metric="readers", baseline=0, target=100, direction="up", due_date="2026-12-31")])
 
     async def past(tx: Tx) -> None:
-        await authority.create_grant(tx, OPERATOR_CLI, GrantSpec(agency="Outbound", capability="email.send",
+        await grants.create_grant(tx, OPERATOR_CLI, GrantSpec(agency="Outbound", capability="email.send",
                                                                  expires_on="2026-11-22"))
 
     async def foreign(tx: Tx) -> None:
-        await authority.create_grant(tx, OPERATOR_CLI, GrantSpec(agency="Outbound", capability="email.send",
+        await grants.create_grant(tx, OPERATOR_CLI, GrantSpec(agency="Outbound", capability="email.send",
                                                                  goal="G1"))
 
     await fails_writing_nothing(store, InvalidInput, "already past", past)
@@ -199,19 +202,19 @@ async def test_revoked_grant_allows_nothing_and_keeps_its_history(store: Store) 
     await grant(store)
     assert (await ask(store)).answer == "allowed"
     async with store.write() as tx:
-        view = await authority.revoke_grant(tx, AGENCY, "GR1", reason="Bounced too often")
+        view = await grants.revoke_grant(tx, AGENCY, "GR1", reason="Bounced too often")
     assert (view.status, view.version) == ("revoked", 2)
     answer = await ask(store)
     assert (answer.answer, answer.grant_id, answer.decision_id) == ("needs_approval", None, "D1")
     async with store.read() as tx:
         versions = await tx.all("SELECT version, snapshot FROM grant_versions ORDER BY version")
-        assert await authority.list_grants(tx) == []
-        assert [g.id for g in await authority.list_grants(tx, include_revoked=True)] == ["GR1"]
+        assert await grants.list_grants(tx) == []
+        assert [g.id for g in await grants.list_grants(tx, include_revoked=True)] == ["GR1"]
     assert [v["version"] for v in versions] == [1, 2]
     assert json.loads(versions[1]["snapshot"])["reason"] == "Bounced too often"
 
     async def again(tx: Tx) -> None:
-        await authority.revoke_grant(tx, OPERATOR_CLI, "GR1")
+        await grants.revoke_grant(tx, OPERATOR_CLI, "GR1")
 
     await fails_writing_nothing(store, Conflict, "already revoked", again)
 
@@ -225,7 +228,7 @@ async def test_expired_grant_allows_nothing_after_its_last_local_day(store: Stor
     assert (answer.answer, answer.grant_id, answer.status) == ("denied", "GR1", "none")
     assert "expired" in answer.reason
     async with store.read() as tx:
-        assert (await authority.list_grants(tx))[0].status == "expired"
+        assert (await grants.list_grants(tx))[0].status == "expired"
 
 
 # --- authorize ----------------------------------------------------------------------------------
@@ -303,7 +306,7 @@ async def test_week_and_month_budgets_reset_at_berlin_boundaries(
     await grant(store, budgets=[BudgetSpec(period=period, max_count=1)])
     assert (await ask(store)).answer == "allowed"
     async with store.write() as tx:  # settled, so the use stays counted when the days pass
-        await authority.settle(tx, AGENCY, "AU1", actual_cents=0)
+        await ledger.settle(tx, AGENCY, "AU1", actual_cents=0)
     clock.set(last_instant)
     assert (await ask(store)).answer == "denied"
     clock.set(first_instant)
@@ -425,7 +428,7 @@ async def test_reusing_a_key_for_another_request_is_refused(store: Store) -> Non
     await ask(store, idempotency_key="send-1")
 
     async def call(tx: Tx) -> None:
-        await authority.authorize(tx, AGENCY, agency="Outbound", role="SDR", capability="email.send",
+        await ledger.authorize(tx, AGENCY, agency="Outbound", role="SDR", capability="email.send",
                                   amount_cents=0, target="other@acme.com", task_id=None, idempotency_key="send-1")
 
     await fails_writing_nothing(store, InvalidInput, "different request.*new idempotency_key", call)
@@ -445,7 +448,7 @@ async def test_malformed_requests_write_nothing(store: Store, fields: dict[str, 
     request.update(fields)
 
     async def call(tx: Tx) -> None:
-        await authority.authorize(tx, AGENCY, **request)
+        await ledger.authorize(tx, AGENCY, **request)
 
     await fails_writing_nothing(store, error, match, call)
 
@@ -457,7 +460,7 @@ async def test_concurrent_authorizations_never_overspend(store: Store) -> None:
 
     async def one() -> None:
         async with store.write() as tx:
-            view = await authority.authorize(tx, AGENCY, agency="Outbound", role="SDR", capability="spend.ads",
+            view = await ledger.authorize(tx, AGENCY, agency="Outbound", role="SDR", capability="spend.ads",
                                              amount_cents=300, target=None, task_id=None, idempotency_key=None)
         answers.append(view.answer)
 
@@ -506,15 +509,15 @@ async def _apply(store: Store, step: tuple[Any, ...]) -> None:
     async with store.write() as tx:
         held = [r["id"] for r in await tx.all("SELECT id FROM authorizations WHERE status = 'held' ORDER BY id")]
         if step[0] == "ask":
-            await authority.authorize(tx, AGENCY, agency="Outbound", role=None, capability="spend.ads",
+            await ledger.authorize(tx, AGENCY, agency="Outbound", role=None, capability="spend.ads",
                                       amount_cents=step[1], target=None, task_id=None, idempotency_key=None)
         elif held:
             chosen = held[step[1] % len(held)]
             if step[0] == "release":
-                await authority.release(tx, AGENCY, f"AU{chosen}")
+                await ledger.release(tx, AGENCY, f"AU{chosen}")
             else:
                 amount = await tx.scalar("SELECT amount_cents FROM authorizations WHERE id = ?", (chosen,))
-                await authority.settle(tx, AGENCY, f"AU{chosen}", actual_cents=amount * step[2] // 100)
+                await ledger.settle(tx, AGENCY, f"AU{chosen}", actual_cents=amount * step[2] // 100)
 
 
 # --- settle, release, expire --------------------------------------------------------------------
@@ -525,12 +528,12 @@ async def test_settle_returns_the_difference_and_keeps_the_count(store: Store) -
                 budgets=[BudgetSpec(period="day", max_count=5, max_cents=1_000)])
     held = await ask(store, capability="spend.ads", amount_cents=600)
     async with store.write() as tx:
-        settled = await authority.settle(tx, AGENCY, held.authorization_id, actual_cents=250)
+        settled = await ledger.settle(tx, AGENCY, held.authorization_id, actual_cents=250)
     assert (settled.status, settled.budgets_left) == ("settled", ["day: 4 of 5 left", "day: 7.50 of 10.00 left"])
     assert await usage(store) == [(1, "2026-11-23", 1, 250)]
 
     async def twice(tx: Tx) -> None:
-        await authority.settle(tx, AGENCY, "AU1", actual_cents=250)
+        await ledger.settle(tx, AGENCY, "AU1", actual_cents=250)
 
     await fails_writing_nothing(store, Conflict, "AU1 is settled", twice)
 
@@ -541,7 +544,7 @@ async def test_settling_above_the_reservation_is_refused(store: Store) -> None:
     await ask(store, capability="spend.ads", amount_cents=600)
 
     async def call(tx: Tx) -> None:
-        await authority.settle(tx, AGENCY, "AU1", actual_cents=601)
+        await ledger.settle(tx, AGENCY, "AU1", actual_cents=601)
 
     await fails_writing_nothing(store, InvalidInput, "more than the 6.00 reserved", call)
 
@@ -554,7 +557,7 @@ async def test_settle_returns_money_to_the_period_it_was_drawn_from(store: Store
     clock.set(utc(23, 23, 30))  # already 24 November in Berlin
     await ask(store, capability="spend.ads", amount_cents=100)
     async with store.write() as tx:
-        await authority.settle(tx, AGENCY, "AU1", actual_cents=0)
+        await ledger.settle(tx, AGENCY, "AU1", actual_cents=0)
     assert await usage(store) == [(1, "2026-11-23", 1, 0), (1, "2026-11-24", 1, 100)]
 
 
@@ -563,12 +566,12 @@ async def test_release_returns_amount_and_count(store: Store) -> None:
                 budgets=[BudgetSpec(period="day", max_count=5, max_cents=1_000)])
     await ask(store, capability="spend.ads", amount_cents=600)
     async with store.write() as tx:
-        released = await authority.release(tx, AGENCY, "AU1")
+        released = await ledger.release(tx, AGENCY, "AU1")
     assert released.status == "released"
     assert await usage(store) == [(1, "2026-11-23", 0, 0)]
 
     async def settle_after(tx: Tx) -> None:
-        await authority.settle(tx, AGENCY, "AU1", actual_cents=0)
+        await ledger.settle(tx, AGENCY, "AU1", actual_cents=0)
 
     await fails_writing_nothing(store, Conflict, "AU1 is released", settle_after)
 
@@ -578,15 +581,15 @@ async def test_unsettled_reservations_expire_back_into_the_budget(store: Store, 
     await ask(store)
     clock.advance(timedelta(hours=23, minutes=59))
     async with store.write() as tx:
-        assert await authority.release_expired(tx) == 0
+        assert await ledger.release_expired(tx) == 0
     clock.advance(timedelta(minutes=1))
     async with store.write() as tx:
-        assert await authority.release_expired(tx) == 1
+        assert await ledger.release_expired(tx) == 1
         assert await tx.scalar("SELECT status FROM authorizations WHERE id = 1") == "expired"
     assert await usage(store) == [(1, "2026-W48", 0, 0)]
 
     async def settle_late(tx: Tx) -> None:
-        await authority.settle(tx, AGENCY, "AU1", actual_cents=0)
+        await ledger.settle(tx, AGENCY, "AU1", actual_cents=0)
 
     await fails_writing_nothing(store, Conflict, "AU1 is expired", settle_late)
 
@@ -608,7 +611,7 @@ async def test_list_grants_shows_current_period_usage(store: Store, clock: Fixed
     await ask(store)
     clock.set(utc(24, 9))
     async with store.read() as tx:
-        (view,) = await authority.list_grants(tx, agency="outbound")
+        (view,) = await grants.list_grants(tx, agency="outbound")
     assert [(b.period_key, b.used_count) for b in view.budgets] == [("2026-11-24", 0), ("2026-11", 1)]
 
 
@@ -621,7 +624,7 @@ async def test_authority_letter_reads_each_grant_as_a_sentence(store: Store) -> 
                 rationale="Warm leads\n# only `now`")
     await grant(store, role=None, capability="spend.*", per_action_cap_cents=2_500, mode="approve")
     async with store.read() as tx:
-        letter = await authority.authority_letter(tx)
+        letter = await grants.authority_letter(tx)
     assert letter.startswith("# Delegation of authority — Test Co\n")
     assert "## Outbound" in letter
     assert ("- **GR1**: SDR may `email.send` on its own, telling you; at most 50 times a day, with no money "
@@ -633,7 +636,7 @@ async def test_authority_letter_reads_each_grant_as_a_sentence(store: Store) -> 
 
 async def test_authority_letter_without_grants_says_everything_asks_first(store: Store) -> None:
     async with store.read() as tx:
-        assert "No authority is delegated yet" in await authority.authority_letter(tx)
+        assert "No authority is delegated yet" in await grants.authority_letter(tx)
 
 
 # --- decisions bound to the exact request, and what silence means ---------------------------------
@@ -680,6 +683,6 @@ async def test_chat_cannot_make_silence_grant_authority(store: Store) -> None:
                      per_action_cap_cents=1_000, on_timeout="approve")
 
     async def create(tx: Tx) -> None:
-        await authority.create_grant(tx, CHAT, spec)
+        await grants.create_grant(tx, CHAT, spec)
 
     await fails_writing_nothing(store, OperatorActRefused, "--on-timeout approve", create)

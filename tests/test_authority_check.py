@@ -9,14 +9,16 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from chief_of_staff import agencies, authority, decisions
-from chief_of_staff.audit import OPERATOR_CLI, Actor
-from chief_of_staff.authority import AuthorizationView, CheckView, GrantSpec
-from chief_of_staff.clock import FixedClock
-from chief_of_staff.config import Settings
-from chief_of_staff.db import Store
-from chief_of_staff.errors import InvalidInput
-from chief_of_staff.server import build_server
+from chief_of_staff.core.audit import OPERATOR_CLI, Actor
+from chief_of_staff.core.clock import FixedClock
+from chief_of_staff.core.config import Settings
+from chief_of_staff.core.db import Store
+from chief_of_staff.core.errors import InvalidInput
+from chief_of_staff.domain import agencies, decisions
+from chief_of_staff.domain.authority import grants, ledger
+from chief_of_staff.domain.authority.grants import GrantSpec
+from chief_of_staff.domain.authority.ledger import AuthorizationView, CheckView
+from chief_of_staff.mcp.server import build_server
 
 pytestmark = pytest.mark.anyio
 
@@ -39,7 +41,7 @@ async def grant(store: Store, **fields: Any) -> None:
                             "budgets": [{"period": "day", "max_count": 2, "max_cents": 6000}]}
     spec.update(fields)
     async with store.write() as tx:
-        await authority.create_grant(tx, OPERATOR_CLI, GrantSpec(**spec))
+        await grants.create_grant(tx, OPERATOR_CLI, GrantSpec(**spec))
 
 
 async def everything(store: Store) -> dict[str, list[tuple[Any, ...]]]:
@@ -51,14 +53,14 @@ async def check(store: Store, **fields: Any) -> CheckView:
     """check, asserting it wrote nothing at all."""
     before = await everything(store)
     async with store.write() as tx:
-        view = await authority.check(tx, AGENCY, **{**REQUEST, **fields})
+        view = await ledger.check(tx, AGENCY, **{**REQUEST, **fields})
     assert await everything(store) == before
     return view
 
 
 async def authorize(store: Store, **fields: Any) -> AuthorizationView:
     async with store.write() as tx:
-        return await authority.authorize(tx, AGENCY, **{**REQUEST, **fields}, idempotency_key=None)
+        return await ledger.authorize(tx, AGENCY, **{**REQUEST, **fields}, idempotency_key=None)
 
 
 async def agrees(store: Store, **fields: Any) -> tuple[CheckView, AuthorizationView]:
@@ -131,19 +133,19 @@ async def test_check_counts_reservations_the_expiry_sweep_would_return(store: St
     await grant(store, budgets=[{"period": "week", "max_count": 2}])
     await authorize(store)
     await authorize(store)
-    clock.advance(authority.RESERVATION_TTL + timedelta(minutes=1))  # both reservations lapse, unswept
+    clock.advance(ledger.RESERVATION_TTL + timedelta(minutes=1))  # both reservations lapse, unswept
     said, _ = await agrees(store, amount_cents=100)
     assert said.answer == "allowed"
 
 
 async def test_check_keeps_the_callers_own_writes_and_leaves_the_unit_usable(store: Store) -> None:
     async with store.write() as tx:
-        await authority.create_grant(tx, OPERATOR_CLI, GrantSpec(agency="Outbound", capability="spend.ads",
+        await grants.create_grant(tx, OPERATOR_CLI, GrantSpec(agency="Outbound", capability="spend.ads",
                                                                  per_action_cap_cents=5000))
         with pytest.raises(InvalidInput, match="capability"):
-            await authority.check(tx, AGENCY, **{**REQUEST, "capability": "spend.*"})
-        said = await authority.check(tx, AGENCY, **REQUEST)
-        done = await authority.authorize(tx, AGENCY, **REQUEST, idempotency_key=None)
+            await ledger.check(tx, AGENCY, **{**REQUEST, "capability": "spend.*"})
+        said = await ledger.check(tx, AGENCY, **REQUEST)
+        done = await ledger.authorize(tx, AGENCY, **REQUEST, idempotency_key=None)
     assert said.answer == done.answer == "allowed"
     async with store.read() as tx:
         assert await tx.scalar("SELECT count(*) FROM authorizations") == 1
@@ -153,7 +155,7 @@ async def test_a_refused_check_writes_nothing(store: Store) -> None:
     before = await everything(store)
     with pytest.raises(InvalidInput, match="amount_cents"):
         async with store.write() as tx:
-            await authority.check(tx, AGENCY, **{**REQUEST, "amount_cents": -1})
+            await ledger.check(tx, AGENCY, **{**REQUEST, "amount_cents": -1})
     assert await everything(store) == before
 
 

@@ -24,12 +24,15 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from chief_of_staff import agencies, audit, authority, decisions, workspace
-from chief_of_staff.audit import OPERATOR_CLI, Actor
-from chief_of_staff.authority import BudgetSpec, GrantSpec
-from chief_of_staff.clock import FixedClock
-from chief_of_staff.db import Store
-from chief_of_staff.errors import ChiefOfStaffError, Conflict, InvalidInput, NotFound
+from chief_of_staff.core import audit
+from chief_of_staff.core.audit import OPERATOR_CLI, Actor
+from chief_of_staff.core.clock import FixedClock
+from chief_of_staff.core.db import Store
+from chief_of_staff.core.errors import ChiefOfStaffError, Conflict, InvalidInput, NotFound
+from chief_of_staff.domain import agencies, decisions, workspace
+from chief_of_staff.domain.authority import grants, ledger
+from chief_of_staff.domain.authority.grants import GrantSpec
+from chief_of_staff.domain.authority.terms import BudgetSpec
 from tests.conftest import START, TIMEZONE
 
 T = TypeVar("T")
@@ -111,9 +114,9 @@ def covers(grant_capability: str, capability: str) -> bool:
 
 
 def in_scope(allow: list[str], deny: list[str], target: str | None) -> bool:
-    if target is not None and any(authority.target_matches(p, target) for p in deny):
+    if target is not None and any(grants.target_matches(p, target) for p in deny):
         return False
-    return not allow or (target is not None and any(authority.target_matches(p, target) for p in allow))
+    return not allow or (target is not None and any(grants.target_matches(p, target) for p in allow))
 
 
 def needs_operator(grant: Grant, amount: int) -> bool:
@@ -209,9 +212,9 @@ class AuthorityMachine(RuleBasedStateMachine):
             grant_id, spec.agency, spec.role, spec.capability, spec.mode, spec.per_action_cap_cents,
             self.run(self._budgets(grant_id)), spec.scope_allow, spec.scope_deny, _end_of(spec.expires_on))
 
-    async def _create_grant(self, spec: GrantSpec) -> authority.GrantView:
+    async def _create_grant(self, spec: GrantSpec) -> grants.GrantView:
         async with self.store.write() as tx:
-            return await authority.create_grant(tx, OPERATOR_CLI, spec)
+            return await grants.create_grant(tx, OPERATOR_CLI, spec)
 
     async def _budgets(self, grant_id: int) -> list[Budget]:
         async with self.store.read() as tx:
@@ -225,7 +228,7 @@ class AuthorityMachine(RuleBasedStateMachine):
             return  # revoking at one chance in three keeps enough grants alive for the asks to meet
         grant = self.grants[1 + which % len(self.grants)]
         expected = Conflict if grant.revoked else None
-        self.expect(expected, authority.revoke_grant, Actor("Outbound", "agency"), f"GR{grant.id}")
+        self.expect(expected, grants.revoke_grant, Actor("Outbound", "agency"), f"GR{grant.id}")
         grant.revoked = True
 
     # --- asking ---------------------------------------------------------------------------------
@@ -269,19 +272,19 @@ class AuthorityMachine(RuleBasedStateMachine):
             self.keys[key] = expected.id
         return None
 
-    def call_authorize(self, request: Request, key: str | None) -> authority.AuthorizationView:
+    def call_authorize(self, request: Request, key: str | None) -> ledger.AuthorizationView:
         agency, role, capability, amount, target = request
-        view: authority.AuthorizationView = self.run(self.write(
-            authority.authorize, Actor(agency, "agency"), agency=agency, role=role, capability=capability,
+        view: ledger.AuthorizationView = self.run(self.write(
+            ledger.authorize, Actor(agency, "agency"), agency=agency, role=role, capability=capability,
             amount_cents=amount, target=target, task_id=None, idempotency_key=key))
         return view
 
     def expect_authorize_error(self, error: type[Exception], request: Request, key: str | None) -> None:
         agency, role, capability, amount, target = request
-        self.expect(error, authority.authorize, Actor(agency, "agency"), agency=agency, role=role,
+        self.expect(error, ledger.authorize, Actor(agency, "agency"), agency=agency, role=role,
                     capability=capability, amount_cents=amount, target=target, task_id=None, idempotency_key=key)
 
-    def check_view(self, view: authority.AuthorizationView, expected: Authorization) -> None:
+    def check_view(self, view: ledger.AuthorizationView, expected: Authorization) -> None:
         assert (view.authorization_id, view.answer, view.status) == \
                (f"AU{expected.id}", expected.answer, expected.status), view.reason
         assert view.grant_id == (None if expected.grant_id is None else f"GR{expected.grant_id}"), view.reason
@@ -385,7 +388,7 @@ class AuthorityMachine(RuleBasedStateMachine):
         auth = self.pick(which, any_status)
         actual = auth.request[3] * percent // 100 + (1 if percent > 100 else 0)
         error = self.closing_error(auth) or (InvalidInput if actual > auth.request[3] else None)
-        self.expect(error, authority.settle, Actor("Outbound", "agency"), f"AU{auth.id}", actual_cents=actual)
+        self.expect(error, ledger.settle, Actor("Outbound", "agency"), f"AU{auth.id}", actual_cents=actual)
         if error is None:
             self.sweep()
             auth.status, auth.settled = "settled", actual
@@ -395,7 +398,7 @@ class AuthorityMachine(RuleBasedStateMachine):
     def release(self, which: int, any_status: bool) -> None:
         auth = self.pick(which, any_status)
         error = self.closing_error(auth)
-        self.expect(error, authority.release, Actor("Outbound", "agency"), f"AU{auth.id}")
+        self.expect(error, ledger.release, Actor("Outbound", "agency"), f"AU{auth.id}")
         if error is None:
             self.sweep()
             auth.status = "released"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from chief_of_staff import blueprint_format, blueprints
-from chief_of_staff.audit import OPERATOR_CLI, Actor
-from chief_of_staff.blueprints import apply_blueprint, list_blueprints, load_blueprint, plan_blueprint
-from chief_of_staff.db import Store
-from chief_of_staff.errors import Conflict, InvalidInput, NotFound, OperatorActRefused
+from chief_of_staff.core.audit import OPERATOR_CLI, Actor
+from chief_of_staff.core.db import Store
+from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound, OperatorActRefused
+from chief_of_staff.domain.blueprints import loader, schema
+from chief_of_staff.domain.blueprints.loader import apply_blueprint, list_blueprints, load_blueprint, plan_blueprint
 
 pytestmark = pytest.mark.anyio
 
@@ -66,7 +66,7 @@ async def counts(store: Store) -> dict[str, int]:
 
 
 def test_every_public_name_is_exported() -> None:
-    assert sorted(blueprints.__all__) == sorted(
+    assert sorted(loader.__all__) == sorted(
         ["Blueprint", "BlueprintPlan", "BlueprintSummary", "apply_blueprint", "list_blueprints", "load_blueprint",
          "parse_blueprint", "plan_blueprint"])
 
@@ -101,7 +101,7 @@ def test_unknown_blueprint_lists_the_available_ones() -> None:
 def test_a_misspelt_field_is_rejected_with_its_path_and_a_suggestion() -> None:
     broken = MINIMAL.replace('capability = "email.send"', 'capabilty = "email.send"')
     with pytest.raises(InvalidInput) as caught:
-        blueprint_format.parse_blueprint(broken, source="tiny.toml")
+        schema.parse_blueprint(broken, source="tiny.toml")
     message = str(caught.value)
     assert "Blueprint tiny.toml is not valid" in message
     assert "grants #1 > capabilty: unknown field. Did you mean 'capability'?" in message
@@ -111,13 +111,13 @@ def test_a_misspelt_field_is_rejected_with_its_path_and_a_suggestion() -> None:
 def test_a_bad_value_deep_in_the_file_names_the_entry_it_sits_in() -> None:
     broken = MINIMAL.replace('period = "day"', 'period = "fortnight"')
     with pytest.raises(InvalidInput, match=r"grants #1 \(email.send\) > budgets #1 \(fortnight\) > period"):
-        blueprint_format.parse_blueprint(broken)
+        schema.parse_blueprint(broken)
 
 
 def test_a_grant_pointing_at_an_unknown_goal_key_is_rejected_with_the_known_keys() -> None:
     broken = MINIMAL.replace('goal = "g"', 'goal = "meetings"')
     with pytest.raises(InvalidInput, match=r"grants #1 \(email.send\) > goal: 'meetings' is not a goal key .* g\."):
-        blueprint_format.parse_blueprint(broken)
+        schema.parse_blueprint(broken)
 
 
 def test_cross_references_of_routines_and_tasks_are_checked_at_load_time() -> None:
@@ -134,7 +134,7 @@ title = "Start"
 key_result = "things done"
 """
     with pytest.raises(InvalidInput) as caught:
-        blueprint_format.parse_blueprint(broken)
+        schema.parse_blueprint(broken)
     message = str(caught.value)
     assert "routines #1 (Do it) > role: 'Doers' is not a role in this blueprint; its roles are Doer." in message
     assert "routines #1 (Do it) > key_result: goal 'g' has no key result 'things undone'" in message
@@ -145,17 +145,17 @@ key_result = "things done"
 def test_a_key_result_whose_target_contradicts_its_direction_is_rejected() -> None:
     broken = MINIMAL.replace('direction = "up"', 'direction = "down"')
     with pytest.raises(InvalidInput, match="direction 'down' needs a target below the baseline"):
-        blueprint_format.parse_blueprint(broken)
+        schema.parse_blueprint(broken)
 
 
 def test_a_boolean_where_a_number_belongs_is_rejected() -> None:
     with pytest.raises(InvalidInput, match="baseline: send a number, not true/false"):
-        blueprint_format.parse_blueprint(MINIMAL.replace("baseline = 0", "baseline = false"))
+        schema.parse_blueprint(MINIMAL.replace("baseline = 0", "baseline = false"))
 
 
 def test_text_that_is_not_toml_is_rejected() -> None:
     with pytest.raises(InvalidInput, match="not valid TOML"):
-        blueprint_format.parse_blueprint("[blueprint\nname =")
+        schema.parse_blueprint("[blueprint\nname =")
 
 
 async def test_a_plan_lists_what_would_be_created_and_writes_nothing(store: Store) -> None:
@@ -204,7 +204,7 @@ async def test_the_second_blueprint_applies_with_its_own_shape(store: Store) -> 
 
 
 async def test_a_failure_half_way_leaves_nothing_behind(store: Store) -> None:
-    over = blueprint_format.parse_blueprint(OVER_THE_CEILING, source="over.toml")
+    over = schema.parse_blueprint(OVER_THE_CEILING, source="over.toml")
     before = await counts(store)
     with pytest.raises(OperatorActRefused, match=r"Creating a grant involves 500\.00, above the chat ceiling"):
         async with store.write() as tx:

@@ -7,12 +7,15 @@ from typing import Any
 
 import pytest
 
-from chief_of_staff import agencies, authority, changesets, goals, grants, inbox
-from chief_of_staff.audit import OPERATOR_CLI, Actor
-from chief_of_staff.authority import BudgetSpec, GrantSpec
-from chief_of_staff.db import Store
-from chief_of_staff.errors import ChiefOfStaffError, Conflict, OperatorActRefused
-from chief_of_staff.goals import KeyResultSpec
+from chief_of_staff.core.audit import OPERATOR_CLI, Actor
+from chief_of_staff.core.db import Store
+from chief_of_staff.core.errors import ChiefOfStaffError, Conflict, OperatorActRefused
+from chief_of_staff.domain import agencies, goals, routines
+from chief_of_staff.domain.authority import grants
+from chief_of_staff.domain.authority.grants import GrantSpec
+from chief_of_staff.domain.authority.terms import BudgetSpec
+from chief_of_staff.domain.goals import KeyResultSpec
+from chief_of_staff.domain.review import changesets
 
 pytestmark = pytest.mark.anyio
 
@@ -34,7 +37,7 @@ async def world(store: Store) -> Store:
         await goals.create_goal(tx, OPERATOR_CLI, agency="Outbound", title="Pipeline", key_results=[
             KeyResultSpec(metric="Meetings", unit="meetings", baseline=0, target=12, direction="up",
                           due_date="2026-12-31")])
-        await authority.create_grant(tx, OPERATOR_CLI, GrantSpec(
+        await grants.create_grant(tx, OPERATOR_CLI, GrantSpec(
             agency="Outbound", capability="email.send", mode="approve", per_action_cap_cents=5_000,
             budgets=[BudgetSpec(period="day", max_count=40)]))
     return store
@@ -47,7 +50,7 @@ async def counts(store: Store) -> dict[str, int]:
 
 async def grant_and_goal(store: Store) -> tuple[Any, Any]:
     async with store.read() as tx:
-        grant = (await authority.list_grants(tx))[0]
+        grant = (await grants.list_grants(tx))[0]
         goal = await goals.get_goal(tx, "G1")
     return (grant.mode, grant.per_action_cap_cents), (goal.key_results[0].target, goal.key_results[0].due_date)
 
@@ -182,10 +185,10 @@ async def test_roster_routine_and_playbook_adjustments_are_undone_too(world: Sto
 
 async def test_a_paused_routine_makes_no_more_tasks(world: Store) -> None:
     async with world.write() as tx:
-        await inbox.add_routine(tx, AGENCY, agency="Outbound", title="Prospect", schedule="daily")
+        await routines.add_routine(tx, AGENCY, agency="Outbound", title="Prospect", schedule="daily")
         await changesets.record_review(tx, OPERATOR_CLI, adjustments=[
             {"tool": "set_routine", "arguments": {"routine_id": "RT1", "active": False}}])
-        assert await inbox.materialize_routines(tx, AGENCY) == 0
+        assert await routines.materialize_routines(tx, AGENCY) == 0
 
 
 async def test_a_review_without_adjustments_records_that_it_happened(world: Store) -> None:

@@ -9,12 +9,13 @@ from pathlib import Path
 import anyio
 import pytest
 
-from chief_of_staff import __version__, authority
-from chief_of_staff.audit import Actor
-from chief_of_staff.cli import build_parser, main
-from chief_of_staff.clock import FixedClock
-from chief_of_staff.config import NOW_ENV
-from chief_of_staff.db import Store
+from chief_of_staff import __version__
+from chief_of_staff.cli.main import build_parser, main
+from chief_of_staff.core.audit import Actor
+from chief_of_staff.core.clock import FixedClock
+from chief_of_staff.core.config import NOW_ENV
+from chief_of_staff.core.db import Store
+from chief_of_staff.domain.authority import ledger
 from tests.conftest import START
 
 SDR = Actor("agency:Outbound/SDR", "agency")
@@ -38,7 +39,7 @@ def escalate(db: str, amount_cents: int) -> str:
         store = await Store.open(Path(db), FixedClock(START))
         try:
             async with store.write() as tx:
-                view = await authority.authorize(
+                view = await ledger.authorize(
                     tx, SDR, agency="Outbound", role="SDR", capability="spend.ads", amount_cents=amount_cents,
                     target="linkedin.com", task_id=None, idempotency_key=None,
                 )

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from chief_of_staff.cli import main
-from chief_of_staff.config import NOW_ENV
+from chief_of_staff.cli.main import main
+from chief_of_staff.core.config import NOW_ENV
 from tests.conftest import START, db_rows
 from tests.test_cli import init_outbound, subcommands
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from chief_of_staff import cli_notify
-from chief_of_staff.cli import main
-from chief_of_staff.config import NOW_ENV
-from chief_of_staff.errors import ChiefOfStaffError
+from chief_of_staff.cli import notify as notify_commands
+from chief_of_staff.cli.main import main
+from chief_of_staff.core.config import NOW_ENV
+from chief_of_staff.core.errors import ChiefOfStaffError
 from tests.conftest import db_rows
 
 
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--db", help="workspace database file")
         return sub
 
-    cli_notify.register(add)
+    notify_commands.register(add)
     return parser
 
 
@@ -173,19 +173,19 @@ def test_every_notify_command_and_option_has_help() -> None:
 
 def test_rotate_secret_prints_a_new_secret_once_and_the_old_one_stops_signing(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    from chief_of_staff import cli
+    from chief_of_staff.cli import main
 
     monkeypatch.setenv("CHIEF_OF_STAFF_NOW", "2026-11-23T08:00:00Z")
     db = str(tmp_path / "r.db")
-    assert cli.main(["init", "--db", db, "--timezone", "UTC"]) == 0
-    assert cli.main(["notify", "add", "https://hooks.example.com/x", "--events", "decision.opened", "--db", db]) == 0
+    assert main.main(["init", "--db", db, "--timezone", "UTC"]) == 0
+    assert main.main(["notify", "add", "https://hooks.example.com/x", "--events", "decision.opened", "--db", db]) == 0
     capsys.readouterr()
     first = stored_secret(db)
-    assert cli.main(["notify", "rotate-secret", "NE1", "--db", db]) == 0
+    assert main.main(["notify", "rotate-secret", "NE1", "--db", db]) == 0
     out, err = capsys.readouterr()
     second = stored_secret(db)
     assert out.strip() == second != first and "shown once" in err
-    assert cli.main(["notify", "rotate-secret", "NE9", "--db", db]) == 2
+    assert main.main(["notify", "rotate-secret", "NE9", "--db", db]) == 2
 
 
 def stored_secret(db: str) -> str:

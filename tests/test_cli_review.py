@@ -9,12 +9,12 @@ from pathlib import Path
 import anyio
 import pytest
 
-from chief_of_staff import inbox
-from chief_of_staff.audit import Actor
-from chief_of_staff.cli import main
-from chief_of_staff.clock import FixedClock
-from chief_of_staff.config import NOW_ENV
-from chief_of_staff.db import Store
+from chief_of_staff.cli.main import main
+from chief_of_staff.core.audit import Actor
+from chief_of_staff.core.clock import FixedClock
+from chief_of_staff.core.config import NOW_ENV
+from chief_of_staff.core.db import Store
+from chief_of_staff.domain import inbox
 from tests.conftest import START
 from tests.test_cli import init_outbound
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from chief_of_staff import tokens
-from chief_of_staff.cli import main
-from chief_of_staff.config import NOW_ENV
+from chief_of_staff.cli.main import main
+from chief_of_staff.core.config import NOW_ENV
+from chief_of_staff.domain import tokens
 from tests.conftest import START, db_rows
 
 

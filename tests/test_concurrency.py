@@ -20,13 +20,16 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import stdio_client
 
-from chief_of_staff import agencies, authority, demo, workspace
-from chief_of_staff.audit import OPERATOR_CLI
-from chief_of_staff.authority import BudgetSpec, GrantSpec
-from chief_of_staff.clock import FixedClock, format_ts
-from chief_of_staff.config import Settings
-from chief_of_staff.db import Store
-from chief_of_staff.server import build_server
+from chief_of_staff.cli import demo
+from chief_of_staff.core.audit import OPERATOR_CLI
+from chief_of_staff.core.clock import FixedClock, format_ts
+from chief_of_staff.core.config import Settings
+from chief_of_staff.core.db import Store
+from chief_of_staff.domain import agencies, workspace
+from chief_of_staff.domain.authority import grants
+from chief_of_staff.domain.authority.grants import GrantSpec
+from chief_of_staff.domain.authority.terms import BudgetSpec
+from chief_of_staff.mcp.server import build_server
 from tests.conftest import START, TIMEZONE, db_rows
 
 pytestmark = pytest.mark.anyio
@@ -43,7 +46,7 @@ async def set_up(db: Path, budget: BudgetSpec | None, *, mode: Literal["auto", "
             await agencies.create_agency(tx, OPERATOR_CLI, name="Outbound", purpose="Book meetings")
             await agencies.set_role(tx, OPERATOR_CLI, agency="Outbound", name="SDR", charter="Sends")
             if budget is not None:
-                await authority.create_grant(tx, OPERATOR_CLI, GrantSpec(
+                await grants.create_grant(tx, OPERATOR_CLI, GrantSpec(
                     agency="Outbound", role="SDR", capability="spend.ads", mode=mode, budgets=[budget]))
     finally:
         await store.close()
@@ -134,7 +137,7 @@ async def grant_spend_ads(db: Path, max_cents: int) -> None:
     store = await Store.open(db, FixedClock(START))
     try:
         async with store.write() as tx:
-            await authority.create_grant(tx, OPERATOR_CLI, GrantSpec(
+            await grants.create_grant(tx, OPERATOR_CLI, GrantSpec(
                 agency="Outbound", role="SDR", capability="spend.ads",
                 budgets=[BudgetSpec(period="day", max_cents=max_cents)]))
     finally:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from chief_of_staff.clock import FixedClock
+from chief_of_staff.core.clock import FixedClock
 from tests.http_support import make_token, make_workspace, serving
 from tools.conformance import TokenProxy, with_authorization
 

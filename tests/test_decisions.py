@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from chief_of_staff import agencies, decisions
-from chief_of_staff.audit import OPERATOR_CLI, Actor
-from chief_of_staff.clock import FixedClock
-from chief_of_staff.db import Store, Tx
-from chief_of_staff.errors import Conflict, InvalidInput, NotFound, OperatorActRefused
+from chief_of_staff.core.audit import OPERATOR_CLI, Actor
+from chief_of_staff.core.clock import FixedClock
+from chief_of_staff.core.db import Store, Tx
+from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound, OperatorActRefused
+from chief_of_staff.domain import agencies, decisions
 
 pytestmark = pytest.mark.anyio
 

@@ -14,12 +14,12 @@ import anyio
 import pytest
 from mcp import Client
 
-from chief_of_staff import processes
-from chief_of_staff.cli import main
-from chief_of_staff.clock import FixedClock
-from chief_of_staff.config import NOW_ENV, Settings
-from chief_of_staff.db import Store, migration_files
-from chief_of_staff.server import build_server
+from chief_of_staff.cli.main import main
+from chief_of_staff.core import processes
+from chief_of_staff.core.clock import FixedClock
+from chief_of_staff.core.config import NOW_ENV, Settings
+from chief_of_staff.core.db import Store, migration_files
+from chief_of_staff.mcp.server import build_server
 from tests.conftest import START
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from mcp.types import CallToolResult, TextContent
 
-from chief_of_staff.clock import FixedClock
+from chief_of_staff.core.clock import FixedClock
 from tools import fuzz
 
 

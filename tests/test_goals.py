@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from chief_of_staff import agencies, goals
-from chief_of_staff.audit import OPERATOR_CLI, Actor
-from chief_of_staff.clock import FixedClock
-from chief_of_staff.db import Store, Tx
-from chief_of_staff.errors import Conflict, InvalidInput, NotFound, OperatorActRefused
-from chief_of_staff.goals import KeyResultChange, KeyResultSpec, pace_of
+from chief_of_staff.core.audit import OPERATOR_CLI, Actor
+from chief_of_staff.core.clock import FixedClock
+from chief_of_staff.core.db import Store, Tx
+from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound, OperatorActRefused
+from chief_of_staff.domain import agencies, goals
+from chief_of_staff.domain.goals import KeyResultChange, KeyResultSpec
+from chief_of_staff.domain.pace import pace_of
 
 pytestmark = pytest.mark.anyio
 

@@ -13,15 +13,17 @@ import pytest
 from mcp import Client
 from mcp.types import ElicitResult
 
-from chief_of_staff import agencies, authority, grants
-from chief_of_staff.audit import OPERATOR_CLI, Actor
-from chief_of_staff.cli import main
-from chief_of_staff.clock import FixedClock
-from chief_of_staff.config import NOW_ENV, Settings
-from chief_of_staff.db import Store
-from chief_of_staff.errors import Conflict, InvalidInput, NotFound, OperatorActRefused
-from chief_of_staff.grants import BudgetSpec, GrantSpec, GrantTerms, GrantView
-from chief_of_staff.server import build_server
+from chief_of_staff.cli.main import main
+from chief_of_staff.core.audit import OPERATOR_CLI, Actor
+from chief_of_staff.core.clock import FixedClock
+from chief_of_staff.core.config import NOW_ENV, Settings
+from chief_of_staff.core.db import Store
+from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound, OperatorActRefused
+from chief_of_staff.domain import agencies
+from chief_of_staff.domain.authority import grants, ledger, terms
+from chief_of_staff.domain.authority.grants import GrantSpec, GrantView
+from chief_of_staff.domain.authority.terms import BudgetSpec, GrantTerms
+from chief_of_staff.mcp.server import build_server
 from tests.conftest import START
 
 pytestmark = pytest.mark.anyio
@@ -56,12 +58,12 @@ WIDENINGS = [
 
 @pytest.mark.parametrize(("change", "reason"), WIDENINGS)
 def test_each_widening_is_named(change: dict[str, Any], reason: str) -> None:
-    assert grants.widens(BASE, BASE.model_copy(update=change)) == [reason]
+    assert terms.widens(BASE, BASE.model_copy(update=change)) == [reason]
 
 
 @pytest.mark.parametrize(("change", "reason"), WIDENINGS)
 def test_undoing_each_widening_only_narrows(change: dict[str, Any], reason: str) -> None:
-    assert grants.widens(BASE.model_copy(update=change), BASE) == []
+    assert terms.widens(BASE.model_copy(update=change), BASE) == []
 
 
 @pytest.mark.parametrize("change", [
@@ -74,20 +76,20 @@ def test_undoing_each_widening_only_narrows(change: dict[str, Any], reason: str)
     {"scope_deny": ["*.GOV"]},  # patterns match case-insensitively, so this is the same pattern
 ])
 def test_narrowing_and_neutral_changes_widen_nothing(change: dict[str, Any]) -> None:
-    assert grants.widens(BASE, BASE.model_copy(update=change)) == []
+    assert terms.widens(BASE, BASE.model_copy(update=change)) == []
 
 
 def test_money_where_only_amount_zero_was_allowed_widens() -> None:
     zero_only = GrantTerms(mode="auto", budgets=[BudgetSpec(period="day", max_count=5)])
-    assert grants.widens(zero_only, zero_only.model_copy(update={"per_action_cap_cents": 100})) == [
+    assert terms.widens(zero_only, zero_only.model_copy(update={"per_action_cap_cents": 100})) == [
         "lets actions cost money, where only amount 0 was allowed"]
     week_count = {"budgets": [*zero_only.budgets, BudgetSpec(period="week", max_count=9)]}
-    assert grants.widens(zero_only, zero_only.model_copy(update=week_count)) == []
+    assert terms.widens(zero_only, zero_only.model_copy(update=week_count)) == []
 
 
 def test_a_mixed_change_lists_only_its_widenings() -> None:
     mixed = BASE.model_copy(update={"per_action_cap_cents": 100, "scope_deny": []})
-    assert grants.widens(BASE, mixed) == ["drops the deny pattern '*.gov'"]
+    assert terms.widens(BASE, mixed) == ["drops the deny pattern '*.gov'"]
 
 
 # --- the change in the store --------------------------------------------------------------------
@@ -99,7 +101,7 @@ async def store(store: Store) -> Store:
     async with store.write() as tx:
         await agencies.create_agency(tx, OPERATOR_CLI, name="Outbound", purpose="Book meetings")
         await agencies.set_role(tx, OPERATOR_CLI, agency="Outbound", name="SDR", charter="Writes and sends")
-        await authority.create_grant(tx, OPERATOR_CLI, GrantSpec(
+        await grants.create_grant(tx, OPERATOR_CLI, GrantSpec(
             agency="Outbound", role="SDR", capability="email.send", per_action_cap_cents=5_000,
             budgets=[BudgetSpec(period="day", max_count=5)], scope_deny=["*.gov"], expires_on="2026-12-31"))
     return store
@@ -180,12 +182,12 @@ async def test_chat_cannot_widen_above_the_ceiling_or_let_silence_approve(store:
 async def test_a_raised_limit_keeps_the_usage_so_far(store: Store) -> None:
     async with store.write() as tx:
         for _ in range(3):
-            await authority.authorize(tx, AGENCY, agency="Outbound", role="SDR", capability="email.send",
+            await ledger.authorize(tx, AGENCY, agency="Outbound", role="SDR", capability="email.send",
                                       amount_cents=0, target="jane@acme.com", task_id=None, idempotency_key=None)
     view = await update(store, OPERATOR_CLI, budgets=[BudgetSpec(period="day", max_count=10)])
     assert [(b.max_count, b.used_count) for b in view.budgets] == [(10, 3)]
     async with store.write() as tx:
-        answer = await authority.authorize(tx, AGENCY, agency="Outbound", role="SDR", capability="email.send",
+        answer = await ledger.authorize(tx, AGENCY, agency="Outbound", role="SDR", capability="email.send",
                                            amount_cents=0, target="jane@acme.com", task_id=None,
                                            idempotency_key=None)
         budget_ids = await tx.all("SELECT id FROM grant_budgets")
@@ -197,7 +199,7 @@ async def test_a_dropped_budget_goes_with_its_usage(store: Store) -> None:
     await update(store, OPERATOR_CLI, budgets=[BudgetSpec(period="day", max_count=5),
                                                BudgetSpec(period="week", max_count=20)])
     async with store.write() as tx:
-        await authority.authorize(tx, AGENCY, agency="Outbound", role="SDR", capability="email.send",
+        await ledger.authorize(tx, AGENCY, agency="Outbound", role="SDR", capability="email.send",
                                   amount_cents=0, target="jane@acme.com", task_id=None, idempotency_key=None)
     view = await update(store, OPERATOR_CLI, budgets=[BudgetSpec(period="week", max_count=20)])
     assert [(b.period, b.used_count) for b in view.budgets] == [("week", 1)]
@@ -229,7 +231,7 @@ async def test_restoring_an_unknown_version_writes_nothing(store: Store) -> None
 
 async def test_a_revoked_grant_cannot_be_changed_or_restored(store: Store) -> None:
     async with store.write() as tx:
-        await authority.revoke_grant(tx, OPERATOR_CLI, "GR1")
+        await grants.revoke_grant(tx, OPERATOR_CLI, "GR1")
     await fails_writing_nothing(store, Conflict, "GR1 is revoked", per_action_cap_cents=100)
     with pytest.raises(Conflict, match="revoked"):
         await restore(store, OPERATOR_CLI, 1)
@@ -261,7 +263,7 @@ async def test_the_letter_shows_the_changed_bounds(store: Store) -> None:
     await update(store, OPERATOR_CLI, mode="approve", budgets=[], scope_deny=[], per_action_cap_cents=None,
                  expires_on=None)
     async with store.read() as tx:
-        letter = await authority.authority_letter(tx)
+        letter = await grants.authority_letter(tx)
     assert ("**GR1**: SDR may `email.send` asking you first each time; with no money (amount 0 only); "
             "with no end date.") in letter
 

@@ -14,11 +14,12 @@ import httpx2
 import pytest
 from mcp import Client
 
-from chief_of_staff import tokens
-from chief_of_staff.audit import OPERATOR_CLI
-from chief_of_staff.clock import FixedClock
-from chief_of_staff.db import Store
-from chief_of_staff.http_server import HttpOptions
+from chief_of_staff.core.audit import OPERATOR_CLI
+from chief_of_staff.core.clock import FixedClock
+from chief_of_staff.core.db import Store
+from chief_of_staff.domain import tokens
+from chief_of_staff.domain.authority import grants
+from chief_of_staff.http.server import HttpOptions
 from tests.conftest import db_rows
 from tests.http_support import http_client, make_token, make_workspace, serving
 from tests.test_mcp_surface import call, count_rows, refused
@@ -236,8 +237,8 @@ async def test_a_token_connection_is_never_asked_through_elicitation(ws: Path, c
 
 async def add_other_agency(path: Path, clock: FixedClock, name: str = "Other") -> None:
     """A second agency with a role, a task and a grant of its own."""
-    from chief_of_staff import agencies, authority, inbox
-    from chief_of_staff.authority import GrantSpec
+    from chief_of_staff.domain import agencies, inbox
+    from chief_of_staff.domain.authority.grants import GrantSpec
 
     store = await Store.open(path, clock)
     try:
@@ -245,7 +246,7 @@ async def add_other_agency(path: Path, clock: FixedClock, name: str = "Other") -
             await agencies.create_agency(tx, OPERATOR_CLI, name=name, purpose="Something else")
             await agencies.set_role(tx, OPERATOR_CLI, agency=name, name="Clerk", charter="Files")
             await inbox.add_task(tx, OPERATOR_CLI, title="Their task", agency=name, role="Clerk")
-            await authority.create_grant(tx, OPERATOR_CLI, GrantSpec(agency=name, role="Clerk",
+            await grants.create_grant(tx, OPERATOR_CLI, GrantSpec(agency=name, role="Clerk",
                                                                      capability="spend.ads", per_action_cap_cents=900))
     finally:
         await store.close()

@@ -24,10 +24,11 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import stdio_client
 
-from chief_of_staff import demo, inbox, tokens
-from chief_of_staff.audit import OPERATOR_CLI
-from chief_of_staff.clock import FixedClock, format_ts
-from chief_of_staff.db import Store
+from chief_of_staff.cli import demo
+from chief_of_staff.core.audit import OPERATOR_CLI
+from chief_of_staff.core.clock import FixedClock, format_ts
+from chief_of_staff.core.db import Store
+from chief_of_staff.domain import inbox, tokens
 from tests.conftest import START, db_rows
 from tests.http_support import http_client
 from tests.test_concurrency import grant_spend_ads, init_outbound, verify_audit

@@ -12,14 +12,14 @@ from typing import Any
 import anyio
 import pytest
 
-from chief_of_staff import agencies, goals, inbox
-from chief_of_staff.audit import OPERATOR_CLI, Actor
-from chief_of_staff.clock import FixedClock
-from chief_of_staff.db import Store, Tx
-from chief_of_staff.errors import Conflict, InvalidInput, NotFound
-from chief_of_staff.goals import KeyResultSpec
-from chief_of_staff.inbox import TaskView
-from chief_of_staff.outcomes import MetricDelta
+from chief_of_staff.core.audit import OPERATOR_CLI, Actor
+from chief_of_staff.core.clock import FixedClock
+from chief_of_staff.core.db import Store, Tx
+from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound
+from chief_of_staff.domain import agencies, goals, inbox, routines
+from chief_of_staff.domain.goals import KeyResultSpec
+from chief_of_staff.domain.inbox import TaskView
+from chief_of_staff.domain.outcomes import MetricDelta
 
 pytestmark = pytest.mark.anyio
 
@@ -388,9 +388,9 @@ async def test_summary_counts_by_status_overdue_and_local_today(world: Store, cl
 # --- routines ------------------------------------------------------------------------------------------
 
 
-async def add_routine(store: Store, schedule: str, **fields: Any) -> inbox.RoutineView:
+async def add_routine(store: Store, schedule: str, **fields: Any) -> routines.RoutineView:
     async with store.write() as tx:
-        return await inbox.add_routine(tx, OPERATOR_CLI, agency="Outbound", title="Research 20 leads",
+        return await routines.add_routine(tx, OPERATOR_CLI, agency="Outbound", title="Research 20 leads",
                                        schedule=schedule, **fields)
 
 
@@ -405,7 +405,7 @@ async def test_weekday_routine_makes_one_task_per_berlin_weekday(world: Store, c
     for _ in range(7):  # Monday 23 to Sunday 29 November
         for _ in range(2):
             async with world.write() as tx:
-                await inbox.materialize_routines(tx, SDR)
+                await routines.materialize_routines(tx, SDR)
         clock.advance(timedelta(days=1))
     assert await routine_days(world) == ["2026-11-23", "2026-11-24", "2026-11-25", "2026-11-26", "2026-11-27"]
     task = await claim(world)
@@ -465,7 +465,7 @@ async def test_schedules_are_stored_in_normal_form(world: Store, schedule: str, 
     ("monthly:last", "is not a schedule"),
 ])
 async def test_bad_schedules_are_refused_and_nothing_written(world: Store, schedule: str, match: str) -> None:
-    await refused(world, InvalidInput, match, lambda tx: inbox.add_routine(
+    await refused(world, InvalidInput, match, lambda tx: routines.add_routine(
         tx, OPERATOR_CLI, agency="Outbound", title="Research", schedule=schedule))
 
 
@@ -473,7 +473,7 @@ async def test_routines_of_a_retired_agency_make_no_tasks(world: Store) -> None:
     await add_routine(world, "daily")
     async with world.write() as tx:
         await agencies.update_agency(tx, OPERATOR_CLI, "Outbound", status="retired")
-        assert await inbox.materialize_routines(tx, SDR) == 0
+        assert await routines.materialize_routines(tx, SDR) == 0
 
 
 # --- query plans ---------------------------------------------------------------------------------------
@@ -508,7 +508,7 @@ async def test_claim_list_and_summary_read_indexes_not_the_task_table(world: Sto
 
 
 def test_public_surface_is_exactly_all() -> None:
-    home = {"chief_of_staff.inbox", "chief_of_staff.routines"}
+    home = {"chief_of_staff.domain.inbox", "chief_of_staff.domain.routines"}
     defined = {name for name, value in vars(inbox).items()
                if not name.startswith("_") and getattr(value, "__module__", None) in home}
     assert defined == set(inbox.__all__) - {"TaskSource", "TaskStatus"}

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from chief_of_staff import __version__, cli, install
-from chief_of_staff.config import DB_ENV, NOW_ENV, Settings
-from chief_of_staff.errors import InvalidInput
+from chief_of_staff import __version__
+from chief_of_staff.cli import install, main
+from chief_of_staff.core.config import DB_ENV, NOW_ENV, Settings
+from chief_of_staff.core.errors import InvalidInput
 from tests.conftest import START
 
 OTHER_SERVERS: dict[str, Any] = {
@@ -23,7 +24,7 @@ OTHER_SERVERS: dict[str, Any] = {
 }
 
 
-run = cli.main
+run = main.main
 
 
 @pytest.fixture(autouse=True)

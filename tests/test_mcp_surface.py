@@ -18,9 +18,9 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp.types import PromptReference, ResourceTemplateReference, TextContent, TextResourceContents
 
-from chief_of_staff.clock import FixedClock
-from chief_of_staff.config import Settings
-from chief_of_staff.server import build_server
+from chief_of_staff.core.clock import FixedClock
+from chief_of_staff.core.config import Settings
+from chief_of_staff.mcp.server import build_server
 from tests.conftest import START
 
 pytestmark = pytest.mark.anyio

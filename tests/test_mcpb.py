@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 
 from chief_of_staff import __version__
-from chief_of_staff.config import DB_ENV, Settings, default_db_path
-from chief_of_staff.prompts import load_prompts
-from chief_of_staff.tools_operator import OPERATOR_TOOLS
-from chief_of_staff.tools_work import WORK_TOOLS
+from chief_of_staff.core.config import DB_ENV, Settings, default_db_path
+from chief_of_staff.mcp.prompts import load_prompts
+from chief_of_staff.mcp.tools.operator import OPERATOR_TOOLS
+from chief_of_staff.mcp.tools.work import WORK_TOOLS
 
 ROOT = Path(__file__).resolve().parent.parent
 # The fields the 0.4 schema of @anthropic-ai/mcpb 2.1.2 allows (its objects are strict).
@@ -120,7 +120,7 @@ def test_compatibility_names_python_and_the_three_platforms(manifest: dict[str, 
 def test_the_bundle_holds_what_uv_run_chief_of_staff_serve_needs(bundle: zipfile.ZipFile) -> None:
     names = set(bundle.namelist())
     project = tomllib.loads(bundle.read("pyproject.toml").decode())
-    assert project["project"]["scripts"]["chief-of-staff"] == "chief_of_staff.cli:main"
+    assert project["project"]["scripts"]["chief-of-staff"] == "chief_of_staff.cli.main:main"
     assert project["project"]["readme"] in names  # the build backend refuses a missing readme
     assert set(project["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]) == {"prompts"}
     shipped = [p.relative_to(ROOT) for p in (ROOT / "chief_of_staff").rglob("*") if p.is_file()]
@@ -155,8 +155,8 @@ def test_the_unpacked_bundle_runs_from_its_own_source(bundle: zipfile.ZipFile, t
     # The entry point with --help: the serve command of the bundled package, not the installed one.
     done = subprocess.run([sys.executable, str(unpacked / "server" / "main.py"), "--help"], env=env,
                           cwd=tmp_path, capture_output=True, text=True, timeout=60, check=True)
-    where = subprocess.run([sys.executable, "-c", "import chief_of_staff.server as s, chief_of_staff.prompts as p;"
-                            "print(s.__file__); print(len(p.load_prompts()))"], env=env, cwd=tmp_path,
+    where = subprocess.run([sys.executable, "-c", "import chief_of_staff.mcp.server as s, "
+                            "chief_of_staff.mcp.prompts as p; print(s.__file__); print(len(p.load_prompts()))"], env=env, cwd=tmp_path,
                            capture_output=True, text=True, timeout=60, check=True)
 
     assert done.stdout.startswith("usage: chief-of-staff serve")

@@ -20,11 +20,11 @@ from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.types import ResourceUpdatedNotification
 
-from chief_of_staff import notifications
-from chief_of_staff.clock import FixedClock
-from chief_of_staff.config import Settings
-from chief_of_staff.notifications import BRIEF, DECISIONS, GOALS, INBOX
-from chief_of_staff.server import build_server
+from chief_of_staff.core.clock import FixedClock
+from chief_of_staff.core.config import Settings
+from chief_of_staff.mcp import subscriptions
+from chief_of_staff.mcp.server import build_server
+from chief_of_staff.mcp.subscriptions import BRIEF, DECISIONS, GOALS, INBOX
 from tests.conftest import START
 
 pytestmark = pytest.mark.anyio
@@ -169,7 +169,7 @@ async def test_a_notification_that_cannot_be_sent_does_not_fail_the_call(
     async def broken(self: object, uri: str) -> None:
         raise RuntimeError("the client went away")
 
-    monkeypatch.setattr(notifications._Subscriptions, "publish", broken)
+    monkeypatch.setattr(subscriptions._Subscriptions, "publish", broken)
     async with legacy(server) as client:
         await call(client, "apply_blueprint", name="outbound", dry_run=False, confirm=True)
         await subscribe(client, BRIEF)
@@ -179,8 +179,8 @@ async def test_a_notification_that_cannot_be_sent_does_not_fail_the_call(
 async def test_a_closed_session_is_forgotten(server: MCPServer[Any]) -> None:
     async with legacy(server) as client:
         await subscribe(client, BRIEF)
-        assert len(notifications._SUBSCRIPTIONS[server]._uris) == 1
-    assert notifications._SUBSCRIPTIONS[server]._uris == {}
+        assert len(subscriptions._SUBSCRIPTIONS[server]._uris) == 1
+    assert subscriptions._SUBSCRIPTIONS[server]._uris == {}
 
 
 async def test_a_2026_client_listening_to_the_brief_hears_when_an_outcome_is_logged(

@@ -10,9 +10,9 @@ import pytest
 from mcp import Client
 from mcp.types import ElicitResult
 
-from chief_of_staff.clock import FixedClock
-from chief_of_staff.config import Settings
-from chief_of_staff.server import build_server
+from chief_of_staff.core.clock import FixedClock
+from chief_of_staff.core.config import Settings
+from chief_of_staff.mcp.server import build_server
 from tests.conftest import START
 
 pytestmark = pytest.mark.anyio
@@ -103,7 +103,7 @@ async def test_a_dry_run_and_an_invalid_act_are_never_put_to_the_operator(tmp_pa
 
 
 def test_the_approval_prompt_shows_the_changes_before_any_long_note() -> None:
-    from chief_of_staff.approval import MESSAGE_LIMIT, _message
+    from chief_of_staff.mcp.approval import MESSAGE_LIMIT, _message
 
     note = "Weekly review: all on track. " * 200
     shown = _message("Record review", {"note": note, "confirm": True, "adjustments": [

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from chief_of_staff import agencies, goals, outcomes
-from chief_of_staff.audit import OPERATOR_CLI, Actor
-from chief_of_staff.clock import FixedClock
-from chief_of_staff.db import Store, Tx
-from chief_of_staff.errors import Conflict, InvalidInput, NotFound
-from chief_of_staff.goals import KeyResultSpec
-from chief_of_staff.outcomes import MetricDelta
+from chief_of_staff.core.audit import OPERATOR_CLI, Actor
+from chief_of_staff.core.clock import FixedClock
+from chief_of_staff.core.db import Store, Tx
+from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound
+from chief_of_staff.domain import agencies, goals, outcomes
+from chief_of_staff.domain.goals import KeyResultSpec
+from chief_of_staff.domain.outcomes import MetricDelta
 
 pytestmark = pytest.mark.anyio
 

@@ -7,13 +7,13 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from chief_of_staff import agencies, goals, outcomes
-from chief_of_staff.audit import OPERATOR_CLI, Actor
-from chief_of_staff.clock import FixedClock, local_date, parse_ts
-from chief_of_staff.db import Store, Tx, migration_files, split_statements
-from chief_of_staff.errors import NotFound
-from chief_of_staff.goals import KeyResultSpec
-from chief_of_staff.pace import forecast_of, rate_window
+from chief_of_staff.core.audit import OPERATOR_CLI, Actor
+from chief_of_staff.core.clock import FixedClock, local_date, parse_ts
+from chief_of_staff.core.db import Store, Tx, migration_files, split_statements
+from chief_of_staff.core.errors import NotFound
+from chief_of_staff.domain import agencies, goals, outcomes, pace
+from chief_of_staff.domain.goals import KeyResultSpec
+from chief_of_staff.domain.pace import forecast_of, rate_window
 
 pytestmark = pytest.mark.anyio
 
@@ -22,7 +22,7 @@ START, DUE = date(2026, 11, 23), date(2027, 2, 21)  # 90 days apart
 DEC_23 = date(2026, 12, 23)  # day 30: 60 days left
 
 
-def _up(current: float, today: date, recent_delta: float, recent_outcomes: int = 3) -> goals.Forecast:
+def _up(current: float, today: date, recent_delta: float, recent_outcomes: int = 3) -> pace.Forecast:
     return forecast_of(0, 12, current, START, DUE, today, recent_delta=recent_delta,
                        recent_outcomes=recent_outcomes)
 
@@ -32,7 +32,7 @@ def _up(current: float, today: date, recent_delta: float, recent_outcomes: int =
 
 def test_an_up_key_result_whose_rate_reaches_the_target_is_not_at_risk() -> None:
     forecast = _up(3, DEC_23, recent_delta=2.8)  # 2.8 / 14 = 0.2 a day; 3 + 0.2 * 60 = 15
-    assert forecast == goals.Forecast(0.2, 15.0, False, None)
+    assert forecast == pace.Forecast(0.2, 15.0, False, None)
 
 
 def test_an_up_key_result_whose_rate_falls_short_is_at_risk_with_the_numbers() -> None:
@@ -44,7 +44,7 @@ def test_an_up_key_result_whose_rate_falls_short_is_at_risk_with_the_numbers() -
 def test_a_down_key_result_falls_to_its_target_or_is_at_risk() -> None:
     # From 100 down to 40; at 85 on day 30 with 60 days left.
     on_course = forecast_of(100, 40, 85, START, DUE, DEC_23, recent_delta=-14, recent_outcomes=5)
-    assert on_course == goals.Forecast(-1.0, 25.0, False, None)  # 85 - 60
+    assert on_course == pace.Forecast(-1.0, 25.0, False, None)  # 85 - 60
     short = forecast_of(100, 40, 85, START, DUE, DEC_23, recent_delta=-7, recent_outcomes=5)
     assert (short.forecast_at_due, short.at_risk) == (55.0, True)  # 85 - 30
     assert short.risk_reason == "forecast 55 of 40 by 2027-02-21 at the last 14 days' rate (-0.5/day)"
@@ -85,7 +85,7 @@ def test_a_short_key_result_is_judged_after_half_its_span() -> None:
 
 
 def test_an_achieved_key_result_is_never_at_risk_even_past_due() -> None:
-    assert _up(12, DUE + timedelta(days=5), recent_delta=0) == goals.Forecast(0.0, 12.0, False, None)
+    assert _up(12, DUE + timedelta(days=5), recent_delta=0) == pace.Forecast(0.0, 12.0, False, None)
     assert not forecast_of(100, 40, 39, START, DUE, DEC_23, recent_delta=0, recent_outcomes=0).at_risk
 
 

@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
-from chief_of_staff import __version__, blueprints
-from chief_of_staff.config import DB_ENV
-from chief_of_staff.http_server import DEFAULT_PORT
-from chief_of_staff.tools_operator import OPERATOR_TOOLS
-from chief_of_staff.tools_work import WORK_TOOLS
+from chief_of_staff import __version__
+from chief_of_staff.core.config import DB_ENV
+from chief_of_staff.domain.blueprints import loader
+from chief_of_staff.http.server import DEFAULT_PORT
+from chief_of_staff.mcp.tools.operator import OPERATOR_TOOLS
+from chief_of_staff.mcp.tools.work import WORK_TOOLS
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN = ROOT / "plugin"
@@ -59,7 +60,7 @@ def _schema_words(schema: Any) -> set[str]:
 
 def vocabulary() -> set[str]:
     """The bare names a skill may put in backticks: tools, their fields and values, and blueprint names."""
-    words = set(TOOLS) | {summary.name for summary in blueprints.list_blueprints()}
+    words = set(TOOLS) | {summary.name for summary in loader.list_blueprints()}
     for spec in [*WORK_TOOLS, *OPERATOR_TOOLS]:
         words |= _schema_words(spec.input_model.model_json_schema())
         words |= _schema_words(spec.output_model.model_json_schema())
@@ -88,7 +89,7 @@ def test_the_local_server_is_chief_of_staff_serve() -> None:
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["project"]["scripts"]
 
     assert [local["command"], *local["args"]] == ["chief-of-staff", "serve"]
-    assert scripts[local["command"]] == "chief_of_staff.cli:main"
+    assert scripts[local["command"]] == "chief_of_staff.cli.main:main"
     # Unset, the variable expands to "", which the server reads as "use the per-user data path".
     assert local["env"] == {DB_ENV: "${" + DB_ENV + ":-}"}
 

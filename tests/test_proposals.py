@@ -15,25 +15,16 @@ from typing import Any
 
 import pytest
 
-from chief_of_staff import (
-    adjustments,
-    agencies,
-    authority,
-    decisions,
-    goals,
-    grants,
-    inbox,
-    outcomes,
-    proposals,
-    routines,
-)
-from chief_of_staff.audit import OPERATOR_CLI, Actor
-from chief_of_staff.authority import GrantSpec
-from chief_of_staff.clock import FixedClock
-from chief_of_staff.db import Store, Tx
-from chief_of_staff.goals import KeyResultSpec
-from chief_of_staff.outcomes import MetricDelta
-from chief_of_staff.proposals import Proposal
+from chief_of_staff.core.audit import OPERATOR_CLI, Actor
+from chief_of_staff.core.clock import FixedClock
+from chief_of_staff.core.db import Store, Tx
+from chief_of_staff.domain import agencies, decisions, goals, inbox, outcomes, routines
+from chief_of_staff.domain.authority import grants, ledger
+from chief_of_staff.domain.authority.grants import GrantSpec
+from chief_of_staff.domain.goals import KeyResultSpec
+from chief_of_staff.domain.outcomes import MetricDelta
+from chief_of_staff.domain.review import adjustments, proposals
+from chief_of_staff.domain.review.proposals import Proposal
 from tests.conftest import START
 
 pytestmark = pytest.mark.anyio
@@ -65,7 +56,7 @@ async def found(store: Store, kind: str | None = None, **options: Any) -> list[P
 
 async def grant(store: Store, **fields: Any) -> None:
     async with store.write() as tx:
-        await authority.create_grant(tx, OPERATOR_CLI, GrantSpec(**{
+        await grants.create_grant(tx, OPERATOR_CLI, GrantSpec(**{
             "agency": "Outbound", "capability": "email.send", **fields}))
 
 
@@ -74,7 +65,7 @@ async def ask(store: Store, answers: Sequence[bool | None], amounts: Sequence[in
     async with store.write() as tx:
         for index, answer in enumerate(answers):
             n = await tx.scalar("SELECT count(*) FROM decisions")
-            view = await authority.authorize(
+            view = await ledger.authorize(
                 tx, AGENCY, agency="Outbound", role=None, capability="email.send",
                 amount_cents=amounts[index] if amounts else 0, target=f"lead{n}@acme.com", task_id=None,
                 idempotency_key=None)
@@ -91,7 +82,7 @@ async def task(store: Store, **fields: Any) -> str:
 async def act_for(store: Store, task_id: str, capability: str = "email.send") -> None:
     async with store.write() as tx:
         n = await tx.scalar("SELECT count(*) FROM authorizations")
-        view = await authority.authorize(tx, AGENCY, agency="Outbound", role=None, capability=capability,
+        view = await ledger.authorize(tx, AGENCY, agency="Outbound", role=None, capability=capability,
                                          amount_cents=0, target=f"lead{n}@acme.com", task_id=task_id,
                                          idempotency_key=None)
         assert view.answer == "allowed"
@@ -285,7 +276,7 @@ async def test_a_lagging_key_result_without_an_active_routine_gets_one(
     await goal(world, {"metric": "Meetings", "unit": "meetings", "baseline": 0, "target": 12, "direction": "up"})
     if routine:
         async with world.write() as tx:
-            view = await inbox.add_routine(tx, OPERATOR_CLI, agency="Outbound", title="Book", schedule="daily",
+            view = await routines.add_routine(tx, OPERATOR_CLI, agency="Outbound", title="Book", schedule="daily",
                                            key_result="KR1")
             if routine == "paused":
                 await routines.set_active(tx, OPERATOR_CLI, view.id, active=False)
@@ -318,11 +309,11 @@ async def _routine_runs(store: Store, clock: FixedClock, results: Sequence[str])
     """A daily routine from 20 November; one task a day, closed as told (oldest first)."""
     clock.set(utc(20))
     async with store.write() as tx:
-        await inbox.add_routine(tx, OPERATOR_CLI, agency="Outbound", title="Research 20 leads", schedule="daily")
+        await routines.add_routine(tx, OPERATOR_CLI, agency="Outbound", title="Research 20 leads", schedule="daily")
     for offset, result in enumerate(results):
         clock.set(utc(24 - len(results) + offset))
         async with store.write() as tx:
-            assert await inbox.materialize_routines(tx, AGENCY) == 1
+            assert await routines.materialize_routines(tx, AGENCY) == 1
         label = f"T{offset + 1}"
         if result == "cancelled":
             async with store.write() as tx:
@@ -513,5 +504,5 @@ async def _plan(tx: Tx, sql: str) -> list[str]:
 
 def test_public_surface_is_exactly_all() -> None:
     defined = {name for name, value in vars(proposals).items()
-               if not name.startswith("_") and getattr(value, "__module__", None) == "chief_of_staff.proposals"}
+               if not name.startswith("_") and getattr(value, "__module__", None) == "chief_of_staff.domain.review.proposals"}
     assert defined <= set(proposals.__all__)

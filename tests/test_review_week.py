@@ -20,14 +20,17 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from chief_of_staff import authority, blueprints, decisions, inbox, outcomes, review_packet, workspace
-from chief_of_staff.audit import OPERATOR_CLI, Actor
-from chief_of_staff.authority import GrantSpec
-from chief_of_staff.clock import FixedClock
-from chief_of_staff.config import Settings
-from chief_of_staff.db import Store
-from chief_of_staff.outcomes import MetricDelta
-from chief_of_staff.server import build_server
+from chief_of_staff.core.audit import OPERATOR_CLI, Actor
+from chief_of_staff.core.clock import FixedClock
+from chief_of_staff.core.config import Settings
+from chief_of_staff.core.db import Store
+from chief_of_staff.domain import decisions, inbox, outcomes, workspace
+from chief_of_staff.domain.authority import grants, ledger
+from chief_of_staff.domain.authority.grants import GrantSpec
+from chief_of_staff.domain.blueprints import loader
+from chief_of_staff.domain.outcomes import MetricDelta
+from chief_of_staff.domain.review import packet
+from chief_of_staff.mcp.server import build_server
 from tests.test_mcp_surface import call
 
 pytestmark = pytest.mark.anyio
@@ -61,8 +64,8 @@ async def week(tmp_path: Path) -> AsyncIterator[Path]:
 async def _history(store: Store, clock: FixedClock) -> None:
     async with store.write() as tx:
         await workspace.ensure(tx, OPERATOR_CLI, name="Acme", timezone="Europe/Berlin")
-        await blueprints.apply_blueprint(tx, OPERATOR_CLI, "outbound")
-        await authority.create_grant(tx, OPERATOR_CLI, GrantSpec(
+        await loader.apply_blueprint(tx, OPERATOR_CLI, "outbound")
+        await grants.create_grant(tx, OPERATOR_CLI, GrantSpec(
             agency="Outbound", role="SDR", capability="social.post", mode="approve", per_action_cap_cents=5_000))
     for day in range(27):  # two outcomes a day, one failure in nine days: a 5.6% baseline
         clock.set(HISTORY_FROM + timedelta(days=day))
@@ -92,7 +95,7 @@ async def _send_emails(tx: Any, day: int) -> None:
                                     priority="P0")
         claimed = await inbox.claim_next_task(tx, SDR, agency="Outbound", role="SDR")
         assert claimed is not None and claimed.id == task.id
-        allowed = await authority.authorize(tx, SDR, agency="Outbound", role="SDR", capability="email.send",
+        allowed = await ledger.authorize(tx, SDR, agency="Outbound", role="SDR", capability="email.send",
                                             amount_cents=0, target=f"lead{day}{n}@northwind.com", task_id=task.id,
                                             idempotency_key=f"send-{day}-{n}")
         assert allowed.answer == "allowed", allowed.reason
@@ -105,10 +108,10 @@ async def _send_emails(tx: Any, day: int) -> None:
 async def _post_with_approval(tx: Any, clock: FixedClock, amount: int) -> None:
     request = {"agency": "Outbound", "role": "SDR", "capability": "social.post", "amount_cents": amount,
                "target": "linkedin.com/company/acme", "task_id": None}
-    asked = await authority.authorize(tx, SDR, **request, idempotency_key=f"ask-{clock.now():%j}")
+    asked = await ledger.authorize(tx, SDR, **request, idempotency_key=f"ask-{clock.now():%j}")
     assert asked.answer == "needs_approval" and asked.decision_id is not None
     await decisions.decide(tx, OPERATOR_CLI, asked.decision_id, approve=True)
-    used = await authority.authorize(tx, SDR, **request, idempotency_key=f"post-{clock.now():%j}")
+    used = await ledger.authorize(tx, SDR, **request, idempotency_key=f"post-{clock.now():%j}")
     assert used.answer == "allowed", used.reason
 
 
@@ -191,7 +194,7 @@ async def test_the_packet_reads_indexes_and_rollups_never_whole_tables(week: Pat
     try:
         async with store.write() as tx:
             tx.trace(statements.append)
-            await review_packet.build_packet(tx, mark_seen=True)
+            await packet.build_packet(tx, mark_seen=True)
             tx.trace(None)
             scans = {}
             for sql in {s for s in statements if s.lstrip().upper().startswith(("SELECT", "WITH"))}:

@@ -14,14 +14,17 @@ from typing import Any
 
 import pytest
 
-from chief_of_staff import agencies, authority, decisions, goals, inbox, outcomes, reviews
-from chief_of_staff.audit import OPERATOR_CLI, Actor
-from chief_of_staff.authority import BudgetSpec, GrantSpec
-from chief_of_staff.clock import FixedClock
-from chief_of_staff.db import Store, Tx, split_statements
-from chief_of_staff.errors import InvalidInput
-from chief_of_staff.goals import KeyResultSpec
-from chief_of_staff.outcomes import MetricDelta
+from chief_of_staff.core.audit import OPERATOR_CLI, Actor
+from chief_of_staff.core.clock import FixedClock
+from chief_of_staff.core.db import Store, Tx, split_statements
+from chief_of_staff.core.errors import InvalidInput
+from chief_of_staff.domain import agencies, decisions, goals, inbox, outcomes
+from chief_of_staff.domain.authority import grants, ledger
+from chief_of_staff.domain.authority.grants import GrantSpec
+from chief_of_staff.domain.authority.terms import BudgetSpec
+from chief_of_staff.domain.goals import KeyResultSpec
+from chief_of_staff.domain.outcomes import MetricDelta
+from chief_of_staff.domain.review import scorecards
 
 pytestmark = pytest.mark.anyio
 
@@ -58,18 +61,18 @@ async def ask(store: Store, count: int = 1, **fields: Any) -> list[str]:
     request: dict[str, Any] = {"agency": "Outbound", "role": "SDR", "capability": "email.send", "amount_cents": 0,
                                "target": "jane@acme.com", "task_id": None, "idempotency_key": None, **fields}
     async with store.write() as tx:
-        return [(await authority.authorize(tx, AGENCY, **request)).answer for _ in range(count)]
+        return [(await ledger.authorize(tx, AGENCY, **request)).answer for _ in range(count)]
 
 
 async def grant(store: Store, **fields: Any) -> None:
     async with store.write() as tx:
-        await authority.create_grant(tx, OPERATOR_CLI, GrantSpec(**{
+        await grants.create_grant(tx, OPERATOR_CLI, GrantSpec(**{
             "agency": "Outbound", "role": "SDR", "capability": "email.send", **fields}))
 
 
-async def found(store: Store, kind: str, **options: Any) -> list[reviews.Anomaly]:
+async def found(store: Store, kind: str, **options: Any) -> list[scorecards.Anomaly]:
     async with store.read() as tx:
-        return [a for a in await reviews.anomalies(tx, **options) if a.kind == kind]
+        return [a for a in await scorecards.anomalies(tx, **options) if a.kind == kind]
 
 
 # --- scorecards ----------------------------------------------------------------------------------
@@ -106,7 +109,7 @@ async def test_scorecard_counts_the_week_by_local_day_with_hand_checked_figures(
         world: Store, clock: FixedClock) -> None:
     await _a_week_of_work(world, clock)
     async with world.read() as tx:
-        outbound, inbox_card = await reviews.scorecards(tx, **WEEK)
+        outbound, inbox_card = await scorecards.scorecards(tx, **WEEK)
     # In the week: S(600, KR1 +2), F(300), P(100, KR1 +1) and the 00:15 S(0); Sunday's 5000 is out.
     assert (outbound.agency, outbound.outcomes, outbound.successes, outbound.partials, outbound.failures) == (
         "Outbound", 4, 2, 1, 1)
@@ -122,7 +125,7 @@ async def test_scorecard_counts_the_week_by_local_day_with_hand_checked_figures(
 async def test_scorecard_splits_the_agency_by_role(world: Store, clock: FixedClock) -> None:
     await _a_week_of_work(world, clock)
     async with world.read() as tx:
-        outbound = (await reviews.scorecards(tx, **WEEK))[0]
+        outbound = (await scorecards.scorecards(tx, **WEEK))[0]
     sdr, researcher = outbound.roles
     # SDR: S(600) F(300) and the 00:15 S(0, 5 minutes); the role rollup cuts at local midnight too.
     assert (sdr.role, sdr.outcomes, sdr.successes, sdr.failures, sdr.success_rate) == ("SDR", 3, 2, 1, 0.667)
@@ -134,7 +137,7 @@ async def test_scorecard_splits_the_agency_by_role(world: Store, clock: FixedClo
 async def test_scorecard_shows_each_grants_budgets_over_the_period(world: Store, clock: FixedClock) -> None:
     await _a_week_of_work(world, clock)
     async with world.read() as tx:
-        [spend] = (await reviews.scorecards(tx, **WEEK))[0].grants
+        [spend] = (await scorecards.scorecards(tx, **WEEK))[0].grants
     assert (spend.grant, spend.capability, spend.role, spend.status) == ("GR1", "email.send", "SDR", "active")
     day, month = (b.model_dump() for b in spend.budgets)
     # Seven day budgets of 10, Monday's three draws (Sunday's is outside); the month holds all four.
@@ -147,10 +150,10 @@ async def test_scorecard_shows_each_grants_budgets_over_the_period(world: Store,
 async def test_scorecard_lists_only_grants_in_force_during_the_period(world: Store) -> None:
     await grant(world)
     async with world.write() as tx:
-        await authority.revoke_grant(tx, OPERATOR_CLI, "GR1")
+        await grants.revoke_grant(tx, OPERATOR_CLI, "GR1")
     async with world.read() as tx:
-        this_week = (await reviews.scorecards(tx, **WEEK))[0].grants
-        next_week = (await reviews.scorecards(tx, since="2026-11-30", until="2026-12-06"))[0].grants
+        this_week = (await scorecards.scorecards(tx, **WEEK))[0].grants
+        next_week = (await scorecards.scorecards(tx, since="2026-11-30", until="2026-12-06"))[0].grants
     assert [(g.grant, g.status, g.budgets) for g in this_week] == [("GR1", "revoked", [])]
     assert next_week == []
 
@@ -158,7 +161,7 @@ async def test_scorecard_lists_only_grants_in_force_during_the_period(world: Sto
 async def test_scorecard_tallies_decisions_asked_in_the_period(world: Store, clock: FixedClock) -> None:
     await _a_week_of_work(world, clock)
     async with world.read() as tx:
-        outbound = (await reviews.scorecards(tx, **WEEK))[0]
+        outbound = (await scorecards.scorecards(tx, **WEEK))[0]
     # Sunday's question is outside; the one-hour question expired; then approved, denied, pending.
     assert outbound.decisions.model_dump() == {"asked": 4, "approved": 1, "denied": 1, "expired": 1, "pending": 1}
 
@@ -170,7 +173,7 @@ async def test_cost_per_unit_of_a_down_key_result_counts_units_toward_its_target
                           due_date="2027-02-21")])
     await log(world, cost_cents=900, metrics=[MetricDelta(key_result="KR2", delta=-4)])
     async with world.read() as tx:
-        meetings, bounce = (await reviews.scorecards(tx, **WEEK))[0].key_results
+        meetings, bounce = (await scorecards.scorecards(tx, **WEEK))[0].key_results
     assert (meetings.moved, meetings.cost_per_unit_cents) == (0.0, None)
     assert (bounce.moved, bounce.cost_per_unit_cents) == (-4.0, 225)  # 900 cents / 4 points down
 
@@ -178,11 +181,11 @@ async def test_cost_per_unit_of_a_down_key_result_counts_units_toward_its_target
 async def test_scorecard_refuses_a_backwards_or_overlong_period(world: Store) -> None:
     async with world.read() as tx:
         with pytest.raises(InvalidInput, match="until: 2026-11-22 is before since"):
-            await reviews.scorecards(tx, since=MONDAY, until=date(2026, 11, 22))
+            await scorecards.scorecards(tx, since=MONDAY, until=date(2026, 11, 22))
         with pytest.raises(InvalidInput, match="at most 366 days"):
-            await reviews.scorecards(tx, since="2026-01-01", until="2027-01-02")
+            await scorecards.scorecards(tx, since="2026-01-01", until="2027-01-02")
         with pytest.raises(InvalidInput, match="since: send a date as YYYY-MM-DD"):
-            await reviews.scorecards(tx, since="last week", until=MONDAY)
+            await scorecards.scorecards(tx, since="last week", until=MONDAY)
 
 
 async def test_role_rollup_backfill_matches_what_the_trigger_keeps(world: Store, clock: FixedClock) -> None:
@@ -356,7 +359,7 @@ async def test_a_quiet_workspace_has_no_anomalies(world: Store) -> None:
     await ask(world, 2)
     await log(world, 3, metrics=[MetricDelta(key_result="KR1", delta=1)])
     async with world.read() as tx:
-        assert await reviews.anomalies(tx) == []
+        assert await scorecards.anomalies(tx) == []
 
 
 # --- reading indexes, not tables -----------------------------------------------------------------
@@ -370,8 +373,8 @@ async def test_scorecards_and_anomalies_never_scan_a_big_table(world: Store, clo
     statements: list[str] = []
     async with world.write() as tx:
         tx.trace(statements.append)
-        await reviews.scorecards(tx, **WEEK)
-        await reviews.anomalies(tx)
+        await scorecards.scorecards(tx, **WEEK)
+        await scorecards.anomalies(tx)
         tx.trace(None)
         plans = {sql: await _plan(tx, sql) for sql in statements if sql.startswith("SELECT")}
     assert len(plans) >= 12 and any("SCAN a" in lines for lines in plans.values())
@@ -386,6 +389,6 @@ async def _plan(tx: Tx, sql: str) -> list[str]:
 
 
 def test_public_surface_is_exactly_all() -> None:
-    defined = {name for name, value in vars(reviews).items()
-               if not name.startswith("_") and getattr(value, "__module__", None) == "chief_of_staff.reviews"}
-    assert defined <= set(reviews.__all__)
+    defined = {name for name, value in vars(scorecards).items()
+               if not name.startswith("_") and getattr(value, "__module__", None) == "chief_of_staff.domain.review.scorecards"}
+    assert defined <= set(scorecards.__all__)

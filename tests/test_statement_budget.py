@@ -14,9 +14,11 @@ from typing import Any
 
 import pytest
 
-from chief_of_staff import authority, blueprints, brief, decisions, inbox, outcomes
-from chief_of_staff.audit import OPERATOR_CLI, Actor
-from chief_of_staff.db import Store, Tx
+from chief_of_staff.core.audit import OPERATOR_CLI, Actor
+from chief_of_staff.core.db import Store, Tx
+from chief_of_staff.domain import brief, decisions, inbox, outcomes
+from chief_of_staff.domain.authority import ledger
+from chief_of_staff.domain.blueprints import loader
 
 pytestmark = pytest.mark.anyio
 
@@ -77,7 +79,7 @@ async def _log(tx: Tx) -> None:
 
 
 async def _authorize(tx: Tx) -> None:
-    view = await authority.authorize(tx, AGENT, agency="Outbound", role="SDR", capability="email.send",
+    view = await ledger.authorize(tx, AGENT, agency="Outbound", role="SDR", capability="email.send",
                                      amount_cents=0, target="jane@acme.com", task_id=None,
                                      idempotency_key=f"budget-{next(_keys)}")
     assert view.answer == "allowed"
@@ -87,7 +89,7 @@ async def _authorize(tx: Tx) -> None:
 async def counter(store: Store, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[StatementCounter]:
     """Outbound applied (3 grants, 3 routines), 6 open tasks, 2 pending decisions, 6 outcomes; all warmed up."""
     async with store.write() as tx:
-        await blueprints.apply_blueprint(tx, OPERATOR_CLI, "outbound")
+        await loader.apply_blueprint(tx, OPERATOR_CLI, "outbound")
         for number in range(6):
             await inbox.add_task(tx, AGENT, title=f"Write to lead {number}", agency="Outbound", role="SDR")
         for title in ("Raise the send limit?", "Which market first?"):

@@ -19,7 +19,7 @@ from mcp import Client
 from mcp.client.stdio import stdio_client
 from mcp.types import TextResourceContents
 
-from chief_of_staff.demo import call, server_parameters
+from chief_of_staff.cli.demo import call, server_parameters
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 

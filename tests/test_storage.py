@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from chief_of_staff import audit
-from chief_of_staff.audit import OPERATOR_CLI
-from chief_of_staff.clock import FixedClock
-from chief_of_staff.db import Store, migration_files
+from chief_of_staff.core import audit
+from chief_of_staff.core.audit import OPERATOR_CLI
+from chief_of_staff.core.clock import FixedClock
+from chief_of_staff.core.db import Store, migration_files
 
 pytestmark = pytest.mark.anyio
 

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel
 
-from chief_of_staff.toolkit import parse_arguments
-from chief_of_staff.tools_operator import OPERATOR_TOOLS
-from chief_of_staff.tools_work import WORK_TOOLS
+from chief_of_staff.mcp.toolkit import parse_arguments
+from chief_of_staff.mcp.tools.operator import OPERATOR_TOOLS
+from chief_of_staff.mcp.tools.work import WORK_TOOLS
 
 INPUT_MODELS: dict[str, type[BaseModel]] = {spec.name: spec.input_model for spec in [*WORK_TOOLS, *OPERATOR_TOOLS]}
 

@@ -17,11 +17,12 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from chief_of_staff import webhooks
-from chief_of_staff.audit import OPERATOR_CLI
-from chief_of_staff.clock import FixedClock, format_ts
-from chief_of_staff.db import Row, Store
-from chief_of_staff.webhook_delivery import address_problem, backoff_delay, parse_retry_after
+from chief_of_staff.core.audit import OPERATOR_CLI
+from chief_of_staff.core.clock import FixedClock, format_ts
+from chief_of_staff.core.db import Row, Store
+from chief_of_staff.domain import outbox
+from chief_of_staff.notify import delivery
+from chief_of_staff.notify.delivery import address_problem, backoff_delay, parse_retry_after
 from tests.conftest import START
 
 pytestmark = pytest.mark.anyio
@@ -67,31 +68,31 @@ def resolver(*addresses: str) -> Callable[[str, int], Awaitable[list[str]]]:
 
 async def add(store: Store, url: str = URL, events: list[str] | None = None) -> str:
     async with store.write() as tx:
-        _, secret = await webhooks.add_endpoint(tx, OPERATOR_CLI, url=url, events=events or ["decision.opened"])
+        _, secret = await outbox.add_endpoint(tx, OPERATOR_CLI, url=url, events=events or ["decision.opened"])
     return secret
 
 
 async def opened(store: Store, decision: str = "D7") -> None:
     async with store.write() as tx:
-        await webhooks.emit(tx, "decision.opened", {"decision_id": decision, "title": "Buy ads", "amount_cents": 900})
+        await outbox.emit(tx, "decision.opened", {"decision_id": decision, "title": "Buy ads", "amount_cents": 900})
 
 
-async def deliver(store: Store, receiver: Receiver, **options: Any) -> webhooks.DeliveryReport:
+async def deliver(store: Store, receiver: Receiver, **options: Any) -> delivery.DeliveryReport:
     options.setdefault("resolve", public)
     async with httpx.AsyncClient(transport=httpx.MockTransport(receiver)) as http:
-        return await webhooks.deliver_due(store, http, rng=Highest(), **options)
+        return await delivery.deliver_due(store, http, rng=Highest(), **options)
 
 
-async def delivery(store: Store, number: int = 1) -> Row:
+async def delivery_row(store: Store, number: int = 1) -> Row:
     async with store.read() as tx:
         row = await tx.one("SELECT * FROM webhook_deliveries WHERE id = ?", (number,))
     assert row is not None
     return row
 
 
-async def endpoint(store: Store) -> webhooks.EndpointView:
+async def endpoint(store: Store) -> outbox.EndpointView:
     async with store.read() as tx:
-        [view] = await webhooks.list_endpoints(tx)
+        [view] = await outbox.list_endpoints(tx)
     return view
 
 
@@ -116,7 +117,7 @@ async def test_a_delivery_is_signed_and_verifies_with_the_standardwebhooks_packa
     assert request.headers["webhook-timestamp"] == str(int(clock.now().timestamp()))
     assert request.headers["content-type"] == "application/json"
     assert request.headers["user-agent"].startswith("chief-of-staff/")
-    assert request.content == (await delivery(store))["body"].encode()
+    assert request.content == (await delivery_row(store))["body"].encode()
     assert report.delivered == 1
 
 
@@ -126,11 +127,11 @@ async def test_a_2xx_is_marked_delivered_once_and_not_sent_again(store: Store) -
     receiver = Receiver(httpx.Response(202))
     first = await deliver(store, receiver)
     assert (first.delivered, first.outcomes[0].http_status) == (1, 202)
-    row = await delivery(store)
+    row = await delivery_row(store)
     assert (row["status"], row["attempts"], row["delivered_at"], row["last_status"]) == (
         "delivered", 1, at(0), 202)
     second = await deliver(store, receiver)
-    assert second == webhooks.DeliveryReport() and len(receiver.requests) == 1
+    assert second == delivery.DeliveryReport() and len(receiver.requests) == 1
     view = await endpoint(store)
     assert (view.pending, view.delivered_7d, view.last_success_at) == (0, 1, at(0))
 
@@ -156,7 +157,7 @@ async def test_every_attempt_carries_the_same_webhook_id_and_is_signed_anew(stor
     clock.advance(timedelta(seconds=30))
     await deliver(store, receiver)
     first, second = receiver.requests
-    assert first.headers["webhook-id"] == second.headers["webhook-id"] == (await delivery(store))["message_id"]
+    assert first.headers["webhook-id"] == second.headers["webhook-id"] == (await delivery_row(store))["message_id"]
     assert int(second.headers["webhook-timestamp"]) - int(first.headers["webhook-timestamp"]) == 30
     assert first.headers["webhook-signature"] != second.headers["webhook-signature"]
     assert first.content == second.content
@@ -171,17 +172,17 @@ async def test_a_500_is_retried_on_the_backoff_schedule(store: Store, clock: Fix
     receiver = Receiver(httpx.Response(500), httpx.Response(502), httpx.Response(200))
     report = await deliver(store, receiver)
     assert (report.retrying, report.outcomes[0].next_attempt_at) == (1, at(30))  # 30 s × 2⁰
-    row = await delivery(store)
+    row = await delivery_row(store)
     assert (row["status"], row["attempts"], row["last_status"], row["next_attempt_at"]) == (
         "pending", 1, 500, at(30))
     clock.advance(timedelta(seconds=29))
-    assert await deliver(store, receiver) == webhooks.DeliveryReport()  # not due yet
+    assert await deliver(store, receiver) == delivery.DeliveryReport()  # not due yet
     clock.advance(timedelta(seconds=1))
     await deliver(store, receiver)
-    assert (await delivery(store))["next_attempt_at"] == at(30 + 60)  # 30 s × 2¹ after the second try
+    assert (await delivery_row(store))["next_attempt_at"] == at(30 + 60)  # 30 s × 2¹ after the second try
     clock.advance(timedelta(seconds=60))
     await deliver(store, receiver)
-    assert (await delivery(store))["status"] == "delivered" and len(receiver.requests) == 3
+    assert (await delivery_row(store))["status"] == "delivered" and len(receiver.requests) == 3
     view = await endpoint(store)
     assert (view.consecutive_failures, view.last_failure_at, view.last_success_at) == (0, at(30), at(90))
 
@@ -192,7 +193,7 @@ async def test_408_429_and_5xx_are_retried(store: Store, code: int) -> None:
     await opened(store)
     report = await deliver(store, Receiver(httpx.Response(code, text="busy")))
     assert report.retrying == 1
-    row = await delivery(store)
+    row = await delivery_row(store)
     assert (row["status"], row["last_status"], row["last_error"]) == ("pending", code, f"HTTP {code}: busy")
 
 
@@ -200,21 +201,21 @@ async def test_retry_after_in_seconds_is_honoured_as_a_minimum(store: Store) -> 
     await add(store)
     await opened(store)
     await deliver(store, Receiver(httpx.Response(429, headers={"Retry-After": "120"})))
-    assert (await delivery(store))["next_attempt_at"] == at(120)
+    assert (await delivery_row(store))["next_attempt_at"] == at(120)
 
 
 async def test_retry_after_as_an_http_date_is_honoured(store: Store) -> None:
     await add(store)
     await opened(store)
     await deliver(store, Receiver(httpx.Response(503, headers={"Retry-After": "Mon, 23 Nov 2026 09:00:00 GMT"})))
-    assert (await delivery(store))["next_attempt_at"] == at(3600)
+    assert (await delivery_row(store))["next_attempt_at"] == at(3600)
 
 
 async def test_a_retry_after_shorter_than_the_backoff_does_not_shorten_it(store: Store) -> None:
     await add(store)
     await opened(store)
     await deliver(store, Receiver(httpx.Response(503, headers={"Retry-After": "5"})))
-    assert (await delivery(store))["next_attempt_at"] == at(30)
+    assert (await delivery_row(store))["next_attempt_at"] == at(30)
 
 
 @pytest.mark.parametrize(("error", "said"), [
@@ -226,7 +227,7 @@ async def test_connection_errors_and_timeouts_are_retried(store: Store, error: E
     await opened(store)
     report = await deliver(store, Receiver(error))
     assert report.retrying == 1
-    row = await delivery(store)
+    row = await delivery_row(store)
     assert (row["status"], row["last_status"], row["last_error"], row["next_attempt_at"]) == (
         "pending", None, said, at(30))
 
@@ -235,7 +236,7 @@ async def test_delivery_gives_up_after_about_three_days(store: Store, clock: Fix
     await add(store)
     await opened(store)
     receiver = Receiver(httpx.Response(500))
-    while (row := await delivery(store))["status"] == "pending":
+    while (row := await delivery_row(store))["status"] == "pending":
         clock.set(datetime.strptime(row["next_attempt_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC))
         await deliver(store, receiver)
     # Steps of 30 s doubling to 15,360 s (10 attempts, 30,690 s in all), then 6 h each: attempt 21 comes at
@@ -270,7 +271,7 @@ async def test_a_3xx_is_not_followed_and_fails_for_good(store: Store) -> None:
     receiver = Receiver(httpx.Response(302, headers={"Location": "https://elsewhere.example.com/"}))
     report = await deliver(store, receiver)
     assert report.failed == 1 and len(receiver.requests) == 1
-    row = await delivery(store)
+    row = await delivery_row(store)
     assert (row["status"], row["last_status"]) == ("failed", 302)
     assert "redirects are not followed" in row["last_error"]
 
@@ -280,7 +281,7 @@ async def test_a_404_fails_for_good(store: Store, clock: FixedClock) -> None:
     await opened(store)
     receiver = Receiver(httpx.Response(404, text="no such hook"))
     await deliver(store, receiver)
-    row = await delivery(store)
+    row = await delivery_row(store)
     assert (row["status"], row["last_status"], row["last_error"]) == ("failed", 404, "HTTP 404: no such hook")
     clock.advance(timedelta(days=1))
     await deliver(store, receiver)
@@ -295,9 +296,9 @@ async def test_a_410_disables_the_endpoint_and_cancels_what_it_was_owed(store: S
     assert report.failed == 1
     view = await endpoint(store)
     assert view.status == "disabled" and "410 Gone" in (view.disabled_reason or "")
-    assert (await delivery(store, 2))["status"] == "cancelled"
+    assert (await delivery_row(store, 2))["status"] == "cancelled"
     async with store.write() as tx:
-        assert await webhooks.emit(tx, "decision.opened", {"decision_id": "D9"}) == 0
+        assert await outbox.emit(tx, "decision.opened", {"decision_id": "D9"}) == 0
         audited = await tx.all("SELECT action, subject, channel FROM audit_log WHERE action = 'webhook.disable'")
     assert [tuple(row) for row in audited] == [("webhook.disable", "NE1", "system")]
 
@@ -323,7 +324,7 @@ async def test_a_name_that_resolves_to_a_private_address_is_refused_for_good(
     receiver = Receiver()
     report = await deliver(store, receiver, resolve=resolver(*addresses))
     assert report.failed == 1 and receiver.requests == []
-    row = await delivery(store)
+    row = await delivery_row(store)
     assert row["status"] == "failed" and row["last_error"].startswith("refused: hooks.example.com resolves to ")
     assert why in row["last_error"]
 
@@ -338,7 +339,7 @@ async def test_localhost_may_be_sent_to_but_only_at_a_loopback_address(store: St
     assert "sni_hostname" not in receiver.requests[0].extensions
     await opened(store, "D8")
     await deliver(store, receiver, resolve=resolver(PUBLIC))
-    assert "not a loopback address" in (await delivery(store, 2))["last_error"]
+    assert "not a loopback address" in (await delivery_row(store, 2))["last_error"]
 
 
 async def test_a_loopback_literal_is_sent_without_resolving(store: Store) -> None:
@@ -370,7 +371,7 @@ async def test_a_name_that_does_not_resolve_is_retried(store: Store) -> None:
         raise OSError("[Errno -2] Name or service not known")
 
     await deliver(store, Receiver(), resolve=nxdomain)
-    row = await delivery(store)
+    row = await delivery_row(store)
     assert (row["status"], row["last_error"]) == (
         "pending", "could not reach hooks.example.com: [Errno -2] Name or service not known")
 
@@ -390,15 +391,15 @@ def test_public_addresses_pass_the_check() -> None:
 async def test_a_claimed_delivery_is_not_sent_by_a_second_sender_meanwhile(store: Store) -> None:
     await add(store)
     await opened(store)
-    inner: list[webhooks.DeliveryReport] = []
+    inner: list[delivery.DeliveryReport] = []
 
     async def while_sending(request: httpx.Request) -> httpx.Response:
         inner.append(await deliver(store, Receiver()))
         return httpx.Response(200)
 
     await deliver(store, Receiver(while_sending))
-    assert inner == [webhooks.DeliveryReport()]
-    assert (await delivery(store))["status"] == "delivered"
+    assert inner == [delivery.DeliveryReport()]
+    assert (await delivery_row(store))["status"] == "delivered"
 
 
 async def test_a_sender_that_dies_mid_send_leaves_the_row_to_be_sent_again_with_the_same_id(
@@ -408,13 +409,13 @@ async def test_a_sender_that_dies_mid_send_leaves_the_row_to_be_sent_again_with_
     dying = Receiver(RuntimeError("the process died here"))
     with pytest.raises(ExceptionGroup):
         await deliver(store, dying)
-    row = await delivery(store)
+    row = await delivery_row(store)
     assert (row["status"], row["attempts"], row["next_attempt_at"]) == ("pending", 1, at(60))
     clock.advance(timedelta(seconds=60))
     again = Receiver()
     await deliver(store, again)
     assert again.requests[0].headers["webhook-id"] == dying.requests[0].headers["webhook-id"] == row["message_id"]
-    assert (await delivery(store))["status"] == "delivered"
+    assert (await delivery_row(store))["status"] == "delivered"
 
 
 async def test_a_delivery_left_unsent_for_three_days_is_dropped_not_sent_stale(
@@ -425,7 +426,7 @@ async def test_a_delivery_left_unsent_for_three_days_is_dropped_not_sent_stale(
     receiver = Receiver()
     report = await deliver(store, receiver)
     assert report.failed == 1 and receiver.requests == []
-    assert "not sent within 3 days" in (await delivery(store))["last_error"]
+    assert "not sent within 3 days" in (await delivery_row(store))["last_error"]
 
 
 async def test_removing_an_endpoint_mid_send_leaves_the_delivery_cancelled(store: Store) -> None:
@@ -434,25 +435,25 @@ async def test_removing_an_endpoint_mid_send_leaves_the_delivery_cancelled(store
 
     async def removed_meanwhile(request: httpx.Request) -> httpx.Response:
         async with store.write() as tx:
-            await webhooks.remove_endpoint(tx, OPERATOR_CLI, "NE1")
+            await outbox.remove_endpoint(tx, OPERATOR_CLI, "NE1")
         return httpx.Response(500)
 
     await deliver(store, Receiver(removed_meanwhile))
-    assert (await delivery(store))["status"] == "cancelled"
+    assert (await delivery_row(store))["status"] == "cancelled"
 
 
 async def test_deliver_message_sends_one_message_now(store: Store) -> None:
     await add(store)
     await opened(store)
     async with store.write() as tx:
-        message_id = await webhooks.queue_test(tx, OPERATOR_CLI, "NE1")
+        message_id = await outbox.queue_test(tx, OPERATOR_CLI, "NE1")
     receiver = Receiver()
     async with httpx.AsyncClient(transport=httpx.MockTransport(receiver)) as http:
-        outcome = await webhooks.deliver_message(store, http, message_id, resolve=public)
+        outcome = await delivery.deliver_message(store, http, message_id, resolve=public)
         assert outcome is not None and (outcome.status, outcome.endpoint_id) == ("delivered", "NE1")
-        assert await webhooks.deliver_message(store, http, message_id, resolve=public) is None
+        assert await delivery.deliver_message(store, http, message_id, resolve=public) is None
     assert [json.loads(r.content)["type"] for r in receiver.requests] == ["webhook.test"]
-    assert (await delivery(store, 1))["status"] == "pending"
+    assert (await delivery_row(store, 1))["status"] == "pending"
 
 
 # --- secrets ------------------------------------------------------------------------------------------
@@ -470,7 +471,7 @@ async def test_secrets_appear_in_no_view_log_error_or_report(
     reports.append(await deliver(store, Receiver(), resolve=resolver("10.0.0.1"), limit=1))
     reports.append(await deliver(store, Receiver(httpx.Response(404, text=f"no such {path_secret}"))))
     async with store.read() as tx:
-        views = [v.model_dump_json() for v in await webhooks.list_endpoints(tx)]
+        views = [v.model_dump_json() for v in await outbox.list_endpoints(tx)]
         errors = [r[0] or "" for r in await tx.all("SELECT last_error FROM webhook_deliveries")]
         audited = [r[0] for r in await tx.all("SELECT detail FROM audit_log")]
     seen = views + errors + audited + [r.model_dump_json() for r in reports] + [caplog.text]

@@ -29,11 +29,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from chief_of_staff import authority, demo
-from chief_of_staff.audit import Actor
-from chief_of_staff.clock import FixedClock, format_ts
-from chief_of_staff.db import Store
-from chief_of_staff.http_server import HttpOptions, bind
+from chief_of_staff.cli import demo
+from chief_of_staff.core.audit import Actor
+from chief_of_staff.core.clock import FixedClock, format_ts
+from chief_of_staff.core.db import Store
+from chief_of_staff.domain.authority import ledger
+from chief_of_staff.http.server import HttpOptions, bind
 from tests.conftest import db_rows
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -131,7 +132,7 @@ async def test_a_server_killed_between_send_and_mark_sends_again_with_the_same_i
         store = await Store.open(db, FixedClock(start))
         try:
             async with store.write() as tx:
-                await authority.authorize(tx, Actor("agency:Outbound/SDR", "agency"), agency="Outbound",
+                await ledger.authorize(tx, Actor("agency:Outbound/SDR", "agency"), agency="Outbound",
                                           role="SDR", capability="spend.ads", amount_cents=7_000, target="x.com",
                                           task_id=None, idempotency_key=None)
         finally:

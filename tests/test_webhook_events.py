@@ -16,27 +16,30 @@ import httpx
 import pytest
 from mcp import Client
 
-from chief_of_staff import authority, blueprints, grants, webhook_runner, webhooks
-from chief_of_staff.audit import OPERATOR_CLI, Actor
-from chief_of_staff.authority import GrantSpec
-from chief_of_staff.clock import FixedClock
-from chief_of_staff.config import Settings
-from chief_of_staff.db import Store
-from chief_of_staff.errors import OperatorActRefused
-from chief_of_staff.server import build_server
+from chief_of_staff.core.audit import OPERATOR_CLI, Actor
+from chief_of_staff.core.clock import FixedClock
+from chief_of_staff.core.config import Settings
+from chief_of_staff.core.db import Store
+from chief_of_staff.core.errors import OperatorActRefused
+from chief_of_staff.domain import outbox
+from chief_of_staff.domain.authority import grants, ledger
+from chief_of_staff.domain.authority.grants import GrantSpec
+from chief_of_staff.domain.blueprints import loader
+from chief_of_staff.mcp.server import build_server
+from chief_of_staff.notify import runner
 from tests.test_mcp_surface import call, count_rows, refused
 
 pytestmark = pytest.mark.anyio
 
 SDR = Actor("agency:Outbound/SDR", "agency")
 CHAT = Actor("operator", "chat")
-ALL_EVENTS = list(webhooks.EVENTS)
+ALL_EVENTS = list(outbox.EVENTS)
 
 
 async def outbound(store: Store, events: list[str] | None = None) -> None:
     async with store.write() as tx:
-        await blueprints.apply_blueprint(tx, OPERATOR_CLI, "outbound")
-        await webhooks.add_endpoint(tx, OPERATOR_CLI, url="https://hooks.example.com/cos",
+        await loader.apply_blueprint(tx, OPERATOR_CLI, "outbound")
+        await outbox.add_endpoint(tx, OPERATOR_CLI, url="https://hooks.example.com/cos",
                                     events=events or ALL_EVENTS)
 
 
@@ -49,7 +52,7 @@ async def queued(store: Store, event: str | None = None) -> list[dict[str, Any]]
 
 async def escalate(store: Store, amount: int = 9_000) -> str:
     async with store.write() as tx:
-        view = await authority.authorize(tx, SDR, agency="Outbound", role="SDR", capability="spend.ads",
+        view = await ledger.authorize(tx, SDR, agency="Outbound", role="SDR", capability="spend.ads",
                                          amount_cents=amount, target="linkedin.com", task_id=None,
                                          idempotency_key=None)
     assert view.decision_id is not None
@@ -79,11 +82,11 @@ async def test_an_escalation_queues_one_decision_opened_in_its_own_transaction(s
 
 async def test_no_endpoint_no_delivery_and_an_unsubscribed_event_is_not_queued(store: Store) -> None:
     async with store.write() as tx:
-        await blueprints.apply_blueprint(tx, OPERATOR_CLI, "outbound")
+        await loader.apply_blueprint(tx, OPERATOR_CLI, "outbound")
     await escalate(store)
     assert await queued(store) == []
     async with store.write() as tx:
-        await webhooks.add_endpoint(tx, OPERATOR_CLI, url="https://hooks.example.com/a", events=["brief.daily"])
+        await outbox.add_endpoint(tx, OPERATOR_CLI, url="https://hooks.example.com/a", events=["brief.daily"])
     await escalate(store, 9_500)
     assert await queued(store) == []
 
@@ -91,10 +94,10 @@ async def test_no_endpoint_no_delivery_and_an_unsubscribed_event_is_not_queued(s
 async def test_grant_create_update_and_revoke_each_queue_grant_changed(store: Store) -> None:
     await outbound(store, ["grant.changed"])
     async with store.write() as tx:
-        made = await authority.create_grant(tx, OPERATOR_CLI, GrantSpec(
+        made = await grants.create_grant(tx, OPERATOR_CLI, GrantSpec(
             agency="Outbound", role="SDR", capability="spend.ads", per_action_cap_cents=1_000))
         await grants.update_grant(tx, OPERATOR_CLI, made.id, mode="approve")
-        await authority.revoke_grant(tx, OPERATOR_CLI, made.id, reason="done")
+        await grants.revoke_grant(tx, OPERATOR_CLI, made.id, reason="done")
     changes = [(m["data"]["grant_id"], m["data"]["change"], m["data"]["version"]) for m in await queued(store)]
     assert changes == [(made.id, "created", 1), (made.id, "updated", 2), (made.id, "revoked", 3)]
 
@@ -103,7 +106,7 @@ async def test_a_refused_change_queues_nothing(store: Store) -> None:
     await outbound(store, ["grant.changed"])
     async with store.write() as tx:
         with pytest.raises(OperatorActRefused):
-            await authority.create_grant(tx, CHAT, GrantSpec(
+            await grants.create_grant(tx, CHAT, GrantSpec(
                 agency="Outbound", capability="spend.ads", per_action_cap_cents=500_000))
     assert await queued(store) == []
 
@@ -115,15 +118,15 @@ async def test_a_decision_is_announced_as_expiring_once_inside_its_last_twelve_h
         store: Store, clock: FixedClock) -> None:
     await outbound(store, ["decision.expiring"])
     decision = await escalate(store)
-    state = webhook_runner.RunnerState()
+    state = runner.RunnerState()
     async with no_network() as http:
         clock.advance(timedelta(hours=59))  # 13 hours left of 72
-        await webhook_runner.tick(store, http, state)
+        await runner.tick(store, http, state)
         assert await queued(store) == []
         clock.advance(timedelta(hours=2))
-        await webhook_runner.tick(store, http, state)
-        await webhook_runner.tick(store, http, state)
-        await webhook_runner.tick(store, http, webhook_runner.RunnerState())  # another process, same file
+        await runner.tick(store, http, state)
+        await runner.tick(store, http, state)
+        await runner.tick(store, http, runner.RunnerState())  # another process, same file
     [message] = await queued(store)
     assert message["data"]["decision_id"] == decision and message["data"]["hours_left"] == 11.0
 
@@ -131,18 +134,18 @@ async def test_a_decision_is_announced_as_expiring_once_inside_its_last_twelve_h
 async def test_the_daily_brief_is_queued_once_a_day_from_its_local_time(store: Store, clock: FixedClock) -> None:
     await outbound(store, ["brief.daily"])  # the workspace is in Berlin; START is 09:00 there
     async with store.write() as tx:
-        from chief_of_staff import webhook_events
+        from chief_of_staff.notify import events
 
-        await webhook_events.set_daily_brief_at(tx, OPERATOR_CLI, "09:30")
-    state = webhook_runner.RunnerState()
+        await events.set_daily_brief_at(tx, OPERATOR_CLI, "09:30")
+    state = runner.RunnerState()
     async with no_network() as http:
-        await webhook_runner.tick(store, http, state)
+        await runner.tick(store, http, state)
         assert await queued(store) == []
         clock.advance(timedelta(minutes=30))
-        for fresh in (state, state, webhook_runner.RunnerState()):
-            await webhook_runner.tick(store, http, fresh)
+        for fresh in (state, state, runner.RunnerState()):
+            await runner.tick(store, http, fresh)
         clock.advance(timedelta(days=1))
-        await webhook_runner.tick(store, http, state)
+        await runner.tick(store, http, state)
     days = [m["data"]["date"] for m in await queued(store, "brief.daily")]
     assert days == ["2026-11-23", "2026-11-24"]
     first = (await queued(store))[0]["data"]
@@ -154,22 +157,22 @@ async def test_an_anomaly_is_announced_once_a_day(store: Store, clock: FixedCloc
     await escalate(store)
     clock.advance(timedelta(hours=30))  # the decision has now waited over a day: an anomaly
     async with no_network() as http:
-        await webhook_runner.tick(store, http, webhook_runner.RunnerState())
-        await webhook_runner.tick(store, http, webhook_runner.RunnerState())
+        await runner.tick(store, http, runner.RunnerState())
+        await runner.tick(store, http, runner.RunnerState())
     found = [(m["data"]["kind"], m["data"]["subject"]) for m in await queued(store, "anomaly.found")]
     assert found and len(found) == len(set(found))
     assert any(subject.startswith("D") for _, subject in found), found
 
 
 async def test_daily_time_must_be_a_clock_time_and_an_operator_act(store: Store) -> None:
-    from chief_of_staff import webhook_events
-    from chief_of_staff.errors import InvalidInput
+    from chief_of_staff.core.errors import InvalidInput
+    from chief_of_staff.notify import events
 
     async with store.write() as tx:
         with pytest.raises(InvalidInput):
-            await webhook_events.set_daily_brief_at(tx, OPERATOR_CLI, "25:00")
+            await events.set_daily_brief_at(tx, OPERATOR_CLI, "25:00")
         with pytest.raises(OperatorActRefused):
-            await webhook_events.set_daily_brief_at(tx, SDR, "07:00")
+            await events.set_daily_brief_at(tx, SDR, "07:00")
 
 
 # --- the notify tool -------------------------------------------------------------------------------
@@ -194,7 +197,7 @@ async def test_the_notify_tool_lists_tests_and_removes_but_adds_only_on_a_verifi
         store = await Store.open(db, clock)
         try:
             async with store.write() as tx:
-                await webhooks.add_endpoint(tx, OPERATOR_CLI, url="https://hooks.example.com/x",
+                await outbox.add_endpoint(tx, OPERATOR_CLI, url="https://hooks.example.com/x",
                                             events=["decision.opened"])
         finally:
             await store.close()
@@ -208,11 +211,11 @@ async def test_the_notify_tool_lists_tests_and_removes_but_adds_only_on_a_verifi
 
 
 async def test_the_delivery_loop_has_work_only_with_an_endpoint_or_a_pending_delivery(store: Store) -> None:
-    assert not await webhook_runner.has_work(store)  # so a fresh server never makes an HTTP client
+    assert not await runner.has_work(store)  # so a fresh server never makes an HTTP client
     await outbound(store)
-    assert await webhook_runner.has_work(store)
+    assert await runner.has_work(store)
     async with store.write() as tx:
-        await webhooks.remove_endpoint(tx, OPERATOR_CLI, "NE1")
+        await outbox.remove_endpoint(tx, OPERATOR_CLI, "NE1")
         await tx.run("INSERT INTO webhook_deliveries (message_id, endpoint_id, event, body, next_attempt_at, "
                      "created_at) VALUES ('msg_left', 1, 'grant.changed', '{}', ?, ?)", (tx.now_text, tx.now_text))
-    assert await webhook_runner.has_work(store)  # what was queued still goes out
+    assert await runner.has_work(store)  # what was queued still goes out

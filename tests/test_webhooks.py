@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from chief_of_staff import webhooks
-from chief_of_staff.audit import OPERATOR_CLI, Actor
-from chief_of_staff.db import Store, Tx
-from chief_of_staff.errors import Conflict, InvalidInput, NotFound, OperatorActRefused
+from chief_of_staff.core.audit import OPERATOR_CLI, Actor
+from chief_of_staff.core.db import Store, Tx
+from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound, OperatorActRefused
+from chief_of_staff.domain import outbox
+from chief_of_staff.notify import delivery
 
 pytestmark = pytest.mark.anyio
 
@@ -25,10 +26,10 @@ DECISION = {"decision_id": "D7", "title": "Renew <ads> & domain", "kind": "escal
 
 
 async def add(store: Store, url: str = URL, events: list[str] | None = None, fmt: str = "standard",
-              actor: Actor = OPERATOR_CLI) -> tuple[webhooks.EndpointView, str]:
+              actor: Actor = OPERATOR_CLI) -> tuple[outbox.EndpointView, str]:
     async with store.write() as tx:
         chosen = ["decision.opened"] if events is None else events
-        return await webhooks.add_endpoint(tx, actor, url=url, events=chosen, format=fmt)
+        return await outbox.add_endpoint(tx, actor, url=url, events=chosen, format=fmt)
 
 
 async def count(store: Store, sql: str) -> int:
@@ -40,7 +41,7 @@ async def count(store: Store, sql: str) -> int:
 
 async def emit(store: Store, event: str, data: dict[str, Any], dedupe_key: str | None = None) -> int:
     async with store.write() as tx:
-        return await webhooks.emit(tx, event, data, dedupe_key=dedupe_key)
+        return await outbox.emit(tx, event, data, dedupe_key=dedupe_key)
 
 
 async def bodies(store: Store) -> list[dict[str, Any]]:
@@ -111,7 +112,7 @@ async def test_unknown_events_and_formats_are_refused(store: Store) -> None:
     with pytest.raises(InvalidInput, match="format: send 'standard'"):
         await add(store, fmt="teams")
     with pytest.raises(InvalidInput, match="events"):
-        await add(store, events=[webhooks.TEST_EVENT])
+        await add(store, events=[outbox.TEST_EVENT])
     assert await count(store, "SELECT count(*) FROM webhook_endpoints") == 0
 
 
@@ -120,7 +121,7 @@ async def test_the_same_url_twice_is_a_conflict_until_the_first_is_removed(store
     with pytest.raises(Conflict, match="NE1 already sends to this URL"):
         await add(store, events=["grant.changed"])
     async with store.write() as tx:
-        await webhooks.remove_endpoint(tx, OPERATOR_CLI, "NE1")
+        await outbox.remove_endpoint(tx, OPERATOR_CLI, "NE1")
     view, _ = await add(store)
     assert view.endpoint_id == "NE2"
 
@@ -141,29 +142,29 @@ async def test_removing_an_endpoint_cancels_what_it_was_owed_and_keeps_the_row(s
     await add(store)
     assert await emit(store, "decision.opened", DECISION) == 1
     async with store.write() as tx:
-        view = await webhooks.remove_endpoint(tx, CHAT, "NE1")
+        view = await outbox.remove_endpoint(tx, CHAT, "NE1")
     assert view.status == "removed" and view.pending == 0
     assert await count(store, "SELECT count(*) FROM webhook_deliveries WHERE status = 'cancelled'") == 1
     async with store.read() as tx:
-        assert await webhooks.list_endpoints(tx) == []
-        assert [v.endpoint_id for v in await webhooks.list_endpoints(tx, include_removed=True)] == ["NE1"]
+        assert await outbox.list_endpoints(tx) == []
+        assert [v.endpoint_id for v in await outbox.list_endpoints(tx, include_removed=True)] == ["NE1"]
     with pytest.raises(Conflict, match="already removed"):
         async with store.write() as tx:
-            await webhooks.remove_endpoint(tx, OPERATOR_CLI, "NE1")
+            await outbox.remove_endpoint(tx, OPERATOR_CLI, "NE1")
 
 
 async def test_the_agency_cannot_remove_or_test_an_endpoint_and_unknown_ids_are_not_found(store: Store) -> None:
     await add(store)
-    for act in (webhooks.remove_endpoint, webhooks.queue_test):
+    for act in (outbox.remove_endpoint, outbox.queue_test):
         with pytest.raises(OperatorActRefused):
             async with store.write() as tx:
                 await act(tx, AGENCY, "NE1")
     with pytest.raises(NotFound, match="no webhook endpoint NE9"):
         async with store.write() as tx:
-            await webhooks.remove_endpoint(tx, OPERATOR_CLI, "NE9")
+            await outbox.remove_endpoint(tx, OPERATOR_CLI, "NE9")
     with pytest.raises(InvalidInput, match="endpoint_id"):
         async with store.write() as tx:
-            await webhooks.queue_test(tx, OPERATOR_CLI, "GR1")
+            await outbox.queue_test(tx, OPERATOR_CLI, "GR1")
     assert await count(store, "SELECT count(*) FROM webhook_deliveries") == 0
 
 
@@ -171,7 +172,7 @@ async def test_a_test_message_goes_to_that_endpoint_alone(store: Store) -> None:
     await add(store)
     await add(store, url="https://other.example.com/x")
     async with store.write() as tx:
-        message_id = await webhooks.queue_test(tx, OPERATOR_CLI, "NE2")
+        message_id = await outbox.queue_test(tx, OPERATOR_CLI, "NE2")
     async with store.read() as tx:
         rows = await tx.all("SELECT endpoint_id, message_id, event FROM webhook_deliveries")
     assert [tuple(r) for r in rows] == [(2, message_id, "webhook.test")]
@@ -186,7 +187,7 @@ async def test_a_disabled_endpoint_cannot_be_tested(store: Store) -> None:
                      (tx.now_text,))
     with pytest.raises(Conflict, match=r"NE1 is disabled \(410 Gone\)"):
         async with store.write() as tx:
-            await webhooks.queue_test(tx, OPERATOR_CLI, "NE1")
+            await outbox.queue_test(tx, OPERATOR_CLI, "NE1")
 
 
 # --- emit ---------------------------------------------------------------------------------------------
@@ -196,7 +197,7 @@ async def test_emit_with_no_endpoints_is_one_read_and_writes_nothing(store: Stor
     statements: list[str] = []
     async with store.write() as tx:
         tx.trace(statements.append)
-        queued = await webhooks.emit(tx, "decision.opened", DECISION)
+        queued = await outbox.emit(tx, "decision.opened", DECISION)
         tx.trace(None)
     assert queued == 0 and len(statements) == 1 and statements[0].startswith("SELECT")
     assert await count(store, "SELECT count(*) FROM webhook_deliveries") == 0
@@ -208,7 +209,7 @@ async def test_emit_queues_one_delivery_per_subscribed_active_endpoint(store: St
     await add(store, url="https://c.example.com/", events=["decision.opened", "grant.changed"])
     await add(store, url="https://d.example.com/", events=["decision.opened"])
     async with store.write() as tx:
-        await webhooks.remove_endpoint(tx, OPERATOR_CLI, "NE4")
+        await outbox.remove_endpoint(tx, OPERATOR_CLI, "NE4")
         await tx.run("UPDATE webhook_endpoints SET disabled_at = ? WHERE id = 3", (tx.now_text,))
     assert await emit(store, "decision.opened", DECISION) == 1
     assert await emit(store, "grant.changed", {"grant_id": "GR2"}) == 1
@@ -234,7 +235,7 @@ async def test_emit_happens_in_the_callers_transaction_and_rolls_back_with_it(st
     await add(store)
     with pytest.raises(RuntimeError):
         async with store.write() as tx:
-            await webhooks.emit(tx, "decision.opened", DECISION)
+            await outbox.emit(tx, "decision.opened", DECISION)
             raise RuntimeError("the change failed")
     assert await count(store, "SELECT count(*) FROM webhook_deliveries") == 0
 
@@ -264,7 +265,7 @@ async def test_the_slack_body_names_the_decision_its_amount_and_the_commands_tha
 
 
 async def test_slack_bodies_for_the_other_events_read_as_sentences(store: Store) -> None:
-    await add(store, fmt="slack", events=list(webhooks.EVENTS))
+    await add(store, fmt="slack", events=list(outbox.EVENTS))
     await emit(store, "decision.expiring", {**DECISION, "amount_cents": None, "hours_left": 5})
     await emit(store, "grant.changed", {"grant_id": "GR3", "change": "created", "version": 1, "agency": "Outbound",
                                         "capability": "spend.ads", "mode": "approve"})
@@ -295,7 +296,7 @@ async def test_a_signature_verifies_with_the_standardwebhooks_package(store: Sto
     body = b'{"type":"decision.opened","data":{"title":"caf\xc3\xa9"}}'
     # The package checks the timestamp against the real clock, so sign at the real time.
     now = int(time.time())
-    signature = webhooks.sign(secret, "msg_1", now, body)
+    signature = delivery.sign(secret, "msg_1", now, body)
     assert signature.startswith("v1,")
     assert Webhook(secret).verify(body, headers("msg_1", now, signature))["data"]["title"] == "café"
     async with store.read() as tx:
@@ -306,7 +307,7 @@ async def test_a_signature_verifies_with_the_standardwebhooks_package(store: Sto
 async def test_a_changed_body_id_or_timestamp_fails_verification(store: Store, tamper: str) -> None:
     _, secret = await add(store)
     body, now = b'{"type":"decision.opened"}', int(time.time())
-    signature = webhooks.sign(secret, "msg_1", now, body)
+    signature = delivery.sign(secret, "msg_1", now, body)
     sent = {"body": (b'{"type":"decision.opened "}', "msg_1", now), "id": (body, "msg_2", now),
             "timestamp": (body, "msg_1", now + 1)}[tamper]
     with pytest.raises(WebhookVerificationError, match="No matching signature"):
@@ -318,7 +319,7 @@ async def test_a_timestamp_outside_five_minutes_fails_verification(store: Store,
     _, secret = await add(store)
     body, then = b"{}", int(time.time()) + offset
     with pytest.raises(WebhookVerificationError, match=why):
-        Webhook(secret).verify(body, headers("msg_1", then, webhooks.sign(secret, "msg_1", then, body)))
+        Webhook(secret).verify(body, headers("msg_1", then, delivery.sign(secret, "msg_1", then, body)))
 
 
 async def test_another_endpoints_secret_does_not_verify(store: Store) -> None:
@@ -327,12 +328,12 @@ async def test_another_endpoints_secret_does_not_verify(store: Store) -> None:
     assert first != second
     now = int(time.time())
     with pytest.raises(WebhookVerificationError):
-        Webhook(second).verify(b"{}", headers("msg_1", now, webhooks.sign(first, "msg_1", now, b"{}")))
+        Webhook(second).verify(b"{}", headers("msg_1", now, delivery.sign(first, "msg_1", now, b"{}")))
 
 
 def test_the_public_surface_is_exactly_all() -> None:
-    public = {name for name in vars(webhooks) if not name.startswith("_")} - {"annotations"}
-    exported = set(webhooks.__all__)
+    public = {name for name in vars(outbox) if not name.startswith("_")} - {"annotations"}
+    exported = set(outbox.__all__)
     assert exported <= public
     assert {"add_endpoint", "remove_endpoint", "list_endpoints", "queue_test", "emit", "sign",
             "deliver_due", "EVENTS", "EndpointView"} <= exported
@@ -340,7 +341,7 @@ def test_the_public_surface_is_exactly_all() -> None:
 
 @pytest.mark.parametrize("url", ["https://xn--/", "https://xn--ab.com/"])
 def test_a_malformed_international_name_is_refused_as_invalid_input(url: str) -> None:
-    from chief_of_staff.errors import InvalidInput
+    from chief_of_staff.core.errors import InvalidInput
 
     with pytest.raises(InvalidInput, match="not a URL"):
-        webhooks.check_url(url)
+        outbox.check_url(url)

@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from chief_of_staff import __version__
-from chief_of_staff.config import DB_ENV
-from chief_of_staff.prompts import PromptTemplate, load_prompts, render_prompt
-from chief_of_staff.tools_operator import OPERATOR_TOOLS
-from chief_of_staff.tools_work import WORK_TOOLS
+from chief_of_staff.core.config import DB_ENV
+from chief_of_staff.mcp.prompts import PromptTemplate, load_prompts, render_prompt
+from chief_of_staff.mcp.tools.operator import OPERATOR_TOOLS
+from chief_of_staff.mcp.tools.work import WORK_TOOLS
 
 __all__ = ["ENTRY_POINT", "MANIFEST_VERSION", "build_bundle", "build_manifest", "bundle_files", "main",
            "write_manifest"]
@@ -50,7 +50,7 @@ ENTRY_SOURCE = '''"""The bundle's entry point: serve the workspace over stdio, a
 
 import sys
 
-from chief_of_staff.cli import main
+from chief_of_staff.cli.main import main
 
 sys.exit(main(["serve", *sys.argv[1:]]))
 '''

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from chief_of_staff import audit, ids
-from chief_of_staff.db import Row, Tx
+from chief_of_staff.core import audit, ids
+from chief_of_staff.core.db import Row, Tx
 
 __all__ = ["Check", "State", "check_workspace", "load_state"]
 

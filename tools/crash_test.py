@@ -45,15 +45,19 @@ from typing import Any
 
 import anyio
 
-from chief_of_staff import authority, blueprints, inbox, workspace
-from chief_of_staff.audit import OPERATOR_CLI
-from chief_of_staff.authority import BudgetSpec, GrantSpec
-from chief_of_staff.clock import FixedClock, format_ts
-from chief_of_staff.db import Store, migration_files
+from chief_of_staff.core.audit import OPERATOR_CLI
+from chief_of_staff.core.clock import FixedClock, format_ts
+from chief_of_staff.core.db import Store, migration_files
+from chief_of_staff.domain import inbox, workspace
+from chief_of_staff.domain.authority.grants import GrantSpec
+from chief_of_staff.domain.authority.terms import BudgetSpec
+from chief_of_staff.domain.blueprints import loader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import crash_check  # sibling scripts, not a package
 import crash_writer
+
+from chief_of_staff.domain.authority import grants
 
 __all__ = ["Figures", "main", "read_acks", "run"]
 
@@ -145,8 +149,8 @@ async def seed(db: Path, tasks: int) -> None:
     try:
         async with store.write() as tx:
             await workspace.ensure(tx, OPERATOR_CLI, name="Crash Test Co", timezone=TIMEZONE)
-            await blueprints.apply_blueprint(tx, OPERATOR_CLI, "outbound")
-            await authority.create_grant(tx, OPERATOR_CLI, GrantSpec(
+            await loader.apply_blueprint(tx, OPERATOR_CLI, "outbound")
+            await grants.create_grant(tx, OPERATOR_CLI, GrantSpec(
                 agency=crash_writer.AGENCY, role=crash_writer.ROLE, capability=crash_writer.CAPABILITY,
                 per_action_cap_cents=crash_writer.PER_ACTION_CAP,
                 budgets=[BudgetSpec(period="day", max_count=DAY_COUNT),

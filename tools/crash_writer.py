@@ -35,11 +35,12 @@ from typing import Any
 
 import anyio
 
-from chief_of_staff import authority, goals, inbox, outcomes
-from chief_of_staff.audit import Actor
-from chief_of_staff.clock import FixedClock
-from chief_of_staff.db import Store
-from chief_of_staff.outcomes import MetricDelta
+from chief_of_staff.core.audit import Actor
+from chief_of_staff.core.clock import FixedClock
+from chief_of_staff.core.db import Store
+from chief_of_staff.domain import goals, inbox, outcomes
+from chief_of_staff.domain.authority import ledger
+from chief_of_staff.domain.outcomes import MetricDelta
 
 __all__ = ["AGENCY", "CAPABILITY", "PER_ACTION_CAP", "ROLE", "emit", "main"]
 
@@ -81,7 +82,7 @@ async def authorize_then_close(w: Writer) -> None:
     key = f"r{w.run}-{n}"
     amount = 0 if w.rng.random() < 0.1 else w.rng.randint(1, PER_ACTION_CAP + 100)
     async with w.store.write() as tx:
-        view = await authority.authorize(
+        view = await ledger.authorize(
             tx, w.actor, agency=AGENCY, role=ROLE, capability=CAPABILITY, amount_cents=amount,
             target=f"lead{n}.r{w.run}@example.com", task_id=None, idempotency_key=key)
     emit({"kind": "authorize", "id": view.authorization_id, "key": key, "answer": view.answer,
@@ -92,11 +93,11 @@ async def authorize_then_close(w: Writer) -> None:
     if w.rng.random() < 0.7:
         actual = w.rng.randint(0, amount)
         async with w.store.write() as tx:
-            await authority.settle(tx, w.actor, view.authorization_id, actual_cents=actual)
+            await ledger.settle(tx, w.actor, view.authorization_id, actual_cents=actual)
         emit({"kind": "settle", "id": view.authorization_id, "actual": actual})
     else:
         async with w.store.write() as tx:
-            await authority.release(tx, w.actor, view.authorization_id)
+            await ledger.release(tx, w.actor, view.authorization_id)
         emit({"kind": "release", "id": view.authorization_id})
 
 

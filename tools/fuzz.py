@@ -57,9 +57,9 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolRequest, CallToolRequestParams, CallToolResult, TextContent, Tool
 
 import chief_of_staff
-from chief_of_staff.clock import Clock, FixedClock
-from chief_of_staff.config import Settings
-from chief_of_staff.server import build_server
+from chief_of_staff.core.clock import Clock, FixedClock
+from chief_of_staff.core.config import Settings
+from chief_of_staff.mcp.server import build_server
 
 __all__ = ["MODES", "Case", "Figures", "FuzzConfig", "Report", "cases_for", "main", "run", "unknown_tool_cases"]
 

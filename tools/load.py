@@ -54,14 +54,19 @@ from anyio.abc import Process
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from chief_of_staff import authority, blueprints, ids, inbox, tokens, workspace
-from chief_of_staff.audit import OPERATOR_CLI
-from chief_of_staff.authority import BudgetSpec, GrantSpec
-from chief_of_staff.clock import SystemClock
-from chief_of_staff.db import Store
+from chief_of_staff.core import ids
+from chief_of_staff.core.audit import OPERATOR_CLI
+from chief_of_staff.core.clock import SystemClock
+from chief_of_staff.core.db import Store
+from chief_of_staff.domain import inbox, tokens, workspace
+from chief_of_staff.domain.authority.grants import GrantSpec
+from chief_of_staff.domain.authority.terms import BudgetSpec
+from chief_of_staff.domain.blueprints import loader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from load_check import Ledger, Verdict, verify  # a sibling script, not a package
+
+from chief_of_staff.domain.authority import grants
 
 __all__ = ["Ledger", "Plan", "Verdict", "main", "run", "verify"]
 
@@ -105,8 +110,8 @@ async def build_workspace(db: Path, plan: Plan) -> tuple[list[str], str]:
     try:
         async with store.write() as tx:
             await workspace.ensure(tx, OPERATOR_CLI, name="Load", timezone="UTC")
-            await blueprints.apply_blueprint(tx, OPERATOR_CLI, "outbound")
-            await authority.create_grant(tx, OPERATOR_CLI, GrantSpec(
+            await loader.apply_blueprint(tx, OPERATOR_CLI, "outbound")
+            await grants.create_grant(tx, OPERATOR_CLI, GrantSpec(
                 agency=AGENCY, role=ROLE, capability="spend.ads", mode="auto", per_action_cap_cents=CAP_CENTS,
                 budgets=[BudgetSpec(period="day", max_cents=math.ceil(SPEND_CENTS_PER_SECOND * plan.duration)),
                          BudgetSpec(period="week", max_count=math.ceil(ALLOWS_PER_SECOND * plan.duration))],

@@ -28,12 +28,13 @@ from zoneinfo import ZoneInfo
 
 import anyio
 
-from chief_of_staff import blueprints, decisions, workspace
-from chief_of_staff.audit import GENESIS, OPERATOR_CLI, canonical, row_hash
-from chief_of_staff.authority import BudgetSpec, GrantSpec, create_grant
-from chief_of_staff.clock import FixedClock
-from chief_of_staff.db import Store
-from chief_of_staff.grants import money
+from chief_of_staff.core.audit import GENESIS, OPERATOR_CLI, canonical, row_hash
+from chief_of_staff.core.clock import FixedClock
+from chief_of_staff.core.db import Store
+from chief_of_staff.domain import decisions, workspace
+from chief_of_staff.domain.authority.grants import GrantSpec, create_grant
+from chief_of_staff.domain.authority.terms import BudgetSpec, money
+from chief_of_staff.domain.blueprints import loader
 
 __all__ = ["BENCH_CAPABILITY", "TIMEZONE", "Size", "build", "cached_workspace", "size_for"]
 
@@ -88,7 +89,7 @@ async def _seed(path: Path, start: datetime) -> None:
     try:
         async with store.write() as tx:
             await workspace.ensure(tx, OPERATOR_CLI, name="Bench Co", timezone=TIMEZONE)
-            await blueprints.apply_blueprint(tx, OPERATOR_CLI, "outbound")
+            await loader.apply_blueprint(tx, OPERATOR_CLI, "outbound")
             await create_grant(tx, OPERATOR_CLI, GrantSpec(
                 agency="Outbound", role="SDR", capability=BENCH_CAPABILITY, mode="auto",
                 per_action_cap_cents=100_000,

@@ -1,0 +1,109 @@
+"""Review commands: the packet, recording accepted adjustments as one change set, and reverting one.
+
+The command line is the verified operator channel, so a review recorded here has no chat ceiling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from chief_of_staff.cli.support import Add, with_store
+from chief_of_staff.core import audit
+from chief_of_staff.core.audit import OPERATOR_CLI
+from chief_of_staff.core.db import Store, Tx
+from chief_of_staff.core.errors import InvalidInput
+from chief_of_staff.domain import brief
+from chief_of_staff.domain.review import changesets, packet, proposals
+
+__all__ = ["register"]
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    async def work(store: Store) -> int:
+        async with store.write() as tx:
+            await brief.housekeeping(tx, audit.SYSTEM)
+            view = await packet.build_packet(tx, days=args.days, mark_seen=not args.peek)
+        print(packet.render_packet(view), end="")
+        if view.proposals:
+            print("\nTo accept, name them: chief-of-staff review-record --accept KEY,KEY")
+        for proposal in view.proposals:
+            print(f"  {_proposal_key(proposal)}  {json.dumps(proposal.adjustment.model_dump())}")
+        return 0
+
+    return anyio.run(with_store, args, work)
+
+
+def _adjustments_file(path: str) -> tuple[list[Any], str | None]:
+    """A JSON list of adjustments, or {"adjustments": [...], "note": "..."}; "-" reads standard input."""
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text("utf-8")
+        data = json.loads(text)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidInput(f"--file: could not read JSON from {path}: {exc}") from None
+    if isinstance(data, dict) and isinstance(data.get("adjustments"), list):
+        return data["adjustments"], data.get("note")
+    if isinstance(data, list):
+        return data, None
+    raise InvalidInput('--file: send a JSON list of {"tool": ..., "arguments": {...}} adjustments.')
+
+
+def _proposal_key(proposal: proposals.Proposal) -> str:
+    # Kind and subject, not a position: the list can change between reading it and accepting from it.
+    return f"{proposal.kind}:{proposal.subject}"
+
+
+async def _accepted(tx: Tx, keys: str) -> list[Any]:
+    offered = {_proposal_key(p): p.adjustment for p in (await packet.build_packet(tx)).proposals}
+    picked = [key.strip() for key in keys.split(",") if key.strip()]
+    missing = [key for key in picked if key not in offered]
+    if not picked or missing:
+        what = f"{', '.join(missing)} is not proposed now" if missing else "no proposal named"
+        raise InvalidInput(f"--accept: {what} (proposed: {', '.join(offered) or 'none'}); send keys as "
+                           "`chief-of-staff review` lists them, e.g. grant_widen:GR4.")
+    return [offered[key] for key in picked]
+
+
+def cmd_review_record(args: argparse.Namespace) -> int:
+    async def work(store: Store) -> int:
+        async with store.write() as tx:
+            listed, note = _adjustments_file(args.file) if args.file else ([], None)
+            if args.accept:
+                listed += await _accepted(tx, args.accept)
+            view = await changesets.record_review(tx, OPERATOR_CLI, adjustments=listed, note=args.note or note or "")
+        print(f"{view.id}: review recorded with {len(view.changes)} adjustments.")
+        for change in view.changes:
+            print(f"  {change.tool} {change.subject}")
+        print(f"Undo it with: chief-of-staff review-revert {view.id}")
+        return 0
+
+    return anyio.run(with_store, args, work)
+
+
+def cmd_review_revert(args: argparse.Namespace) -> int:
+    async def work(store: Store) -> int:
+        async with store.write() as tx:
+            view = await changesets.revert_change_set(tx, OPERATOR_CLI, args.change_set, note=args.note)
+        print(f"{view.id}: reverted {view.reverts} ({len(view.changes)} changes undone).")
+        return 0
+
+    return anyio.run(with_store, args, work)
+
+
+def register(add: Add) -> None:
+    review = add("review", cmd_review, "Print the review packet: pace, scorecards, anomalies, decisions, proposals.")
+    review.add_argument("--days", type=int, default=7, help="the period in local days up to today (default 7)")
+    review.add_argument("--peek", action="store_true", help="do not move the 'since you last looked' mark")
+    record = add("review-record", cmd_review_record,
+                 "Record a review: apply accepted adjustments as one change set (verified operator channel).")
+    record.add_argument("--accept", help="proposal keys from `chief-of-staff review`, e.g. grant_widen:GR4,role_add:A1")
+    record.add_argument("--file", help='JSON list of {"tool": ..., "arguments": {...}} adjustments, or - for stdin')
+    record.add_argument("--note", default="", help="what you concluded, for the record")
+    revert = add("review-revert", cmd_review_revert, "Undo a recorded review (or a revert) as a new change set.")
+    revert.add_argument("change_set", help="change set id, e.g. CS3")
+    revert.add_argument("--note", default="", help="why, for the record")

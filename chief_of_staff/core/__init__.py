@@ -1,0 +1,1 @@
+"""The lowest layer: errors, the clock, ids, field types and money, settings, files, the store, the audit log."""

@@ -1,0 +1,252 @@
+"""The audit anchor: the chain's head, exported to a small file outside the database.
+
+The hash chain catches a changed, deleted or reordered row anywhere before the head. It cannot
+catch someone with the file who deletes the last rows, or rewrites them and recomputes their
+hashes ("re-signs the tail"): what is left still chains. The anchor remembers the head as it was
+(row id and hash) somewhere else; verify checks that the anchored row still holds exactly that
+hash. With CHIEF_OF_STAFF_AUDIT_KEY set, the anchor carries an HMAC-SHA256, so whoever can write
+the anchor file but lacks the key cannot forge a new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chief_of_staff.core import audit
+from chief_of_staff.core.audit import GENESIS, ChainReport
+from chief_of_staff.core.config import Settings
+from chief_of_staff.core.db import Store, Tx
+
+__all__ = [
+    "ANCHOR_ENV",
+    "KEY_ENV",
+    "Anchor",
+    "AnchorCheck",
+    "AnchorConfig",
+    "AnchorRefused",
+    "check",
+    "export",
+    "export_if_stale",
+    "locate",
+    "read_anchor",
+    "sign",
+    "write_anchor",
+]
+
+ANCHOR_ENV = "CHIEF_OF_STAFF_AUDIT_ANCHOR"
+KEY_ENV = "CHIEF_OF_STAFF_AUDIT_KEY"
+HEX64 = re.compile(r"[0-9a-f]{64}")
+
+log = logging.getLogger(__name__)
+
+# With no anchor yet (a new workspace, or a file moved away from its anchor) shutdown checks only the
+# newest rows before anchoring the head: walking a million-row log took a minute, longer than a client
+# waits for a server to stop, so no anchor would ever be written. `audit verify` walks everything.
+FIRST_ANCHOR_ROWS = 10_000
+
+
+class AnchorRefused(ValueError):
+    """The anchor file exists but cannot be trusted: unreadable, malformed, or its MAC does not verify."""
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """The head of the chain as exported: row id, that row's hash, when it was anchored, and the MAC if keyed."""
+
+    row_id: int
+    hash: str
+    at: str
+    mac: str | None = None
+
+
+@dataclass(frozen=True)
+class AnchorConfig:
+    """Where the anchor lives and the key (if any) that signs it."""
+
+    path: Path
+    key: bytes | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class AnchorCheck:
+    """The chain walk plus the comparison of its head against the anchor."""
+
+    chain: ChainReport
+    anchor: Anchor | None
+    problem: str | None
+    note: str
+
+    @property
+    def ok(self) -> bool:
+        return self.chain.ok and self.problem is None
+
+
+def locate(settings: Settings) -> AnchorConfig:
+    """`<db>.anchor.json` beside the database unless $CHIEF_OF_STAFF_AUDIT_ANCHOR says otherwise."""
+    override = os.environ.get(ANCHOR_ENV)
+    db_path = settings.db_path
+    path = Path(override).expanduser().resolve() if override else db_path.with_name(db_path.name + ".anchor.json")
+    key = os.environ.get(KEY_ENV)
+    return AnchorConfig(path, key.encode("utf-8") if key else None)
+
+
+def sign(key: bytes, row_id: int, row_hash: str, at: str) -> str:
+    """HMAC-SHA256 over `row_id|hash|at`, hex."""
+    return hmac.new(key, f"{row_id}|{row_hash}|{at}".encode(), hashlib.sha256).hexdigest()
+
+
+def _parse(data: Any) -> Anchor:
+    if not isinstance(data, dict):
+        raise ValueError("expected a JSON object")
+    row_id, row_hash, at, mac = (data.get(name) for name in ("row_id", "hash", "at", "mac"))
+    if type(row_id) is not int or row_id < 0:
+        raise ValueError("row_id must be a whole number >= 0")
+    if not isinstance(row_hash, str) or not HEX64.fullmatch(row_hash):
+        raise ValueError("hash must be 64 lowercase hex digits")
+    if not isinstance(at, str) or not (mac is None or isinstance(mac, str)):
+        raise ValueError("at and mac must be strings")
+    return Anchor(row_id, row_hash, at, mac)
+
+
+def _authenticate(config: AnchorConfig, anchor: Anchor) -> None:
+    where = config.path
+    if config.key is None:
+        if anchor.mac is not None:
+            raise AnchorRefused(f"the anchor {where} is keyed: set {KEY_ENV} to the key it was written with.")
+        return
+    if anchor.mac is None:
+        raise AnchorRefused(f"the anchor {where} carries no MAC although {KEY_ENV} is set: it was not written "
+                            "with the key, so it may be forged.")
+    if not hmac.compare_digest(anchor.mac, sign(config.key, anchor.row_id, anchor.hash, anchor.at)):
+        raise AnchorRefused(f"the anchor {where} has a MAC that does not verify: it was forged, or {KEY_ENV} "
+                            "is not the key it was written with.")
+
+
+def read_anchor(config: AnchorConfig) -> Anchor | None:
+    """The exported anchor, or None if none was exported yet. Raises AnchorRefused if it cannot be trusted."""
+    try:
+        text = config.path.read_text("utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AnchorRefused(f"cannot read the anchor {config.path}: {exc}") from exc
+    try:
+        anchor = _parse(json.loads(text))
+    except ValueError as exc:
+        raise AnchorRefused(f"the anchor {config.path} is not a valid anchor: {exc}") from exc
+    _authenticate(config, anchor)
+    return anchor
+
+
+def write_anchor(config: AnchorConfig, row_id: int, row_hash: str, at: str) -> Anchor:
+    """Write the anchor atomically (temp file, fsync, os.replace): a reader sees the old one or the new one."""
+    mac = None if config.key is None else sign(config.key, row_id, row_hash, at)
+    anchor = Anchor(row_id, row_hash, at, mac)
+    payload = {name: value for name, value in asdict(anchor).items() if value is not None}
+    config.path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=config.path.name + ".", suffix=".tmp", dir=config.path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(payload, indent=2) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, config.path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return anchor
+
+
+def _short(digest: str) -> str:
+    return digest[:16] + "…"
+
+
+async def _compare(tx: Tx, anchor: Anchor) -> str | None:
+    """None if the anchored row still holds the anchored hash, else what happened to it."""
+    if anchor.row_id == 0:
+        return None if anchor.hash == GENESIS else "the anchor names row 0 with a hash other than the genesis"
+    found = await tx.scalar("SELECT hash FROM audit_log WHERE id = ?", (anchor.row_id,))
+    if found is None:
+        last = await tx.scalar("SELECT max(id) FROM audit_log")
+        how = "it was deleted" if last is not None and last > anchor.row_id else \
+            f"the log was truncated; it now ends at row {last or 0}"
+        return f"anchored row {anchor.row_id} is missing ({how})"
+    if found != anchor.hash:
+        return (f"rows at/after {anchor.row_id} were rewritten: anchored hash {_short(anchor.hash)}, "
+                f"found {_short(str(found))}")
+    return None
+
+
+async def check(tx: Tx, config: AnchorConfig) -> AnchorCheck:
+    """Walk the whole chain, then check that the anchored row still holds the anchored hash."""
+    chain = await audit.verify_chain(tx)
+    try:
+        anchor = read_anchor(config)
+    except AnchorRefused as exc:
+        return AnchorCheck(chain, None, str(exc), "anchor refused")
+    if anchor is None:
+        return AnchorCheck(chain, None, None, f"no anchor at {config.path} yet (`chief-of-staff audit anchor` "
+                                              "writes one; until then a truncated or re-signed tail goes unseen)")
+    problem = await _compare(tx, anchor)
+    note = problem or f"anchor at row {anchor.row_id} (hash {_short(anchor.hash)}) matches"
+    return AnchorCheck(chain, anchor, problem, note)
+
+
+async def export(store: Store, config: AnchorConfig) -> AnchorCheck:
+    """Verify everything, then anchor the head. Writes nothing unless the check passes.
+
+    A mismatched anchor is evidence, so it is never overwritten: move it aside to accept the log as it is.
+    """
+    async with store.read() as tx:
+        result = await check(tx, config)
+        at = tx.now_text
+    if not result.ok:
+        return result
+    anchor = write_anchor(config, result.chain.head_id, result.chain.head_hash, at)
+    return AnchorCheck(result.chain, anchor, None, f"anchored row {anchor.row_id} (hash {_short(anchor.hash)}) "
+                                                   f"in {config.path}")
+
+
+async def _fresh_head(tx: Tx, previous: Anchor | None) -> ChainReport | None:
+    """The verified head if it moved past the anchor; checks only the rows after it (or the newest, if none)."""
+    if previous is None:
+        window = await tx.one("SELECT id, hash FROM audit_log WHERE id <= (SELECT max(id) FROM audit_log) - ? "
+                              "ORDER BY id DESC LIMIT 1", (FIRST_ANCHOR_ROWS,))
+        chain = await audit.verify_chain(tx, after=None if window is None else (window["id"], window["hash"]))
+    else:
+        problem = await _compare(tx, previous)
+        if problem is not None:
+            raise AnchorRefused(problem)
+        chain = await audit.verify_chain(tx, after=(previous.row_id, previous.hash))
+    if not chain.ok:
+        raise AnchorRefused(f"the chain is broken at row {chain.first_bad_id}: {chain.problem}")
+    return chain if chain.rows > 0 or previous is None else None
+
+
+async def export_if_stale(store: Store, settings: Settings) -> Anchor | None:
+    """Anchor the head if it moved since the last anchor; for the server's shutdown. Never raises on
+    anchor trouble: it logs a warning and leaves the old anchor (the evidence) in place.
+
+    Only the rows after the existing anchor are walked (with none, the newest FIRST_ANCHOR_ROWS), so
+    shutdown stays quick on a large log; `audit verify` still walks the whole chain.
+    """
+    config = locate(settings)
+    try:
+        async with store.read() as tx:
+            chain = await _fresh_head(tx, read_anchor(config))
+            at = tx.now_text
+        if chain is None:
+            return None
+        return write_anchor(config, chain.head_id, chain.head_hash, at)
+    except (AnchorRefused, OSError) as exc:
+        log.warning("audit anchor %s not updated (%s); run `chief-of-staff audit verify`", config.path, exc)
+        return None

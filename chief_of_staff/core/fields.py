@@ -1,0 +1,120 @@
+"""Shared pydantic types for the boundary: money, text sizes, priorities, dates.
+
+Domain modules define their own result models beside their functions and build
+them from these primitives. Every model forbids unknown fields, so a typo in an
+argument name is an error, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
+
+from chief_of_staff.core.errors import InvalidInput
+
+__all__ = [
+    "MAX_CENTS",
+    "Capability",
+    "Cents",
+    "LocalDate",
+    "LongText",
+    "Model",
+    "Name",
+    "Priority",
+    "ShortText",
+    "Text",
+    "View",
+    "checked_text",
+    "parse_local_date",
+    "priority_label",
+    "priority_rank",
+]
+
+# A hundred million dollars: far above any sane single budget, far below SQLite's integer range.
+MAX_CENTS = 10_000_000_000
+
+
+class Model(BaseModel):
+    """Base for every boundary model: unknown fields are refused, not dropped."""
+
+    # Built on first use, not at import: most models are not used in a given process, and start-up is
+    # the operator's wait each time the client starts the server.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
+
+
+class View(BaseModel):
+    """Base for what tools return, when it is not also an input: built on first use, like Model."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+Cents = Annotated[
+    StrictInt,
+    Field(ge=0, le=MAX_CENTS, description="Whole cents: 1250 = 12.50"),
+]
+Name = Annotated[str, Field(min_length=1, max_length=80)]
+ShortText = Annotated[str, Field(min_length=1, max_length=200)]
+Text = Annotated[str, Field(max_length=4000)]
+LongText = Annotated[str, Field(max_length=20_000)]
+Priority = Literal["P0", "P1", "P2", "P3"]
+
+_CAPABILITY = re.compile(r"^[a-z][a-z0-9_-]{0,30}(\.[a-z0-9_*-]{1,30}){0,4}$")
+
+
+def _check_capability(value: str) -> str:
+    if not _CAPABILITY.match(value):
+        raise ValueError("a capability is a lower-case dotted action kind such as email.send or spend.ads")
+    return value
+
+
+Capability = Annotated[str, Field(max_length=120), AfterValidator(_check_capability)]
+
+
+def parse_local_date(value: Any, field: str = "date") -> date:
+    """Accept exactly YYYY-MM-DD (a calendar date in the workspace timezone)."""
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+        raise InvalidInput(f"{field}: send a date as YYYY-MM-DD, e.g. 2026-12-31.")
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidInput(f"{field}: {value!r} is not a real calendar date; send YYYY-MM-DD.") from None
+
+
+def _date_before(value: Any) -> Any:
+    if isinstance(value, str) and not re.fullmatch(r"\s*\d{4}-\d{2}-\d{2}\s*", value):
+        raise ValueError("send a date as YYYY-MM-DD, e.g. 2026-12-31")
+    return value
+
+
+LocalDate = Annotated[date, BeforeValidator(_date_before)]
+
+
+def checked_text(value: object, field: str, limit: int, *, required: bool = False, what: str = "text") -> str:
+    """Stripped text of at most `limit` characters; `required` refuses empty text. Errors name the field."""
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field}: send {what} as text, not {type(value).__name__}.")
+    text = value.strip()
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput(f"{field}: holds characters that are not valid text (lone surrogates); "
+                               "send plain UTF-8 text.") from None
+    if required and not text:
+        raise InvalidInput(f"{field}: must not be empty; send {what}.")
+    if len(text) > limit:
+        raise InvalidInput(f"{field}: {len(text)} characters is too long; keep it to {limit} or fewer.")
+    return text
+
+
+def priority_rank(label: str) -> int:
+    return int(label[1])
+
+
+def priority_label(rank: int) -> str:
+    return f"P{rank}"

@@ -1,0 +1,1 @@
+"""The business: plain async functions over the store. No MCP, no HTTP."""

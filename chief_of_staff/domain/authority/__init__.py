@@ -1,0 +1,1 @@
+"""Bounded authority: grants, their terms, and the ledger that draws on them."""

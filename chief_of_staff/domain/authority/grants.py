@@ -1,0 +1,612 @@
+"""Grants: authority given to an agency (or one role) over one capability, with its bounds.
+
+A grant carries a per-action cap, per-period budgets (calendar day, ISO week or
+month in the workspace timezone), allow and deny patterns for targets, an expiry,
+a mode and the goal it serves. Creating one is an operator act; revoking one only
+narrows authority, so anyone may. Changing one (`update_grant`, `restore_version`)
+is classified by `widens`: a change that only narrows is open to any actor, one
+that widens in any way is an operator act. Every change is kept in grant_versions.
+The ledger that draws on grants lives in `authority`, which re-exports this API.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, Field, ValidationError, model_validator
+
+from chief_of_staff.core import audit, ids
+from chief_of_staff.core.audit import Actor
+from chief_of_staff.core.clock import format_ts, local_date, local_midnight_utc, parse_ts
+from chief_of_staff.core.db import Row, Tx
+from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound, OperatorActRefused
+from chief_of_staff.core.fields import Capability, Cents, LocalDate, Model, Text
+from chief_of_staff.domain import agencies, goals, outbox, trust, workspace
+from chief_of_staff.domain.authority.terms import (
+    BudgetSpec,
+    GrantTerms,
+    Mode,
+    OnTimeout,
+    Patterns,
+    Period,
+    largest_money_bound,
+    money,
+    one_per_period,
+    update_command,
+    widens,
+)
+
+__all__ = [
+    "UNCHANGED",
+    "BudgetSpec",
+    "BudgetView",
+    "GrantSpec",
+    "GrantTerms",
+    "GrantView",
+    "authority_letter",
+    "budget_rows",
+    "budget_usage",
+    "create_grant",
+    "grant_row",
+    "list_grants",
+    "money",
+    "period_key",
+    "restore_version",
+    "revoke_grant",
+    "target_matches",
+    "update_grant",
+    "widens",
+]
+
+_GRANT_HINT = "chief-of-staff grant ..."
+_MODE_WORDS = {
+    "auto": "on its own",
+    "notify": "on its own, telling you",
+    "approve": "asking you first each time",
+}
+
+GrantStatus = Literal["active", "revoked", "expired"]
+
+
+def _check_wildcard(value: str) -> str:
+    if "*" in value and not (value.endswith(".*") and value.count("*") == 1):
+        raise ValueError("a wildcard grant ends in .* (spend.* covers spend.ads); no '*' anywhere else")
+    return value
+
+
+GrantCapability = Annotated[Capability, AfterValidator(_check_wildcard)]
+
+
+
+class GrantSpec(Model):
+    """Authority for one agency (or one role in it) over one capability, with its bounds."""
+
+    agency: str
+    role: str | None = None
+    capability: GrantCapability
+    mode: Mode = "auto"
+    per_action_cap_cents: Cents | None = None
+    budgets: Annotated[list[BudgetSpec], Field(max_length=3)] = Field(default_factory=list)
+    scope_allow: Patterns = Field(default_factory=list)
+    scope_deny: Patterns = Field(default_factory=list)
+    expires_on: LocalDate | None = None
+    goal: str | None = None
+    rationale: Text = ""
+    on_timeout: OnTimeout = Field(
+        default="deny", description="What an unanswered decision under this grant becomes when it expires")
+
+    @model_validator(mode="after")
+    def _one_budget_per_period(self) -> GrantSpec:
+        one_per_period(self.budgets)
+        return self
+
+
+
+class BudgetView(Model):
+    period: Period
+    max_count: int | None
+    max_cents: int | None
+    used_count: int
+    used_cents: int
+    period_key: str
+
+
+class GrantView(Model):
+    id: str
+    agency: str
+    role: str | None
+    capability: str
+    mode: str
+    per_action_cap_cents: int | None
+    budgets: list[BudgetView]
+    scope_allow: list[str]
+    scope_deny: list[str]
+    expires_on: str | None
+    goal: str | None
+    rationale: str
+    on_timeout: str
+    status: GrantStatus
+    version: int
+
+
+# --- pure helpers -------------------------------------------------------------------------------
+
+
+def target_matches(pattern: str, target: str) -> bool:
+    """Does a scope pattern cover a target?
+
+    Globs (* and ?) match the whole target, case-insensitively. An email or URL also
+    matches by its host, and a plain domain covers its subdomains: "acme.com" covers
+    "jane@acme.com" and "mail.acme.com".
+    """
+    glob = pattern.strip().lower()
+    if not glob or not target.strip():
+        return False
+    regex = re.compile(re.escape(glob).replace(r"\*", ".*").replace(r"\?", "."))
+    return any(regex.fullmatch(candidate) for candidate in _match_candidates(target.strip().lower()))
+
+
+def _match_candidates(target: str) -> list[str]:
+    """The target itself, then its host and every parent domain of the host."""
+    host = target
+    if "://" in target:
+        host = urlsplit(target).hostname or target
+    elif "@" in target:
+        host = target.rpartition("@")[2]
+    labels = host.split(".")
+    return [target, *(".".join(labels[i:]) for i in range(len(labels)) if all(labels[i:]))]
+
+
+def period_key(period: str, instant: datetime, timezone: str) -> str:
+    """The calendar period holding `instant` in the workspace timezone: 2026-11-23, 2026-W48, 2026-11."""
+    day = local_date(instant, timezone)
+    if period == "day":
+        return day.isoformat()
+    if period == "week":
+        year, week, _ = day.isocalendar()
+        return f"{year}-W{week:02d}"
+    return f"{day.year}-{day.month:02d}"
+
+
+
+def _plain(text: str) -> str:
+    """Outside text for the letter: one line, and no backtick to break out of a code span."""
+    return " ".join(text.replace("`", "'").split())
+
+
+
+# --- rows shared with the ledger ----------------------------------------------------------------
+
+
+# A grant with the display names its view shows, in the one statement that reads it.
+_VIEW_SELECT = (
+    "SELECT g.*, a.name AS agency_name, r.name AS role_name FROM grants AS g "
+    "LEFT JOIN agencies AS a ON a.id = g.agency_id LEFT JOIN roles AS r ON r.id = g.role_id "
+)
+
+
+async def grant_row(tx: Tx, grant_id: int) -> Row:
+    """The grants row, or NotFound naming the id."""
+    row = await tx.one("SELECT * FROM grants WHERE id = ?", (grant_id,))
+    if row is None:
+        short = ids.format_id("grant", grant_id)
+        raise NotFound(f"grant: there is no grant {short}. Call list_grants to see grants.")
+    return row
+
+
+async def budget_rows(tx: Tx, grant_id: int) -> list[Row]:
+    """A grant's budgets (at most three), through the (grant_id, period) unique index."""
+    return await tx.all("SELECT * FROM grant_budgets WHERE grant_id = ? ORDER BY id", (grant_id,))
+
+
+async def budget_usage(tx: Tx, budget_id: int, key: str) -> tuple[int, int]:
+    """(used_count, used_cents) of one budget in one period; zero when nothing was drawn yet."""
+    row = await tx.one(
+        "SELECT used_count, used_cents FROM budget_usage WHERE budget_id = ? AND period_key = ?",
+        (budget_id, key),
+    )
+    return (0, 0) if row is None else (row["used_count"], row["used_cents"])
+
+
+# --- operations ---------------------------------------------------------------------------------
+
+
+async def create_grant(tx: Tx, actor: Actor, spec: GrantSpec) -> GrantView:
+    """Give an agency (or one role) authority over one capability. Operator-only; chat under the ceiling."""
+    trust.require_operator(actor, "Creating a grant", _GRANT_HINT)
+    space = await workspace.get(tx)
+    # A grant with no money bound allows amount 0 only, so it counts as 0 against the chat ceiling.
+    trust.check_chat_amount(actor, "Creating a grant", largest_money_bound(spec) or 0,
+                            space.chat_ceiling_cents, _GRANT_HINT)
+    if spec.on_timeout == "approve" and actor.channel == "chat":
+        # Silence would then grant authority: that is the operator's call, made outside the model's reach.
+        raise OperatorActRefused(
+            "A grant whose unanswered decisions go ahead on their own cannot be made in chat. Create it with "
+            "on_timeout 'deny', or have the operator run: chief-of-staff grant ... --on-timeout approve")
+    agency = await agencies.resolve_agency(tx, spec.agency, field="agency")
+    role = await agencies.resolve_role(tx, agency["id"], spec.role, field="role")
+    _require_active(agency, role)
+    goal_id = await _goal_of_agency(tx, spec.goal, agency)
+    expires_at = _end_of_day(tx, spec.expires_on, space.timezone)
+    grant_id = await tx.run(
+        "INSERT INTO grants (agency_id, role_id, capability, mode, per_action_cap_cents, scope_allow, "
+        "scope_deny, expires_at, goal_id, rationale, on_timeout, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (agency["id"], role["id"] if role else None, spec.capability, spec.mode, spec.per_action_cap_cents,
+         json.dumps(spec.scope_allow), json.dumps(spec.scope_deny), expires_at, goal_id, spec.rationale,
+         spec.on_timeout, tx.now_text, tx.now_text),
+    )
+    await tx.run_many(
+        "INSERT INTO grant_budgets (grant_id, period, max_count, max_cents) VALUES (?, ?, ?, ?)",
+        [(grant_id, b.period, b.max_count, b.max_cents) for b in spec.budgets],
+    )
+    snapshot = await _snapshot(tx, grant_id, actor.channel)
+    await audit.append(tx, actor, "grant.create", ids.format_id("grant", grant_id), snapshot)
+    return await _announce(tx, await _grant_view(tx, grant_id, space.timezone), "created")
+
+
+async def revoke_grant(tx: Tx, actor: Actor, grant: str, *, reason: str = "") -> GrantView:
+    """Withdraw a grant. Narrowing authority is safe, so any actor may do it."""
+    if not isinstance(reason, str) or len(reason) > 4000:
+        raise InvalidInput("reason: send a short text of at most 4000 characters, or leave it out.")
+    row = await grant_row(tx, ids.parse_id("grant", grant, field="grant"))
+    short = ids.format_id("grant", row["id"])
+    if row["status"] == "revoked":
+        raise Conflict(f"grant: {short} is already revoked. Call list_grants to see the active grants.")
+    await tx.run(
+        "UPDATE grants SET status = 'revoked', revoked_at = ?, updated_at = ?, version = version + 1 "
+        "WHERE id = ?",
+        (tx.now_text, tx.now_text, row["id"]),
+    )
+    snapshot = await _snapshot(tx, row["id"], actor.channel, reason=reason)
+    await audit.append(tx, actor, "grant.revoke", short, {"version": snapshot["version"], "reason": reason})
+    return await _announce(tx, await _grant_view(tx, row["id"], (await workspace.get(tx)).timezone), "revoked")
+
+
+class _Unchanged(enum.Enum):
+    """Marks a bound left as it is, where None means "no limit"."""
+
+    UNCHANGED = "unchanged"
+
+
+UNCHANGED = _Unchanged.UNCHANGED
+
+
+async def update_grant(
+    tx: Tx, actor: Actor, grant: str, *, mode: Mode | None = None,
+    per_action_cap_cents: int | _Unchanged | None = UNCHANGED, budgets: list[BudgetSpec] | None = None,
+    scope_allow: list[str] | None = None, scope_deny: list[str] | None = None,
+    expires_on: date | str | _Unchanged | None = UNCHANGED, on_timeout: OnTimeout | None = None,
+    rationale: str | None = None,
+) -> GrantView:
+    """Change a grant's bounds as a new version. Fields left out stay; None removes a cap or the end date.
+
+    `budgets` replaces the whole list: a period kept keeps its usage so far, a period left out is
+    dropped with its usage (a budget added later for that period starts at zero). Narrowing is open
+    to any actor; widening (see `widens`) is an operator act, in chat only under the ceiling.
+    """
+    given: dict[str, Any] = {key: value for key, value in (
+        ("mode", mode), ("budgets", budgets), ("scope_allow", scope_allow), ("scope_deny", scope_deny),
+        ("on_timeout", on_timeout), ("rationale", rationale)) if value is not None}
+    given |= {key: value for key, value in (("per_action_cap_cents", per_action_cap_cents),
+                                            ("expires_on", expires_on)) if value is not UNCHANGED}
+    if not given:
+        raise InvalidInput("grant: nothing to change; send at least one of mode, per_action_cap_cents, budgets, "
+                           "scope_allow, scope_deny, expires_on, on_timeout, rationale.")
+    row, space = await _changeable(tx, grant), await workspace.get(tx)
+    before = await _terms_of_row(tx, row, space.timezone)
+    after = _changed_terms(before, given)
+    if after.expires_on != before.expires_on and after.expires_on is not None:
+        _end_of_day(tx, after.expires_on, space.timezone)  # refuses a past date
+    hint = update_command(ids.format_id("grant", row["id"]), before, after)
+    return await _apply_terms(tx, actor, row, before, after, hint, {})
+
+
+async def restore_version(tx: Tx, actor: Actor, grant: str, version: int) -> GrantView:
+    """Put a grant's bounds back as they stood at `version`, as a new version.
+
+    Classified like any change, against the bounds in force now: undoing a narrowing widens.
+    """
+    row = await _changeable(tx, grant)
+    short = ids.format_id("grant", row["id"])
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise InvalidInput(f"version: send a whole version number of {short}, e.g. 1, not {version!r}.")
+    stored = await tx.scalar("SELECT snapshot FROM grant_versions WHERE grant_id = ? AND version = ?",
+                             (row["id"], version))
+    if stored is None:
+        raise NotFound(f"version: {short} has versions 1 to {row['version']}; send one of them.")
+    space = await workspace.get(tx)
+    before = await _terms_of_row(tx, row, space.timezone)
+    after = _terms_of_snapshot(json.loads(stored), space.timezone)
+    hint = f"chief-of-staff grant-update {short} --restore {version}"
+    return await _apply_terms(tx, actor, row, before, after, hint, {"restores_version": version})
+
+
+async def _changeable(tx: Tx, grant: str) -> Row:
+    row = await grant_row(tx, ids.parse_id("grant", grant, field="grant"))
+    if row["status"] == "revoked":
+        short = ids.format_id("grant", row["id"])
+        raise Conflict(f"grant: {short} is revoked and cannot be changed; create a new grant instead.")
+    return row
+
+
+def _changed_terms(before: GrantTerms, given: dict[str, Any]) -> GrantTerms:
+    try:
+        return GrantTerms.model_validate({**before.model_dump(), **given})
+    except ValidationError as exc:
+        problems = [f"{'.'.join(map(str, e['loc'])) or 'grant'}: {e['msg'].removeprefix('Value error, ')}"
+                    for e in exc.errors()]
+        raise InvalidInput("Nothing was changed:\n- " + "\n- ".join(problems)) from None
+
+
+async def _terms_of_row(tx: Tx, row: Row, timezone: str) -> GrantTerms:
+    budgets = [BudgetSpec(period=b["period"], max_count=b["max_count"], max_cents=b["max_cents"])
+               for b in await budget_rows(tx, row["id"])]
+    return GrantTerms(mode=row["mode"], per_action_cap_cents=row["per_action_cap_cents"], budgets=budgets,
+                      scope_allow=json.loads(row["scope_allow"]), scope_deny=json.loads(row["scope_deny"]),
+                      expires_on=_last_day(row["expires_at"], timezone), on_timeout=row["on_timeout"],
+                      rationale=row["rationale"])
+
+
+def _terms_of_snapshot(snapshot: dict[str, Any], timezone: str) -> GrantTerms:
+    # Snapshots written before grants had on_timeout lack it; those grants could only deny.
+    return GrantTerms(
+        mode=snapshot["mode"], per_action_cap_cents=snapshot["per_action_cap_cents"],
+        budgets=[BudgetSpec(**b) for b in snapshot["budgets"]], scope_allow=snapshot["scope_allow"],
+        scope_deny=snapshot["scope_deny"], expires_on=_last_day(snapshot["expires_at"], timezone),
+        on_timeout=snapshot.get("on_timeout", "deny"), rationale=snapshot["rationale"],
+    )
+
+
+async def _apply_terms(tx: Tx, actor: Actor, row: Row, before: GrantTerms, after: GrantTerms, hint: str,
+                       detail: dict[str, Any]) -> GrantView:
+    """Write `after` as the grant's next version, once the actor may make the change; no change writes nothing."""
+    space = await workspace.get(tx)
+    reasons = widens(before, after)
+    if reasons:
+        _allow_widening(actor, before, after, reasons, space.chat_ceiling_cents, hint)
+    if after != before:
+        expires_at = row["expires_at"] if after.expires_on == before.expires_on else (
+            None if after.expires_on is None else _end_instant(after.expires_on, space.timezone))
+        await tx.run(
+            "UPDATE grants SET mode = ?, per_action_cap_cents = ?, scope_allow = ?, scope_deny = ?, "
+            "expires_at = ?, on_timeout = ?, rationale = ?, updated_at = ?, version = version + 1 WHERE id = ?",
+            (after.mode, after.per_action_cap_cents, json.dumps(after.scope_allow), json.dumps(after.scope_deny),
+             expires_at, after.on_timeout, after.rationale, tx.now_text, row["id"]),
+        )
+        await _replace_budgets(tx, row["id"], after.budgets)
+        snapshot = await _snapshot(tx, row["id"], actor.channel)
+        await audit.append(tx, actor, "grant.update", ids.format_id("grant", row["id"]), {
+            "version": snapshot["version"], **detail, **_difference(before, after), "widens": reasons})
+        return await _announce(tx, await _grant_view(tx, row["id"], space.timezone), "updated", widens=reasons)
+    return await _grant_view(tx, row["id"], space.timezone)
+
+
+async def _announce(tx: Tx, view: GrantView, change: str, *, widens: list[str] | None = None) -> GrantView:
+    """Tell the operator's webhooks, in the change's own transaction (the outbox)."""
+    await outbox.emit(tx, "grant.changed", {
+        "grant_id": view.id, "change": change, "version": view.version, "agency": view.agency, "role": view.role,
+        "capability": view.capability, "mode": view.mode, "widens": widens or [],
+    })
+    return view
+
+
+def _allow_widening(actor: Actor, before: GrantTerms, after: GrantTerms, reasons: list[str], ceiling: int,
+                    hint: str) -> None:
+    act = f"Widening a grant ({'; '.join(reasons)})"
+    trust.require_operator(actor, act, hint)
+    trust.check_chat_amount(actor, act, largest_money_bound(after) or 0, ceiling, hint)
+    if actor.channel == "chat" and before.on_timeout == "deny" and after.on_timeout == "approve":
+        # As in create_grant: silence granting authority is the operator's call, outside the model's reach.
+        raise OperatorActRefused(
+            "Letting a grant's unanswered decisions go ahead on their own cannot be done in chat. Keep "
+            f"on_timeout 'deny', or have the operator run: {hint}")
+
+
+async def _replace_budgets(tx: Tx, grant_id: int, budgets: list[BudgetSpec]) -> None:
+    """Kept periods change their limits in place (same row, same usage); dropped ones go with their usage."""
+    existing = {b["period"]: b for b in await budget_rows(tx, grant_id)}
+    wanted = {b.period: b for b in budgets}
+    for period, row in existing.items():
+        if period not in wanted:
+            # A budget needs a limit (CHECK), so a dropped one cannot linger as limitless; its usage goes too.
+            await tx.run("DELETE FROM budget_usage WHERE budget_id = ?", (row["id"],))
+            await tx.run("DELETE FROM grant_budgets WHERE id = ?", (row["id"],))
+        elif (row["max_count"], row["max_cents"]) != (wanted[period].max_count, wanted[period].max_cents):
+            await tx.run("UPDATE grant_budgets SET max_count = ?, max_cents = ? WHERE id = ?",
+                         (wanted[period].max_count, wanted[period].max_cents, row["id"]))
+    await tx.run_many(
+        "INSERT INTO grant_budgets (grant_id, period, max_count, max_cents) VALUES (?, ?, ?, ?)",
+        [(grant_id, b.period, b.max_count, b.max_cents) for b in budgets if b.period not in existing],
+    )
+
+
+def _difference(before: GrantTerms, after: GrantTerms) -> dict[str, dict[str, Any]]:
+    """The changed fields, as they were and as they are."""
+    old, new = before.model_dump(mode="json"), after.model_dump(mode="json")
+    changed = [key for key in old if old[key] != new[key]]
+    return {"before": {key: old[key] for key in changed}, "after": {key: new[key] for key in changed}}
+
+
+
+async def list_grants(tx: Tx, *, agency: str | None = None, include_revoked: bool = False) -> list[GrantView]:
+    """Grants with their usage in the current period, oldest first."""
+    where, params = ["1 = 1"], []
+    if agency is not None:
+        where.append("g.agency_id = ?")
+        params.append((await agencies.resolve_agency(tx, agency, field="agency"))["id"])
+    if not include_revoked:
+        where.append("g.status = 'active'")
+    rows = await tx.all(f"{_VIEW_SELECT}WHERE {' AND '.join(where)} ORDER BY g.id", params)
+    return await _grant_views(tx, rows, (await workspace.get(tx)).timezone)
+
+
+def _require_active(agency: Row, role: Row | None) -> None:
+    if agency["status"] != "active":
+        raise Conflict(f"agency: {agency['name']} is retired; reactivate it with update_agency first.")
+    if role is not None and role["status"] != "active":
+        raise Conflict(f"role: {role['name']} is retired; reactivate it with set_role or grant to another role.")
+
+
+
+async def _goal_of_agency(tx: Tx, ref: str | None, agency: Row) -> int | None:
+    if ref is None:
+        return None
+    goal = await goals.resolve_goal(tx, ref, field="goal")
+    if goal["agency_id"] != agency["id"]:
+        raise InvalidInput(
+            f"goal: {ids.format_id('goal', goal['id'])} belongs to another agency; send a goal of "
+            f"{agency['name']} (call list_goals) or leave goal out."
+        )
+    return int(goal["id"])
+
+
+def _end_of_day(tx: Tx, expires_on: date | None, timezone: str) -> str | None:
+    """A grant ends at the END of its last local day."""
+    if expires_on is None:
+        return None
+    if expires_on < local_date(tx.now, timezone):
+        raise InvalidInput(f"expires_on: {expires_on} is already past; send today or a later YYYY-MM-DD.")
+    return _end_instant(expires_on, timezone)
+
+
+def _end_instant(last_day: date, timezone: str) -> str:
+    return format_ts(local_midnight_utc(last_day + timedelta(days=1), timezone))
+
+
+def _last_day(expires_at: str | None, timezone: str) -> date | None:
+    """The local day a grant's end instant closes (the inverse of _end_instant)."""
+    if expires_at is None:
+        return None
+    return local_date(parse_ts(expires_at) - timedelta(microseconds=1), timezone)
+
+
+async def _snapshot(tx: Tx, grant_id: int, channel: str, *, reason: str | None = None) -> dict[str, Any]:
+    """Record the grant as it now stands in grant_versions; returns the snapshot."""
+    row = await grant_row(tx, grant_id)
+    snapshot = {key: row[key] for key in row.keys() if key not in ("created_at", "updated_at")}  # noqa: SIM118
+    snapshot["scope_allow"] = json.loads(row["scope_allow"])
+    snapshot["scope_deny"] = json.loads(row["scope_deny"])
+    snapshot["budgets"] = [
+        {"period": b["period"], "max_count": b["max_count"], "max_cents": b["max_cents"]}
+        for b in await budget_rows(tx, grant_id)
+    ]
+    if reason is not None:
+        snapshot["reason"] = reason
+    await tx.run(
+        "INSERT INTO grant_versions (grant_id, version, snapshot, channel, created_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (grant_id, row["version"], audit.canonical(snapshot), channel, tx.now_text),
+    )
+    return snapshot
+
+
+def _grant_status(row: Row, now_text: str) -> GrantStatus:
+    if row["status"] == "revoked":
+        return "revoked"
+    return "expired" if row["expires_at"] is not None and row["expires_at"] <= now_text else "active"
+
+
+async def _grant_view(tx: Tx, grant_id: int, timezone: str) -> GrantView:
+    row = await tx.one(f"{_VIEW_SELECT}WHERE g.id = ?", (grant_id,))
+    assert row is not None  # written or checked earlier in this transaction
+    return (await _grant_views(tx, [row], timezone))[0]
+
+
+async def _grant_views(tx: Tx, rows: list[Row], timezone: str) -> list[GrantView]:
+    """Views of grant rows read through _VIEW_SELECT; every budget and its usage in one more statement."""
+    budgets = await _budget_views(tx, [row["id"] for row in rows], timezone)
+    return [_grant_view_of(row, budgets.get(row["id"], []), timezone, tx.now_text) for row in rows]
+
+
+def _grant_view_of(row: Row, budgets: list[BudgetView], timezone: str, now_text: str) -> GrantView:
+    last_day = _last_day(row["expires_at"], timezone)
+    expires_on = None if last_day is None else last_day.isoformat()
+    agency = row["agency_name"] if row["agency_name"] is not None else ids.format_id("agency", row["agency_id"])
+    role = None if row["role_id"] is None else (
+        row["role_name"] if row["role_name"] is not None else ids.format_id("role", row["role_id"]))
+    return GrantView(
+        id=ids.format_id("grant", row["id"]), agency=agency, role=role, capability=row["capability"],
+        mode=row["mode"], per_action_cap_cents=row["per_action_cap_cents"], budgets=budgets,
+        scope_allow=json.loads(row["scope_allow"]), scope_deny=json.loads(row["scope_deny"]),
+        expires_on=expires_on, goal=ids.format_id("goal", row["goal_id"]) if row["goal_id"] else None,
+        rationale=row["rationale"], on_timeout=row["on_timeout"], status=_grant_status(row, now_text),
+        version=row["version"],
+    )
+
+
+async def _budget_views(tx: Tx, grant_ids: list[int], timezone: str) -> dict[int, list[BudgetView]]:
+    """Each grant's budgets with their usage in the current period, by grant id."""
+    if not grant_ids:
+        return {}
+    keys = {period: period_key(period, tx.now, timezone) for period in ("day", "week", "month")}
+    marks = ", ".join("?" * len(grant_ids))
+    rows = await tx.all(
+        "SELECT b.grant_id, b.period, b.max_count, b.max_cents, u.used_count, u.used_cents "
+        "FROM grant_budgets AS b LEFT JOIN budget_usage AS u ON u.budget_id = b.id "
+        "AND u.period_key = CASE b.period WHEN 'day' THEN ? WHEN 'week' THEN ? ELSE ? END "
+        f"WHERE b.grant_id IN ({marks}) ORDER BY b.id",
+        (keys["day"], keys["week"], keys["month"], *grant_ids),
+    )
+    views: dict[int, list[BudgetView]] = {}
+    for b in rows:
+        views.setdefault(b["grant_id"], []).append(BudgetView(
+            period=b["period"], max_count=b["max_count"], max_cents=b["max_cents"],
+            used_count=b["used_count"] or 0, used_cents=b["used_cents"] or 0, period_key=keys[b["period"]]))
+    return views
+
+
+# --- the letter ---------------------------------------------------------------------------------
+
+
+async def authority_letter(tx: Tx) -> str:
+    """The active grants as a readable delegation-of-authority letter (markdown)."""
+    space = await workspace.get(tx)
+    grants = [g for g in await list_grants(tx) if g.status == "active"]
+    lines = [f"# Delegation of authority — {_plain(space.name)}", "",
+             f"As of {local_date(tx.now, space.timezone)} ({space.timezone}). The agency acts only within "
+             "these grants; anything else comes to you as a decision first.", ""]
+    if not grants:
+        lines.append("No authority is delegated yet: every action comes to you for approval.")
+    for agency in sorted({g.agency for g in grants}, key=str.lower):
+        lines += [f"## {_plain(agency)}", ""]
+        lines += [await _letter_line(tx, g) for g in grants if g.agency == agency]
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+async def _letter_line(tx: Tx, grant: GrantView) -> str:
+    who = _plain(grant.role) if grant.role else "Any role"
+    parts = [f"- **{grant.id}**: {who} may `{_plain(grant.capability)}` {_MODE_WORDS[grant.mode]}",
+             _money_words(grant)]
+    if grant.scope_allow:
+        parts.append("only for " + ", ".join(f"`{_plain(p)}`" for p in grant.scope_allow))
+    if grant.scope_deny:
+        parts.append("never for " + ", ".join(f"`{_plain(p)}`" for p in grant.scope_deny))
+    parts.append(f"until the end of {grant.expires_on}" if grant.expires_on else "with no end date")
+    if grant.goal:
+        title = await tx.scalar("SELECT title FROM goals WHERE id = ?", (ids.parse_id("goal", grant.goal),))
+        parts.append(f'toward {grant.goal} "{_plain(title or "")}"')
+    if grant.rationale:
+        parts.append(f'because "{_plain(grant.rationale)}"')
+    if grant.on_timeout == "approve":
+        parts.append("a request you leave unanswered until it expires goes ahead")
+    return "; ".join(parts) + "."
+
+
+def _money_words(grant: GrantView) -> str:
+    limits = []
+    if grant.per_action_cap_cents is not None:
+        limits.append(f"up to {money(grant.per_action_cap_cents)} per action")
+    for budget in grant.budgets:
+        bounds = [f"{budget.max_count} times"] if budget.max_count is not None else []
+        bounds += [money(budget.max_cents)] if budget.max_cents is not None else []
+        limits.append(f"at most {' and '.join(bounds)} a {budget.period}")
+    if grant.per_action_cap_cents is None and all(b.max_cents is None for b in grant.budgets):
+        limits.append("with no money (amount 0 only)")
+    return ", ".join(limits)

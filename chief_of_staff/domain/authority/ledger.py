@@ -1,0 +1,571 @@
+"""Bounded authority: the agency asks before it acts, and the answer is drawn against its grants.
+
+`authorize` picks the most specific active grant for the request and answers
+`allowed` (with a reservation drawn from the grant's budgets by one conditional
+UPDATE per budget), `needs_approval` (with a decision opened for the operator) or
+`denied` (citing the grant). With no grant at all the request is escalated, never
+allowed silently (default deny). Every call appends one ledger row, whatever the
+answer. Afterwards the agency settles (the actual amount) or releases. `check` gives
+the answer authorize would give without acting or writing. The grant API itself
+lives in `grants` and is re-exported here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Literal
+
+from chief_of_staff.core import audit, ids
+from chief_of_staff.core.audit import SYSTEM, Actor
+from chief_of_staff.core.clock import format_ts
+from chief_of_staff.core.db import Row, Tx
+from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound
+from chief_of_staff.core.fields import MAX_CENTS, Model
+from chief_of_staff.domain import agencies, decisions, workspace
+from chief_of_staff.domain.authority.grants import (
+    BudgetView,
+    GrantSpec,
+    GrantView,
+    authority_letter,
+    budget_rows,
+    budget_usage,
+    create_grant,
+    grant_row,
+    list_grants,
+    period_key,
+    revoke_grant,
+    target_matches,
+)
+from chief_of_staff.domain.authority.terms import BudgetSpec, money
+
+__all__ = [
+    "EXPIRED_EXISTS",
+    "RESERVATION_TTL",
+    "AuthorizationView",
+    "BudgetSpec",
+    "BudgetView",
+    "CheckView",
+    "GrantSpec",
+    "GrantView",
+    "authority_letter",
+    "authorize",
+    "check",
+    "create_grant",
+    "list_grants",
+    "period_key",
+    "release",
+    "release_expired",
+    "revoke_grant",
+    "settle",
+    "target_matches",
+]
+
+# An allowed action holds its reservation this long; unsettled ones then return to the budget.
+RESERVATION_TTL = timedelta(hours=24)
+# The sweep inside authorize does a bounded slice of work, so one call never stalls on a backlog.
+_EXPIRE_BATCH = 100
+_PERIOD_NOW = {"day": "today", "week": "this week", "month": "this month"}
+_CONCRETE_CAPABILITY = re.compile(r"^[a-z][a-z0-9_-]{0,30}(\.[a-z0-9_-]{1,30}){0,4}$")
+
+Answer = Literal["allowed", "denied", "needs_approval"]
+
+
+class AuthorizationView(Model):
+    authorization_id: str
+    answer: Answer
+    reason: str
+    capability: str
+    amount_cents: int
+    target: str | None
+    grant_id: str | None
+    decision_id: str | None
+    notify: bool
+    status: str
+    expires_at: str | None
+    budgets_left: list[str]
+
+
+class CheckView(Model):
+    """What authorize would answer now; nothing was reserved, opened or written."""
+
+    answer: Answer
+    reason: str
+    grant_id: str | None
+    budgets_left: list[str]
+    would_open_decision: bool
+
+
+# --- authorize ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Request:
+    agency: Row
+    role: Row | None
+    capability: str
+    amount_cents: int
+    target: str | None
+    task_id: int | None
+    idempotency_key: str | None
+
+    def params(self) -> dict[str, Any]:
+        """The exact request a decision is bound to (its hash is the request hash)."""
+        return {"agency_id": self.agency["id"], "role_id": self.role["id"] if self.role else None,
+                "capability": self.capability, "amount_cents": self.amount_cents, "target": self.target,
+                "task_id": self.task_id}
+
+
+@dataclass
+class _Outcome:
+    answer: Answer
+    reason: str
+    grant: Row | None = None
+    decision_id: int | None = None
+    redeem: bool = False
+    period_keys: dict[str, str] = field(default_factory=dict)
+    why: str = ""  # needs_approval: why the operator is asked, before what to do next
+
+
+async def authorize(
+    tx: Tx, actor: Actor, *, agency: str, role: str | None, capability: str, amount_cents: int,
+    target: str | None, task_id: int | str | None, idempotency_key: str | None,
+) -> AuthorizationView:
+    """Ask before acting: allowed (with a reservation), needs_approval (a decision is opened) or denied."""
+    await release_expired(tx, limit=_EXPIRE_BATCH)
+    request = await _read_request(tx, agency, role, capability, amount_cents, target, task_id, idempotency_key)
+    digest = decisions.request_hash(request.params())
+    replay = await _replay(tx, request.idempotency_key, digest)
+    if replay is not None:
+        return await _authorization_view(tx, replay)
+    outcome = await _judge(tx, actor, request, digest)
+    row = await _record(tx, request, digest, outcome)
+    if outcome.redeem and outcome.decision_id is not None:
+        await decisions.redeem(tx, actor, outcome.decision_id, authorization_id=row["id"])
+    await audit.append(tx, actor, "authority.authorize", ids.format_id("authorization", row["id"]), {
+        "answer": outcome.answer, "capability": request.capability, "amount_cents": request.amount_cents,
+        "target": request.target, "grant": _short("grant", row["grant_id"]),
+        "decision": _short("decision", row["decision_id"]), "notify": _notifies(outcome),
+    })
+    return await _authorization_view(tx, row, outcome.grant)
+
+
+async def _read_request(
+    tx: Tx, agency: str, role: str | None, capability: str, amount_cents: int, target: str | None,
+    task_id: int | str | None, idempotency_key: str | None,
+) -> _Request:
+    agency_row = await agencies.resolve_agency(tx, agency, field="agency")
+    role_row = await agencies.resolve_role(tx, agency_row["id"], role, field="role")
+    return _Request(agency_row, role_row, _concrete_capability(capability), _amount(amount_cents, "amount_cents"),
+                    _optional_text(target, "target", 500), await _task(tx, task_id),
+                    _optional_text(idempotency_key, "idempotency_key", 200))
+
+
+def _concrete_capability(value: str) -> str:
+    capability = value.strip().lower() if isinstance(value, str) else ""
+    if not _CONCRETE_CAPABILITY.match(capability):
+        raise InvalidInput(
+            f"capability: {value!r} is not one concrete action kind; send a dotted name such as email.send "
+            "or spend.ads (wildcards belong in grants, not in requests)."
+        )
+    return capability
+
+
+def _amount(value: int, label: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_CENTS:
+        raise InvalidInput(f"{label}: send whole cents as a non-negative integer (1250 = 12.50), not {value!r}.")
+    return value
+
+
+def _optional_text(value: str | None, label: str, limit: int) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value.strip()) > limit:
+        raise InvalidInput(f"{label}: send text of at most {limit} characters, or leave it out.")
+    return value.strip() or None
+
+
+async def _task(tx: Tx, task_id: int | str | None) -> int | None:
+    if task_id is None:
+        return None
+    number = ids.parse_id("task", task_id, field="task_id")
+    if await tx.one("SELECT 1 FROM tasks WHERE id = ?", (number,)) is None:
+        raise NotFound(f"task_id: there is no task {ids.format_id('task', number)}. Call list_tasks to see open tasks.")
+    return number
+
+
+async def _replay(tx: Tx, key: str | None, digest: str) -> Row | None:
+    """The first answer for a repeated idempotency key; a reused key with other parameters is refused."""
+    if key is None:
+        return None
+    row = await tx.one("SELECT * FROM authorizations WHERE idempotency_key = ?", (key,))
+    if row is not None and row["request_hash"] != digest:
+        raise InvalidInput(
+            f"idempotency_key: {key!r} was already used for a different request "
+            f"({ids.format_id('authorization', row['id'])}). Send a new idempotency_key for this one."
+        )
+    return row
+
+
+async def _judge(tx: Tx, actor: Actor, request: _Request, digest: str) -> _Outcome:
+    grant = await _choose_grant(tx, request)
+    if grant is None:
+        return await _without_grant(tx, actor, request, digest)
+    short = ids.format_id("grant", grant["id"])
+    refusal = _scope_refusal(grant, short, request.target, tx.now_text)
+    if refusal is not None:
+        return _Outcome("denied", refusal, grant)
+    budgets = await budget_rows(tx, grant["id"])
+    approval_reason = _approval_reason(grant, short, budgets, request)
+    approved: Row | None = None
+    if approval_reason is not None:
+        approved = await decisions.find_redeemable(tx, digest)
+        if approved is None:
+            return await _escalate(tx, actor, request, approval_reason, grant)
+    return await _draw(tx, grant, short, budgets, request, approved)
+
+
+def _covering_capabilities(capability: str) -> list[str]:
+    """The grant capabilities that cover a request: itself, then each wildcard parent (spend.*)."""
+    parts = capability.split(".")
+    return [capability, *(".".join(parts[:i]) + ".*" for i in range(len(parts) - 1, 0, -1))]
+
+
+async def _choose_grant(tx: Tx, request: _Request) -> Row | None:
+    """Unexpired first, then most specific: role-specific over agency-wide, exact over wildcard, then newest.
+
+    An expired grant must not shadow a broader one still in force; it is chosen only when nothing
+    else covers the request, so the answer can say it expired.
+    """
+    covering = _covering_capabilities(request.capability)
+    marks = ", ".join("?" * len(covering))
+    return await tx.one(
+        f"SELECT * FROM grants WHERE capability IN ({marks}) AND status = 'active' AND agency_id = ? "
+        "AND (role_id IS NULL OR role_id = ?) "
+        "ORDER BY coalesce(expires_at <= ?, 0), role_id IS NULL, length(capability) DESC, id DESC LIMIT 1",
+        (*covering, request.agency["id"], request.role["id"] if request.role else None, tx.now_text),
+    )
+
+
+async def _without_grant(tx: Tx, actor: Actor, request: _Request, digest: str) -> _Outcome:
+    """Default deny: escalate, unless the operator already approved this exact request as a one-off."""
+    approved = await decisions.find_redeemable(tx, digest)
+    if approved is not None:
+        reason = f"No grant covers {request.capability}, but the operator approved this exact request in " \
+                 f"{ids.format_id('decision', approved['id'])} (one use). Settle or release it when done."
+        return _Outcome("allowed", reason, None, approved["id"], redeem=True)
+    who = request.agency["name"] + (f" ({request.role['name']})" if request.role else "")
+    return await _escalate(tx, actor, request, f"No grant lets {who} do {request.capability}.", None)
+
+
+def _scope_refusal(grant: Row, short: str, target: str | None, now_text: str) -> str | None:
+    """Expiry, then deny patterns (deny wins), then the allow list."""
+    if grant["expires_at"] is not None and grant["expires_at"] <= now_text:
+        return f"{short} expired at {grant['expires_at']}; it allows nothing. Ask the operator to renew it."
+    if target is not None:
+        for pattern in json.loads(grant["scope_deny"]):
+            if target_matches(pattern, target):
+                return f"{short} never allows targets matching {pattern!r}; this target is out of bounds."
+    allow = json.loads(grant["scope_allow"])
+    if allow and target is None:
+        return f"{short} allows only listed targets ({', '.join(allow)}); send the target you will act on."
+    if allow and target is not None and not any(target_matches(p, target) for p in allow):
+        return f"{short} allows only targets matching {', '.join(allow)}; this target is not one of them."
+    return None
+
+
+def _approval_reason(grant: Row, short: str, budgets: list[Row], request: _Request) -> str | None:
+    cap, amount = grant["per_action_cap_cents"], request.amount_cents
+    if cap is not None and amount > cap:
+        return f"{money(amount)} is above {short}'s per-action cap of {money(cap)}."
+    if cap is None and amount > 0 and all(b["max_cents"] is None for b in budgets):
+        return f"{short} sets no money limit, so it allows amount 0 only; {money(amount)} needs the operator."
+    if grant["mode"] == "approve":
+        return f"{short} asks the operator first for every {grant['capability']}."
+    return None
+
+
+async def _escalate(tx: Tx, actor: Actor, request: _Request, why: str, grant: Row | None) -> _Outcome:
+    title = f"{request.agency['name']} asks to {request.capability}"
+    if request.amount_cents:
+        title += f" for {money(request.amount_cents)}"
+    view = await decisions.open_decision(
+        tx, actor, kind="escalation", title=title, details=why, request=request.params(),
+        agency_id=request.agency["id"], role_id=request.role["id"] if request.role else None,
+        amount_cents=request.amount_cents, grant_id=grant["id"] if grant else None,
+        timeout_policy=grant["on_timeout"] if grant else "deny",
+    )
+    decision_id = ids.parse_id("decision", view.id, field="decision")
+    short = ids.format_id("decision", decision_id)
+    reason = (f"{why} Asked the operator in {short}. Once it is approved, call authorize again with the same "
+              "parameters and a new idempotency_key.")
+    return _Outcome("needs_approval", reason, grant, decision_id, why=why)
+
+
+async def _draw(tx: Tx, grant: Row, short: str, budgets: list[Row], request: _Request,
+                approved: Row | None) -> _Outcome:
+    timezone = (await workspace.get(tx)).timezone
+    keys = {str(b["id"]): period_key(b["period"], tx.now, timezone) for b in budgets}
+    failed = await _draw_budgets(tx, budgets, keys, request.amount_cents)
+    if failed is not None:
+        reason = await _exhausted(tx, short, request, failed, keys[str(failed["id"])], timezone)
+        return _Outcome("denied", reason, grant, period_keys=keys)
+    reason = f"Allowed by {short}; {money(request.amount_cents)} reserved. Settle with the actual amount or release."
+    if approved is not None:
+        reason = f"Allowed by {short} with the operator's approval in " \
+                 f"{ids.format_id('decision', approved['id'])}; {money(request.amount_cents)} reserved."
+    if grant["mode"] == "notify":
+        reason += " The operator will be told."
+    return _Outcome("allowed", reason, grant, approved["id"] if approved else None,
+                    redeem=approved is not None, period_keys=keys)
+
+
+# One conditional upsert draws one budget: the period's first draw inserts the usage row (when the
+# draw fits in an empty period), later ones update it only while it fits. No row back means refused,
+# and a refused draw changed nothing.
+_DRAW_SQL = (
+    "INSERT INTO budget_usage (budget_id, period_key, used_count, used_cents) "
+    "SELECT :b, :p, 1, :amt WHERE ((:max_count IS NULL OR 1 <= :max_count) "
+    "AND (:max_cents IS NULL OR :amt <= :max_cents)) "
+    "OR EXISTS (SELECT 1 FROM budget_usage WHERE budget_id = :b AND period_key = :p) "
+    "ON CONFLICT (budget_id, period_key) DO UPDATE SET used_count = used_count + 1, "
+    "used_cents = used_cents + :amt "
+    "WHERE (:max_count IS NULL OR used_count + 1 <= :max_count) "
+    "AND (:max_cents IS NULL OR used_cents + :amt <= :max_cents) "
+    "RETURNING used_count, used_cents"
+)
+
+
+async def _draw_budgets(tx: Tx, budgets: list[Row], keys: dict[str, str], amount: int) -> Row | None:
+    """Draw from every budget atomically, or from none; returns the budget that refused, if any."""
+    if len(budgets) == 1:  # one statement is atomic on its own
+        return None if await _draw_one(tx, budgets[0], keys, amount) else budgets[0]
+    if not budgets:
+        return None
+    await tx.run("SAVEPOINT authorize_budgets")
+    refused = None
+    for budget in budgets:
+        if not await _draw_one(tx, budget, keys, amount):
+            refused = budget
+            await tx.run("ROLLBACK TO authorize_budgets")
+            break
+    await tx.run("RELEASE authorize_budgets")
+    return refused
+
+
+async def _draw_one(tx: Tx, budget: Row, keys: dict[str, str], amount: int) -> bool:
+    drawn = await tx.one(_DRAW_SQL, {"amt": amount, "b": budget["id"], "p": keys[str(budget["id"])],
+                                     "max_count": budget["max_count"], "max_cents": budget["max_cents"]})
+    return drawn is not None
+
+
+async def _exhausted(tx: Tx, short: str, request: _Request, budget: Row, key: str, timezone: str) -> str:
+    used_count, used_cents = await budget_usage(tx, budget["id"], key)
+    period, when = budget["period"], _PERIOD_NOW[budget["period"]]
+    if budget["max_count"] is not None and used_count + 1 > budget["max_count"]:
+        return f"{short} allows {budget['max_count']} {request.capability} per {period}; " \
+               f"{used_count} used {when} ({timezone})."
+    return f"{short} allows {money(budget['max_cents'])} of {request.capability} per {period}; " \
+           f"{money(used_cents)} used {when} ({timezone}), {money(request.amount_cents)} asked."
+
+
+def _notifies(outcome: _Outcome) -> bool:
+    return outcome.answer == "allowed" and outcome.grant is not None and outcome.grant["mode"] == "notify"
+
+
+async def _record(tx: Tx, request: _Request, digest: str, outcome: _Outcome) -> Row:
+    """Append the ledger row and return it; an allowed answer holds its reservation for RESERVATION_TTL."""
+    held = outcome.answer == "allowed"
+    grant = outcome.grant
+    row = await tx.one(
+        "INSERT INTO authorizations (agency_id, role_id, capability, amount_cents, target, task_id, "
+        "idempotency_key, request_hash, answer, reason, grant_id, grant_version, decision_id, status, "
+        "period_keys, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "RETURNING *",
+        (request.agency["id"], request.role["id"] if request.role else None, request.capability,
+         request.amount_cents, request.target, request.task_id, request.idempotency_key, digest, outcome.answer,
+         outcome.reason, grant["id"] if grant else None, grant["version"] if grant else None, outcome.decision_id,
+         "held" if held else "none", json.dumps(outcome.period_keys),
+         format_ts(tx.now + RESERVATION_TTL) if held else None, tx.now_text),
+    )
+    assert row is not None  # an INSERT … RETURNING returns the row it inserted
+    return row
+
+
+# --- check: "can I?" -----------------------------------------------------------------------------
+
+
+async def check(
+    tx: Tx, actor: Actor, *, agency: str, role: str | None, capability: str, amount_cents: int,
+    target: str | None, task_id: int | str | None,
+) -> CheckView:
+    """The answer authorize would give now, with nothing reserved, opened or written.
+
+    Needs a write transaction (its steps write, then are undone before it returns).
+    """
+    # One source of truth: authorize's own steps (the expiry sweep, _judge with its conditional
+    # budget UPDATEs and the decision it would open) run inside a savepoint that is rolled back.
+    # A read-only twin would re-implement the budget arithmetic and the sweep, and could drift.
+    await tx.run("SAVEPOINT authority_check")
+    try:
+        await release_expired(tx, limit=_EXPIRE_BATCH)
+        request = await _read_request(tx, agency, role, capability, amount_cents, target, task_id, None)
+        outcome = await _judge(tx, actor, request, decisions.request_hash(request.params()))
+        grant_id = outcome.grant["id"] if outcome.grant else None
+        left = await _left(tx, grant_id, outcome.period_keys)
+    finally:
+        await tx.run("ROLLBACK TO authority_check")
+        await tx.run("RELEASE authority_check")
+    # A decision authorize would open is gone with the savepoint; a pending one it would reuse is not.
+    opens = outcome.answer == "needs_approval" and await tx.one(
+        "SELECT 1 FROM decisions WHERE id = ?", (outcome.decision_id,)) is None
+    return CheckView(answer=outcome.answer, reason=_check_reason(outcome, request, opens),
+                     grant_id=_short("grant", grant_id), budgets_left=left, would_open_decision=opens)
+
+
+def _check_reason(outcome: _Outcome, request: _Request, opens: bool) -> str:
+    """authorize's reason, told as what authorize would do rather than what it did."""
+    if outcome.answer == "denied":
+        return outcome.reason
+    if outcome.answer == "needs_approval":
+        if opens:
+            return f"{outcome.why} authorize would ask the operator in a new decision."
+        return f"{outcome.why} The operator is already asked in {_short('decision', outcome.decision_id)}."
+    reason = "Allowed" + (f" by {_short('grant', outcome.grant['id'])}" if outcome.grant else "")
+    if outcome.decision_id is not None:
+        reason += f" with the operator's one-use approval in {_short('decision', outcome.decision_id)}"
+    reason += f"; authorize would reserve {money(request.amount_cents)}."
+    return reason + (" The operator will be told." if _notifies(outcome) else "")
+
+
+# --- settle, release, expire --------------------------------------------------------------------
+
+
+async def settle(tx: Tx, actor: Actor, authorization: str, *, actual_cents: int) -> AuthorizationView:
+    """Close a held reservation at the actual amount (at most the reserved amount); the rest returns."""
+    actual = _amount(actual_cents, "actual_cents")
+    await release_expired(tx, limit=_EXPIRE_BATCH)
+    row = await _held(tx, authorization, "settle")
+    short = ids.format_id("authorization", row["id"])
+    if actual > row["amount_cents"]:
+        raise InvalidInput(
+            f"actual_cents: {money(actual)} is more than the {money(row['amount_cents'])} reserved on {short}. "
+            "Settle at most the reserved amount and call authorize for the rest."
+        )
+    await _give_back(tx, row, cents=row["amount_cents"] - actual, count=0)
+    await _close(tx, row["id"], "settled", actual)
+    await audit.append(tx, actor, "authority.settle", short, {"actual_cents": actual,
+                                                              "reserved_cents": row["amount_cents"]})
+    return await _authorization_view(tx, await _authorization_row(tx, row["id"]))
+
+
+async def release(tx: Tx, actor: Actor, authorization: str) -> AuthorizationView:
+    """Give a held reservation back whole: the action did not happen."""
+    await release_expired(tx, limit=_EXPIRE_BATCH)
+    row = await _held(tx, authorization, "release")
+    await _give_back(tx, row, cents=row["amount_cents"], count=1)
+    await _close(tx, row["id"], "released", None)
+    short = ids.format_id("authorization", row["id"])
+    await audit.append(tx, actor, "authority.release", short, {"reserved_cents": row["amount_cents"]})
+    return await _authorization_view(tx, await _authorization_row(tx, row["id"]))
+
+
+# True when release_expired has work: an indexed probe a caller can fold into one statement with others.
+EXPIRED_EXISTS = "EXISTS (SELECT 1 FROM authorizations WHERE status = 'held' AND expires_at <= :now)"
+
+
+async def release_expired(tx: Tx, *, limit: int | None = None) -> int:
+    """Held reservations past their expiry return to their budgets (status 'expired'); returns how many."""
+    rows = await tx.all(
+        "SELECT * FROM authorizations WHERE status = 'held' AND expires_at <= ? ORDER BY expires_at LIMIT ?",
+        (tx.now_text, -1 if limit is None else limit),
+    )
+    for row in rows:
+        await _give_back(tx, row, cents=row["amount_cents"], count=1)
+        await _close(tx, row["id"], "expired", None)
+        await audit.append(tx, SYSTEM, "authority.expire", ids.format_id("authorization", row["id"]),
+                           {"reserved_cents": row["amount_cents"]})
+    return len(rows)
+
+
+async def _held(tx: Tx, ref: str, verb: str) -> Row:
+    row = await _authorization_row(tx, ids.parse_id("authorization", ref, field="authorization_id"))
+    if row["status"] != "held":
+        short = ids.format_id("authorization", row["id"])
+        raise Conflict(f"authorization_id: {short} is {row['status']}, so there is nothing to {verb}; only held "
+                       "reservations can be settled or released. Call authorize for a new one if you still act.")
+    return row
+
+
+async def _give_back(tx: Tx, row: Row, *, cents: int, count: int) -> None:
+    """Return amount (and count) to the very periods the reservation was drawn from."""
+    for budget_id, key in json.loads(row["period_keys"]).items():
+        await tx.run(
+            "UPDATE budget_usage SET used_count = max(used_count - ?, 0), used_cents = max(used_cents - ?, 0) "
+            "WHERE budget_id = ? AND period_key = ?",
+            (count, cents, int(budget_id), key),
+        )
+
+
+async def _close(tx: Tx, authorization_id: int, status: str, settled_cents: int | None) -> None:
+    await tx.run(
+        "UPDATE authorizations SET status = ?, settled_cents = ?, closed_at = ? WHERE id = ? AND status = 'held'",
+        (status, settled_cents, tx.now_text, authorization_id),
+    )
+
+
+async def _authorization_row(tx: Tx, authorization_id: int) -> Row:
+    row = await tx.one("SELECT * FROM authorizations WHERE id = ?", (authorization_id,))
+    if row is None:
+        short = ids.format_id("authorization", authorization_id)
+        raise NotFound(f"authorization_id: there is no authorization {short}; send the id that authorize returned.")
+    return row
+
+
+def _short(kind: str, number: int | None) -> str | None:
+    return None if number is None else ids.format_id(kind, number)
+
+
+async def _authorization_view(tx: Tx, row: Row, grant: Row | None = None) -> AuthorizationView:
+    """The view of a ledger row; `grant` is its grant's row when the caller has it already."""
+    if grant is None and row["grant_id"] is not None:
+        grant = await grant_row(tx, row["grant_id"])
+    return AuthorizationView(
+        authorization_id=ids.format_id("authorization", row["id"]), answer=row["answer"], reason=row["reason"],
+        capability=row["capability"], amount_cents=row["amount_cents"], target=row["target"],
+        grant_id=_short("grant", row["grant_id"]), decision_id=_short("decision", row["decision_id"]),
+        notify=row["answer"] == "allowed" and grant is not None and grant["mode"] == "notify",
+        status=row["status"], expires_at=row["expires_at"],
+        budgets_left=await _budgets_left(tx, row),
+    )
+
+
+async def _budgets_left(tx: Tx, row: Row) -> list[str]:
+    return await _left(tx, row["grant_id"], json.loads(row["period_keys"]))
+
+
+async def _left(tx: Tx, grant_id: int | None, keys: dict[str, str]) -> list[str]:
+    if grant_id is None or not keys:
+        return []
+    # The grant's budgets that the keys name, each with its usage in its key's period, in one statement.
+    numbers = [int(budget_id) for budget_id in keys]
+    period_of = " ".join("WHEN ? THEN ?" for _ in numbers)
+    rows = await tx.all(
+        "SELECT b.id, b.period, b.max_count, b.max_cents, coalesce(u.used_count, 0) AS used_count, "
+        "coalesce(u.used_cents, 0) AS used_cents FROM grant_budgets AS b LEFT JOIN budget_usage AS u "
+        f"ON u.budget_id = b.id AND u.period_key = CASE b.id {period_of} END "
+        f"WHERE b.grant_id = ? AND b.id IN ({', '.join('?' * len(numbers))}) ORDER BY b.id",
+        (*(value for number in numbers for value in (number, keys[str(number)])), grant_id, *numbers),
+    )
+    left = []
+    for budget in rows:
+        used_count, used_cents = budget["used_count"], budget["used_cents"]
+        if budget["max_count"] is not None:
+            left.append(f"{budget['period']}: {max(budget['max_count'] - used_count, 0)} of "
+                        f"{budget['max_count']} left")
+        if budget["max_cents"] is not None:
+            left.append(f"{budget['period']}: {money(max(budget['max_cents'] - used_cents, 0))} of "
+                        f"{money(budget['max_cents'])} left")
+    return left

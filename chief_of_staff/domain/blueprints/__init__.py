@@ -1,0 +1,1 @@
+"""Starter agencies: the blueprint file format, the loader, and the TOML files beside them."""

@@ -1,0 +1,443 @@
+"""Goals and their key results, with progress, pace and forecast computed from rollups.
+
+`key_results.current` is baseline plus every delta ever logged against it, and
+`key_result_days` holds each key result's deltas per local day; outcomes.log_outcome keeps
+both in the same transaction. Progress and pace are read from `current` and the dates, the
+forecast from the recent days' rows (chief_of_staff.domain.pace does the arithmetic), so a goal view
+never scans the outcome log. Every goal change is an operator act.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import date, timedelta
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import BeforeValidator, Field, ValidationError
+
+from chief_of_staff.core import audit, clock, ids
+from chief_of_staff.core.audit import Actor
+from chief_of_staff.core.db import Row, Tx
+from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound
+from chief_of_staff.core.fields import LocalDate, Model, Name, ShortText, checked_text
+from chief_of_staff.domain import trust, workspace
+from chief_of_staff.domain.agencies import resolve_agency
+from chief_of_staff.domain.pace import RATE_WINDOW_DAYS, Forecast, Pace, PaceLabel, forecast_of, pace_of
+
+__all__ = [
+    "FiniteNumber",
+    "Forecast",
+    "GoalView",
+    "KeyResultChange",
+    "KeyResultSpec",
+    "KeyResultView",
+    "Pace",
+    "PaceLabel",
+    "adjust_goal",
+    "check_finite",
+    "coerce_input",
+    "create_goal",
+    "forecast_of",
+    "get_goal",
+    "list_goals",
+    "pace_of",
+    "resolve_goal",
+    "resolve_key_result",
+]
+
+GoalStatus = Literal["active", "achieved", "dropped"]
+Direction = Literal["up", "down"]
+
+MAX_KEY_RESULTS = 10
+GOAL_HINT = "approve it in chat (confirm=true), or ask the operator to run it from the command line"
+
+
+def _finite_before(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("send a plain number such as 12 or 0.5")
+    return value
+
+
+FiniteNumber = Annotated[float, BeforeValidator(_finite_before), Field(allow_inf_nan=False)]
+
+
+def check_finite(value: object, field: str) -> float:
+    """A real, finite number (not a bool, NaN or infinity), or InvalidInput naming the field."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidInput(f"{field}: {value!r} is not a finite number; "
+                           "send a plain number such as 12 or 0.5.")
+    return float(value)
+
+
+class KeyResultSpec(Model):
+    """One key result of a new goal. start_date defaults to today in the workspace timezone."""
+
+    metric: Name
+    unit: Annotated[str, Field(max_length=40)] = ""
+    baseline: FiniteNumber
+    target: FiniteNumber
+    direction: Direction
+    due_date: LocalDate
+    start_date: LocalDate | None = None
+
+
+class KeyResultChange(Model):
+    """Change key result "KR3" (new target, due date or unit), or add one by giving a new metric name
+    with baseline, target, direction and due_date."""
+
+    key_result: ShortText
+    target: FiniteNumber | None = None
+    due_date: LocalDate | None = None
+    unit: Annotated[str, Field(max_length=40)] | None = None
+    baseline: FiniteNumber | None = None
+    direction: Direction | None = None
+    start_date: LocalDate | None = None
+
+
+class KeyResultView(Model):
+    id: str
+    metric: str
+    unit: str
+    baseline: float
+    target: float
+    direction: Direction
+    start_date: str
+    due_date: str
+    current: float
+    progress: float
+    expected_now: float
+    pace: PaceLabel
+    behind_by: float
+    rate_per_day: float
+    forecast_at_due: float
+    at_risk: bool
+    risk_reason: str | None
+
+
+class GoalView(Model):
+    id: str
+    agency: str
+    title: str
+    description: str
+    status: GoalStatus
+    key_results: list[KeyResultView]
+
+
+# --- lookups -------------------------------------------------------------------------------------
+
+
+async def resolve_goal(tx: Tx, ref: str, *, field: str = "goal") -> Row:
+    """The goals row for "G1"; NotFound says how to find goals."""
+    number = ids.parse_id("goal", ref, field=field)
+    row = await tx.one("SELECT * FROM goals WHERE id = ?", (number,))
+    if row is None:
+        raise NotFound(f"{field}: there is no goal {ids.format_id('goal', number)}. "
+                       "Call list_goals to see goals.")
+    return row
+
+
+async def resolve_key_result(tx: Tx, ref: str, *, field: str = "key_result") -> Row:
+    """The key_results row for "KR3", with its goal's agency_id and goal_status."""
+    number = ids.parse_id("key_result", ref, field=field)
+    row = await tx.one(
+        "SELECT kr.*, g.agency_id AS agency_id, g.status AS goal_status FROM key_results kr "
+        "JOIN goals g ON g.id = kr.goal_id WHERE kr.id = ?",
+        (number,),
+    )
+    if row is None:
+        raise NotFound(f"{field}: there is no key result {ids.format_id('key_result', number)}. "
+                       "Call list_goals to see each goal's key results.")
+    return row
+
+
+# --- views ---------------------------------------------------------------------------------------
+
+
+async def _today(tx: Tx) -> date:
+    return clock.local_date(tx.now, (await workspace.get(tx)).timezone)
+
+
+def _key_result_view(row: Row, today: date, goal_active: bool) -> KeyResultView:
+    start, due = date.fromisoformat(row["start_date"]), date.fromisoformat(row["due_date"])
+    line = (row["baseline"], row["target"], row["current"], start, due, today)
+    pace = pace_of(*line)
+    forecast = forecast_of(*line, recent_delta=row["recent_delta"], recent_outcomes=int(row["recent_outcomes"]))
+    # A closed goal takes no more deltas: its key results are history, not a risk to act on.
+    at_risk = forecast.at_risk and goal_active
+    return KeyResultView(
+        id=ids.format_id("key_result", row["id"]), metric=row["metric"], unit=row["unit"],
+        baseline=row["baseline"], target=row["target"], direction=row["direction"],
+        start_date=row["start_date"], due_date=row["due_date"], current=row["current"],
+        progress=pace.progress, expected_now=pace.expected_now, pace=pace.pace, behind_by=pace.behind_by,
+        rate_per_day=forecast.rate_per_day, forecast_at_due=forecast.forecast_at_due, at_risk=at_risk,
+        risk_reason=forecast.risk_reason if at_risk else None,
+    )
+
+
+# The deltas (or the outcomes) of one key result over its rate window, by the rollup's primary key.
+# The window is pace.rate_window's: from max(first, min(start_date, today)) to today, where
+# first = today - (RATE_WINDOW_DAYS - 1); parameters are first, today, today.
+_WINDOW_SUM = (
+    "(SELECT total(d.{column}) FROM key_result_days AS d WHERE d.key_result_id = kr.id "
+    "AND d.day BETWEEN max(?, min(kr.start_date, ?)) AND ?) AS {alias}"
+)
+
+# Goals with their agency's name and their key results (one row per key result) with each key
+# result's recent window from the rollup, in one statement. The goal's own columns carry a g_
+# prefix so the key result's keep their plain names.
+_VIEW_SELECT = (
+    "SELECT g.id AS g_id, g.agency_id AS g_agency_id, g.title AS g_title, g.description AS g_description, "
+    "g.status AS g_status, a.name AS g_agency_name, kr.*, "
+    f"{_WINDOW_SUM.format(column='delta_sum', alias='recent_delta')}, "
+    f"{_WINDOW_SUM.format(column='outcomes', alias='recent_outcomes')} FROM goals AS g "
+    "LEFT JOIN agencies AS a ON a.id = g.agency_id LEFT JOIN key_results AS kr ON kr.goal_id = g.id "
+)
+
+
+async def _goal_views(tx: Tx, where: str, params: Sequence[Any]) -> list[GoalView]:
+    """Goals matching `where` (over alias g), oldest first, each with its key results in id order."""
+    today = await _today(tx)
+    first = today - timedelta(days=RATE_WINDOW_DAYS - 1)
+    window = [first.isoformat(), today.isoformat(), today.isoformat()]
+    rows = await tx.all(f"{_VIEW_SELECT}WHERE {where} ORDER BY g.id, kr.id", [*window, *window, *params])
+    by_goal: dict[int, list[Row]] = {}
+    for row in rows:
+        by_goal.setdefault(row["g_id"], []).append(row)
+    return [_goal_view(group, today) for group in by_goal.values()]
+
+
+def _goal_view(rows: list[Row], today: date) -> GoalView:
+    goal, agency = rows[0], rows[0]["g_agency_name"]
+    active = goal["g_status"] == "active"
+    return GoalView(
+        id=ids.format_id("goal", goal["g_id"]),
+        agency=agency if agency is not None else ids.format_id("agency", goal["g_agency_id"]),
+        title=goal["g_title"], description=goal["g_description"], status=goal["g_status"],
+        key_results=[_key_result_view(row, today, active) for row in rows if row["id"] is not None])
+
+
+async def get_goal(tx: Tx, goal: str) -> GoalView:
+    """One goal with its key results, progress and pace."""
+    return (await _goal_views(tx, "g.id = ?", [(await resolve_goal(tx, goal))["id"]]))[0]
+
+
+async def list_goals(tx: Tx, *, agency: str | None = None, include_closed: bool = False) -> list[GoalView]:
+    """Goals (active only unless include_closed), oldest first, with progress and pace."""
+    statuses = list(get_args(GoalStatus)) if include_closed else ["active"]
+    marks = ", ".join("?" for _ in statuses)
+    if agency is None:
+        return await _goal_views(tx, f"g.status IN ({marks})", statuses)
+    agency_id = (await resolve_agency(tx, agency))["id"]
+    return await _goal_views(tx, f"g.agency_id = ? AND g.status IN ({marks})", [agency_id, *statuses])
+
+
+# --- validation ----------------------------------------------------------------------------------
+
+
+def coerce_input(model: type[Model], item: object, field: str) -> Any:
+    """Accept a model or a plain dict; a bad dict becomes InvalidInput naming the exact field."""
+    if isinstance(item, model):
+        return item
+    try:
+        return model.model_validate(item)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise InvalidInput(f"{field}{'.' + where if where else ''}: {first['msg']}.") from None
+
+
+def _check_line(field: str, baseline: float, target: float, direction: str, start: date, due: date) -> None:
+    """The rules the schema also enforces, checked first so the caller hears which field and why."""
+    check_finite(baseline, f"{field}.baseline")
+    check_finite(target, f"{field}.target")
+    if direction == "up" and not target > baseline:
+        raise InvalidInput(f"{field}.target: an 'up' key result needs a target above its baseline "
+                           f"({baseline:g}); raise the target or send direction 'down'.")
+    if direction == "down" and not target < baseline:
+        raise InvalidInput(f"{field}.target: a 'down' key result needs a target below its baseline "
+                           f"({baseline:g}); lower the target or send direction 'up'.")
+    if not due > start:
+        raise InvalidInput(f"{field}.due_date: {due.isoformat()} must be after the start date "
+                           f"{start.isoformat()}; send a later due_date.")
+
+
+def _check_spec(field: str, spec: KeyResultSpec, today: date) -> None:
+    _check_line(field, spec.baseline, spec.target, spec.direction, spec.start_date or today, spec.due_date)
+
+
+def _check_specs(specs: Sequence[KeyResultSpec], today: date) -> None:
+    if not 1 <= len(specs) <= MAX_KEY_RESULTS:
+        raise InvalidInput(f"key_results: send 1 to {MAX_KEY_RESULTS} key results; "
+                           "a goal is measured by them.")
+    seen: set[str] = set()
+    for index, spec in enumerate(specs):
+        field = f"key_results[{index}]"
+        if spec.metric.casefold() in seen:
+            raise InvalidInput(f"{field}.metric: {spec.metric!r} appears twice; "
+                               "give each key result its own metric.")
+        seen.add(spec.metric.casefold())
+        _check_spec(field, spec, today)
+
+
+async def _insert_key_result(tx: Tx, goal_id: int, spec: KeyResultSpec, today: date) -> int:
+    start = (spec.start_date or today).isoformat()
+    return await tx.run(
+        "INSERT INTO key_results (goal_id, metric, unit, baseline, target, direction, start_date, due_date, "
+        "current, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (goal_id, spec.metric, spec.unit, spec.baseline, spec.target, spec.direction, start,
+         spec.due_date.isoformat(), spec.baseline, tx.now_text, tx.now_text),
+    )
+
+
+# --- changes -------------------------------------------------------------------------------------
+
+
+async def create_goal(tx: Tx, actor: Actor, *, agency: str, title: str, description: str = "",
+                      key_results: Sequence[KeyResultSpec]) -> GoalView:
+    """Set a goal for an agency with 1-10 key results (operator-only)."""
+    trust.require_operator(actor, "Setting a goal", GOAL_HINT)
+    agency_row = await resolve_agency(tx, agency)
+    if agency_row["status"] != "active":
+        raise Conflict(f"agency: {agency_row['name']} is retired; reactivate it with update_agency first.")
+    title = checked_text(title, "title", 200, required=True)
+    description = checked_text(description, "description", 4000, required=False)
+    specs = [coerce_input(KeyResultSpec, item, f"key_results[{i}]") for i, item in enumerate(key_results)]
+    today = await _today(tx)
+    _check_specs(specs, today)
+    goal_id = await tx.run(
+        "INSERT INTO goals (agency_id, title, description, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+        (agency_row["id"], title, description, tx.now_text, tx.now_text),
+    )
+    kr_ids = [await _insert_key_result(tx, goal_id, spec, today) for spec in specs]
+    short = ids.format_id("goal", goal_id)
+    await audit.append(tx, actor, "goal.create", short, {
+        "agency": ids.format_id("agency", agency_row["id"]), "title": title,
+        "key_results": [_spec_detail(kr_id, spec) for kr_id, spec in zip(kr_ids, specs, strict=True)],
+    })
+    return await get_goal(tx, short)
+
+
+def _spec_detail(kr_id: int, spec: KeyResultSpec) -> dict[str, Any]:
+    return {"id": ids.format_id("key_result", kr_id), "metric": spec.metric, "baseline": spec.baseline,
+            "target": spec.target, "direction": spec.direction, "due_date": spec.due_date.isoformat()}
+
+
+async def adjust_goal(tx: Tx, actor: Actor, goal: str, *, title: str | None = None,
+                      description: str | None = None, status: str | None = None,
+                      key_results: Sequence[KeyResultChange] | None = None) -> GoalView:
+    """Retitle, re-describe, close or reopen a goal, change key results' targets, due dates or units,
+    or add key results (operator-only). All of it lands as one audited change."""
+    trust.require_operator(actor, "Changing a goal", GOAL_HINT)
+    goal_row = await resolve_goal(tx, goal)
+    fields = _goal_field_changes(title, description, status)
+    changes = [coerce_input(KeyResultChange, c, f"key_results[{i}]") for i, c in enumerate(key_results or [])]
+    if not fields and not changes:
+        raise InvalidInput("Nothing to change: send title, description, status or key_results.")
+    plan = await _plan_key_result_changes(tx, goal_row, changes, await _today(tx))
+    if fields:
+        sets = ", ".join(f"{column} = ?" for column in fields)
+        await tx.run(f"UPDATE goals SET {sets}, updated_at = ? WHERE id = ?",
+                     (*fields.values(), tx.now_text, goal_row["id"]))
+    details = [await step(tx) for step in plan]
+    short = ids.format_id("goal", goal_row["id"])
+    await audit.append(tx, actor, "goal.adjust", short, {**_brief_fields(fields), "key_results": details})
+    return await get_goal(tx, short)
+
+
+def _goal_field_changes(title: str | None, description: str | None, status: str | None) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    if title is not None:
+        fields["title"] = checked_text(title, "title", 200, required=True)
+    if description is not None:
+        fields["description"] = checked_text(description, "description", 4000, required=False)
+    if status is not None:
+        if status not in get_args(GoalStatus):
+            raise InvalidInput(f"status: {status!r} is not a goal status; "
+                               "send 'active', 'achieved' or 'dropped'.")
+        fields["status"] = status
+    return fields
+
+
+def _brief_fields(fields: dict[str, str]) -> dict[str, Any]:
+    # The description can be long; the audit row records that it changed, not the whole text.
+    return {k: ("(changed)" if k == "description" else v) for k, v in fields.items()}
+
+
+Step = Any  # an async callable (tx) -> dict: one validated write, run after every check has passed
+
+
+async def _plan_key_result_changes(tx: Tx, goal_row: Row, changes: Sequence[KeyResultChange],
+                                   today: date) -> list[Step]:
+    """Validate every key-result change before any is written; return the writes to run."""
+    existing = await tx.all("SELECT * FROM key_results WHERE goal_id = ? ORDER BY id", (goal_row["id"],))
+    by_metric = {row["metric"].casefold(): row for row in existing}
+    count, plan, added = len(existing), [], set()
+    for index, change in enumerate(changes):
+        field = f"key_results[{index}]"
+        if change.key_result.casefold() in added:
+            raise InvalidInput(f"{field}.key_result: {change.key_result!r} is added twice; send it once.")
+        row = await _target_row(tx, goal_row, change.key_result, by_metric, field)
+        if row is None:
+            count += 1
+            if count > MAX_KEY_RESULTS:
+                raise InvalidInput(f"{field}: a goal has at most {MAX_KEY_RESULTS} key results.")
+            spec = _spec_from_change(change, field)
+            _check_spec(field, spec, today)
+            added.add(spec.metric.casefold())
+            plan.append(_add_step(goal_row["id"], spec, today))
+        else:
+            plan.append(_change_step(row, change, field))
+    return plan
+
+
+async def _target_row(tx: Tx, goal_row: Row, ref: str, by_metric: dict[str, Row], field: str) -> Row | None:
+    """The key result a change refers to ("KR3" or an existing metric name), or None for a new metric."""
+    if ref.upper().startswith("KR") and ref[2:].strip().isdigit():
+        row = await resolve_key_result(tx, ref, field=f"{field}.key_result")
+        if row["goal_id"] != goal_row["id"]:
+            owner, this = ids.format_id("goal", row["goal_id"]), ids.format_id("goal", goal_row["id"])
+            raise InvalidInput(f"{field}.key_result: {ref} belongs to goal {owner}, not {this}; "
+                               "adjust that goal instead.")
+        return row
+    return by_metric.get(ref.casefold())
+
+
+def _spec_from_change(change: KeyResultChange, field: str) -> KeyResultSpec:
+    needed = ("baseline", "target", "direction", "due_date")
+    missing = [name for name in needed if getattr(change, name) is None]
+    if missing:
+        raise InvalidInput(f"{field}: {change.key_result!r} is a new metric for this goal; to add it send "
+                           f"{', '.join(missing)} too (or send an existing id like KR3 to change one).")
+    fields = change.model_dump(include={"baseline", "target", "direction", "due_date", "start_date"})
+    spec: KeyResultSpec = coerce_input(KeyResultSpec, {"metric": change.key_result, "unit": change.unit or "",
+                                                  **fields}, field)
+    return spec
+
+
+def _add_step(goal_id: int, spec: KeyResultSpec, today: date) -> Step:
+    async def step(tx: Tx) -> dict[str, Any]:
+        return {"added": _spec_detail(await _insert_key_result(tx, goal_id, spec, today), spec)}
+    return step
+
+
+def _change_step(row: Row, change: KeyResultChange, field: str) -> Step:
+    for fixed in ("baseline", "direction", "start_date"):
+        if getattr(change, fixed) is not None:
+            raise InvalidInput(f"{field}.{fixed}: an existing key result keeps its {fixed}; change only "
+                               "target, due_date or unit, or add a new metric instead.")
+    target = row["target"] if change.target is None else change.target
+    due = change.due_date or date.fromisoformat(row["due_date"])
+    _check_line(field, row["baseline"], target, row["direction"], date.fromisoformat(row["start_date"]), due)
+    unit = row["unit"] if change.unit is None else change.unit
+    if (target, due.isoformat(), unit) == (row["target"], row["due_date"], row["unit"]):
+        raise InvalidInput(f"{field}: nothing changes for {ids.format_id('key_result', row['id'])}; "
+                           "send a new target, due_date or unit.")
+
+    async def step(tx: Tx) -> dict[str, Any]:
+        await tx.run("UPDATE key_results SET target = ?, due_date = ?, unit = ?, updated_at = ? WHERE id = ?",
+                     (target, due.isoformat(), unit, tx.now_text, row["id"]))
+        was = {"target": row["target"], "due_date": row["due_date"], "unit": row["unit"]}
+        return {"changed": ids.format_id("key_result", row["id"]), "target": target,
+                "due_date": due.isoformat(), "unit": unit, "was": was}
+    return step

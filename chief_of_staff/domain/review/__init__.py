@@ -1,0 +1,1 @@
+"""The review ritual: scorecards, anomalies, proposals, adjustments, change sets and the packet."""

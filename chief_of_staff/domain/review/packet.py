@@ -1,0 +1,147 @@
+"""The review packet: everything the operator needs to judge a period, and what they could adjust.
+
+One read of the workspace: what changed since this viewer last looked, each goal's progress, pace
+and forecast, the agencies' scorecards for the period, the anomalies the server found, the
+decisions waiting, and proposals. It reads what the brief, the scorecards, the anomalies and the
+proposals read (rollups and index ranges), so it costs the same at ten thousand outcomes and at a
+million. Proposals are only proposals: accepting one is `changesets.record_review`.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from chief_of_staff.core.clock import local_date
+from chief_of_staff.core.db import Tx
+from chief_of_staff.core.errors import InvalidInput
+from chief_of_staff.core.fields import Model
+from chief_of_staff.domain import brief, decisions, goals, workspace
+from chief_of_staff.domain.review import changesets, proposals, scorecards
+from chief_of_staff.domain.review.scorecards import Anomaly, Scorecard
+
+__all__ = ["MAX_DAYS", "LastReview", "Packet", "build_packet", "render_packet"]
+
+MAX_DAYS = 92
+PENDING_SHOWN = 10
+
+
+class LastReview(Model):
+    id: str
+    at: str
+    note: str
+    changes: int
+    reverted_by: str | None
+
+
+class Packet(Model):
+    workspace: str
+    timezone: str
+    today: date
+    viewer: str
+    since: date
+    until: date
+    last_review: LastReview | None
+    changes: brief.Changes
+    goals: list[goals.GoalView]
+    scorecards: list[Scorecard]
+    anomalies: list[Anomaly]
+    pending_decisions: list[decisions.DecisionView]
+    pending_decision_count: int
+    proposals: list[proposals.Proposal]
+
+
+async def build_packet(tx: Tx, *, viewer: str = "operator", days: int = 7, mark_seen: bool = False) -> Packet:
+    """The packet for the `days` local days up to today; with mark_seen (a write unit) move the viewer's mark."""
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
+        raise InvalidInput(f"days: send a whole number of days from 1 to {MAX_DAYS}, e.g. 7 for a weekly review.")
+    space = await workspace.get(tx)
+    today = local_date(tx.now, space.timezone)
+    since = today - timedelta(days=days - 1)
+    changes, head = await brief.changes_since(tx, viewer)
+    pending, pending_count = await decisions.pending_with_count(tx, limit=PENDING_SHOWN)
+    packet = Packet(
+        workspace=space.name, timezone=space.timezone, today=today, viewer=viewer, since=since, until=today,
+        last_review=await _last_review(tx), changes=changes, goals=await goals.list_goals(tx),
+        scorecards=await scorecards.scorecards(tx, since=since, until=today),
+        anomalies=await scorecards.anomalies(tx, today=today), pending_decisions=pending,
+        pending_decision_count=pending_count, proposals=await proposals.proposals(tx, today=today))
+    if mark_seen and changes.total:
+        await brief.advance_viewer(tx, viewer, head)
+    return packet
+
+
+async def _last_review(tx: Tx) -> LastReview | None:
+    found = await changesets.last_review(tx)
+    if found is None:
+        return None
+    return LastReview(id=found.id, at=found.created_at, note=found.note, changes=len(found.changes),
+                      reverted_by=found.reverted_by)
+
+
+# --- markdown ------------------------------------------------------------------------------------
+
+
+def _money(cents: int | None) -> str:
+    return "-" if cents is None else f"{cents // 100:,}.{cents % 100:02d}"
+
+
+def _scorecard_lines(packet: Packet) -> list[str]:
+    lines = []
+    for card in packet.scorecards:
+        rate = "-" if card.success_rate is None else f"{card.success_rate:.0%}"
+        lines.append(f"- **{card.agency}**: {card.outcomes} outcomes ({card.successes} ok, {card.partials} partial, "
+                     f"{card.failures} failed, {rate} success), cost {_money(card.cost_cents)} "
+                     f"({_money(card.cost_per_outcome_cents)} per outcome), {card.minutes_saved} minutes saved")
+        lines += [f"  - {kr.key_result} {kr.metric}: moved {kr.moved:g} {kr.unit}, "
+                  f"{_money(kr.cost_per_unit_cents)} per unit".rstrip() for kr in card.key_results]
+        lines += [f"  - role {role.role}: {role.outcomes} outcomes, {role.failures} failed" for role in card.roles]
+        asked = card.decisions
+        if asked.asked:
+            lines.append(f"  - decisions: {asked.asked} asked, {asked.approved} approved, {asked.denied} denied, "
+                         f"{asked.expired} expired, {asked.pending} pending")
+    return lines or ["- No agencies yet."]
+
+
+def _goal_lines(packet: Packet) -> list[str]:
+    lines = []
+    for goal in packet.goals:
+        lines.append(f"- **{goal.id} {goal.title}** ({goal.agency})")
+        for kr in goal.key_results:
+            risk = f"; at risk: {kr.risk_reason}" if kr.at_risk else ""
+            lines.append(f"  - {kr.id} {kr.metric}: {kr.current:g} of {kr.target:g} {kr.unit} by {kr.due_date} "
+                         f"({kr.pace}, expected {kr.expected_now:g} today; forecast {kr.forecast_at_due:g}){risk}")
+    return lines or ["- No goals yet."]
+
+
+def render_packet(packet: Packet) -> str:
+    """The packet as markdown, for the resource, the command line and the weekly review prompt."""
+    last = packet.last_review
+    lines = [
+        f"# Review for {packet.viewer}: {packet.workspace}, {packet.since} to {packet.until} ({packet.timezone})",
+        "",
+        f"Last review: {last.id} at {last.at}" + (f" ({last.note})" if last.note else "")
+        + (f", reverted by {last.reverted_by}" if last.reverted_by else "") if last else "Last review: none yet.",
+        "",
+        "## Since you last looked",
+        brief.change_summary(packet.changes),
+        *[f"- {item}" for item in packet.changes.latest],
+        "",
+        "## Goals: progress, pace and forecast",
+        *_goal_lines(packet),
+        "",
+        "## Scorecards",
+        *_scorecard_lines(packet),
+        "",
+        f"## Anomalies ({len(packet.anomalies)})",
+        *([f"- [{a.kind}] {a.message}" for a in packet.anomalies] or ["- None found."]),
+        "",
+        f"## Decisions waiting ({packet.pending_decision_count})",
+        *([f"- {d.id} {d.title} (expires {d.expires_at})" for d in packet.pending_decisions] or ["- None."]),
+        "",
+        f"## Proposals ({len(packet.proposals)})",
+        *([f"- [{p.kind}] {p.message}" for p in packet.proposals] or ["- Nothing to propose."]),
+    ]
+    if packet.proposals:
+        lines += ["", "Accept any with `record_review` (or `chief-of-staff review-record`); each proposal carries "
+                      "its adjustment."]
+    return "\n".join(lines) + "\n"

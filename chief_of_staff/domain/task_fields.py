@@ -1,0 +1,118 @@
+"""Checks and lookups shared by tasks and routines: text sizes, priorities, and what work belongs to.
+
+Work belongs to an agency (and maybe a role in it) and may serve a goal or one key result of it.
+A key result implies its goal and a goal implies its agency, so the caller may send the most
+specific one alone; sending a combination that does not fit together is an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import cast, get_args
+
+from chief_of_staff.core import ids
+from chief_of_staff.core.db import Tx
+from chief_of_staff.core.errors import Conflict, InvalidInput
+from chief_of_staff.core.fields import Priority, parse_local_date, priority_label
+from chief_of_staff.domain import agencies, goals
+
+__all__ = [
+    "MAX_DETAILS",
+    "MAX_TITLE",
+    "Links",
+    "due_text",
+    "iso_date",
+    "label",
+    "priority_rank",
+    "resolve_links",
+    "whole_number",
+]
+
+MAX_TITLE, MAX_DETAILS = 200, 4000
+
+
+@dataclass(frozen=True)
+class Links:
+    """What a piece of work belongs to, as row ids."""
+
+    agency_id: int | None = None
+    role_id: int | None = None
+    goal_id: int | None = None
+    key_result_id: int | None = None
+
+
+def priority_rank(value: object) -> int:
+    """"P0".."P3" (any case) as the stored rank 0..3."""
+    wanted = value.strip().upper() if isinstance(value, str) else ""
+    if wanted not in get_args(Priority):
+        raise InvalidInput(f"priority: {value!r} is not a priority; send P0 (urgent), P1, P2 (normal) or P3.")
+    return int(wanted[1])
+
+
+def label(rank: int) -> Priority:
+    return cast(Priority, priority_label(rank))
+
+
+def whole_number(value: object, field: str, low: int, high: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidInput(f"{field}: send a whole number of {what} from {low} to {high}, not {value!r}.")
+    return value
+
+
+def due_text(value: object, field: str = "due_on") -> str | None:
+    """A local calendar date as stored (YYYY-MM-DD), or None."""
+    return None if value is None else parse_local_date(value, field).isoformat()
+
+
+async def resolve_links(tx: Tx, agency: str | None, role: str | None, goal: str | None,
+                        key_result: str | None, *, new_work: bool = True) -> Links:
+    """Resolve references to ids, checking they fit together; `new_work` also refuses a retired agency."""
+    agency_id = None if agency is None else int((await agencies.resolve_agency(tx, agency))["id"])
+    goal_id = None if goal is None else int((await goals.resolve_goal(tx, goal))["id"])
+    kr_id = None
+    if key_result is not None:
+        kr = await goals.resolve_key_result(tx, key_result)
+        kr_id = int(kr["id"])
+        if goal_id is not None and kr["goal_id"] != goal_id:
+            raise InvalidInput(
+                f"key_result: {ids.format_id('key_result', kr_id)} belongs to goal "
+                f"{ids.format_id('goal', kr['goal_id'])}, not {ids.format_id('goal', goal_id)}; "
+                "send the matching goal, or leave goal out (the key result implies it).")
+        goal_id = int(kr["goal_id"])
+    if goal_id is not None:
+        agency_id = await _agency_of_goal(tx, goal_id, agency_id)
+    if new_work and agency_id is not None:
+        await _refuse_retired(tx, agency_id)
+    return Links(agency_id, await _role_id(tx, agency_id, role), goal_id, kr_id)
+
+
+async def _agency_of_goal(tx: Tx, goal_id: int, agency_id: int | None) -> int:
+    owner = int(await tx.scalar("SELECT agency_id FROM goals WHERE id = ?", (goal_id,)))
+    if agency_id is not None and owner != agency_id:
+        raise InvalidInput(
+            f"goal: {ids.format_id('goal', goal_id)} belongs to agency {await agencies.agency_name(tx, owner)}, "
+            f"not {await agencies.agency_name(tx, agency_id)}; send that agency, or leave agency out "
+            "(the goal implies it).")
+    return owner
+
+
+async def _refuse_retired(tx: Tx, agency_id: int) -> None:
+    row = await tx.one("SELECT name, status FROM agencies WHERE id = ?", (agency_id,))
+    if row is not None and row["status"] != "active":
+        raise Conflict(f"agency: {row['name']} is retired and takes no new work; reactivate it with "
+                       "update_agency, or give the work to an active agency.")
+
+
+async def _role_id(tx: Tx, agency_id: int | None, role: str | None) -> int | None:
+    if role is None:
+        return None
+    if agency_id is None:
+        raise InvalidInput('role: a role belongs to an agency; send the agency too, e.g. agency="Outbound", '
+                           'role="SDR".')
+    row = await agencies.resolve_role(tx, agency_id, role)
+    return None if row is None else int(row["id"])
+
+
+def iso_date(value: str | None) -> date | None:
+    return None if value is None else date.fromisoformat(value)

@@ -1,0 +1,1 @@
+"""Streamable HTTP: the same server for clients that cannot start a local command."""

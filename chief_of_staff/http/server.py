@@ -1,0 +1,283 @@
+"""Streamable HTTP: the same server for clients that cannot spawn a local command.
+
+One process serves one or more workspace files. With one, its endpoint is `/mcp`; with
+several, each is `/<name>/mcp`. Every request is authenticated with a bearer token
+from `chief-of-staff token create`, through the SDK's resource-server support:
+
+- a token is looked up in every served workspace, and the one that holds it becomes the
+  token's audience (`AccessToken.resource`);
+- each workspace's endpoint accepts only tokens whose audience is itself, so a token of
+  workspace A is refused at workspace B (401) even though it is valid;
+- the token's principal rides on the request to the tool call (`access`).
+
+DNS-rebinding protection is always on: a Host or Origin that is not allowed is refused
+(421 and 403) before anything else runs. Allowed hosts and origins can be added for a
+real hostname. `GET /health` answers without a token, and says nothing about the
+workspaces.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import socket
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import anyio
+import uvicorn
+from mcp.server.auth.provider import AccessToken, TokenVerifier
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
+from pydantic import AnyHttpUrl
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from chief_of_staff import __version__
+from chief_of_staff.core.config import Settings
+from chief_of_staff.core.errors import InvalidInput
+from chief_of_staff.domain import tokens
+from chief_of_staff.domain.tokens import Principal
+from chief_of_staff.mcp.access import PRINCIPAL_CLAIM
+from chief_of_staff.mcp.server import SharedStore, build_server
+from chief_of_staff.notify import runner
+
+__all__ = ["DEFAULT_PORT", "HttpOptions", "ServedWorkspace", "build_http_app", "parse_workspaces", "serve_http"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 8765
+LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
+LOOPBACK_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+
+
+@dataclass(frozen=True)
+class HttpOptions:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    # The URL clients reach the server at, when it differs from http://host:port (a proxy, TLS).
+    public_url: str | None = None
+
+
+@dataclass
+class ServedWorkspace:
+    """One workspace file behind one endpoint."""
+
+    name: str
+    settings: Settings
+    shared: SharedStore = field(init=False)
+    path: str = "/mcp"
+    resource_url: str = ""
+    app: Starlette | None = None
+
+    def __post_init__(self) -> None:
+        self.shared = SharedStore(self.settings)
+
+    @property
+    def metadata_path(self) -> str:
+        return "/.well-known/oauth-protected-resource" + self.path
+
+
+def parse_workspaces(specs: Sequence[str], settings_for: Any) -> list[ServedWorkspace]:
+    """`[NAME=]PATH` specs as workspaces; a name defaults to the file's stem and must be unique."""
+    served: list[ServedWorkspace] = []
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep:
+            name, path = _name_from(Path(spec)), spec
+        name = name.strip().lower()
+        if not _NAME.match(name):
+            raise InvalidInput(f"--workspace {spec!r}: a workspace name is 1-40 lowercase letters, digits or dashes; "
+                               "send NAME=PATH, e.g. acme=/data/acme.db.")
+        if any(existing.name == name for existing in served):
+            raise InvalidInput(f"--workspace: two workspaces are named {name!r}; name one with NAME=PATH.")
+        served.append(ServedWorkspace(name=name, settings=settings_for(path)))
+    return served
+
+
+def _name_from(path: Path) -> str:
+    return re.sub(r"[^a-z0-9-]+", "-", path.stem.lower()).strip("-") or "workspace"
+
+
+class WorkspaceTokens(TokenVerifier):
+    """Finds the served workspace that holds a token; its endpoint becomes the token's audience."""
+
+    def __init__(self, workspaces: Sequence[ServedWorkspace]) -> None:
+        self._workspaces = workspaces
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        for workspace in self._workspaces:
+            principal = await _authenticate(workspace, token)
+            if principal is not None:
+                return AccessToken(
+                    token=token, client_id=principal.token_id, scopes=[principal.kind], subject=principal.viewer,
+                    resource=workspace.resource_url, claims={PRINCIPAL_CLAIM: principal},
+                )
+        log.info("refused a request whose token no served workspace holds as active")
+        return None
+
+
+async def _authenticate(workspace: ServedWorkspace, token: str) -> Principal | None:
+    store = workspace.shared.get()
+    async with store.read() as tx:
+        principal = await tokens.authenticate(tx, token)
+    if principal is not None and tokens.use_is_stale(principal, store.clock.now()):
+        async with store.write() as tx:
+            await tokens.mark_used(tx, principal)
+    return principal
+
+
+def _security(options: HttpOptions) -> TransportSecuritySettings:
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=[*LOOPBACK_HOSTS, *options.allowed_hosts],
+        allowed_origins=[*LOOPBACK_ORIGINS, *options.allowed_origins],
+    )
+
+
+class _HostGuard:
+    """Refuse a Host or Origin that is not allowed on every route, before authentication or routing."""
+
+    def __init__(self, app: ASGIApp, settings: TransportSecuritySettings) -> None:
+        self._app = app
+        self._check = TransportSecurityMiddleware(settings)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            refusal = await self._check.validate_request(Request(scope), is_post=False)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        await self._app(scope, receive, send)
+
+
+class _Dispatch:
+    """Hand a request to the workspace whose endpoint (or metadata) it names."""
+
+    def __init__(self, workspaces: Sequence[ServedWorkspace]) -> None:
+        self._routes: dict[str, ASGIApp] = {}
+        for workspace in workspaces:
+            assert workspace.app is not None
+            self._routes[workspace.path] = workspace.app
+            self._routes[workspace.metadata_path] = workspace.app
+        # Never the workspace names: this page answers without a token, and names are often clients'.
+        self._endpoints = "/mcp" if len(workspaces) == 1 else "/<workspace>/mcp"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        app = self._routes.get(scope["path"].rstrip("/") or "/")
+        if app is None:
+            await _not_here(self._endpoints)(scope, receive, send)
+            return
+        await app(scope, receive, send)
+
+
+def _not_here(endpoints: str) -> Response:
+    return JSONResponse(status_code=404, content={
+        "error": "not_found",
+        "error_description": f"The MCP endpoint is {endpoints}. Send every request with "
+                             "'Authorization: Bearer <token>'; tokens come from `chief-of-staff token create`, "
+                             "not from OAuth.",
+    })
+
+
+async def _health(_: Request) -> Response:
+    return JSONResponse({"status": "ok", "version": __version__})
+
+
+def _base_url(options: HttpOptions, port: int) -> str:
+    if options.public_url:
+        return options.public_url.rstrip("/")
+    host = f"[{options.host}]" if ":" in options.host else options.host
+    return f"http://{host}:{port}"
+
+
+def _mount(workspace: ServedWorkspace, base_url: str, verifier: TokenVerifier,
+           security: TransportSecuritySettings, host: str) -> None:
+    auth = AuthSettings(issuer_url=AnyHttpUrl(base_url), resource_server_url=AnyHttpUrl(workspace.resource_url),
+                        validate_token_resource=True)
+    server = build_server(workspace.settings, shared=workspace.shared, auth=auth, token_verifier=verifier,
+                          deliveries=False)
+    workspace.app = server.streamable_http_app(streamable_http_path=workspace.path, transport_security=security,
+                                               host=host)
+
+
+def build_http_app(workspaces: Sequence[ServedWorkspace], options: HttpOptions, port: int) -> Starlette:
+    """The ASGI app serving every workspace; its lifespan opens each store and session manager."""
+    if not workspaces:
+        raise InvalidInput("Serve at least one workspace.")
+    base_url = _base_url(options, port)
+    security = _security(options)
+    verifier = WorkspaceTokens(workspaces)
+    for workspace in workspaces:
+        workspace.path = "/mcp" if len(workspaces) == 1 else f"/{workspace.name}/mcp"
+        workspace.resource_url = base_url + workspace.path
+        _mount(workspace, base_url, verifier, security, options.host)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            stores = []
+            for workspace in workspaces:
+                assert workspace.app is not None
+                stores.append(await stack.enter_async_context(workspace.shared.session()))  # open for its life
+                await stack.enter_async_context(workspace.app.router.lifespan_context(workspace.app))
+            # Entered last, so cancelling the delivery loops at shutdown cancels nothing else.
+            async with anyio.create_task_group() as group:
+                for workspace, store in zip(workspaces, stores, strict=True):
+                    group.start_soon(partial(runner.run_deliveries, store,
+                                             interval=workspace.settings.webhook_tick))
+                try:
+                    yield
+                finally:
+                    group.cancel_scope.cancel()
+
+    app = Starlette(routes=[Route("/health", _health, methods=["GET"]),
+                            Route("/{path:path}", _Dispatch(workspaces))], lifespan=lifespan)
+    app.add_middleware(_HostGuard, settings=security)
+    return app
+
+
+def bind(options: HttpOptions) -> socket.socket:
+    """The listening socket, bound before the app is built so port 0 can pick a free port."""
+    family = socket.AF_INET6 if ":" in options.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((options.host, options.port))
+    except OSError as exc:
+        sock.close()
+        raise InvalidInput(f"Cannot listen on {options.host}:{options.port} ({exc.strerror}); "
+                           "pick another --port or stop what holds it.") from None
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+def uvicorn_server(app: Starlette) -> uvicorn.Server:
+    # log_config=None keeps uvicorn on our stderr logging; its access log would go to stdout.
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=5)
+    return uvicorn.Server(config)
+
+
+async def serve_http(workspaces: Sequence[ServedWorkspace], options: HttpOptions) -> None:
+    """Serve until interrupted; the endpoints are announced on stderr."""
+    sock = bind(options)
+    port = sock.getsockname()[1]
+    app = build_http_app(workspaces, options, port)
+    for workspace in workspaces:
+        print(f"chief-of-staff: serving {workspace.settings.db_path} at {workspace.resource_url}", file=sys.stderr)
+    print(f"chief-of-staff: health at {_base_url(options, port)}/health; tokens: chief-of-staff token create",
+          file=sys.stderr, flush=True)
+    with sock:
+        await uvicorn_server(app).serve(sockets=[sock])

@@ -1,0 +1,382 @@
+"""MCP plumbing for tools: one pydantic input and output model each, strict arguments, errors for the model.
+
+The SDK builds a tool's argument model from the function signature and quietly
+drops unknown arguments. A typo such as `priorty` must be an error instead, so
+tools here are built from an explicit input model (extra fields forbidden) and
+validated by `parse_arguments`, which writes errors a model can act on: the
+field, what was wrong, and what to send instead.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Generic, TypeVar, get_args, get_origin
+
+from mcp.server.elicitation import ElicitationResult
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.resolve import Resolve
+from mcp.server.mcpserver.tools import Tool
+from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from chief_of_staff.core.audit import Actor
+from chief_of_staff.core.db import Store, Tx
+from chief_of_staff.core.errors import ChiefOfStaffError, Conflict, OperatorActRefused
+from chief_of_staff.domain import lookup
+from chief_of_staff.domain.tokens import Principal
+from chief_of_staff.mcp.access import bind_arguments, current_principal, fill_arguments, principal_of, speaking_for
+from chief_of_staff.mcp.approval import OperatorApproval, approved_channel, channel_of, make_resolver, using_channel
+from chief_of_staff.mcp.subscriptions import notify_changed
+
+__all__ = [
+    "Ref",
+    "ToolSpec",
+    "agency_actor",
+    "as_result",
+    "build_tool",
+    "caller",
+    "describe_validation_error",
+    "output_schema",
+    "parse_arguments",
+    "published_schemas",
+    "require_own",
+    "store_of",
+]
+
+InputT = TypeVar("InputT", bound=BaseModel)
+OutputT = TypeVar("OutputT", bound=BaseModel)
+
+# A short id as the model sends it: "T42", "G3", "D7".
+Ref = Annotated[str, Field(min_length=1, max_length=24)]
+
+# Claude Desktop tends to send lists and objects as JSON inside a string; accept that form too.
+_CONTAINER_ORIGINS = (list, dict)
+
+
+class _RawArguments(ArgModelBase):
+    """Hands the tool its arguments untouched, so `parse_arguments` can judge every name."""
+
+    model_config = ConfigDict(extra="allow", arbitrary_types_allowed=True)
+
+    def model_dump_one_level(self) -> dict[str, Any]:
+        return {"arguments": dict(self.__pydantic_extra__ or {})}
+
+
+@dataclass(frozen=True)
+class ToolSpec(Generic[InputT, OutputT]):
+    """One tool: its name, description, models, handler and honest annotations."""
+
+    name: str
+    title: str
+    description: str
+    input_model: type[InputT]
+    output_model: type[OutputT]
+    handler: Callable[[Context[Any, Any], InputT], Awaitable[OutputT]]
+    read_only: bool = False
+    destructive: bool = False
+    idempotent: bool = False
+    # Operator acts are put to the human through elicitation when the client supports it;
+    # `asks_operator` says whether these arguments are an act at all (a dry run is not).
+    operator_act: bool = False
+    asks_operator: Callable[[Any], bool] = lambda _: True
+    # The resources (chief_of_staff.mcp.subscriptions URIs) a successful call changes; subscribers hear of it.
+    changes: tuple[str, ...] = ()
+
+
+def _wants_container(annotation: Any) -> bool:
+    origin = get_origin(annotation)
+    if origin in _CONTAINER_ORIGINS:
+        return True
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return any(_wants_container(arg) for arg in get_args(annotation) if arg is not type(None))
+
+
+@functools.cache
+def _container_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The fields that take a list or an object; worked out once per model, not on every call."""
+    return frozenset(name for name, field in model.model_fields.items() if _wants_container(field.annotation))
+
+
+def _unwrap_json_strings(model: type[BaseModel], arguments: dict[str, Any]) -> dict[str, Any]:
+    fixed = dict(arguments)
+    containers = _container_fields(model)
+    for name, value in arguments.items():
+        if name not in containers or not isinstance(value, str):
+            continue
+        try:
+            parsed = json.loads(value)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(parsed, list | dict):
+            fixed[name] = parsed
+    return fixed
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _describe_one(model: type[BaseModel], error: Any) -> str:
+    location = ".".join(str(part) or "(empty name)" for part in error["loc"]) or "arguments"
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        if len(error["loc"]) == 1:
+            known = list(model.model_fields)
+            close = difflib.get_close_matches(str(error["loc"][0]), known, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            return f"{location}: unknown argument.{hint} This tool takes: {', '.join(known)}."
+        return f"{location}: unknown field; remove it."
+    if kind == "missing":
+        return f"{location}: required; send it."
+    message = f"{location}: {error['msg']}"
+    if "input" in error and kind not in ("string_too_long", "too_long"):
+        message += f" (got {_short(error['input'])})"
+    if location.endswith("_cents") and kind in ("int_type", "int_from_float", "greater_than_equal"):
+        message += ". Send whole cents as a non-negative integer, e.g. 1250 for 12.50"
+    return message
+
+
+def describe_validation_error(model: type[BaseModel], exc: ValidationError) -> str:
+    lines = [_describe_one(model, error) for error in exc.errors()[:8]]
+    return "Invalid arguments, nothing was changed:\n- " + "\n- ".join(lines)
+
+
+def parse_arguments(model: type[InputT], arguments: dict[str, Any]) -> InputT:
+    """Validate raw tool arguments into the tool's input model, or raise a ToolError the model can act on."""
+    try:
+        return model.model_validate(_unwrap_json_strings(model, arguments))
+    except ValidationError as exc:
+        raise ToolError(describe_validation_error(model, exc)) from None
+
+
+def as_result(result: BaseModel) -> CallToolResult:
+    """Structured content plus the same data as compact JSON text: the text is what the model pays for."""
+    data = result.model_dump(mode="json")
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
+
+
+# In an output schema these tell the client nothing it cannot read off the value itself.
+_OUTPUT_ONLY_NOISE = ("description", "required", "enum", "format")
+_SCHEMA_MAPS = ("properties", "$defs", "patternProperties")
+_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_SCHEMA_ONES = ("items", "additionalProperties", "not")
+
+
+def slim_schema(schema: Any, *, output: bool = False) -> Any:
+    """The same schema with fewer bytes: tools/list is paid for on every turn.
+
+    Drops pydantic's generated titles and null defaults, and for output schemas keeps only
+    names and types: the result itself carries every field, so `required`, enums, formats and
+    descriptions add bytes, not meaning. Nullable fields stay `anyOf [T, null]` rather than
+    `type: [T, null]`: clients that map schemas onto single-type dialects reject the array form. Keys inside
+    `properties` are field names, not keywords, so they are kept whatever they are called.
+    """
+    if not isinstance(schema, dict):
+        return schema
+    slim: dict[str, Any] = {}
+    for key, value in schema.items():
+        if (key == "title" and isinstance(value, str)) or (key == "default" and value is None):
+            continue
+        if output and (key in _OUTPUT_ONLY_NOISE or (key == "additionalProperties" and value is False)):
+            continue
+        if key in _SCHEMA_MAPS and isinstance(value, dict):
+            slim[key] = {name: slim_schema(sub, output=output) for name, sub in value.items()}
+        elif key in _SCHEMA_LISTS and isinstance(value, list):
+            slim[key] = [slim_schema(sub, output=output) for sub in value]
+        elif key in _SCHEMA_ONES:
+            slim[key] = slim_schema(value, output=output)
+        else:
+            slim[key] = value
+    return slim
+
+
+def _top_level(schema: Any, defs: dict[str, Any], depth: int = 1) -> Any:
+    """Resolve local $refs and keep object properties `depth` levels down; deeper objects are just objects."""
+    if not isinstance(schema, dict):
+        return schema
+    if "$ref" in schema:
+        return _top_level(defs[schema["$ref"].rsplit("/", 1)[-1]], defs, depth)
+    shaped: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "$defs":
+            continue
+        if key == "properties":
+            if depth <= 0:
+                return {"type": "object"}
+            shaped[key] = {name: _top_level(sub, defs, depth - 1) for name, sub in value.items()}
+        elif key in ("items", "additionalProperties"):
+            shaped[key] = _top_level(value, defs, depth)
+        elif key in _SCHEMA_LISTS:
+            shaped[key] = [_top_level(sub, defs, depth) for sub in value]
+        else:
+            shaped[key] = value
+    return shaped
+
+
+def output_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """What a tool returns: every top-level field's name and type; nested objects are declared as objects.
+
+    The server validates each result against the full pydantic model before it is sent, so
+    the detail is enforced in one place; publishing it again in every tool's schema would
+    nearly double tools/list, which the operator pays for on every turn.
+    """
+    full = model.model_json_schema()
+    shaped: dict[str, Any] = slim_schema(_top_level(full, full.get("$defs", {})), output=True)
+    return shaped
+
+
+def _runner(spec: ToolSpec[Any, Any]) -> Callable[..., Awaitable[CallToolResult]]:
+    async def run(arguments: dict[str, Any], ctx: Context[Any, Any]) -> CallToolResult:
+        principal = principal_of(ctx)
+        try:
+            raw = fill_arguments(principal, spec.input_model, arguments)
+            parsed = bind_arguments(principal, parse_arguments(spec.input_model, raw))
+            with speaking_for(principal):
+                result = await spec.handler(ctx, parsed)
+        except OperatorActRefused as exc:
+            raise ToolError(_refusal_for(principal, exc)) from None
+        except ChiefOfStaffError as exc:
+            raise ToolError(str(exc)) from None
+        if spec.changes and spec.asks_operator(parsed):  # arguments that are no act (a dry run) change nothing
+            await notify_changed(ctx, spec.changes)
+        return as_result(result)
+
+    if not spec.operator_act:
+        return run
+    ask = make_resolver(spec.title, lambda raw: parse_arguments(spec.input_model, raw), spec.asks_operator)
+
+    async def run_operator_act(
+        arguments: dict[str, Any], ctx: Context[Any, Any], approval: ElicitationResult[OperatorApproval]
+    ) -> CallToolResult:
+        try:
+            channel = channel_of(approval)
+        except ChiefOfStaffError as exc:
+            raise ToolError(str(exc)) from None
+        with using_channel(channel):
+            return await run(arguments, ctx)
+
+    # Real objects, not the strings this module's annotations are: `ask` is a closure the SDK can't eval.
+    run_operator_act.__annotations__ = {
+        "arguments": dict[str, Any],
+        "ctx": Context[Any, Any],
+        "approval": Annotated[ElicitationResult[OperatorApproval], Resolve(ask)],
+        "return": CallToolResult,
+    }
+    return run_operator_act
+
+
+def _refusal_for(principal: Principal | None, exc: OperatorActRefused) -> str:
+    """An agency token cannot be talked into an operator act, so don't suggest confirm=true to it."""
+    if principal is None or principal.kind != "agency":
+        return str(exc)
+    return (f"This connection's token ({principal.token_id}) acts for the agency {principal.agency}, and an agency "
+            "token never makes operator acts, whatever it sends. Nothing was changed. Ask the operator: they decide "
+            "from a terminal (`chief-of-staff decisions`, `chief-of-staff grant ...`) or from a client connected "
+            "with an operator token.")
+
+
+def published_schemas(spec: ToolSpec[Any, Any]) -> dict[str, Any]:
+    """The schemas tools/list shows for a tool: its input model's, slimmed, and its output's top level."""
+    return {"parameters": slim_schema(spec.input_model.model_json_schema()), "output": output_schema(spec.output_model)}
+
+
+def build_tool(spec: ToolSpec[Any, Any], schemas: dict[str, Any] | None = None) -> Tool:
+    """Turn a ToolSpec into the SDK's Tool, publishing the input model's own schema.
+
+    `schemas` are published_schemas(spec) when the caller already has them (schema_cache).
+    """
+    schemas = schemas or published_schemas(spec)
+    runner = _runner(spec)
+    annotations = ToolAnnotations(read_only_hint=spec.read_only, destructive_hint=spec.destructive,
+                                  idempotent_hint=spec.idempotent, open_world_hint=False)
+    # from_function wires the resolver of an operator act; every other runner has one and the same
+    # signature, so the SDK inspects it once (a tenth of the start-up was thirty such inspections).
+    if spec.operator_act:
+        tool = Tool.from_function(runner, name=spec.name, title=spec.title, description=spec.description,
+                                  annotations=annotations)
+    else:
+        tool = _plain_template().model_copy(update={
+            "fn": runner, "name": spec.name, "title": spec.title, "description": spec.description,
+            "annotations": annotations})
+    return tool.model_copy(update={
+        "parameters": schemas["parameters"],
+        "fn_metadata": FuncMetadata(
+            arg_model=_RawArguments,
+            output_model=spec.output_model,
+            output_schema=schemas["output"],
+        ),
+    })
+
+
+@functools.cache
+def _plain_template() -> Tool:
+    """The SDK's reading of a runner that is not an operator act: its context argument, no resolvers."""
+    template: ToolSpec[Any, Any] = ToolSpec("template", "Template", "", BaseModel, BaseModel, _no_handler)
+    return Tool.from_function(_runner(template), name=template.name, description=template.description)
+
+
+async def _no_handler(ctx: Context[Any, Any], args: Any) -> BaseModel:
+    raise NotImplementedError("the template tool is never registered")
+
+
+# --- what every handler needs of the request ---------------------------------------------------
+
+
+async def require_own(tx: Tx, kind: str, ref: str, *, field: str) -> None:
+    """Refuse an agency token acting on another agency's (or another role's) authorization, task or grant.
+
+    Objects with no agency, or no role, belong to everyone under them; the operator's token and
+    stdio connections are not limited here.
+    """
+    principal = current_principal.get()
+    if principal is None or principal.kind != "agency":
+        return
+    found = await lookup.owner(tx, kind, ref, field=field)
+    if found is None:
+        return  # the domain call reports the unknown id
+    agency_id, role_id = found
+    if (agency_id is not None and agency_id != principal.agency_id) or (
+            principal.role_id is not None and role_id is not None and role_id != principal.role_id):
+        raise Conflict(f"{field}: {ref} belongs to another agency or role; this connection's token acts for "
+                       f"{principal.viewer.removeprefix('agency:')} only. Nothing was changed.")
+
+
+def store_of(ctx: Context[Any, Any]) -> Store:
+    """The workspace store opened by the server's lifespan."""
+    store: Store = ctx.request_context.lifespan_context.store
+    return store
+
+
+def agency_actor(agency: str | None = None, role: str | None = None) -> Actor:
+    """The model acting for the agency: it may work and ask, never widen its own authority."""
+    principal = current_principal.get()
+    if principal is not None and principal.kind == "agency":
+        return Actor(principal.viewer, "agency")  # the token's own name, whatever the arguments said
+    if agency and role:
+        return Actor(f"agency:{agency}/{role}", "agency")
+    return Actor(f"agency:{agency}" if agency else "agency", "agency")
+
+
+def caller(confirm: bool, agency: str | None = None) -> Actor:
+    """Who is making an operator act.
+
+    Over HTTP the token decides: an operator token is the verified channel, an agency token is
+    the agency whatever it sends. Approved in the client's own prompt: the verified channel.
+    Otherwise confirm=true claims the operator agreed in this conversation: the chat channel,
+    under its ceiling. Else the agency.
+    """
+    principal = current_principal.get()
+    if principal is not None:
+        return Actor(f"operator:{principal.token_id}", "verified") if principal.kind == "operator" else agency_actor()
+    if approved_channel.get() == "verified":
+        return Actor("operator", "verified")
+    return Actor("operator", "chat") if confirm else agency_actor(agency)

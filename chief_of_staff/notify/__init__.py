@@ -1,0 +1,1 @@
+"""Telling the operator: webhook delivery, the events a running server raises, and its delivery loop."""
