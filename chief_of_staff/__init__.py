@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "cli", "core", "domain", "http", "mcp", "notify"]
 
 __version__ = "0.1.0"

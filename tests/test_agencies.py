@@ -38,10 +38,6 @@ async def _last_audit(store: Store) -> dict[str, Any]:
     return {**dict(row), "detail": json.loads(row["detail"])}
 
 
-def test_public_surface_is_exactly_all() -> None:
-    assert all(hasattr(agencies, name) for name in agencies.__all__)
-
-
 async def test_create_agency_returns_its_view_and_writes_one_audit_row(store: Store) -> None:
     before = await _counts(store)
     async with store.write() as tx:

@@ -361,7 +361,3 @@ async def test_a_pending_decision_past_expiry_reads_as_expired_before_the_sweep(
         assert await decisions.list_decisions(tx) == []
         [view] = await decisions.list_decisions(tx, status="expired")
     assert (view.id, view.status, view.how_to_decide) == ("D1", "expired", "")
-
-
-def test_public_surface_is_exactly_all() -> None:
-    assert all(hasattr(decisions, name) for name in decisions.__all__)

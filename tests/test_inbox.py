@@ -505,10 +505,3 @@ async def test_claim_list_and_summary_read_indexes_not_the_task_table(world: Sto
     claim_plans = [plan for sql, plan in plans.items() if sql.startswith("WITH pick")]
     assert len(claim_plans) == 1 and any("USING INDEX tasks_ready" in line for line in claim_plans[0])
     assert {sql: _bad_plan_lines(plan) for sql, plan in plans.items() if _bad_plan_lines(plan)} == {}
-
-
-def test_public_surface_is_exactly_all() -> None:
-    home = {"chief_of_staff.domain.inbox", "chief_of_staff.domain.routines"}
-    defined = {name for name, value in vars(inbox).items()
-               if not name.startswith("_") and getattr(value, "__module__", None) in home}
-    assert defined == set(inbox.__all__) - {"TaskSource", "TaskStatus"}

@@ -155,8 +155,9 @@ def test_the_unpacked_bundle_runs_from_its_own_source(bundle: zipfile.ZipFile, t
     # The entry point with --help: the serve command of the bundled package, not the installed one.
     done = subprocess.run([sys.executable, str(unpacked / "server" / "main.py"), "--help"], env=env,
                           cwd=tmp_path, capture_output=True, text=True, timeout=60, check=True)
-    where = subprocess.run([sys.executable, "-c", "import chief_of_staff.mcp.server as s, "
-                            "chief_of_staff.mcp.prompts as p; print(s.__file__); print(len(p.load_prompts()))"], env=env, cwd=tmp_path,
+    probe = ("import chief_of_staff.mcp.server as s, chief_of_staff.mcp.prompts as p; "
+             "print(s.__file__); print(len(p.load_prompts()))")
+    where = subprocess.run([sys.executable, "-c", probe], env=env, cwd=tmp_path,
                            capture_output=True, text=True, timeout=60, check=True)
 
     assert done.stdout.startswith("usage: chief-of-staff serve")

@@ -223,8 +223,3 @@ async def test_a_retired_agency_logs_no_outcomes(store: Store) -> None:
         async with store.write() as tx:
             await outcomes.log_outcome(tx, AGENCY, agency="Inbox", summary="x", result="success")
     assert await _snapshot(store) == before
-
-
-def test_public_surfaces_are_exactly_all() -> None:
-    for module in (goals, outcomes):
-        assert all(hasattr(module, name) for name in module.__all__)

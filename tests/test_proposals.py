@@ -500,9 +500,3 @@ async def test_proposals_never_scan_a_big_table(busy: Store) -> None:
 
 async def _plan(tx: Tx, sql: str) -> list[str]:
     return [row["detail"] for row in await tx.all("EXPLAIN QUERY PLAN " + sql)]
-
-
-def test_public_surface_is_exactly_all() -> None:
-    defined = {name for name, value in vars(proposals).items()
-               if not name.startswith("_") and getattr(value, "__module__", None) == "chief_of_staff.domain.review.proposals"}
-    assert defined <= set(proposals.__all__)

@@ -386,9 +386,3 @@ async def test_scorecards_and_anomalies_never_scan_a_big_table(world: Store, clo
 
 async def _plan(tx: Tx, sql: str) -> list[str]:
     return [row["detail"] for row in await tx.all("EXPLAIN QUERY PLAN " + sql)]
-
-
-def test_public_surface_is_exactly_all() -> None:
-    defined = {name for name, value in vars(scorecards).items()
-               if not name.startswith("_") and getattr(value, "__module__", None) == "chief_of_staff.domain.review.scorecards"}
-    assert defined <= set(scorecards.__all__)

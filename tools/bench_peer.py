@@ -31,8 +31,6 @@ from typing import Any, TextIO
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
-__all__ = ["PEER_PACKAGE", "export_graph", "install_peer", "peer_calls", "peer_parameters"]
-
 PEER_PACKAGE = "@modelcontextprotocol/server-memory@2026.8.31"
 EXPORT_LAYOUT = 1  # bump when the exported graph changes, so stale caches are rebuilt
 

@@ -17,8 +17,6 @@ from typing import TextIO
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
-__all__ = ["child_pid", "cold_start", "cpu_seconds", "peak_rss_mb"]
-
 PROC = Path("/proc")
 
 

@@ -11,8 +11,6 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TOOLS", "Figures", "report"]
-
 TOOLS = ("brief", "claim_next_task", "log_outcome", "authorize", "review")
 # Issue 7: every core tool within 1.25x of a do-nothing tool at every size. Issue 4 also asks that
 # the review packet at 1M take at most 2x its own time at 10k.

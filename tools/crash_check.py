@@ -23,8 +23,6 @@ from typing import Any
 from chief_of_staff.core import audit, ids
 from chief_of_staff.core.db import Row, Tx
 
-__all__ = ["Check", "State", "check_workspace", "load_state"]
-
 Ack = dict[str, Any]
 AUTHORIZATION_STATES = {"allowed": {"held", "settled", "released", "expired"}}
 CLOSED_TASKS = ("done", "failed")

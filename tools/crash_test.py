@@ -59,8 +59,6 @@ import crash_writer
 
 from chief_of_staff.domain.authority import grants
 
-__all__ = ["Figures", "main", "read_acks", "run"]
-
 WRITER = Path(crash_writer.__file__).resolve()
 TIMEZONE = "Europe/Berlin"
 # Runs are four hours apart on the writers' clocks: a killed writer's leases (60 minutes) have run out

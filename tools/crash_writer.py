@@ -42,8 +42,6 @@ from chief_of_staff.domain import goals, inbox, outcomes
 from chief_of_staff.domain.authority import ledger
 from chief_of_staff.domain.outcomes import MetricDelta
 
-__all__ = ["AGENCY", "CAPABILITY", "PER_ACTION_CAP", "ROLE", "emit", "main"]
-
 AGENCY, ROLE, CAPABILITY = "Outbound", "SDR", "spend.ads"
 PER_ACTION_CAP = 500
 STEP = timedelta(seconds=1)

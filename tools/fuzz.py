@@ -61,8 +61,6 @@ from chief_of_staff.core.clock import Clock, FixedClock
 from chief_of_staff.core.config import Settings
 from chief_of_staff.mcp.server import build_server
 
-__all__ = ["MODES", "Case", "Figures", "FuzzConfig", "Report", "cases_for", "main", "run", "unknown_tool_cases"]
-
 MODES = ("auto", "legacy")
 START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # the test suite's fixed Monday morning
 CALL_LIMIT_SECONDS = 60.0  # a hung session shows as a violation, not as a fuzzer that never ends

@@ -68,8 +68,6 @@ from load_check import Ledger, Verdict, verify  # a sibling script, not a packag
 
 from chief_of_staff.domain.authority import grants
 
-__all__ = ["Ledger", "Plan", "Verdict", "main", "run", "verify"]
-
 INSPECTOR = "@modelcontextprotocol/inspector@2.12.0"
 AGENCY, ROLE = "Outbound", "SDR"
 # Reserved amounts for spend.ads; the cap makes a tenth of the asks (above it) need the operator.

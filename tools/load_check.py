@@ -22,8 +22,6 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Ledger", "Verdict", "verify"]
-
 
 @dataclass
 class Ledger:

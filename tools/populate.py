@@ -36,8 +36,6 @@ from chief_of_staff.domain.authority.grants import GrantSpec, create_grant
 from chief_of_staff.domain.authority.terms import BudgetSpec, money
 from chief_of_staff.domain.blueprints import loader
 
-__all__ = ["BENCH_CAPABILITY", "TIMEZONE", "Size", "build", "cached_workspace", "size_for"]
-
 TIMEZONE = "Europe/Berlin"
 BENCH_CAPABILITY = "crm.update"
 HISTORY_DAYS = 365

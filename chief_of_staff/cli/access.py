@@ -20,7 +20,6 @@ from chief_of_staff.core.errors import InvalidInput
 from chief_of_staff.domain import tokens
 from chief_of_staff.http.server import DEFAULT_PORT, HttpOptions, parse_workspaces, serve_http
 
-__all__ = ["cmd_serve_http", "register"]
 
 def cmd_serve_http(args: argparse.Namespace) -> int:
     if args.workspace and args.db:

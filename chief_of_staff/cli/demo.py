@@ -21,8 +21,6 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.types import TextResourceContents
 
-__all__ = ["call", "run_demo", "server_parameters"]
-
 LEADS = [
     ("jane@northwind-robotics.com", "Northwind Robotics opened a Berlin office last week"),
     ("sam@acme-logistics.io", "Acme Logistics is hiring three SDRs"),

@@ -26,22 +26,6 @@ from chief_of_staff.core.config import DB_ENV, Settings
 from chief_of_staff.core.errors import InvalidInput
 from chief_of_staff.core.files import write_atomically
 
-__all__ = [
-    "DEFAULT_NAME",
-    "TARGETS",
-    "Change",
-    "Installed",
-    "backup_file",
-    "cmd_install",
-    "desktop_config_path",
-    "install_entry",
-    "merge_entry",
-    "read_config",
-    "register",
-    "server_entry",
-    "write_atomically",
-]
-
 DEFAULT_NAME = "chief-of-staff"
 TARGETS = ("claude-desktop",)
 CONFIG_FILE = "claude_desktop_config.json"

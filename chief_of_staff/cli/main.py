@@ -29,8 +29,6 @@ from chief_of_staff.domain.authority import grants, terms
 from chief_of_staff.domain.authority.grants import GrantSpec
 from chief_of_staff.domain.blueprints import loader
 
-__all__ = ["build_parser", "main"]
-
 log = logging.getLogger("chief_of_staff")
 
 

@@ -21,15 +21,6 @@ from chief_of_staff.domain.outbox import EndpointView
 from chief_of_staff.notify import delivery, events
 from chief_of_staff.notify.delivery import DeliveryOutcome
 
-__all__ = [
-    "cmd_notify_add",
-    "cmd_notify_daily_at",
-    "cmd_notify_list",
-    "cmd_notify_remove",
-    "cmd_notify_test",
-    "register",
-]
-
 
 def _events(text: str) -> list[str]:
     chosen = [part.strip() for part in text.split(",") if part.strip()]

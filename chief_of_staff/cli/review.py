@@ -21,8 +21,6 @@ from chief_of_staff.core.errors import InvalidInput
 from chief_of_staff.domain import brief
 from chief_of_staff.domain.review import changesets, packet, proposals
 
-__all__ = ["register"]
-
 
 def cmd_review(args: argparse.Namespace) -> int:
     async def work(store: Store) -> int:

@@ -8,8 +8,6 @@ from collections.abc import Awaitable, Callable
 from chief_of_staff.core.config import Settings
 from chief_of_staff.core.db import Store
 
-__all__ = ["Add", "add_nested", "with_store"]
-
 # The parser's `add(name, handler, help)`: a subcommand that already takes --db.
 Add = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
 

@@ -26,22 +26,6 @@ from chief_of_staff.core.audit import GENESIS, ChainReport
 from chief_of_staff.core.config import Settings
 from chief_of_staff.core.db import Store, Tx
 
-__all__ = [
-    "ANCHOR_ENV",
-    "KEY_ENV",
-    "Anchor",
-    "AnchorCheck",
-    "AnchorConfig",
-    "AnchorRefused",
-    "check",
-    "export",
-    "export_if_stale",
-    "locate",
-    "read_anchor",
-    "sign",
-    "write_anchor",
-]
-
 ANCHOR_ENV = "CHIEF_OF_STAFF_AUDIT_ANCHOR"
 KEY_ENV = "CHIEF_OF_STAFF_AUDIT_KEY"
 HEX64 = re.compile(r"[0-9a-f]{64}")

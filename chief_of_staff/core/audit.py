@@ -18,19 +18,6 @@ from typing import Any, Literal
 
 from chief_of_staff.core.db import Row, Tx
 
-__all__ = [
-    "GENESIS",
-    "OPERATOR_CLI",
-    "SYSTEM",
-    "Actor",
-    "ChainReport",
-    "Channel",
-    "append",
-    "in_change_set",
-    "row_hash",
-    "verify_chain",
-]
-
 GENESIS = "0" * 64
 Channel = Literal["verified", "chat", "agency", "system"]
 

@@ -6,16 +6,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-__all__ = [
-    "Clock",
-    "FixedClock",
-    "SystemClock",
-    "format_ts",
-    "local_date",
-    "local_midnight_utc",
-    "parse_ts",
-]
-
 _TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 

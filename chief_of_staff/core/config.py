@@ -10,8 +10,6 @@ from pathlib import Path
 
 from chief_of_staff.core.clock import Clock, FixedClock, SystemClock
 
-__all__ = ["CACHE_ENV", "DB_ENV", "NOW_ENV", "TICK_ENV", "Settings", "default_cache_dir", "default_db_path"]
-
 DB_ENV = "CHIEF_OF_STAFF_DB"
 # Freezes the server's clock at an ISO-8601 instant: for reproducible demos and end-to-end tests.
 NOW_ENV = "CHIEF_OF_STAFF_NOW"

@@ -32,8 +32,6 @@ import anyio
 
 from chief_of_staff.core.clock import Clock, format_ts
 
-__all__ = ["Connection", "Row", "Store", "Tx", "apply_pragmas", "migration_files"]
-
 Row = sqlite3.Row
 Params = Sequence[Any] | Mapping[str, Any]
 

@@ -13,14 +13,6 @@ a file path or a secret.
 
 from __future__ import annotations
 
-__all__ = [
-    "ChiefOfStaffError",
-    "Conflict",
-    "InvalidInput",
-    "NotFound",
-    "OperatorActRefused",
-]
-
 
 class ChiefOfStaffError(Exception):
     """Base class: the message is written for the caller to act on."""

@@ -15,24 +15,6 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from chief_of_staff.core.errors import InvalidInput
 
-__all__ = [
-    "MAX_CENTS",
-    "Capability",
-    "Cents",
-    "LocalDate",
-    "LongText",
-    "Model",
-    "Name",
-    "Priority",
-    "ShortText",
-    "Text",
-    "View",
-    "checked_text",
-    "parse_local_date",
-    "priority_label",
-    "priority_rank",
-]
-
 # A hundred million dollars: far above any sane single budget, far below SQLite's integer range.
 MAX_CENTS = 10_000_000_000
 

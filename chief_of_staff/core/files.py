@@ -7,8 +7,6 @@ import stat
 import tempfile
 from pathlib import Path
 
-__all__ = ["write_atomically"]
-
 
 def write_atomically(path: Path, text: str) -> None:
     """Write through a temporary file in the same folder and os.replace it, keeping the old file's mode."""

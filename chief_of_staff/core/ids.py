@@ -7,8 +7,6 @@ from typing import Final
 
 from chief_of_staff.core.errors import InvalidInput
 
-__all__ = ["PREFIXES", "format_id", "parse_id"]
-
 PREFIXES: Final[dict[str, str]] = {
     "agency": "A",
     "role": "R",

@@ -14,8 +14,6 @@ import sys
 
 from chief_of_staff.core.db import Tx
 
-__all__ = ["is_alive", "live_servers", "register", "unregister"]
-
 
 def _here(pid: int | None) -> tuple[str, int]:
     return socket.gethostname(), os.getpid() if pid is None else pid

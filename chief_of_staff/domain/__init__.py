@@ -1,1 +1,22 @@
 """The business: plain async functions over the store. No MCP, no HTTP."""
+
+__all__ = [
+    "agencies",
+    "authority",
+    "blueprints",
+    "brief",
+    "decisions",
+    "doctor",
+    "goals",
+    "inbox",
+    "lookup",
+    "outbox",
+    "outcomes",
+    "pace",
+    "review",
+    "routines",
+    "task_fields",
+    "tokens",
+    "trust",
+    "workspace",
+]

@@ -18,29 +18,6 @@ from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound
 from chief_of_staff.core.fields import Model, checked_text
 from chief_of_staff.domain import trust
 
-__all__ = [
-    "AgencyView",
-    "LessonKind",
-    "LessonSource",
-    "LessonView",
-    "RoleView",
-    "RosterView",
-    "add_lesson",
-    "agency_name",
-    "create_agency",
-    "insert_lesson",
-    "lesson_view",
-    "playbook",
-    "playbook_digest",
-    "resolve_agency",
-    "resolve_role",
-    "role_name",
-    "roster",
-    "set_lesson_active",
-    "set_role",
-    "update_agency",
-]
-
 Status = Literal["active", "retired"]
 LessonKind = Literal["works", "breaks", "note"]
 LessonSource = Literal["blueprint", "outcome", "review", "operator", "agency"]
@@ -147,14 +124,6 @@ async def agency_name(tx: Tx, agency_id: int) -> str:
     """The display name of an agency id (for views built from rows that carry only the id)."""
     name = await tx.scalar("SELECT name FROM agencies WHERE id = ?", (agency_id,))
     return str(name) if name is not None else ids.format_id("agency", agency_id)
-
-
-async def role_name(tx: Tx, role_id: int | None) -> str | None:
-    """The display name of a role id, or None."""
-    if role_id is None:
-        return None
-    name = await tx.scalar("SELECT name FROM roles WHERE id = ?", (role_id,))
-    return str(name) if name is not None else ids.format_id("role", role_id)
 
 
 # --- validation ----------------------------------------------------------------------------------

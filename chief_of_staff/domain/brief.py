@@ -16,9 +16,6 @@ from chief_of_staff.core.fields import View
 from chief_of_staff.domain import decisions, goals, inbox, outcomes, routines, workspace
 from chief_of_staff.domain.authority import grants, ledger
 
-__all__ = ["Brief", "Changes", "advance_viewer", "build_brief", "change_summary", "changes_since", "housekeeping",
-           "render_brief"]
-
 # The change count stops here: a viewer back from a long absence sees "10000+" rather than a table scan.
 CHANGE_SCAN_LIMIT = 10_000
 HIGHLIGHTS = 8

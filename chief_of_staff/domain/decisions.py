@@ -26,27 +26,6 @@ from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound, Operato
 from chief_of_staff.core.fields import MAX_CENTS, Model, checked_text
 from chief_of_staff.domain import agencies, outbox, trust, workspace
 
-__all__ = [
-    "DEFAULT_TTL",
-    "DUE_EXISTS",
-    "LIST_STATUSES",
-    "MAX_DETAILS",
-    "MAX_TITLE",
-    "REDEEM_WINDOW",
-    "DecisionView",
-    "decide",
-    "expire_due",
-    "find_redeemable",
-    "get_decision",
-    "list_decisions",
-    "open_decision",
-    "pending_count",
-    "pending_with_count",
-    "redeem",
-    "request_decision",
-    "request_hash",
-]
-
 DEFAULT_TTL = timedelta(hours=72)
 # An approval stays redeemable at least this long, so a late "yes" is not already stale when the
 # agency's next session comes to use it.

@@ -17,8 +17,6 @@ from pathlib import Path
 from chief_of_staff.core import processes
 from chief_of_staff.core.db import Store
 
-__all__ = ["WAL_RESET_FIXED", "DoctorReport", "examine", "render", "versions"]
-
 WAL_RESET_FIXED = (3, 51, 3)
 
 

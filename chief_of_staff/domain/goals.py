@@ -23,28 +23,7 @@ from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound
 from chief_of_staff.core.fields import LocalDate, Model, Name, ShortText, checked_text
 from chief_of_staff.domain import trust, workspace
 from chief_of_staff.domain.agencies import resolve_agency
-from chief_of_staff.domain.pace import RATE_WINDOW_DAYS, Forecast, Pace, PaceLabel, forecast_of, pace_of
-
-__all__ = [
-    "FiniteNumber",
-    "Forecast",
-    "GoalView",
-    "KeyResultChange",
-    "KeyResultSpec",
-    "KeyResultView",
-    "Pace",
-    "PaceLabel",
-    "adjust_goal",
-    "check_finite",
-    "coerce_input",
-    "create_goal",
-    "forecast_of",
-    "get_goal",
-    "list_goals",
-    "pace_of",
-    "resolve_goal",
-    "resolve_key_result",
-]
+from chief_of_staff.domain.pace import RATE_WINDOW_DAYS, PaceLabel, forecast_of, pace_of
 
 GoalStatus = Literal["active", "achieved", "dropped"]
 Direction = Literal["up", "down"]

@@ -20,24 +20,7 @@ from chief_of_staff.core.fields import Model, Priority, checked_text
 from chief_of_staff.domain import agencies, outcomes, workspace
 from chief_of_staff.domain import task_fields as fields
 from chief_of_staff.domain.outcomes import MetricDelta, OutcomeView
-from chief_of_staff.domain.routines import RoutineView, add_routine, materialize_routines
-
-__all__ = [
-    "InboxSummary",
-    "RoutineView",
-    "TaskSource",
-    "TaskStatus",
-    "TaskView",
-    "add_routine",
-    "add_task",
-    "claim_next_task",
-    "complete_task",
-    "get_task",
-    "inbox_summary",
-    "list_tasks",
-    "materialize_routines",
-    "update_task",
-]
+from chief_of_staff.domain.routines import materialize_routines
 
 TaskStatus = Literal["open", "claimed", "blocked", "waiting", "done", "failed", "cancelled"]
 TaskSource = Literal["operator", "agency", "routine", "blueprint"]

@@ -5,8 +5,6 @@ from __future__ import annotations
 from chief_of_staff.core.db import Tx
 from chief_of_staff.core.ids import PREFIXES, parse_id
 
-__all__ = ["COMPLETABLE", "complete", "owner"]
-
 MAX_SUGGESTIONS = 50
 
 # Argument name -> (id kind or None for names, SQL returning candidate values newest first).

@@ -44,39 +44,11 @@ from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound, Operato
 from chief_of_staff.core.fields import Model, checked_text
 from chief_of_staff.domain import trust, workspace
 from chief_of_staff.notify.delivery import (
-    DeliveryOutcome,
-    DeliveryReport,
     address_problem,
     cancel_pending,
-    deliver_due,
-    deliver_message,
-    http_client,
     is_loopback_host,
     literal_address,
-    sign,
 )
-
-__all__ = [
-    "EVENTS",
-    "FORMATS",
-    "SECRET_PREFIX",
-    "TEST_EVENT",
-    "DeliveryOutcome",
-    "DeliveryReport",
-    "EndpointView",
-    "add_endpoint",
-    "check_url",
-    "deliver_due",
-    "deliver_message",
-    "emit",
-    "http_client",
-    "list_endpoints",
-    "queue_test",
-    "remove_endpoint",
-    "rotate_secret",
-    "shown_url",
-    "sign",
-]
 
 EVENTS = ("decision.opened", "decision.expiring", "brief.daily", "anomaly.found", "grant.changed")
 TEST_EVENT = "webhook.test"

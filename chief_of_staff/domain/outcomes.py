@@ -19,8 +19,6 @@ from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound
 from chief_of_staff.core.fields import MAX_CENTS, Model, ShortText
 from chief_of_staff.domain import agencies, goals, workspace
 
-__all__ = ["MetricDelta", "OutcomeView", "Result", "log_outcome", "recent_outcomes"]
-
 Result = Literal["success", "partial", "failure"]
 
 MAX_SUMMARY = 2000

@@ -14,17 +14,6 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
 
-__all__ = [
-    "GRACE_DAYS",
-    "RATE_WINDOW_DAYS",
-    "Forecast",
-    "Pace",
-    "PaceLabel",
-    "forecast_of",
-    "pace_of",
-    "rate_window",
-]
-
 PaceLabel = Literal["achieved", "ahead", "on_track", "behind", "overdue"]
 
 # Within this share of the whole journey (|target - baseline|) a key result counts as on track.

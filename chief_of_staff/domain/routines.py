@@ -19,11 +19,6 @@ from chief_of_staff.core.fields import Model, Priority, checked_text
 from chief_of_staff.domain import task_fields as fields
 from chief_of_staff.domain import workspace
 
-__all__ = [
-    "DAY_NAMES", "DUE_EXISTS", "RoutineView", "add_routine", "materialize_routines", "parse_schedule", "runs_on",
-    "set_active",
-]
-
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HELP = ('send "daily", "weekdays", "weekly:mon,thu" (three-letter day names, comma-separated) '
          'or "monthly:1" (a day of the month from 1 to 28)')

@@ -17,18 +17,6 @@ from chief_of_staff.core.errors import Conflict, InvalidInput
 from chief_of_staff.core.fields import Priority, parse_local_date, priority_label
 from chief_of_staff.domain import agencies, goals
 
-__all__ = [
-    "MAX_DETAILS",
-    "MAX_TITLE",
-    "Links",
-    "due_text",
-    "iso_date",
-    "label",
-    "priority_rank",
-    "resolve_links",
-    "whole_number",
-]
-
 MAX_TITLE, MAX_DETAILS = 200, 4000
 
 

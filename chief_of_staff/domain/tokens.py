@@ -29,21 +29,6 @@ from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound, Operato
 from chief_of_staff.core.fields import Model, checked_text
 from chief_of_staff.domain import agencies
 
-__all__ = [
-    "MAX_EXPIRY_DAYS",
-    "TOKEN_PREFIX",
-    "Principal",
-    "TokenKind",
-    "TokenView",
-    "authenticate",
-    "create_token",
-    "digest",
-    "list_tokens",
-    "mark_used",
-    "revoke_token",
-    "use_is_stale",
-]
-
 TokenKind = Literal["operator", "agency"]
 TOKEN_PREFIX = "cos_"
 MAX_EXPIRY_DAYS = 3650

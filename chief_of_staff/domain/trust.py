@@ -12,8 +12,6 @@ from __future__ import annotations
 from chief_of_staff.core.audit import Actor
 from chief_of_staff.core.errors import OperatorActRefused
 
-__all__ = ["check_chat_amount", "require_operator"]
-
 
 def require_operator(actor: Actor, act: str, cli_hint: str) -> None:
     """Refuse an operator-only act that does not come through an operator channel."""

@@ -12,8 +12,6 @@ from chief_of_staff.core.db import Tx
 from chief_of_staff.core.errors import InvalidInput
 from chief_of_staff.core.fields import View
 
-__all__ = ["DEFAULT_CHAT_CEILING_CENTS", "Workspace", "check_timezone", "detect_timezone", "ensure", "get"]
-
 # Chat-channel operator acts are accepted up to this amount (design brief, Trust).
 DEFAULT_CHAT_CEILING_CENTS = 10_000
 

@@ -1,1 +1,3 @@
 """Streamable HTTP: the same server for clients that cannot start a local command."""
+
+__all__ = ["server"]

@@ -50,8 +50,6 @@ from chief_of_staff.mcp.access import PRINCIPAL_CLAIM
 from chief_of_staff.mcp.server import SharedStore, build_server
 from chief_of_staff.notify import runner
 
-__all__ = ["DEFAULT_PORT", "HttpOptions", "ServedWorkspace", "build_http_app", "parse_workspaces", "serve_http"]
-
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 8765

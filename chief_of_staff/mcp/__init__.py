@@ -1,1 +1,3 @@
 """The MCP surface: the only package that imports the MCP SDK. Wiring only; no SQL."""
+
+__all__ = ["access", "approval", "prompts", "schema_cache", "server", "subscriptions", "toolkit", "tools"]

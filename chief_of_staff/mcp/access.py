@@ -26,8 +26,6 @@ from chief_of_staff.core import ids
 from chief_of_staff.core.errors import InvalidInput
 from chief_of_staff.domain.tokens import Principal
 
-__all__ = ["PRINCIPAL_CLAIM", "bind_arguments", "current_principal", "fill_arguments", "principal_of", "speaking_for"]
-
 # The AccessToken claim the HTTP token verifier puts the Principal under.
 PRINCIPAL_CLAIM = "chief_of_staff.principal"
 

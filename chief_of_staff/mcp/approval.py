@@ -25,8 +25,6 @@ from chief_of_staff.core.audit import Channel
 from chief_of_staff.core.errors import OperatorActRefused
 from chief_of_staff.mcp.access import principal_of
 
-__all__ = ["OperatorApproval", "approved_channel", "channel_of", "make_resolver", "using_channel"]
-
 # The channel an operator act was approved through, for the duration of one tool call.
 approved_channel: ContextVar[Channel | None] = ContextVar("approved_channel", default=None)
 

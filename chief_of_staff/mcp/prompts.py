@@ -16,8 +16,6 @@ from pathlib import Path
 
 from chief_of_staff.core.errors import InvalidInput
 
-__all__ = ["LIVE_PLACEHOLDERS", "PromptArg", "PromptTemplate", "load_prompts", "prompts_folder", "render_prompt"]
-
 _NAME = re.compile(r"^[a-z_]+$")
 # Placeholders the server fills from the workspace when the prompt is asked for.
 LIVE_PLACEHOLDERS = ("playbook",)

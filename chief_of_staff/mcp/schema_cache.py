@@ -24,8 +24,6 @@ import pydantic_core
 from chief_of_staff.core.config import default_cache_dir
 from chief_of_staff.core.files import write_atomically
 
-__all__ = ["Schemas", "fingerprint", "tool_schemas"]
-
 log = logging.getLogger(__name__)
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]

@@ -37,8 +37,6 @@ from chief_of_staff.mcp.tools.operator import OPERATOR_TOOLS
 from chief_of_staff.mcp.tools.work import WORK_TOOLS
 from chief_of_staff.notify import runner
 
-__all__ = ["AppState", "SharedStore", "build_server"]
-
 INSTRUCTIONS = (
     "Chief of Staff runs the operator's AI agency: goals, bounded authority, a task inbox, an outcome log "
     "and reviews. Start each session with `brief`. Call `authorize` before any action with a cost or a "

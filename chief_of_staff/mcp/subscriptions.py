@@ -24,18 +24,6 @@ from mcp.server.models import InitializationOptions
 from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS, EmptyResult, SubscribeRequestParams, UnsubscribeRequestParams
 
-__all__ = [
-    "AUTHORITY_LETTER",
-    "BRIEF",
-    "DECISIONS",
-    "EVERYTHING",
-    "GOALS",
-    "INBOX",
-    "REVIEW",
-    "install",
-    "notify_changed",
-]
-
 BRIEF = "cos://brief"
 GOALS = "cos://goals"
 INBOX = "cos://inbox"

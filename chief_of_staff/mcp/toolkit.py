@@ -34,21 +34,6 @@ from chief_of_staff.mcp.access import bind_arguments, current_principal, fill_ar
 from chief_of_staff.mcp.approval import OperatorApproval, approved_channel, channel_of, make_resolver, using_channel
 from chief_of_staff.mcp.subscriptions import notify_changed
 
-__all__ = [
-    "Ref",
-    "ToolSpec",
-    "agency_actor",
-    "as_result",
-    "build_tool",
-    "caller",
-    "describe_validation_error",
-    "output_schema",
-    "parse_arguments",
-    "published_schemas",
-    "require_own",
-    "store_of",
-]
-
 InputT = TypeVar("InputT", bound=BaseModel)
 OutputT = TypeVar("OutputT", bound=BaseModel)
 

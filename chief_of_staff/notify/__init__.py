@@ -1,1 +1,3 @@
 """Telling the operator: webhook delivery, the events a running server raises, and its delivery loop."""
+
+__all__ = ["delivery", "events", "runner"]

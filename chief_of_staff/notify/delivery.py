@@ -48,28 +48,6 @@ from chief_of_staff.core.clock import format_ts, parse_ts
 from chief_of_staff.core.db import Row, Store, Tx
 from chief_of_staff.core.fields import Model
 
-__all__ = [
-    "ATTEMPT_TIMEOUT_SECONDS",
-    "BACKOFF_BASE_SECONDS",
-    "BACKOFF_STEP_CAP_SECONDS",
-    "CLAIM_LEASE",
-    "GIVE_UP_AFTER",
-    "DeliveryOutcome",
-    "DeliveryReport",
-    "Resolver",
-    "address_problem",
-    "backoff_delay",
-    "cancel_pending",
-    "deliver_due",
-    "deliver_message",
-    "http_client",
-    "is_loopback_host",
-    "literal_address",
-    "parse_retry_after",
-    "resolve_host",
-    "sign",
-]
-
 logger = logging.getLogger(__name__)
 
 ATTEMPT_TIMEOUT_SECONDS = 15.0

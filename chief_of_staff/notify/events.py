@@ -24,17 +24,6 @@ from chief_of_staff.core.errors import InvalidInput, OperatorActRefused
 from chief_of_staff.domain import brief, outbox, workspace
 from chief_of_staff.domain.review import scorecards
 
-__all__ = [
-    "DAILY_EVENTS",
-    "EXPIRING_WINDOW",
-    "daily_due",
-    "expiring_due",
-    "queue_daily",
-    "queue_expiring",
-    "set_daily_brief_at",
-    "subscribed_events",
-]
-
 DAILY_EVENTS = frozenset({"brief.daily", "anomaly.found"})
 
 # A pending decision is announced as expiring this long before it does.

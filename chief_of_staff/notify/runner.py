@@ -20,8 +20,6 @@ if TYPE_CHECKING:
 from chief_of_staff.core.db import Store
 from chief_of_staff.notify import delivery, events
 
-__all__ = ["TICK_SECONDS", "RunnerState", "has_work", "run_deliveries", "tick"]
-
 log = logging.getLogger(__name__)
 
 # Idle, a tick costs one indexed read; this keeps a waiting decision a few seconds from the operator.

@@ -41,28 +41,6 @@ from chief_of_staff.domain.authority.terms import (
     widens,
 )
 
-__all__ = [
-    "UNCHANGED",
-    "BudgetSpec",
-    "BudgetView",
-    "GrantSpec",
-    "GrantTerms",
-    "GrantView",
-    "authority_letter",
-    "budget_rows",
-    "budget_usage",
-    "create_grant",
-    "grant_row",
-    "list_grants",
-    "money",
-    "period_key",
-    "restore_version",
-    "revoke_grant",
-    "target_matches",
-    "update_grant",
-    "widens",
-]
-
 _GRANT_HINT = "chief-of-staff grant ..."
 _MODE_WORDS = {
     "auto": "on its own",

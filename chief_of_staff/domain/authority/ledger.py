@@ -26,42 +26,13 @@ from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound
 from chief_of_staff.core.fields import MAX_CENTS, Model
 from chief_of_staff.domain import agencies, decisions, workspace
 from chief_of_staff.domain.authority.grants import (
-    BudgetView,
-    GrantSpec,
-    GrantView,
-    authority_letter,
     budget_rows,
     budget_usage,
-    create_grant,
     grant_row,
-    list_grants,
     period_key,
-    revoke_grant,
     target_matches,
 )
-from chief_of_staff.domain.authority.terms import BudgetSpec, money
-
-__all__ = [
-    "EXPIRED_EXISTS",
-    "RESERVATION_TTL",
-    "AuthorizationView",
-    "BudgetSpec",
-    "BudgetView",
-    "CheckView",
-    "GrantSpec",
-    "GrantView",
-    "authority_letter",
-    "authorize",
-    "check",
-    "create_grant",
-    "list_grants",
-    "period_key",
-    "release",
-    "release_expired",
-    "revoke_grant",
-    "settle",
-    "target_matches",
-]
+from chief_of_staff.domain.authority.terms import money
 
 # An allowed action holds its reservation this long; unsettled ones then return to the budget.
 RESERVATION_TTL = timedelta(hours=24)

@@ -16,20 +16,6 @@ from pydantic import Field, StrictInt, model_validator
 
 from chief_of_staff.core.fields import Cents, LocalDate, Model, Text
 
-__all__ = [
-    "BudgetSpec",
-    "GrantTerms",
-    "Mode",
-    "OnTimeout",
-    "Patterns",
-    "Period",
-    "largest_money_bound",
-    "money",
-    "one_per_period",
-    "update_command",
-    "widens",
-]
-
 Period = Literal["day", "week", "month"]
 Mode = Literal["auto", "notify", "approve"]
 OnTimeout = Literal["deny", "approve"]

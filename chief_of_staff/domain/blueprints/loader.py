@@ -34,18 +34,6 @@ from chief_of_staff.domain.blueprints.schema import (
     parse_blueprint,
 )
 
-__all__ = [
-    "Blueprint",
-    "BlueprintPlan",
-    "BlueprintSummary",
-    "apply_blueprint",
-    "list_blueprints",
-    "load_blueprint",
-    "parse_blueprint",
-    "plan_blueprint",
-]
-
-
 # --- results -------------------------------------------------------------------------------------
 
 

@@ -30,21 +30,6 @@ from chief_of_staff.core.fields import Capability, Cents, Model, Name, Priority,
 from chief_of_staff.domain import routines
 from chief_of_staff.domain.authority.terms import BudgetSpec, one_per_period
 
-__all__ = [
-    "AgencySection",
-    "Blueprint",
-    "BlueprintInfo",
-    "GoalSection",
-    "GrantSection",
-    "KeyResultSection",
-    "LessonSection",
-    "RoleSection",
-    "RoutineSection",
-    "TaskSection",
-    "invalid_blueprint",
-    "looks_like_id",
-    "parse_blueprint",
-]
 
 def _no_bool(value: Any) -> Any:
     # TOML has real booleans; `baseline = true` is a typo, not the number 1.

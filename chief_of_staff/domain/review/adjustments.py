@@ -30,25 +30,6 @@ from chief_of_staff.domain import agencies, goals, routines
 from chief_of_staff.domain.authority import grants
 from chief_of_staff.domain.authority.terms import BudgetSpec
 
-__all__ = [
-    "TOOLS",
-    "AddLessonArgs",
-    "AddRoutineArgs",
-    "AdjustGoalArgs",
-    "Adjustment",
-    "AdjustmentTool",
-    "Applied",
-    "SetLessonArgs",
-    "SetRoleArgs",
-    "SetRoutineArgs",
-    "UpdateGrantArgs",
-    "apply",
-    "change_grant",
-    "inverse",
-    "parse_arguments",
-    "state",
-]
-
 AdjustmentTool = Literal["update_grant", "adjust_goal", "set_role", "add_routine", "set_routine", "add_lesson",
                          "set_lesson"]
 # A short id as sent: "GR3", "KR2".

@@ -26,16 +26,6 @@ from chief_of_staff.domain import trust
 from chief_of_staff.domain.review import adjustments
 from chief_of_staff.domain.review.adjustments import Adjustment, Applied
 
-__all__ = [
-    "MAX_ADJUSTMENTS",
-    "Change",
-    "ChangeSetView",
-    "get_change_set",
-    "last_review",
-    "record_review",
-    "revert_change_set",
-]
-
 MAX_ADJUSTMENTS = 20
 MAX_NOTE = 4000
 REVIEW_HINT = "chief-of-staff review-record FILE.json (a list of adjustments)"

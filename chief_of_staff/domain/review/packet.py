@@ -19,8 +19,6 @@ from chief_of_staff.domain import brief, decisions, goals, workspace
 from chief_of_staff.domain.review import changesets, proposals, scorecards
 from chief_of_staff.domain.review.scorecards import Anomaly, Scorecard
 
-__all__ = ["MAX_DAYS", "LastReview", "Packet", "build_packet", "render_packet"]
-
 MAX_DAYS = 92
 PENDING_SHOWN = 10
 

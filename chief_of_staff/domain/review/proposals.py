@@ -26,25 +26,6 @@ from chief_of_staff.domain.authority.terms import money
 from chief_of_staff.domain.pace import GRACE_DAYS
 from chief_of_staff.domain.review.adjustments import Adjustment, AdjustmentTool
 
-__all__ = [
-    "AUTONOMY_RECORD_LIMIT",
-    "AUTONOMY_STREAK",
-    "AUTONOMY_WINDOW_DAYS",
-    "BACKLOG_DAYS",
-    "BACKLOG_MIN",
-    "BACKLOG_WEEKS",
-    "GOAL_MARGIN",
-    "NARROW_AUTHORIZATION_LIMIT",
-    "NARROW_FAILURE_SHARE",
-    "NARROW_MIN_FAILURES",
-    "NARROW_WINDOW_DAYS",
-    "ROLE_IDLE_DAYS",
-    "ROUTINE_RECENT_RUNS",
-    "Proposal",
-    "ProposalKind",
-    "proposals",
-]
-
 # Autonomy follows the record: an "approve" grant whose last 5 answered decisions (newest first,
 # within 90 days) were all yes, with no no anywhere in those 90 days, may act and notify instead.
 # Unanswered decisions (pending, expired, or approved only by timeout) are neither a yes nor a no.

@@ -26,34 +26,6 @@ from chief_of_staff.domain import goals, workspace
 from chief_of_staff.domain.authority.grants import period_key
 from chief_of_staff.domain.authority.terms import money
 
-__all__ = [
-    "BURN_MIN_SHARE",
-    "DECISION_WAIT",
-    "FAILURE_BASELINE_DAYS",
-    "FAILURE_MIN_BASELINE_OUTCOMES",
-    "FAILURE_MIN_RECENT_FAILURES",
-    "FAILURE_MIN_RECENT_OUTCOMES",
-    "FAILURE_RATE_MARGIN",
-    "FAILURE_RECENT_DAYS",
-    "LEASE_CHURN_CLAIMS",
-    "MAX_PER_KIND",
-    "MAX_SCORECARD_DAYS",
-    "SPIKE_BASELINE_DAYS",
-    "SPIKE_FACTOR",
-    "SPIKE_MIN_DENIALS",
-    "Anomaly",
-    "AnomalyKind",
-    "BudgetUse",
-    "DecisionTally",
-    "GrantSpend",
-    "KeyResultCost",
-    "RoleCard",
-    "Scorecard",
-    "Tally",
-    "anomalies",
-    "scorecards",
-]
-
 MAX_SCORECARD_DAYS = 366
 # Failure rate: the last 7 local days (today included) against the 28 before them. It fires only on
 # enough evidence: 10+ outcomes and 3+ failures this week, 20+ outcomes in the baseline, and a rate

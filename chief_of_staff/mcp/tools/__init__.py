@@ -1,1 +1,3 @@
 """The tools, one module per activity."""
+
+__all__ = ["operator", "work"]

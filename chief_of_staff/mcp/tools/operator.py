@@ -24,8 +24,6 @@ from chief_of_staff.domain.review.adjustments import AdjustGoalArgs, Adjustment,
 from chief_of_staff.mcp.subscriptions import AUTHORITY_LETTER, BRIEF, DECISIONS, EVERYTHING, GOALS
 from chief_of_staff.mcp.toolkit import Ref, ToolSpec, caller, require_own, store_of
 
-__all__ = ["OPERATOR_TOOLS"]
-
 CONFIRM = Field(False, description="true only once the operator said yes to this exact change here")
 
 

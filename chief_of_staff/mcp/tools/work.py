@@ -22,8 +22,6 @@ from chief_of_staff.domain.review.adjustments import AddRoutineArgs
 from chief_of_staff.mcp.subscriptions import BRIEF, DECISIONS, GOALS, INBOX
 from chief_of_staff.mcp.toolkit import Ref, ToolSpec, agency_actor, require_own, store_of
 
-__all__ = ["WORK_TOOLS"]
-
 Summary = Annotated[str, Field(min_length=1, max_length=2000)]
 Link = Annotated[str, Field(min_length=1, max_length=500)]
 IdempotencyKey = Annotated[str, Field(min_length=1, max_length=100)]
