@@ -21,7 +21,7 @@ from chief_of_staff.core.audit import OPERATOR_CLI
 from chief_of_staff.core.clock import FixedClock, format_ts
 from chief_of_staff.core.db import Row, Store
 from chief_of_staff.domain import outbox
-from chief_of_staff.notify import delivery
+from chief_of_staff.notify import delivery, endpoints
 from chief_of_staff.notify.delivery import address_problem, backoff_delay, parse_retry_after
 from tests.conftest import START
 
@@ -68,7 +68,7 @@ def resolver(*addresses: str) -> Callable[[str, int], Awaitable[list[str]]]:
 
 async def add(store: Store, url: str = URL, events: list[str] | None = None) -> str:
     async with store.write() as tx:
-        _, secret = await outbox.add_endpoint(tx, OPERATOR_CLI, url=url, events=events or ["decision.opened"])
+        _, secret = await endpoints.add_endpoint(tx, OPERATOR_CLI, url=url, events=events or ["decision.opened"])
     return secret
 
 
@@ -90,9 +90,9 @@ async def delivery_row(store: Store, number: int = 1) -> Row:
     return row
 
 
-async def endpoint(store: Store) -> outbox.EndpointView:
+async def endpoint(store: Store) -> endpoints.EndpointView:
     async with store.read() as tx:
-        [view] = await outbox.list_endpoints(tx)
+        [view] = await endpoints.list_endpoints(tx)
     return view
 
 
@@ -435,7 +435,7 @@ async def test_removing_an_endpoint_mid_send_leaves_the_delivery_cancelled(store
 
     async def removed_meanwhile(request: httpx.Request) -> httpx.Response:
         async with store.write() as tx:
-            await outbox.remove_endpoint(tx, OPERATOR_CLI, "NE1")
+            await endpoints.remove_endpoint(tx, OPERATOR_CLI, "NE1")
         return httpx.Response(500)
 
     await deliver(store, Receiver(removed_meanwhile))
@@ -446,7 +446,7 @@ async def test_deliver_message_sends_one_message_now(store: Store) -> None:
     await add(store)
     await opened(store)
     async with store.write() as tx:
-        message_id = await outbox.queue_test(tx, OPERATOR_CLI, "NE1")
+        message_id = await endpoints.queue_test(tx, OPERATOR_CLI, "NE1")
     receiver = Receiver()
     async with httpx.AsyncClient(transport=httpx.MockTransport(receiver)) as http:
         outcome = await delivery.deliver_message(store, http, message_id, resolve=public)
@@ -471,7 +471,7 @@ async def test_secrets_appear_in_no_view_log_error_or_report(
     reports.append(await deliver(store, Receiver(), resolve=resolver("10.0.0.1"), limit=1))
     reports.append(await deliver(store, Receiver(httpx.Response(404, text=f"no such {path_secret}"))))
     async with store.read() as tx:
-        views = [v.model_dump_json() for v in await outbox.list_endpoints(tx)]
+        views = [v.model_dump_json() for v in await endpoints.list_endpoints(tx)]
         errors = [r[0] or "" for r in await tx.all("SELECT last_error FROM webhook_deliveries")]
         audited = [r[0] for r in await tx.all("SELECT detail FROM audit_log")]
     seen = views + errors + audited + [r.model_dump_json() for r in reports] + [caplog.text]

@@ -26,7 +26,7 @@ from chief_of_staff.domain.authority import grants, ledger
 from chief_of_staff.domain.authority.grants import GrantSpec
 from chief_of_staff.domain.blueprints import loader
 from chief_of_staff.mcp.server import build_server
-from chief_of_staff.notify import runner
+from chief_of_staff.notify import endpoints, runner
 from tests.test_mcp_surface import call, count_rows, refused
 
 pytestmark = pytest.mark.anyio
@@ -39,7 +39,7 @@ ALL_EVENTS = list(outbox.EVENTS)
 async def outbound(store: Store, events: list[str] | None = None) -> None:
     async with store.write() as tx:
         await loader.apply_blueprint(tx, OPERATOR_CLI, "outbound")
-        await outbox.add_endpoint(tx, OPERATOR_CLI, url="https://hooks.example.com/cos",
+        await endpoints.add_endpoint(tx, OPERATOR_CLI, url="https://hooks.example.com/cos",
                                     events=events or ALL_EVENTS)
 
 
@@ -86,7 +86,7 @@ async def test_no_endpoint_no_delivery_and_an_unsubscribed_event_is_not_queued(s
     await escalate(store)
     assert await queued(store) == []
     async with store.write() as tx:
-        await outbox.add_endpoint(tx, OPERATOR_CLI, url="https://hooks.example.com/a", events=["brief.daily"])
+        await endpoints.add_endpoint(tx, OPERATOR_CLI, url="https://hooks.example.com/a", events=["brief.daily"])
     await escalate(store, 9_500)
     assert await queued(store) == []
 
@@ -197,7 +197,7 @@ async def test_the_notify_tool_lists_tests_and_removes_but_adds_only_on_a_verifi
         store = await Store.open(db, clock)
         try:
             async with store.write() as tx:
-                await outbox.add_endpoint(tx, OPERATOR_CLI, url="https://hooks.example.com/x",
+                await endpoints.add_endpoint(tx, OPERATOR_CLI, url="https://hooks.example.com/x",
                                             events=["decision.opened"])
         finally:
             await store.close()
@@ -215,7 +215,7 @@ async def test_the_delivery_loop_has_work_only_with_an_endpoint_or_a_pending_del
     await outbound(store)
     assert await runner.has_work(store)
     async with store.write() as tx:
-        await outbox.remove_endpoint(tx, OPERATOR_CLI, "NE1")
+        await endpoints.remove_endpoint(tx, OPERATOR_CLI, "NE1")
         await tx.run("INSERT INTO webhook_deliveries (message_id, endpoint_id, event, body, next_attempt_at, "
                      "created_at) VALUES ('msg_left', 1, 'grant.changed', '{}', ?, ?)", (tx.now_text, tx.now_text))
     assert await runner.has_work(store)  # what was queued still goes out

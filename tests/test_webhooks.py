@@ -13,7 +13,7 @@ from chief_of_staff.core.audit import OPERATOR_CLI, Actor
 from chief_of_staff.core.db import Store, Tx
 from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound, OperatorActRefused
 from chief_of_staff.domain import outbox
-from chief_of_staff.notify import delivery
+from chief_of_staff.notify import delivery, endpoints
 
 pytestmark = pytest.mark.anyio
 
@@ -26,10 +26,10 @@ DECISION = {"decision_id": "D7", "title": "Renew <ads> & domain", "kind": "escal
 
 
 async def add(store: Store, url: str = URL, events: list[str] | None = None, fmt: str = "standard",
-              actor: Actor = OPERATOR_CLI) -> tuple[outbox.EndpointView, str]:
+              actor: Actor = OPERATOR_CLI) -> tuple[endpoints.EndpointView, str]:
     async with store.write() as tx:
         chosen = ["decision.opened"] if events is None else events
-        return await outbox.add_endpoint(tx, actor, url=url, events=chosen, format=fmt)
+        return await endpoints.add_endpoint(tx, actor, url=url, events=chosen, format=fmt)
 
 
 async def count(store: Store, sql: str) -> int:
@@ -121,7 +121,7 @@ async def test_the_same_url_twice_is_a_conflict_until_the_first_is_removed(store
     with pytest.raises(Conflict, match="NE1 already sends to this URL"):
         await add(store, events=["grant.changed"])
     async with store.write() as tx:
-        await outbox.remove_endpoint(tx, OPERATOR_CLI, "NE1")
+        await endpoints.remove_endpoint(tx, OPERATOR_CLI, "NE1")
     view, _ = await add(store)
     assert view.endpoint_id == "NE2"
 
@@ -142,29 +142,29 @@ async def test_removing_an_endpoint_cancels_what_it_was_owed_and_keeps_the_row(s
     await add(store)
     assert await emit(store, "decision.opened", DECISION) == 1
     async with store.write() as tx:
-        view = await outbox.remove_endpoint(tx, CHAT, "NE1")
+        view = await endpoints.remove_endpoint(tx, CHAT, "NE1")
     assert view.status == "removed" and view.pending == 0
     assert await count(store, "SELECT count(*) FROM webhook_deliveries WHERE status = 'cancelled'") == 1
     async with store.read() as tx:
-        assert await outbox.list_endpoints(tx) == []
-        assert [v.endpoint_id for v in await outbox.list_endpoints(tx, include_removed=True)] == ["NE1"]
+        assert await endpoints.list_endpoints(tx) == []
+        assert [v.endpoint_id for v in await endpoints.list_endpoints(tx, include_removed=True)] == ["NE1"]
     with pytest.raises(Conflict, match="already removed"):
         async with store.write() as tx:
-            await outbox.remove_endpoint(tx, OPERATOR_CLI, "NE1")
+            await endpoints.remove_endpoint(tx, OPERATOR_CLI, "NE1")
 
 
 async def test_the_agency_cannot_remove_or_test_an_endpoint_and_unknown_ids_are_not_found(store: Store) -> None:
     await add(store)
-    for act in (outbox.remove_endpoint, outbox.queue_test):
+    for act in (endpoints.remove_endpoint, endpoints.queue_test):
         with pytest.raises(OperatorActRefused):
             async with store.write() as tx:
                 await act(tx, AGENCY, "NE1")
     with pytest.raises(NotFound, match="no webhook endpoint NE9"):
         async with store.write() as tx:
-            await outbox.remove_endpoint(tx, OPERATOR_CLI, "NE9")
+            await endpoints.remove_endpoint(tx, OPERATOR_CLI, "NE9")
     with pytest.raises(InvalidInput, match="endpoint_id"):
         async with store.write() as tx:
-            await outbox.queue_test(tx, OPERATOR_CLI, "GR1")
+            await endpoints.queue_test(tx, OPERATOR_CLI, "GR1")
     assert await count(store, "SELECT count(*) FROM webhook_deliveries") == 0
 
 
@@ -172,7 +172,7 @@ async def test_a_test_message_goes_to_that_endpoint_alone(store: Store) -> None:
     await add(store)
     await add(store, url="https://other.example.com/x")
     async with store.write() as tx:
-        message_id = await outbox.queue_test(tx, OPERATOR_CLI, "NE2")
+        message_id = await endpoints.queue_test(tx, OPERATOR_CLI, "NE2")
     async with store.read() as tx:
         rows = await tx.all("SELECT endpoint_id, message_id, event FROM webhook_deliveries")
     assert [tuple(r) for r in rows] == [(2, message_id, "webhook.test")]
@@ -187,7 +187,7 @@ async def test_a_disabled_endpoint_cannot_be_tested(store: Store) -> None:
                      (tx.now_text,))
     with pytest.raises(Conflict, match=r"NE1 is disabled \(410 Gone\)"):
         async with store.write() as tx:
-            await outbox.queue_test(tx, OPERATOR_CLI, "NE1")
+            await endpoints.queue_test(tx, OPERATOR_CLI, "NE1")
 
 
 # --- emit ---------------------------------------------------------------------------------------------
@@ -209,7 +209,7 @@ async def test_emit_queues_one_delivery_per_subscribed_active_endpoint(store: St
     await add(store, url="https://c.example.com/", events=["decision.opened", "grant.changed"])
     await add(store, url="https://d.example.com/", events=["decision.opened"])
     async with store.write() as tx:
-        await outbox.remove_endpoint(tx, OPERATOR_CLI, "NE4")
+        await endpoints.remove_endpoint(tx, OPERATOR_CLI, "NE4")
         await tx.run("UPDATE webhook_endpoints SET disabled_at = ? WHERE id = 3", (tx.now_text,))
     assert await emit(store, "decision.opened", DECISION) == 1
     assert await emit(store, "grant.changed", {"grant_id": "GR2"}) == 1
@@ -336,4 +336,4 @@ def test_a_malformed_international_name_is_refused_as_invalid_input(url: str) ->
     from chief_of_staff.core.errors import InvalidInput
 
     with pytest.raises(InvalidInput, match="not a URL"):
-        outbox.check_url(url)
+        endpoints.check_url(url)

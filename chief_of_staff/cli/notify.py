@@ -17,9 +17,9 @@ from chief_of_staff.core.audit import OPERATOR_CLI
 from chief_of_staff.core.db import Store
 from chief_of_staff.core.errors import InvalidInput
 from chief_of_staff.domain import outbox, workspace
-from chief_of_staff.domain.outbox import EndpointView
-from chief_of_staff.notify import delivery, events
+from chief_of_staff.notify import delivery, endpoints, events
 from chief_of_staff.notify.delivery import DeliveryOutcome
+from chief_of_staff.notify.endpoints import EndpointView
 
 
 def _events(text: str) -> list[str]:
@@ -32,7 +32,7 @@ def _events(text: str) -> list[str]:
 def cmd_notify_add(args: argparse.Namespace) -> int:
     async def work(store: Store) -> int:
         async with store.write() as tx:
-            view, secret = await outbox.add_endpoint(tx, OPERATOR_CLI, url=args.url, events=_events(args.events),
+            view, secret = await endpoints.add_endpoint(tx, OPERATOR_CLI, url=args.url, events=_events(args.events),
                                                        format=args.format)
         print(f"{view.endpoint_id}: sends {', '.join(view.events)} to {view.url} ({view.format} format).",
               file=sys.stderr)
@@ -59,7 +59,7 @@ def _health(view: EndpointView) -> str:
 def cmd_notify_list(args: argparse.Namespace) -> int:
     async def work(store: Store) -> int:
         async with store.read() as tx:
-            views = await outbox.list_endpoints(tx, include_removed=args.all)
+            views = await endpoints.list_endpoints(tx, include_removed=args.all)
         if not views:
             print("No webhook endpoints. Add one: chief-of-staff notify add URL --events decision.opened")
         for view in views:
@@ -85,7 +85,7 @@ def _describe(outcome: DeliveryOutcome | None) -> tuple[str, int]:
 def cmd_notify_test(args: argparse.Namespace) -> int:
     async def work(store: Store) -> int:
         async with store.write() as tx:
-            message_id = await outbox.queue_test(tx, OPERATOR_CLI, args.endpoint)
+            message_id = await endpoints.queue_test(tx, OPERATOR_CLI, args.endpoint)
         async with delivery.http_client() as http:
             outcome = await delivery.deliver_message(store, http, message_id)
         text, code = _describe(outcome)
@@ -98,7 +98,7 @@ def cmd_notify_test(args: argparse.Namespace) -> int:
 def cmd_notify_remove(args: argparse.Namespace) -> int:
     async def work(store: Store) -> int:
         async with store.write() as tx:
-            view = await outbox.remove_endpoint(tx, OPERATOR_CLI, args.endpoint)
+            view = await endpoints.remove_endpoint(tx, OPERATOR_CLI, args.endpoint)
         print(f"{view.endpoint_id} removed: nothing more is sent to {view.url}.")
         return 0
 
@@ -108,7 +108,7 @@ def cmd_notify_remove(args: argparse.Namespace) -> int:
 def cmd_notify_rotate_secret(args: argparse.Namespace) -> int:
     async def work(store: Store) -> int:
         async with store.write() as tx:
-            view, secret = await outbox.rotate_secret(tx, OPERATOR_CLI, args.endpoint)
+            view, secret = await endpoints.rotate_secret(tx, OPERATOR_CLI, args.endpoint)
         print(f"{view.endpoint_id}: new signing secret below, shown once; the old one no longer signs.",
               file=sys.stderr)
         print(secret, flush=True)

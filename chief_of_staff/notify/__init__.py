@@ -1,3 +1,3 @@
 """Telling the operator: webhook delivery, the events a running server raises, and its delivery loop."""
 
-__all__ = ["delivery", "events", "runner"]
+__all__ = ["delivery", "endpoints", "events", "runner"]

@@ -16,13 +16,15 @@ from pydantic import Field
 from chief_of_staff.core.audit import SYSTEM
 from chief_of_staff.core.errors import InvalidInput, NotFound
 from chief_of_staff.core.fields import LongText, Model, Name, ShortText, Text, View
-from chief_of_staff.domain import agencies, brief, decisions, goals, outbox
+from chief_of_staff.domain import agencies, brief, decisions, goals
 from chief_of_staff.domain.authority import grants
 from chief_of_staff.domain.blueprints import loader
 from chief_of_staff.domain.review import adjustments, changesets, packet
 from chief_of_staff.domain.review.adjustments import AdjustGoalArgs, Adjustment, SetRoleArgs, UpdateGrantArgs
 from chief_of_staff.mcp.subscriptions import AUTHORITY_LETTER, BRIEF, DECISIONS, EVERYTHING, GOALS
 from chief_of_staff.mcp.toolkit import Ref, ToolSpec, caller, require_own, store_of
+from chief_of_staff.notify import endpoints
+from chief_of_staff.notify.endpoints import EndpointView
 
 CONFIRM = Field(False, description="true only once the operator said yes to this exact change here")
 
@@ -233,19 +235,19 @@ class NotifyIn(Model):
 
 
 class NotifyOut(View):
-    endpoints: list[outbox.EndpointView]
+    endpoints: list[EndpointView]
     message: str
 
 
 async def _notify(ctx: Context[Any, Any], args: NotifyIn) -> NotifyOut:
     if args.action == "list":
         async with store_of(ctx).read() as tx:
-            return NotifyOut(endpoints=await outbox.list_endpoints(tx), message="")
+            return NotifyOut(endpoints=await endpoints.list_endpoints(tx), message="")
     if args.action == "add":
         if args.url is None or not args.events:
             raise InvalidInput("add: send url and events, e.g. events [\"decision.opened\"].")
         async with store_of(ctx).write() as tx:
-            view, _ = await outbox.add_endpoint(tx, caller(args.confirm), url=args.url, events=list(args.events),
+            view, _ = await endpoints.add_endpoint(tx, caller(args.confirm), url=args.url, events=list(args.events),
                                                   format=args.format)
         return NotifyOut(endpoints=[view], message=(  # the secret never goes through a tool result
             f"Added. Its signing secret is shown only on the operator's machine: chief-of-staff notify "
@@ -254,9 +256,9 @@ async def _notify(ctx: Context[Any, Any], args: NotifyIn) -> NotifyOut:
         raise InvalidInput(f"endpoint_id: {args.action} needs the endpoint, e.g. \"NE1\"; action list shows them.")
     async with store_of(ctx).write() as tx:
         if args.action == "test":
-            sent = await outbox.queue_test(tx, caller(args.confirm), args.endpoint_id)
+            sent = await endpoints.queue_test(tx, caller(args.confirm), args.endpoint_id)
             return NotifyOut(endpoints=[], message=f"Test {sent} queued; the running server sends it within seconds.")
-        view = await outbox.remove_endpoint(tx, caller(args.confirm), args.endpoint_id)
+        view = await endpoints.remove_endpoint(tx, caller(args.confirm), args.endpoint_id)
         return NotifyOut(endpoints=[view], message="Removed; what it was still owed is cancelled.")
 
 
