@@ -24,7 +24,7 @@ from chief_of_staff.domain.authority.grants import GrantSpec
 from chief_of_staff.domain.authority.terms import BudgetSpec
 from chief_of_staff.domain.goals import KeyResultSpec
 from chief_of_staff.domain.outcomes import MetricDelta
-from chief_of_staff.domain.review import scorecards
+from chief_of_staff.domain.review import anomalies, scorecards
 
 pytestmark = pytest.mark.anyio
 
@@ -70,9 +70,9 @@ async def grant(store: Store, **fields: Any) -> None:
             "agency": "Outbound", "role": "SDR", "capability": "email.send", **fields}))
 
 
-async def found(store: Store, kind: str, **options: Any) -> list[scorecards.Anomaly]:
+async def found(store: Store, kind: str, **options: Any) -> list[anomalies.Anomaly]:
     async with store.read() as tx:
-        return [a for a in await scorecards.anomalies(tx, **options) if a.kind == kind]
+        return [a for a in await anomalies.anomalies(tx, **options) if a.kind == kind]
 
 
 # --- scorecards ----------------------------------------------------------------------------------
@@ -359,7 +359,7 @@ async def test_a_quiet_workspace_has_no_anomalies(world: Store) -> None:
     await ask(world, 2)
     await log(world, 3, metrics=[MetricDelta(key_result="KR1", delta=1)])
     async with world.read() as tx:
-        assert await scorecards.anomalies(tx) == []
+        assert await anomalies.anomalies(tx) == []
 
 
 # --- reading indexes, not tables -----------------------------------------------------------------
@@ -374,7 +374,7 @@ async def test_scorecards_and_anomalies_never_scan_a_big_table(world: Store, clo
     async with world.write() as tx:
         tx.trace(statements.append)
         await scorecards.scorecards(tx, **WEEK)
-        await scorecards.anomalies(tx)
+        await anomalies.anomalies(tx)
         tx.trace(None)
         plans = {sql: await _plan(tx, sql) for sql in statements if sql.startswith("SELECT")}
     assert len(plans) >= 12 and any("SCAN a" in lines for lines in plans.values())

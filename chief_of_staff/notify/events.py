@@ -22,7 +22,7 @@ from chief_of_staff.core.clock import format_ts, parse_ts
 from chief_of_staff.core.db import Tx
 from chief_of_staff.core.errors import InvalidInput, OperatorActRefused
 from chief_of_staff.domain import brief, outbox, workspace
-from chief_of_staff.domain.review import scorecards
+from chief_of_staff.domain.review import anomalies
 
 DAILY_EVENTS = frozenset({"brief.daily", "anomaly.found"})
 
@@ -111,7 +111,7 @@ async def _daily_brief(tx: Tx, today: str) -> int:
 
 async def _anomalies(tx: Tx, today: str) -> int:
     queued = 0
-    for anomaly in await scorecards.anomalies(tx):
+    for anomaly in await anomalies.anomalies(tx):
         queued += await outbox.emit(tx, "anomaly.found", {
             "kind": anomaly.kind, "subject": anomaly.subject, "summary": anomaly.message,
         }, dedupe_key=f"anomaly.found:{anomaly.kind}:{anomaly.subject}:{today}")

@@ -1,3 +1,3 @@
 """The review ritual: scorecards, anomalies, proposals, adjustments, change sets and the packet."""
 
-__all__ = ["adjustments", "changesets", "packet", "proposals", "scorecards"]
+__all__ = ["adjustments", "anomalies", "changesets", "packet", "proposals", "scorecards"]

@@ -16,8 +16,9 @@ from chief_of_staff.core.db import Tx
 from chief_of_staff.core.errors import InvalidInput
 from chief_of_staff.core.fields import Model
 from chief_of_staff.domain import brief, decisions, goals, workspace
-from chief_of_staff.domain.review import changesets, proposals, scorecards
-from chief_of_staff.domain.review.scorecards import Anomaly, Scorecard
+from chief_of_staff.domain.review import anomalies, changesets, proposals, scorecards
+from chief_of_staff.domain.review.anomalies import Anomaly
+from chief_of_staff.domain.review.scorecards import Scorecard
 
 MAX_DAYS = 92
 PENDING_SHOWN = 10
@@ -61,7 +62,7 @@ async def build_packet(tx: Tx, *, viewer: str = "operator", days: int = 7, mark_
         workspace=space.name, timezone=space.timezone, today=today, viewer=viewer, since=since, until=today,
         last_review=await _last_review(tx), changes=changes, goals=await goals.list_goals(tx),
         scorecards=await scorecards.scorecards(tx, since=since, until=today),
-        anomalies=await scorecards.anomalies(tx, today=today), pending_decisions=pending,
+        anomalies=await anomalies.anomalies(tx, today=today), pending_decisions=pending,
         pending_decision_count=pending_count, proposals=await proposals.proposals(tx, today=today))
     if mark_seen and changes.total:
         await brief.advance_viewer(tx, viewer, head)
