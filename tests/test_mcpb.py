@@ -22,8 +22,7 @@ import pytest
 from chief_of_staff import __version__
 from chief_of_staff.core.config import DB_ENV, Settings, default_db_path
 from chief_of_staff.mcp.prompts import load_prompts
-from chief_of_staff.mcp.tools.operator import OPERATOR_TOOLS
-from chief_of_staff.mcp.tools.work import WORK_TOOLS
+from chief_of_staff.mcp.server import tool_specs
 
 ROOT = Path(__file__).resolve().parent.parent
 # The fields the 0.4 schema of @anthropic-ai/mcpb 2.1.2 allows (its objects are strict).
@@ -94,7 +93,7 @@ def test_the_workspace_option_is_a_file_whose_empty_default_means_the_per_user_p
 
 
 def test_the_tools_list_is_the_servers(manifest: dict[str, Any]) -> None:
-    served = [(spec.name, spec.description) for spec in [*WORK_TOOLS, *OPERATOR_TOOLS]]
+    served = [(spec.name, spec.description) for spec in tool_specs()]
     assert [(tool["name"], tool["description"]) for tool in manifest["tools"]] == served
     assert all(set(tool) == {"name", "description"} for tool in manifest["tools"])
     assert manifest["tools_generated"] is False

@@ -14,13 +14,12 @@ from chief_of_staff import __version__
 from chief_of_staff.core.config import DB_ENV
 from chief_of_staff.domain.blueprints import loader
 from chief_of_staff.http.server import DEFAULT_PORT
-from chief_of_staff.mcp.tools.operator import OPERATOR_TOOLS
-from chief_of_staff.mcp.tools.work import WORK_TOOLS
+from chief_of_staff.mcp.server import tool_specs
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN = ROOT / "plugin"
 SKILLS = sorted((PLUGIN / "skills").iterdir())
-TOOLS = {spec.name for spec in [*WORK_TOOLS, *OPERATOR_TOOLS]}
+TOOLS = {spec.name for spec in tool_specs()}
 SKILL_NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
 
@@ -61,7 +60,7 @@ def _schema_words(schema: Any) -> set[str]:
 def vocabulary() -> set[str]:
     """The bare names a skill may put in backticks: tools, their fields and values, and blueprint names."""
     words = set(TOOLS) | {summary.name for summary in loader.list_blueprints()}
-    for spec in [*WORK_TOOLS, *OPERATOR_TOOLS]:
+    for spec in tool_specs():
         words |= _schema_words(spec.input_model.model_json_schema())
         words |= _schema_words(spec.output_model.model_json_schema())
     return words

@@ -11,12 +11,10 @@ import pytest
 
 from chief_of_staff.core.config import Settings
 from chief_of_staff.mcp import schema_cache
-from chief_of_staff.mcp.server import build_server
+from chief_of_staff.mcp.server import build_server, tool_specs
 from chief_of_staff.mcp.toolkit import published_schemas
-from chief_of_staff.mcp.tools.operator import OPERATOR_TOOLS
-from chief_of_staff.mcp.tools.work import WORK_TOOLS
 
-SPECS = {spec.name: spec for spec in [*WORK_TOOLS, *OPERATOR_TOOLS]}
+SPECS = {spec.name: spec for spec in tool_specs()}
 
 
 class Counting:
@@ -77,7 +75,7 @@ def test_an_edited_module_changes_the_fingerprint(tmp_path: Path) -> None:
     shutil.copytree(schema_cache.PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
     before = schema_cache.fingerprint(copy)
     assert schema_cache.fingerprint(copy) == before
-    models = copy / "mcp" / "tools" / "work.py"  # a module deep in a subpackage counts too
+    models = copy / "mcp" / "tools" / "inbox.py"  # a module deep in a subpackage counts too
     models.write_text(models.read_text() + "\n# a comment is enough: the cache never guesses\n")
     assert schema_cache.fingerprint(copy) != before
 

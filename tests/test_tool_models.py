@@ -11,11 +11,10 @@ from hypothesis import strategies as st
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel
 
+from chief_of_staff.mcp.server import tool_specs
 from chief_of_staff.mcp.toolkit import parse_arguments
-from chief_of_staff.mcp.tools.operator import OPERATOR_TOOLS
-from chief_of_staff.mcp.tools.work import WORK_TOOLS
 
-INPUT_MODELS: dict[str, type[BaseModel]] = {spec.name: spec.input_model for spec in [*WORK_TOOLS, *OPERATOR_TOOLS]}
+INPUT_MODELS: dict[str, type[BaseModel]] = {spec.name: spec.input_model for spec in tool_specs()}
 
 VALID: dict[str, dict[str, Any]] = {
     "add_task": {"title": "Write the ICP", "details": "Who buys", "agency": "Outbound", "role": "SDR",

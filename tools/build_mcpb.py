@@ -30,8 +30,7 @@ from typing import Any
 from chief_of_staff import __version__
 from chief_of_staff.core.config import DB_ENV
 from chief_of_staff.mcp.prompts import PromptTemplate, load_prompts, render_prompt
-from chief_of_staff.mcp.tools.operator import OPERATOR_TOOLS
-from chief_of_staff.mcp.tools.work import WORK_TOOLS
+from chief_of_staff.mcp.server import tool_specs
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFEST_VERSION = "0.4"
@@ -109,7 +108,7 @@ def build_manifest() -> dict[str, Any]:
         "license": project["license"],
         "keywords": ["agency", "operator", "goals", "authority", "review", "mcp"],
         "server": {"type": "uv", "entry_point": ENTRY_POINT, "mcp_config": MCP_CONFIG},
-        "tools": [{"name": spec.name, "description": spec.description} for spec in [*WORK_TOOLS, *OPERATOR_TOOLS]],
+        "tools": [{"name": spec.name, "description": spec.description} for spec in tool_specs()],
         "tools_generated": False,
         "prompts": [_prompt_entry(template) for template in load_prompts()],
         "prompts_generated": False,

@@ -1,3 +1,14 @@
 """The MCP surface: the only package that imports the MCP SDK. Wiring only; no SQL."""
 
-__all__ = ["access", "approval", "prompts", "schema_cache", "server", "subscriptions", "toolkit", "tools"]
+__all__ = [
+    "access",
+    "approval",
+    "completions",
+    "prompts",
+    "resources",
+    "schema_cache",
+    "server",
+    "subscriptions",
+    "toolkit",
+    "tools",
+]

@@ -9,12 +9,22 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import Any
 
-from chief_of_staff.core.errors import InvalidInput
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.prompts import Prompt
+from mcp.server.mcpserver.prompts.base import PromptArgument
+from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_PARAMS
+
+from chief_of_staff.core.db import Store
+from chief_of_staff.core.errors import ChiefOfStaffError, InvalidInput
+from chief_of_staff.domain import agencies
 
 _NAME = re.compile(r"^[a-z_]+$")
 # Placeholders the server fills from the workspace when the prompt is asked for.
@@ -117,3 +127,53 @@ def render_prompt(template: PromptTemplate, arguments: dict[str, str], live: dic
     values.update(_clauses(values))
     values.update(live or {})
     return template.body.format_map(values)
+
+
+class _TemplatePrompt(Prompt):
+    """A prompt whose argument errors reach the client as invalid-params errors carrying our message.
+
+    The SDK reports a missing argument as a ValueError and wraps any other exception from the
+    render function in a generic "Error rendering prompt"; on 2026-07-28 connections a ValueError
+    even becomes a bare "Internal server error". An MCPError passes through both unchanged.
+    """
+
+    async def render(self, arguments: dict[str, Any] | None, context: Any) -> Any:
+        given = arguments or {}
+        missing = [arg.name for arg in self.arguments or [] if arg.required and not given.get(arg.name)]
+        if missing:
+            raise MCPError(INVALID_PARAMS, f"{', '.join(missing)}: required by the {self.name} prompt; send it.")
+        return await super().render(arguments, context)
+
+
+async def _live_values(template: PromptTemplate, arguments: dict[str, str], store: Store) -> dict[str, str]:
+    """The workspace's part of a prompt: today, the agency's playbook for a work session."""
+    wanted = [name for name in LIVE_PLACEHOLDERS if f"{{{name}}}" in template.body]
+    if not wanted:
+        return {}
+    async with store.read() as tx:
+        return {"playbook": await agencies.playbook_digest(tx, arguments.get("agency", "").strip())}
+
+
+def _prompt(template: PromptTemplate, state: Callable[[], Store]) -> Prompt:
+    async def render(**arguments: str) -> str:
+        try:
+            render_prompt(template, arguments)  # the caller's arguments are checked before the workspace is read
+            return render_prompt(template, arguments, await _live_values(template, arguments, state()))
+        except ChiefOfStaffError as exc:
+            raise MCPError(INVALID_PARAMS, str(exc)) from None
+
+    return _TemplatePrompt(
+        name=template.name,
+        title=template.title,
+        description=template.description,
+        arguments=[PromptArgument(name=a.name, description=a.description, required=a.required)
+                   for a in template.arguments],
+        fn=render,
+        context_kwarg=None,
+    )
+
+
+def register_prompts(server: MCPServer[Any], state: Callable[[], Store]) -> None:
+    """Every template in `prompts/` as an MCP prompt."""
+    for template in load_prompts():
+        server.add_prompt(_prompt(template, state))

@@ -1,9 +1,11 @@
-"""MCP wiring: tools, resources, prompts and completions over the domain. No SQL here."""
+"""The MCP server: the tools by activity, resources, prompts and completions over one store per process.
+
+Wiring only: no SQL here.
+"""
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -14,27 +16,31 @@ from mcp.server.auth.provider import TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
-from mcp.server.mcpserver.prompts import Prompt
-from mcp.server.mcpserver.prompts.base import PromptArgument
 from mcp.server.mcpserver.tools import Tool
-from mcp.shared.exceptions import MCPError
-from mcp.types import INVALID_PARAMS, Completion, PromptReference, ResourceTemplateReference
-from pydantic import BaseModel
 
 from chief_of_staff import __version__
 from chief_of_staff.core import anchor, processes
 from chief_of_staff.core.audit import SYSTEM
 from chief_of_staff.core.config import Settings
-from chief_of_staff.core.db import Store, Tx
-from chief_of_staff.core.errors import ChiefOfStaffError
-from chief_of_staff.domain import agencies, brief, decisions, goals, inbox, lookup, workspace
-from chief_of_staff.domain.authority import grants
-from chief_of_staff.domain.review import packet
+from chief_of_staff.core.db import Store
+from chief_of_staff.domain import workspace
 from chief_of_staff.mcp import schema_cache, subscriptions
-from chief_of_staff.mcp.prompts import LIVE_PLACEHOLDERS, PromptTemplate, load_prompts, render_prompt
-from chief_of_staff.mcp.toolkit import build_tool, published_schemas
-from chief_of_staff.mcp.tools.operator import OPERATOR_TOOLS
-from chief_of_staff.mcp.tools.work import WORK_TOOLS
+from chief_of_staff.mcp.completions import register_completions
+from chief_of_staff.mcp.prompts import register_prompts
+from chief_of_staff.mcp.resources import register_resources
+from chief_of_staff.mcp.toolkit import ToolSpec, build_tool, published_schemas
+from chief_of_staff.mcp.tools import (
+    authority,
+    blueprints,
+    decisions,
+    goals,
+    inbox,
+    orient,
+    outcomes,
+    review,
+    roster,
+    webhooks,
+)
 from chief_of_staff.notify import runner
 
 INSTRUCTIONS = (
@@ -48,146 +54,6 @@ INSTRUCTIONS = (
 @dataclass
 class AppState:
     store: Store
-
-
-def _json(model: BaseModel | list[Any] | dict[str, Any]) -> str:
-    data = model.model_dump(mode="json") if isinstance(model, BaseModel) else model
-    return json.dumps(data, ensure_ascii=False, indent=1)
-
-
-async def _read(store: Store, produce: Callable[[Tx], Coroutine[Any, Any, str]]) -> str:
-    """Run a resource read in one snapshot; domain errors reach the client as resource errors."""
-    try:
-        async with store.read() as tx:
-            return await produce(tx)
-    except ChiefOfStaffError as exc:
-        raise ResourceError(str(exc)) from None
-
-
-def _register_resources(server: MCPServer[AppState], state: Callable[[], Store]) -> None:
-    @server.resource("cos://brief", name="brief", title="Brief", mime_type="text/markdown",
-                     description="The operator's brief: changes, decisions, goals, inbox, authority used.")
-    async def brief_resource() -> str:
-        async def produce(tx: Tx) -> str:
-            return brief.render_brief(await brief.build_brief(tx, "operator"))
-        return await _read(state(), produce)
-
-    @server.resource("cos://review", name="review", title="Review packet", mime_type="text/markdown",
-                     description="The operator's weekly review: pace, scorecards, anomalies, decisions, proposals.")
-    async def review_resource() -> str:
-        async def produce(tx: Tx) -> str:
-            return packet.render_packet(await packet.build_packet(tx))
-        return await _read(state(), produce)
-
-    @server.resource("cos://goals", name="goals", title="Goals", mime_type="application/json",
-                     description="Active goals with key results, progress and pace.")
-    async def goals_resource() -> str:
-        async def produce(tx: Tx) -> str:
-            return _json([g.model_dump(mode="json") for g in await goals.list_goals(tx)])
-        return await _read(state(), produce)
-
-    @server.resource("cos://authority-letter", name="authority-letter", title="Authority letter",
-                     mime_type="text/markdown", description="Every active grant as a delegation-of-authority letter.")
-    async def letter_resource() -> str:
-        return await _read(state(), grants.authority_letter)
-
-    @server.resource("cos://inbox", name="inbox", title="Inbox", mime_type="application/json",
-                     description="Unfinished tasks in claim order, with the inbox counts.")
-    async def inbox_resource() -> str:
-        async def produce(tx: Tx) -> str:
-            summary = await inbox.inbox_summary(tx)
-            tasks = await inbox.list_tasks(tx, status="unfinished", limit=100)
-            return _json({"summary": summary.model_dump(mode="json"),
-                          "tasks": [t.model_dump(mode="json") for t in tasks]})
-        return await _read(state(), produce)
-
-    @server.resource("cos://decisions", name="decisions", title="Pending decisions", mime_type="application/json",
-                     description="Decisions waiting for the operator.")
-    async def decisions_resource() -> str:
-        async def produce(tx: Tx) -> str:
-            pending = await decisions.list_decisions(tx, status="pending", limit=100)
-            return _json([d.model_dump(mode="json") for d in pending])
-        return await _read(state(), produce)
-
-    @server.resource("cos://goals/{goal_id}", name="goal", title="Goal", mime_type="application/json",
-                     description="One goal with its key results and pace.")
-    async def goal_resource(goal_id: str) -> str:
-        async def produce(tx: Tx) -> str:
-            return _json(await goals.get_goal(tx, goal_id))
-        return await _read(state(), produce)
-
-    @server.resource("cos://tasks/{task_id}", name="task", title="Task", mime_type="application/json",
-                     description="One task.")
-    async def task_resource(task_id: str) -> str:
-        async def produce(tx: Tx) -> str:
-            return _json(await inbox.get_task(tx, task_id))
-        return await _read(state(), produce)
-
-    @server.resource("cos://agencies/{agency}", name="agency", title="Agency", mime_type="application/json",
-                     description="One agency's charter, roles and playbook.")
-    async def agency_resource(agency: str) -> str:
-        async def produce(tx: Tx) -> str:
-            name = (await agencies.resolve_agency(tx, agency))["name"]
-            found = [a for a in (await agencies.roster(tx)).agencies if a.name == name]
-            lessons = await agencies.playbook(tx, name, limit=50)
-            return _json({"agency": found[0].model_dump(mode="json"),
-                          "playbook": [lesson.model_dump(mode="json") for lesson in lessons]})
-        return await _read(state(), produce)
-
-
-class _TemplatePrompt(Prompt):
-    """A prompt whose argument errors reach the client as invalid-params errors carrying our message.
-
-    The SDK reports a missing argument as a ValueError and wraps any other exception from the
-    render function in a generic "Error rendering prompt"; on 2026-07-28 connections a ValueError
-    even becomes a bare "Internal server error". An MCPError passes through both unchanged.
-    """
-
-    async def render(self, arguments: dict[str, Any] | None, context: Any) -> Any:
-        given = arguments or {}
-        missing = [arg.name for arg in self.arguments or [] if arg.required and not given.get(arg.name)]
-        if missing:
-            raise MCPError(INVALID_PARAMS, f"{', '.join(missing)}: required by the {self.name} prompt; send it.")
-        return await super().render(arguments, context)
-
-
-async def _live_values(template: PromptTemplate, arguments: dict[str, str], store: Store) -> dict[str, str]:
-    """The workspace's part of a prompt: today, the agency's playbook for a work session."""
-    wanted = [name for name in LIVE_PLACEHOLDERS if f"{{{name}}}" in template.body]
-    if not wanted:
-        return {}
-    async with store.read() as tx:
-        return {"playbook": await agencies.playbook_digest(tx, arguments.get("agency", "").strip())}
-
-
-def _prompt(template: PromptTemplate, state: Callable[[], Store]) -> Prompt:
-    async def render(**arguments: str) -> str:
-        try:
-            render_prompt(template, arguments)  # the caller's arguments are checked before the workspace is read
-            return render_prompt(template, arguments, await _live_values(template, arguments, state()))
-        except ChiefOfStaffError as exc:
-            raise MCPError(INVALID_PARAMS, str(exc)) from None
-
-    return _TemplatePrompt(
-        name=template.name,
-        title=template.title,
-        description=template.description,
-        arguments=[PromptArgument(name=a.name, description=a.description, required=a.required)
-                   for a in template.arguments],
-        fn=render,
-        context_kwarg=None,
-    )
-
-
-def _register_completions(server: MCPServer[AppState], state: Callable[[], Store]) -> None:
-    @server.completion()  # type: ignore[untyped-decorator, no-untyped-call]  # the SDK leaves it untyped
-    async def complete(
-        ref: PromptReference | ResourceTemplateReference, argument: Any, context: Any
-    ) -> Completion:
-        known = (context.arguments if context is not None else None) or {}
-        async with state().read() as tx:
-            values = await lookup.complete(tx, argument.name, argument.value, known)
-        return Completion(values=values, total=len(values), has_more=False)
 
 
 class SharedStore:
@@ -231,8 +97,17 @@ class SharedStore:
                             self._store = None
 
 
+# The tool modules in the README's order of activities: what tools/list shows, in that order.
+TOOL_MODULES = (orient, goals, roster, authority, decisions, inbox, outcomes, review, blueprints, webhooks)
+
+
+def tool_specs() -> list[ToolSpec[Any, Any]]:
+    """Every tool the server registers, by activity."""
+    return [spec for module in TOOL_MODULES for spec in module.TOOLS]
+
+
 def _tools() -> list[Tool]:
-    specs = {spec.name: spec for spec in [*WORK_TOOLS, *OPERATOR_TOOLS]}
+    specs = {spec.name: spec for spec in tool_specs()}
     schemas = schema_cache.tool_schemas(list(specs), lambda name: published_schemas(specs[name]))
     return [build_tool(spec, schemas[name]) for name, spec in specs.items()]
 
@@ -270,9 +145,8 @@ def build_server(settings: Settings, *, shared: SharedStore | None = None, auth:
         auth=auth,
         token_verifier=token_verifier,
     )
-    _register_resources(server, state)
-    for template in load_prompts():
-        server.add_prompt(_prompt(template, state))
-    _register_completions(server, state)
+    register_resources(server, state)
+    register_prompts(server, state)
+    register_completions(server, state)
     subscriptions.install(server)
     return server

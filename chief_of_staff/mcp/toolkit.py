@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from chief_of_staff.core.audit import Actor
 from chief_of_staff.core.db import Store, Tx
 from chief_of_staff.core.errors import ChiefOfStaffError, Conflict, OperatorActRefused
+from chief_of_staff.core.fields import Model
 from chief_of_staff.domain import lookup
 from chief_of_staff.domain.tokens import Principal
 from chief_of_staff.mcp.access import bind_arguments, current_principal, fill_arguments, principal_of, speaking_for
@@ -39,6 +40,12 @@ OutputT = TypeVar("OutputT", bound=BaseModel)
 
 # A short id as the model sends it: "T42", "G3", "D7".
 Ref = Annotated[str, Field(min_length=1, max_length=24)]
+# The field every operator act takes: the model's word that the operator agreed (the chat channel).
+CONFIRM = Field(False, description="true only once the operator said yes to this exact change here")
+
+
+class NoArguments(Model):
+    """The input of a tool that takes no arguments (and refuses any)."""
 
 # Claude Desktop tends to send lists and objects as JSON inside a string; accept that form too.
 _CONTAINER_ORIGINS = (list, dict)

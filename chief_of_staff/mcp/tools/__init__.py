@@ -1,3 +1,14 @@
 """The tools, one module per activity."""
 
-__all__ = ["operator", "work"]
+__all__ = [
+    "authority",
+    "blueprints",
+    "decisions",
+    "goals",
+    "inbox",
+    "orient",
+    "outcomes",
+    "review",
+    "roster",
+    "webhooks",
+]

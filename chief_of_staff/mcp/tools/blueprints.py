@@ -1,0 +1,51 @@
+"""Blueprints: starter agencies, stood up in one call (an operator act).
+
+Wiring only: each handler opens one unit of work and calls the domain; the input model
+validates the arguments. Operator acts take `confirm`; see chief_of_staff.domain.trust.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp.server.mcpserver import Context
+from pydantic import Field
+
+from chief_of_staff.core.fields import Model, Name, View
+from chief_of_staff.domain.blueprints import loader
+from chief_of_staff.mcp.subscriptions import EVERYTHING
+from chief_of_staff.mcp.toolkit import CONFIRM, NoArguments, ToolSpec, caller, store_of
+
+
+class BlueprintList(View):
+    blueprints: list[loader.BlueprintSummary]
+
+
+async def _list_blueprints(ctx: Context[Any, Any], args: NoArguments) -> BlueprintList:
+    return BlueprintList(blueprints=loader.list_blueprints())
+
+
+class ApplyBlueprintIn(Model):
+    name: Name = Field(..., description='A blueprint name from list_blueprints, e.g. "outbound"')
+    agency_name: Name | None = Field(None, description="Name the new agency differently")
+    dry_run: bool = Field(True, description="Show what would be created without creating it")
+    confirm: bool = CONFIRM
+
+
+async def _apply_blueprint(ctx: Context[Any, Any], args: ApplyBlueprintIn) -> loader.BlueprintPlan:
+    if args.dry_run:
+        async with store_of(ctx).read() as tx:
+            return await loader.plan_blueprint(tx, args.name, agency_name=args.agency_name)
+    async with store_of(ctx).write() as tx:
+        return await loader.apply_blueprint(tx, caller(args.confirm), args.name, agency_name=args.agency_name)
+
+
+TOOLS: list[ToolSpec[Any, Any]] = [
+    ToolSpec("list_blueprints", "List blueprints", "Starter agencies that can be stood up in one call.",
+             NoArguments, BlueprintList, _list_blueprints, read_only=True, idempotent=True),
+    ToolSpec("apply_blueprint", "Apply blueprint",
+             "Operator act. Stand up an agency from a blueprint: roles, goals, grants, routines, playbook. "
+             "The default dry run shows what it would create.",
+             ApplyBlueprintIn, loader.BlueprintPlan, _apply_blueprint, operator_act=True,
+             asks_operator=lambda args: not args.dry_run, changes=EVERYTHING),
+]

@@ -1,0 +1,159 @@
+"""The inbox: tasks and routines, claimed with a lease and completed with an outcome.
+
+Wiring only: each handler opens one unit of work and calls the domain; the input model
+validates the arguments. Operator acts take `confirm`; see chief_of_staff.domain.trust.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from mcp.server.mcpserver import Context
+from pydantic import Field
+
+from chief_of_staff.core.fields import LocalDate, Model, Name, Priority, ShortText, Text, View
+from chief_of_staff.domain import inbox, outcomes, routines
+from chief_of_staff.domain.review.adjustments import (
+    AddRoutineArgs,
+)
+from chief_of_staff.mcp.subscriptions import BRIEF, GOALS, INBOX
+from chief_of_staff.mcp.toolkit import Ref, ToolSpec, agency_actor, require_own, store_of
+from chief_of_staff.mcp.tools.outcomes import OutcomeFields
+
+_TASKS = (BRIEF, INBOX)
+_OUTCOMES = (BRIEF, GOALS, INBOX)
+
+
+class AddTaskIn(Model):
+    title: ShortText
+    details: Text = ""
+    agency: Name | None = None
+    role: Name | None = None
+    goal_id: Ref | None = None
+    key_result_id: Ref | None = None
+    priority: Priority = "P2"
+    due_on: LocalDate | None = None
+    depends_on: list[Ref] = Field(default_factory=list, max_length=20)
+
+
+async def _add_task(ctx: Context[Any, Any], args: AddTaskIn) -> inbox.TaskView:
+    async with store_of(ctx).write() as tx:
+        return await inbox.add_task(
+            tx, agency_actor(args.agency, args.role), title=args.title, details=args.details,
+            agency=args.agency, role=args.role, goal=args.goal_id, key_result=args.key_result_id,
+            priority=args.priority, due_on=args.due_on, depends_on=args.depends_on, source="agency",
+        )
+
+
+class ClaimIn(Model):
+    agency: Name | None = None
+    role: Name | None = None
+    lease_minutes: int = Field(60, ge=1, le=1440)
+
+
+class ClaimOut(View):
+    task: inbox.TaskView | None
+    message: str
+
+
+async def _claim_next_task(ctx: Context[Any, Any], args: ClaimIn) -> ClaimOut:
+    async with store_of(ctx).write() as tx:
+        task = await inbox.claim_next_task(
+            tx, agency_actor(args.agency, args.role), agency=args.agency, role=args.role,
+            lease_minutes=args.lease_minutes,
+        )
+    if task is None:
+        return ClaimOut(task=None, message="Nothing is ready. Hand off to the operator or add tasks.")
+    return ClaimOut(task=task, message=f"Claimed {task.id} until {task.lease_expires_at}.")
+
+
+class UpdateTaskIn(Model):
+    task_id: Ref
+    status: Literal["open", "blocked", "waiting", "cancelled"] | None = None
+    priority: Priority | None = None
+    due_on: LocalDate | None = None
+    note: Text | None = None
+    title: ShortText | None = None
+    details: Text | None = None
+    renew_lease_minutes: int | None = Field(None, ge=1, le=1440)
+
+
+async def _update_task(ctx: Context[Any, Any], args: UpdateTaskIn) -> inbox.TaskView:
+    async with store_of(ctx).write() as tx:
+        await require_own(tx, "task", args.task_id, field="task_id")
+        return await inbox.update_task(
+            tx, agency_actor(), args.task_id, status=args.status, priority=args.priority,
+            due_on=args.due_on, note=args.note, title=args.title, details=args.details,
+            renew_lease_minutes=args.renew_lease_minutes,
+        )
+
+
+class CompleteTaskIn(OutcomeFields):
+    task_id: Ref
+
+
+class CompleteOut(View):
+    task: inbox.TaskView
+    outcome: outcomes.OutcomeView
+
+
+async def _complete_task(ctx: Context[Any, Any], args: CompleteTaskIn) -> CompleteOut:
+    async with store_of(ctx).write() as tx:
+        await require_own(tx, "task", args.task_id, field="task_id")
+        task, outcome = await inbox.complete_task(
+            tx, agency_actor(), args.task_id, result=args.result, summary=args.summary,
+            metrics=args.metrics, cost_cents=args.cost_cents, minutes_saved=args.minutes_saved,
+            evidence=args.evidence, lesson=args.lesson,
+        )
+    return CompleteOut(task=task, outcome=outcome)
+
+
+class ListTasksIn(Model):
+    status: Literal["unfinished", "open", "claimed", "blocked", "waiting", "done", "failed", "cancelled"] = (
+        "unfinished"
+    )
+    agency: Name | None = None
+    limit: int = Field(20, ge=1, le=100)
+
+
+class TaskList(View):
+    tasks: list[inbox.TaskView]
+
+
+async def _list_tasks(ctx: Context[Any, Any], args: ListTasksIn) -> TaskList:
+    async with store_of(ctx).read() as tx:
+        return TaskList(tasks=await inbox.list_tasks(tx, status=args.status, agency=args.agency, limit=args.limit))
+
+
+class AddRoutineIn(AddRoutineArgs):
+    pass
+
+
+async def _add_routine(ctx: Context[Any, Any], args: AddRoutineIn) -> routines.RoutineView:
+    async with store_of(ctx).write() as tx:
+        return await routines.add_routine(
+            tx, agency_actor(args.agency, args.role), agency=args.agency, role=args.role, title=args.title,
+            details=args.details, priority=args.priority, schedule=args.schedule, goal=args.goal_id,
+            key_result=args.key_result_id,
+        )
+
+
+TOOLS: list[ToolSpec[Any, Any]] = [
+    ToolSpec("add_task", "Add task", "Add a task to the inbox. Priority P0 (drop everything) to P3 (someday).",
+             AddTaskIn, inbox.TaskView, _add_task, changes=_TASKS),
+    ToolSpec("claim_next_task", "Claim next task",
+             "Claim the most urgent ready task (priority, then due date) with a lease. Ready: open or lease "
+             "expired, dependencies done.",
+             ClaimIn, ClaimOut, _claim_next_task, changes=_TASKS),
+    ToolSpec("update_task", "Update task",
+             "Reopen, block, wait on the operator, cancel, re-prioritise, note or renew a task's lease.",
+             UpdateTaskIn, inbox.TaskView, _update_task, destructive=True, changes=_TASKS),
+    ToolSpec("complete_task", "Complete task",
+             "Finish a task and log its outcome: success or partial closes it done, failure closes it failed.",
+             CompleteTaskIn, CompleteOut, _complete_task, changes=_OUTCOMES),
+    ToolSpec("list_tasks", "List tasks", "Tasks by status (default: unfinished, in claim order).",
+             ListTasksIn, TaskList, _list_tasks, read_only=True, idempotent=True),
+    ToolSpec("add_routine", "Add routine",
+             "A recurring task: the server adds one task on each scheduled day in the workspace timezone.",
+             AddRoutineIn, routines.RoutineView, _add_routine, changes=_TASKS),
+]

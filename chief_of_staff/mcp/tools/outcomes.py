@@ -1,0 +1,60 @@
+"""Outcomes: what happened, appended to the log; goal progress moves with the deltas.
+
+Wiring only: each handler opens one unit of work and calls the domain; the input model
+validates the arguments. Operator acts take `confirm`; see chief_of_staff.domain.trust.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from mcp.server.mcpserver import Context
+from pydantic import Field
+
+from chief_of_staff.core.fields import Cents, Model, Name, Text
+from chief_of_staff.core.ids import parse_id
+from chief_of_staff.domain import outcomes
+from chief_of_staff.mcp.subscriptions import BRIEF, GOALS, INBOX
+from chief_of_staff.mcp.toolkit import Ref, ToolSpec, agency_actor, store_of
+
+_OUTCOMES = (BRIEF, GOALS, INBOX)
+
+
+Summary = Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+Link = Annotated[str, Field(min_length=1, max_length=500)]
+
+
+class OutcomeFields(Model):
+    summary: Summary
+    result: Literal["success", "partial", "failure"]
+    metrics: list[outcomes.MetricDelta] = Field(default_factory=list, max_length=10)
+    cost_cents: Cents = 0
+    minutes_saved: int = Field(0, ge=0, le=100_000)
+    evidence: list[Link] = Field(default_factory=list, max_length=10)
+    lesson: Text | None = None
+
+
+class LogOutcomeIn(OutcomeFields):
+    agency: Name
+    role: Name | None = None
+    task_id: Ref | None = None
+
+
+async def _log_outcome(ctx: Context[Any, Any], args: LogOutcomeIn) -> outcomes.OutcomeView:
+    task_id = parse_id("task", args.task_id, field="task_id") if args.task_id else None
+    async with store_of(ctx).write() as tx:
+        return await outcomes.log_outcome(
+            tx, agency_actor(args.agency, args.role), agency=args.agency, role=args.role, task_id=task_id,
+            summary=args.summary, result=args.result, metrics=args.metrics, cost_cents=args.cost_cents,
+            minutes_saved=args.minutes_saved, evidence=args.evidence, lesson=args.lesson,
+        )
+
+
+TOOLS: list[ToolSpec[Any, Any]] = [
+    ToolSpec("log_outcome", "Log outcome",
+             "Record what happened (append-only): result, metric deltas per key result, cost in cents, "
+             "minutes saved, evidence, lesson. Goal progress moves with the deltas.",
+             LogOutcomeIn, outcomes.OutcomeView, _log_outcome, changes=_OUTCOMES),
+]

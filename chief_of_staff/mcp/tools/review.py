@@ -1,0 +1,64 @@
+"""The review: the packet for a period, and recording (or reverting) what the operator accepts.
+
+Wiring only: each handler opens one unit of work and calls the domain; the input model
+validates the arguments. Operator acts take `confirm`; see chief_of_staff.domain.trust.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp.server.mcpserver import Context
+from pydantic import Field
+
+from chief_of_staff.core.audit import SYSTEM
+from chief_of_staff.core.errors import InvalidInput
+from chief_of_staff.core.fields import Model, Name, Text
+from chief_of_staff.domain import brief
+from chief_of_staff.domain.review import changesets, packet
+from chief_of_staff.domain.review.adjustments import Adjustment
+from chief_of_staff.mcp.subscriptions import EVERYTHING
+from chief_of_staff.mcp.toolkit import CONFIRM, Ref, ToolSpec, caller, store_of
+
+
+class ReviewIn(Model):
+    viewer: Name = "operator"
+    days: int = Field(7, ge=1, le=92, description="The period: this many local days up to today")
+    mark_seen: bool = Field(True, description="Move this viewer's 'since you last looked' mark to now")
+
+
+async def _review(ctx: Context[Any, Any], args: ReviewIn) -> packet.Packet:
+    async with store_of(ctx).write() as tx:
+        await brief.housekeeping(tx, SYSTEM)  # the server's chores, whoever happens to look
+        return await packet.build_packet(tx, viewer=args.viewer, days=args.days, mark_seen=args.mark_seen)
+
+
+class RecordReviewIn(Model):
+    adjustments: list[Adjustment] = Field(
+        [], max_length=changesets.MAX_ADJUSTMENTS, description="Accepted proposals' adjustments, or your own")
+    note: Text = ""
+    revert: Ref | None = Field(None, description='Instead: undo change set "CS3"')
+    confirm: bool = CONFIRM
+
+
+async def _record_review(ctx: Context[Any, Any], args: RecordReviewIn) -> changesets.ChangeSetView:
+    async with store_of(ctx).write() as tx:
+        if args.revert is None:
+            return await changesets.record_review(tx, caller(args.confirm), adjustments=args.adjustments,
+                                                  note=args.note)
+        if args.adjustments:
+            raise InvalidInput("revert: send it without adjustments; a revert undoes exactly what the set did.")
+        return await changesets.revert_change_set(tx, caller(args.confirm), args.revert, note=args.note)
+
+
+TOOLS: list[ToolSpec[Any, Any]] = [
+    ToolSpec("review", "Review packet",
+             "The operator's review of a period: changes since last look, goal pace and forecasts, scorecards, "
+             "anomalies with evidence, waiting decisions, and proposals, each with a ready adjustment.",
+             ReviewIn, packet.Packet, _review),
+    ToolSpec("record_review", "Record review",
+             "Operator act. Apply the adjustments the operator accepted (tool + arguments, as proposals carry "
+             "them) as one audited change set; or revert one.",
+             RecordReviewIn, changesets.ChangeSetView, _record_review, destructive=True, operator_act=True,
+             changes=EVERYTHING),
+]
