@@ -1,3 +1,14 @@
 """The command line: a thin shell over the library, the operator's verified channel."""
 
-__all__ = ["access", "demo", "install", "main", "notify", "review", "support"]
+__all__ = [
+    "access",
+    "authority",
+    "decisions",
+    "demo",
+    "install",
+    "main",
+    "notify",
+    "review",
+    "support",
+    "workspace",
+]

@@ -12,7 +12,7 @@ import sys
 
 import anyio
 
-from chief_of_staff.cli.support import Add, add_nested, with_store
+from chief_of_staff.cli.support import Add, add_nested, workspace_command
 from chief_of_staff.core.audit import OPERATOR_CLI
 from chief_of_staff.core.config import Settings
 from chief_of_staff.core.db import Store
@@ -47,52 +47,45 @@ def add_http_options(serve: argparse.ArgumentParser) -> None:
     serve.add_argument("--public-url", help="the URL clients reach the server at, if not http://HOST:PORT")
 
 
-def cmd_token_create(args: argparse.Namespace) -> int:
+@workspace_command
+async def cmd_token_create(args: argparse.Namespace, store: Store) -> int:
     kind = "operator" if args.operator else "agency"
-
-    async def work(store: Store) -> int:
-        async with store.write() as tx:
-            view, secret = await tokens.create_token(
-                tx, OPERATOR_CLI, kind=kind, agency=args.agency, role=args.role, label=args.label,
-                expires_in_days=args.expires_in_days)
-        who = "the operator (verified channel: may approve and widen)" if kind == "operator" else (
-            f"agency {view.agency}" + (f", role {view.role}" if view.role else "") + " (never an operator act)")
-        expiry = f"until {view.expires_at}" if view.expires_at else "until revoked"
-        print(f"{view.token_id}: acts for {who}, {expiry}. It is shown once; store it like a password.",
-              file=sys.stderr)
-        print(f"Send it as 'Authorization: Bearer <token>'. Revoke: chief-of-staff token revoke {view.token_id}",
-              file=sys.stderr)
-        print(secret, flush=True)
-        return 0
-
-    return anyio.run(with_store, args, work)
+    async with store.write() as tx:
+        view, secret = await tokens.create_token(
+            tx, OPERATOR_CLI, kind=kind, agency=args.agency, role=args.role, label=args.label,
+            expires_in_days=args.expires_in_days)
+    who = "the operator (verified channel: may approve and widen)" if kind == "operator" else (
+        f"agency {view.agency}" + (f", role {view.role}" if view.role else "") + " (never an operator act)")
+    expiry = f"until {view.expires_at}" if view.expires_at else "until revoked"
+    print(f"{view.token_id}: acts for {who}, {expiry}. It is shown once; store it like a password.",
+          file=sys.stderr)
+    print(f"Send it as 'Authorization: Bearer <token>'. Revoke: chief-of-staff token revoke {view.token_id}",
+          file=sys.stderr)
+    print(secret, flush=True)
+    return 0
 
 
-def cmd_token_list(args: argparse.Namespace) -> int:
-    async def work(store: Store) -> int:
-        async with store.read() as tx:
-            views = await tokens.list_tokens(tx, include_inactive=args.all)
-        if not views:
-            print("No tokens. Create one: chief-of-staff token create --operator | --agency NAME [--role NAME]")
-        for view in views:
-            who = "operator" if view.kind == "operator" else f"agency {view.agency}" + (
-                f"/{view.role}" if view.role else "")
-            print(f"{view.token_id:6} {view.status:8} {who:28} created {view.created_at[:10]}  "
-                  f"expires {(view.expires_at or 'never')[:10]:10}  last used {(view.last_used_at or 'never')[:16]}"
-                  + (f"  {view.label}" if view.label else ""))
-        return 0
-
-    return anyio.run(with_store, args, work)
+@workspace_command
+async def cmd_token_list(args: argparse.Namespace, store: Store) -> int:
+    async with store.read() as tx:
+        views = await tokens.list_tokens(tx, include_inactive=args.all)
+    if not views:
+        print("No tokens. Create one: chief-of-staff token create --operator | --agency NAME [--role NAME]")
+    for view in views:
+        who = "operator" if view.kind == "operator" else f"agency {view.agency}" + (
+            f"/{view.role}" if view.role else "")
+        print(f"{view.token_id:6} {view.status:8} {who:28} created {view.created_at[:10]}  "
+              f"expires {(view.expires_at or 'never')[:10]:10}  last used {(view.last_used_at or 'never')[:16]}"
+              + (f"  {view.label}" if view.label else ""))
+    return 0
 
 
-def cmd_token_revoke(args: argparse.Namespace) -> int:
-    async def work(store: Store) -> int:
-        async with store.write() as tx:
-            view = await tokens.revoke_token(tx, OPERATOR_CLI, args.token)
-        print(f"{view.token_id} revoked: the next request that carries it is refused.")
-        return 0
-
-    return anyio.run(with_store, args, work)
+@workspace_command
+async def cmd_token_revoke(args: argparse.Namespace, store: Store) -> int:
+    async with store.write() as tx:
+        view = await tokens.revoke_token(tx, OPERATOR_CLI, args.token)
+    print(f"{view.token_id} revoked: the next request that carries it is refused.")
+    return 0
 
 
 def register(add: Add) -> None:

@@ -10,9 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-import anyio
-
-from chief_of_staff.cli.support import Add, add_nested, with_store
+from chief_of_staff.cli.support import Add, add_nested, workspace_command
 from chief_of_staff.core.audit import OPERATOR_CLI
 from chief_of_staff.core.db import Store
 from chief_of_staff.core.errors import InvalidInput
@@ -29,20 +27,18 @@ def _events(text: str) -> list[str]:
     return chosen
 
 
-def cmd_notify_add(args: argparse.Namespace) -> int:
-    async def work(store: Store) -> int:
-        async with store.write() as tx:
-            view, secret = await endpoints.add_endpoint(tx, OPERATOR_CLI, url=args.url, events=_events(args.events),
-                                                       format=args.format)
-        print(f"{view.endpoint_id}: sends {', '.join(view.events)} to {view.url} ({view.format} format).",
-              file=sys.stderr)
-        print("The line below is its signing secret (Standard Webhooks). It is shown once; give it to the "
-              "receiver to verify the webhook-signature header.", file=sys.stderr)
-        print(f"Try it: chief-of-staff notify test {view.endpoint_id}", file=sys.stderr)
-        print(secret, flush=True)
-        return 0
-
-    return anyio.run(with_store, args, work)
+@workspace_command
+async def cmd_notify_add(args: argparse.Namespace, store: Store) -> int:
+    async with store.write() as tx:
+        view, secret = await endpoints.add_endpoint(tx, OPERATOR_CLI, url=args.url, events=_events(args.events),
+                                                   format=args.format)
+    print(f"{view.endpoint_id}: sends {', '.join(view.events)} to {view.url} ({view.format} format).",
+          file=sys.stderr)
+    print("The line below is its signing secret (Standard Webhooks). It is shown once; give it to the "
+          "receiver to verify the webhook-signature header.", file=sys.stderr)
+    print(f"Try it: chief-of-staff notify test {view.endpoint_id}", file=sys.stderr)
+    print(secret, flush=True)
+    return 0
 
 
 def _health(view: EndpointView) -> str:
@@ -56,18 +52,16 @@ def _health(view: EndpointView) -> str:
     return "; ".join(parts)
 
 
-def cmd_notify_list(args: argparse.Namespace) -> int:
-    async def work(store: Store) -> int:
-        async with store.read() as tx:
-            views = await endpoints.list_endpoints(tx, include_removed=args.all)
-        if not views:
-            print("No webhook endpoints. Add one: chief-of-staff notify add URL --events decision.opened")
-        for view in views:
-            print(f"{view.endpoint_id:5} {view.status:8} {view.format:8} {view.url}  {','.join(view.events)}")
-            print(f"      {_health(view)}")
-        return 0
-
-    return anyio.run(with_store, args, work)
+@workspace_command
+async def cmd_notify_list(args: argparse.Namespace, store: Store) -> int:
+    async with store.read() as tx:
+        views = await endpoints.list_endpoints(tx, include_removed=args.all)
+    if not views:
+        print("No webhook endpoints. Add one: chief-of-staff notify add URL --events decision.opened")
+    for view in views:
+        print(f"{view.endpoint_id:5} {view.status:8} {view.format:8} {view.url}  {','.join(view.events)}")
+        print(f"      {_health(view)}")
+    return 0
 
 
 def _describe(outcome: DeliveryOutcome | None) -> tuple[str, int]:
@@ -82,50 +76,42 @@ def _describe(outcome: DeliveryOutcome | None) -> tuple[str, int]:
     return f"Not delivered{answer}: {outcome.error}", 1
 
 
-def cmd_notify_test(args: argparse.Namespace) -> int:
-    async def work(store: Store) -> int:
-        async with store.write() as tx:
-            message_id = await endpoints.queue_test(tx, OPERATOR_CLI, args.endpoint)
-        async with delivery.http_client() as http:
-            outcome = await delivery.deliver_message(store, http, message_id)
-        text, code = _describe(outcome)
-        print(text)
-        return code
-
-    return anyio.run(with_store, args, work)
+@workspace_command
+async def cmd_notify_test(args: argparse.Namespace, store: Store) -> int:
+    async with store.write() as tx:
+        message_id = await endpoints.queue_test(tx, OPERATOR_CLI, args.endpoint)
+    async with delivery.http_client() as http:
+        outcome = await delivery.deliver_message(store, http, message_id)
+    text, code = _describe(outcome)
+    print(text)
+    return code
 
 
-def cmd_notify_remove(args: argparse.Namespace) -> int:
-    async def work(store: Store) -> int:
-        async with store.write() as tx:
-            view = await endpoints.remove_endpoint(tx, OPERATOR_CLI, args.endpoint)
-        print(f"{view.endpoint_id} removed: nothing more is sent to {view.url}.")
-        return 0
-
-    return anyio.run(with_store, args, work)
+@workspace_command
+async def cmd_notify_remove(args: argparse.Namespace, store: Store) -> int:
+    async with store.write() as tx:
+        view = await endpoints.remove_endpoint(tx, OPERATOR_CLI, args.endpoint)
+    print(f"{view.endpoint_id} removed: nothing more is sent to {view.url}.")
+    return 0
 
 
-def cmd_notify_rotate_secret(args: argparse.Namespace) -> int:
-    async def work(store: Store) -> int:
-        async with store.write() as tx:
-            view, secret = await endpoints.rotate_secret(tx, OPERATOR_CLI, args.endpoint)
-        print(f"{view.endpoint_id}: new signing secret below, shown once; the old one no longer signs.",
-              file=sys.stderr)
-        print(secret, flush=True)
-        return 0
-
-    return anyio.run(with_store, args, work)
+@workspace_command
+async def cmd_notify_rotate_secret(args: argparse.Namespace, store: Store) -> int:
+    async with store.write() as tx:
+        view, secret = await endpoints.rotate_secret(tx, OPERATOR_CLI, args.endpoint)
+    print(f"{view.endpoint_id}: new signing secret below, shown once; the old one no longer signs.",
+          file=sys.stderr)
+    print(secret, flush=True)
+    return 0
 
 
-def cmd_notify_daily_at(args: argparse.Namespace) -> int:
-    async def work(store: Store) -> int:
-        async with store.write() as tx:
-            at = await events.set_daily_brief_at(tx, OPERATOR_CLI, args.time)
-            zone = (await workspace.get(tx)).timezone
-        print(f"The daily brief is sent at {at} {zone} to endpoints that want brief.daily, while a server runs.")
-        return 0
-
-    return anyio.run(with_store, args, work)
+@workspace_command
+async def cmd_notify_daily_at(args: argparse.Namespace, store: Store) -> int:
+    async with store.write() as tx:
+        at = await events.set_daily_brief_at(tx, OPERATOR_CLI, args.time)
+        zone = (await workspace.get(tx)).timezone
+    print(f"The daily brief is sent at {at} {zone} to endpoints that want brief.daily, while a server runs.")
+    return 0
 
 
 def register(add: Add) -> None:

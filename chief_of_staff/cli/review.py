@@ -11,9 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import anyio
-
-from chief_of_staff.cli.support import Add, with_store
+from chief_of_staff.cli.support import Add, workspace_command
 from chief_of_staff.core import audit
 from chief_of_staff.core.audit import OPERATOR_CLI
 from chief_of_staff.core.db import Store, Tx
@@ -22,19 +20,17 @@ from chief_of_staff.domain import brief
 from chief_of_staff.domain.review import changesets, packet, proposals
 
 
-def cmd_review(args: argparse.Namespace) -> int:
-    async def work(store: Store) -> int:
-        async with store.write() as tx:
-            await brief.housekeeping(tx, audit.SYSTEM)
-            view = await packet.build_packet(tx, days=args.days, mark_seen=not args.peek)
-        print(packet.render_packet(view), end="")
-        if view.proposals:
-            print("\nTo accept, name them: chief-of-staff review-record --accept KEY,KEY")
-        for proposal in view.proposals:
-            print(f"  {_proposal_key(proposal)}  {json.dumps(proposal.adjustment.model_dump())}")
-        return 0
-
-    return anyio.run(with_store, args, work)
+@workspace_command
+async def cmd_review(args: argparse.Namespace, store: Store) -> int:
+    async with store.write() as tx:
+        await brief.housekeeping(tx, audit.SYSTEM)
+        view = await packet.build_packet(tx, days=args.days, mark_seen=not args.peek)
+    print(packet.render_packet(view), end="")
+    if view.proposals:
+        print("\nTo accept, name them: chief-of-staff review-record --accept KEY,KEY")
+    for proposal in view.proposals:
+        print(f"  {_proposal_key(proposal)}  {json.dumps(proposal.adjustment.model_dump())}")
+    return 0
 
 
 def _adjustments_file(path: str) -> tuple[list[Any], str | None]:
@@ -67,30 +63,26 @@ async def _accepted(tx: Tx, keys: str) -> list[Any]:
     return [offered[key] for key in picked]
 
 
-def cmd_review_record(args: argparse.Namespace) -> int:
-    async def work(store: Store) -> int:
-        async with store.write() as tx:
-            listed, note = _adjustments_file(args.file) if args.file else ([], None)
-            if args.accept:
-                listed += await _accepted(tx, args.accept)
-            view = await changesets.record_review(tx, OPERATOR_CLI, adjustments=listed, note=args.note or note or "")
-        print(f"{view.id}: review recorded with {len(view.changes)} adjustments.")
-        for change in view.changes:
-            print(f"  {change.tool} {change.subject}")
-        print(f"Undo it with: chief-of-staff review-revert {view.id}")
-        return 0
-
-    return anyio.run(with_store, args, work)
+@workspace_command
+async def cmd_review_record(args: argparse.Namespace, store: Store) -> int:
+    async with store.write() as tx:
+        listed, note = _adjustments_file(args.file) if args.file else ([], None)
+        if args.accept:
+            listed += await _accepted(tx, args.accept)
+        view = await changesets.record_review(tx, OPERATOR_CLI, adjustments=listed, note=args.note or note or "")
+    print(f"{view.id}: review recorded with {len(view.changes)} adjustments.")
+    for change in view.changes:
+        print(f"  {change.tool} {change.subject}")
+    print(f"Undo it with: chief-of-staff review-revert {view.id}")
+    return 0
 
 
-def cmd_review_revert(args: argparse.Namespace) -> int:
-    async def work(store: Store) -> int:
-        async with store.write() as tx:
-            view = await changesets.revert_change_set(tx, OPERATOR_CLI, args.change_set, note=args.note)
-        print(f"{view.id}: reverted {view.reverts} ({len(view.changes)} changes undone).")
-        return 0
-
-    return anyio.run(with_store, args, work)
+@workspace_command
+async def cmd_review_revert(args: argparse.Namespace, store: Store) -> int:
+    async with store.write() as tx:
+        view = await changesets.revert_change_set(tx, OPERATOR_CLI, args.change_set, note=args.note)
+    print(f"{view.id}: reverted {view.reverts} ({len(view.changes)} changes undone).")
+    return 0
 
 
 def register(add: Add) -> None:

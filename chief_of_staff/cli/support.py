@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import functools
 from collections.abc import Awaitable, Callable
+
+import anyio
 
 from chief_of_staff.core.config import Settings
 from chief_of_staff.core.db import Store
@@ -12,7 +15,7 @@ from chief_of_staff.core.db import Store
 Add = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
 
 
-async def with_store(args: argparse.Namespace, work: Callable[[Store], Awaitable[int]]) -> int:
+async def _with_store(args: argparse.Namespace, work: Callable[[Store], Awaitable[int]]) -> int:
     """Open the workspace named by --db (or the environment, or the default), run `work`, close it."""
     settings = Settings.load(args.db)
     store = await Store.open(settings.db_path, settings.clock)
@@ -20,6 +23,22 @@ async def with_store(args: argparse.Namespace, work: Callable[[Store], Awaitable
         return await work(store)
     finally:
         await store.close()
+
+
+def workspace_command(
+    work: Callable[[argparse.Namespace, Store], Awaitable[int]],
+) -> Callable[[argparse.Namespace], int]:
+    """A command that runs `work(args, store)` on the workspace named by --db, and closes it after.
+
+    Every command that reads or changes the workspace has this shape; the handler the parser calls
+    is the synchronous wrapper.
+    """
+
+    @functools.wraps(work)
+    def command(args: argparse.Namespace) -> int:
+        return anyio.run(_with_store, args, functools.partial(work, args))
+
+    return command
 
 
 def add_nested(commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
