@@ -31,9 +31,10 @@ import anyio
 from chief_of_staff.core.audit import GENESIS, OPERATOR_CLI, canonical, row_hash
 from chief_of_staff.core.clock import FixedClock
 from chief_of_staff.core.db import Store
+from chief_of_staff.core.fields import money
 from chief_of_staff.domain import decisions, workspace
 from chief_of_staff.domain.authority.grants import GrantSpec, create_grant
-from chief_of_staff.domain.authority.terms import BudgetSpec, money
+from chief_of_staff.domain.authority.terms import BudgetSpec
 from chief_of_staff.domain.blueprints import loader
 
 TIMEZONE = "Europe/Berlin"

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from chief_of_staff.cli.support import Add, workspace_command
 from chief_of_staff.core.audit import OPERATOR_CLI
 from chief_of_staff.core.db import Store
+from chief_of_staff.core.fields import money
 from chief_of_staff.domain import decisions
 
 
@@ -19,7 +20,7 @@ async def cmd_decisions(args: argparse.Namespace, store: Store) -> int:
     if not pending:
         print(f"No {args.status} decisions.")
     for item in pending:
-        amount = f" {item.amount_cents / 100:,.2f}" if item.amount_cents else ""
+        amount = f" {money(item.amount_cents)}" if item.amount_cents else ""
         print(f"{item.id:6} {item.kind:10} {item.status:9}{amount}  {item.title}  (expires {item.expires_at})")
     return 0
 

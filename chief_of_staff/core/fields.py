@@ -55,6 +55,13 @@ def _check_capability(value: str) -> str:
 Capability = Annotated[str, Field(max_length=120), AfterValidator(_check_capability)]
 
 
+def money(cents: int, currency: str = "") -> str:
+    """How an amount of whole cents reads everywhere: 1250 -> "12.50", with a currency "12.50 USD"."""
+    sign, cents = ("-", -cents) if cents < 0 else ("", cents)
+    text = f"{sign}{cents // 100:,}.{cents % 100:02d}"
+    return f"{text} {currency}" if currency else text
+
+
 def parse_local_date(value: Any, field: str = "date") -> date:
     """Accept exactly YYYY-MM-DD (a calendar date in the workspace timezone)."""
     if isinstance(value, date):

@@ -12,7 +12,7 @@ from datetime import date
 from chief_of_staff.core.audit import Actor
 from chief_of_staff.core.clock import local_date
 from chief_of_staff.core.db import Tx
-from chief_of_staff.core.fields import View
+from chief_of_staff.core.fields import View, money
 from chief_of_staff.domain import decisions, goals, inbox, outcomes, routines, workspace
 from chief_of_staff.domain.authority import grants, ledger
 
@@ -162,10 +162,6 @@ async def advance_viewer(tx: Tx, viewer: str, head: int) -> None:
     )
 
 
-def _money(cents: int, currency: str = "") -> str:
-    return f"{currency} {cents // 100:,}.{cents % 100:02d}".strip()
-
-
 def change_summary(changes: Changes) -> str:
     if not changes.total:
         return "Nothing has changed" + (f" since {changes.since}." if changes.since else ".")
@@ -193,7 +189,7 @@ def _authority_lines(brief: Brief) -> list[str]:
     for grant in brief.authority:
         used = ", ".join(
             f"{b.period}: {b.used_count}/{b.max_count}" if b.max_count is not None
-            else f"{b.period}: {_money(b.used_cents)}/{_money(b.max_cents or 0)}"
+            else f"{b.period}: {money(b.used_cents)}/{money(b.max_cents or 0)}"
             for b in grant.budgets
         )
         who = f"{grant.agency}/{grant.role}" if grant.role else grant.agency

@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 from chief_of_staff.core.clock import parse_ts
 from chief_of_staff.core.db import Tx
+from chief_of_staff.core.fields import money
 from chief_of_staff.domain import workspace
 
 EVENTS = ("decision.opened", "decision.expiring", "brief.daily", "anomaly.found", "grant.changed")
@@ -87,7 +88,7 @@ def _esc(value: object) -> str:
 def _money(cents: object, currency: str) -> str | None:
     if not isinstance(cents, int) or isinstance(cents, bool):
         return None
-    return f"{cents // 100:,}.{cents % 100:02d} {currency}"
+    return money(cents, currency)
 
 
 def _local_time(stored: object, timezone: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from chief_of_staff.core.audit import Actor
 from chief_of_staff.core.errors import OperatorActRefused
+from chief_of_staff.core.fields import money
 
 
 def require_operator(actor: Actor, act: str, cli_hint: str) -> None:
@@ -30,14 +31,10 @@ def check_chat_amount(actor: Actor, act: str, cents: int | None, ceiling_cents: 
     if cents is None:
         raise OperatorActRefused(
             f"{act} has no money limit, and chat approvals must stay within the workspace's chat ceiling "
-            f"({_money(ceiling_cents)}). Set a limit at or under the ceiling, or have the operator run: {cli_hint}"
+            f"({money(ceiling_cents)}). Set a limit at or under the ceiling, or have the operator run: {cli_hint}"
         )
     if cents > ceiling_cents:
         raise OperatorActRefused(
-            f"{act} involves {_money(cents)}, above the chat ceiling of {_money(ceiling_cents)}, so it cannot "
+            f"{act} involves {money(cents)}, above the chat ceiling of {money(ceiling_cents)}, so it cannot "
             f"be approved in chat. The operator can do it from a terminal: {cli_hint}"
         )
-
-
-def _money(cents: int) -> str:
-    return f"{cents // 100:,}.{cents % 100:02d}"

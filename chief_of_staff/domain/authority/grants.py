@@ -25,7 +25,7 @@ from chief_of_staff.core.audit import Actor
 from chief_of_staff.core.clock import format_ts, local_date, local_midnight_utc, parse_ts
 from chief_of_staff.core.db import Row, Tx
 from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound, OperatorActRefused
-from chief_of_staff.core.fields import Capability, Cents, LocalDate, Model, Text
+from chief_of_staff.core.fields import Capability, Cents, LocalDate, Model, Text, money
 from chief_of_staff.domain import agencies, goals, outbox, trust, workspace
 from chief_of_staff.domain.authority.terms import (
     BudgetSpec,
@@ -35,7 +35,6 @@ from chief_of_staff.domain.authority.terms import (
     Patterns,
     Period,
     largest_money_bound,
-    money,
     one_per_period,
     update_command,
     widens,

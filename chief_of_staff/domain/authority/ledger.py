@@ -23,7 +23,7 @@ from chief_of_staff.core.audit import SYSTEM, Actor
 from chief_of_staff.core.clock import format_ts
 from chief_of_staff.core.db import Row, Tx
 from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound
-from chief_of_staff.core.fields import MAX_CENTS, Model
+from chief_of_staff.core.fields import MAX_CENTS, Model, money
 from chief_of_staff.domain import agencies, decisions, workspace
 from chief_of_staff.domain.authority.grants import (
     budget_rows,
@@ -32,7 +32,6 @@ from chief_of_staff.domain.authority.grants import (
     period_key,
     target_matches,
 )
-from chief_of_staff.domain.authority.terms import money
 
 # An allowed action holds its reservation this long; unsettled ones then return to the budget.
 RESERVATION_TTL = timedelta(hours=24)

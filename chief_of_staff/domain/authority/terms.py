@@ -14,7 +14,7 @@ from typing import Annotated, Literal, Protocol
 
 from pydantic import Field, StrictInt, model_validator
 
-from chief_of_staff.core.fields import Cents, LocalDate, Model, Text
+from chief_of_staff.core.fields import Cents, LocalDate, Model, Text, money
 
 Period = Literal["day", "week", "month"]
 Mode = Literal["auto", "notify", "approve"]
@@ -72,11 +72,6 @@ class _Bounds(Protocol):
     def per_action_cap_cents(self) -> int | None: ...
     @property
     def budgets(self) -> list[BudgetSpec]: ...
-
-
-def money(cents: int) -> str:
-    """12.50 for 1250: how amounts read in reasons and letters."""
-    return f"{cents // 100:,}.{cents % 100:02d}"
 
 
 def largest_money_bound(bounds: _Bounds) -> int | None:

@@ -20,7 +20,7 @@ from chief_of_staff.core import audit, clock, ids
 from chief_of_staff.core.audit import Actor
 from chief_of_staff.core.db import Tx
 from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound
-from chief_of_staff.core.fields import Model
+from chief_of_staff.core.fields import Model, money
 from chief_of_staff.domain import agencies, goals, inbox, routines, trust, workspace
 from chief_of_staff.domain.authority import grants
 from chief_of_staff.domain.authority.terms import BudgetSpec
@@ -140,23 +140,19 @@ async def _conflicts(tx: Tx, agency: str) -> list[str]:
             f"agency_name={await _free_name(tx, agency)!r} to stand up a second one, or adjust {short} instead."]
 
 
-def _money(cents: int, currency: str) -> str:
-    return f"{cents // 100:,}.{cents % 100:02d} {currency}"
-
-
 def _budget_text(budget: BudgetSpec, currency: str) -> str:
     amounts = []
     if budget.max_count is not None:
         amounts.append(str(budget.max_count))
     if budget.max_cents is not None:
-        amounts.append(_money(budget.max_cents, currency))
+        amounts.append(money(budget.max_cents, currency))
     return f"{' and '.join(amounts)} per {budget.period}"
 
 
 def _grant_text(grant: GrantSection, today: date, currency: str) -> str:
     bounds: list[str] = [grant.mode]
     if grant.per_action_cap_cents is not None:
-        bounds.append(f"up to {_money(grant.per_action_cap_cents, currency)} per action")
+        bounds.append(f"up to {money(grant.per_action_cap_cents, currency)} per action")
     bounds += [_budget_text(budget, currency) for budget in grant.budgets]
     if grant.scope_allow:
         bounds.append(f"to {', '.join(grant.scope_allow)}")

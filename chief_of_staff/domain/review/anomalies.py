@@ -18,10 +18,9 @@ from typing import Literal
 from chief_of_staff.core import ids
 from chief_of_staff.core.clock import format_ts, local_date, local_midnight_utc, parse_ts
 from chief_of_staff.core.db import Row, Tx
-from chief_of_staff.core.fields import Model, parse_local_date
+from chief_of_staff.core.fields import Model, money, parse_local_date
 from chief_of_staff.domain import goals, workspace
 from chief_of_staff.domain.authority.grants import period_key
-from chief_of_staff.domain.authority.terms import money
 
 # Failure rate: the last 7 local days (today included) against the 28 before them. It fires only on
 # enough evidence: 10+ outcomes and 3+ failures this week, 20+ outcomes in the baseline, and a rate

@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from chief_of_staff.core.clock import local_date
 from chief_of_staff.core.db import Tx
 from chief_of_staff.core.errors import InvalidInput
-from chief_of_staff.core.fields import Model
+from chief_of_staff.core.fields import Model, money
 from chief_of_staff.domain import brief, decisions, goals, workspace
 from chief_of_staff.domain.review import anomalies, changesets, proposals, scorecards
 from chief_of_staff.domain.review.anomalies import Anomaly
@@ -81,7 +81,7 @@ async def _last_review(tx: Tx) -> LastReview | None:
 
 
 def _money(cents: int | None) -> str:
-    return "-" if cents is None else f"{cents // 100:,}.{cents % 100:02d}"
+    return "-" if cents is None else money(cents)
 
 
 def _scorecard_lines(packet: Packet) -> list[str]:

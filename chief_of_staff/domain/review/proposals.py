@@ -20,9 +20,8 @@ from typing import Any, Literal, get_args
 from chief_of_staff.core import ids
 from chief_of_staff.core.clock import format_ts, local_date
 from chief_of_staff.core.db import Row, Tx
-from chief_of_staff.core.fields import Model, parse_local_date
+from chief_of_staff.core.fields import Model, money, parse_local_date
 from chief_of_staff.domain import goals, workspace
-from chief_of_staff.domain.authority.terms import money
 from chief_of_staff.domain.pace import GRACE_DAYS
 from chief_of_staff.domain.review.adjustments import Adjustment, AdjustmentTool
 
