@@ -268,6 +268,11 @@ async def test_an_agency_token_cannot_touch_another_agencys_tasks_or_grants_by_i
             ("update_task", {"task_id": task, "status": "cancelled"}),
             ("revoke", {"grant_id": grant}),
             ("update_grant", {"grant_id": grant, "mode": "approve"}),
+            # Declared on the input models, so the tools that only name a task are held to it too.
+            ("authorize", {"capability": "email.send", "target": "jane@acme.com", "task_id": task}),
+            ("check", {"capability": "email.send", "target": "jane@acme.com", "task_id": task}),
+            ("log_outcome", {"summary": "done", "result": "success", "task_id": task}),
+            ("add_task", {"title": "follow up", "depends_on": [task]}),
         ]
         if researcher_task is not None:  # a sibling role's task is not the SDR token's either
             attempts.append(("complete_task", {"task_id": f"T{researcher_task[0]}", "summary": "x",

@@ -103,10 +103,10 @@ async def test_a_dry_run_and_an_invalid_act_are_never_put_to_the_operator(tmp_pa
 
 
 def test_the_approval_prompt_shows_the_changes_before_any_long_note() -> None:
-    from chief_of_staff.mcp.approval import MESSAGE_LIMIT, _message
+    from chief_of_staff.mcp.caller import MESSAGE_LIMIT, approval_message
 
     note = "Weekly review: all on track. " * 200
-    shown = _message("Record review", {"note": note, "confirm": True, "adjustments": [
+    shown = approval_message("Record review", {"note": note, "confirm": True, "adjustments": [
         {"tool": "update_grant", "arguments": {"grant_id": "GR2", "mode": "auto"}}]})
     assert shown.index("GR2") < shown.index("Weekly review")
     assert "more characters not shown" in shown and len(shown) < MESSAGE_LIMIT + 300

@@ -38,11 +38,11 @@ async def complete(tx: Tx, argument: str, typed: str, context: dict[str, str] | 
 
 
 # The objects an agency token may address by id, and the table that says whose they are.
-_OWNED_BY = {"authorization": "authorizations", "task": "tasks", "grant": "grants"}
+_OWNED_BY = {"authorization": "authorizations", "task": "tasks", "grant": "grants", "decision": "decisions"}
 
 
 async def owner(tx: Tx, kind: str, ref: str, *, field: str) -> tuple[int | None, int | None] | None:
-    """The (agency id, role id) an authorization, task or grant belongs to; None when there is no such one."""
+    """The (agency id, role id) an authorization, task, grant or decision belongs to; None when there is none."""
     row = await tx.one(f"SELECT agency_id, role_id FROM {_OWNED_BY[kind]} WHERE id = ?",
                        (parse_id(kind, ref, field=field),))
     return None if row is None else (row["agency_id"], row["role_id"])

@@ -46,7 +46,7 @@ from chief_of_staff.core.config import Settings
 from chief_of_staff.core.errors import InvalidInput
 from chief_of_staff.domain import tokens
 from chief_of_staff.domain.tokens import Principal
-from chief_of_staff.mcp.access import PRINCIPAL_CLAIM
+from chief_of_staff.mcp.caller import PRINCIPAL_CLAIM
 from chief_of_staff.mcp.server import SharedStore, build_server
 from chief_of_staff.notify import runner
 

@@ -1,8 +1,7 @@
 """The MCP surface: the only package that imports the MCP SDK. Wiring only; no SQL."""
 
 __all__ = [
-    "access",
-    "approval",
+    "caller",
     "completions",
     "prompts",
     "resources",

@@ -25,14 +25,21 @@ from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetad
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from chief_of_staff.core.audit import Actor
-from chief_of_staff.core.db import Store, Tx
-from chief_of_staff.core.errors import ChiefOfStaffError, Conflict, OperatorActRefused
+from chief_of_staff.core.audit import Channel
+from chief_of_staff.core.db import Store
+from chief_of_staff.core.errors import ChiefOfStaffError, OperatorActRefused
 from chief_of_staff.core.fields import Model
-from chief_of_staff.domain import lookup
 from chief_of_staff.domain.tokens import Principal
-from chief_of_staff.mcp.access import bind_arguments, current_principal, fill_arguments, principal_of, speaking_for
-from chief_of_staff.mcp.approval import OperatorApproval, approved_channel, channel_of, make_resolver, using_channel
+from chief_of_staff.mcp.caller import (
+    Caller,
+    OperatorApproval,
+    approval_resolver,
+    approved_channel,
+    bind_arguments,
+    fill_arguments,
+    principal_of,
+    require_owned,
+)
 from chief_of_staff.mcp.subscriptions import notify_changed
 
 InputT = TypeVar("InputT", bound=BaseModel)
@@ -69,7 +76,8 @@ class ToolSpec(Generic[InputT, OutputT]):
     description: str
     input_model: type[InputT]
     output_model: type[OutputT]
-    handler: Callable[[Context[Any, Any], InputT], Awaitable[OutputT]]
+    # Called with the workspace, who is calling (built once by the runner) and the parsed arguments.
+    handler: Callable[[Store, Caller, InputT], Awaitable[OutputT]]
     read_only: bool = False
     destructive: bool = False
     idempotent: bool = False
@@ -227,13 +235,15 @@ def output_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 
 def _runner(spec: ToolSpec[Any, Any]) -> Callable[..., Awaitable[CallToolResult]]:
-    async def run(arguments: dict[str, Any], ctx: Context[Any, Any]) -> CallToolResult:
+    async def call(arguments: dict[str, Any], ctx: Context[Any, Any], approved: Channel | None) -> CallToolResult:
         principal = principal_of(ctx)
         try:
             raw = fill_arguments(principal, spec.input_model, arguments)
             parsed = bind_arguments(principal, parse_arguments(spec.input_model, raw))
-            with speaking_for(principal):
-                result = await spec.handler(ctx, parsed)
+            who = Caller.of(principal, approved, parsed)
+            store = _store_of(ctx)
+            await require_owned(store, who, parsed)
+            result = await spec.handler(store, who, parsed)
         except OperatorActRefused as exc:
             raise ToolError(_refusal_for(principal, exc)) from None
         except ChiefOfStaffError as exc:
@@ -242,19 +252,21 @@ def _runner(spec: ToolSpec[Any, Any]) -> Callable[..., Awaitable[CallToolResult]
             await notify_changed(ctx, spec.changes)
         return as_result(result)
 
+    async def run(arguments: dict[str, Any], ctx: Context[Any, Any]) -> CallToolResult:
+        return await call(arguments, ctx, None)
+
     if not spec.operator_act:
         return run
-    ask = make_resolver(spec.title, lambda raw: parse_arguments(spec.input_model, raw), spec.asks_operator)
+    ask = approval_resolver(spec.title, lambda raw: parse_arguments(spec.input_model, raw), spec.asks_operator)
 
     async def run_operator_act(
         arguments: dict[str, Any], ctx: Context[Any, Any], approval: ElicitationResult[OperatorApproval]
     ) -> CallToolResult:
         try:
-            channel = channel_of(approval)
+            channel = approved_channel(approval)
         except ChiefOfStaffError as exc:
             raise ToolError(str(exc)) from None
-        with using_channel(channel):
-            return await run(arguments, ctx)
+        return await call(arguments, ctx, channel)
 
     # Real objects, not the strings this module's annotations are: `ask` is a closure the SDK can't eval.
     run_operator_act.__annotations__ = {
@@ -316,59 +328,11 @@ def _plain_template() -> Tool:
     return Tool.from_function(_runner(template), name=template.name, description=template.description)
 
 
-async def _no_handler(ctx: Context[Any, Any], args: Any) -> BaseModel:
+async def _no_handler(store: Store, caller: Caller, args: Any) -> BaseModel:
     raise NotImplementedError("the template tool is never registered")
 
 
-# --- what every handler needs of the request ---------------------------------------------------
-
-
-async def require_own(tx: Tx, kind: str, ref: str, *, field: str) -> None:
-    """Refuse an agency token acting on another agency's (or another role's) authorization, task or grant.
-
-    Objects with no agency, or no role, belong to everyone under them; the operator's token and
-    stdio connections are not limited here.
-    """
-    principal = current_principal.get()
-    if principal is None or principal.kind != "agency":
-        return
-    found = await lookup.owner(tx, kind, ref, field=field)
-    if found is None:
-        return  # the domain call reports the unknown id
-    agency_id, role_id = found
-    if (agency_id is not None and agency_id != principal.agency_id) or (
-            principal.role_id is not None and role_id is not None and role_id != principal.role_id):
-        raise Conflict(f"{field}: {ref} belongs to another agency or role; this connection's token acts for "
-                       f"{principal.viewer.removeprefix('agency:')} only. Nothing was changed.")
-
-
-def store_of(ctx: Context[Any, Any]) -> Store:
+def _store_of(ctx: Context[Any, Any]) -> Store:
     """The workspace store opened by the server's lifespan."""
     store: Store = ctx.request_context.lifespan_context.store
     return store
-
-
-def agency_actor(agency: str | None = None, role: str | None = None) -> Actor:
-    """The model acting for the agency: it may work and ask, never widen its own authority."""
-    principal = current_principal.get()
-    if principal is not None and principal.kind == "agency":
-        return Actor(principal.viewer, "agency")  # the token's own name, whatever the arguments said
-    if agency and role:
-        return Actor(f"agency:{agency}/{role}", "agency")
-    return Actor(f"agency:{agency}" if agency else "agency", "agency")
-
-
-def caller(confirm: bool, agency: str | None = None) -> Actor:
-    """Who is making an operator act.
-
-    Over HTTP the token decides: an operator token is the verified channel, an agency token is
-    the agency whatever it sends. Approved in the client's own prompt: the verified channel.
-    Otherwise confirm=true claims the operator agreed in this conversation: the chat channel,
-    under its ceiling. Else the agency.
-    """
-    principal = current_principal.get()
-    if principal is not None:
-        return Actor(f"operator:{principal.token_id}", "verified") if principal.kind == "operator" else agency_actor()
-    if approved_channel.get() == "verified":
-        return Actor("operator", "verified")
-    return Actor("operator", "chat") if confirm else agency_actor(agency)

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from mcp.server.mcpserver import Context
 from pydantic import Field
 
+from chief_of_staff.core.db import Store
 from chief_of_staff.core.fields import Cents, Model, Name, ShortText, Text, View
 from chief_of_staff.core.ids import parse_id
 from chief_of_staff.domain.authority import grants, ledger
 from chief_of_staff.domain.review import adjustments
 from chief_of_staff.domain.review.adjustments import UpdateGrantArgs
+from chief_of_staff.mcp.caller import AuthorizationRef, Caller, GrantRef, TaskRef
 from chief_of_staff.mcp.subscriptions import AUTHORITY_LETTER, BRIEF, DECISIONS
-from chief_of_staff.mcp.toolkit import CONFIRM, Ref, ToolSpec, agency_actor, caller, require_own, store_of
+from chief_of_staff.mcp.toolkit import CONFIRM, ToolSpec
 
 _ASKING = (BRIEF, DECISIONS)
 _GRANTS = (BRIEF, AUTHORITY_LETTER)
@@ -33,16 +34,16 @@ class CheckIn(Model):
     capability: ShortText = Field(..., description="Dotted action kind, e.g. email.send")
     amount_cents: Cents = 0
     target: ShortText | None = Field(None, description="Who or what the action touches, e.g. jane@acme.com")
-    task_id: Ref | None = None
+    task_id: TaskRef | None = None
 
 
-async def _check(ctx: Context[Any, Any], args: CheckIn) -> ledger.CheckView:
+async def _check(store: Store, caller: Caller, args: CheckIn) -> ledger.CheckView:
     task_id = parse_id("task", args.task_id, field="task_id") if args.task_id else None
     # A write unit because check runs authorize's own steps and undoes them (see authority.check);
     # a trial one, rolled back whole, so not even the pages those steps touched reach the file.
-    async with store_of(ctx).trial() as tx:
+    async with store.trial() as tx:
         return await ledger.check(
-            tx, agency_actor(args.agency, args.role), agency=args.agency, role=args.role,
+            tx, caller.actor, agency=args.agency, role=args.role,
             capability=args.capability, amount_cents=args.amount_cents, target=args.target, task_id=task_id,
         )
 
@@ -51,68 +52,64 @@ class AuthorizeIn(CheckIn):
     idempotency_key: IdempotencyKey | None = None
 
 
-async def _authorize(ctx: Context[Any, Any], args: AuthorizeIn) -> ledger.AuthorizationView:
+async def _authorize(store: Store, caller: Caller, args: AuthorizeIn) -> ledger.AuthorizationView:
     task_id = parse_id("task", args.task_id, field="task_id") if args.task_id else None
-    async with store_of(ctx).write() as tx:
+    async with store.write() as tx:
         return await ledger.authorize(
-            tx, agency_actor(args.agency, args.role), agency=args.agency, role=args.role,
+            tx, caller.actor, agency=args.agency, role=args.role,
             capability=args.capability, amount_cents=args.amount_cents, target=args.target,
             task_id=task_id, idempotency_key=args.idempotency_key,
         )
 
 
 class SettleIn(Model):
-    authorization_id: Ref
+    authorization_id: AuthorizationRef
     actual_cents: Cents
 
 
-async def _settle(ctx: Context[Any, Any], args: SettleIn) -> ledger.AuthorizationView:
-    async with store_of(ctx).write() as tx:
-        await require_own(tx, "authorization", args.authorization_id, field="authorization_id")
-        return await ledger.settle(tx, agency_actor(), args.authorization_id, actual_cents=args.actual_cents)
+async def _settle(store: Store, caller: Caller, args: SettleIn) -> ledger.AuthorizationView:
+    async with store.write() as tx:
+        return await ledger.settle(tx, caller.actor, args.authorization_id, actual_cents=args.actual_cents)
 
 
 class ReleaseIn(Model):
-    authorization_id: Ref
+    authorization_id: AuthorizationRef
 
 
-async def _release(ctx: Context[Any, Any], args: ReleaseIn) -> ledger.AuthorizationView:
-    async with store_of(ctx).write() as tx:
-        await require_own(tx, "authorization", args.authorization_id, field="authorization_id")
-        return await ledger.release(tx, agency_actor(), args.authorization_id)
+async def _release(store: Store, caller: Caller, args: ReleaseIn) -> ledger.AuthorizationView:
+    async with store.write() as tx:
+        return await ledger.release(tx, caller.actor, args.authorization_id)
 
 
 class GrantIn(grants.GrantSpec):
     confirm: bool = CONFIRM
 
 
-async def _grant(ctx: Context[Any, Any], args: GrantIn) -> grants.GrantView:
+async def _grant(store: Store, caller: Caller, args: GrantIn) -> grants.GrantView:
     spec = grants.GrantSpec.model_validate(args.model_dump(exclude={"confirm"}))
-    async with store_of(ctx).write() as tx:
-        return await grants.create_grant(tx, caller(args.confirm), spec)
+    async with store.write() as tx:
+        return await grants.create_grant(tx, caller.actor, spec)
 
 
 class RevokeIn(Model):
-    grant_id: Ref
+    grant_id: GrantRef
     reason: Text = ""
 
 
-async def _revoke(ctx: Context[Any, Any], args: RevokeIn) -> grants.GrantView:
-    async with store_of(ctx).write() as tx:
-        await require_own(tx, "grant", args.grant_id, field="grant_id")
-        # Narrowing needs no operator; caller(False) still records an operator token as the operator.
-        return await grants.revoke_grant(tx, caller(False), args.grant_id, reason=args.reason)
+async def _revoke(store: Store, caller: Caller, args: RevokeIn) -> grants.GrantView:
+    async with store.write() as tx:
+        return await grants.revoke_grant(tx, caller.actor, args.grant_id, reason=args.reason)
 
 
 class UpdateGrantIn(UpdateGrantArgs):
+    grant_id: GrantRef
     confirm: bool = CONFIRM
 
 
-async def _update_grant(ctx: Context[Any, Any], args: UpdateGrantIn) -> grants.GrantView:
+async def _update_grant(store: Store, caller: Caller, args: UpdateGrantIn) -> grants.GrantView:
     # Narrowing needs nobody's approval, so the operator's prompt (asks_operator) comes only with confirm=true.
-    async with store_of(ctx).write() as tx:
-        await require_own(tx, "grant", args.grant_id, field="grant_id")
-        return await adjustments.change_grant(tx, caller(args.confirm), args)
+    async with store.write() as tx:
+        return await adjustments.change_grant(tx, caller.actor, args)
 
 
 class ListGrantsIn(Model):
@@ -126,8 +123,8 @@ class GrantList(View):
     letter: str | None = None
 
 
-async def _list_grants(ctx: Context[Any, Any], args: ListGrantsIn) -> GrantList:
-    async with store_of(ctx).read() as tx:
+async def _list_grants(store: Store, caller: Caller, args: ListGrantsIn) -> GrantList:
+    async with store.read() as tx:
         found = await grants.list_grants(tx, agency=args.agency, include_revoked=args.include_revoked)
         letter = await grants.authority_letter(tx) if args.letter else None
     return GrantList(grants=found, letter=letter)

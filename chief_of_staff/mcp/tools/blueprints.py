@@ -8,20 +8,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from mcp.server.mcpserver import Context
 from pydantic import Field
 
+from chief_of_staff.core.db import Store
 from chief_of_staff.core.fields import Model, Name, View
 from chief_of_staff.domain.blueprints import loader
+from chief_of_staff.mcp.caller import Caller
 from chief_of_staff.mcp.subscriptions import EVERYTHING
-from chief_of_staff.mcp.toolkit import CONFIRM, NoArguments, ToolSpec, caller, store_of
+from chief_of_staff.mcp.toolkit import CONFIRM, NoArguments, ToolSpec
 
 
 class BlueprintList(View):
     blueprints: list[loader.BlueprintSummary]
 
 
-async def _list_blueprints(ctx: Context[Any, Any], args: NoArguments) -> BlueprintList:
+async def _list_blueprints(store: Store, caller: Caller, args: NoArguments) -> BlueprintList:
     return BlueprintList(blueprints=loader.list_blueprints())
 
 
@@ -32,12 +33,12 @@ class ApplyBlueprintIn(Model):
     confirm: bool = CONFIRM
 
 
-async def _apply_blueprint(ctx: Context[Any, Any], args: ApplyBlueprintIn) -> loader.BlueprintPlan:
+async def _apply_blueprint(store: Store, caller: Caller, args: ApplyBlueprintIn) -> loader.BlueprintPlan:
     if args.dry_run:
-        async with store_of(ctx).read() as tx:
+        async with store.read() as tx:
             return await loader.plan_blueprint(tx, args.name, agency_name=args.agency_name)
-    async with store_of(ctx).write() as tx:
-        return await loader.apply_blueprint(tx, caller(args.confirm), args.name, agency_name=args.agency_name)
+    async with store.write() as tx:
+        return await loader.apply_blueprint(tx, caller.actor, args.name, agency_name=args.agency_name)
 
 
 TOOLS: list[ToolSpec[Any, Any]] = [

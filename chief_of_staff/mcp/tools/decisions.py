@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from mcp.server.mcpserver import Context
 from pydantic import Field
 
+from chief_of_staff.core.db import Store
 from chief_of_staff.core.fields import Cents, Model, Name, ShortText, Text, View
 from chief_of_staff.domain import decisions
+from chief_of_staff.mcp.caller import Caller, DecisionRef
 from chief_of_staff.mcp.subscriptions import BRIEF, DECISIONS
-from chief_of_staff.mcp.toolkit import CONFIRM, Ref, ToolSpec, agency_actor, caller, store_of
+from chief_of_staff.mcp.toolkit import CONFIRM, ToolSpec
 
 _ASKING = (BRIEF, DECISIONS)
 
@@ -28,21 +29,21 @@ class DecisionList(View):
     decisions: list[decisions.DecisionView]
 
 
-async def _list_decisions(ctx: Context[Any, Any], args: ListDecisionsIn) -> DecisionList:
-    async with store_of(ctx).read() as tx:
+async def _list_decisions(store: Store, caller: Caller, args: ListDecisionsIn) -> DecisionList:
+    async with store.read() as tx:
         return DecisionList(decisions=await decisions.list_decisions(tx, status=args.status, limit=args.limit))
 
 
 class DecideIn(Model):
-    decision_id: Ref
+    decision_id: DecisionRef
     approve: bool
     note: Text = ""
     confirm: bool = CONFIRM
 
 
-async def _decide(ctx: Context[Any, Any], args: DecideIn) -> decisions.DecisionView:
-    async with store_of(ctx).write() as tx:
-        return await decisions.decide(tx, caller(args.confirm), args.decision_id, approve=args.approve, note=args.note)
+async def _decide(store: Store, caller: Caller, args: DecideIn) -> decisions.DecisionView:
+    async with store.write() as tx:
+        return await decisions.decide(tx, caller.actor, args.decision_id, approve=args.approve, note=args.note)
 
 
 class RequestDecisionIn(Model):
@@ -54,10 +55,10 @@ class RequestDecisionIn(Model):
     amount_cents: Cents | None = None
 
 
-async def _request_decision(ctx: Context[Any, Any], args: RequestDecisionIn) -> decisions.DecisionView:
-    async with store_of(ctx).write() as tx:
+async def _request_decision(store: Store, caller: Caller, args: RequestDecisionIn) -> decisions.DecisionView:
+    async with store.write() as tx:
         return await decisions.request_decision(
-            tx, agency_actor(args.agency, args.role), agency=args.agency, role=args.role, kind=args.kind,
+            tx, caller.actor, agency=args.agency, role=args.role, kind=args.kind,
             title=args.title, details=args.details, amount_cents=args.amount_cents,
         )
 

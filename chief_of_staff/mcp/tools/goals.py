@@ -8,16 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from mcp.server.mcpserver import Context
 from pydantic import Field
 
+from chief_of_staff.core.db import Store
 from chief_of_staff.core.fields import Model, Name, ShortText, Text, View
 from chief_of_staff.domain import goals
 from chief_of_staff.domain.review.adjustments import (
     AdjustGoalArgs,
 )
+from chief_of_staff.mcp.caller import Caller
 from chief_of_staff.mcp.subscriptions import BRIEF, GOALS
-from chief_of_staff.mcp.toolkit import CONFIRM, ToolSpec, caller, store_of
+from chief_of_staff.mcp.toolkit import CONFIRM, ToolSpec
 
 _GOALS = (BRIEF, GOALS)
 
@@ -31,8 +32,8 @@ class GoalList(View):
     goals: list[goals.GoalView]
 
 
-async def _list_goals(ctx: Context[Any, Any], args: GoalsIn) -> GoalList:
-    async with store_of(ctx).read() as tx:
+async def _list_goals(store: Store, caller: Caller, args: GoalsIn) -> GoalList:
+    async with store.read() as tx:
         return GoalList(goals=await goals.list_goals(tx, agency=args.agency, include_closed=args.include_closed))
 
 
@@ -44,10 +45,10 @@ class CreateGoalIn(Model):
     confirm: bool = CONFIRM
 
 
-async def _create_goal(ctx: Context[Any, Any], args: CreateGoalIn) -> goals.GoalView:
-    async with store_of(ctx).write() as tx:
+async def _create_goal(store: Store, caller: Caller, args: CreateGoalIn) -> goals.GoalView:
+    async with store.write() as tx:
         return await goals.create_goal(
-            tx, caller(args.confirm), agency=args.agency, title=args.title, description=args.description,
+            tx, caller.actor, agency=args.agency, title=args.title, description=args.description,
             key_results=args.key_results,
         )
 
@@ -56,10 +57,10 @@ class AdjustGoalIn(AdjustGoalArgs):
     confirm: bool = CONFIRM
 
 
-async def _adjust_goal(ctx: Context[Any, Any], args: AdjustGoalIn) -> goals.GoalView:
-    async with store_of(ctx).write() as tx:
+async def _adjust_goal(store: Store, caller: Caller, args: AdjustGoalIn) -> goals.GoalView:
+    async with store.write() as tx:
         return await goals.adjust_goal(
-            tx, caller(args.confirm), args.goal_id, title=args.title, description=args.description,
+            tx, caller.actor, args.goal_id, title=args.title, description=args.description,
             status=args.status, key_results=args.key_results,
         )
 

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from mcp.server.mcpserver import Context
 from pydantic import Field
 
+from chief_of_staff.core.db import Store
 from chief_of_staff.core.fields import LocalDate, Model, Name, Priority, ShortText, Text, View
 from chief_of_staff.domain import inbox, outcomes, routines
 from chief_of_staff.domain.review.adjustments import (
     AddRoutineArgs,
 )
+from chief_of_staff.mcp.caller import Caller, TaskRef
 from chief_of_staff.mcp.subscriptions import BRIEF, GOALS, INBOX
-from chief_of_staff.mcp.toolkit import Ref, ToolSpec, agency_actor, require_own, store_of
+from chief_of_staff.mcp.toolkit import Ref, ToolSpec
 from chief_of_staff.mcp.tools.outcomes import OutcomeFields
 
 _TASKS = (BRIEF, INBOX)
@@ -33,13 +34,13 @@ class AddTaskIn(Model):
     key_result_id: Ref | None = None
     priority: Priority = "P2"
     due_on: LocalDate | None = None
-    depends_on: list[Ref] = Field(default_factory=list, max_length=20)
+    depends_on: list[TaskRef] = Field(default_factory=list, max_length=20)
 
 
-async def _add_task(ctx: Context[Any, Any], args: AddTaskIn) -> inbox.TaskView:
-    async with store_of(ctx).write() as tx:
+async def _add_task(store: Store, caller: Caller, args: AddTaskIn) -> inbox.TaskView:
+    async with store.write() as tx:
         return await inbox.add_task(
-            tx, agency_actor(args.agency, args.role), title=args.title, details=args.details,
+            tx, caller.actor, title=args.title, details=args.details,
             agency=args.agency, role=args.role, goal=args.goal_id, key_result=args.key_result_id,
             priority=args.priority, due_on=args.due_on, depends_on=args.depends_on, source="agency",
         )
@@ -56,10 +57,10 @@ class ClaimOut(View):
     message: str
 
 
-async def _claim_next_task(ctx: Context[Any, Any], args: ClaimIn) -> ClaimOut:
-    async with store_of(ctx).write() as tx:
+async def _claim_next_task(store: Store, caller: Caller, args: ClaimIn) -> ClaimOut:
+    async with store.write() as tx:
         task = await inbox.claim_next_task(
-            tx, agency_actor(args.agency, args.role), agency=args.agency, role=args.role,
+            tx, caller.actor, agency=args.agency, role=args.role,
             lease_minutes=args.lease_minutes,
         )
     if task is None:
@@ -68,7 +69,7 @@ async def _claim_next_task(ctx: Context[Any, Any], args: ClaimIn) -> ClaimOut:
 
 
 class UpdateTaskIn(Model):
-    task_id: Ref
+    task_id: TaskRef
     status: Literal["open", "blocked", "waiting", "cancelled"] | None = None
     priority: Priority | None = None
     due_on: LocalDate | None = None
@@ -78,18 +79,17 @@ class UpdateTaskIn(Model):
     renew_lease_minutes: int | None = Field(None, ge=1, le=1440)
 
 
-async def _update_task(ctx: Context[Any, Any], args: UpdateTaskIn) -> inbox.TaskView:
-    async with store_of(ctx).write() as tx:
-        await require_own(tx, "task", args.task_id, field="task_id")
+async def _update_task(store: Store, caller: Caller, args: UpdateTaskIn) -> inbox.TaskView:
+    async with store.write() as tx:
         return await inbox.update_task(
-            tx, agency_actor(), args.task_id, status=args.status, priority=args.priority,
+            tx, caller.actor, args.task_id, status=args.status, priority=args.priority,
             due_on=args.due_on, note=args.note, title=args.title, details=args.details,
             renew_lease_minutes=args.renew_lease_minutes,
         )
 
 
 class CompleteTaskIn(OutcomeFields):
-    task_id: Ref
+    task_id: TaskRef
 
 
 class CompleteOut(View):
@@ -97,11 +97,10 @@ class CompleteOut(View):
     outcome: outcomes.OutcomeView
 
 
-async def _complete_task(ctx: Context[Any, Any], args: CompleteTaskIn) -> CompleteOut:
-    async with store_of(ctx).write() as tx:
-        await require_own(tx, "task", args.task_id, field="task_id")
+async def _complete_task(store: Store, caller: Caller, args: CompleteTaskIn) -> CompleteOut:
+    async with store.write() as tx:
         task, outcome = await inbox.complete_task(
-            tx, agency_actor(), args.task_id, result=args.result, summary=args.summary,
+            tx, caller.actor, args.task_id, result=args.result, summary=args.summary,
             metrics=args.metrics, cost_cents=args.cost_cents, minutes_saved=args.minutes_saved,
             evidence=args.evidence, lesson=args.lesson,
         )
@@ -120,8 +119,8 @@ class TaskList(View):
     tasks: list[inbox.TaskView]
 
 
-async def _list_tasks(ctx: Context[Any, Any], args: ListTasksIn) -> TaskList:
-    async with store_of(ctx).read() as tx:
+async def _list_tasks(store: Store, caller: Caller, args: ListTasksIn) -> TaskList:
+    async with store.read() as tx:
         return TaskList(tasks=await inbox.list_tasks(tx, status=args.status, agency=args.agency, limit=args.limit))
 
 
@@ -129,10 +128,10 @@ class AddRoutineIn(AddRoutineArgs):
     pass
 
 
-async def _add_routine(ctx: Context[Any, Any], args: AddRoutineIn) -> routines.RoutineView:
-    async with store_of(ctx).write() as tx:
+async def _add_routine(store: Store, caller: Caller, args: AddRoutineIn) -> routines.RoutineView:
+    async with store.write() as tx:
         return await routines.add_routine(
-            tx, agency_actor(args.agency, args.role), agency=args.agency, role=args.role, title=args.title,
+            tx, caller.actor, agency=args.agency, role=args.role, title=args.title,
             details=args.details, priority=args.priority, schedule=args.schedule, goal=args.goal_id,
             key_result=args.key_result_id,
         )

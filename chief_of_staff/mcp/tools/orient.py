@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from chief_of_staff.core.audit import SYSTEM
+from chief_of_staff.core.db import Store
 from chief_of_staff.core.fields import Model, Name
 from chief_of_staff.domain import brief
-from chief_of_staff.mcp.toolkit import ToolSpec, store_of
+from chief_of_staff.mcp.caller import Caller
+from chief_of_staff.mcp.toolkit import ToolSpec
 
 
 class BriefIn(Model):
@@ -22,8 +23,8 @@ class BriefIn(Model):
     mark_seen: bool = Field(True, description="Move this viewer's 'since you last looked' mark to now")
 
 
-async def _brief(ctx: Context[Any, Any], args: BriefIn) -> brief.Brief:
-    async with store_of(ctx).write() as tx:
+async def _brief(store: Store, caller: Caller, args: BriefIn) -> brief.Brief:
+    async with store.write() as tx:
         await brief.housekeeping(tx, SYSTEM)  # the server's chores, whoever happens to look
         return await brief.build_brief(tx, args.viewer, mark_seen=args.mark_seen)
 

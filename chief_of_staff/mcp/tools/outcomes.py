@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from mcp.server.mcpserver import Context
 from pydantic import Field
 
+from chief_of_staff.core.db import Store
 from chief_of_staff.core.fields import Cents, Model, Name, Text
 from chief_of_staff.core.ids import parse_id
 from chief_of_staff.domain import outcomes
+from chief_of_staff.mcp.caller import Caller, TaskRef
 from chief_of_staff.mcp.subscriptions import BRIEF, GOALS, INBOX
-from chief_of_staff.mcp.toolkit import Ref, ToolSpec, agency_actor, store_of
+from chief_of_staff.mcp.toolkit import ToolSpec
 
 _OUTCOMES = (BRIEF, GOALS, INBOX)
 
@@ -39,14 +40,14 @@ class OutcomeFields(Model):
 class LogOutcomeIn(OutcomeFields):
     agency: Name
     role: Name | None = None
-    task_id: Ref | None = None
+    task_id: TaskRef | None = None
 
 
-async def _log_outcome(ctx: Context[Any, Any], args: LogOutcomeIn) -> outcomes.OutcomeView:
+async def _log_outcome(store: Store, caller: Caller, args: LogOutcomeIn) -> outcomes.OutcomeView:
     task_id = parse_id("task", args.task_id, field="task_id") if args.task_id else None
-    async with store_of(ctx).write() as tx:
+    async with store.write() as tx:
         return await outcomes.log_outcome(
-            tx, agency_actor(args.agency, args.role), agency=args.agency, role=args.role, task_id=task_id,
+            tx, caller.actor, agency=args.agency, role=args.role, task_id=task_id,
             summary=args.summary, result=args.result, metrics=args.metrics, cost_cents=args.cost_cents,
             minutes_saved=args.minutes_saved, evidence=args.evidence, lesson=args.lesson,
         )

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from chief_of_staff.core.audit import SYSTEM
+from chief_of_staff.core.db import Store
 from chief_of_staff.core.errors import InvalidInput
 from chief_of_staff.core.fields import Model, Name, Text
 from chief_of_staff.domain import brief
 from chief_of_staff.domain.review import changesets, packet
 from chief_of_staff.domain.review.adjustments import Adjustment
+from chief_of_staff.mcp.caller import Caller
 from chief_of_staff.mcp.subscriptions import EVERYTHING
-from chief_of_staff.mcp.toolkit import CONFIRM, Ref, ToolSpec, caller, store_of
+from chief_of_staff.mcp.toolkit import CONFIRM, Ref, ToolSpec
 
 
 class ReviewIn(Model):
@@ -27,8 +28,8 @@ class ReviewIn(Model):
     mark_seen: bool = Field(True, description="Move this viewer's 'since you last looked' mark to now")
 
 
-async def _review(ctx: Context[Any, Any], args: ReviewIn) -> packet.Packet:
-    async with store_of(ctx).write() as tx:
+async def _review(store: Store, caller: Caller, args: ReviewIn) -> packet.Packet:
+    async with store.write() as tx:
         await brief.housekeeping(tx, SYSTEM)  # the server's chores, whoever happens to look
         return await packet.build_packet(tx, viewer=args.viewer, days=args.days, mark_seen=args.mark_seen)
 
@@ -41,14 +42,14 @@ class RecordReviewIn(Model):
     confirm: bool = CONFIRM
 
 
-async def _record_review(ctx: Context[Any, Any], args: RecordReviewIn) -> changesets.ChangeSetView:
-    async with store_of(ctx).write() as tx:
+async def _record_review(store: Store, caller: Caller, args: RecordReviewIn) -> changesets.ChangeSetView:
+    async with store.write() as tx:
         if args.revert is None:
-            return await changesets.record_review(tx, caller(args.confirm), adjustments=args.adjustments,
+            return await changesets.record_review(tx, caller.actor, adjustments=args.adjustments,
                                                   note=args.note)
         if args.adjustments:
             raise InvalidInput("revert: send it without adjustments; a revert undoes exactly what the set did.")
-        return await changesets.revert_change_set(tx, caller(args.confirm), args.revert, note=args.note)
+        return await changesets.revert_change_set(tx, caller.actor, args.revert, note=args.note)
 
 
 TOOLS: list[ToolSpec[Any, Any]] = [

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from mcp.server.mcpserver import Context
 from pydantic import Field
 
+from chief_of_staff.core.db import Store
 from chief_of_staff.core.errors import NotFound
 from chief_of_staff.core.fields import LongText, Model, Name, Text, View
 from chief_of_staff.domain import agencies
@@ -18,8 +18,9 @@ from chief_of_staff.domain.agencies import AgencyView, LessonView
 from chief_of_staff.domain.review.adjustments import (
     SetRoleArgs,
 )
+from chief_of_staff.mcp.caller import Caller
 from chief_of_staff.mcp.subscriptions import EVERYTHING
-from chief_of_staff.mcp.toolkit import CONFIRM, ToolSpec, caller, store_of
+from chief_of_staff.mcp.toolkit import CONFIRM, ToolSpec
 
 
 class RosterIn(Model):
@@ -32,8 +33,8 @@ class RosterOut(View):
     playbook: list[LessonView]
 
 
-async def _roster(ctx: Context[Any, Any], args: RosterIn) -> RosterOut:
-    async with store_of(ctx).read() as tx:
+async def _roster(store: Store, caller: Caller, args: RosterIn) -> RosterOut:
+    async with store.read() as tx:
         view = await agencies.roster(tx)
         lessons = await agencies.playbook(tx, args.agency, limit=args.playbook_limit) if args.agency else []
         return RosterOut(agencies=view.agencies, playbook=lessons)
@@ -47,9 +48,9 @@ class SetAgencyIn(Model):
     confirm: bool = CONFIRM
 
 
-async def _set_agency(ctx: Context[Any, Any], args: SetAgencyIn) -> agencies.AgencyView:
-    actor = caller(args.confirm)
-    async with store_of(ctx).write() as tx:
+async def _set_agency(store: Store, caller: Caller, args: SetAgencyIn) -> agencies.AgencyView:
+    actor = caller.actor
+    async with store.write() as tx:
         try:
             await agencies.resolve_agency(tx, args.name, field="name")
         except NotFound:
@@ -65,10 +66,10 @@ class SetRoleIn(SetRoleArgs):
     confirm: bool = CONFIRM
 
 
-async def _set_role(ctx: Context[Any, Any], args: SetRoleIn) -> agencies.RoleView:
-    async with store_of(ctx).write() as tx:
+async def _set_role(store: Store, caller: Caller, args: SetRoleIn) -> agencies.RoleView:
+    async with store.write() as tx:
         return await agencies.set_role(
-            tx, caller(args.confirm), agency=args.agency, name=args.name, charter=args.charter, status=args.status,
+            tx, caller.actor, agency=args.agency, name=args.name, charter=args.charter, status=args.status,
         )
 
 

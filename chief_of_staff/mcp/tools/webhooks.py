@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from mcp.server.mcpserver import Context
 from pydantic import Field
 
+from chief_of_staff.core.db import Store
 from chief_of_staff.core.errors import InvalidInput
 from chief_of_staff.core.fields import Model, ShortText, View
-from chief_of_staff.mcp.toolkit import CONFIRM, Ref, ToolSpec, caller, store_of
+from chief_of_staff.mcp.caller import Caller
+from chief_of_staff.mcp.toolkit import CONFIRM, Ref, ToolSpec
 from chief_of_staff.notify import endpoints
 from chief_of_staff.notify.endpoints import EndpointView
 
@@ -33,26 +34,26 @@ class NotifyOut(View):
     message: str
 
 
-async def _notify(ctx: Context[Any, Any], args: NotifyIn) -> NotifyOut:
+async def _notify(store: Store, caller: Caller, args: NotifyIn) -> NotifyOut:
     if args.action == "list":
-        async with store_of(ctx).read() as tx:
+        async with store.read() as tx:
             return NotifyOut(endpoints=await endpoints.list_endpoints(tx), message="")
     if args.action == "add":
         if args.url is None or not args.events:
             raise InvalidInput("add: send url and events, e.g. events [\"decision.opened\"].")
-        async with store_of(ctx).write() as tx:
-            view, _ = await endpoints.add_endpoint(tx, caller(args.confirm), url=args.url, events=list(args.events),
+        async with store.write() as tx:
+            view, _ = await endpoints.add_endpoint(tx, caller.actor, url=args.url, events=list(args.events),
                                                   format=args.format)
         return NotifyOut(endpoints=[view], message=(  # the secret never goes through a tool result
             f"Added. Its signing secret is shown only on the operator's machine: chief-of-staff notify "
             f"rotate-secret {view.endpoint_id}"))
     if args.endpoint_id is None:
         raise InvalidInput(f"endpoint_id: {args.action} needs the endpoint, e.g. \"NE1\"; action list shows them.")
-    async with store_of(ctx).write() as tx:
+    async with store.write() as tx:
         if args.action == "test":
-            sent = await endpoints.queue_test(tx, caller(args.confirm), args.endpoint_id)
+            sent = await endpoints.queue_test(tx, caller.actor, args.endpoint_id)
             return NotifyOut(endpoints=[], message=f"Test {sent} queued; the running server sends it within seconds.")
-        view = await endpoints.remove_endpoint(tx, caller(args.confirm), args.endpoint_id)
+        view = await endpoints.remove_endpoint(tx, caller.actor, args.endpoint_id)
         return NotifyOut(endpoints=[view], message="Removed; what it was still owed is cancelled.")
 
 
