@@ -24,7 +24,7 @@ from chief_of_staff.core.config import DB_ENV, Settings, default_db_path
 from chief_of_staff.mcp.prompts import load_prompts
 from chief_of_staff.mcp.server import tool_specs
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # The fields the 0.4 schema of @anthropic-ai/mcpb 2.1.2 allows (its objects are strict).
 MANIFEST_FIELDS = {"$schema", "dxt_version", "manifest_version", "name", "display_name", "version", "description",
                    "long_description", "author", "repository", "homepage", "documentation", "support", "icon", "icons",

@@ -16,7 +16,7 @@ from chief_of_staff.core.config import NOW_ENV
 from chief_of_staff.core.db import Store
 from chief_of_staff.domain import inbox
 from tests.conftest import START
-from tests.test_cli import init_outbound
+from tests.cli.test_cli import init_outbound
 
 SDR = Actor("agency:Outbound/SDR", "agency")
 

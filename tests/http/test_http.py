@@ -22,7 +22,7 @@ from chief_of_staff.domain.authority import grants
 from chief_of_staff.http.server import HttpOptions
 from tests.conftest import db_rows
 from tests.http_support import http_client, make_token, make_workspace, serving
-from tests.test_mcp_surface import call, count_rows, refused
+from tests.mcp.test_mcp_surface import call, count_rows, refused
 
 pytestmark = pytest.mark.anyio
 

@@ -27,7 +27,7 @@ from chief_of_staff.domain.authority.grants import GrantSpec
 from chief_of_staff.domain.blueprints import loader
 from chief_of_staff.mcp.server import build_server
 from chief_of_staff.notify import endpoints, runner
-from tests.test_mcp_surface import call, count_rows, refused
+from tests.mcp.test_mcp_surface import call, count_rows, refused
 
 pytestmark = pytest.mark.anyio
 

@@ -31,7 +31,7 @@ from chief_of_staff.domain.blueprints import loader
 from chief_of_staff.domain.outcomes import MetricDelta
 from chief_of_staff.domain.review import packet
 from chief_of_staff.mcp.server import build_server
-from tests.test_mcp_surface import call
+from tests.mcp.test_mcp_surface import call
 
 pytestmark = pytest.mark.anyio
 

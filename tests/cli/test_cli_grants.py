@@ -9,7 +9,7 @@ import pytest
 from chief_of_staff.cli.main import main
 from chief_of_staff.core.config import NOW_ENV
 from tests.conftest import START, db_rows
-from tests.test_cli import init_outbound, subcommands
+from tests.cli.test_cli import init_outbound, subcommands
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from mcp.types import TextResourceContents
 
-from tests.test_mcp_surface import call, connect, count_rows, refused, stand_up
+from tests.mcp.test_mcp_surface import call, connect, count_rows, refused, stand_up
 
 pytestmark = pytest.mark.anyio
 
