@@ -8,8 +8,8 @@ import pytest
 
 from chief_of_staff.cli.main import main
 from chief_of_staff.core.config import NOW_ENV
-from tests.conftest import START, db_rows
 from tests.cli.test_cli import init_outbound, subcommands
+from tests.conftest import START, db_rows
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from chief_of_staff.core.clock import FixedClock
 from chief_of_staff.core.config import NOW_ENV
 from chief_of_staff.core.db import Store
 from chief_of_staff.domain import inbox
-from tests.conftest import START
 from tests.cli.test_cli import init_outbound
+from tests.conftest import START
 
 SDR = Actor("agency:Outbound/SDR", "agency")
 

@@ -30,8 +30,8 @@ from chief_of_staff.core.clock import FixedClock, format_ts
 from chief_of_staff.core.db import Store
 from chief_of_staff.domain import inbox, tokens
 from tests.conftest import START, db_rows
-from tests.http_support import http_client
 from tests.domain.authority.test_concurrency import grant_spend_ads, init_outbound, verify_audit
+from tests.http_support import http_client
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
