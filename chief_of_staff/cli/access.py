@@ -70,7 +70,7 @@ async def cmd_token_list(args: argparse.Namespace, store: Store) -> int:
     async with store.read() as tx:
         views = await tokens.list_tokens(tx, include_inactive=args.all)
     if not views:
-        print("No tokens. Create one: chief-of-staff token create --operator | --agency NAME [--role NAME]")
+        print("No tokens. Create one: chief-of-staff token create --agency NAME --role NAME (or --operator)")
     for view in views:
         who = "operator" if view.kind == "operator" else f"agency {view.agency}" + (
             f"/{view.role}" if view.role else "")

@@ -36,7 +36,8 @@ MAX_EXPIRY_DAYS = 3650
 LAST_USED_RESOLUTION = timedelta(minutes=5)
 _LONGEST_TOKEN = 200
 
-_CREATE_HINT = "chief-of-staff token create --operator | --agency NAME [--role NAME]"
+_CREATE_HINT = ("chief-of-staff token create --agency NAME --role NAME (a role's token; leave out --role for the "
+                "agency's, or send --operator instead)")
 
 
 class TokenView(Model):

@@ -2,7 +2,7 @@
 
 One process serves one or more workspace files. With one, its endpoint is `/mcp`; with
 several, each is `/<name>/mcp`. Every request is authenticated with a bearer token
-from `chief-of-staff token create`, through the SDK's resource-server support:
+from `chief-of-staff token create --agency NAME` (or `--operator`), through the SDK's resource-server support:
 
 - a token is looked up in every served workspace, and the one that holds it becomes the
   token's audience (`AccessToken.resource`);
@@ -184,8 +184,8 @@ def _not_here(endpoints: str) -> Response:
     return JSONResponse(status_code=404, content={
         "error": "not_found",
         "error_description": f"The MCP endpoint is {endpoints}. Send every request with "
-                             "'Authorization: Bearer <token>'; tokens come from `chief-of-staff token create`, "
-                             "not from OAuth.",
+                             "'Authorization: Bearer <token>'; tokens come from "
+                             "`chief-of-staff token create --agency NAME` (or `--operator`), not from OAuth.",
     })
 
 
@@ -275,7 +275,8 @@ async def serve_http(workspaces: Sequence[ServedWorkspace], options: HttpOptions
     app = build_http_app(workspaces, options, port)
     for workspace in workspaces:
         print(f"chief-of-staff: serving {workspace.settings.db_path} at {workspace.resource_url}", file=sys.stderr)
-    print(f"chief-of-staff: health at {_base_url(options, port)}/health; tokens: chief-of-staff token create",
+    print(f"chief-of-staff: health at {_base_url(options, port)}/health; "
+          "tokens: chief-of-staff token create --agency NAME (or --operator)",
           file=sys.stderr, flush=True)
     with sock:
         await uvicorn_server(app).serve(sockets=[sock])

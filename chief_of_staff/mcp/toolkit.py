@@ -284,8 +284,8 @@ def _refusal_for(principal: Principal | None, exc: OperatorActRefused) -> str:
         return str(exc)
     return (f"This connection's token ({principal.token_id}) acts for the agency {principal.agency}, and an agency "
             "token never makes operator acts, whatever it sends. Nothing was changed. Ask the operator: they decide "
-            "from a terminal (`chief-of-staff decisions`, `chief-of-staff grant ...`) or from a client connected "
-            "with an operator token.")
+            "from a terminal (`chief-of-staff decisions`, `chief-of-staff approve D7`, `chief-of-staff grants`) or "
+            "from a client connected with an operator token.")
 
 
 def published_schemas(spec: ToolSpec[Any, Any]) -> dict[str, Any]:

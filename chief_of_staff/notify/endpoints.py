@@ -33,7 +33,7 @@ SECRET_PREFIX = "whsec_"
 _LONGEST_URL = 2000
 _HOSTNAME = re.compile(r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?$")
 _HEALTH_WINDOW = timedelta(days=7)
-_ADD_HINT = "chief-of-staff notify add URL --events " + ",".join(EVENTS)
+_ADD_HINT = f"chief-of-staff notify add URL --events {','.join(EVENTS)}"
 
 
 class EndpointView(Model):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import json
 import re
+import shlex
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -40,7 +41,6 @@ from chief_of_staff.domain.authority.terms import (
     widens,
 )
 
-_GRANT_HINT = "chief-of-staff grant ..."
 _MODE_WORDS = {
     "auto": "on its own",
     "notify": "on its own, telling you",
@@ -190,21 +190,40 @@ async def budget_usage(tx: Tx, budget_id: int, key: str) -> tuple[int, int]:
     return (0, 0) if row is None else (row["used_count"], row["used_cents"])
 
 
+def create_command(spec: GrantSpec) -> str:
+    """The terminal command that makes this grant through the verified channel."""
+    parts = ["chief-of-staff", "grant", f"--agency {shlex.quote(spec.agency)}"]  # (tested to parse)
+    parts += [f"--role {shlex.quote(spec.role)}"] if spec.role else []
+    parts += [f"--capability {spec.capability}", f"--mode {spec.mode}"]
+    parts += [f"--cap-cents {spec.per_action_cap_cents}"] if spec.per_action_cap_cents is not None else []
+    for budget in spec.budgets:
+        parts += [f"--{budget.period}-count {budget.max_count}"] if budget.max_count is not None else []
+        parts += [f"--{budget.period}-cents {budget.max_cents}"] if budget.max_cents is not None else []
+    parts += [" ".join(["--allow", *map(shlex.quote, spec.scope_allow)])] if spec.scope_allow else []
+    parts += [" ".join(["--deny", *map(shlex.quote, spec.scope_deny)])] if spec.scope_deny else []
+    parts += [f"--expires-on {spec.expires_on}"] if spec.expires_on else []
+    parts += [f"--goal {shlex.quote(spec.goal)}"] if spec.goal else []
+    parts += [f"--rationale {shlex.quote(spec.rationale)}"] if spec.rationale else []
+    parts += ["--on-timeout approve"] if spec.on_timeout == "approve" else []
+    return " ".join(parts)
+
+
 # --- operations ---------------------------------------------------------------------------------
 
 
 async def create_grant(tx: Tx, actor: Actor, spec: GrantSpec) -> GrantView:
     """Give an agency (or one role) authority over one capability. Operator-only; chat under the ceiling."""
-    trust.require_operator(actor, "Creating a grant", _GRANT_HINT)
+    hint = create_command(spec)
+    trust.require_operator(actor, "Creating a grant", hint)
     space = await workspace.get(tx)
     # A grant with no money bound allows amount 0 only, so it counts as 0 against the chat ceiling.
     trust.check_chat_amount(actor, "Creating a grant", largest_money_bound(spec) or 0,
-                            space.chat_ceiling_cents, _GRANT_HINT)
+                            space.chat_ceiling_cents, hint)
     if spec.on_timeout == "approve" and actor.channel == "chat":
         # Silence would then grant authority: that is the operator's call, made outside the model's reach.
         raise OperatorActRefused(
             "A grant whose unanswered decisions go ahead on their own cannot be made in chat. Create it with "
-            "on_timeout 'deny', or have the operator run: chief-of-staff grant ... --on-timeout approve")
+            f"on_timeout 'deny', or have the operator run: {hint}")
     agency = await agencies.resolve_agency(tx, spec.agency, field="agency")
     role = await agencies.resolve_role(tx, agency["id"], spec.role, field="role")
     _require_active(agency, role)

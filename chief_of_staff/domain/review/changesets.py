@@ -28,7 +28,7 @@ from chief_of_staff.domain.review.adjustments import Adjustment, Applied
 
 MAX_ADJUSTMENTS = 20
 MAX_NOTE = 4000
-REVIEW_HINT = "chief-of-staff review-record FILE.json (a list of adjustments)"
+REVIEW_HINT = "chief-of-staff review-record --file FILE.json (a JSON list of adjustments)"
 
 
 class Change(Model):
