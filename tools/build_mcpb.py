@@ -39,7 +39,7 @@ WORKSPACE_OPTION = "workspace"
 # The console script pyproject.toml declares; `uv run` installs the bundled project and runs it.
 MCP_CONFIG: dict[str, Any] = {
     "command": "uv",
-    "args": ["run", "--directory", "${__dirname}", "chief-of-staff", "serve"],
+    "args": ["run", "--frozen", "--directory", "${__dirname}", "chief-of-staff", "serve"],
     "env": {DB_ENV: "${user_config." + WORKSPACE_OPTION + "}"},
 }
 ENTRY_SOURCE = '''"""The bundle's entry point: serve the workspace over stdio, as `chief-of-staff serve` does."""
@@ -130,7 +130,8 @@ def _package_files() -> Iterator[tuple[str, Path]]:
 
 def bundle_files() -> dict[str, bytes]:
     """Every file of the bundle but the manifest, by its path inside the zip."""
-    files = {name: (ROOT / name).read_bytes() for name in ("pyproject.toml", "README.md")}
+    # uv.lock: Desktop's uv installs exactly the versions CI tested (`uv run --frozen`).
+    files = {name: (ROOT / name).read_bytes() for name in ("pyproject.toml", "README.md", "uv.lock")}
     files.update((name, path.read_bytes()) for name, path in _package_files())
     files[ENTRY_POINT] = ENTRY_SOURCE.encode("utf-8")
     return files

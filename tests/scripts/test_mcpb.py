@@ -69,7 +69,7 @@ def test_the_server_is_the_uv_type_with_an_explicit_mcp_config(manifest: dict[st
     assert server["type"] == "uv" and server["entry_point"] == "server/main.py"
     assert server["mcp_config"] == {
         "command": "uv",
-        "args": ["run", "--directory", "${__dirname}", "chief-of-staff", "serve"],
+        "args": ["run", "--frozen", "--directory", "${__dirname}", "chief-of-staff", "serve"],
         "env": {DB_ENV: "${user_config.workspace}"},
     }
 
@@ -125,7 +125,8 @@ def test_the_bundle_holds_what_uv_run_chief_of_staff_serve_needs(bundle: zipfile
     shipped = [p.relative_to(ROOT) for p in (ROOT / "chief_of_staff").rglob("*") if p.is_file()]
     package = {p.as_posix() for p in shipped if not any(part == "__pycache__" or part[0] == "." for part in p.parts)}
     prompts = {f"prompts/{p.name}" for p in (ROOT / "prompts").glob("*.md")}
-    assert package | prompts | {"manifest.json", "server/main.py"} <= names
+    assert package | prompts | {"manifest.json", "server/main.py", "uv.lock"} <= names
+    assert bundle.read("uv.lock") == (ROOT / "uv.lock").read_bytes()  # the versions CI tested
     assert not any("__pycache__" in name or name.endswith(".pyc") for name in names)
 
 
