@@ -47,12 +47,15 @@ async def make_token(path: Path, clock: FixedClock, kind: str = "operator", **ho
 
 
 @asynccontextmanager
-async def serving(paths: Sequence[Path], clock: FixedClock, options: HttpOptions | None = None,
-                  names: Sequence[str] | None = None) -> AsyncIterator[str]:
+async def serving(
+    paths: Sequence[Path], clock: FixedClock, options: HttpOptions | None = None, names: Sequence[str] | None = None
+) -> AsyncIterator[str]:
     """Serve the workspaces on a free loopback port; yields the base URL."""
     options = options or HttpOptions(port=0)
-    served = [ServedWorkspace(name=(names[i] if names else path.stem), settings=Settings(db_path=path, clock=clock))
-              for i, path in enumerate(paths)]
+    served = [
+        ServedWorkspace(name=(names[i] if names else path.stem), settings=Settings(db_path=path, clock=clock))
+        for i, path in enumerate(paths)
+    ]
     sock = bind(options)
     port = sock.getsockname()[1]
     server = uvicorn_server(build_http_app(served, options, port))
@@ -71,6 +74,8 @@ async def serving(paths: Sequence[Path], clock: FixedClock, options: HttpOptions
 @asynccontextmanager
 async def http_client(url: str, token: str | None, mode: str) -> AsyncIterator[Client]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with (httpx2.AsyncClient(headers=headers, timeout=30) as http,
-                Client(streamable_http_client(url, http_client=http), mode=mode) as client):
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=30) as http,
+        Client(streamable_http_client(url, http_client=http), mode=mode) as client,
+    ):
         yield client

@@ -58,8 +58,12 @@ def test_names_are_imported_from_the_module_that_defines_them(source: Path) -> N
     """No module re-exports: `from chief_of_staff.x import N` needs N defined in x (or x.N a module)."""
     wrong = []
     for node in ast.walk(ast.parse(source.read_text("utf-8"))):
-        if not (isinstance(node, ast.ImportFrom) and node.level == 0 and node.module
-                and node.module.split(".")[0] == "chief_of_staff"):
+        if not (
+            isinstance(node, ast.ImportFrom)
+            and node.level == 0
+            and node.module
+            and node.module.split(".")[0] == "chief_of_staff"
+        ):
             continue
         found = _module_file(node.module)
         assert found is not None, f"{source.name}:{node.lineno}: no module {node.module}"

@@ -96,8 +96,11 @@ def test_the_local_server_is_chief_of_staff_serve() -> None:
 def test_the_remote_server_is_the_http_endpoint_with_a_bearer_token() -> None:
     remote = load_json(PLUGIN / ".mcp.json")["chief-of-staff-remote"]
 
-    assert remote == {"type": "http", "url": f"http://127.0.0.1:{DEFAULT_PORT}/mcp",
-                      "headers": {"Authorization": "Bearer ${CHIEF_OF_STAFF_TOKEN}"}}
+    assert remote == {
+        "type": "http",
+        "url": f"http://127.0.0.1:{DEFAULT_PORT}/mcp",
+        "headers": {"Authorization": "Bearer ${CHIEF_OF_STAFF_TOKEN}"},
+    }
 
 
 def test_the_plugin_declares_exactly_the_local_and_remote_servers() -> None:
@@ -121,13 +124,30 @@ def test_every_name_a_skill_puts_in_backticks_is_one_the_server_knows(skill: Pat
     assert names - vocabulary() == set()
 
 
-@pytest.mark.parametrize(("skill", "tools"), [
-    ("set-up-an-agency", {"list_blueprints", "apply_blueprint", "set_agency", "set_role", "create_goal", "grant",
-                          "list_grants"}),
-    ("run-a-work-session", {"brief", "claim_next_task", "authorize", "settle", "release", "update_task",
-                            "request_decision", "complete_task", "log_outcome"}),
-    ("review-the-week", {"review", "record_review", "decide"}),
-])
+@pytest.mark.parametrize(
+    ("skill", "tools"),
+    [
+        (
+            "set-up-an-agency",
+            {"list_blueprints", "apply_blueprint", "set_agency", "set_role", "create_goal", "grant", "list_grants"},
+        ),
+        (
+            "run-a-work-session",
+            {
+                "brief",
+                "claim_next_task",
+                "authorize",
+                "settle",
+                "release",
+                "update_task",
+                "request_decision",
+                "complete_task",
+                "log_outcome",
+            },
+        ),
+        ("review-the-week", {"review", "record_review", "decide"}),
+    ],
+)
 def test_each_skill_teaches_the_tools_of_its_workflow(skill: str, tools: set[str]) -> None:
     _, body = front_matter(PLUGIN / "skills" / skill / "SKILL.md")
     mentioned = set(re.findall(r"`([a-z_]+)`", body))

@@ -23,8 +23,12 @@ def _tool_table() -> dict[str, list[str]]:
 
 
 def test_the_tool_table_is_the_registered_tools_by_activity() -> None:
-    registered = {module.__name__.rsplit(".", 1)[1]: sorted(spec.name + ("*" if spec.operator_act else "")
-                                                             for spec in module.TOOLS) for module in TOOL_MODULES}
+    registered = {
+        module.__name__.rsplit(".", 1)[1]: sorted(
+            spec.name + ("*" if spec.operator_act else "") for spec in module.TOOLS
+        )
+        for module in TOOL_MODULES
+    }
     assert {activity: sorted(tools) for activity, tools in _tool_table().items()} == registered
 
 

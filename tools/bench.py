@@ -83,22 +83,45 @@ def _tool_calls(client: Client, kr_emails: str) -> dict[str, Call]:
             raise RuntimeError("claim_next_task found nothing ready: the workspace needs more open tasks")
 
     async def log_outcome() -> None:
-        await _call(client, "log_outcome", {
-            "agency": "Outbound", "role": "SDR", "summary": "Sent 3 personalised first-touch emails.",
-            "result": "success", "metrics": [{"key_result": kr_emails, "delta": 3}], "minutes_saved": 15})
+        await _call(
+            client,
+            "log_outcome",
+            {
+                "agency": "Outbound",
+                "role": "SDR",
+                "summary": "Sent 3 personalised first-touch emails.",
+                "result": "success",
+                "metrics": [{"key_result": kr_emails, "delta": 3}],
+                "minutes_saved": 15,
+            },
+        )
 
     async def authorize() -> None:
-        answer = await _call(client, "authorize", {
-            "agency": "Outbound", "role": "SDR", "capability": populate.BENCH_CAPABILITY, "amount_cents": 150,
-            "target": "jane@northwind-robotics.com", "idempotency_key": str(uuid.uuid4())})
+        answer = await _call(
+            client,
+            "authorize",
+            {
+                "agency": "Outbound",
+                "role": "SDR",
+                "capability": populate.BENCH_CAPABILITY,
+                "amount_cents": 150,
+                "target": "jane@northwind-robotics.com",
+                "idempotency_key": str(uuid.uuid4()),
+            },
+        )
         if answer["answer"] != "allowed":
             raise RuntimeError(f"authorize was not allowed: {answer['reason']}")
 
     async def review() -> None:
         await _call(client, "review", {"days": 7, "mark_seen": True})
 
-    return {"brief": brief, "claim_next_task": claim, "log_outcome": log_outcome, "authorize": authorize,
-            "review": review}
+    return {
+        "brief": brief,
+        "claim_next_task": claim,
+        "log_outcome": log_outcome,
+        "authorize": authorize,
+        "review": review,
+    }
 
 
 async def _timed(call: Call, count: int, into: list[float]) -> None:
@@ -108,14 +131,16 @@ async def _timed(call: Call, count: int, into: list[float]) -> None:
         into.append((time.perf_counter() - started) * 1000)
 
 
-async def _measure(noop: Client, db: Path, rounds: int, calls: int,
-                   errlog: TextIO) -> tuple[dict[str, list[float]], int, tuple[float | None, float | None]]:
+async def _measure(
+    noop: Client, db: Path, rounds: int, calls: int, errlog: TextIO
+) -> tuple[dict[str, list[float]], int, tuple[float | None, float | None]]:
     """Samples (ms) per tool and noop for one workspace, the tools/list size in bytes, and both servers' peak RSS."""
     params = StdioServerParameters(command=sys.executable, args=["-m", "chief_of_staff", "serve", "--db", str(db)])
     async with Client(stdio_client(params, errlog=errlog), mode="legacy") as cos:
         listed = await cos.list_tools()
-        payload = json.dumps(listed.model_dump(mode="json", by_alias=True, exclude_none=True),
-                             separators=(",", ":"), ensure_ascii=False).encode()
+        payload = json.dumps(
+            listed.model_dump(mode="json", by_alias=True, exclude_none=True), separators=(",", ":"), ensure_ascii=False
+        ).encode()
         goals = (await _call(cos, "list_goals", {"agency": "Outbound"}))["goals"]
         kr_emails = next(kr["id"] for kr in goals[0]["key_results"] if kr["metric"] == "emails sent")
         tools = _tool_calls(cos, kr_emails)
@@ -129,8 +154,10 @@ async def _measure(noop: Client, db: Path, rounds: int, calls: int,
             await _timed(noop_call, calls, into["noop"])
             for name in TOOLS:
                 await _timed(tools[name], calls, into[name])
-        rss = (bench_process.peak_rss_mb(bench_process.child_pid(str(db))),
-               bench_process.peak_rss_mb(bench_process.child_pid(str(BASELINE))))
+        rss = (
+            bench_process.peak_rss_mb(bench_process.child_pid(str(db))),
+            bench_process.peak_rss_mb(bench_process.child_pid(str(BASELINE))),
+        )
         return samples, len(payload), rss
 
 
@@ -158,8 +185,9 @@ def _commit_floor(work: Path, count: int) -> list[float]:
         conn.close()
 
 
-async def _measure_peer(args: argparse.Namespace, cached: dict[str, Path], work: Path,
-                        errlog: TextIO) -> dict[str, dict[str, list[float]] | str]:
+async def _measure_peer(
+    args: argparse.Namespace, cached: dict[str, Path], work: Path, errlog: TextIO
+) -> dict[str, dict[str, list[float]] | str]:
     """The peer's samples (ms) per core tool at each size, or why it could not do the work there."""
     entry = bench_peer.install_peer(args.cache, errlog)
     if entry is None:
@@ -173,8 +201,10 @@ async def _measure_peer(args: argparse.Namespace, cached: dict[str, Path], work:
             measured[label] = await bench_peer.measure_peer(entry, graph, work, calls, errlog, _timed)
         except Exception as exc:  # the peer failing at a size is a finding to print, not a crash
             measured[label] = f"failed: {_innermost(exc)}"
-        print(f"{label}: peer on {entities:,} entities ({graph.stat().st_size / 1e6:,.0f} MB graph) "
-              f"in {time.perf_counter() - started:.1f}s")
+        print(
+            f"{label}: peer on {entities:,} entities ({graph.stat().st_size / 1e6:,.0f} MB graph) "
+            f"in {time.perf_counter() - started:.1f}s"
+        )
     return measured
 
 
@@ -185,15 +215,19 @@ def _innermost(exc: BaseException) -> str:
     return " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
 
 
-async def _measure_starts(copies: dict[str, Path], trials: int,
-                          errlog: TextIO) -> dict[str, list[tuple[float, float | None]]]:
+async def _measure_starts(
+    copies: dict[str, Path], trials: int, errlog: TextIO
+) -> dict[str, list[tuple[float, float | None]]]:
     """Cold starts (wall s, CPU s) of the bare SDK server and of `serve` on the empty and the largest workspace."""
     labels = list(dict.fromkeys([next(iter(copies)), list(copies)[-1]]))
     servers = {"bare SDK": (StdioServerParameters(command=sys.executable, args=[str(BASELINE)]), str(BASELINE))}
     for label in labels:
-        servers[label] = (StdioServerParameters(
-            command=sys.executable, args=["-m", "chief_of_staff", "serve", "--db", str(copies[label])]),
-            str(copies[label]))
+        servers[label] = (
+            StdioServerParameters(
+                command=sys.executable, args=["-m", "chief_of_staff", "serve", "--db", str(copies[label])]
+            ),
+            str(copies[label]),
+        )
     starts: dict[str, list[tuple[float, float | None]]] = {name: [] for name in servers}
     for trial in range(trials + 1):  # trial 0 warms the OS file cache for all and is thrown away
         for name, (params, marker) in servers.items():
@@ -203,13 +237,15 @@ async def _measure_starts(copies: dict[str, Path], trials: int,
     return starts
 
 
-async def _concurrent_samples(params: list[StdioServerParameters], calls: int, errlog: TextIO,
-                              make_call: Callable[[Client, int], Call]) -> tuple[list[float], float]:
+async def _concurrent_samples(
+    params: list[StdioServerParameters], calls: int, errlog: TextIO, make_call: Callable[[Client, int], Call]
+) -> tuple[list[float], float]:
     """Per-call latencies (ms) with one client per server all calling at once, and the wall time (s)."""
     samples: list[float] = []
     async with AsyncExitStack() as stack:
-        clients = [await stack.enter_async_context(Client(stdio_client(p, errlog=errlog), mode="legacy"))
-                   for p in params]
+        clients = [
+            await stack.enter_async_context(Client(stdio_client(p, errlog=errlog), mode="legacy")) for p in params
+        ]
         for index, client in enumerate(clients):  # warm-up, not measured
             await make_call(client, index)()
         started = time.perf_counter()
@@ -226,16 +262,27 @@ async def _measure_concurrent(db: Path, clients: int, calls: int, errlog: TextIO
 
     def authorize(client: Client, index: int) -> Call:
         async def call() -> None:
-            answer = await _call(client, "authorize", {
-                "agency": "Outbound", "role": "SDR", "capability": populate.BENCH_CAPABILITY, "amount_cents": 150,
-                "target": f"lead{index}@northwind-robotics.com", "idempotency_key": str(uuid.uuid4())})
+            answer = await _call(
+                client,
+                "authorize",
+                {
+                    "agency": "Outbound",
+                    "role": "SDR",
+                    "capability": populate.BENCH_CAPABILITY,
+                    "amount_cents": 150,
+                    "target": f"lead{index}@northwind-robotics.com",
+                    "idempotency_key": str(uuid.uuid4()),
+                },
+            )
             if answer["answer"] != "allowed":
                 raise RuntimeError(f"authorize was not allowed: {answer['reason']}")
+
         return call
 
     def noop_call(client: Client, index: int) -> Call:
         async def call() -> None:
             await _call(client, "noop", {})
+
         return call
 
     noop_samples, _ = await _concurrent_samples([noop] * clients, calls, errlog, noop_call)
@@ -250,8 +297,11 @@ def _prepare(args: argparse.Namespace, work: Path) -> tuple[dict[str, Path], dic
     cached, copies = {}, {}
     for size in sizes:
         cached[size.label], seconds = populate.cached_workspace(args.cache, size)
-        print(f"{size.label}: " + (f"populated in {seconds:.1f}s" if seconds is not None else "cached")
-              + f" ({cached[size.label].stat().st_size / 1e6:,.0f} MB, {cached[size.label]})")
+        print(
+            f"{size.label}: "
+            + (f"populated in {seconds:.1f}s" if seconds is not None else "cached")
+            + f" ({cached[size.label].stat().st_size / 1e6:,.0f} MB, {cached[size.label]})"
+        )
         started = time.perf_counter()
         copies[size.label] = work / f"{size.label}.db"
         shutil.copyfile(cached[size.label], copies[size.label])
@@ -267,9 +317,12 @@ async def _run(args: argparse.Namespace, work: Path, cached: dict[str, Path], co
             for label, db in copies.items():
                 started = time.perf_counter()
                 figures.latency[label], figures.list_bytes, figures.rss[label] = await _measure(
-                    noop, db, args.rounds, args.calls, errlog)
-                print(f"{label}: {args.rounds} rounds x {args.calls} calls x {len(TOOLS) + 1} tools "
-                      f"in {time.perf_counter() - started:.1f}s")
+                    noop, db, args.rounds, args.calls, errlog
+                )
+                print(
+                    f"{label}: {args.rounds} rounds x {args.calls} calls x {len(TOOLS) + 1} tools "
+                    f"in {time.perf_counter() - started:.1f}s"
+                )
         figures.commit_floor = _commit_floor(work, args.rounds * args.calls)
         if args.peer:
             figures.peer = await _measure_peer(args, cached, work, errlog)
@@ -277,8 +330,9 @@ async def _run(args: argparse.Namespace, work: Path, cached: dict[str, Path], co
         figures.starts = await _measure_starts(copies, args.starts, errlog)
         print(f"cold starts: {args.starts} trials in {time.perf_counter() - started:.1f}s")
         if args.clients:
-            figures.concurrent = await _measure_concurrent(next(iter(copies.values())), args.clients,
-                                                           args.calls * 3, errlog)
+            figures.concurrent = await _measure_concurrent(
+                next(iter(copies.values())), args.clients, args.calls * 3, errlog
+            )
             figures.clients = args.clients
     return bench_report.report(figures)
 
@@ -286,20 +340,34 @@ async def _run(args: argparse.Namespace, work: Path, cached: dict[str, Path], co
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small workspace and few rounds (CI, < 60 s)")
-    parser.add_argument("--sizes", help="comma-separated outcome counts, e.g. 0,10k,1M "
-                                        "(ledger rows = outcomes, tasks = outcomes/10, 5%% open)")
+    parser.add_argument(
+        "--sizes",
+        help="comma-separated outcome counts, e.g. 0,10k,1M (ledger rows = outcomes, tasks = outcomes/10, 5%% open)",
+    )
     parser.add_argument("--rounds", type=int, help="measured rounds (default 30; quick 5)")
     parser.add_argument("--calls", type=int, help="calls per tool per round (default 10)")
-    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "chief-of-staff-bench",
-                        help="where populated workspaces are kept between runs")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "chief-of-staff-bench",
+        help="where populated workspaces are kept between runs",
+    )
     parser.add_argument("--work", type=Path, help="where working copies go (default: a fresh temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the working copies and the servers' log")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
-    parser.add_argument("--clients", type=int, default=8,
-                        help="concurrent stdio clients for the authorize-under-load measurement (0 to skip)")
+    parser.add_argument(
+        "--clients",
+        type=int,
+        default=8,
+        help="concurrent stdio clients for the authorize-under-load measurement (0 to skip)",
+    )
     parser.add_argument("--starts", type=int, help="cold-start trials (default 20; quick 3)")
-    parser.add_argument("--no-peer", dest="peer", action="store_false",
-                        help="skip the peer (@modelcontextprotocol/server-memory, needs npm and node)")
+    parser.add_argument(
+        "--no-peer",
+        dest="peer",
+        action="store_false",
+        help="skip the peer (@modelcontextprotocol/server-memory, needs npm and node)",
+    )
     args = parser.parse_args(argv)
     args.sizes = args.sizes or ("0,10k" if args.quick else "0,10k,100k,1M")
     args.rounds = args.rounds or (5 if args.quick else 30)

@@ -45,8 +45,12 @@ def install_peer(cache: Path, errlog: TextIO) -> Path | None:
     entry = prefix / "node_modules" / "@modelcontextprotocol" / "server-memory" / "dist" / "index.js"
     if not entry.exists():
         prefix.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(prefix), PEER_PACKAGE],
-                       check=True, stdout=errlog, stderr=errlog)
+        subprocess.run(
+            ["npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(prefix), PEER_PACKAGE],
+            check=True,
+            stdout=errlog,
+            stderr=errlog,
+        )
     return entry
 
 
@@ -65,20 +69,40 @@ def _week(stamp: str) -> str:
 def _entities(conn: sqlite3.Connection) -> Iterator[dict[str, Any]]:
     roles = dict(conn.execute("SELECT id, name FROM roles"))
     for goal_id, title in conn.execute("SELECT id, title FROM goals"):
-        krs = [f"key result: {metric} {current:g} of {target:g}" for metric, current, target in
-               conn.execute("SELECT metric, current, target FROM key_results WHERE goal_id = ?", (goal_id,))]
+        krs = [
+            f"key result: {metric} {current:g} of {target:g}"
+            for metric, current, target in conn.execute(
+                "SELECT metric, current, target FROM key_results WHERE goal_id = ?", (goal_id,)
+            )
+        ]
         yield {"name": f"goal:G{goal_id}", "entityType": "goal", "observations": [f"title: {title}", *krs]}
     for task_id, title, role_id, priority, status, created in conn.execute(
-            "SELECT id, title, role_id, priority, status, created_at FROM tasks ORDER BY id"):
-        yield {"name": f"task:T{task_id}", "entityType": "task", "observations": [
-            f"title: {title}", f"status: {status}", f"role: {roles.get(role_id, 'anyone')}", f"priority: P{priority}",
-            f"created: {created}"]}
+        "SELECT id, title, role_id, priority, status, created_at FROM tasks ORDER BY id"
+    ):
+        yield {
+            "name": f"task:T{task_id}",
+            "entityType": "task",
+            "observations": [
+                f"title: {title}",
+                f"status: {status}",
+                f"role: {roles.get(role_id, 'anyone')}",
+                f"priority: P{priority}",
+                f"created: {created}",
+            ],
+        }
     metrics = conn.execute("SELECT outcome_id, key_result_id, delta FROM outcome_metrics ORDER BY outcome_id")
     pending = next(metrics, None)
     for outcome_id, task_id, summary, result, cost, minutes, created in conn.execute(
-            "SELECT id, task_id, summary, result, cost_cents, minutes_saved, created_at FROM outcomes ORDER BY id"):
-        observations = [summary, f"result: {result}", f"cost_cents: {cost}", f"minutes_saved: {minutes}",
-                        f"at: {created}", f"week: {_week(created)}"]
+        "SELECT id, task_id, summary, result, cost_cents, minutes_saved, created_at FROM outcomes ORDER BY id"
+    ):
+        observations = [
+            summary,
+            f"result: {result}",
+            f"cost_cents: {cost}",
+            f"minutes_saved: {minutes}",
+            f"at: {created}",
+            f"week: {_week(created)}",
+        ]
         if task_id is not None:
             observations.append(f"task: T{task_id}")
         while pending is not None and pending[0] == outcome_id:
@@ -86,10 +110,19 @@ def _entities(conn: sqlite3.Connection) -> Iterator[dict[str, Any]]:
             pending = next(metrics, None)
         yield {"name": f"outcome:O{outcome_id}", "entityType": "outcome", "observations": observations}
     for auth_id, capability, amount, target, answer, created in conn.execute(
-            "SELECT id, capability, amount_cents, target, answer, created_at FROM authorizations ORDER BY id"):
-        yield {"name": f"authorization:AU{auth_id}", "entityType": "authorization", "observations": [
-            f"ledger: {capability} {created[:10]}", f"amount_cents: {amount}", f"target: {target}",
-            f"answer: {answer}", f"at: {created}"]}
+        "SELECT id, capability, amount_cents, target, answer, created_at FROM authorizations ORDER BY id"
+    ):
+        yield {
+            "name": f"authorization:AU{auth_id}",
+            "entityType": "authorization",
+            "observations": [
+                f"ledger: {capability} {created[:10]}",
+                f"amount_cents: {amount}",
+                f"target: {target}",
+                f"answer: {answer}",
+                f"at: {created}",
+            ],
+        }
 
 
 def export_graph(db: Path, cache: Path) -> tuple[Path, int]:
@@ -141,33 +174,76 @@ def peer_calls(client: Client) -> dict[str, Call]:
         if not free:
             raise RuntimeError("the peer's graph has no open task left to claim")
         claimed.add(free[0])
-        await _call(client, "add_observations", {"observations": [
-            {"entityName": free[0], "contents": [f"status: claimed by SDR at {time.time():.6f}"]}]})
+        await _call(
+            client,
+            "add_observations",
+            {"observations": [{"entityName": free[0], "contents": [f"status: claimed by SDR at {time.time():.6f}"]}]},
+        )
 
     async def log_outcome() -> None:
         n = next(serial)
-        await _call(client, "create_entities", {"entities": [{
-            "name": f"outcome:bench-{os.getpid()}-{n}", "entityType": "outcome",
-            "observations": ["Sent 3 personalised first-touch emails.", "result: success", "minutes_saved: 15",
-                             f"week: {week}", "KR1 +3"]}]})
+        await _call(
+            client,
+            "create_entities",
+            {
+                "entities": [
+                    {
+                        "name": f"outcome:bench-{os.getpid()}-{n}",
+                        "entityType": "outcome",
+                        "observations": [
+                            "Sent 3 personalised first-touch emails.",
+                            "result: success",
+                            "minutes_saved: 15",
+                            f"week: {week}",
+                            "KR1 +3",
+                        ],
+                    }
+                ]
+            },
+        )
 
     async def authorize() -> None:
         await _call(client, "search_nodes", {"query": f"ledger: crm.update {today}"})
         n = next(serial)
-        await _call(client, "create_entities", {"entities": [{
-            "name": f"authorization:bench-{os.getpid()}-{n}", "entityType": "authorization",
-            "observations": [f"ledger: crm.update {today}", "amount_cents: 150", "target: jane@northwind-robotics.com",
-                             "answer: allowed"]}]})
+        await _call(
+            client,
+            "create_entities",
+            {
+                "entities": [
+                    {
+                        "name": f"authorization:bench-{os.getpid()}-{n}",
+                        "entityType": "authorization",
+                        "observations": [
+                            f"ledger: crm.update {today}",
+                            "amount_cents: 150",
+                            "target: jane@northwind-robotics.com",
+                            "answer: allowed",
+                        ],
+                    }
+                ]
+            },
+        )
 
     async def review() -> None:
         await _call(client, "search_nodes", {"query": f"week: {week}"})
 
-    return {"brief": brief, "claim_next_task": claim, "log_outcome": log_outcome, "authorize": authorize,
-            "review": review}
+    return {
+        "brief": brief,
+        "claim_next_task": claim,
+        "log_outcome": log_outcome,
+        "authorize": authorize,
+        "review": review,
+    }
 
 
-async def measure_peer(entry: Path, graph: Path, work: Path, calls: int, errlog: TextIO,
-                       timed: Callable[[Call, int, list[float]], Awaitable[None]]) -> dict[str, list[float]]:
+async def measure_peer(
+    entry: Path,
+    graph: Path,
+    work: Path,
+    calls: int,
+    errlog: TextIO,
+    timed: Callable[[Call, int, list[float]], Awaitable[None]],
+) -> dict[str, list[float]]:
     """Samples (ms) per core tool against a private copy of the graph; one warm-up call each, not kept."""
     copy = work / graph.name
     shutil.copyfile(graph, copy)

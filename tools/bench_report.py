@@ -61,8 +61,10 @@ def _latency(figures: Figures) -> bool:
             print(f"{_verdict(ratio <= TARGET_RATIO)} {name} @ {label}: {ratio:.2f}x noop (target <= {TARGET_RATIO}x)")
     if figures.commit_floor:
         floor = statistics.median(figures.commit_floor)
-        print(f"floor: one durable commit (WAL, synchronous=FULL) on this disk takes {floor:.2f} ms median; every "
-              "call above writes, so none can beat noop + floor:")
+        print(
+            f"floor: one durable commit (WAL, synchronous=FULL) on this disk takes {floor:.2f} ms median; every "
+            "call above writes, so none can beat noop + floor:"
+        )
         for label, samples in figures.latency.items():
             base = statistics.median(samples["noop"])
             print(f"  {label}: (noop + commit) / noop = {(base + floor) / base:.2f}x")
@@ -75,16 +77,19 @@ def _latency(figures: Figures) -> bool:
         for name, target in GROWTH_TARGET.items():
             growth = medians[(labels[-1], name)] / medians[("10k", name)]
             ok &= growth <= target
-            print(f"{_verdict(growth <= target)} {name} growth: median {labels[-1]} / 10k = "
-                  f"{growth:.2f}x (target <= {target}x)")
+            print(
+                f"{_verdict(growth <= target)} {name} growth: median {labels[-1]} / 10k = "
+                f"{growth:.2f}x (target <= {target}x)"
+            )
     return ok
 
 
 def _peer(figures: Figures) -> None:
     if not figures.peer:
         return
-    print("\nThe same work in the peer (@modelcontextprotocol/server-memory), ratio ours / peer "
-          "(below 1: we are faster)")
+    print(
+        "\nThe same work in the peer (@modelcontextprotocol/server-memory), ratio ours / peer (below 1: we are faster)"
+    )
     print(f"{'size':<8}{'tool':<18}{'ours_ms':>10}{'peer_ms':>12}{'ours/peer':>11}")
     for label, measured in figures.peer.items():
         if isinstance(measured, str):
@@ -96,8 +101,10 @@ def _peer(figures: Figures) -> None:
 
 
 def _memory(figures: Figures) -> bool:
-    print(f"\nPeak memory (RSS high-water mark) after the calls, ratio to the bare SDK server "
-          f"(target <= {PEAK_RSS_TARGET}x)")
+    print(
+        f"\nPeak memory (RSS high-water mark) after the calls, ratio to the bare SDK server "
+        f"(target <= {PEAK_RSS_TARGET}x)"
+    )
     ok = True
     for label, (ours, bare) in figures.rss.items():
         if ours is None or bare is None:
@@ -113,8 +120,10 @@ def _starts(figures: Figures) -> bool:
     """Judged on the median of each trial's own ratio: the servers of one trial start seconds apart."""
     if not figures.starts:
         return True
-    print(f"\nCold start, spawn to tools/list answered, ratio to the bare SDK server started in the same trial "
-          f"(target <= {COLD_START_TARGET}x)")
+    print(
+        f"\nCold start, spawn to tools/list answered, ratio to the bare SDK server started in the same trial "
+        f"(target <= {COLD_START_TARGET}x)"
+    )
     bare = figures.starts["bare SDK"]
     ok = True
     for name, trials in figures.starts.items():
@@ -129,22 +138,25 @@ def _starts(figures: Figures) -> bool:
         ratio = statistics.median(ours / theirs for (ours, _), (theirs, _) in zip(trials, bare, strict=True))
         ok &= ratio <= COLD_START_TARGET
         cpu_ratio = _cpu_ratio(trials, bare)
-        print(f"{_verdict(ratio <= COLD_START_TARGET)} {line}  wall ratio {ratio:.2f}x"
-              + (f", CPU ratio {cpu_ratio:.2f}x" if cpu_ratio is not None else ""))
+        print(
+            f"{_verdict(ratio <= COLD_START_TARGET)} {line}  wall ratio {ratio:.2f}x"
+            + (f", CPU ratio {cpu_ratio:.2f}x" if cpu_ratio is not None else "")
+        )
     return ok
 
 
 def _cpu_ratio(trials: list[tuple[float, float | None]], bare: list[tuple[float, float | None]]) -> float | None:
-    pairs = [(ours, theirs) for (_, ours), (_, theirs) in zip(trials, bare, strict=True)
-             if ours is not None and theirs]
+    pairs = [(ours, theirs) for (_, ours), (_, theirs) in zip(trials, bare, strict=True) if ours is not None and theirs]
     return statistics.median(ours / theirs for ours, theirs in pairs) if pairs else None
 
 
 def _tools_list(figures: Figures) -> bool:
     fits = figures.list_bytes <= TOOLS_LIST_TARGET_BYTES
-    print(f"\n{_verdict(fits)} tools/list payload: {figures.list_bytes:,} bytes, about "
-          f"{figures.list_bytes // BYTES_PER_TOKEN:,} tokens at {BYTES_PER_TOKEN} bytes a token "
-          f"(target <= {TOOLS_LIST_TARGET_BYTES:,} bytes)")
+    print(
+        f"\n{_verdict(fits)} tools/list payload: {figures.list_bytes:,} bytes, about "
+        f"{figures.list_bytes // BYTES_PER_TOKEN:,} tokens at {BYTES_PER_TOKEN} bytes a token "
+        f"(target <= {TOOLS_LIST_TARGET_BYTES:,} bytes)"
+    )
     return fits
 
 
@@ -155,8 +167,10 @@ def _concurrent(figures: Figures) -> None:
     noop, tool = statistics.median(measured["noop"]), statistics.median(measured["authorize"])
     print(f"\n{figures.clients} concurrent clients, each its own `serve` process on one workspace file:")
     print(f"  noop      median {noop:7.2f} ms  p90 {_p(measured['noop'], 90):7.2f} ms")
-    print(f"  authorize median {tool:7.2f} ms  p90 {_p(measured['authorize'], 90):7.2f} ms  "
-          f"ratio {tool / noop:.2f}x noop  ({measured['throughput']:.0f} authorizations/s, all allowed)")
+    print(
+        f"  authorize median {tool:7.2f} ms  p90 {_p(measured['authorize'], 90):7.2f} ms  "
+        f"ratio {tool / noop:.2f}x noop  ({measured['throughput']:.0f} authorizations/s, all allowed)"
+    )
 
 
 def report(figures: Figures) -> bool:

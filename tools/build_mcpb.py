@@ -76,11 +76,13 @@ def _workspace_option() -> dict[str, Any]:
     return {
         "type": "file",
         "title": "Workspace file",
-        "description": ("The SQLite file that holds your agencies, goals, grants and records. Leave it empty for "
-                        "the per-user data path the chief-of-staff command line also uses (on macOS "
-                        "~/Library/Application Support/chief-of-staff/workspace.db, on Windows "
-                        "%APPDATA%\\chief-of-staff\\workspace.db), so decisions you make in a terminal "
-                        "reach the same workspace. The server creates the file if it does not exist."),
+        "description": (
+            "The SQLite file that holds your agencies, goals, grants and records. Leave it empty for "
+            "the per-user data path the chief-of-staff command line also uses (on macOS "
+            "~/Library/Application Support/chief-of-staff/workspace.db, on Windows "
+            "%APPDATA%\\chief-of-staff\\workspace.db), so decisions you make in a terminal "
+            "reach the same workspace. The server creates the file if it does not exist."
+        ),
         "required": False,
         # Empty, not a ${HOME} path: the per-user data path differs by platform, and the server
         # reads an empty CHIEF_OF_STAFF_DB as "use it".
@@ -103,7 +105,8 @@ def build_manifest() -> dict[str, Any]:
             "Start a chat with the **Chief of Staff** or **Set up an agency** prompt.\n\n"
             "Operator acts above the chat ceiling (approving a large decision, widening a grant) are made on "
             "the verified channel: the `chief-of-staff` command line on this machine, which uses the same "
-            "workspace file by default."),
+            "workspace file by default."
+        ),
         "author": {"name": "Chief of Staff contributors"},
         "license": project["license"],
         "keywords": ["agency", "operator", "goals", "authority", "review", "mcp"],
@@ -166,8 +169,9 @@ def build_bundle(out_dir: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build the Claude Desktop bundle (.mcpb) of Chief of Staff.")
     parser.add_argument("--out", type=Path, default=ROOT / "dist", help="folder for the .mcpb (default dist/)")
-    parser.add_argument("--manifest-only", type=Path, metavar="DIR",
-                        help="write only DIR/manifest.json and stop (for `mcpb validate`)")
+    parser.add_argument(
+        "--manifest-only", type=Path, metavar="DIR", help="write only DIR/manifest.json and stop (for `mcpb validate`)"
+    )
     args = parser.parse_args(argv)
     if args.manifest_only is not None:
         print(write_manifest(args.manifest_only))

@@ -278,24 +278,37 @@ def _wait_healthy(process: subprocess.Popen[bytes], port: int, stderr_file: Path
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"serve --http exited with {process.returncode} before it was healthy:\n"
-                             f"{_tail(stderr_file)}")
+            raise SystemExit(
+                f"serve --http exited with {process.returncode} before it was healthy:\n{_tail(stderr_file)}"
+            )
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1.0).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.1)
-    raise SystemExit(f"serve --http did not answer /health within {SERVER_START_TIMEOUT_S:.0f} s:\n"
-                     f"{_tail(stderr_file)}")
+    raise SystemExit(
+        f"serve --http did not answer /health within {SERVER_START_TIMEOUT_S:.0f} s:\n{_tail(stderr_file)}"
+    )
 
 
 @contextmanager
 def running_server(db: Path, stderr_file: Path) -> Iterator[int]:
     """Start `serve --http` on a free port, yield the port once /health answers, and always stop it."""
     port = _free_port()
-    command = [sys.executable, "-m", "chief_of_staff", "serve", "--http", "--host", "127.0.0.1",
-               "--port", str(port), "--db", str(db)]
+    command = [
+        sys.executable,
+        "-m",
+        "chief_of_staff",
+        "serve",
+        "--http",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--db",
+        str(db),
+    ]
     with stderr_file.open("wb") as stderr:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr)
     try:
@@ -333,8 +346,10 @@ class Outcome:
 
     def line(self) -> str:
         verdict = "PASS" if self.ok else "FAIL"
-        return (f"{verdict} {self.scenario}: {self.passed} passed, {self.failed} failed, "
-                f"{self.warnings} warnings ({self.seconds:.1f} s)")
+        return (
+            f"{verdict} {self.scenario}: {self.passed} passed, {self.failed} failed, "
+            f"{self.warnings} warnings ({self.seconds:.1f} s)"
+        )
 
 
 def read_checks(outcome: Outcome, results: Path) -> None:
@@ -382,7 +397,10 @@ async def run_scenario(suite: Suite, url: str, scenario: str, results: Path) -> 
     with log.open("wb") as output:
         process = await asyncio.create_subprocess_exec(
             *suite.command("server", "--url", url, "--scenario", scenario, "-o", str(results)),
-            stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT)
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
         try:
             exit_code = await asyncio.wait_for(process.wait(), SCENARIO_TIMEOUT_S)
         except TimeoutError:
@@ -461,15 +479,32 @@ def against_url(plan: Plan, url: str) -> list[Outcome]:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", action="append", dest="scenarios", metavar="NAME",
-                        help=f"a suite scenario to run (repeatable; default: {', '.join(DEFAULT_SCENARIOS)})")
-    parser.add_argument("--keep-results", type=Path, metavar="DIR",
-                        help="save each scenario's checks.json and console output here (default: a temp folder)")
-    parser.add_argument("--cache", type=Path, default=default_cache(), metavar="DIR",
-                        help="where Node and the suite are installed once (default: %(default)s)")
-    parser.add_argument("--url", metavar="URL",
-                        help=f"test a server already running at this MCP endpoint, with the token in ${TOKEN_ENV}, "
-                             "instead of starting one")
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        dest="scenarios",
+        metavar="NAME",
+        help=f"a suite scenario to run (repeatable; default: {', '.join(DEFAULT_SCENARIOS)})",
+    )
+    parser.add_argument(
+        "--keep-results",
+        type=Path,
+        metavar="DIR",
+        help="save each scenario's checks.json and console output here (default: a temp folder)",
+    )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=default_cache(),
+        metavar="DIR",
+        help="where Node and the suite are installed once (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--url",
+        metavar="URL",
+        help=f"test a server already running at this MCP endpoint, with the token in ${TOKEN_ENV}, "
+        "instead of starting one",
+    )
     return parser.parse_args(argv)
 
 

@@ -58,18 +58,27 @@ class State:
 
 
 async def load_state(tx: Tx) -> State:
-    history = await tx.all("SELECT id, at, action, subject, actor, detail FROM audit_log "
-                           "WHERE action IN ('task.claim', 'task.complete') ORDER BY id")
-    claims = {(row["subject"], row["actor"], json.loads(row["detail"]).get("lease_until"))
-              for row in history if row["action"] == "task.claim"}
+    history = await tx.all(
+        "SELECT id, at, action, subject, actor, detail FROM audit_log "
+        "WHERE action IN ('task.claim', 'task.complete') ORDER BY id"
+    )
+    claims = {
+        (row["subject"], row["actor"], json.loads(row["detail"]).get("lease_until"))
+        for row in history
+        if row["action"] == "task.claim"
+    }
     return State(
         authorizations={row["id"]: row for row in await tx.all("SELECT * FROM authorizations")},
         decisions={row[0] for row in await tx.all("SELECT id FROM decisions")},
         outcomes={row["id"]: row for row in await tx.all("SELECT id, summary, task_id FROM outcomes")},
-        metrics={(row[0], row[1]): row[2] for row in await tx.all(
-            "SELECT outcome_id, key_result_id, delta FROM outcome_metrics")},
+        metrics={
+            (row[0], row[1]): row[2]
+            for row in await tx.all("SELECT outcome_id, key_result_id, delta FROM outcome_metrics")
+        },
         tasks={row["id"]: row for row in await tx.all("SELECT id, status, outcome_id, lease_count FROM tasks")},
-        claims=claims, history=history)
+        claims=claims,
+        history=history,
+    )
 
 
 # --- each acknowledgment ---------------------------------------------------------------------------
@@ -98,14 +107,17 @@ def _closed_as(status: str) -> Callable[[Ack, State], str | None]:
         if status == "settled" and row["settled_cents"] != ack["actual"]:
             return f"{ack['id']} settled at {row['settled_cents']}, acknowledged at {ack['actual']}"
         return None
+
     return check
 
 
 def _metric_problem(ack: Ack, s: State, outcome_id: int) -> str | None:
     delta = s.metrics.get((outcome_id, ids.parse_id("key_result", ack["key_result"])))
     if delta != ack["delta"]:
-        return f"{ack['outcome'] if 'outcome' in ack else ack['id']} moves {ack['key_result']} by {delta}, " \
-               f"acknowledged {ack['delta']}"
+        return (
+            f"{ack['outcome'] if 'outcome' in ack else ack['id']} moves {ack['key_result']} by {delta}, "
+            f"acknowledged {ack['delta']}"
+        )
     return None
 
 
@@ -130,16 +142,22 @@ def _complete(ack: Ack, s: State) -> str | None:
     number, outcome = ids.parse_id("task", ack["task"]), ids.parse_id("outcome", ack["outcome"])
     task, row = s.tasks.get(number), s.outcomes.get(outcome)
     if task is None or (task["status"], task["outcome_id"]) != (ack["status"], outcome):
-        return f"{ack['task']} was completed ({ack['status']}, {ack['outcome']}) but reads " \
-               f"{None if task is None else (task['status'], task['outcome_id'])}"
+        return (
+            f"{ack['task']} was completed ({ack['status']}, {ack['outcome']}) but reads "
+            f"{None if task is None else (task['status'], task['outcome_id'])}"
+        )
     if row is None or row["task_id"] != number:
         return f"{ack['outcome']}, the outcome of {ack['task']}, is missing or names another task"
     return _metric_problem(ack, s, outcome)
 
 
 CHECKERS: dict[str, Callable[[Ack, State], str | None]] = {
-    "authorize": _authorize, "settle": _closed_as("settled"), "release": _closed_as("released"),
-    "outcome": _outcome, "claim": _claim, "complete": _complete,
+    "authorize": _authorize,
+    "settle": _closed_as("settled"),
+    "release": _closed_as("released"),
+    "outcome": _outcome,
+    "claim": _claim,
+    "complete": _complete,
 }
 
 
@@ -147,13 +165,17 @@ CHECKERS: dict[str, Callable[[Ack, State], str | None]] = {
 
 
 async def _budget_problems(tx: Tx, s: State) -> tuple[int, list[str]]:
-    usage = await tx.all("SELECT u.budget_id, u.period_key, u.used_count, u.used_cents, b.max_count, b.max_cents "
-                         "FROM budget_usage AS u JOIN grant_budgets AS b ON b.id = u.budget_id")
-    problems = [f"budget {row['budget_id']} in {row['period_key']} used {row['used_count']} times and "
-                f"{row['used_cents']} cents, beyond its limits ({row['max_count']}, {row['max_cents']})"
-                for row in usage
-                if (row["max_count"] is not None and row["used_count"] > row["max_count"])
-                or (row["max_cents"] is not None and row["used_cents"] > row["max_cents"])]
+    usage = await tx.all(
+        "SELECT u.budget_id, u.period_key, u.used_count, u.used_cents, b.max_count, b.max_cents "
+        "FROM budget_usage AS u JOIN grant_budgets AS b ON b.id = u.budget_id"
+    )
+    problems = [
+        f"budget {row['budget_id']} in {row['period_key']} used {row['used_count']} times and "
+        f"{row['used_cents']} cents, beyond its limits ({row['max_count']}, {row['max_cents']})"
+        for row in usage
+        if (row["max_count"] is not None and row["used_count"] > row["max_count"])
+        or (row["max_cents"] is not None and row["used_cents"] > row["max_cents"])
+    ]
     # What the ledger says each budget holds: held reservations whole, settled ones at the actual amount.
     expected: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0, 0])
     for row in s.authorizations.values():
@@ -174,10 +196,13 @@ async def _rollup_problems(tx: Tx) -> list[str]:
         "SELECT k.id, k.baseline, k.current, "
         "(SELECT coalesce(sum(delta), 0) FROM outcome_metrics WHERE key_result_id = k.id) AS moved, "
         "(SELECT coalesce(sum(delta_sum), 0) FROM key_result_days WHERE key_result_id = k.id) AS by_day "
-        "FROM key_results AS k")
-    problems = [f"KR{row['id']}: current {row['current']}, by day {row['by_day']}, rows say {row['moved']}"
-                for row in rows if abs(row["current"] - row["baseline"] - row["moved"]) > 1e-9
-                or abs(row["by_day"] - row["moved"]) > 1e-9]
+        "FROM key_results AS k"
+    )
+    problems = [
+        f"KR{row['id']}: current {row['current']}, by day {row['by_day']}, rows say {row['moved']}"
+        for row in rows
+        if abs(row["current"] - row["baseline"] - row["moved"]) > 1e-9 or abs(row["by_day"] - row["moved"]) > 1e-9
+    ]
     days = await tx.all("SELECT agency_id, sum(outcomes), sum(cost_cents) FROM agency_days GROUP BY agency_id")
     logged = await tx.all("SELECT agency_id, count(*), sum(cost_cents) FROM outcomes GROUP BY agency_id")
     if sorted(map(tuple, days)) != sorted(map(tuple, logged)):
@@ -198,8 +223,9 @@ def _task_problems(s: State) -> list[str]:
                 problems.append(f"{label}: {row['action']} at {row['at']} after it was completed")
             elif row["action"] == "task.claim":
                 if row["at"] < lease_until:
-                    problems.append(f"{label}: claimed by {row['actor']} at {row['at']}, "
-                                    f"inside a lease running until {lease_until}")
+                    problems.append(
+                        f"{label}: claimed by {row['actor']} at {row['at']}, inside a lease running until {lease_until}"
+                    )
                 lease_until = json.loads(row["detail"])["lease_until"]
                 claims[label] += 1
             else:
@@ -216,11 +242,17 @@ def _task_problems(s: State) -> list[str]:
 def _unreported(s: State, acks: list[Ack]) -> int:
     """Writer rows no acknowledgment names: allowed to exist (the kill fell after COMMIT, before the report)."""
     keys = {ack["key"] for ack in acks if ack["kind"] == "authorize"}
-    reported = {ack["id"] if ack["kind"] == "outcome" else ack["outcome"]
-                for ack in acks if ack["kind"] in ("outcome", "complete")}
+    reported = {
+        ack["id"] if ack["kind"] == "outcome" else ack["outcome"]
+        for ack in acks
+        if ack["kind"] in ("outcome", "complete")
+    }
     authorizations = sum(1 for row in s.authorizations.values() if row["idempotency_key"] not in keys)
-    outcomes = sum(1 for number, row in s.outcomes.items()
-                   if row["summary"].startswith("crash-test run") and ids.format_id("outcome", number) not in reported)
+    outcomes = sum(
+        1
+        for number, row in s.outcomes.items()
+        if row["summary"].startswith("crash-test run") and ids.format_id("outcome", number) not in reported
+    )
     return authorizations + outcomes
 
 

@@ -121,8 +121,9 @@ def spawn_and_kill(args: list[str], folder: Path, name: str, rng: random.Random,
     out, err = folder / f"{name}.out", folder / f"{name}.err"
     # Its stdout is a file: what a write(2) put there before the kill stays there after it.
     with out.open("wb") as stdout, err.open("wb") as stderr:
-        proc = subprocess.Popen([sys.executable, str(WRITER), *args], stdin=subprocess.DEVNULL,
-                                stdout=stdout, stderr=stderr)
+        proc = subprocess.Popen(
+            [sys.executable, str(WRITER), *args], stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr
+        )
     try:
         if after_start:
             _wait_for_start(out, proc)
@@ -148,18 +149,33 @@ async def seed(db: Path, tasks: int) -> None:
         async with store.write() as tx:
             await workspace.ensure(tx, OPERATOR_CLI, name="Crash Test Co", timezone=TIMEZONE)
             await loader.apply_blueprint(tx, OPERATOR_CLI, "outbound")
-            await grants.create_grant(tx, OPERATOR_CLI, GrantSpec(
-                agency=crash_writer.AGENCY, role=crash_writer.ROLE, capability=crash_writer.CAPABILITY,
-                per_action_cap_cents=crash_writer.PER_ACTION_CAP,
-                budgets=[BudgetSpec(period="day", max_count=DAY_COUNT),
-                         BudgetSpec(period="month", max_cents=MONTH_CENTS)],
-                rationale="Crash test: budgets small enough to run out, so denials happen too."))
+            await grants.create_grant(
+                tx,
+                OPERATOR_CLI,
+                GrantSpec(
+                    agency=crash_writer.AGENCY,
+                    role=crash_writer.ROLE,
+                    capability=crash_writer.CAPABILITY,
+                    per_action_cap_cents=crash_writer.PER_ACTION_CAP,
+                    budgets=[
+                        BudgetSpec(period="day", max_count=DAY_COUNT),
+                        BudgetSpec(period="month", max_cents=MONTH_CENTS),
+                    ],
+                    rationale="Crash test: budgets small enough to run out, so denials happen too.",
+                ),
+            )
         for first in range(0, tasks, 500):
             async with store.write() as tx:
                 for n in range(first, min(first + 500, tasks)):
-                    await inbox.add_task(tx, OPERATOR_CLI, title=f"Crash-test task {n + 1}",
-                                         agency=crash_writer.AGENCY, role=crash_writer.ROLE if n % 2 else None,
-                                         priority=f"P{n % 4}", source="operator")
+                    await inbox.add_task(
+                        tx,
+                        OPERATOR_CLI,
+                        title=f"Crash-test task {n + 1}",
+                        agency=crash_writer.AGENCY,
+                        role=crash_writer.ROLE if n % 2 else None,
+                        priority=f"P{n % 4}",
+                        source="operator",
+                    )
     finally:
         await store.close()
 
@@ -260,8 +276,9 @@ class Figures:
         self.problems += [f"{label}: {problem}" for problem in check.problems[:20]]
 
 
-def _migration_round(work: Path, index: int, reference: list[tuple[Any, ...]], rng: random.Random,
-                     figures: Figures) -> None:
+def _migration_round(
+    work: Path, index: int, reference: list[tuple[Any, ...]], rng: random.Random, figures: Figures
+) -> None:
     db = work / f"blank-{index}.db"
     done = spawn_and_kill(["--db", str(db), "--migrate-only"], work, f"blank-{index}", rng, migrating=True)
     figures.add_round(done, expect_exit=True)
@@ -270,7 +287,7 @@ def _migration_round(work: Path, index: int, reference: list[tuple[Any, ...]], r
     figures.migration_versions[f"{len(versions)} of {len(shipped)}"] += 1
     anyio.run(_open_and_close, db)  # a later start finishes what the kill interrupted
     problems = [] if integrity == "ok" else [f"integrity_check: {integrity}"]
-    if versions != shipped[:len(versions)]:
+    if versions != shipped[: len(versions)]:
         problems.append(f"recorded migrations {versions} are not a prefix of {shipped}")
     if _schema(db) != reference:
         problems.append("the schema after resuming differs from a clean migration's")
@@ -278,11 +295,22 @@ def _migration_round(work: Path, index: int, reference: list[tuple[Any, ...]], r
     figures.problems += [f"blank file {index}: {problem}" for problem in problems]
 
 
-def _writer_round(db: Path, work: Path, run_number: int, seed_value: int, rng: random.Random,
-                  acks: list[dict[str, Any]], figures: Figures) -> None:
+def _writer_round(
+    db: Path,
+    work: Path,
+    run_number: int,
+    seed_value: int,
+    rng: random.Random,
+    acks: list[dict[str, Any]],
+    figures: Figures,
+) -> None:
     start = format_ts(FIRST_RUN + run_number * RUN_SPAN)
-    done = spawn_and_kill(["--db", str(db), "--run", str(run_number), "--seed", str(seed_value), "--start", start],
-                          work / "runs", f"run-{run_number:04d}", rng)
+    done = spawn_and_kill(
+        ["--db", str(db), "--run", str(run_number), "--seed", str(seed_value), "--start", start],
+        work / "runs",
+        f"run-{run_number:04d}",
+        rng,
+    )
     figures.add_round(done, expect_exit=False)
     acks += [ack for ack in done.acks if ack["kind"] in crash_check.CHECKERS]
     check = anyio.run(check_file, crashed_copy(db, work / "copy"), acks)
@@ -305,8 +333,10 @@ def run(work: Path, kills: int, seed_value: int) -> Figures:
     for run_number in range(writer_kills):
         _writer_round(db, work, run_number, seed_value, rng, acks, figures)
         if (run_number + 1) % 10 == 0:
-            log(f"crash test: {run_number + 1}/{writer_kills} writer kills, {len(acks)} writes acknowledged, "
-                f"{len(figures.problems)} problems")
+            log(
+                f"crash test: {run_number + 1}/{writer_kills} writer kills, {len(acks)} writes acknowledged, "
+                f"{len(figures.problems)} problems"
+            )
     # Last, the killed file itself, recovered in place rather than as a copy.
     figures.add_check(anyio.run(check_file, db, acks), "the original file after the last kill")
     return figures

@@ -81,10 +81,26 @@ async def authorize_then_close(w: Writer) -> None:
     amount = 0 if w.rng.random() < 0.1 else w.rng.randint(1, PER_ACTION_CAP + 100)
     async with w.store.write() as tx:
         view = await ledger.authorize(
-            tx, w.actor, agency=AGENCY, role=ROLE, capability=CAPABILITY, amount_cents=amount,
-            target=f"lead{n}.r{w.run}@example.com", task_id=None, idempotency_key=key)
-    emit({"kind": "authorize", "id": view.authorization_id, "key": key, "answer": view.answer,
-          "amount": amount, "decision": view.decision_id})
+            tx,
+            w.actor,
+            agency=AGENCY,
+            role=ROLE,
+            capability=CAPABILITY,
+            amount_cents=amount,
+            target=f"lead{n}.r{w.run}@example.com",
+            task_id=None,
+            idempotency_key=key,
+        )
+    emit(
+        {
+            "kind": "authorize",
+            "id": view.authorization_id,
+            "key": key,
+            "answer": view.answer,
+            "amount": amount,
+            "decision": view.decision_id,
+        }
+    )
     if view.answer != "allowed":
         return
     w.tick()
@@ -105,8 +121,15 @@ async def log_one_outcome(w: Writer) -> None:
     summary = f"crash-test run {w.run} unit {n}"
     async with w.store.write() as tx:
         view = await outcomes.log_outcome(
-            tx, w.actor, agency=AGENCY, role=ROLE, summary=summary, result=w.rng.choice(RESULTS),
-            metrics=[MetricDelta(key_result=key_result, delta=delta)], cost_cents=w.rng.randint(0, 100))
+            tx,
+            w.actor,
+            agency=AGENCY,
+            role=ROLE,
+            summary=summary,
+            result=w.rng.choice(RESULTS),
+            metrics=[MetricDelta(key_result=key_result, delta=delta)],
+            cost_cents=w.rng.randint(0, 100),
+        )
     emit({"kind": "outcome", "id": view.id, "summary": summary, "key_result": key_result, "delta": delta})
 
 
@@ -123,10 +146,23 @@ async def claim_then_complete(w: Writer) -> None:
     result = w.rng.choice(RESULTS)
     async with w.store.write() as tx:
         done, outcome = await inbox.complete_task(
-            tx, w.actor, task.id, result=result, summary=f"crash-test run {w.run} unit {n}: {task.id}",
-            metrics=[MetricDelta(key_result=key_result, delta=delta)])
-    emit({"kind": "complete", "task": done.id, "status": done.status, "outcome": outcome.id,
-          "key_result": key_result, "delta": delta})
+            tx,
+            w.actor,
+            task.id,
+            result=result,
+            summary=f"crash-test run {w.run} unit {n}: {task.id}",
+            metrics=[MetricDelta(key_result=key_result, delta=delta)],
+        )
+    emit(
+        {
+            "kind": "complete",
+            "task": done.id,
+            "status": done.status,
+            "outcome": outcome.id,
+            "key_result": key_result,
+            "delta": delta,
+        }
+    )
 
 
 async def write_until_killed(path: Path, run: int, seed: int, start: datetime) -> None:
@@ -135,8 +171,14 @@ async def write_until_killed(path: Path, run: int, seed: int, start: datetime) -
     store = await Store.open(path, clock)
     async with store.read() as tx:
         found = await goals.list_goals(tx, agency=AGENCY)
-    writer = Writer(store, clock, Actor(f"crash-writer-{run}", "agency"), random.Random(f"{seed}:{run}"), run,
-                    [kr.id for goal in found for kr in goal.key_results])
+    writer = Writer(
+        store,
+        clock,
+        Actor(f"crash-writer-{run}", "agency"),
+        random.Random(f"{seed}:{run}"),
+        run,
+        [kr.id for goal in found for kr in goal.key_results],
+    )
     steps = (authorize_then_close, log_one_outcome, claim_then_complete)
     while True:
         await writer.rng.choices(steps, weights=(4, 3, 3))[0](writer)

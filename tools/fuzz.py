@@ -67,28 +67,137 @@ CALL_LIMIT_SECONDS = 60.0  # a hung session shows as a violation, not as a fuzze
 QUICK_CASES = 5  # per tool per mode: 31 targets x 2 modes x 5 is a few hundred
 
 # Ids and names the seeded workspace has (or nearly has): generated strings that hit real rows.
-REAL_IDS = ("G1", "G2", "KR1", "KR2", "KR3", "T1", "T2", "T3", "T4", "GR1", "GR2", "GR3", "D1", "D2", "AU1",
-            "A1", "R1", "R2", "RT1", "O1", "L1", "CS1", "NE1", "Outbound", "SDR", "Researcher", "outbound",
-            "email.send", "operator", "agency:Outbound/SDR", "P0", "P3", "2026-11-23", "weekdays")
-ODD_TEXT = ("", " ", "\x00", "G1\x00", "\ud800", "T1\udfff", "\u202eT1", "\u200b", "\ufeff", "😀", "👩‍💻",
-            "e\u0301", "\U0010ffff", "Ｇ１", "\r\n\t", "'; DROP TABLE tasks; --", "%s%n{0}", "../../etc/passwd",
-            "${jndi:ldap://x}", "\\u0000", "null", "[]", "{}", '{"a": [1, 2]}', "[" * 5000,
-            "[" * 900 + "]" * 900, '{"a":' * 900 + "1" + "}" * 900)
-ODD_NUMBERS = (-1, 0, 2**31, 2**63, 2**64, -(2**63) - 1, 10**30, 1.5, -0.0, 1e308, float("inf"), float("nan"),
-               True, False, "12", "1e3")
-WRONG_TYPES: tuple[Any, ...] = (123, -5, 1.5, True, "text", "G1", [], ["T1"], [[]], {}, {"a": 1}, None, "[1, 2]",
-                                '{"a": 1}')
+REAL_IDS = (
+    "G1",
+    "G2",
+    "KR1",
+    "KR2",
+    "KR3",
+    "T1",
+    "T2",
+    "T3",
+    "T4",
+    "GR1",
+    "GR2",
+    "GR3",
+    "D1",
+    "D2",
+    "AU1",
+    "A1",
+    "R1",
+    "R2",
+    "RT1",
+    "O1",
+    "L1",
+    "CS1",
+    "NE1",
+    "Outbound",
+    "SDR",
+    "Researcher",
+    "outbound",
+    "email.send",
+    "operator",
+    "agency:Outbound/SDR",
+    "P0",
+    "P3",
+    "2026-11-23",
+    "weekdays",
+)
+ODD_TEXT = (
+    "",
+    " ",
+    "\x00",
+    "G1\x00",
+    "\ud800",
+    "T1\udfff",
+    "\u202eT1",
+    "\u200b",
+    "\ufeff",
+    "😀",
+    "👩‍💻",
+    "e\u0301",
+    "\U0010ffff",
+    "Ｇ１",
+    "\r\n\t",
+    "'; DROP TABLE tasks; --",
+    "%s%n{0}",
+    "../../etc/passwd",
+    "${jndi:ldap://x}",
+    "\\u0000",
+    "null",
+    "[]",
+    "{}",
+    '{"a": [1, 2]}',
+    "[" * 5000,
+    "[" * 900 + "]" * 900,
+    '{"a":' * 900 + "1" + "}" * 900,
+)
+ODD_NUMBERS = (
+    -1,
+    0,
+    2**31,
+    2**63,
+    2**64,
+    -(2**63) - 1,
+    10**30,
+    1.5,
+    -0.0,
+    1e308,
+    float("inf"),
+    float("nan"),
+    True,
+    False,
+    "12",
+    "1e3",
+)
+WRONG_TYPES: tuple[Any, ...] = (
+    123,
+    -5,
+    1.5,
+    True,
+    "text",
+    "G1",
+    [],
+    ["T1"],
+    [[]],
+    {},
+    {"a": 1},
+    None,
+    "[1, 2]",
+    '{"a": 1}',
+)
 ODD_NAMES = ("priorty", "confirm ", "", "__proto__", "constructor", "id", "x" * 300, "\x00", "Title", "$ref")
 NON_OBJECTS: tuple[Any, ...] = ([], ["G1"], "G1", "", 5, 0, True, 1.5, [{"title": "x"}])
 HUGE_SIZES = (10_001, 100_000, 1_000_000)
 # The client's own serializer refuses nests deeper than about 254 in either mode; deeper ones go as JSON text.
 DEPTHS = (64, 240)
-MUTATIONS = ("wrong_type", "drop_required", "unknown_property", "null", "huge_string", "deep_nesting",
-             "odd_text", "odd_number")
+MUTATIONS = (
+    "wrong_type",
+    "drop_required",
+    "unknown_property",
+    "null",
+    "huge_string",
+    "deep_nesting",
+    "odd_text",
+    "odd_number",
+)
 
 # What must never reach a client. Paths are added per run (the workspace folder, the package, home).
-LEAK_MARKERS = ("Traceback", 'File "', "site-packages", '.py"', ".py:", "/work/", "sqlite3.", "aiosqlite",
-                "errors.pydantic.dev", "validation error for", "<class '", " object at 0x", "Error executing tool")
+LEAK_MARKERS = (
+    "Traceback",
+    'File "',
+    "site-packages",
+    '.py"',
+    ".py:",
+    "/work/",
+    "sqlite3.",
+    "aiosqlite",
+    "errors.pydantic.dev",
+    "validation error for",
+    "<class '",
+    " object at 0x",
+    "Error executing tool",
+)
 RAW_REPR = re.compile(r"\b[A-Z]\w*(?:Error|Exception)\(|\bat 0x[0-9a-f]{6,}")
 
 
@@ -253,8 +362,10 @@ def unknown_tool_cases(known: set[str], mode: str = "legacy") -> st.SearchStrate
     surrogate (UnicodeEncodeError before anything is sent), so there such names are left out.
     """
     near = st.sampled_from(sorted(known)).flatmap(
-        lambda name: st.sampled_from([name.upper(), f" {name}", f"{name} ", f"{name}\x00", name.replace("_", "-"),
-                                      f"../{name}", f"{name}\ud800"]))
+        lambda name: st.sampled_from(
+            [name.upper(), f" {name}", f"{name} ", f"{name}\x00", name.replace("_", "-"), f"../{name}", f"{name}\ud800"]
+        )
+    )
     odd = st.sampled_from(["", "tools/call", "x" * 10_000, "😀", "\u202ebrief"]) | st.text(max_size=30)
     names = (near | odd).filter(lambda name: name not in known and (mode == "legacy" or _utf8(name)))
     return st.builds(Case, names, st.sampled_from([{}, {"title": "x"}, None]), st.just("unknown_tool"))
@@ -324,8 +435,10 @@ class Session:
         self.check_text(_text_of(answer))
         self._check_log()
         if wrote and (failed or read_only):
-            raise Violation(f"{'a read-only tool' if read_only and not failed else 'a refused call'} wrote to the "
-                            f"database; the answer was: {_text_of(answer)[:300]}")
+            raise Violation(
+                f"{'a read-only tool' if read_only and not failed else 'a refused call'} wrote to the "
+                f"database; the answer was: {_text_of(answer)[:300]}"
+            )
         await self._still_answers()
 
     def _tally(self, answer: CallToolResult | MCPError) -> bool:
@@ -396,8 +509,16 @@ def _markers(workdir: Path) -> tuple[str, ...]:
 SEED_CALLS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("apply_blueprint", {"name": "outbound", "dry_run": False, "confirm": True}),
     ("request_decision", {"agency": "Outbound", "kind": "question", "title": "Which list first?"}),
-    ("authorize", {"agency": "Outbound", "role": "SDR", "capability": "email.send", "target": "jane@acme.com",
-                   "idempotency_key": "fuzz-seed"}),
+    (
+        "authorize",
+        {
+            "agency": "Outbound",
+            "role": "SDR",
+            "capability": "email.send",
+            "target": "jane@acme.com",
+            "idempotency_key": "fuzz-seed",
+        },
+    ),
     ("claim_next_task", {"agency": "Outbound"}),
     ("log_outcome", {"agency": "Outbound", "summary": "Sent five", "result": "success", "lesson": "Short works"}),
 )
@@ -429,16 +550,32 @@ async def open_session(db_path: Path, mode: str, clock: Clock, figures: Figures)
 
 def _settings(cases: int) -> settings:
     return settings(
-        max_examples=cases, deadline=None, database=None, derandomize=False, print_blob=False,
-        phases=(Phase.explicit, Phase.generate, Phase.shrink), report_multiple_bugs=False,
+        max_examples=cases,
+        deadline=None,
+        database=None,
+        derandomize=False,
+        print_blob=False,
+        phases=(Phase.explicit, Phase.generate, Phase.shrink),
+        report_multiple_bugs=False,
         # The server is slow next to a pure function, and a huge string is the point, not a problem.
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
-                               HealthCheck.large_base_example],
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.filter_too_much,
+            HealthCheck.large_base_example,
+        ],
     )
 
 
-def _fuzz_target(portal: BlockingPortal, session: Session, strategy: st.SearchStrategy[Case], read_only: bool,
-                 config: FuzzConfig, salt: int, name: str) -> str | None:
+def _fuzz_target(
+    portal: BlockingPortal,
+    session: Session,
+    strategy: st.SearchStrategy[Case],
+    read_only: bool,
+    config: FuzzConfig,
+    salt: int,
+    name: str,
+) -> str | None:
     """Run one tool's cases; the minimal failing example and its violation, or None when all held."""
     failing: list[str] = []
 

@@ -109,15 +109,32 @@ async def build_workspace(db: Path, plan: Plan) -> tuple[list[str], str]:
         async with store.write() as tx:
             await workspace.ensure(tx, OPERATOR_CLI, name="Load", timezone="UTC")
             await loader.apply_blueprint(tx, OPERATOR_CLI, "outbound")
-            await grants.create_grant(tx, OPERATOR_CLI, GrantSpec(
-                agency=AGENCY, role=ROLE, capability="spend.ads", mode="auto", per_action_cap_cents=CAP_CENTS,
-                budgets=[BudgetSpec(period="day", max_cents=math.ceil(SPEND_CENTS_PER_SECOND * plan.duration)),
-                         BudgetSpec(period="week", max_count=math.ceil(ALLOWS_PER_SECOND * plan.duration))],
-                rationale="Load test: runs out partway through the run."))
+            await grants.create_grant(
+                tx,
+                OPERATOR_CLI,
+                GrantSpec(
+                    agency=AGENCY,
+                    role=ROLE,
+                    capability="spend.ads",
+                    mode="auto",
+                    per_action_cap_cents=CAP_CENTS,
+                    budgets=[
+                        BudgetSpec(period="day", max_cents=math.ceil(SPEND_CENTS_PER_SECOND * plan.duration)),
+                        BudgetSpec(period="week", max_count=math.ceil(ALLOWS_PER_SECOND * plan.duration)),
+                    ],
+                    rationale="Load test: runs out partway through the run.",
+                ),
+            )
             for number in range(math.ceil(TASKS_PER_CLIENT_SECOND * plan.clients * plan.duration)):
                 await inbox.add_task(tx, OPERATOR_CLI, title=f"Prospect {number}", agency=AGENCY, role=ROLE)
-            secrets = [(await tokens.create_token(tx, OPERATOR_CLI, kind="agency", agency=AGENCY, role=ROLE,
-                                                  label=f"load client {n}"))[1] for n in range(plan.clients)]
+            secrets = [
+                (
+                    await tokens.create_token(
+                        tx, OPERATOR_CLI, kind="agency", agency=AGENCY, role=ROLE, label=f"load client {n}"
+                    )
+                )[1]
+                for n in range(plan.clients)
+            ]
             row = await tx.one("SELECT id FROM key_results WHERE metric = 'emails sent'")
             assert row is not None, "the Outbound blueprint has an 'emails sent' key result"
             return secrets, ids.format_id("key_result", row["id"])
@@ -133,8 +150,7 @@ async def serving(db: Path, log: Path) -> AsyncIterator[tuple[str, Process]]:
     """`serve --http --port 0` as its own process; yields the endpoint it announces on stderr."""
     command = [sys.executable, "-m", "chief_of_staff", "serve", "--http", "--port", "0", "--db", str(db)]
     with log.open("wb") as stderr:
-        process = await anyio.open_process(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                           stderr=stderr)
+        process = await anyio.open_process(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr)
     try:
         with anyio.fail_after(SERVER_START_TIMEOUT_S):
             while not (found := re.search(r" at (http://\S+/mcp)", log.read_text(errors="replace"))):
@@ -191,16 +207,30 @@ class Agent:
     async def spend(self) -> None:
         """authorize, then settle at or under the reservation (or release, a fifth of the time)."""
         amount = ABOVE_CAP if self.rng.random() < 0.1 else self.rng.choice(PRICES)
-        asked = await self.call("authorize", agency=AGENCY, role=ROLE, capability="spend.ads", amount_cents=amount,
-                                target="ads.example.com", idempotency_key=str(uuid.uuid4()))
+        asked = await self.call(
+            "authorize",
+            agency=AGENCY,
+            role=ROLE,
+            capability="spend.ads",
+            amount_cents=amount,
+            target="ads.example.com",
+            idempotency_key=str(uuid.uuid4()),
+        )
         if asked is not None:
             await self._answered("spend.ads", amount, asked)
 
     async def send(self) -> None:
         """authorize one email.send (the blueprint's count budget: 50 a day), then settle it."""
         target = f"lead{self.rng.randrange(10**6)}@prospect{self.rng.randrange(100)}.com"
-        asked = await self.call("authorize", agency=AGENCY, role=ROLE, capability="email.send", amount_cents=0,
-                                target=target, idempotency_key=str(uuid.uuid4()))
+        asked = await self.call(
+            "authorize",
+            agency=AGENCY,
+            role=ROLE,
+            capability="email.send",
+            amount_cents=0,
+            target=target,
+            idempotency_key=str(uuid.uuid4()),
+        )
         if asked is not None:
             await self._answered("email.send", 0, asked)
 
@@ -230,16 +260,22 @@ class Agent:
             return
         task = ids.parse_id("task", claimed["task"]["id"])
         self.ledger.claimed.append(task)
-        done = await self.call("complete_task", task_id=claimed["task"]["id"], summary="Researched and wrote",
-                               result="success")
+        done = await self.call(
+            "complete_task", task_id=claimed["task"]["id"], summary="Researched and wrote", result="success"
+        )
         if done is not None:
             self.ledger.completed[task] = ids.parse_id("outcome", done["outcome"]["id"])
             self.ledger.outcomes.add(self.ledger.completed[task])
 
     async def log(self) -> None:
-        logged = await self.call("log_outcome", agency=AGENCY, role=ROLE, summary="Sent a first touch",
-                                 result=self.rng.choice(("success", "partial", "failure")),
-                                 metrics=[{"key_result": self.key_result, "delta": 1}])
+        logged = await self.call(
+            "log_outcome",
+            agency=AGENCY,
+            role=ROLE,
+            summary="Sent a first touch",
+            result=self.rng.choice(("success", "partial", "failure")),
+            metrics=[{"key_result": self.key_result, "delta": 1}],
+        )
         if logged is not None:
             self.ledger.outcomes.add(ids.parse_id("outcome", logged["id"]))
 
@@ -255,8 +291,10 @@ class Agent:
 
 @asynccontextmanager
 async def connect(url: str, secret: str, mode: str) -> AsyncIterator[Client]:
-    async with (httpx2.AsyncClient(headers={"Authorization": f"Bearer {secret}"}, timeout=CALL_TIMEOUT_S) as http,
-                Client(streamable_http_client(url, http_client=http), mode=mode) as client):
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {secret}"}, timeout=CALL_TIMEOUT_S) as http,
+        Client(streamable_http_client(url, http_client=http), mode=mode) as client,
+    ):
         yield client
 
 
@@ -276,8 +314,9 @@ class Start:
             self.everyone.set()
 
 
-async def run_client(url: str, secret: str, mode: str, seed: int, key_result: str, ledger: Ledger,
-                     start: Start) -> None:
+async def run_client(
+    url: str, secret: str, mode: str, seed: int, key_result: str, ledger: Ledger, start: Start
+) -> None:
     try:
         async with connect(url, secret, mode) as client:
             # A client lists the tools once before its first call (the SDK would do it inside that
@@ -297,8 +336,7 @@ async def drive(url: str, secrets: Sequence[str], key_result: str, plan: Plan) -
     legacy = round(plan.clients * plan.legacy_share)
     async with anyio.create_task_group() as group:
         for n, secret in enumerate(secrets):
-            group.start_soon(run_client, url, secret, "legacy" if n < legacy else "auto", n, key_result, ledger,
-                             start)
+            group.start_soon(run_client, url, secret, "legacy" if n < legacy else "auto", n, key_result, ledger, start)
         with anyio.fail_after(SERVER_START_TIMEOUT_S):
             await start.everyone.wait()
         ledger.started = time.monotonic()
@@ -316,16 +354,42 @@ def run_inspector(url: str, secret: str, plan: Plan) -> dict[str, Any] | str:
     npx = shutil.which("npx")
     if npx is None:
         return "npx is not on PATH (install Node.js to get it): no outside-load figures"
-    check = {"agency": AGENCY, "role": ROLE, "capability": "spend.ads", "amount_cents": 300,
-             "target": "ads.example.com"}
-    command = [npx, "-y", INSPECTOR, "--cli", url, "--transport", "http", "--header", f"Authorization: Bearer {secret}",
-               "--method", "tools/call", "--tool-name", "check", "--tool-args-json", json.dumps(check),
-               "--load", "--load-duration", f"{plan.inspector_duration:g}", "--load-concurrency", str(plan.clients),
-               "--format", "json"]
+    check = {
+        "agency": AGENCY,
+        "role": ROLE,
+        "capability": "spend.ads",
+        "amount_cents": 300,
+        "target": "ads.example.com",
+    }
+    command = [
+        npx,
+        "-y",
+        INSPECTOR,
+        "--cli",
+        url,
+        "--transport",
+        "http",
+        "--header",
+        f"Authorization: Bearer {secret}",
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "check",
+        "--tool-args-json",
+        json.dumps(check),
+        "--load",
+        "--load-duration",
+        f"{plan.inspector_duration:g}",
+        "--load-concurrency",
+        str(plan.clients),
+        "--format",
+        "json",
+    ]
     say(f"load: {INSPECTOR} --load on check, {plan.clients} in flight, {plan.inspector_duration:g} s")
     try:
-        done = subprocess.run(command, capture_output=True, text=True, check=False,
-                              timeout=plan.inspector_duration + 300)  # the first run downloads the package
+        done = subprocess.run(
+            command, capture_output=True, text=True, check=False, timeout=plan.inspector_duration + 300
+        )  # the first run downloads the package
     except subprocess.TimeoutExpired:
         return "the inspector did not finish in time: no outside-load figures"
     try:
@@ -349,29 +413,49 @@ def report(plan: Plan, result: Run) -> None:
     ledger, verdict = result.ledger, result.verdict
     calls = sum(len(times) for times in ledger.latencies.values()) + len(ledger.errors)
     legacy = round(plan.clients * plan.legacy_share)
-    print(f"clients: {plan.clients} ({legacy} legacy, {plan.clients - legacy} default mode), "
-          f"duration {ledger.elapsed:.1f} s (asked {plan.duration:g} s)")
+    print(
+        f"clients: {plan.clients} ({legacy} legacy, {plan.clients - legacy} default mode), "
+        f"duration {ledger.elapsed:.1f} s (asked {plan.duration:g} s)"
+    )
     print(f"calls: {calls}, throughput {calls / ledger.elapsed:.1f} calls/s")
     print(f"  {'tool':16} {'calls':>7} {'calls/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     for tool, times in sorted(ledger.latencies.items()):
-        print(f"  {tool:16} {len(times):7} {len(times) / ledger.elapsed:8.1f} {1000 * percentile(times, 0.5):8.1f} "
-              f"{1000 * percentile(times, 0.99):8.1f} {1000 * max(times):8.1f}")
+        print(
+            f"  {tool:16} {len(times):7} {len(times) / ledger.elapsed:8.1f} {1000 * percentile(times, 0.5):8.1f} "
+            f"{1000 * percentile(times, 0.99):8.1f} {1000 * max(times):8.1f}"
+        )
     print("answers: " + ", ".join(f"{kind} {n}" for kind, n in sorted(ledger.answers.items())))
     ran_out = ledger.spend_ran_out_at
-    print("spend.ads budget: " + (f"ran out {ran_out:.1f} s into the run ({100 * ran_out / ledger.elapsed:.0f}%)"
-                                   if ran_out is not None else "never ran out: the check was not contended"))
-    print(f"tasks: {len(ledger.claimed)} claimed, {len(ledger.completed)} completed, "
-          f"{ledger.empty_claims} claims found nothing")
+    print(
+        "spend.ads budget: "
+        + (
+            f"ran out {ran_out:.1f} s into the run ({100 * ran_out / ledger.elapsed:.0f}%)"
+            if ran_out is not None
+            else "never ran out: the check was not contended"
+        )
+    )
+    print(
+        f"tasks: {len(ledger.claimed)} claimed, {len(ledger.completed)} completed, "
+        f"{ledger.empty_claims} claims found nothing"
+    )
     print(f"errors: {len(ledger.errors)}")
     for message, seen in Counter(ledger.errors).most_common(5):
         print(f"  {seen}x {message[:300]}")
     _listed("overspend", verdict.overspent)
     _listed("budget usage drift", verdict.usage_drift)
-    writes = len(ledger.authorized) + len(ledger.settled) + len(ledger.released) + len(ledger.claimed) + len(
-        ledger.completed) + len(ledger.outcomes)
+    writes = (
+        len(ledger.authorized)
+        + len(ledger.settled)
+        + len(ledger.released)
+        + len(ledger.claimed)
+        + len(ledger.completed)
+        + len(ledger.outcomes)
+    )
     _listed("writes lost", verdict.lost, f" of {writes} acknowledged")
-    print(f"claimed twice: {len(verdict.claimed_twice)}" + (f" {verdict.claimed_twice[:10]}"
-                                                            if verdict.claimed_twice else ""))
+    print(
+        f"claimed twice: {len(verdict.claimed_twice)}"
+        + (f" {verdict.claimed_twice[:10]}" if verdict.claimed_twice else "")
+    )
     print(f"audit chain: {'verifies' if verdict.audit_ok else 'FAILS'} ({verdict.audit_note})")
     print(f"server: exit {result.server_exit}", end="; ")
     _listed("logged errors", result.server_errors)
@@ -390,10 +474,12 @@ def report_inspector(summary: dict[str, Any] | str) -> bool:
         return True
     latency = summary.get("latencyMs", {})
     errors = int(summary.get("errors", 0)) + int(summary.get("toolErrors", 0))
-    print(f"inspector ({INSPECTOR}, tool {summary.get('tool')}, {summary.get('concurrency')} in flight, "
-          f"{summary.get('elapsedMs', 0) / 1000:.1f} s): {summary.get('requests')} calls, "
-          f"{summary.get('throughput')} calls/s, p50 {latency.get('p50')} ms, p99 {latency.get('p99')} ms, "
-          f"errors {errors} (error rate {summary.get('errorRate')})")
+    print(
+        f"inspector ({INSPECTOR}, tool {summary.get('tool')}, {summary.get('concurrency')} in flight, "
+        f"{summary.get('elapsedMs', 0) / 1000:.1f} s): {summary.get('requests')} calls, "
+        f"{summary.get('throughput')} calls/s, p50 {latency.get('p50')} ms, p99 {latency.get('p99')} ms, "
+        f"errors {errors} (error rate {summary.get('errorRate')})"
+    )
     for message in summary.get("errorMessages", [])[:5]:
         print(f"  {message}")
     return errors == 0
@@ -419,8 +505,11 @@ class Run:
 
 def logged_errors(log: Path) -> list[str]:
     """What the server logged at ERROR or above (it logs at WARNING and up, to stderr)."""
-    return [line for line in log.read_text(errors="replace").splitlines()
-            if "Traceback" in line or "ERROR" in line or "CRITICAL" in line]
+    return [
+        line
+        for line in log.read_text(errors="replace").splitlines()
+        if "Traceback" in line or "ERROR" in line or "CRITICAL" in line
+    ]
 
 
 async def run(plan: Plan, scratch: Path) -> Run:
@@ -453,8 +542,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=16, help="concurrent HTTP clients (default 16)")
     parser.add_argument("--duration", type=float, help="seconds of load (default 60, or 10 with --quick)")
     parser.add_argument("--quick", action="store_true", help="the CI form: 10 s, then 5 s of the inspector")
-    parser.add_argument("--legacy-share", type=float, default=0.25,
-                        help="share of clients on the legacy 2025-11-25 handshake (default 0.25)")
+    parser.add_argument(
+        "--legacy-share",
+        type=float,
+        default=0.25,
+        help="share of clients on the legacy 2025-11-25 handshake (default 0.25)",
+    )
     parser.add_argument("--no-inspector", action="store_true", help="skip the MCP Inspector's outside load")
     parser.add_argument("--inspector-duration", type=float, help="seconds of inspector load (default: half the run)")
     parser.add_argument("--keep", type=Path, metavar="DIR", help="build the workspace here and keep it")
@@ -465,8 +558,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     duration = args.duration or (10.0 if args.quick else 60.0)
-    plan = Plan(clients=args.clients, duration=duration, legacy_share=args.legacy_share,
-                inspector=not args.no_inspector, inspector_duration=args.inspector_duration or duration / 2)
+    plan = Plan(
+        clients=args.clients,
+        duration=duration,
+        legacy_share=args.legacy_share,
+        inspector=not args.no_inspector,
+        inspector_duration=args.inspector_duration or duration / 2,
+    )
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
         result = anyio.run(run, plan, args.keep)

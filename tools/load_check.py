@@ -80,8 +80,9 @@ def rows(db: Path, sql: str) -> list[sqlite3.Row]:
 
 def lost_authority(db: Path, ledger: Ledger) -> list[str]:
     """Acknowledged authorizations, settlements and releases missing from the ledger table, or different."""
-    held = {row["id"]: row for row in rows(db, "SELECT id, answer, amount_cents, status, settled_cents "
-                                               "FROM authorizations")}
+    held = {
+        row["id"]: row for row in rows(db, "SELECT id, answer, amount_cents, status, settled_cents FROM authorizations")
+    }
     lost = []
     for number, (answer, amount) in ledger.authorized.items():
         row = held.get(number)
@@ -129,21 +130,32 @@ def replay_budgets(db: Path) -> tuple[list[str], list[str]]:
     Returns (overspent, drift): the periods that ever held more than their limit, and those whose
     replayed usage differs from the budget_usage row the server kept.
     """
-    limits = {str(row["id"]): (row["max_count"], row["max_cents"]) for row in rows(
-        db, "SELECT id, max_count, max_cents FROM grant_budgets")}
-    drawn = {f"AU{row['id']}": (json.loads(row["period_keys"]), row["amount_cents"]) for row in rows(
-        db, "SELECT id, period_keys, amount_cents FROM authorizations WHERE answer = 'allowed'")}
+    limits = {
+        str(row["id"]): (row["max_count"], row["max_cents"])
+        for row in rows(db, "SELECT id, max_count, max_cents FROM grant_budgets")
+    }
+    drawn = {
+        f"AU{row['id']}": (json.loads(row["period_keys"]), row["amount_cents"])
+        for row in rows(db, "SELECT id, period_keys, amount_cents FROM authorizations WHERE answer = 'allowed'")
+    }
     usage: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     overspent: dict[tuple[str, str], str] = {}  # each period once, as last seen over its limit
-    for event in rows(db, "SELECT action, subject, detail FROM audit_log WHERE action IN ('authority.authorize', "
-                          "'authority.settle', 'authority.release', 'authority.expire') ORDER BY id"):
+    for event in rows(
+        db,
+        "SELECT action, subject, detail FROM audit_log WHERE action IN ('authority.authorize', "
+        "'authority.settle', 'authority.release', 'authority.expire') ORDER BY id",
+    ):
         detail = json.loads(event["detail"])
-        if event["subject"] not in drawn or (event["action"] == "authority.authorize"
-                                             and detail["answer"] != "allowed"):
+        if event["subject"] not in drawn or (
+            event["action"] == "authority.authorize" and detail["answer"] != "allowed"
+        ):
             continue
         keys, amount = drawn[event["subject"]]
-        count, cents = {"authority.authorize": (1, amount), "authority.release": (-1, -amount),
-                        "authority.expire": (-1, -amount)}.get(event["action"], (0, 0))
+        count, cents = {
+            "authority.authorize": (1, amount),
+            "authority.release": (-1, -amount),
+            "authority.expire": (-1, -amount),
+        }.get(event["action"], (0, 0))
         if event["action"] == "authority.settle":
             cents = detail["actual_cents"] - detail["reserved_cents"]
         for budget, key in keys.items():
@@ -152,26 +164,44 @@ def replay_budgets(db: Path) -> tuple[list[str], list[str]]:
             used[1] += cents
             max_count, max_cents = limits[budget]
             if (max_count is not None and used[0] > max_count) or (max_cents is not None and used[1] > max_cents):
-                overspent[budget, key] = f"budget {budget} {key}: {used[0]} used of {max_count}, " \
-                                         f"{used[1]} cents of {max_cents}"
-    kept = {(str(row["budget_id"]), row["period_key"]): [row["used_count"], row["used_cents"]] for row in rows(
-        db, "SELECT budget_id, period_key, used_count, used_cents FROM budget_usage")}
-    drift = [f"budget {b} {k}: replayed {usage.get((b, k))}, budget_usage has {kept.get((b, k))}"
-             for b, k in sorted(usage.keys() | kept.keys()) if usage.get((b, k), [0, 0]) != kept.get((b, k), [0, 0])]
+                overspent[budget, key] = (
+                    f"budget {budget} {key}: {used[0]} used of {max_count}, {used[1]} cents of {max_cents}"
+                )
+    kept = {
+        (str(row["budget_id"]), row["period_key"]): [row["used_count"], row["used_cents"]]
+        for row in rows(db, "SELECT budget_id, period_key, used_count, used_cents FROM budget_usage")
+    }
+    drift = [
+        f"budget {b} {k}: replayed {usage.get((b, k))}, budget_usage has {kept.get((b, k))}"
+        for b, k in sorted(usage.keys() | kept.keys())
+        if usage.get((b, k), [0, 0]) != kept.get((b, k), [0, 0])
+    ]
     return sorted(overspent.values()), drift
 
 
 def audit_verifies(db: Path) -> tuple[bool, str]:
     """The project's own check of the hash chain, as the operator would run it."""
-    done = subprocess.run([sys.executable, "-m", "chief_of_staff", "audit", "verify", "--db", str(db)],
-                          capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "chief_of_staff", "audit", "verify", "--db", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     return done.returncode == 0, (done.stdout + done.stderr).strip().splitlines()[0] if (
-        done.stdout + done.stderr).strip() else f"exit {done.returncode}"
+        done.stdout + done.stderr
+    ).strip() else f"exit {done.returncode}"
 
 
 def verify(db: Path, ledger: Ledger) -> Verdict:
     """Check every invariant against the file; the server must have stopped."""
     overspent, drift = replay_budgets(db)
     audit_ok, audit_note = audit_verifies(db)
-    return Verdict(lost=lost_authority(db, ledger) + lost_work(db, ledger), claimed_twice=claimed_twice(db, ledger),
-                   overspent=overspent, usage_drift=drift, audit_ok=audit_ok, audit_note=audit_note)
+    return Verdict(
+        lost=lost_authority(db, ledger) + lost_work(db, ledger),
+        claimed_twice=claimed_twice(db, ledger),
+        overspent=overspent,
+        usage_drift=drift,
+        audit_ok=audit_ok,
+        audit_note=audit_note,
+    )

@@ -64,8 +64,7 @@ class Size:
 
     @property
     def file_name(self) -> str:
-        return (f"cos-bench-v{LAYOUT}-o{self.outcomes}-l{self.ledger}-d{self.done_tasks}"
-                f"-p{self.open_tasks}.db")
+        return f"cos-bench-v{LAYOUT}-o{self.outcomes}-l{self.ledger}-d{self.done_tasks}-p{self.open_tasks}.db"
 
 
 def size_for(outcomes: int, min_open: int) -> Size:
@@ -89,12 +88,23 @@ async def _seed(path: Path, start: datetime) -> None:
         async with store.write() as tx:
             await workspace.ensure(tx, OPERATOR_CLI, name="Bench Co", timezone=TIMEZONE)
             await loader.apply_blueprint(tx, OPERATOR_CLI, "outbound")
-            await create_grant(tx, OPERATOR_CLI, GrantSpec(
-                agency="Outbound", role="SDR", capability=BENCH_CAPABILITY, mode="auto",
-                per_action_cap_cents=100_000,
-                budgets=[BudgetSpec(period="day", max_count=1_000_000),
-                         BudgetSpec(period="month", max_cents=1_000_000_000)],
-                goal="G1", rationale="Benchmark grant: CRM updates with a budget far above any day's use."))
+            await create_grant(
+                tx,
+                OPERATOR_CLI,
+                GrantSpec(
+                    agency="Outbound",
+                    role="SDR",
+                    capability=BENCH_CAPABILITY,
+                    mode="auto",
+                    per_action_cap_cents=100_000,
+                    budgets=[
+                        BudgetSpec(period="day", max_count=1_000_000),
+                        BudgetSpec(period="month", max_cents=1_000_000_000),
+                    ],
+                    goal="G1",
+                    rationale="Benchmark grant: CRM updates with a budget far above any day's use.",
+                ),
+            )
     finally:
         await store.close()
 
@@ -114,13 +124,16 @@ class _Loader:
         self.krs = {m.lower(): k for k, m in conn.execute("SELECT id, metric FROM key_results")}
         self.bench_grant = one("SELECT id FROM grants WHERE capability = ?", BENCH_CAPABILITY)[0]
         self.email_grant = one("SELECT id FROM grants WHERE capability = 'email.send'")[0]
-        self.budgets = dict(conn.execute("SELECT period, id FROM grant_budgets WHERE grant_id = ?",
-                                         (self.bench_grant,)).fetchall())
+        self.budgets = dict(
+            conn.execute("SELECT period, id FROM grant_budgets WHERE grant_id = ?", (self.bench_grant,)).fetchall()
+        )
         head = one("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1") or (0, GENESIS)
         self.audit_id: int = head[0]
         self.head: str = head[1]
-        self.next: dict[str, int] = {t: one(f"SELECT coalesce(max(id), 0) FROM {t}")[0]
-                     for t in ("tasks", "outcomes", "lessons", "authorizations")}
+        self.next: dict[str, int] = {
+            t: one(f"SELECT coalesce(max(id), 0) FROM {t}")[0]
+            for t in ("tasks", "outcomes", "lessons", "authorizations")
+        }
         self.rows: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
         self.kr_sums: dict[int, float] = defaultdict(float)
         # (key result, local day) -> [delta sum, outcomes]: the rollup forecasts read (migration 0004).
@@ -158,8 +171,13 @@ class _Loader:
     def task_opened(self, at: float, role: str | None, priority: int, due_on: str | None) -> tuple[int, dict[str, Any]]:
         task_id = self.new_id("tasks")
         title = f"Lead batch {task_id}: research, write and send"
-        detail: dict[str, Any] = {"title": title, "priority": f"P{priority}", "source": "agency",
-                                  "agency": "Outbound", "goal": f"G{self.goal}"}
+        detail: dict[str, Any] = {
+            "title": title,
+            "priority": f"P{priority}",
+            "source": "agency",
+            "agency": "Outbound",
+            "goal": f"G{self.goal}",
+        }
         if role:
             detail["role"] = role
         if due_on:
@@ -167,12 +185,37 @@ class _Loader:
         self.audit(ts(at), SDR_ACTOR, "agency", "task.add", f"T{task_id}", detail)
         return task_id, {"title": title, "priority": priority, "due_on": due_on, "role": role, "created": ts(at)}
 
-    def task_row(self, task_id: int, info: dict[str, Any], status: str, *, outcome: int | None = None,
-                 closed: str | None = None, leases: int = 0) -> None:
+    def task_row(
+        self,
+        task_id: int,
+        info: dict[str, Any],
+        status: str,
+        *,
+        outcome: int | None = None,
+        closed: str | None = None,
+        leases: int = 0,
+    ) -> None:
         role_id = self.roles.get(info["role"]) if info["role"] else None
-        self.rows["tasks"].append((
-            task_id, info["title"], "", self.agency, role_id, self.goal, None, info["priority"], info["due_on"],
-            status, "agency", leases, outcome, info["created"], closed or info["created"], closed))
+        self.rows["tasks"].append(
+            (
+                task_id,
+                info["title"],
+                "",
+                self.agency,
+                role_id,
+                self.goal,
+                None,
+                info["priority"],
+                info["due_on"],
+                status,
+                "agency",
+                leases,
+                outcome,
+                info["created"],
+                closed or info["created"],
+                closed,
+            )
+        )
 
     # --- the ledger ---
 
@@ -183,8 +226,16 @@ class _Loader:
         target = f"lead{auth_id}@company{auth_id % 5000}.com" if allowed else f"person{auth_id}@gmail.com"
         capability = BENCH_CAPABILITY if allowed else "email.send"
         role_id = self.roles["SDR"]
-        digest = decisions.request_hash({"agency_id": self.agency, "role_id": role_id, "capability": capability,
-                                         "amount_cents": amount, "target": target, "task_id": task_id})
+        digest = decisions.request_hash(
+            {
+                "agency_id": self.agency,
+                "role_id": role_id,
+                "capability": capability,
+                "amount_cents": amount,
+                "target": target,
+                "task_id": task_id,
+            }
+        )
         created = ts(at)
         if allowed:
             grant, keys = self.bench_grant, self.local(at)
@@ -193,26 +244,73 @@ class _Loader:
             settle = rng.random() < 0.92
             settled = rng.randrange(0, amount + 1) if settle else None
             closed = ts(at + 1.0)
-            row: tuple[Any, ...] = ("allowed", reason, grant, "settled" if settle else "released",
-                                    json.dumps(period_keys), settled, ts(at + 86400), closed)
+            row: tuple[Any, ...] = (
+                "allowed",
+                reason,
+                grant,
+                "settled" if settle else "released",
+                json.dumps(period_keys),
+                settled,
+                ts(at + 86400),
+                closed,
+            )
         else:
             grant = self.email_grant
-            reason = (f"GR{grant} never allows targets matching {DENIED_PATTERN!r}; "
-                      "this target is out of bounds.")
+            reason = f"GR{grant} never allows targets matching {DENIED_PATTERN!r}; this target is out of bounds."
             row = ("denied", reason, grant, "none", "{}", None, None, None)
-        self.rows["authorizations"].append((
-            auth_id, self.agency, role_id, capability, amount, target, task_id, f"hist-{auth_id}", digest,
-            row[0], row[1], row[2], 1, None, row[3], row[4], row[5], row[6], created, row[7]))
-        self.audit(created, SDR_ACTOR, "agency", "authority.authorize", f"AU{auth_id}", {
-            "answer": row[0], "capability": capability, "amount_cents": amount, "target": target,
-            "grant": f"GR{grant}", "decision": None, "notify": False})
+        self.rows["authorizations"].append(
+            (
+                auth_id,
+                self.agency,
+                role_id,
+                capability,
+                amount,
+                target,
+                task_id,
+                f"hist-{auth_id}",
+                digest,
+                row[0],
+                row[1],
+                row[2],
+                1,
+                None,
+                row[3],
+                row[4],
+                row[5],
+                row[6],
+                created,
+                row[7],
+            )
+        )
+        self.audit(
+            created,
+            SDR_ACTOR,
+            "agency",
+            "authority.authorize",
+            f"AU{auth_id}",
+            {
+                "answer": row[0],
+                "capability": capability,
+                "amount_cents": amount,
+                "target": target,
+                "grant": f"GR{grant}",
+                "decision": None,
+                "notify": False,
+            },
+        )
         if allowed and row[3] == "settled":
             for budget in self.budgets.values():
                 used = self.usage[(budget, period_keys[str(budget)])]
                 used[0] += 1
                 used[1] += settled or 0
-            self.audit(row[7], "agency", "agency", "authority.settle", f"AU{auth_id}",
-                       {"actual_cents": settled, "reserved_cents": amount})
+            self.audit(
+                row[7],
+                "agency",
+                "agency",
+                "authority.settle",
+                f"AU{auth_id}",
+                {"actual_cents": settled, "reserved_cents": amount},
+            )
         elif allowed:
             self.audit(row[7], "agency", "agency", "authority.release", f"AU{auth_id}", {"reserved_cents": amount})
 
@@ -225,11 +323,26 @@ class _Loader:
         cost, minutes = rng.randrange(0, 300), rng.randrange(0, 60)
         created = ts(at)
         evidence = json.dumps([f"mailbox://sent/{outcome_id}"]) if rng.random() < 0.3 else "[]"
-        lesson = f"Lesson from O{outcome_id}: short first lines about the prospect get replies." \
-            if rng.random() < 0.01 else None
-        self.rows["outcomes"].append((outcome_id, task_id, self.agency, self.roles[role],
-                                      f"Worked lead batch {outcome_id}: sent first touches and follow-ups.",
-                                      result, cost, minutes, evidence, lesson, created))
+        lesson = (
+            f"Lesson from O{outcome_id}: short first lines about the prospect get replies."
+            if rng.random() < 0.01
+            else None
+        )
+        self.rows["outcomes"].append(
+            (
+                outcome_id,
+                task_id,
+                self.agency,
+                self.roles[role],
+                f"Worked lead batch {outcome_id}: sent first touches and follow-ups.",
+                result,
+                cost,
+                minutes,
+                evidence,
+                lesson,
+                created,
+            )
+        )
         detail: dict[str, Any] = {"agency": f"A{self.agency}", "result": result, "cost_cents": cost}
         if task_id is not None:
             detail["task"] = f"T{task_id}"
@@ -242,8 +355,9 @@ class _Loader:
             self.rows["lessons"].append((lesson_id, self.agency, kind, lesson, "outcome", outcome_id, created))
             detail["lesson"] = f"L{lesson_id}"
         day = self.days[self.local(at)[0]]
-        for index, value in enumerate((1, result == "success", result == "partial", result == "failure",
-                                       cost, minutes)):
+        for index, value in enumerate(
+            (1, result == "success", result == "partial", result == "failure", cost, minutes)
+        ):
             day[index] += int(value)
         self.audit(created, f"agency:Outbound/{role}", "agency", "outcome.log", f"O{outcome_id}", detail)
         return outcome_id, result
@@ -269,19 +383,19 @@ class _Loader:
     def flush(self) -> None:
         inserts = {
             "tasks": "INSERT INTO tasks (id, title, details, agency_id, role_id, goal_id, key_result_id, priority, "
-                     "due_on, status, source, lease_count, outcome_id, created_at, updated_at, closed_at) "
-                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "due_on, status, source, lease_count, outcome_id, created_at, updated_at, closed_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             "outcomes": "INSERT INTO outcomes (id, task_id, agency_id, role_id, summary, result, cost_cents, "
-                        "minutes_saved, evidence, lesson, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "minutes_saved, evidence, lesson, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             "outcome_metrics": "INSERT INTO outcome_metrics (outcome_id, key_result_id, delta) VALUES (?, ?, ?)",
             "lessons": "INSERT INTO lessons (id, agency_id, kind, text, source, outcome_id, created_at) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
             "authorizations": "INSERT INTO authorizations (id, agency_id, role_id, capability, amount_cents, target, "
-                              "task_id, idempotency_key, request_hash, answer, reason, grant_id, grant_version, "
-                              "decision_id, status, period_keys, settled_cents, expires_at, created_at, closed_at) "
-                              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "task_id, idempotency_key, request_hash, answer, reason, grant_id, grant_version, "
+            "decision_id, status, period_keys, settled_cents, expires_at, created_at, closed_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             "audit_log": "INSERT INTO audit_log (id, at, actor, channel, action, subject, detail, prev_hash, hash) "
-                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         }
         for table, sql in inserts.items():
             if self.rows[table]:
@@ -290,25 +404,29 @@ class _Loader:
 
     def rollups(self, now_text: str) -> None:
         for kr, total in self.kr_sums.items():
-            self.conn.execute("UPDATE key_results SET current = baseline + ?, updated_at = ? WHERE id = ?",
-                              (total, now_text, kr))
+            self.conn.execute(
+                "UPDATE key_results SET current = baseline + ?, updated_at = ? WHERE id = ?", (total, now_text, kr)
+            )
         self.conn.executemany(
             "INSERT INTO agency_days (agency_id, day, outcomes, successes, partials, failures, cost_cents, "
             "minutes_saved) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (agency_id, day) DO UPDATE SET "
             "outcomes = outcomes + excluded.outcomes, successes = successes + excluded.successes, "
             "partials = partials + excluded.partials, failures = failures + excluded.failures, "
             "cost_cents = cost_cents + excluded.cost_cents, minutes_saved = minutes_saved + excluded.minutes_saved",
-            [(self.agency, day, *values) for day, values in sorted(self.days.items())])
+            [(self.agency, day, *values) for day, values in sorted(self.days.items())],
+        )
         self.conn.executemany(
             "INSERT INTO key_result_days (key_result_id, day, delta_sum, outcomes) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (key_result_id, day) DO UPDATE SET delta_sum = delta_sum + excluded.delta_sum, "
             "outcomes = outcomes + excluded.outcomes",
-            [(kr, day, total, int(count)) for (kr, day), (total, count) in sorted(self.kr_days.items())])
+            [(kr, day, total, int(count)) for (kr, day), (total, count) in sorted(self.kr_days.items())],
+        )
         self.conn.executemany(
             "INSERT INTO budget_usage (budget_id, period_key, used_count, used_cents) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (budget_id, period_key) DO UPDATE SET used_count = used_count + excluded.used_count, "
             "used_cents = used_cents + excluded.used_cents",
-            [(budget, key, count, cents) for (budget, key), (count, cents) in sorted(self.usage.items())])
+            [(budget, key, count, cents) for (budget, key), (count, cents) in sorted(self.usage.items())],
+        )
 
 
 def _history(loader: _Loader, size: Size, start: float, end: float, progress: Callable[[str], None]) -> None:
@@ -325,8 +443,14 @@ def _history(loader: _Loader, size: Size, start: float, end: float, progress: Ca
         task = None
         if (i + 1) * size.done_tasks // n > i * size.done_tasks // n:
             task = loader.task_opened(at - 0.8 * step, role, rng.choice((1, 2, 2, 3)), None)
-            loader.audit(ts(at - 0.6 * step), f"agency:Outbound/{role}", "agency", "task.claim", f"T{task[0]}",
-                         {"lease_until": ts(at - 0.6 * step + 3600)})
+            loader.audit(
+                ts(at - 0.6 * step),
+                f"agency:Outbound/{role}",
+                "agency",
+                "task.claim",
+                f"T{task[0]}",
+                {"lease_until": ts(at - 0.6 * step + 3600)},
+            )
         first, last = i * size.ledger // n, (i + 1) * size.ledger // n
         for j in range(last - first):
             loader.authorization(at - 0.5 * step + j * 0.3 * step / (last - first), task and task[0])
@@ -334,8 +458,14 @@ def _history(loader: _Loader, size: Size, start: float, end: float, progress: Ca
         if task is not None:
             status = "failed" if result == "failure" else "done"
             loader.task_row(task[0], task[1], status, outcome=outcome_id, closed=ts(at), leases=1)
-            loader.audit(ts(at), "agency", "agency", "task.complete", f"T{task[0]}",
-                         {"status": status, "result": result, "outcome": f"O{outcome_id}"})
+            loader.audit(
+                ts(at),
+                "agency",
+                "agency",
+                "task.complete",
+                f"T{task[0]}",
+                {"status": status, "result": result, "outcome": f"O{outcome_id}"},
+            )
         if (i + 1) % FLUSH_EVERY == 0:
             loader.flush()
             progress(f"  {i + 1:,}/{n:,} history steps")
@@ -359,17 +489,24 @@ def _bulk(path: Path, size: Size, now: float, progress: Callable[[str], None]) -
     conn = sqlite3.connect(str(path), isolation_level=None)
     try:
         # A scratch file until it is renamed into place: no journal, no fsync, a big page cache.
-        for pragma in ("journal_mode = OFF", "synchronous = OFF", "foreign_keys = OFF", "cache_size = -400000",
-                       "temp_store = MEMORY"):
+        for pragma in (
+            "journal_mode = OFF",
+            "synchronous = OFF",
+            "foreign_keys = OFF",
+            "cache_size = -400000",
+            "temp_store = MEMORY",
+        ):
             conn.execute(f"PRAGMA {pragma}")
         conn.execute("BEGIN")
         loader = _Loader(conn, random.Random(20261123))
         _history(loader, size, now - HISTORY_DAYS * 86400, now - 2 * 86400, progress)
         today = datetime.fromtimestamp(now, UTC).astimezone(ZoneInfo(TIMEZONE))
         _open_tasks(loader, size, now - 2 * 86400, now - 3600, today)
-        conn.execute("INSERT INTO viewers (name, last_audit_id, last_seen_at) VALUES ('operator', ?, ?) "
-                     "ON CONFLICT (name) DO UPDATE SET last_audit_id = excluded.last_audit_id",
-                     (loader.audit_id, ts(now - 3600)))
+        conn.execute(
+            "INSERT INTO viewers (name, last_audit_id, last_seen_at) VALUES ('operator', ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET last_audit_id = excluded.last_audit_id",
+            (loader.audit_id, ts(now - 3600)),
+        )
         loader.rollups(ts(now - 3600))
         conn.execute("COMMIT")
         started = time.perf_counter()
@@ -401,8 +538,10 @@ def cached_workspace(cache: Path, size: Size, *, progress: Callable[[str], None]
     path = cache / size.file_name
     if path.exists():
         return path, None
-    progress(f"populating {size.label}: {size.outcomes:,} outcomes, {size.ledger:,} ledger rows, "
-             f"{size.done_tasks + size.open_tasks:,} tasks ({size.open_tasks:,} open) -> {path}")
+    progress(
+        f"populating {size.label}: {size.outcomes:,} outcomes, {size.ledger:,} ledger rows, "
+        f"{size.done_tasks + size.open_tasks:,} tasks ({size.open_tasks:,} open) -> {path}"
+    )
     return path, build(path, size, progress=progress)
 
 

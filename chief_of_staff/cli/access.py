@@ -26,24 +26,45 @@ def cmd_serve_http(args: argparse.Namespace) -> int:
         raise InvalidInput("Send either --db (one workspace) or --workspace for each workspace, not both.")
     specs = args.workspace or [str(Settings.load(args.db).db_path)]
     served = parse_workspaces(specs, Settings.load)
-    options = HttpOptions(host=args.host, port=args.port, allowed_hosts=tuple(args.allow_host),
-                          allowed_origins=tuple(args.allow_origin), public_url=args.public_url)
+    options = HttpOptions(
+        host=args.host,
+        port=args.port,
+        allowed_hosts=tuple(args.allow_host),
+        allowed_origins=tuple(args.allow_origin),
+        public_url=args.public_url,
+    )
     anyio.run(serve_http, served, options)
     return 0
 
 
 def add_http_options(serve: argparse.ArgumentParser) -> None:
     """The `serve` command's HTTP flags; without --http it serves stdio as before."""
-    serve.add_argument("--http", action="store_true",
-                       help="serve Streamable HTTP instead of stdio; every request needs a token")
+    serve.add_argument(
+        "--http", action="store_true", help="serve Streamable HTTP instead of stdio; every request needs a token"
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks one)")
-    serve.add_argument("--workspace", action="append", default=[], metavar="[NAME=]PATH",
-                       help="serve this workspace file at /NAME/mcp; repeat for several (instead of --db)")
-    serve.add_argument("--allow-host", action="append", default=[], metavar="HOST[:PORT|:*]",
-                       help="also accept this Host header, e.g. cos.example.com:* (loopback is always allowed)")
-    serve.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
-                       help="also accept this Origin header, e.g. https://cos.example.com")
+    serve.add_argument(
+        "--workspace",
+        action="append",
+        default=[],
+        metavar="[NAME=]PATH",
+        help="serve this workspace file at /NAME/mcp; repeat for several (instead of --db)",
+    )
+    serve.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT|:*]",
+        help="also accept this Host header, e.g. cos.example.com:* (loopback is always allowed)",
+    )
+    serve.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="also accept this Origin header, e.g. https://cos.example.com",
+    )
     serve.add_argument("--public-url", help="the URL clients reach the server at, if not http://HOST:PORT")
 
 
@@ -52,15 +73,25 @@ async def cmd_token_create(args: argparse.Namespace, store: Store) -> int:
     kind = "operator" if args.operator else "agency"
     async with store.write() as tx:
         view, secret = await tokens.create_token(
-            tx, OPERATOR_CLI, kind=kind, agency=args.agency, role=args.role, label=args.label,
-            expires_in_days=args.expires_in_days)
-    who = "the operator (verified channel: may approve and widen)" if kind == "operator" else (
-        f"agency {view.agency}" + (f", role {view.role}" if view.role else "") + " (never an operator act)")
+            tx,
+            OPERATOR_CLI,
+            kind=kind,
+            agency=args.agency,
+            role=args.role,
+            label=args.label,
+            expires_in_days=args.expires_in_days,
+        )
+    who = (
+        "the operator (verified channel: may approve and widen)"
+        if kind == "operator"
+        else (f"agency {view.agency}" + (f", role {view.role}" if view.role else "") + " (never an operator act)")
+    )
     expiry = f"until {view.expires_at}" if view.expires_at else "until revoked"
-    print(f"{view.token_id}: acts for {who}, {expiry}. It is shown once; store it like a password.",
-          file=sys.stderr)
-    print(f"Send it as 'Authorization: Bearer <token>'. Revoke: chief-of-staff token revoke {view.token_id}",
-          file=sys.stderr)
+    print(f"{view.token_id}: acts for {who}, {expiry}. It is shown once; store it like a password.", file=sys.stderr)
+    print(
+        f"Send it as 'Authorization: Bearer <token>'. Revoke: chief-of-staff token revoke {view.token_id}",
+        file=sys.stderr,
+    )
     print(secret, flush=True)
     return 0
 
@@ -72,11 +103,14 @@ async def cmd_token_list(args: argparse.Namespace, store: Store) -> int:
     if not views:
         print("No tokens. Create one: chief-of-staff token create --agency NAME --role NAME (or --operator)")
     for view in views:
-        who = "operator" if view.kind == "operator" else f"agency {view.agency}" + (
-            f"/{view.role}" if view.role else "")
-        print(f"{view.token_id:6} {view.status:8} {who:28} created {view.created_at[:10]}  "
-              f"expires {(view.expires_at or 'never')[:10]:10}  last used {(view.last_used_at or 'never')[:16]}"
-              + (f"  {view.label}" if view.label else ""))
+        who = (
+            "operator" if view.kind == "operator" else f"agency {view.agency}" + (f"/{view.role}" if view.role else "")
+        )
+        print(
+            f"{view.token_id:6} {view.status:8} {who:28} created {view.created_at[:10]}  "
+            f"expires {(view.expires_at or 'never')[:10]:10}  last used {(view.last_used_at or 'never')[:16]}"
+            + (f"  {view.label}" if view.label else "")
+        )
     return 0
 
 
@@ -90,12 +124,16 @@ async def cmd_token_revoke(args: argparse.Namespace, store: Store) -> int:
 
 def register(add: Add) -> None:
     token = add("token", cmd_token_list, "Access tokens for the HTTP server: create, list, revoke.")
-    commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION",
-                                    help="create, list or revoke")
+    commands = token.add_subparsers(
+        dest="token_command", required=True, metavar="ACTION", help="create, list or revoke"
+    )
     create = add_nested(commands, "create", cmd_token_create, "Create an access token (its secret is shown once).")
     who = create.add_mutually_exclusive_group(required=True)
-    who.add_argument("--operator", action="store_true",
-                     help="the operator: a verified channel that may approve decisions and widen grants")
+    who.add_argument(
+        "--operator",
+        action="store_true",
+        help="the operator: a verified channel that may approve decisions and widen grants",
+    )
     who.add_argument("--agency", help="an agency, by name or id: it works and asks, never makes operator acts")
     create.add_argument("--role", help="with --agency: act as this role only")
     create.add_argument("--expires-in-days", type=int, metavar="N", help="refuse the token after N days")

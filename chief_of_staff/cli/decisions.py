@@ -24,6 +24,7 @@ async def cmd_decisions(args: argparse.Namespace, store: Store) -> int:
         print(f"{item.id:6} {item.kind:10} {item.status:9}{amount}  {item.title}  (expires {item.expires_at})")
     return 0
 
+
 def _decide(approve: bool) -> Callable[[argparse.Namespace], int]:
     @workspace_command
     async def command(args: argparse.Namespace, store: Store) -> int:
@@ -37,8 +38,12 @@ def _decide(approve: bool) -> Callable[[argparse.Namespace], int]:
 
 def register(add: Add) -> None:
     pending = add("decisions", cmd_decisions, "List decisions waiting for you.")
-    pending.add_argument("--status", default="pending", help="which decisions (default pending)",
-                         choices=["pending", "approved", "denied", "expired", "redeemed", "all"])
+    pending.add_argument(
+        "--status",
+        default="pending",
+        help="which decisions (default pending)",
+        choices=["pending", "approved", "denied", "expired", "redeemed", "all"],
+    )
     for name, approve in (("approve", True), ("deny", False)):
         sub = add(name, _decide(approve), f"{name.capitalize()} a decision (verified operator channel).")
         sub.add_argument("decision", help="decision id, e.g. D7")

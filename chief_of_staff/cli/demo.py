@@ -31,7 +31,9 @@ DENIED_LEAD = "procurement@agency.gov"
 def server_parameters(db: Path, env: dict[str, str] | None = None) -> StdioServerParameters:
     """`chief-of-staff serve` on `db`, the way a client config starts it."""
     return StdioServerParameters(
-        command=sys.executable, args=["-m", "chief_of_staff", "serve", "--db", str(db)], env=env or {},
+        command=sys.executable,
+        args=["-m", "chief_of_staff", "serve", "--db", str(db)],
+        env=env or {},
     )
 
 
@@ -62,8 +64,15 @@ async def _stand_up_outbound(client: Client) -> dict[str, str]:
 
 async def _claim_task(client: Client, metrics: dict[str, str]) -> dict[str, Any]:
     # The Researcher handed over two leads; on a weekday the SDR's routine task may come first, which fits too.
-    await call(client, "add_task", title="Send first-touch emails to two new leads", agency="Outbound",
-               role="SDR", priority="P1", key_result_id=metrics["emails sent"])
+    await call(
+        client,
+        "add_task",
+        title="Send first-touch emails to two new leads",
+        agency="Outbound",
+        role="SDR",
+        priority="P1",
+        key_result_id=metrics["emails sent"],
+    )
     claimed = await call(client, "claim_next_task", agency="Outbound", role="SDR")
     task: dict[str, Any] = claimed["task"]
     _say(f"SDR: claimed {task['id']} [{task['priority']}] {task['title']}")
@@ -73,15 +82,31 @@ async def _claim_task(client: Client, metrics: dict[str, str]) -> dict[str, Any]
 async def _send_emails(client: Client, task_id: str) -> int:
     sent = 0
     for address, reason in LEADS:
-        answer = await call(client, "authorize", agency="Outbound", role="SDR", capability="email.send",
-                            target=address, task_id=task_id, idempotency_key=str(uuid.uuid4()))
+        answer = await call(
+            client,
+            "authorize",
+            agency="Outbound",
+            role="SDR",
+            capability="email.send",
+            target=address,
+            task_id=task_id,
+            idempotency_key=str(uuid.uuid4()),
+        )
         _say(f"SDR: authorize email.send to {address}: {answer['answer']} ({answer['reason']})")
         if answer["answer"] == "allowed":
             _say(f"     (the client's mail tool sends it here; first line: {reason})")
             await call(client, "settle", authorization_id=answer["authorization_id"], actual_cents=0)
             sent += 1
-    denied = await call(client, "authorize", agency="Outbound", role="SDR", capability="email.send",
-                        target=DENIED_LEAD, task_id=task_id, idempotency_key=str(uuid.uuid4()))
+    denied = await call(
+        client,
+        "authorize",
+        agency="Outbound",
+        role="SDR",
+        capability="email.send",
+        target=DENIED_LEAD,
+        task_id=task_id,
+        idempotency_key=str(uuid.uuid4()),
+    )
     _say(f"SDR: authorize email.send to {DENIED_LEAD}: {denied['answer']} ({denied['reason']})")
     return sent
 
@@ -90,20 +115,41 @@ async def _agency_session(client: Client, metrics: dict[str, str]) -> None:
     await call(client, "brief", viewer="agency:Outbound/SDR")
     task = await _claim_task(client, metrics)
     sent = await _send_emails(client, task["id"])
-    tool = await call(client, "authorize", agency="Outbound", role="Researcher", capability="spend.tools",
-                      amount_cents=2900, target="enrichment-tool", idempotency_key=str(uuid.uuid4()))
+    tool = await call(
+        client,
+        "authorize",
+        agency="Outbound",
+        role="Researcher",
+        capability="spend.tools",
+        amount_cents=2900,
+        target="enrichment-tool",
+        idempotency_key=str(uuid.uuid4()),
+    )
     _say(f"Researcher: authorize spend.tools 29.00: {tool['answer']} ({tool['reason']})")
     if tool["answer"] == "allowed":
         await call(client, "settle", authorization_id=tool["authorization_id"], actual_cents=2400)
         _say("Researcher: settled at 24.00 (the invoice came in lower); 5.00 returns to the budget.")
-    bigger = await call(client, "authorize", agency="Outbound", role="Researcher", capability="spend.tools",
-                        amount_cents=7900, target="intent-data-trial", idempotency_key=str(uuid.uuid4()))
+    bigger = await call(
+        client,
+        "authorize",
+        agency="Outbound",
+        role="Researcher",
+        capability="spend.tools",
+        amount_cents=7900,
+        target="intent-data-trial",
+        idempotency_key=str(uuid.uuid4()),
+    )
     _say(f"Researcher: authorize spend.tools 79.00: {bigger['answer']} ({bigger['reason']})")
     done = await call(
-        client, "complete_task", task_id=task["id"], result="success",
+        client,
+        "complete_task",
+        task_id=task["id"],
+        result="success",
         summary=f"Sent {sent} personalised first-touch emails; skipped one lead outside our scope.",
         metrics=[{"key_result": metrics["emails sent"], "delta": sent}],
-        cost_cents=2400, minutes_saved=25 * sent, evidence=["mailbox://sent/today"],
+        cost_cents=2400,
+        minutes_saved=25 * sent,
+        evidence=["mailbox://sent/today"],
         lesson="Leads at .gov addresses are out of scope; drop them at research time.",
     )
     _say(f"SDR: completed {task['id']}, logged outcome {done['outcome']['id']}.")
@@ -119,17 +165,35 @@ async def _print_brief(client: Client) -> None:
 
 async def _weekly_review(client: Client) -> None:
     packet = await call(client, "review", days=7)
-    cards = ", ".join(f"{card['agency']} {card['outcomes']} outcomes at {card['cost_cents'] / 100:.2f}"
-                      for card in packet["scorecards"])
-    _say(f"\nOperator: weekly review {packet['since']} to {packet['until']}: {cards}; "
-         f"anomalies {len(packet['anomalies'])}, decisions waiting {packet['pending_decision_count']}, "
-         f"proposals {len(packet['proposals'])}.")
-    recorded = await call(client, "record_review", confirm=True, note="First week: keep going; .gov is out.",
-                          adjustments=[{"tool": "add_lesson", "arguments": {
-                              "agency": "Outbound", "kind": "breaks",
-                              "text": "Government buyers follow procurement rules; never research .gov leads."}}])
-    _say(f"Operator: recorded the review as change set {recorded['id']} "
-         f"({len(recorded['changes'])} adjustment; record_review with revert={recorded['id']!r} undoes it).")
+    cards = ", ".join(
+        f"{card['agency']} {card['outcomes']} outcomes at {card['cost_cents'] / 100:.2f}"
+        for card in packet["scorecards"]
+    )
+    _say(
+        f"\nOperator: weekly review {packet['since']} to {packet['until']}: {cards}; "
+        f"anomalies {len(packet['anomalies'])}, decisions waiting {packet['pending_decision_count']}, "
+        f"proposals {len(packet['proposals'])}."
+    )
+    recorded = await call(
+        client,
+        "record_review",
+        confirm=True,
+        note="First week: keep going; .gov is out.",
+        adjustments=[
+            {
+                "tool": "add_lesson",
+                "arguments": {
+                    "agency": "Outbound",
+                    "kind": "breaks",
+                    "text": "Government buyers follow procurement rules; never research .gov leads.",
+                },
+            }
+        ],
+    )
+    _say(
+        f"Operator: recorded the review as change set {recorded['id']} "
+        f"({len(recorded['changes'])} adjustment; record_review with revert={recorded['id']!r} undoes it)."
+    )
 
 
 async def run_demo(keep: bool = False) -> int:

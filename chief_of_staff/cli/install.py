@@ -55,8 +55,9 @@ class Installed:
     backup: Path | None = None
 
 
-def desktop_config_path(platform: str = sys.platform, environ: Mapping[str, str] | None = None,
-                        home: Path | None = None) -> Path:
+def desktop_config_path(
+    platform: str = sys.platform, environ: Mapping[str, str] | None = None, home: Path | None = None
+) -> Path:
     """Where Claude Desktop keeps its config on this platform (macOS, Windows; Linux is unofficial)."""
     env = os.environ if environ is None else environ
     home = home or Path.home()
@@ -92,15 +93,21 @@ def read_config(path: Path) -> dict[str, Any]:
     try:
         config = json.loads(text)
     except ValueError as exc:
-        raise InvalidInput(f"{path} is not valid JSON ({exc}); nothing was written. Fix or move the file "
-                           "aside and run the command again, or pass --config PATH.") from None
+        raise InvalidInput(
+            f"{path} is not valid JSON ({exc}); nothing was written. Fix or move the file "
+            "aside and run the command again, or pass --config PATH."
+        ) from None
     if not isinstance(config, dict):
-        raise InvalidInput(f"{path}: the top level is a JSON {type(config).__name__}, not an object; "
-                           "nothing was written. Fix the file, or pass --config PATH.")
+        raise InvalidInput(
+            f"{path}: the top level is a JSON {type(config).__name__}, not an object; "
+            "nothing was written. Fix the file, or pass --config PATH."
+        )
     servers = config.get("mcpServers", {})
     if not isinstance(servers, dict):
-        raise InvalidInput(f"{path}: \"mcpServers\" is a JSON {type(servers).__name__}, not an object; "
-                           "nothing was written. Make it an object of named servers, then run the command again.")
+        raise InvalidInput(
+            f'{path}: "mcpServers" is a JSON {type(servers).__name__}, not an object; '
+            "nothing was written. Make it an object of named servers, then run the command again."
+        )
     return config
 
 
@@ -108,7 +115,7 @@ def merge_entry(config: Mapping[str, Any], name: str, entry: Entry) -> tuple[dic
     """A new config with `entry` under mcpServers[name]; every other key and server stays, in order."""
     servers = config.get("mcpServers", {})
     if not isinstance(servers, dict):
-        raise InvalidInput("\"mcpServers\" must be a JSON object of named servers.")
+        raise InvalidInput('"mcpServers" must be a JSON object of named servers.')
     old = servers.get(name)
     if old == entry:
         return dict(config), Change("unchanged", name, entry, old)
@@ -160,14 +167,18 @@ def _report(result: Installed, *, dry_run: bool) -> list[str]:
         return [f"{change.name!r} is already installed in {path}, exactly like this; nothing was written."]
     if dry_run:
         verb = "add" if change.kind == "added" else "replace"
-        lines = [f"Would {verb} {change.name!r} in {path} (--print: nothing was written):",
-                 _entry_json(change.name, change.new)]
+        lines = [
+            f"Would {verb} {change.name!r} in {path} (--print: nothing was written):",
+            _entry_json(change.name, change.new),
+        ]
     else:
         lines = [f"{'Added' if change.kind == 'added' else 'Replaced'} {change.name!r} in {path}."]
     if change.kind == "replaced":
-        lines += [f"It differed from the entry already there; old and new {change.name!r}:",
-                  "  old: " + json.dumps(change.old, ensure_ascii=False),
-                  "  new: " + json.dumps(change.new, ensure_ascii=False)]
+        lines += [
+            f"It differed from the entry already there; old and new {change.name!r}:",
+            "  old: " + json.dumps(change.old, ensure_ascii=False),
+            "  new: " + json.dumps(change.new, ensure_ascii=False),
+        ]
     if result.backup is not None:
         lines.append(f"Backup of the previous file: {result.backup}")
     return lines
@@ -181,11 +192,15 @@ def cmd_install(args: argparse.Namespace) -> int:
     result = install_entry(config_path, args.name, entry, now=settings.clock.now(), dry_run=args.print_only)
     lines = _report(result, dry_run=args.print_only)
     if not args.config and sys.platform not in OFFICIAL_PLATFORMS:
-        lines.append("Note: Claude Desktop ships for macOS and Windows only; on this platform this is the "
-                     "path unofficial builds read. Pass --config PATH for another file.")
+        lines.append(
+            "Note: Claude Desktop ships for macOS and Windows only; on this platform this is the "
+            "path unofficial builds read. Pass --config PATH for another file."
+        )
     if not settings.db_path.exists():
-        lines.append(f"The workspace {settings.db_path} does not exist yet; the server creates it on first start, "
-                     "or create it now: chief-of-staff init --blueprint outbound")
+        lines.append(
+            f"The workspace {settings.db_path} does not exist yet; the server creates it on first start, "
+            "or create it now: chief-of-staff init --blueprint outbound"
+        )
     if result.written:
         lines.append("Restart Claude Desktop to load the server.")
     print("\n".join(lines))
@@ -194,12 +209,21 @@ def cmd_install(args: argparse.Namespace) -> int:
 
 def register(add: Add) -> None:
     """Add the `install` command through the CLI's helper (which already gives it --db)."""
-    install = add("install", cmd_install,
-                  "Add this installation to Claude Desktop's config, keeping every other server (backs the file up).")
+    install = add(
+        "install",
+        cmd_install,
+        "Add this installation to Claude Desktop's config, keeping every other server (backs the file up).",
+    )
     install.add_argument("target", choices=TARGETS, help="the client to install into: claude-desktop")
-    install.add_argument("--config", metavar="PATH",
-                         help="the client's config file (default: Claude Desktop's file on this platform)")
-    install.add_argument("--name", default=DEFAULT_NAME,
-                         help=f"the server's name in the config (default {DEFAULT_NAME})")
-    install.add_argument("--print", dest="print_only", action="store_true",
-                         help="show the entry and the file it would go into; write nothing")
+    install.add_argument(
+        "--config", metavar="PATH", help="the client's config file (default: Claude Desktop's file on this platform)"
+    )
+    install.add_argument(
+        "--name", default=DEFAULT_NAME, help=f"the server's name in the config (default {DEFAULT_NAME})"
+    )
+    install.add_argument(
+        "--print",
+        dest="print_only",
+        action="store_true",
+        help="show the entry and the file it would go into; write nothing",
+    )

@@ -30,12 +30,15 @@ def _events(text: str) -> list[str]:
 @workspace_command
 async def cmd_notify_add(args: argparse.Namespace, store: Store) -> int:
     async with store.write() as tx:
-        view, secret = await endpoints.add_endpoint(tx, OPERATOR_CLI, url=args.url, events=_events(args.events),
-                                                   format=args.format)
-    print(f"{view.endpoint_id}: sends {', '.join(view.events)} to {view.url} ({view.format} format).",
-          file=sys.stderr)
-    print("The line below is its signing secret (Standard Webhooks). It is shown once; give it to the "
-          "receiver to verify the webhook-signature header.", file=sys.stderr)
+        view, secret = await endpoints.add_endpoint(
+            tx, OPERATOR_CLI, url=args.url, events=_events(args.events), format=args.format
+        )
+    print(f"{view.endpoint_id}: sends {', '.join(view.events)} to {view.url} ({view.format} format).", file=sys.stderr)
+    print(
+        "The line below is its signing secret (Standard Webhooks). It is shown once; give it to the "
+        "receiver to verify the webhook-signature header.",
+        file=sys.stderr,
+    )
     print(f"Try it: chief-of-staff notify test {view.endpoint_id}", file=sys.stderr)
     print(secret, flush=True)
     return 0
@@ -71,8 +74,11 @@ def _describe(outcome: DeliveryOutcome | None) -> tuple[str, int]:
     if outcome.status == "delivered":
         return f"Delivered {outcome.message_id} to {outcome.endpoint_id}{answer}.", 0
     if outcome.status == "pending":
-        return (f"Not delivered yet{answer}: {outcome.error}. It will be retried from "
-                f"{outcome.next_attempt_at} while a server runs.", 1)
+        return (
+            f"Not delivered yet{answer}: {outcome.error}. It will be retried from "
+            f"{outcome.next_attempt_at} while a server runs.",
+            1,
+        )
     return f"Not delivered{answer}: {outcome.error}", 1
 
 
@@ -99,8 +105,7 @@ async def cmd_notify_remove(args: argparse.Namespace, store: Store) -> int:
 async def cmd_notify_rotate_secret(args: argparse.Namespace, store: Store) -> int:
     async with store.write() as tx:
         view, secret = await endpoints.rotate_secret(tx, OPERATOR_CLI, args.endpoint)
-    print(f"{view.endpoint_id}: new signing secret below, shown once; the old one no longer signs.",
-          file=sys.stderr)
+    print(f"{view.endpoint_id}: new signing secret below, shown once; the old one no longer signs.", file=sys.stderr)
     print(secret, flush=True)
     return 0
 
@@ -116,24 +121,45 @@ async def cmd_notify_daily_at(args: argparse.Namespace, store: Store) -> int:
 
 def register(add: Add) -> None:
     notify = add("notify", cmd_notify_list, "Signed webhooks that tell you about decisions, briefs and anomalies.")
-    commands = notify.add_subparsers(dest="notify_command", required=True, metavar="ACTION",
-                                     help="add, list, test, remove, rotate-secret or daily-at")
+    commands = notify.add_subparsers(
+        dest="notify_command",
+        required=True,
+        metavar="ACTION",
+        help="add, list, test, remove, rotate-secret or daily-at",
+    )
     create = add_nested(commands, "add", cmd_notify_add, "Add a webhook endpoint (its signing secret is shown once).")
     create.add_argument("url", help="https URL to POST to (http only to localhost or 127.0.0.1, for testing)")
-    create.add_argument("--events", required=True, metavar="EVENT[,EVENT]",
-                        help="comma-separated events to send: " + ", ".join(outbox.EVENTS))
-    create.add_argument("--format", choices=outbox.FORMATS, default="standard",
-                        help="standard: signed JSON (Standard Webhooks); slack: a readable message (default standard)")
+    create.add_argument(
+        "--events",
+        required=True,
+        metavar="EVENT[,EVENT]",
+        help="comma-separated events to send: " + ", ".join(outbox.EVENTS),
+    )
+    create.add_argument(
+        "--format",
+        choices=outbox.FORMATS,
+        default="standard",
+        help="standard: signed JSON (Standard Webhooks); slack: a readable message (default standard)",
+    )
     listing = add_nested(commands, "list", cmd_notify_list, "List endpoints with their delivery health.")
     listing.add_argument("--all", action="store_true", help="include removed endpoints")
     test = add_nested(commands, "test", cmd_notify_test, "Send a test message to one endpoint now and say how it went.")
     test.add_argument("endpoint", help="endpoint id, e.g. NE1")
-    remove = add_nested(commands, "remove", cmd_notify_remove,
-                        "Stop sending to an endpoint; what it was owed is dropped.")
+    remove = add_nested(
+        commands, "remove", cmd_notify_remove, "Stop sending to an endpoint; what it was owed is dropped."
+    )
     remove.add_argument("endpoint", help="endpoint id, e.g. NE1")
-    rotate = add_nested(commands, "rotate-secret", cmd_notify_rotate_secret,
-                     "Give an endpoint a new signing secret, shown once (e.g. one added from an MCP client).")
+    rotate = add_nested(
+        commands,
+        "rotate-secret",
+        cmd_notify_rotate_secret,
+        "Give an endpoint a new signing secret, shown once (e.g. one added from an MCP client).",
+    )
     rotate.add_argument("endpoint", help="endpoint id, e.g. NE1")
-    daily = add_nested(commands, "daily-at", cmd_notify_daily_at,
-                    "Set the local time of day the daily brief is sent (while a server runs).")
+    daily = add_nested(
+        commands,
+        "daily-at",
+        cmd_notify_daily_at,
+        "Set the local time of day the daily brief is sent (while a server runs).",
+    )
     daily.add_argument("time", help="24-hour local time in the workspace's time zone, e.g. 07:30")

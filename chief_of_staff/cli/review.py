@@ -58,8 +58,10 @@ async def _accepted(tx: Tx, keys: str) -> list[Any]:
     missing = [key for key in picked if key not in offered]
     if not picked or missing:
         what = f"{', '.join(missing)} is not proposed now" if missing else "no proposal named"
-        raise InvalidInput(f"--accept: {what} (proposed: {', '.join(offered) or 'none'}); send keys as "
-                           "`chief-of-staff review` lists them, e.g. grant_widen:GR4.")
+        raise InvalidInput(
+            f"--accept: {what} (proposed: {', '.join(offered) or 'none'}); send keys as "
+            "`chief-of-staff review` lists them, e.g. grant_widen:GR4."
+        )
     return [offered[key] for key in picked]
 
 
@@ -89,8 +91,11 @@ def register(add: Add) -> None:
     review = add("review", cmd_review, "Print the review packet: pace, scorecards, anomalies, decisions, proposals.")
     review.add_argument("--days", type=int, default=7, help="the period in local days up to today (default 7)")
     review.add_argument("--peek", action="store_true", help="do not move the 'since you last looked' mark")
-    record = add("review-record", cmd_review_record,
-                 "Record a review: apply accepted adjustments as one change set (verified operator channel).")
+    record = add(
+        "review-record",
+        cmd_review_record,
+        "Record a review: apply accepted adjustments as one change set (verified operator channel).",
+    )
     record.add_argument("--accept", help="proposal keys from `chief-of-staff review`, e.g. grant_widen:GR4,role_add:A1")
     record.add_argument("--file", help='JSON list of {"tool": ..., "arguments": {...}} adjustments, or - for stdin')
     record.add_argument("--note", default="", help="what you concluded, for the record")

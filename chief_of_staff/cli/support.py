@@ -41,8 +41,12 @@ def workspace_command(
     return command
 
 
-def add_nested(commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
-               handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+def add_nested(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    handler: Callable[[argparse.Namespace], int],
+    help_text: str,
+) -> argparse.ArgumentParser:
     """An action under a command with actions (`token create`, `notify add`), taking --db too."""
     parser = commands.add_parser(name, help=help_text, description=help_text)
     parser.set_defaults(handler=handler)

@@ -17,16 +17,15 @@ from chief_of_staff.domain.blueprints import loader
 @workspace_command
 async def cmd_init(args: argparse.Namespace, store: Store) -> int:
     async with store.write() as tx:
-        ws = await workspace.ensure(tx, OPERATOR_CLI, name=args.name, timezone=args.timezone,
-                                    currency=args.currency)
+        ws = await workspace.ensure(tx, OPERATOR_CLI, name=args.name, timezone=args.timezone, currency=args.currency)
         print(f"Workspace {ws.name!r} at {store.path} ({ws.timezone}, {ws.currency}).")
         if args.blueprint:
-            plan = await loader.apply_blueprint(tx, OPERATOR_CLI, args.blueprint,
-                                                    agency_name=args.agency_name)
+            plan = await loader.apply_blueprint(tx, OPERATOR_CLI, args.blueprint, agency_name=args.agency_name)
             print(f"Applied blueprint {plan.blueprint!r}: agency {plan.agency}.")
             for line in plan.creates:
                 print(f"  + {line}")
     return 0
+
 
 @workspace_command
 async def cmd_brief(args: argparse.Namespace, store: Store) -> int:
@@ -36,10 +35,12 @@ async def cmd_brief(args: argparse.Namespace, store: Store) -> int:
     print(brief.render_brief(view), end="")
     return 0
 
+
 def cmd_blueprints(args: argparse.Namespace) -> int:
     for summary in loader.list_blueprints():
         print(f"{summary.name:14} {summary.title}: {summary.summary}")
     return 0
+
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     path = Settings.load(args.db).db_path
@@ -54,6 +55,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 async def _examine(args: argparse.Namespace, store: Store) -> int:
     print(doctor.render(await doctor.examine(store)), end="")
     return 0  # warnings are advice, not failure
+
 
 @workspace_command
 async def cmd_audit_verify(args: argparse.Namespace, store: Store) -> int:
@@ -91,8 +93,12 @@ def register(add: Add) -> None:
     add("blueprints", cmd_blueprints, "List the starter blueprints.")
     add("doctor", cmd_doctor, "Print versions and workspace health; warn about risky setups (always exits 0).")
     audit_cmd = add("audit", cmd_audit_verify, "Check the audit log's hash chain and its exported anchor.")
-    audit_cmd.add_argument("action", choices=["verify", "anchor"],
-                           help="verify: recompute the chain, name the first bad row, compare the head with the "
-                                "anchor; anchor: verify, then export the head to the anchor file")
-    audit_cmd.add_argument("--update-anchor", action="store_true",
-                           help="with verify: export a fresh anchor when everything verifies")
+    audit_cmd.add_argument(
+        "action",
+        choices=["verify", "anchor"],
+        help="verify: recompute the chain, name the first bad row, compare the head with the "
+        "anchor; anchor: verify, then export the head to the anchor file",
+    )
+    audit_cmd.add_argument(
+        "--update-anchor", action="store_true", help="with verify: export a fresh anchor when everything verifies"
+    )

@@ -108,11 +108,15 @@ def _authenticate(config: AnchorConfig, anchor: Anchor) -> None:
             raise AnchorRefused(f"the anchor {where} is keyed: set {KEY_ENV} to the key it was written with.")
         return
     if anchor.mac is None:
-        raise AnchorRefused(f"the anchor {where} carries no MAC although {KEY_ENV} is set: it was not written "
-                            "with the key, so it may be forged.")
+        raise AnchorRefused(
+            f"the anchor {where} carries no MAC although {KEY_ENV} is set: it was not written "
+            "with the key, so it may be forged."
+        )
     if not hmac.compare_digest(anchor.mac, sign(config.key, anchor.row_id, anchor.hash, anchor.at)):
-        raise AnchorRefused(f"the anchor {where} has a MAC that does not verify: it was forged, or {KEY_ENV} "
-                            "is not the key it was written with.")
+        raise AnchorRefused(
+            f"the anchor {where} has a MAC that does not verify: it was forged, or {KEY_ENV} "
+            "is not the key it was written with."
+        )
 
 
 def read_anchor(config: AnchorConfig) -> Anchor | None:
@@ -161,12 +165,17 @@ async def _compare(tx: Tx, anchor: Anchor) -> str | None:
     found = await tx.scalar("SELECT hash FROM audit_log WHERE id = ?", (anchor.row_id,))
     if found is None:
         last = await tx.scalar("SELECT max(id) FROM audit_log")
-        how = "it was deleted" if last is not None and last > anchor.row_id else \
-            f"the log was truncated; it now ends at row {last or 0}"
+        how = (
+            "it was deleted"
+            if last is not None and last > anchor.row_id
+            else f"the log was truncated; it now ends at row {last or 0}"
+        )
         return f"anchored row {anchor.row_id} is missing ({how})"
     if found != anchor.hash:
-        return (f"rows at/after {anchor.row_id} were rewritten: anchored hash {_short(anchor.hash)}, "
-                f"found {_short(str(found))}")
+        return (
+            f"rows at/after {anchor.row_id} were rewritten: anchored hash {_short(anchor.hash)}, "
+            f"found {_short(str(found))}"
+        )
     return None
 
 
@@ -178,8 +187,13 @@ async def check(tx: Tx, config: AnchorConfig) -> AnchorCheck:
     except AnchorRefused as exc:
         return AnchorCheck(chain, None, str(exc), "anchor refused")
     if anchor is None:
-        return AnchorCheck(chain, None, None, f"no anchor at {config.path} yet (`chief-of-staff audit anchor` "
-                                              "writes one; until then a truncated or re-signed tail goes unseen)")
+        return AnchorCheck(
+            chain,
+            None,
+            None,
+            f"no anchor at {config.path} yet (`chief-of-staff audit anchor` "
+            "writes one; until then a truncated or re-signed tail goes unseen)",
+        )
     problem = await _compare(tx, anchor)
     note = problem or f"anchor at row {anchor.row_id} (hash {_short(anchor.hash)}) matches"
     return AnchorCheck(chain, anchor, problem, note)
@@ -196,15 +210,18 @@ async def export(store: Store, config: AnchorConfig) -> AnchorCheck:
     if not result.ok:
         return result
     anchor = write_anchor(config, result.chain.head_id, result.chain.head_hash, at)
-    return AnchorCheck(result.chain, anchor, None, f"anchored row {anchor.row_id} (hash {_short(anchor.hash)}) "
-                                                   f"in {config.path}")
+    return AnchorCheck(
+        result.chain, anchor, None, f"anchored row {anchor.row_id} (hash {_short(anchor.hash)}) in {config.path}"
+    )
 
 
 async def _fresh_head(tx: Tx, previous: Anchor | None) -> ChainReport | None:
     """The verified head if it moved past the anchor; checks only the rows after it (or the newest, if none)."""
     if previous is None:
-        window = await tx.one("SELECT id, hash FROM audit_log WHERE id <= (SELECT max(id) FROM audit_log) - ? "
-                              "ORDER BY id DESC LIMIT 1", (FIRST_ANCHOR_ROWS,))
+        window = await tx.one(
+            "SELECT id, hash FROM audit_log WHERE id <= (SELECT max(id) FROM audit_log) - ? ORDER BY id DESC LIMIT 1",
+            (FIRST_ANCHOR_ROWS,),
+        )
         chain = await audit.verify_chain(tx, after=None if window is None else (window["id"], window["hash"]))
     else:
         problem = await _compare(tx, previous)

@@ -42,10 +42,12 @@ def canonical(detail: dict[str, Any]) -> str:
     return json.dumps(detail, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def row_hash(prev_hash: str, row_id: int, at: str, actor: str, channel: str, action: str,
-             subject: str, detail: str) -> str:
-    material = json.dumps([prev_hash, row_id, at, actor, channel, action, subject, detail],
-                          separators=(",", ":"), ensure_ascii=False)
+def row_hash(
+    prev_hash: str, row_id: int, at: str, actor: str, channel: str, action: str, subject: str, detail: str
+) -> str:
+    material = json.dumps(
+        [prev_hash, row_id, at, actor, channel, action, subject, detail], separators=(",", ":"), ensure_ascii=False
+    )
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 
@@ -103,8 +105,16 @@ def _recomputed(row: Row) -> str | None:
     fields = (row["prev_hash"], row["at"], row["actor"], row["channel"], row["action"], row["subject"], row["detail"])
     if not all(isinstance(value, str) for value in fields):
         return None
-    return row_hash(row["prev_hash"], row["id"], row["at"], row["actor"], row["channel"],
-                    row["action"], row["subject"], row["detail"])
+    return row_hash(
+        row["prev_hash"],
+        row["id"],
+        row["at"],
+        row["actor"],
+        row["channel"],
+        row["action"],
+        row["subject"],
+        row["detail"],
+    )
 
 
 def _check_row(row: Row, expected_prev: str, expected_id: int) -> str | None:
@@ -132,7 +142,8 @@ async def verify_chain(tx: Tx, batch: int = 5000, *, after: tuple[int, str] | No
         # The first page has no lower bound, so a row planted below id 1 is seen, not skipped.
         page = await tx.all(
             "SELECT id, at, actor, channel, action, subject, detail, prev_hash, hash FROM audit_log "
-            + ("" if seen is None else "WHERE id > ? ") + "ORDER BY id LIMIT ?",
+            + ("" if seen is None else "WHERE id > ? ")
+            + "ORDER BY id LIMIT ?",
             (batch,) if seen is None else (seen, batch),
         )
         if not page:

@@ -92,8 +92,9 @@ def checked_text(value: object, field: str, limit: int, *, required: bool = Fals
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
-            raise InvalidInput(f"{field}: holds characters that are not valid text (lone surrogates); "
-                               "send plain UTF-8 text.") from None
+            raise InvalidInput(
+                f"{field}: holds characters that are not valid text (lone surrogates); send plain UTF-8 text."
+            ) from None
     if required and not text:
         raise InvalidInput(f"{field}: must not be empty; send {what}.")
     if len(text) > limit:

@@ -22,8 +22,9 @@ def _here(pid: int | None) -> tuple[str, int]:
 async def register(tx: Tx, *, pid: int | None = None) -> None:
     """Record a server process (this one by default) on this host as having the workspace open."""
     host, number = _here(pid)
-    await tx.run("INSERT OR REPLACE INTO server_processes (pid, host, started_at) VALUES (?, ?, ?)",
-                 (number, host, tx.now_text))
+    await tx.run(
+        "INSERT OR REPLACE INTO server_processes (pid, host, started_at) VALUES (?, ?, ?)", (number, host, tx.now_text)
+    )
 
 
 async def unregister(tx: Tx, *, pid: int | None = None) -> None:

@@ -97,8 +97,9 @@ async def resolve_agency(tx: Tx, ref: str, *, field: str = "agency") -> Row:
     if row is not None:
         return row
     known = await tx.all("SELECT id, name FROM agencies ORDER BY id LIMIT ?", (NAMES_IN_ERRORS + 1,))
-    raise NotFound(f"{field}: there is no agency {text!r}. Known agencies: {_known(known, 'agency')}. "
-                   "Call roster to see them.")
+    raise NotFound(
+        f"{field}: there is no agency {text!r}. Known agencies: {_known(known, 'agency')}. Call roster to see them."
+    )
 
 
 async def resolve_role(tx: Tx, agency_id: int, ref: str | None, *, field: str = "role") -> Row | None:
@@ -113,11 +114,14 @@ async def resolve_role(tx: Tx, agency_id: int, ref: str | None, *, field: str = 
         row = await tx.one("SELECT * FROM roles WHERE agency_id = ? AND name = ?", (agency_id, text))
     if row is not None:
         return row
-    known = await tx.all("SELECT id, name FROM roles WHERE agency_id = ? ORDER BY id LIMIT ?",
-                         (agency_id, NAMES_IN_ERRORS + 1))
+    known = await tx.all(
+        "SELECT id, name FROM roles WHERE agency_id = ? ORDER BY id LIMIT ?", (agency_id, NAMES_IN_ERRORS + 1)
+    )
     agency = await agency_name(tx, agency_id)
-    raise NotFound(f"{field}: agency {agency} has no role {text!r}. Its roles: {_known(known, 'role')}. "
-                   "Call roster to see every agency's roles.")
+    raise NotFound(
+        f"{field}: agency {agency} has no role {text!r}. Its roles: {_known(known, 'role')}. "
+        "Call roster to see every agency's roles."
+    )
 
 
 async def agency_name(tx: Tx, agency_id: int) -> str:
@@ -146,31 +150,47 @@ def _status(value: object, field: str = "status") -> Status:
 
 
 def _role_view(row: Row, agency: str) -> RoleView:
-    return RoleView(id=ids.format_id("role", row["id"]), agency=agency, name=row["name"],
-                    charter=row["charter"], status=row["status"])
+    return RoleView(
+        id=ids.format_id("role", row["id"]),
+        agency=agency,
+        name=row["name"],
+        charter=row["charter"],
+        status=row["status"],
+    )
 
 
 async def _agency_view(tx: Tx, row: Row) -> AgencyView:
     roles = await tx.all("SELECT * FROM roles WHERE agency_id = ? ORDER BY id", (row["id"],))
     size = await tx.scalar("SELECT count(*) FROM lessons WHERE agency_id = ? AND removed_at IS NULL", (row["id"],))
     return AgencyView(
-        id=ids.format_id("agency", row["id"]), name=row["name"], purpose=row["purpose"],
-        operating_spec=row["operating_spec"], status=row["status"],
-        roles=[_role_view(r, row["name"]) for r in roles], playbook_size=int(size or 0),
+        id=ids.format_id("agency", row["id"]),
+        name=row["name"],
+        purpose=row["purpose"],
+        operating_spec=row["operating_spec"],
+        status=row["status"],
+        roles=[_role_view(r, row["name"]) for r in roles],
+        playbook_size=int(size or 0),
     )
 
 
 def lesson_view(row: Row, agency: str) -> LessonView:
     """A lessons row as the wire sees it."""
-    return LessonView(id=ids.format_id("lesson", row["id"]), agency=agency, kind=row["kind"],
-                      text=row["text"], source=row["source"], created_at=row["created_at"])
+    return LessonView(
+        id=ids.format_id("lesson", row["id"]),
+        agency=agency,
+        kind=row["kind"],
+        text=row["text"],
+        source=row["source"],
+        created_at=row["created_at"],
+    )
 
 
 # --- the roster ----------------------------------------------------------------------------------
 
 
-async def create_agency(tx: Tx, actor: Actor, *, name: str, purpose: str, operating_spec: str = "",
-                        blueprint: str | None = None) -> AgencyView:
+async def create_agency(
+    tx: Tx, actor: Actor, *, name: str, purpose: str, operating_spec: str = "", blueprint: str | None = None
+) -> AgencyView:
     """Add an agency to the roster (operator-only). Conflict if the name is taken in any case."""
     trust.require_operator(actor, "Creating an agency", CREATE_HINT)
     name = _name(name, "name", "agency", "Outbound")
@@ -179,8 +199,10 @@ async def create_agency(tx: Tx, actor: Actor, *, name: str, purpose: str, operat
     taken = await tx.one("SELECT id, name FROM agencies WHERE name = ?", (name,))
     if taken is not None:
         short = ids.format_id("agency", taken["id"])
-        raise Conflict(f"name: agency {taken['name']} ({short}) already exists; pick another name or call "
-                       "update_agency to change it.")
+        raise Conflict(
+            f"name: agency {taken['name']} ({short}) already exists; pick another name or call "
+            "update_agency to change it."
+        )
     agency_id = await tx.run(
         "INSERT INTO agencies (name, purpose, operating_spec, blueprint, created_at, updated_at) "
         "VALUES (?, ?, ?, ?, ?, ?)",
@@ -191,25 +213,33 @@ async def create_agency(tx: Tx, actor: Actor, *, name: str, purpose: str, operat
     return await _agency_view(tx, await resolve_agency(tx, short))
 
 
-async def update_agency(tx: Tx, actor: Actor, agency: str, *, purpose: str | None = None,
-                        operating_spec: str | None = None, status: str | None = None) -> AgencyView:
+async def update_agency(
+    tx: Tx,
+    actor: Actor,
+    agency: str,
+    *,
+    purpose: str | None = None,
+    operating_spec: str | None = None,
+    status: str | None = None,
+) -> AgencyView:
     """Change an agency's purpose, operating spec or status (operator-only)."""
     trust.require_operator(actor, "Changing an agency", ROSTER_HINT)
     row = await resolve_agency(tx, agency)
     changes: dict[str, str] = {}
     if purpose is not None:
-        changes["purpose"] = checked_text(purpose, "purpose", MAX_PURPOSE, required=True,
-                                   what="the agency's purpose")
+        changes["purpose"] = checked_text(purpose, "purpose", MAX_PURPOSE, required=True, what="the agency's purpose")
     if operating_spec is not None:
-        changes["operating_spec"] = checked_text(operating_spec, "operating_spec", MAX_SPEC, required=False,
-                                          what="the operating spec")
+        changes["operating_spec"] = checked_text(
+            operating_spec, "operating_spec", MAX_SPEC, required=False, what="the operating spec"
+        )
     if status is not None:
         changes["status"] = _status(status)
     if not changes:
         raise InvalidInput("Nothing to change: send purpose, operating_spec or status.")
     assignments = ", ".join(f"{column} = ?" for column in changes)
-    await tx.run(f"UPDATE agencies SET {assignments}, updated_at = ? WHERE id = ?",
-                 (*changes.values(), tx.now_text, row["id"]))
+    await tx.run(
+        f"UPDATE agencies SET {assignments}, updated_at = ? WHERE id = ?", (*changes.values(), tx.now_text, row["id"])
+    )
     short = ids.format_id("agency", row["id"])
     detail: dict[str, object] = {"changed": sorted(changes)}
     if "status" in changes:
@@ -218,17 +248,20 @@ async def update_agency(tx: Tx, actor: Actor, agency: str, *, purpose: str | Non
     return await _agency_view(tx, await resolve_agency(tx, short))
 
 
-async def set_role(tx: Tx, actor: Actor, *, agency: str, name: str, charter: str | None = None,
-                   status: str | None = None) -> RoleView:
+async def set_role(
+    tx: Tx, actor: Actor, *, agency: str, name: str, charter: str | None = None, status: str | None = None
+) -> RoleView:
     """Create a role in an agency, or change an existing role's charter or status (operator-only)."""
     trust.require_operator(actor, "Changing an agency's roles", ROSTER_HINT)
     agency_row = await resolve_agency(tx, agency)
     role_name_text = _name(name, "name", "role", "SDR")
-    new_charter = None if charter is None else checked_text(charter, "charter", MAX_CHARTER, required=True,
-                                                     what="what this role does")
+    new_charter = (
+        None
+        if charter is None
+        else checked_text(charter, "charter", MAX_CHARTER, required=True, what="what this role does")
+    )
     new_status = None if status is None else _status(status)
-    existing = await tx.one("SELECT * FROM roles WHERE agency_id = ? AND name = ?",
-                            (agency_row["id"], role_name_text))
+    existing = await tx.one("SELECT * FROM roles WHERE agency_id = ? AND name = ?", (agency_row["id"], role_name_text))
     if existing is None:
         role_id = await _create_role(tx, actor, agency_row, role_name_text, new_charter, new_status)
     else:
@@ -238,21 +271,29 @@ async def set_role(tx: Tx, actor: Actor, *, agency: str, name: str, charter: str
     return _role_view(row, agency_row["name"])
 
 
-async def _create_role(tx: Tx, actor: Actor, agency_row: Row, name: str, charter: str | None,
-                       status: Status | None) -> int:
+async def _create_role(
+    tx: Tx, actor: Actor, agency_row: Row, name: str, charter: str | None, status: Status | None
+) -> int:
     if charter is None:
-        raise InvalidInput(f"charter: {name!r} is a new role in {agency_row['name']}; send its charter "
-                           "(what this seat does and how).")
+        raise InvalidInput(
+            f"charter: {name!r} is a new role in {agency_row['name']}; send its charter (what this seat does and how)."
+        )
     if agency_row["status"] != "active":
-        raise Conflict(f"agency: {agency_row['name']} is retired; reactivate it with update_agency "
-                       "(status='active') before adding roles.")
+        raise Conflict(
+            f"agency: {agency_row['name']} is retired; reactivate it with update_agency "
+            "(status='active') before adding roles."
+        )
     role_id = await tx.run(
-        "INSERT INTO roles (agency_id, name, charter, status, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO roles (agency_id, name, charter, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
         (agency_row["id"], name, charter, status or "active", tx.now_text, tx.now_text),
     )
-    await audit.append(tx, actor, "role.create", ids.format_id("role", role_id),
-                       {"agency": ids.format_id("agency", agency_row["id"]), "name": name})
+    await audit.append(
+        tx,
+        actor,
+        "role.create",
+        ids.format_id("role", role_id),
+        {"agency": ids.format_id("agency", agency_row["id"]), "name": name},
+    )
     return role_id
 
 
@@ -260,8 +301,7 @@ async def _update_role(tx: Tx, actor: Actor, row: Row, charter: str | None, stat
     if charter is None and status is None:
         raise InvalidInput(f"Nothing to change: role {row['name']} exists; send a new charter or status.")
     await tx.run(
-        "UPDATE roles SET charter = coalesce(?, charter), status = coalesce(?, status), updated_at = ? "
-        "WHERE id = ?",
+        "UPDATE roles SET charter = coalesce(?, charter), status = coalesce(?, status), updated_at = ? WHERE id = ?",
         (charter, status, tx.now_text, row["id"]),
     )
     detail: dict[str, object] = {"changed": [k for k, v in (("charter", charter), ("status", status)) if v]}
@@ -284,34 +324,36 @@ def _lesson_fields(kind: object, text: object, source: object) -> tuple[str, str
     if kind not in get_args(LessonKind):
         raise InvalidInput(f"kind: {kind!r} is not a lesson kind; send 'works', 'breaks' or 'note'.")
     if source not in get_args(LessonSource):
-        raise InvalidInput(f"source: {source!r} is not a lesson source; send one of "
-                           f"{', '.join(get_args(LessonSource))}.")
+        raise InvalidInput(
+            f"source: {source!r} is not a lesson source; send one of {', '.join(get_args(LessonSource))}."
+        )
     body = checked_text(text, "lesson", MAX_LESSON, required=True, what="the lesson in a sentence or two")
     return str(kind), body, str(source)
 
 
-async def insert_lesson(tx: Tx, *, agency_id: int, kind: str, text: str, source: str,
-                        outcome_id: int | None = None) -> int:
+async def insert_lesson(
+    tx: Tx, *, agency_id: int, kind: str, text: str, source: str, outcome_id: int | None = None
+) -> int:
     """Write a lesson row without an audit row of its own (for changes that audit it themselves)."""
     kind, body, source = _lesson_fields(kind, text, source)
     return await tx.run(
-        "INSERT INTO lessons (agency_id, kind, text, source, outcome_id, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO lessons (agency_id, kind, text, source, outcome_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
         (agency_id, kind, body, source, outcome_id, tx.now_text),
     )
 
 
-async def add_lesson(tx: Tx, actor: Actor, *, agency_id: int, kind: str, text: str, source: str,
-                     outcome_id: int | None = None) -> LessonView:
+async def add_lesson(
+    tx: Tx, actor: Actor, *, agency_id: int, kind: str, text: str, source: str, outcome_id: int | None = None
+) -> LessonView:
     """Add a lesson (what works, what breaks, a note) to an agency's playbook."""
     name = await tx.scalar("SELECT name FROM agencies WHERE id = ?", (agency_id,))
     if name is None:
         raise NotFound(f"agency: there is no agency {ids.format_id('agency', agency_id)}. Call roster.")
-    lesson_id = await insert_lesson(tx, agency_id=agency_id, kind=kind, text=text, source=source,
-                                    outcome_id=outcome_id)
+    lesson_id = await insert_lesson(tx, agency_id=agency_id, kind=kind, text=text, source=source, outcome_id=outcome_id)
     short = ids.format_id("lesson", lesson_id)
-    await audit.append(tx, actor, "lesson.add", short,
-                       {"agency": ids.format_id("agency", agency_id), "kind": kind, "source": source})
+    await audit.append(
+        tx, actor, "lesson.add", short, {"agency": ids.format_id("agency", agency_id), "kind": kind, "source": source}
+    )
     row = await tx.one("SELECT * FROM lessons WHERE id = ?", (lesson_id,))
     assert row is not None
     return lesson_view(row, str(name))
@@ -322,13 +364,20 @@ async def set_lesson_active(tx: Tx, actor: Actor, lesson: str, *, active: bool) 
     lesson_id = ids.parse_id("lesson", lesson, field="lesson_id")
     row = await tx.one("SELECT * FROM lessons WHERE id = ?", (lesson_id,))
     if row is None:
-        raise NotFound(f"lesson_id: there is no lesson {ids.format_id('lesson', lesson_id)}; "
-                       "the agency resource lists its playbook.")
+        raise NotFound(
+            f"lesson_id: there is no lesson {ids.format_id('lesson', lesson_id)}; "
+            "the agency resource lists its playbook."
+        )
     if (row["removed_at"] is None) == active:
         return
     await tx.run("UPDATE lessons SET removed_at = ? WHERE id = ?", (None if active else tx.now_text, lesson_id))
-    await audit.append(tx, actor, "lesson.restore" if active else "lesson.remove", ids.format_id("lesson", lesson_id),
-                       {"agency": ids.format_id("agency", row["agency_id"]), "kind": row["kind"]})
+    await audit.append(
+        tx,
+        actor,
+        "lesson.restore" if active else "lesson.remove",
+        ids.format_id("lesson", lesson_id),
+        {"agency": ids.format_id("agency", row["agency_id"]), "kind": row["kind"]},
+    )
 
 
 async def playbook(tx: Tx, agency: str, *, limit: int = 20) -> list[LessonView]:
@@ -336,8 +385,9 @@ async def playbook(tx: Tx, agency: str, *, limit: int = 20) -> list[LessonView]:
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PLAYBOOK_PAGE:
         raise InvalidInput(f"limit: send a whole number from 1 to {MAX_PLAYBOOK_PAGE}.")
     row = await resolve_agency(tx, agency)
-    lessons = await tx.all("SELECT * FROM lessons WHERE agency_id = ? AND removed_at IS NULL ORDER BY id DESC LIMIT ?",
-                           (row["id"], limit))
+    lessons = await tx.all(
+        "SELECT * FROM lessons WHERE agency_id = ? AND removed_at IS NULL ORDER BY id DESC LIMIT ?", (row["id"], limit)
+    )
     return [lesson_view(lesson, row["name"]) for lesson in lessons]
 
 
@@ -348,5 +398,7 @@ async def playbook_digest(tx: Tx, agency: str, *, limit: int = 8) -> str:
         return "   - (no lessons yet: log one with an outcome when you learn something)"
     ordered = sorted(lessons, key=lambda lesson: ("breaks", "works", "note").index(lesson.kind))
     # Lesson text came from outcomes and reviews: quoted as data for the model, never as instructions.
-    return "\n".join(f"   - {lesson.kind} ({lesson.id}, {lesson.source}): {json.dumps(lesson.text, ensure_ascii=False)}"
-                     for lesson in ordered)
+    return "\n".join(
+        f"   - {lesson.kind} ({lesson.id}, {lesson.source}): {json.dumps(lesson.text, ensure_ascii=False)}"
+        for lesson in ordered
+    )

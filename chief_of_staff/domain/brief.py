@@ -20,8 +20,19 @@ from chief_of_staff.domain.authority import grants, ledger
 CHANGE_SCAN_LIMIT = 10_000
 HIGHLIGHTS = 8
 # Changes worth a line of their own; the rest are only counted.
-NOTABLE = ("outcome.", "task.complete", "decision.", "grant.", "goal.", "agency.", "role.", "blueprint.", "review.",
-           "routine.pause", "routine.resume")
+NOTABLE = (
+    "outcome.",
+    "task.complete",
+    "decision.",
+    "grant.",
+    "goal.",
+    "agency.",
+    "role.",
+    "blueprint.",
+    "review.",
+    "routine.pause",
+    "routine.resume",
+)
 # (one, many) for each kind of change, in the operator's words.
 PHRASES = {
     "workspace.create": ("workspace created", "workspaces created"),
@@ -188,7 +199,8 @@ def _authority_lines(brief: Brief) -> list[str]:
     lines = []
     for grant in brief.authority:
         used = ", ".join(
-            f"{b.period}: {b.used_count}/{b.max_count}" if b.max_count is not None
+            f"{b.period}: {b.used_count}/{b.max_count}"
+            if b.max_count is not None
             else f"{b.period}: {money(b.used_cents)}/{money(b.max_cents or 0)}"
             for b in grant.budgets
         )
@@ -209,8 +221,11 @@ def render_brief(brief: Brief) -> str:
         "",
         f"## Decisions waiting for you ({brief.pending_decision_count})",
         *([f"- {d.id} {d.title} (expires {d.expires_at})" for d in brief.pending_decisions] or ["- None."]),
-        *(["Decide in chat, or in a terminal: `chief-of-staff approve D…` / `chief-of-staff deny D…`."]
-          if brief.pending_decisions else []),
+        *(
+            ["Decide in chat, or in a terminal: `chief-of-staff approve D…` / `chief-of-staff deny D…`."]
+            if brief.pending_decisions
+            else []
+        ),
         "",
         "## Goals",
         *_goal_lines(brief),

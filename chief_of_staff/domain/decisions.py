@@ -115,10 +115,14 @@ def _is_live(row: Row, now_text: str) -> bool:
 
 def _how_to_decide(short_id: str, kind: str) -> str:
     if kind == "proposal":
-        return (f"Operator: run `chief-of-staff approve {short_id}` / `chief-of-staff deny {short_id}`. "
-                "Proposals cannot be approved in chat; denying in chat (confirm=true) is fine.")
-    return (f"Operator: say approve/deny in chat (confirm=true) or run "
-            f"`chief-of-staff approve {short_id}` / `chief-of-staff deny {short_id}`")
+        return (
+            f"Operator: run `chief-of-staff approve {short_id}` / `chief-of-staff deny {short_id}`. "
+            "Proposals cannot be approved in chat; denying in chat (confirm=true) is fine."
+        )
+    return (
+        f"Operator: say approve/deny in chat (confirm=true) or run "
+        f"`chief-of-staff approve {short_id}` / `chief-of-staff deny {short_id}`"
+    )
 
 
 def _view(row: Row, now_text: str) -> DecisionView:
@@ -127,10 +131,18 @@ def _view(row: Row, now_text: str) -> DecisionView:
     # A pending row past its expiry is expired in all but bookkeeping; expire_due will record it.
     status = "expired" if row["status"] == "pending" and not live else row["status"]
     return DecisionView(
-        id=short_id, kind=row["kind"], status=status, title=row["title"], details=row["details"],
-        agency=row["agency_name"], role=row["role_name"], amount_cents=row["amount_cents"],
-        created_at=row["created_at"], expires_at=row["expires_at"],
-        decided_channel=row["decided_channel"], note=row["note"],
+        id=short_id,
+        kind=row["kind"],
+        status=status,
+        title=row["title"],
+        details=row["details"],
+        agency=row["agency_name"],
+        role=row["role_name"],
+        amount_cents=row["amount_cents"],
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        decided_channel=row["decided_channel"],
+        note=row["note"],
         how_to_decide=_how_to_decide(short_id, row["kind"]) if live else "",
     )
 
@@ -180,8 +192,7 @@ async def open_decision(
     amount = _checked_amount(amount_cents)
     digest = request_hash(request)
     existing = await tx.one(
-        "SELECT id FROM decisions WHERE request_hash = ? AND status = 'pending' AND expires_at > ? "
-        "ORDER BY id LIMIT 1",
+        "SELECT id FROM decisions WHERE request_hash = ? AND status = 'pending' AND expires_at > ? ORDER BY id LIMIT 1",
         (digest, tx.now_text),
     )
     if existing is not None:
@@ -191,19 +202,51 @@ async def open_decision(
         "INSERT INTO decisions (kind, agency_id, role_id, title, details, request, request_hash, "
         "amount_cents, grant_id, timeout_policy, expires_at, created_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (kind, agency_id, role_id, title_text, details_text, _request_text(request), digest, amount,
-         grant_id, timeout_policy, expires_at, tx.now_text),
+        (
+            kind,
+            agency_id,
+            role_id,
+            title_text,
+            details_text,
+            _request_text(request),
+            digest,
+            amount,
+            grant_id,
+            timeout_policy,
+            expires_at,
+            tx.now_text,
+        ),
     )
-    await audit.append(tx, actor, "decision.open", ids.format_id("decision", decision_id), {
-        "kind": kind, "agency_id": agency_id, "role_id": role_id, "amount_cents": amount,
-        "grant_id": grant_id, "timeout_policy": timeout_policy, "expires_at": expires_at,
-    })
+    await audit.append(
+        tx,
+        actor,
+        "decision.open",
+        ids.format_id("decision", decision_id),
+        {
+            "kind": kind,
+            "agency_id": agency_id,
+            "role_id": role_id,
+            "amount_cents": amount,
+            "grant_id": grant_id,
+            "timeout_policy": timeout_policy,
+            "expires_at": expires_at,
+        },
+    )
     view = await _load_view(tx, decision_id)
     # In the decision's own transaction (the outbox): the operator hears of it if and only if it exists.
-    await outbox.emit(tx, "decision.opened", {
-        "decision_id": view.id, "title": view.title, "kind": view.kind, "amount_cents": view.amount_cents,
-        "agency": view.agency, "role": view.role, "expires_at": view.expires_at,
-    })
+    await outbox.emit(
+        tx,
+        "decision.opened",
+        {
+            "decision_id": view.id,
+            "title": view.title,
+            "kind": view.kind,
+            "amount_cents": view.amount_cents,
+            "agency": view.agency,
+            "role": view.role,
+            "expires_at": view.expires_at,
+        },
+    )
     return view
 
 
@@ -230,10 +273,25 @@ async def request_decision(
     agency_row = await agencies.resolve_agency(tx, agency)
     role_row = await agencies.resolve_role(tx, agency_row["id"], role)
     role_id = None if role_row is None else role_row["id"]
-    request = {"kind": kind, "agency_id": agency_row["id"], "role_id": role_id,
-               "title": title_text, "details": details_text, "amount_cents": amount}
-    return await open_decision(tx, actor, kind=kind, title=title_text, details=details_text, request=request,
-                               agency_id=agency_row["id"], role_id=role_id, amount_cents=amount)
+    request = {
+        "kind": kind,
+        "agency_id": agency_row["id"],
+        "role_id": role_id,
+        "title": title_text,
+        "details": details_text,
+        "amount_cents": amount,
+    }
+    return await open_decision(
+        tx,
+        actor,
+        kind=kind,
+        title=title_text,
+        details=details_text,
+        request=request,
+        agency_id=agency_row["id"],
+        role_id=role_id,
+        amount_cents=amount,
+    )
 
 
 # --- deciding ---------------------------------------------------------------------------------
@@ -242,12 +300,16 @@ async def request_decision(
 def _closed_message(row: Row) -> str:
     short_id = ids.format_id("decision", row["id"])
     if row["status"] in ("pending", "expired"):
-        return (f"decision: {short_id} expired at {row['expires_at']} and can no longer be decided; "
-                "nothing was changed. If it is still needed, the agency can ask again.")
+        return (
+            f"decision: {short_id} expired at {row['expires_at']} and can no longer be decided; "
+            "nothing was changed. If it is still needed, the agency can ask again."
+        )
     channel = row["decided_channel"]
     via = " by timeout" if channel == "system" else (f" via {channel}" if channel else "")
-    return (f"decision: {short_id} was already {row['status']}{via}; "
-            "nothing was changed. Call list_decisions to see what is still pending.")
+    return (
+        f"decision: {short_id} was already {row['status']}{via}; "
+        "nothing was changed. Call list_decisions to see what is still pending."
+    )
 
 
 async def _check_chat_approval(tx: Tx, actor: Actor, row: Row, short_id: str) -> None:
@@ -280,9 +342,17 @@ async def decide(tx: Tx, actor: Actor, decision: str, *, approve: bool, note: st
     if approve:
         await _check_chat_approval(tx, actor, row, short_id)
     await _compare_and_set_decided(tx, actor, row, approve, note_text)
-    await audit.append(tx, actor, f"decision.{verb}", short_id, {
-        "channel": actor.channel, "kind": row["kind"], "amount_cents": row["amount_cents"],
-    })
+    await audit.append(
+        tx,
+        actor,
+        f"decision.{verb}",
+        short_id,
+        {
+            "channel": actor.channel,
+            "kind": row["kind"],
+            "amount_cents": row["amount_cents"],
+        },
+    )
     return await _load_view(tx, decision_id)
 
 
@@ -314,8 +384,7 @@ DUE_EXISTS = "EXISTS (SELECT 1 FROM decisions WHERE status = 'pending' AND expir
 async def expire_due(tx: Tx) -> int:
     """Close pending decisions past their expiry by their timeout policy; returns how many were closed."""
     due = await tx.all(
-        "SELECT id, timeout_policy FROM decisions WHERE status = 'pending' AND expires_at <= ? "
-        "ORDER BY expires_at",
+        "SELECT id, timeout_policy FROM decisions WHERE status = 'pending' AND expires_at <= ? ORDER BY expires_at",
         (tx.now_text,),
     )
     for row in due:
@@ -327,8 +396,13 @@ async def expire_due(tx: Tx) -> int:
         )
         if status == "approved":
             await _extend_for_redemption(tx, row["id"])
-        await audit.append(tx, audit.SYSTEM, "decision.expire", ids.format_id("decision", row["id"]),
-                           {"timeout_policy": row["timeout_policy"], "status": status})
+        await audit.append(
+            tx,
+            audit.SYSTEM,
+            "decision.expire",
+            ids.format_id("decision", row["id"]),
+            {"timeout_policy": row["timeout_policy"], "status": status},
+        )
     return len(due)
 
 
@@ -358,8 +432,9 @@ async def redeem(tx: Tx, actor: Actor, decision_id: int, *, authorization_id: in
             f"decision: {short_id} is not an unused, unexpired approval, so it cannot be redeemed; "
             "an approval is used at most once. Ask again to open a new decision."
         )
-    await audit.append(tx, actor, "decision.redeem", short_id,
-                       {"authorization_id": ids.format_id("authorization", authorization_id)})
+    await audit.append(
+        tx, actor, "decision.redeem", short_id, {"authorization_id": ids.format_id("authorization", authorization_id)}
+    )
 
 
 # --- reading ----------------------------------------------------------------------------------

@@ -66,13 +66,21 @@ async def examine(store: Store) -> DoctorReport:
 
 def render(report: DoctorReport) -> str:
     """The report as aligned lines, warnings last."""
-    rows = [("python", report.versions["python"]), ("mcp SDK", report.versions["mcp"]),
-            ("SQLite library", report.versions["sqlite"]), ("workspace", str(report.workspace))]
+    rows = [
+        ("python", report.versions["python"]),
+        ("mcp SDK", report.versions["mcp"]),
+        ("SQLite library", report.versions["sqlite"]),
+        ("workspace", str(report.workspace)),
+    ]
     if report.schema_version is None:
         rows.append(("", "not created yet; run `chief-of-staff init`"))
     else:
-        rows += [("journal mode", str(report.journal_mode)), ("schema version", str(report.schema_version)),
-                 ("audit rows", str(report.audit_rows)), ("server processes", str(report.server_processes))]
+        rows += [
+            ("journal mode", str(report.journal_mode)),
+            ("schema version", str(report.schema_version)),
+            ("audit rows", str(report.audit_rows)),
+            ("server processes", str(report.server_processes)),
+        ]
     lines = [f"{label:17} {value}".rstrip() for label, value in rows]
     lines += [f"WARNING: {warning}" for warning in report.warnings]
     return "\n".join(lines) + "\n"

@@ -44,8 +44,7 @@ FiniteNumber = Annotated[float, BeforeValidator(_finite_before), Field(allow_inf
 def check_finite(value: object, field: str) -> float:
     """A real, finite number (not a bool, NaN or infinity), or InvalidInput naming the field."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InvalidInput(f"{field}: {value!r} is not a finite number; "
-                           "send a plain number such as 12 or 0.5.")
+        raise InvalidInput(f"{field}: {value!r} is not a finite number; send a plain number such as 12 or 0.5.")
     return float(value)
 
 
@@ -111,8 +110,7 @@ async def resolve_goal(tx: Tx, ref: str, *, field: str = "goal") -> Row:
     number = ids.parse_id("goal", ref, field=field)
     row = await tx.one("SELECT * FROM goals WHERE id = ?", (number,))
     if row is None:
-        raise NotFound(f"{field}: there is no goal {ids.format_id('goal', number)}. "
-                       "Call list_goals to see goals.")
+        raise NotFound(f"{field}: there is no goal {ids.format_id('goal', number)}. Call list_goals to see goals.")
     return row
 
 
@@ -125,8 +123,10 @@ async def resolve_key_result(tx: Tx, ref: str, *, field: str = "key_result") -> 
         (number,),
     )
     if row is None:
-        raise NotFound(f"{field}: there is no key result {ids.format_id('key_result', number)}. "
-                       "Call list_goals to see each goal's key results.")
+        raise NotFound(
+            f"{field}: there is no key result {ids.format_id('key_result', number)}. "
+            "Call list_goals to see each goal's key results."
+        )
     return row
 
 
@@ -145,11 +145,22 @@ def _key_result_view(row: Row, today: date, goal_active: bool) -> KeyResultView:
     # A closed goal takes no more deltas: its key results are history, not a risk to act on.
     at_risk = forecast.at_risk and goal_active
     return KeyResultView(
-        id=ids.format_id("key_result", row["id"]), metric=row["metric"], unit=row["unit"],
-        baseline=row["baseline"], target=row["target"], direction=row["direction"],
-        start_date=row["start_date"], due_date=row["due_date"], current=row["current"],
-        progress=pace.progress, expected_now=pace.expected_now, pace=pace.pace, behind_by=pace.behind_by,
-        rate_per_day=forecast.rate_per_day, forecast_at_due=forecast.forecast_at_due, at_risk=at_risk,
+        id=ids.format_id("key_result", row["id"]),
+        metric=row["metric"],
+        unit=row["unit"],
+        baseline=row["baseline"],
+        target=row["target"],
+        direction=row["direction"],
+        start_date=row["start_date"],
+        due_date=row["due_date"],
+        current=row["current"],
+        progress=pace.progress,
+        expected_now=pace.expected_now,
+        pace=pace.pace,
+        behind_by=pace.behind_by,
+        rate_per_day=forecast.rate_per_day,
+        forecast_at_due=forecast.forecast_at_due,
+        at_risk=at_risk,
         risk_reason=forecast.risk_reason if at_risk else None,
     )
 
@@ -192,8 +203,11 @@ def _goal_view(rows: list[Row], today: date) -> GoalView:
     return GoalView(
         id=ids.format_id("goal", goal["g_id"]),
         agency=agency if agency is not None else ids.format_id("agency", goal["g_agency_id"]),
-        title=goal["g_title"], description=goal["g_description"], status=goal["g_status"],
-        key_results=[_key_result_view(row, today, active) for row in rows if row["id"] is not None])
+        title=goal["g_title"],
+        description=goal["g_description"],
+        status=goal["g_status"],
+        key_results=[_key_result_view(row, today, active) for row in rows if row["id"] is not None],
+    )
 
 
 async def get_goal(tx: Tx, goal: str) -> GoalView:
@@ -231,14 +245,20 @@ def _check_line(field: str, baseline: float, target: float, direction: str, star
     check_finite(baseline, f"{field}.baseline")
     check_finite(target, f"{field}.target")
     if direction == "up" and not target > baseline:
-        raise InvalidInput(f"{field}.target: an 'up' key result needs a target above its baseline "
-                           f"({baseline:g}); raise the target or send direction 'down'.")
+        raise InvalidInput(
+            f"{field}.target: an 'up' key result needs a target above its baseline "
+            f"({baseline:g}); raise the target or send direction 'down'."
+        )
     if direction == "down" and not target < baseline:
-        raise InvalidInput(f"{field}.target: a 'down' key result needs a target below its baseline "
-                           f"({baseline:g}); lower the target or send direction 'up'.")
+        raise InvalidInput(
+            f"{field}.target: a 'down' key result needs a target below its baseline "
+            f"({baseline:g}); lower the target or send direction 'up'."
+        )
     if not due > start:
-        raise InvalidInput(f"{field}.due_date: {due.isoformat()} must be after the start date "
-                           f"{start.isoformat()}; send a later due_date.")
+        raise InvalidInput(
+            f"{field}.due_date: {due.isoformat()} must be after the start date "
+            f"{start.isoformat()}; send a later due_date."
+        )
 
 
 def _check_spec(field: str, spec: KeyResultSpec, today: date) -> None:
@@ -247,14 +267,12 @@ def _check_spec(field: str, spec: KeyResultSpec, today: date) -> None:
 
 def _check_specs(specs: Sequence[KeyResultSpec], today: date) -> None:
     if not 1 <= len(specs) <= MAX_KEY_RESULTS:
-        raise InvalidInput(f"key_results: send 1 to {MAX_KEY_RESULTS} key results; "
-                           "a goal is measured by them.")
+        raise InvalidInput(f"key_results: send 1 to {MAX_KEY_RESULTS} key results; a goal is measured by them.")
     seen: set[str] = set()
     for index, spec in enumerate(specs):
         field = f"key_results[{index}]"
         if spec.metric.casefold() in seen:
-            raise InvalidInput(f"{field}.metric: {spec.metric!r} appears twice; "
-                               "give each key result its own metric.")
+            raise InvalidInput(f"{field}.metric: {spec.metric!r} appears twice; give each key result its own metric.")
         seen.add(spec.metric.casefold())
         _check_spec(field, spec, today)
 
@@ -264,16 +282,28 @@ async def _insert_key_result(tx: Tx, goal_id: int, spec: KeyResultSpec, today: d
     return await tx.run(
         "INSERT INTO key_results (goal_id, metric, unit, baseline, target, direction, start_date, due_date, "
         "current, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (goal_id, spec.metric, spec.unit, spec.baseline, spec.target, spec.direction, start,
-         spec.due_date.isoformat(), spec.baseline, tx.now_text, tx.now_text),
+        (
+            goal_id,
+            spec.metric,
+            spec.unit,
+            spec.baseline,
+            spec.target,
+            spec.direction,
+            start,
+            spec.due_date.isoformat(),
+            spec.baseline,
+            tx.now_text,
+            tx.now_text,
+        ),
     )
 
 
 # --- changes -------------------------------------------------------------------------------------
 
 
-async def create_goal(tx: Tx, actor: Actor, *, agency: str, title: str, description: str = "",
-                      key_results: Sequence[KeyResultSpec]) -> GoalView:
+async def create_goal(
+    tx: Tx, actor: Actor, *, agency: str, title: str, description: str = "", key_results: Sequence[KeyResultSpec]
+) -> GoalView:
     """Set a goal for an agency with 1-10 key results (operator-only)."""
     trust.require_operator(actor, "Setting a goal", GOAL_HINT)
     agency_row = await resolve_agency(tx, agency)
@@ -290,21 +320,41 @@ async def create_goal(tx: Tx, actor: Actor, *, agency: str, title: str, descript
     )
     kr_ids = [await _insert_key_result(tx, goal_id, spec, today) for spec in specs]
     short = ids.format_id("goal", goal_id)
-    await audit.append(tx, actor, "goal.create", short, {
-        "agency": ids.format_id("agency", agency_row["id"]), "title": title,
-        "key_results": [_spec_detail(kr_id, spec) for kr_id, spec in zip(kr_ids, specs, strict=True)],
-    })
+    await audit.append(
+        tx,
+        actor,
+        "goal.create",
+        short,
+        {
+            "agency": ids.format_id("agency", agency_row["id"]),
+            "title": title,
+            "key_results": [_spec_detail(kr_id, spec) for kr_id, spec in zip(kr_ids, specs, strict=True)],
+        },
+    )
     return await get_goal(tx, short)
 
 
 def _spec_detail(kr_id: int, spec: KeyResultSpec) -> dict[str, Any]:
-    return {"id": ids.format_id("key_result", kr_id), "metric": spec.metric, "baseline": spec.baseline,
-            "target": spec.target, "direction": spec.direction, "due_date": spec.due_date.isoformat()}
+    return {
+        "id": ids.format_id("key_result", kr_id),
+        "metric": spec.metric,
+        "baseline": spec.baseline,
+        "target": spec.target,
+        "direction": spec.direction,
+        "due_date": spec.due_date.isoformat(),
+    }
 
 
-async def adjust_goal(tx: Tx, actor: Actor, goal: str, *, title: str | None = None,
-                      description: str | None = None, status: str | None = None,
-                      key_results: Sequence[KeyResultChange] | None = None) -> GoalView:
+async def adjust_goal(
+    tx: Tx,
+    actor: Actor,
+    goal: str,
+    *,
+    title: str | None = None,
+    description: str | None = None,
+    status: str | None = None,
+    key_results: Sequence[KeyResultChange] | None = None,
+) -> GoalView:
     """Retitle, re-describe, close or reopen a goal, change key results' targets, due dates or units,
     or add key results (operator-only). All of it lands as one audited change."""
     trust.require_operator(actor, "Changing a goal", GOAL_HINT)
@@ -316,8 +366,9 @@ async def adjust_goal(tx: Tx, actor: Actor, goal: str, *, title: str | None = No
     plan = await _plan_key_result_changes(tx, goal_row, changes, await _today(tx))
     if fields:
         sets = ", ".join(f"{column} = ?" for column in fields)
-        await tx.run(f"UPDATE goals SET {sets}, updated_at = ? WHERE id = ?",
-                     (*fields.values(), tx.now_text, goal_row["id"]))
+        await tx.run(
+            f"UPDATE goals SET {sets}, updated_at = ? WHERE id = ?", (*fields.values(), tx.now_text, goal_row["id"])
+        )
     details = [await step(tx) for step in plan]
     short = ids.format_id("goal", goal_row["id"])
     await audit.append(tx, actor, "goal.adjust", short, {**_brief_fields(fields), "key_results": details})
@@ -332,8 +383,7 @@ def _goal_field_changes(title: str | None, description: str | None, status: str 
         fields["description"] = checked_text(description, "description", 4000, required=False)
     if status is not None:
         if status not in get_args(GoalStatus):
-            raise InvalidInput(f"status: {status!r} is not a goal status; "
-                               "send 'active', 'achieved' or 'dropped'.")
+            raise InvalidInput(f"status: {status!r} is not a goal status; send 'active', 'achieved' or 'dropped'.")
         fields["status"] = status
     return fields
 
@@ -346,8 +396,9 @@ def _brief_fields(fields: dict[str, str]) -> dict[str, Any]:
 Step = Any  # an async callable (tx) -> dict: one validated write, run after every check has passed
 
 
-async def _plan_key_result_changes(tx: Tx, goal_row: Row, changes: Sequence[KeyResultChange],
-                                   today: date) -> list[Step]:
+async def _plan_key_result_changes(
+    tx: Tx, goal_row: Row, changes: Sequence[KeyResultChange], today: date
+) -> list[Step]:
     """Validate every key-result change before any is written; return the writes to run."""
     existing = await tx.all("SELECT * FROM key_results WHERE goal_id = ? ORDER BY id", (goal_row["id"],))
     by_metric = {row["metric"].casefold(): row for row in existing}
@@ -376,8 +427,9 @@ async def _target_row(tx: Tx, goal_row: Row, ref: str, by_metric: dict[str, Row]
         row = await resolve_key_result(tx, ref, field=f"{field}.key_result")
         if row["goal_id"] != goal_row["id"]:
             owner, this = ids.format_id("goal", row["goal_id"]), ids.format_id("goal", goal_row["id"])
-            raise InvalidInput(f"{field}.key_result: {ref} belongs to goal {owner}, not {this}; "
-                               "adjust that goal instead.")
+            raise InvalidInput(
+                f"{field}.key_result: {ref} belongs to goal {owner}, not {this}; adjust that goal instead."
+            )
         return row
     return by_metric.get(ref.casefold())
 
@@ -386,37 +438,53 @@ def _spec_from_change(change: KeyResultChange, field: str) -> KeyResultSpec:
     needed = ("baseline", "target", "direction", "due_date")
     missing = [name for name in needed if getattr(change, name) is None]
     if missing:
-        raise InvalidInput(f"{field}: {change.key_result!r} is a new metric for this goal; to add it send "
-                           f"{', '.join(missing)} too (or send an existing id like KR3 to change one).")
+        raise InvalidInput(
+            f"{field}: {change.key_result!r} is a new metric for this goal; to add it send "
+            f"{', '.join(missing)} too (or send an existing id like KR3 to change one)."
+        )
     fields = change.model_dump(include={"baseline", "target", "direction", "due_date", "start_date"})
-    spec: KeyResultSpec = coerce_input(KeyResultSpec, {"metric": change.key_result, "unit": change.unit or "",
-                                                  **fields}, field)
+    spec: KeyResultSpec = coerce_input(
+        KeyResultSpec, {"metric": change.key_result, "unit": change.unit or "", **fields}, field
+    )
     return spec
 
 
 def _add_step(goal_id: int, spec: KeyResultSpec, today: date) -> Step:
     async def step(tx: Tx) -> dict[str, Any]:
         return {"added": _spec_detail(await _insert_key_result(tx, goal_id, spec, today), spec)}
+
     return step
 
 
 def _change_step(row: Row, change: KeyResultChange, field: str) -> Step:
     for fixed in ("baseline", "direction", "start_date"):
         if getattr(change, fixed) is not None:
-            raise InvalidInput(f"{field}.{fixed}: an existing key result keeps its {fixed}; change only "
-                               "target, due_date or unit, or add a new metric instead.")
+            raise InvalidInput(
+                f"{field}.{fixed}: an existing key result keeps its {fixed}; change only "
+                "target, due_date or unit, or add a new metric instead."
+            )
     target = row["target"] if change.target is None else change.target
     due = change.due_date or date.fromisoformat(row["due_date"])
     _check_line(field, row["baseline"], target, row["direction"], date.fromisoformat(row["start_date"]), due)
     unit = row["unit"] if change.unit is None else change.unit
     if (target, due.isoformat(), unit) == (row["target"], row["due_date"], row["unit"]):
-        raise InvalidInput(f"{field}: nothing changes for {ids.format_id('key_result', row['id'])}; "
-                           "send a new target, due_date or unit.")
+        raise InvalidInput(
+            f"{field}: nothing changes for {ids.format_id('key_result', row['id'])}; "
+            "send a new target, due_date or unit."
+        )
 
     async def step(tx: Tx) -> dict[str, Any]:
-        await tx.run("UPDATE key_results SET target = ?, due_date = ?, unit = ?, updated_at = ? WHERE id = ?",
-                     (target, due.isoformat(), unit, tx.now_text, row["id"]))
+        await tx.run(
+            "UPDATE key_results SET target = ?, due_date = ?, unit = ?, updated_at = ? WHERE id = ?",
+            (target, due.isoformat(), unit, tx.now_text, row["id"]),
+        )
         was = {"target": row["target"], "due_date": row["due_date"], "unit": row["unit"]}
-        return {"changed": ids.format_id("key_result", row["id"]), "target": target,
-                "due_date": due.isoformat(), "unit": unit, "was": was}
+        return {
+            "changed": ids.format_id("key_result", row["id"]),
+            "target": target,
+            "due_date": due.isoformat(),
+            "unit": unit,
+            "was": was,
+        }
+
     return step

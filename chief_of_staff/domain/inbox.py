@@ -67,8 +67,22 @@ class InboxSummary(Model):
 # --- reading tasks ---------------------------------------------------------------------------------
 
 
-_VIEW_FIELDS = ("id", "title", "details", "status", "priority", "due_on", "goal_id", "key_result_id", "source",
-                "lease_owner", "lease_expires_at", "note", "outcome_id", "created_at")
+_VIEW_FIELDS = (
+    "id",
+    "title",
+    "details",
+    "status",
+    "priority",
+    "due_on",
+    "goal_id",
+    "key_result_id",
+    "source",
+    "lease_owner",
+    "lease_expires_at",
+    "note",
+    "outcome_id",
+    "created_at",
+)
 
 
 def _view_columns(t: str) -> str:
@@ -147,15 +161,24 @@ def _parsed_dependencies(text: str | None) -> list[tuple[int, str]]:
 def _view(row: Row) -> TaskView:
     deps = _parsed_dependencies(row["dependencies"])
     return TaskView(
-        id=_task_label(row["id"]), title=row["title"], details=row["details"], status=row["status"],
+        id=_task_label(row["id"]),
+        title=row["title"],
+        details=row["details"],
+        status=row["status"],
         priority=fields.label(row["priority"]),
         due_on=fields.iso_date(row["due_on"]),
-        agency=row["agency_name"], role=row["role_name"],
-        goal=_optional_id("goal", row["goal_id"]), key_result=_optional_id("key_result", row["key_result_id"]),
+        agency=row["agency_name"],
+        role=row["role_name"],
+        goal=_optional_id("goal", row["goal_id"]),
+        key_result=_optional_id("key_result", row["key_result_id"]),
         depends_on=[_task_label(d) for d, _ in deps],
         blocked_by=[_task_label(d) for d, status in deps if status != "done"],
-        source=row["source"], lease_owner=row["lease_owner"], lease_expires_at=row["lease_expires_at"],
-        note=row["note"], outcome=_optional_id("outcome", row["outcome_id"]), created_at=row["created_at"],
+        source=row["source"],
+        lease_owner=row["lease_owner"],
+        lease_expires_at=row["lease_expires_at"],
+        note=row["note"],
+        outcome=_optional_id("outcome", row["outcome_id"]),
+        created_at=row["created_at"],
     )
 
 
@@ -190,8 +213,7 @@ async def get_task(tx: Tx, task: str) -> TaskView:
 
 def _source(value: object) -> str:
     if value not in get_args(TaskSource):
-        raise InvalidInput(f"source: {value!r} is not a task source; send one of "
-                           f"{', '.join(get_args(TaskSource))}.")
+        raise InvalidInput(f"source: {value!r} is not a task source; send one of {', '.join(get_args(TaskSource))}.")
     return str(value)
 
 
@@ -204,8 +226,10 @@ async def _dependency_ids(tx: Tx, depends_on: Sequence[str]) -> list[int]:
         if status is None:
             raise NotFound(f"depends_on: there is no task {_task_label(number)}. Call list_tasks to see tasks.")
         if status in ("failed", "cancelled"):
-            raise InvalidInput(f"depends_on: {_task_label(number)} is {status} and will never be done, so a task "
-                               "waiting on it could never start; leave it out or add a new task to depend on.")
+            raise InvalidInput(
+                f"depends_on: {_task_label(number)} is {status} and will never be done, so a task "
+                "waiting on it could never start; leave it out or add a new task to depend on."
+            )
     return numbers
 
 
@@ -225,9 +249,13 @@ async def add_task(
     source: TaskSource = "agency",
 ) -> TaskView:
     """Put a task in the inbox; it waits until every task it depends on is done."""
-    values = {"title": checked_text(title, "title", fields.MAX_TITLE, required=True),
-              "details": checked_text(details, "details", fields.MAX_DETAILS),
-              "priority": fields.priority_rank(priority), "due_on": fields.due_text(due_on), "source": _source(source)}
+    values = {
+        "title": checked_text(title, "title", fields.MAX_TITLE, required=True),
+        "details": checked_text(details, "details", fields.MAX_DETAILS),
+        "priority": fields.priority_rank(priority),
+        "due_on": fields.due_text(due_on),
+        "source": _source(source),
+    }
     links = await fields.resolve_links(tx, agency, role, goal, key_result)
     dependencies = await _dependency_ids(tx, depends_on)
     task_id = await tx.run(
@@ -236,22 +264,33 @@ async def add_task(
         ":key_result_id, :priority, :due_on, :source, :now, :now)",
         {**values, **links.__dict__, "now": tx.now_text},
     )
-    await tx.run_many("INSERT INTO task_dependencies (task_id, depends_on) VALUES (?, ?)",
-                      [(task_id, number) for number in dependencies])
+    await tx.run_many(
+        "INSERT INTO task_dependencies (task_id, depends_on) VALUES (?, ?)",
+        [(task_id, number) for number in dependencies],
+    )
     view = await _view_by_id(tx, task_id)
     await audit.append(tx, actor, "task.add", view.id, _add_detail(view))
     return view
 
 
 def _add_detail(view: TaskView) -> dict[str, Any]:
-    detail = {"title": view.title, "priority": view.priority, "source": view.source, "agency": view.agency,
-              "role": view.role, "goal": view.goal, "key_result": view.key_result, "due_on": view.due_on,
-              "depends_on": view.depends_on}
+    detail = {
+        "title": view.title,
+        "priority": view.priority,
+        "source": view.source,
+        "agency": view.agency,
+        "role": view.role,
+        "goal": view.goal,
+        "key_result": view.key_result,
+        "due_on": view.due_on,
+        "depends_on": view.depends_on,
+    }
     return {key: value for key, value in detail.items() if value not in (None, [])}
 
 
-async def claim_next_task(tx: Tx, actor: Actor, *, agency: str | None = None, role: str | None = None,
-                          lease_minutes: int = 60) -> TaskView | None:
+async def claim_next_task(
+    tx: Tx, actor: Actor, *, agency: str | None = None, role: str | None = None, lease_minutes: int = 60
+) -> TaskView | None:
     """Lease the most urgent ready task to the actor (priority, then due date, then age); None if none is ready.
 
     `role` matches tasks for that role and tasks for no role in particular; it needs `agency`.
@@ -260,8 +299,10 @@ async def claim_next_task(tx: Tx, actor: Actor, *, agency: str | None = None, ro
     filters = await fields.resolve_links(tx, agency, role, None, None, new_work=False)
     await materialize_routines(tx, actor)
     until = clock.format_ts(tx.now + timedelta(minutes=minutes))
-    row = await tx.one(_CLAIM, {"who": actor.name, "until": until, "now": tx.now_text,
-                                "agency": filters.agency_id, "role": filters.role_id})
+    row = await tx.one(
+        _CLAIM,
+        {"who": actor.name, "until": until, "now": tx.now_text, "agency": filters.agency_id, "role": filters.role_id},
+    )
     if row is None:
         return None
     detail: dict[str, Any] = {"lease_until": until}
@@ -276,14 +317,18 @@ async def claim_next_task(tx: Tx, actor: Actor, *, agency: str | None = None, ro
 
 def _refuse_closed(row: Row) -> None:
     if row["status"] in CLOSED:
-        raise Conflict(f"task_id: {_task_label(row['id'])} is {row['status']}, and closed tasks do not change. "
-                       "Add a new task with add_task instead.")
+        raise Conflict(
+            f"task_id: {_task_label(row['id'])} is {row['status']}, and closed tasks do not change. "
+            "Add a new task with add_task instead."
+        )
 
 
 def _status(value: object) -> str:
     if value in ("done", "failed"):
-        raise InvalidInput(f"status: a task becomes {value} only through complete_task, which also logs the "
-                           "outcome; call complete_task instead.")
+        raise InvalidInput(
+            f"status: a task becomes {value} only through complete_task, which also logs the "
+            "outcome; call complete_task instead."
+        )
     if value == "claimed":
         raise InvalidInput("status: tasks are claimed with claim_next_task, which leases them; call that instead.")
     if value not in SETTABLE:
@@ -291,14 +336,22 @@ def _status(value: object) -> str:
     return str(value)
 
 
-def _requested_changes(status: str | None, priority: str | None, due_on: date | str | None, note: str | None,
-                       title: str | None, details: str | None) -> dict[str, Any]:
-    asked = {"status": None if status is None else _status(status),
-             "priority": None if priority is None else fields.priority_rank(priority),
-             "due_on": fields.due_text(due_on),
-             "note": None if note is None else checked_text(note, "note", MAX_NOTE),
-             "title": None if title is None else checked_text(title, "title", fields.MAX_TITLE, required=True),
-             "details": None if details is None else checked_text(details, "details", fields.MAX_DETAILS)}
+def _requested_changes(
+    status: str | None,
+    priority: str | None,
+    due_on: date | str | None,
+    note: str | None,
+    title: str | None,
+    details: str | None,
+) -> dict[str, Any]:
+    asked = {
+        "status": None if status is None else _status(status),
+        "priority": None if priority is None else fields.priority_rank(priority),
+        "due_on": fields.due_text(due_on),
+        "note": None if note is None else checked_text(note, "note", MAX_NOTE),
+        "title": None if title is None else checked_text(title, "title", fields.MAX_TITLE, required=True),
+        "details": None if details is None else checked_text(details, "details", fields.MAX_DETAILS),
+    }
     return {column: value for column, value in asked.items() if value is not None}
 
 
@@ -315,9 +368,11 @@ def _renewal(row: Row, changes: dict[str, Any], minutes: int | None, tx: Tx) -> 
         return {}
     minutes = fields.whole_number(minutes, "renew_lease_minutes", 1, MAX_LEASE_MINUTES, "minutes")
     if changes.get("status", row["status"]) != "claimed":
-        raise Conflict(f"renew_lease_minutes: {_task_label(row['id'])} is "
-                       f"{changes.get('status', row['status'])}, not claimed, so it has no lease to renew. "
-                       "Claim it with claim_next_task first.")
+        raise Conflict(
+            f"renew_lease_minutes: {_task_label(row['id'])} is "
+            f"{changes.get('status', row['status'])}, not claimed, so it has no lease to renew. "
+            "Claim it with claim_next_task first."
+        )
     return {"lease_expires_at": clock.format_ts(tx.now + timedelta(minutes=minutes))}
 
 
@@ -340,8 +395,9 @@ async def update_task(
     """
     asked = _requested_changes(status, priority, due_on, note, title, details)
     if not asked and renew_lease_minutes is None:
-        raise InvalidInput("Nothing to change: send status, priority, due_on, note, title, details or "
-                           "renew_lease_minutes.")
+        raise InvalidInput(
+            "Nothing to change: send status, priority, due_on, note, title, details or renew_lease_minutes."
+        )
     row = await _task_row(tx, task)
     _refuse_closed(row)
     changes = {column: value for column, value in asked.items() if row[column] != value}
@@ -350,8 +406,10 @@ async def update_task(
         return await _view_by_id(tx, row["id"])
     columns = {**changes, **(_status_columns(changes["status"], tx.now_text) if "status" in changes else {})}
     assignments = ", ".join(f"{column} = :{column}" for column in columns)
-    await tx.run(f"UPDATE tasks SET {assignments}, updated_at = :now WHERE id = :id",
-                 {**columns, "now": tx.now_text, "id": row["id"]})
+    await tx.run(
+        f"UPDATE tasks SET {assignments}, updated_at = :now WHERE id = :id",
+        {**columns, "now": tx.now_text, "id": row["id"]},
+    )
     if "priority" in changes:
         changes["priority"] = fields.label(changes["priority"])
     await audit.append(tx, actor, "task.update", _task_label(row["id"]), changes)
@@ -378,21 +436,33 @@ async def complete_task(
     if result not in RESULT_STATUS:
         raise InvalidInput(f"result: {result!r} is not a result; send success, partial or failure.")
     if row["agency_id"] is None:
-        raise InvalidInput(f"task_id: {label} belongs to no agency, and every outcome is logged for an agency. "
-                           "Log the work with log_outcome (naming the agency), then close this task with "
-                           "update_task status=cancelled; give future tasks an agency when you add them.")
+        raise InvalidInput(
+            f"task_id: {label} belongs to no agency, and every outcome is logged for an agency. "
+            "Log the work with log_outcome (naming the agency), then close this task with "
+            "update_task status=cancelled; give future tasks an agency when you add them."
+        )
     await _refuse_unfinished_dependencies(tx, row)
     outcome = await outcomes.log_outcome(
-        tx, actor, agency=ids.format_id("agency", row["agency_id"]),
-        role=_optional_id("role", row["role_id"]), task_id=row["id"], summary=summary, result=result,
-        metrics=list(metrics), cost_cents=cost_cents, minutes_saved=minutes_saved, evidence=list(evidence),
-        lesson=lesson)
+        tx,
+        actor,
+        agency=ids.format_id("agency", row["agency_id"]),
+        role=_optional_id("role", row["role_id"]),
+        task_id=row["id"],
+        summary=summary,
+        result=result,
+        metrics=list(metrics),
+        cost_cents=cost_cents,
+        minutes_saved=minutes_saved,
+        evidence=list(evidence),
+        lesson=lesson,
+    )
     status = RESULT_STATUS[result]
-    await tx.run("UPDATE tasks SET status = ?, outcome_id = ?, closed_at = ?, lease_owner = NULL, "
-                 "lease_expires_at = NULL, updated_at = ? WHERE id = ?",
-                 (status, ids.parse_id("outcome", outcome.id), tx.now_text, tx.now_text, row["id"]))
-    await audit.append(tx, actor, "task.complete", label, {"status": status, "result": result,
-                                                          "outcome": outcome.id})
+    await tx.run(
+        "UPDATE tasks SET status = ?, outcome_id = ?, closed_at = ?, lease_owner = NULL, "
+        "lease_expires_at = NULL, updated_at = ? WHERE id = ?",
+        (status, ids.parse_id("outcome", outcome.id), tx.now_text, tx.now_text, row["id"]),
+    )
+    await audit.append(tx, actor, "task.complete", label, {"status": status, "result": result, "outcome": outcome.id})
     return await _view_by_id(tx, row["id"]), outcome
 
 
@@ -400,8 +470,10 @@ async def _refuse_unfinished_dependencies(tx: Tx, row: Row) -> None:
     waiting_on = [d for d, status in (await _dependencies(tx, [row["id"]]))[row["id"]] if status != "done"]
     if waiting_on:
         names = ", ".join(_task_label(d) for d in waiting_on)
-        raise Conflict(f"task_id: {_task_label(row['id'])} depends on tasks that are not done yet ({names}). "
-                       "Complete those first, or cancel this task with update_task.")
+        raise Conflict(
+            f"task_id: {_task_label(row['id'])} depends on tasks that are not done yet ({names}). "
+            "Complete those first, or cancel this task with update_task."
+        )
 
 
 # --- listing and the summary ---------------------------------------------------------------------------
@@ -411,13 +483,16 @@ def _statuses(status: str | None) -> tuple[str, ...]:
     if status is None or status == "unfinished":
         return UNFINISHED
     if status not in get_args(TaskStatus):
-        raise InvalidInput(f"status: {status!r} is not a task status; send unfinished (the default) or one of "
-                           f"{', '.join(get_args(TaskStatus))}.")
+        raise InvalidInput(
+            f"status: {status!r} is not a task status; send unfinished (the default) or one of "
+            f"{', '.join(get_args(TaskStatus))}."
+        )
     return (status,)
 
 
-async def list_tasks(tx: Tx, *, status: str | None = None, agency: str | None = None,
-                     limit: int = 20) -> list[TaskView]:
+async def list_tasks(
+    tx: Tx, *, status: str | None = None, agency: str | None = None, limit: int = 20
+) -> list[TaskView]:
     """Tasks with one status (default: every unfinished one), in claim order; closed ones newest first."""
     wanted = _statuses(status)
     count = fields.whole_number(limit, "limit", 1, MAX_LIST, "tasks")
@@ -438,15 +513,20 @@ async def inbox_summary(tx: Tx) -> InboxSummary:
     """Counts for the brief and the next few ready tasks, read from indexes only."""
     zone = (await workspace.get(tx)).timezone
     today = clock.local_date(tx.now, zone)
-    counts = await tx.all(_SUMMARY_COUNTS, (today.isoformat(),
-                                            clock.format_ts(clock.local_midnight_utc(today, zone))))
+    counts = await tx.all(_SUMMARY_COUNTS, (today.isoformat(), clock.format_ts(clock.local_midnight_utc(today, zone))))
     by_status = {row[1]: int(row[2]) for row in counts if row[0] == "unfinished"}
     closed = {row[1]: int(row[2]) for row in counts if row[0] == "closed"}
     overdue = sum(int(row[2]) for row in counts if row[0] == "overdue")
     return InboxSummary(
-        open=by_status.get("open", 0), claimed=by_status.get("claimed", 0), blocked=by_status.get("blocked", 0),
-        waiting=by_status.get("waiting", 0), overdue=overdue, done_today=closed.get("done", 0),
-        failed_today=closed.get("failed", 0), next_up=await _ready(tx, NEXT_UP))
+        open=by_status.get("open", 0),
+        claimed=by_status.get("claimed", 0),
+        blocked=by_status.get("blocked", 0),
+        waiting=by_status.get("waiting", 0),
+        overdue=overdue,
+        done_today=closed.get("done", 0),
+        failed_today=closed.get("failed", 0),
+        next_up=await _ready(tx, NEXT_UP),
+    )
 
 
 # The summary's three counts in one statement, each part through its own index as it would alone:
@@ -463,6 +543,8 @@ _SUMMARY_COUNTS = (
 
 async def _ready(tx: Tx, limit: int) -> list[TaskView]:
     """The next `limit` ready tasks in claim order, read through tasks_ready in one statement."""
-    rows = await tx.all(f"{_view_select('tasks_ready')}{_READY_WHERE}LIMIT :limit",
-                        {"now": tx.now_text, "agency": None, "role": None, "limit": limit})
+    rows = await tx.all(
+        f"{_view_select('tasks_ready')}{_READY_WHERE}LIMIT :limit",
+        {"now": tx.now_text, "agency": None, "role": None, "limit": limit},
+    )
     return _views(rows)

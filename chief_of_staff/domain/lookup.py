@@ -43,6 +43,7 @@ _OWNED_BY = {"authorization": "authorizations", "task": "tasks", "grant": "grant
 
 async def owner(tx: Tx, kind: str, ref: str, *, field: str) -> tuple[int | None, int | None] | None:
     """The (agency id, role id) an authorization, task, grant or decision belongs to; None when there is none."""
-    row = await tx.one(f"SELECT agency_id, role_id FROM {_OWNED_BY[kind]} WHERE id = ?",
-                       (parse_id(kind, ref, field=field),))
+    row = await tx.one(
+        f"SELECT agency_id, role_id FROM {_OWNED_BY[kind]} WHERE id = ?", (parse_id(kind, ref, field=field),)
+    )
     return None if row is None else (row["agency_id"], row["role_id"])

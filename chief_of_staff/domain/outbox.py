@@ -48,8 +48,9 @@ async def emit(tx: Tx, event: str, data: dict[str, Any], *, dedupe_key: str | No
     """
     if event not in EVENTS:
         raise ValueError(f"unknown webhook event {event!r}; known: {', '.join(EVENTS)}")
-    endpoints = await tx.all("SELECT id, events, format FROM webhook_endpoints "
-                             "WHERE disabled_at IS NULL AND removed_at IS NULL")
+    endpoints = await tx.all(
+        "SELECT id, events, format FROM webhook_endpoints WHERE disabled_at IS NULL AND removed_at IS NULL"
+    )
     bodies: dict[str, str] = {}
     queued = 0
     for endpoint in endpoints:
@@ -66,14 +67,18 @@ async def enqueue(tx: Tx, endpoint_id: int, event: str, body: str, dedupe_key: s
     row = await tx.one(
         "INSERT INTO webhook_deliveries (endpoint_id, message_id, event, body, created_at, next_attempt_at, "
         "dedupe_key) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (endpoint_id, dedupe_key) DO NOTHING RETURNING id",
-        (endpoint_id, message_id, event, body, tx.now_text, tx.now_text, dedupe_key))
+        (endpoint_id, message_id, event, body, tx.now_text, tx.now_text, dedupe_key),
+    )
     return None if row is None else message_id
 
 
 async def body(tx: Tx, kind: str, event: str, data: dict[str, Any]) -> str:
     """The exact JSON text every attempt will send."""
-    payload = {"text": await _slack_text(tx, event, data)} if kind == "slack" else {
-        "type": event, "timestamp": tx.now_text, "data": data}
+    payload = (
+        {"text": await _slack_text(tx, event, data)}
+        if kind == "slack"
+        else {"type": event, "timestamp": tx.now_text, "data": data}
+    )
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -115,14 +120,18 @@ async def _decision_text(tx: Tx, data: dict[str, Any], verb: str) -> str:
 
 
 def _grant_text(data: dict[str, Any]) -> str:
-    return (f"Grant {_esc(data.get('grant_id', '?'))} {_esc(data.get('change', 'changed'))} "
-            f"(version {_esc(data.get('version', '?'))}): {_esc(data.get('agency', '?'))} may "
-            f"{_esc(data.get('capability', '?'))}, mode {_esc(data.get('mode', '?'))}.")
+    return (
+        f"Grant {_esc(data.get('grant_id', '?'))} {_esc(data.get('change', 'changed'))} "
+        f"(version {_esc(data.get('version', '?'))}): {_esc(data.get('agency', '?'))} may "
+        f"{_esc(data.get('capability', '?'))}, mode {_esc(data.get('mode', '?'))}."
+    )
 
 
 def _brief_text(data: dict[str, Any]) -> str:
-    lines = [f"Daily brief for {_esc(data.get('date', ''))}: "
-             f"{_esc(data.get('pending_decisions', 0))} decision(s) waiting for you."]
+    lines = [
+        f"Daily brief for {_esc(data.get('date', ''))}: "
+        f"{_esc(data.get('pending_decisions', 0))} decision(s) waiting for you."
+    ]
     summary = data.get("summary") or []
     lines += [f"• {_esc(line)}" for line in (summary if isinstance(summary, list) else [summary])]
     return "\n".join(lines)
@@ -136,8 +145,10 @@ async def _slack_text(tx: Tx, event: str, data: dict[str, Any]) -> str:
     if event == "grant.changed":
         return _grant_text(data)
     if event == "anomaly.found":
-        return (f"Anomaly ({_esc(data.get('kind', '?'))}) in {_esc(data.get('subject', '?'))}: "
-                f"{_esc(data.get('summary', ''))}")
+        return (
+            f"Anomaly ({_esc(data.get('kind', '?'))}) in {_esc(data.get('subject', '?'))}: "
+            f"{_esc(data.get('summary', ''))}"
+        )
     if event == "brief.daily":
         return _brief_text(data)
     return _esc(data.get("message", event))

@@ -65,8 +65,9 @@ def _summary(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput("summary: send what happened in a sentence or two.")
     if len(value.strip()) > MAX_SUMMARY:
-        raise InvalidInput(f"summary: is {len(value.strip())} characters; keep it to {MAX_SUMMARY} or fewer "
-                           "and put links in evidence.")
+        raise InvalidInput(
+            f"summary: is {len(value.strip())} characters; keep it to {MAX_SUMMARY} or fewer and put links in evidence."
+        )
     return value.strip()
 
 
@@ -88,8 +89,9 @@ def _evidence(items: object) -> list[str]:
     cleaned = []
     for index, item in enumerate(items):
         if not isinstance(item, str) or not item.strip() or len(item.strip()) > MAX_EVIDENCE_CHARS:
-            raise InvalidInput(f"evidence[{index}]: send a non-empty link or note of at most "
-                               f"{MAX_EVIDENCE_CHARS} characters.")
+            raise InvalidInput(
+                f"evidence[{index}]: send a non-empty link or note of at most {MAX_EVIDENCE_CHARS} characters."
+            )
         cleaned.append(item.strip())
     return cleaned
 
@@ -108,11 +110,12 @@ async def _task(tx: Tx, task_id: object, agency_id: int) -> int | None:
     number = ids.parse_id("task", task_id, field="task_id")  # type: ignore[arg-type]
     row = await tx.one("SELECT agency_id FROM tasks WHERE id = ?", (number,))
     if row is None:
-        raise NotFound(f"task_id: there is no task {ids.format_id('task', number)}. "
-                       "Call list_tasks to see tasks.")
+        raise NotFound(f"task_id: there is no task {ids.format_id('task', number)}. Call list_tasks to see tasks.")
     if row["agency_id"] is not None and row["agency_id"] != agency_id:
-        raise InvalidInput(f"task_id: {ids.format_id('task', number)} belongs to another agency; log the "
-                           "outcome for that agency or leave task_id out.")
+        raise InvalidInput(
+            f"task_id: {ids.format_id('task', number)} belongs to another agency; log the "
+            "outcome for that agency or leave task_id out."
+        )
     return number
 
 
@@ -128,8 +131,10 @@ async def _metrics(tx: Tx, items: Sequence[MetricDelta], agency_id: int) -> list
         kr = await goals.resolve_key_result(tx, metric.key_result, field=f"{field}.key_result")
         _check_kr_open(kr, agency_id, f"{field}.key_result")
         if kr["id"] in moved:
-            raise InvalidInput(f"{field}.key_result: {ids.format_id('key_result', kr['id'])} appears twice; "
-                               "send one delta per key result (add them up).")
+            raise InvalidInput(
+                f"{field}.key_result: {ids.format_id('key_result', kr['id'])} appears twice; "
+                "send one delta per key result (add them up)."
+            )
         moved[kr["id"]] = delta
     return list(moved.items())
 
@@ -137,20 +142,35 @@ async def _metrics(tx: Tx, items: Sequence[MetricDelta], agency_id: int) -> list
 def _check_kr_open(kr: Row, agency_id: int, field: str) -> None:
     short, goal = ids.format_id("key_result", kr["id"]), ids.format_id("goal", kr["goal_id"])
     if kr["agency_id"] != agency_id:
-        raise InvalidInput(f"{field}: {short} belongs to another agency's goal {goal}; send a key result of "
-                           "this agency's goals (list_goals shows them).")
+        raise InvalidInput(
+            f"{field}: {short} belongs to another agency's goal {goal}; send a key result of "
+            "this agency's goals (list_goals shows them)."
+        )
     if kr["goal_status"] != "active":
-        raise InvalidInput(f"{field}: {short} belongs to goal {goal}, which is {kr['goal_status']}; "
-                           "it takes no more deltas. Send a key result of an active goal, or none.")
+        raise InvalidInput(
+            f"{field}: {short} belongs to goal {goal}, which is {kr['goal_status']}; "
+            "it takes no more deltas. Send a key result of an active goal, or none."
+        )
 
 
 # --- writing -------------------------------------------------------------------------------------
 
 
-async def log_outcome(tx: Tx, actor: Actor, *, agency: str, role: str | None = None,
-                      task_id: int | None = None, summary: str, result: str,
-                      metrics: Sequence[MetricDelta] = (), cost_cents: int = 0, minutes_saved: int = 0,
-                      evidence: Sequence[str] = (), lesson: str | None = None) -> OutcomeView:
+async def log_outcome(
+    tx: Tx,
+    actor: Actor,
+    *,
+    agency: str,
+    role: str | None = None,
+    task_id: int | None = None,
+    summary: str,
+    result: str,
+    metrics: Sequence[MetricDelta] = (),
+    cost_cents: int = 0,
+    minutes_saved: int = 0,
+    evidence: Sequence[str] = (),
+    lesson: str | None = None,
+) -> OutcomeView:
     """Append an outcome, move its key results, roll it into the agency's day and keep its lesson."""
     agency_row = await agencies.resolve_agency(tx, agency)
     if agency_row["status"] != "active":
@@ -165,20 +185,43 @@ async def log_outcome(tx: Tx, actor: Actor, *, agency: str, role: str | None = N
     outcome_id = await tx.run(
         "INSERT INTO outcomes (task_id, agency_id, role_id, summary, result, cost_cents, minutes_saved, "
         "evidence, lesson, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (task, agency_row["id"], None if role_row is None else role_row["id"], text, outcome_result, cost,
-         minutes, json.dumps(links, ensure_ascii=False), lesson_text, tx.now_text),
+        (
+            task,
+            agency_row["id"],
+            None if role_row is None else role_row["id"],
+            text,
+            outcome_result,
+            cost,
+            minutes,
+            json.dumps(links, ensure_ascii=False),
+            lesson_text,
+            tx.now_text,
+        ),
     )
     await _apply_moves(tx, outcome_id, moves)
     await _roll_up_day(tx, agency_row["id"], outcome_result, cost, minutes)
     lesson_id = await _keep_lesson(tx, agency_row["id"], outcome_id, outcome_result, lesson_text)
-    await audit.append(tx, actor, "outcome.log", ids.format_id("outcome", outcome_id),
-                       _audit_detail(agency_row["id"], task, outcome_result, cost, moves, lesson_id))
+    await audit.append(
+        tx,
+        actor,
+        "outcome.log",
+        ids.format_id("outcome", outcome_id),
+        _audit_detail(agency_row["id"], task, outcome_result, cost, moves, lesson_id),
+    )
     # Built from what was just written rather than read back: the same view, without the statements.
     return OutcomeView(
-        id=ids.format_id("outcome", outcome_id), agency=agency_row["name"],
-        role=None if role_row is None else role_row["name"], task_id=_task_label(task), summary=text,
-        result=outcome_result, cost_cents=cost, minutes_saved=minutes, evidence=links, lesson=lesson_text,
-        metrics=_metric_deltas(sorted(moves)), created_at=tx.now_text,
+        id=ids.format_id("outcome", outcome_id),
+        agency=agency_row["name"],
+        role=None if role_row is None else role_row["name"],
+        task_id=_task_label(task),
+        summary=text,
+        result=outcome_result,
+        cost_cents=cost,
+        minutes_saved=minutes,
+        evidence=links,
+        lesson=lesson_text,
+        metrics=_metric_deltas(sorted(moves)),
+        created_at=tx.now_text,
     )
 
 
@@ -186,10 +229,14 @@ async def _apply_moves(tx: Tx, outcome_id: int, moves: list[tuple[int, float]]) 
     """The metric rows, each key result's `current`, and its local day in `key_result_days`."""
     if not moves:
         return
-    await tx.run_many("INSERT INTO outcome_metrics (outcome_id, key_result_id, delta) VALUES (?, ?, ?)",
-                      [(outcome_id, kr_id, delta) for kr_id, delta in moves])
-    await tx.run_many("UPDATE key_results SET current = current + ?, updated_at = ? WHERE id = ?",
-                      [(delta, tx.now_text, kr_id) for kr_id, delta in moves])
+    await tx.run_many(
+        "INSERT INTO outcome_metrics (outcome_id, key_result_id, delta) VALUES (?, ?, ?)",
+        [(outcome_id, kr_id, delta) for kr_id, delta in moves],
+    )
+    await tx.run_many(
+        "UPDATE key_results SET current = current + ?, updated_at = ? WHERE id = ?",
+        [(delta, tx.now_text, kr_id) for kr_id, delta in moves],
+    )
     # One statement for every delta of the outcome: the statement count is log_outcome's latency.
     day = await _local_day(tx)
     rows = ", ".join("(?, ?, ?, 1)" for _ in moves)
@@ -214,25 +261,24 @@ async def _roll_up_day(tx: Tx, agency_id: int, result: Result, cost: int, minute
         "successes = successes + excluded.successes, partials = partials + excluded.partials, "
         "failures = failures + excluded.failures, cost_cents = cost_cents + excluded.cost_cents, "
         "minutes_saved = minutes_saved + excluded.minutes_saved",
-        (agency_id, day, int(result == "success"), int(result == "partial"), int(result == "failure"),
-         cost, minutes),
+        (agency_id, day, int(result == "success"), int(result == "partial"), int(result == "failure"), cost, minutes),
     )
 
 
-async def _keep_lesson(tx: Tx, agency_id: int, outcome_id: int, result: Result,
-                       text: str | None) -> int | None:
+async def _keep_lesson(tx: Tx, agency_id: int, outcome_id: int, result: Result, text: str | None) -> int | None:
     # The outcome's own audit row records the lesson, so it is written without one of its own.
     if text is None:
         return None
     kind = "works" if result == "success" else "breaks"
-    return await agencies.insert_lesson(tx, agency_id=agency_id, kind=kind, text=text, source="outcome",
-                                        outcome_id=outcome_id)
+    return await agencies.insert_lesson(
+        tx, agency_id=agency_id, kind=kind, text=text, source="outcome", outcome_id=outcome_id
+    )
 
 
-def _audit_detail(agency_id: int, task: int | None, result: Result, cost: int,
-                  moves: list[tuple[int, float]], lesson_id: int | None) -> dict[str, Any]:
-    detail: dict[str, Any] = {"agency": ids.format_id("agency", agency_id), "result": result,
-                              "cost_cents": cost}
+def _audit_detail(
+    agency_id: int, task: int | None, result: Result, cost: int, moves: list[tuple[int, float]], lesson_id: int | None
+) -> dict[str, Any]:
+    detail: dict[str, Any] = {"agency": ids.format_id("agency", agency_id), "result": result, "cost_cents": cost}
     if task is not None:
         detail["task"] = ids.format_id("task", task)
     if moves:
@@ -253,8 +299,9 @@ async def recent_outcomes(tx: Tx, *, agency: str | None = None, limit: int = 10)
         rows = await tx.all(f"{_VIEW_SELECT}ORDER BY o.id DESC LIMIT ?", (limit,))
     else:
         agency_id = (await agencies.resolve_agency(tx, agency))["id"]
-        rows = await tx.all(f"{_VIEW_SELECT}WHERE o.agency_id = ? ORDER BY o.created_at DESC, o.id DESC "
-                            "LIMIT ?", (agency_id, limit))
+        rows = await tx.all(
+            f"{_VIEW_SELECT}WHERE o.agency_id = ? ORDER BY o.created_at DESC, o.id DESC LIMIT ?", (agency_id, limit)
+        )
     return await _views(tx, rows)
 
 
@@ -271,8 +318,11 @@ async def _metrics_of(tx: Tx, outcome_ids: list[int]) -> dict[int, list[tuple[in
     if not outcome_ids:
         return {}
     marks = ", ".join("?" * len(outcome_ids))
-    rows = await tx.all("SELECT outcome_id, key_result_id, delta FROM outcome_metrics "
-                        f"WHERE outcome_id IN ({marks}) ORDER BY outcome_id, key_result_id", outcome_ids)
+    rows = await tx.all(
+        "SELECT outcome_id, key_result_id, delta FROM outcome_metrics "
+        f"WHERE outcome_id IN ({marks}) ORDER BY outcome_id, key_result_id",
+        outcome_ids,
+    )
     found: dict[int, list[tuple[int, float]]] = {}
     for row in rows:
         found.setdefault(row["outcome_id"], []).append((row["key_result_id"], row["delta"]))
@@ -282,12 +332,22 @@ async def _metrics_of(tx: Tx, outcome_ids: list[int]) -> dict[int, list[tuple[in
 async def _views(tx: Tx, rows: list[Row]) -> list[OutcomeView]:
     """Views of rows read through _VIEW_SELECT (which carries the agency and role names)."""
     metrics = await _metrics_of(tx, [row["id"] for row in rows])
-    return [OutcomeView(
-        id=ids.format_id("outcome", row["id"]),
-        agency=row["agency_name"] if row["agency_name"] is not None else ids.format_id("agency", row["agency_id"]),
-        role=None if row["role_id"] is None else (
-            row["role_name"] if row["role_name"] is not None else ids.format_id("role", row["role_id"])),
-        task_id=_task_label(row["task_id"]), summary=row["summary"], result=row["result"],
-        cost_cents=row["cost_cents"], minutes_saved=row["minutes_saved"], evidence=json.loads(row["evidence"]),
-        lesson=row["lesson"], metrics=_metric_deltas(metrics.get(row["id"], [])), created_at=row["created_at"],
-    ) for row in rows]
+    return [
+        OutcomeView(
+            id=ids.format_id("outcome", row["id"]),
+            agency=row["agency_name"] if row["agency_name"] is not None else ids.format_id("agency", row["agency_id"]),
+            role=None
+            if row["role_id"] is None
+            else (row["role_name"] if row["role_name"] is not None else ids.format_id("role", row["role_id"])),
+            task_id=_task_label(row["task_id"]),
+            summary=row["summary"],
+            result=row["result"],
+            cost_cents=row["cost_cents"],
+            minutes_saved=row["minutes_saved"],
+            evidence=json.loads(row["evidence"]),
+            lesson=row["lesson"],
+            metrics=_metric_deltas(metrics.get(row["id"], [])),
+            created_at=row["created_at"],
+        )
+        for row in rows
+    ]

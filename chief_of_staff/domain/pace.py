@@ -74,8 +74,18 @@ def rate_window(start: date, today: date, window_days: int = RATE_WINDOW_DAYS) -
     return today - timedelta(days=days - 1), days
 
 
-def forecast_of(baseline: float, target: float, current: float, start: date, due: date, today: date, *,
-                recent_delta: float, recent_outcomes: int, window_days: int = RATE_WINDOW_DAYS) -> Forecast:
+def forecast_of(
+    baseline: float,
+    target: float,
+    current: float,
+    start: date,
+    due: date,
+    today: date,
+    *,
+    recent_delta: float,
+    recent_outcomes: int,
+    window_days: int = RATE_WINDOW_DAYS,
+) -> Forecast:
     """The value at the due date if the recent rate holds, and whether that misses the target.
 
     `recent_delta` and `recent_outcomes` are the sums over `rate_window(start, today, window_days)`.
@@ -91,14 +101,19 @@ def forecast_of(baseline: float, target: float, current: float, start: date, due
     if (current - baseline) / (target - baseline) >= 1:
         return Forecast(rate_shown, forecast, False, None)
     if today > due:
-        return Forecast(rate_shown, forecast, True, f"due {due.isoformat()} passed at {_num(current)} "
-                                                     f"of {_num(target)}")
+        return Forecast(
+            rate_shown, forecast, True, f"due {due.isoformat()} passed at {_num(current)} of {_num(target)}"
+        )
     in_grace = recent_outcomes == 0 and (today - start).days < min(GRACE_DAYS, (due - start).days // 2)
     if in_grace or (target - forecast) * sign <= 0:
         return Forecast(rate_shown, forecast, False, None)
     window = "today's rate" if days == 1 else f"the last {days} days' rate"
-    return Forecast(rate_shown, forecast, True, f"forecast {_num(forecast)} of {_num(target)} by "
-                                                f"{due.isoformat()} at {window} ({_num(rate_shown, 3)}/day)")
+    return Forecast(
+        rate_shown,
+        forecast,
+        True,
+        f"forecast {_num(forecast)} of {_num(target)} by {due.isoformat()} at {window} ({_num(rate_shown, 3)}/day)",
+    )
 
 
 def _num(value: float, places: int = 2) -> str:

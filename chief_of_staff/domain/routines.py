@@ -20,8 +20,10 @@ from chief_of_staff.domain import task_fields as fields
 from chief_of_staff.domain import workspace
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_HELP = ('send "daily", "weekdays", "weekly:mon,thu" (three-letter day names, comma-separated) '
-         'or "monthly:1" (a day of the month from 1 to 28)')
+_HELP = (
+    'send "daily", "weekdays", "weekly:mon,thu" (three-letter day names, comma-separated) '
+    'or "monthly:1" (a day of the month from 1 to 28)'
+)
 
 
 class RoutineView(Model):
@@ -48,16 +50,18 @@ def parse_schedule(text: object) -> str:
     if kind == "monthly" and re.fullmatch(r"\d{1,2}", rest):
         if 1 <= int(rest) <= 28:
             return f"monthly:{int(rest)}"
-        raise InvalidInput('schedule: a monthly routine runs on a day from 1 to 28, so that every month has '
-                           'it; e.g. "monthly:1".')
+        raise InvalidInput(
+            'schedule: a monthly routine runs on a day from 1 to 28, so that every month has it; e.g. "monthly:1".'
+        )
     raise InvalidInput(f"schedule: {text!r} is not a schedule; {_HELP}.")
 
 
 def _day_names(days: list[str]) -> list[str]:
     for day in days:
         if day not in DAY_NAMES:
-            raise InvalidInput(f"schedule: {day!r} is not a day name; use mon, tue, wed, thu, fri, sat or sun, "
-                               'e.g. "weekly:mon,thu".')
+            raise InvalidInput(
+                f'schedule: {day!r} is not a day name; use mon, tue, wed, thu, fri, sat or sun, e.g. "weekly:mon,thu".'
+            )
     return [day for day in DAY_NAMES if day in days]
 
 
@@ -73,13 +77,26 @@ def runs_on(schedule: str, day: date) -> bool:
     return kind == "monthly" and day.day == int(rest)
 
 
-async def add_routine(tx: Tx, actor: Actor, *, agency: str, role: str | None = None, title: str,
-                      details: str = "", priority: str = "P2", schedule: str, goal: str | None = None,
-                      key_result: str | None = None) -> RoutineView:
+async def add_routine(
+    tx: Tx,
+    actor: Actor,
+    *,
+    agency: str,
+    role: str | None = None,
+    title: str,
+    details: str = "",
+    priority: str = "P2",
+    schedule: str,
+    goal: str | None = None,
+    key_result: str | None = None,
+) -> RoutineView:
     """A recurring task for an agency: one task on each scheduled local day, starting with the next claim."""
-    values = {"title": checked_text(title, "title", fields.MAX_TITLE, required=True),
-              "details": checked_text(details, "details", fields.MAX_DETAILS),
-              "priority": fields.priority_rank(priority), "schedule": parse_schedule(schedule)}
+    values = {
+        "title": checked_text(title, "title", fields.MAX_TITLE, required=True),
+        "details": checked_text(details, "details", fields.MAX_DETAILS),
+        "priority": fields.priority_rank(priority),
+        "schedule": parse_schedule(schedule),
+    }
     if agency is None:
         raise InvalidInput('agency: a routine belongs to an agency; send its name or id, e.g. "Outbound".')
     links = await fields.resolve_links(tx, agency, role, goal, key_result)
@@ -90,8 +107,13 @@ async def add_routine(tx: Tx, actor: Actor, *, agency: str, role: str | None = N
         {**values, **links.__dict__, "now": tx.now_text},
     )
     view = await _view(tx, routine_id)
-    await audit.append(tx, actor, "routine.add", view.id, {
-        "title": view.title, "schedule": view.schedule, "agency": view.agency, "priority": view.priority})
+    await audit.append(
+        tx,
+        actor,
+        "routine.add",
+        view.id,
+        {"title": view.title, "schedule": view.schedule, "agency": view.agency, "priority": view.priority},
+    )
     return view
 
 
@@ -102,10 +124,12 @@ async def set_active(tx: Tx, actor: Actor, routine: str, *, active: bool) -> Rou
     if row is None:
         raise NotFound(f"routine_id: there is no routine {ids.format_id('routine', routine_id)}.")
     if bool(row["active"]) != active:
-        await tx.run("UPDATE routines SET active = ?, updated_at = ? WHERE id = ?",
-                     (int(active), tx.now_text, routine_id))
-        await audit.append(tx, actor, "routine.resume" if active else "routine.pause",
-                           ids.format_id("routine", routine_id))
+        await tx.run(
+            "UPDATE routines SET active = ?, updated_at = ? WHERE id = ?", (int(active), tx.now_text, routine_id)
+        )
+        await audit.append(
+            tx, actor, "routine.resume" if active else "routine.pause", ids.format_id("routine", routine_id)
+        )
     return await _view(tx, routine_id)
 
 
@@ -113,12 +137,19 @@ async def _view(tx: Tx, routine_id: int) -> RoutineView:
     row = await tx.one(
         "SELECT r.*, a.name AS agency_name, ro.name AS role_name FROM routines AS r "
         "JOIN agencies AS a ON a.id = r.agency_id LEFT JOIN roles AS ro ON ro.id = r.role_id WHERE r.id = ?",
-        (routine_id,))
+        (routine_id,),
+    )
     assert row is not None
     return RoutineView(
-        id=ids.format_id("routine", row["id"]), agency=row["agency_name"], role=row["role_name"],
-        title=row["title"], schedule=row["schedule"], priority=fields.label(row["priority"]),
-        active=bool(row["active"]), last_run_on=fields.iso_date(row["last_run_on"]))
+        id=ids.format_id("routine", row["id"]),
+        agency=row["agency_name"],
+        role=row["role_name"],
+        title=row["title"],
+        schedule=row["schedule"],
+        priority=fields.label(row["priority"]),
+        active=bool(row["active"]),
+        last_run_on=fields.iso_date(row["last_run_on"]),
+    )
 
 
 # The routines not yet run on local day :today; materialize_routines has work only when this holds.
@@ -151,13 +182,36 @@ async def _make_task(tx: Tx, actor: Actor, routine: Row, today: str) -> int:
         "source, routine_id, routine_on, created_at, updated_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'routine', ?, ?, ?, ?) "
         "ON CONFLICT (routine_id, routine_on) DO NOTHING RETURNING id",
-        (routine["title"], routine["details"], routine["agency_id"], routine["role_id"], routine["goal_id"],
-         routine["key_result_id"], routine["priority"], today, routine["id"], today, tx.now_text,
-         tx.now_text))
+        (
+            routine["title"],
+            routine["details"],
+            routine["agency_id"],
+            routine["role_id"],
+            routine["goal_id"],
+            routine["key_result_id"],
+            routine["priority"],
+            today,
+            routine["id"],
+            today,
+            tx.now_text,
+            tx.now_text,
+        ),
+    )
     await tx.run("UPDATE routines SET last_run_on = ? WHERE id = ?", (today, routine["id"]))
     if row is None:
         return 0
-    await audit.append(tx, actor, "task.add", ids.format_id("task", row["id"]), {
-        "title": routine["title"], "priority": fields.label(routine["priority"]), "source": "routine",
-        "agency": routine["agency_name"], "due_on": today, "routine": ids.format_id("routine", routine["id"])})
+    await audit.append(
+        tx,
+        actor,
+        "task.add",
+        ids.format_id("task", row["id"]),
+        {
+            "title": routine["title"],
+            "priority": fields.label(routine["priority"]),
+            "source": "routine",
+            "agency": routine["agency_name"],
+            "due_on": today,
+            "routine": ids.format_id("routine", routine["id"]),
+        },
+    )
     return 1

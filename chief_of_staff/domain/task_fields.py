@@ -31,7 +31,7 @@ class Links:
 
 
 def priority_rank(value: object) -> int:
-    """"P0".."P3" (any case) as the stored rank 0..3."""
+    """ "P0".."P3" (any case) as the stored rank 0..3."""
     wanted = value.strip().upper() if isinstance(value, str) else ""
     if wanted not in get_args(Priority):
         raise InvalidInput(f"priority: {value!r} is not a priority; send P0 (urgent), P1, P2 (normal) or P3.")
@@ -53,8 +53,9 @@ def due_text(value: object, field: str = "due_on") -> str | None:
     return None if value is None else parse_local_date(value, field).isoformat()
 
 
-async def resolve_links(tx: Tx, agency: str | None, role: str | None, goal: str | None,
-                        key_result: str | None, *, new_work: bool = True) -> Links:
+async def resolve_links(
+    tx: Tx, agency: str | None, role: str | None, goal: str | None, key_result: str | None, *, new_work: bool = True
+) -> Links:
     """Resolve references to ids, checking they fit together; `new_work` also refuses a retired agency."""
     agency_id = None if agency is None else int((await agencies.resolve_agency(tx, agency))["id"])
     goal_id = None if goal is None else int((await goals.resolve_goal(tx, goal))["id"])
@@ -66,7 +67,8 @@ async def resolve_links(tx: Tx, agency: str | None, role: str | None, goal: str 
             raise InvalidInput(
                 f"key_result: {ids.format_id('key_result', kr_id)} belongs to goal "
                 f"{ids.format_id('goal', kr['goal_id'])}, not {ids.format_id('goal', goal_id)}; "
-                "send the matching goal, or leave goal out (the key result implies it).")
+                "send the matching goal, or leave goal out (the key result implies it)."
+            )
         goal_id = int(kr["goal_id"])
     if goal_id is not None:
         agency_id = await _agency_of_goal(tx, goal_id, agency_id)
@@ -81,23 +83,27 @@ async def _agency_of_goal(tx: Tx, goal_id: int, agency_id: int | None) -> int:
         raise InvalidInput(
             f"goal: {ids.format_id('goal', goal_id)} belongs to agency {await agencies.agency_name(tx, owner)}, "
             f"not {await agencies.agency_name(tx, agency_id)}; send that agency, or leave agency out "
-            "(the goal implies it).")
+            "(the goal implies it)."
+        )
     return owner
 
 
 async def _refuse_retired(tx: Tx, agency_id: int) -> None:
     row = await tx.one("SELECT name, status FROM agencies WHERE id = ?", (agency_id,))
     if row is not None and row["status"] != "active":
-        raise Conflict(f"agency: {row['name']} is retired and takes no new work; reactivate it with "
-                       "update_agency, or give the work to an active agency.")
+        raise Conflict(
+            f"agency: {row['name']} is retired and takes no new work; reactivate it with "
+            "update_agency, or give the work to an active agency."
+        )
 
 
 async def _role_id(tx: Tx, agency_id: int | None, role: str | None) -> int | None:
     if role is None:
         return None
     if agency_id is None:
-        raise InvalidInput('role: a role belongs to an agency; send the agency too, e.g. agency="Outbound", '
-                           'role="SDR".')
+        raise InvalidInput(
+            'role: a role belongs to an agency; send the agency too, e.g. agency="Outbound", role="SDR".'
+        )
     row = await agencies.resolve_role(tx, agency_id, role)
     return None if row is None else int(row["id"])
 

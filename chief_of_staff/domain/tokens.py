@@ -36,8 +36,10 @@ MAX_EXPIRY_DAYS = 3650
 LAST_USED_RESOLUTION = timedelta(minutes=5)
 _LONGEST_TOKEN = 200
 
-_CREATE_HINT = ("chief-of-staff token create --agency NAME --role NAME (a role's token; leave out --role for the "
-                "agency's, or send --operator instead)")
+_CREATE_HINT = (
+    "chief-of-staff token create --agency NAME --role NAME (a role's token; leave out --role for the "
+    "agency's, or send --operator instead)"
+)
 
 
 class TokenView(Model):
@@ -95,9 +97,16 @@ def _status(row: Row, now: str) -> Literal["active", "expired", "revoked"]:
 
 def _view(row: Row, now: str) -> TokenView:
     return TokenView(
-        token_id=ids.format_id("token", row["id"]), kind=row["kind"], agency=row["agency_name"],
-        role=row["role_name"], label=row["label"], status=_status(row, now), created_at=row["created_at"],
-        expires_at=row["expires_at"], revoked_at=row["revoked_at"], last_used_at=row["last_used_at"],
+        token_id=ids.format_id("token", row["id"]),
+        kind=row["kind"],
+        agency=row["agency_name"],
+        role=row["role_name"],
+        label=row["label"],
+        status=_status(row, now),
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        revoked_at=row["revoked_at"],
+        last_used_at=row["last_used_at"],
     )
 
 
@@ -113,8 +122,10 @@ def _expiry(tx: Tx, expires_in_days: int | None) -> str | None:
     if expires_in_days is None:
         return None
     if isinstance(expires_in_days, bool) or not 1 <= expires_in_days <= MAX_EXPIRY_DAYS:
-        raise InvalidInput(f"expires_in_days: send a whole number of days from 1 to {MAX_EXPIRY_DAYS}, "
-                           "or leave it out for a token that does not expire.")
+        raise InvalidInput(
+            f"expires_in_days: send a whole number of days from 1 to {MAX_EXPIRY_DAYS}, "
+            "or leave it out for a token that does not expire."
+        )
     return format_ts(tx.now + timedelta(days=expires_in_days))
 
 
@@ -133,8 +144,16 @@ async def _holder(tx: Tx, kind: str, agency: str | None, role: str | None) -> tu
     return agency_row["id"], None if role_row is None else role_row["id"]
 
 
-async def create_token(tx: Tx, actor: Actor, *, kind: str, agency: str | None = None, role: str | None = None,
-                       label: str = "", expires_in_days: int | None = None) -> tuple[TokenView, str]:
+async def create_token(
+    tx: Tx,
+    actor: Actor,
+    *,
+    kind: str,
+    agency: str | None = None,
+    role: str | None = None,
+    label: str = "",
+    expires_in_days: int | None = None,
+) -> tuple[TokenView, str]:
     """A new token and its secret. The secret is returned once and never stored."""
     _require_verified(actor, "Creating a token")
     label = checked_text(label, "label", 200)
@@ -147,8 +166,13 @@ async def create_token(tx: Tx, actor: Actor, *, kind: str, agency: str | None = 
         (kind, agency_id, role_id, label, digest(secret), tx.now_text, expires_at),
     )
     view = await _get(tx, token_id)
-    await audit.append(tx, actor, "token.create", view.token_id,
-                       {"kind": kind, "agency": view.agency, "role": view.role, "expires_at": expires_at})
+    await audit.append(
+        tx,
+        actor,
+        "token.create",
+        view.token_id,
+        {"kind": kind, "agency": view.agency, "role": view.role, "expires_at": expires_at},
+    )
     return view, secret
 
 
@@ -185,8 +209,13 @@ async def authenticate(tx: Tx, secret: str) -> Principal | None:
     if row is None or _status(row, tx.now_text) != "active":
         return None
     return Principal(
-        token_id=ids.format_id("token", row["id"]), kind=row["kind"], agency=row["agency_name"],
-        agency_id=row["agency_id"], role=row["role_name"], role_id=row["role_id"], last_used_at=row["last_used_at"],
+        token_id=ids.format_id("token", row["id"]),
+        kind=row["kind"],
+        agency=row["agency_name"],
+        agency_id=row["agency_id"],
+        role=row["role_name"],
+        role_id=row["role_id"],
+        last_used_at=row["last_used_at"],
     )
 
 

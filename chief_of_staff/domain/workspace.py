@@ -58,7 +58,8 @@ async def get(tx: Tx) -> Workspace:
     if isinstance(cached, Workspace):
         return cached
     row = await tx.one(
-        "SELECT name, timezone, currency, chat_ceiling_cents, daily_brief_at FROM workspace WHERE id = 1")
+        "SELECT name, timezone, currency, chat_ceiling_cents, daily_brief_at FROM workspace WHERE id = 1"
+    )
     if row is None:
         raise InvalidInput("This workspace is not set up yet; run `chief-of-staff init` first.")
     tx.memo["workspace"] = space = Workspace(**dict(row))
@@ -83,7 +84,11 @@ async def ensure(
             "VALUES (1, ?, ?, ?, ?, ?)",
             (name, zone, currency.upper(), chat_ceiling_cents, tx.now_text),
         )
-        await audit.append(tx, actor, "workspace.create", "workspace",
-                           {"name": name, "timezone": zone, "currency": currency.upper(),
-                            "chat_ceiling_cents": chat_ceiling_cents})
+        await audit.append(
+            tx,
+            actor,
+            "workspace.create",
+            "workspace",
+            {"name": name, "timezone": zone, "currency": currency.upper(), "chat_ceiling_cents": chat_ceiling_cents},
+        )
     return await get(tx)

@@ -96,8 +96,10 @@ def parse_workspaces(specs: Sequence[str], settings_for: Any) -> list[ServedWork
             name, path = _name_from(Path(spec)), spec
         name = name.strip().lower()
         if not _NAME.match(name):
-            raise InvalidInput(f"--workspace {spec!r}: a workspace name is 1-40 lowercase letters, digits or dashes; "
-                               "send NAME=PATH, e.g. acme=/data/acme.db.")
+            raise InvalidInput(
+                f"--workspace {spec!r}: a workspace name is 1-40 lowercase letters, digits or dashes; "
+                "send NAME=PATH, e.g. acme=/data/acme.db."
+            )
         if any(existing.name == name for existing in served):
             raise InvalidInput(f"--workspace: two workspaces are named {name!r}; name one with NAME=PATH.")
         served.append(ServedWorkspace(name=name, settings=settings_for(path)))
@@ -119,8 +121,12 @@ class WorkspaceTokens(TokenVerifier):
             principal = await _authenticate(workspace, token)
             if principal is not None:
                 return AccessToken(
-                    token=token, client_id=principal.token_id, scopes=[principal.kind], subject=principal.viewer,
-                    resource=workspace.resource_url, claims={PRINCIPAL_CLAIM: principal},
+                    token=token,
+                    client_id=principal.token_id,
+                    scopes=[principal.kind],
+                    subject=principal.viewer,
+                    resource=workspace.resource_url,
+                    claims={PRINCIPAL_CLAIM: principal},
                 )
         log.info("refused a request whose token no served workspace holds as active")
         return None
@@ -181,12 +187,15 @@ class _Dispatch:
 
 
 def _not_here(endpoints: str) -> Response:
-    return JSONResponse(status_code=404, content={
-        "error": "not_found",
-        "error_description": f"The MCP endpoint is {endpoints}. Send every request with "
-                             "'Authorization: Bearer <token>'; tokens come from "
-                             "`chief-of-staff token create --agency NAME` (or `--operator`), not from OAuth.",
-    })
+    return JSONResponse(
+        status_code=404,
+        content={
+            "error": "not_found",
+            "error_description": f"The MCP endpoint is {endpoints}. Send every request with "
+            "'Authorization: Bearer <token>'; tokens come from "
+            "`chief-of-staff token create --agency NAME` (or `--operator`), not from OAuth.",
+        },
+    )
 
 
 async def _health(_: Request) -> Response:
@@ -200,14 +209,20 @@ def _base_url(options: HttpOptions, port: int) -> str:
     return f"http://{host}:{port}"
 
 
-def _mount(workspace: ServedWorkspace, base_url: str, verifier: TokenVerifier,
-           security: TransportSecuritySettings, host: str) -> None:
-    auth = AuthSettings(issuer_url=AnyHttpUrl(base_url), resource_server_url=AnyHttpUrl(workspace.resource_url),
-                        validate_token_resource=True)
-    server = build_server(workspace.settings, shared=workspace.shared, auth=auth, token_verifier=verifier,
-                          deliveries=False)
-    workspace.app = server.streamable_http_app(streamable_http_path=workspace.path, transport_security=security,
-                                               host=host)
+def _mount(
+    workspace: ServedWorkspace, base_url: str, verifier: TokenVerifier, security: TransportSecuritySettings, host: str
+) -> None:
+    auth = AuthSettings(
+        issuer_url=AnyHttpUrl(base_url),
+        resource_server_url=AnyHttpUrl(workspace.resource_url),
+        validate_token_resource=True,
+    )
+    server = build_server(
+        workspace.settings, shared=workspace.shared, auth=auth, token_verifier=verifier, deliveries=False
+    )
+    workspace.app = server.streamable_http_app(
+        streamable_http_path=workspace.path, transport_security=security, host=host
+    )
 
 
 def build_http_app(workspaces: Sequence[ServedWorkspace], options: HttpOptions, port: int) -> Starlette:
@@ -233,15 +248,16 @@ def build_http_app(workspaces: Sequence[ServedWorkspace], options: HttpOptions, 
             # Entered last, so cancelling the delivery loops at shutdown cancels nothing else.
             async with anyio.create_task_group() as group:
                 for workspace, store in zip(workspaces, stores, strict=True):
-                    group.start_soon(partial(runner.run_deliveries, store,
-                                             interval=workspace.settings.webhook_tick))
+                    group.start_soon(partial(runner.run_deliveries, store, interval=workspace.settings.webhook_tick))
                 try:
                     yield
                 finally:
                     group.cancel_scope.cancel()
 
-    app = Starlette(routes=[Route("/health", _health, methods=["GET"]),
-                            Route("/{path:path}", _Dispatch(workspaces))], lifespan=lifespan)
+    app = Starlette(
+        routes=[Route("/health", _health, methods=["GET"]), Route("/{path:path}", _Dispatch(workspaces))],
+        lifespan=lifespan,
+    )
     app.add_middleware(_HostGuard, settings=security)
     return app
 
@@ -255,8 +271,10 @@ def bind(options: HttpOptions) -> socket.socket:
         sock.bind((options.host, options.port))
     except OSError as exc:
         sock.close()
-        raise InvalidInput(f"Cannot listen on {options.host}:{options.port} ({exc.strerror}); "
-                           "pick another --port or stop what holds it.") from None
+        raise InvalidInput(
+            f"Cannot listen on {options.host}:{options.port} ({exc.strerror}); "
+            "pick another --port or stop what holds it."
+        ) from None
     sock.listen(128)
     sock.setblocking(False)
     return sock
@@ -275,8 +293,11 @@ async def serve_http(workspaces: Sequence[ServedWorkspace], options: HttpOptions
     app = build_http_app(workspaces, options, port)
     for workspace in workspaces:
         print(f"chief-of-staff: serving {workspace.settings.db_path} at {workspace.resource_url}", file=sys.stderr)
-    print(f"chief-of-staff: health at {_base_url(options, port)}/health; "
-          "tokens: chief-of-staff token create --agency NAME (or --operator)",
-          file=sys.stderr, flush=True)
+    print(
+        f"chief-of-staff: health at {_base_url(options, port)}/health; "
+        "tokens: chief-of-staff token create --agency NAME (or --operator)",
+        file=sys.stderr,
+        flush=True,
+    )
     with sock:
         await uvicorn_server(app).serve(sockets=[sock])

@@ -115,23 +115,31 @@ def _is_own(given: str, name: str | None, number: int | None, kind: str) -> bool
 
 
 def _refuse(field: str, given: str, own: str) -> InvalidInput:
-    return InvalidInput(f"{field}: this connection's token acts for {own}, so it cannot act as {given!r}. "
-                        f"Leave {field} out, or send {own!r}.")
+    return InvalidInput(
+        f"{field}: this connection's token acts for {own}, so it cannot act as {given!r}. "
+        f"Leave {field} out, or send {own!r}."
+    )
 
 
 def _own_fields(principal: Principal) -> list[tuple[str, str, int, str]]:
-    held = (("agency", principal.agency, principal.agency_id, "agency"),
-            ("role", principal.role, principal.role_id, "role"))
-    return [(field, name, number, kind) for field, name, number, kind in held
-            if name is not None and number is not None]
+    held = (
+        ("agency", principal.agency, principal.agency_id, "agency"),
+        ("role", principal.role, principal.role_id, "role"),
+    )
+    return [
+        (field, name, number, kind) for field, name, number, kind in held if name is not None and number is not None
+    ]
 
 
 def fill_arguments(principal: Principal | None, model: type[BaseModel], arguments: dict[str, Any]) -> dict[str, Any]:
     """Raw arguments with an agency token's agency and role filled in where left out (required ones too)."""
     if principal is None or principal.kind != "agency":
         return arguments
-    missing = {field: name for field, name, _, _ in _own_fields(principal)
-               if field in model.model_fields and arguments.get(field) is None}
+    missing = {
+        field: name
+        for field, name, _, _ in _own_fields(principal)
+        if field in model.model_fields and arguments.get(field) is None
+    }
     return {**arguments, **missing} if missing else arguments
 
 
@@ -199,8 +207,9 @@ async def require_owned(store: Store, caller: Caller, arguments: BaseModel) -> N
     principal = caller.principal
     if principal is None or principal.kind != "agency":
         return
-    wanted = [(name, kind, ref) for name, kind in owned_fields(type(arguments))
-              for ref in _values(getattr(arguments, name))]
+    wanted = [
+        (name, kind, ref) for name, kind in owned_fields(type(arguments)) for ref in _values(getattr(arguments, name))
+    ]
     if not wanted:
         return
     async with store.read() as tx:
@@ -210,9 +219,12 @@ async def require_owned(store: Store, caller: Caller, arguments: BaseModel) -> N
                 continue  # the domain call reports the unknown id
             agency_id, role_id = found
             if (agency_id is not None and agency_id != principal.agency_id) or (
-                    principal.role_id is not None and role_id is not None and role_id != principal.role_id):
-                raise Conflict(f"{name}: {ref} belongs to another agency or role; this connection's token acts "
-                               f"for {principal.viewer.removeprefix('agency:')} only. Nothing was changed.")
+                principal.role_id is not None and role_id is not None and role_id != principal.role_id
+            ):
+                raise Conflict(
+                    f"{name}: {ref} belongs to another agency or role; this connection's token acts "
+                    f"for {principal.viewer.removeprefix('agency:')} only. Nothing was changed."
+                )
 
 
 # --- approval in the client's own prompt ---------------------------------------------------------
@@ -238,13 +250,16 @@ def approval_message(title: str, arguments: dict[str, Any]) -> str:
     shown |= {key: arguments[key] for key in _FREE_TEXT if key in arguments}
     text = json.dumps(shown, ensure_ascii=False, default=str)
     if len(text) > MESSAGE_LIMIT:
-        text = (f"{text[:MESSAGE_LIMIT]} ... ({len(text) - MESSAGE_LIMIT} more characters not shown: if you cannot "
-                "see every change, decline and make it from the command line)")
+        text = (
+            f"{text[:MESSAGE_LIMIT]} ... ({len(text) - MESSAGE_LIMIT} more characters not shown: if you cannot "
+            "see every change, decline and make it from the command line)"
+        )
     return f"{title}: {text}\nApprove this change?"
 
 
-def approval_resolver(title: str, validate: Callable[[dict[str, Any]], Any],
-                      wanted: Callable[[Any], bool]) -> Callable[..., Any]:
+def approval_resolver(
+    title: str, validate: Callable[[dict[str, Any]], Any], wanted: Callable[[Any], bool]
+) -> Callable[..., Any]:
     """A resolver that asks the operator only when the client can be asked and the act is real and valid."""
 
     async def ask_operator(arguments: dict[str, Any], ctx: Context[Any, Any]) -> Elicit[OperatorApproval] | None:

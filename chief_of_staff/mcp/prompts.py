@@ -166,8 +166,9 @@ def _prompt(template: PromptTemplate, state: Callable[[], Store]) -> Prompt:
         name=template.name,
         title=template.title,
         description=template.description,
-        arguments=[PromptArgument(name=a.name, description=a.description, required=a.required)
-                   for a in template.arguments],
+        arguments=[
+            PromptArgument(name=a.name, description=a.description, required=a.required) for a in template.arguments
+        ],
         fn=render,
         context_kwarg=None,
     )

@@ -42,8 +42,9 @@ def fingerprint(package_dir: Path = PACKAGE_DIR) -> str:
     return digest.hexdigest()[:32]
 
 
-def tool_schemas(names: Sequence[str], compute: Callable[[str], dict[str, Any]],
-                 cache_dir: Path | None = None) -> Schemas:
+def tool_schemas(
+    names: Sequence[str], compute: Callable[[str], dict[str, Any]], cache_dir: Path | None = None
+) -> Schemas:
     """Each named tool's schemas, from the cache when it holds this fingerprint's, else computed and cached."""
     path = (cache_dir or default_cache_dir()) / f"tool-schemas-{fingerprint()}.json"
     cached = _load(path, names)
@@ -62,8 +63,11 @@ def _load(path: Path, names: Sequence[str]) -> Schemas | None:
     if not isinstance(found, dict) or set(found) != set(names):
         return None
     for entry in found.values():
-        if not isinstance(entry, dict) or set(entry) != set(_KEYS) or not all(
-                isinstance(entry[key], dict) for key in _KEYS):
+        if (
+            not isinstance(entry, dict)
+            or set(entry) != set(_KEYS)
+            or not all(isinstance(entry[key], dict) for key in _KEYS)
+        ):
             return None
     return found
 

@@ -112,8 +112,14 @@ def _tools() -> list[Tool]:
     return [build_tool(spec, schemas[name]) for name, spec in specs.items()]
 
 
-def build_server(settings: Settings, *, shared: SharedStore | None = None, auth: AuthSettings | None = None,
-                 token_verifier: TokenVerifier | None = None, deliveries: bool = True) -> MCPServer[AppState]:
+def build_server(
+    settings: Settings,
+    *,
+    shared: SharedStore | None = None,
+    auth: AuthSettings | None = None,
+    token_verifier: TokenVerifier | None = None,
+    deliveries: bool = True,
+) -> MCPServer[AppState]:
     """The Chief of Staff MCP server over the workspace at settings.db_path.
 
     Over HTTP (`http_server`) the caller passes the store it holds open for the server's life,

@@ -54,6 +54,7 @@ CONFIRM = Field(False, description="true only once the operator said yes to this
 class NoArguments(Model):
     """The input of a tool that takes no arguments (and refuses any)."""
 
+
 # Claude Desktop tends to send lists and objects as JSON inside a string; accept that form too.
 _CONTAINER_ORIGINS = (list, dict)
 
@@ -282,10 +283,12 @@ def _refusal_for(principal: Principal | None, exc: OperatorActRefused) -> str:
     """An agency token cannot be talked into an operator act, so don't suggest confirm=true to it."""
     if principal is None or principal.kind != "agency":
         return str(exc)
-    return (f"This connection's token ({principal.token_id}) acts for the agency {principal.agency}, and an agency "
-            "token never makes operator acts, whatever it sends. Nothing was changed. Ask the operator: they decide "
-            "from a terminal (`chief-of-staff decisions`, `chief-of-staff approve D7`, `chief-of-staff grants`) or "
-            "from a client connected with an operator token.")
+    return (
+        f"This connection's token ({principal.token_id}) acts for the agency {principal.agency}, and an agency "
+        "token never makes operator acts, whatever it sends. Nothing was changed. Ask the operator: they decide "
+        "from a terminal (`chief-of-staff decisions`, `chief-of-staff approve D7`, `chief-of-staff grants`) or "
+        "from a client connected with an operator token."
+    )
 
 
 def published_schemas(spec: ToolSpec[Any, Any]) -> dict[str, Any]:
@@ -300,25 +303,38 @@ def build_tool(spec: ToolSpec[Any, Any], schemas: dict[str, Any] | None = None) 
     """
     schemas = schemas or published_schemas(spec)
     runner = _runner(spec)
-    annotations = ToolAnnotations(read_only_hint=spec.read_only, destructive_hint=spec.destructive,
-                                  idempotent_hint=spec.idempotent, open_world_hint=False)
+    annotations = ToolAnnotations(
+        read_only_hint=spec.read_only,
+        destructive_hint=spec.destructive,
+        idempotent_hint=spec.idempotent,
+        open_world_hint=False,
+    )
     # from_function wires the resolver of an operator act; every other runner has one and the same
     # signature, so the SDK inspects it once (a tenth of the start-up was thirty such inspections).
     if spec.operator_act:
-        tool = Tool.from_function(runner, name=spec.name, title=spec.title, description=spec.description,
-                                  annotations=annotations)
+        tool = Tool.from_function(
+            runner, name=spec.name, title=spec.title, description=spec.description, annotations=annotations
+        )
     else:
-        tool = _plain_template().model_copy(update={
-            "fn": runner, "name": spec.name, "title": spec.title, "description": spec.description,
-            "annotations": annotations})
-    return tool.model_copy(update={
-        "parameters": schemas["parameters"],
-        "fn_metadata": FuncMetadata(
-            arg_model=_RawArguments,
-            output_model=spec.output_model,
-            output_schema=schemas["output"],
-        ),
-    })
+        tool = _plain_template().model_copy(
+            update={
+                "fn": runner,
+                "name": spec.name,
+                "title": spec.title,
+                "description": spec.description,
+                "annotations": annotations,
+            }
+        )
+    return tool.model_copy(
+        update={
+            "parameters": schemas["parameters"],
+            "fn_metadata": FuncMetadata(
+                arg_model=_RawArguments,
+                output_model=spec.output_model,
+                output_schema=schemas["output"],
+            ),
+        }
+    )
 
 
 @functools.cache

@@ -95,8 +95,13 @@ class DeliveryReport(Model):
         def count(status: str) -> int:
             return sum(1 for outcome in outcomes if outcome.status == status)
 
-        return cls(delivered=count("delivered"), retrying=count("pending"), failed=count("failed"),
-                   cancelled=count("cancelled"), outcomes=sorted(outcomes, key=lambda o: o.message_id))
+        return cls(
+            delivered=count("delivered"),
+            retrying=count("pending"),
+            failed=count("failed"),
+            cancelled=count("cancelled"),
+            outcomes=sorted(outcomes, key=lambda o: o.message_id),
+        )
 
 
 def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
@@ -176,8 +181,10 @@ def _checked(host: str, address: IPAddress) -> None:
         return
     problem = address_problem(address)
     if problem is not None:
-        raise _Refused(f"refused: {host} resolves to {address}, {problem}; webhooks go only to public "
-                       "addresses (or to this machine when the URL says localhost or 127.0.0.1)")
+        raise _Refused(
+            f"refused: {host} resolves to {address}, {problem}; webhooks go only to public "
+            "addresses (or to this machine when the URL says localhost or 127.0.0.1)"
+        )
 
 
 async def _safe_addresses(url: httpx.URL, resolve: Resolver) -> list[str]:
@@ -198,6 +205,7 @@ async def _safe_addresses(url: httpx.URL, resolve: Resolver) -> list[str]:
 def http_client() -> httpx.AsyncClient:
     """A client fit for webhooks: no redirects, no proxies or netrc from the environment."""
     import httpx
+
     return httpx.AsyncClient(follow_redirects=False, trust_env=False, timeout=ATTEMPT_TIMEOUT_SECONDS)
 
 
@@ -274,6 +282,7 @@ async def _attempt(http: httpx.AsyncClient, due: _Due, now: datetime, resolve: R
 
 async def _send(http: httpx.AsyncClient, due: _Due, now: datetime, resolve: Resolver) -> _Attempt:
     import httpx
+
     url = httpx.URL(due.url)
     body = due.body.encode("utf-8")
     headers = _headers(due, int(now.timestamp()), body)
@@ -291,16 +300,23 @@ async def _send(http: httpx.AsyncClient, due: _Due, now: datetime, resolve: Reso
         return _Attempt("retry", error=f"could not reach {url.host}: {exc}")
 
 
-async def _post(http: httpx.AsyncClient, url: httpx.URL, addresses: list[str], headers: dict[str, str],
-                body: bytes, now: datetime) -> _Attempt:
+async def _post(
+    http: httpx.AsyncClient, url: httpx.URL, addresses: list[str], headers: dict[str, str], body: bytes, now: datetime
+) -> _Attempt:
     """POST to the checked addresses in turn until one accepts the connection."""
     import httpx
+
     extensions = {"sni_hostname": url.raw_host.decode("ascii")} if url.scheme == "https" else {}
     host_header = url.netloc.decode("ascii")
     for index, address in enumerate(addresses):
         request = http.build_request(
-            "POST", url.copy_with(host=address), content=body, headers={**headers, "host": host_header},
-            timeout=ATTEMPT_TIMEOUT_SECONDS, extensions=extensions)
+            "POST",
+            url.copy_with(host=address),
+            content=body,
+            headers={**headers, "host": host_header},
+            timeout=ATTEMPT_TIMEOUT_SECONDS,
+            extensions=extensions,
+        )
         try:
             response = await http.send(request, follow_redirects=False, stream=True)
         except httpx.ConnectError:
@@ -332,8 +348,12 @@ def _judge(response: httpx.Response, snippet: str, now: datetime) -> _Attempt:
     if 200 <= code < 300:
         return _Attempt("delivered", http_status=code)
     if 300 <= code < 400:
-        return _Attempt("failed", code, f"HTTP {code}, a redirect; redirects are not followed. Remove the "
-                                        "endpoint and add the URL it redirects to.")
+        return _Attempt(
+            "failed",
+            code,
+            f"HTTP {code}, a redirect; redirects are not followed. Remove the "
+            "endpoint and add the URL it redirects to.",
+        )
     if code == 410:
         return _Attempt("gone", code, f"{said} (the receiver asked to be sent nothing more)")
     if 400 <= code < 500 and code not in (408, 429):
@@ -344,6 +364,7 @@ def _judge(response: httpx.Response, snippet: str, now: datetime) -> _Attempt:
 def _scrub(text: str, url: str) -> str:
     """An error on one short line, without the URL's longer path parts (receivers put secrets there)."""
     import httpx
+
     path = httpx.URL(url).raw_path.decode("ascii")
     for part in sorted({path, *re.split(r"[/?&=;]", path)}, key=len, reverse=True):
         if len(part) >= 8:
@@ -365,18 +386,36 @@ async def cancel_pending(tx: Tx, endpoint_id: int) -> int:
     """Cancel every delivery still waiting for this endpoint; returns how many."""
     return await tx.run(
         "UPDATE webhook_deliveries SET status = 'cancelled', last_error = 'endpoint removed or disabled' "
-        "WHERE endpoint_id = ? AND status = 'pending'", (endpoint_id,))
+        "WHERE endpoint_id = ? AND status = 'pending'",
+        (endpoint_id,),
+    )
 
 
 def _due(row: Row) -> _Due:
-    return _Due(row["id"], row["message_id"], row["endpoint_id"], row["event"], row["body"], row["created_at"],
-                row["attempts"], row["url"], row["secret"])
+    return _Due(
+        row["id"],
+        row["message_id"],
+        row["endpoint_id"],
+        row["event"],
+        row["body"],
+        row["created_at"],
+        row["attempts"],
+        row["url"],
+        row["secret"],
+    )
 
 
 def _outcome(due: _Due, status: DeliveryStatus, **fields: object) -> DeliveryOutcome:
-    return DeliveryOutcome.model_validate({
-        "message_id": due.message_id, "endpoint_id": ids.format_id("webhook_endpoint", due.endpoint_id),
-        "event": due.event, "status": status, "attempts": due.attempts, **fields})
+    return DeliveryOutcome.model_validate(
+        {
+            "message_id": due.message_id,
+            "endpoint_id": ids.format_id("webhook_endpoint", due.endpoint_id),
+            "event": due.event,
+            "status": status,
+            "attempts": due.attempts,
+            **fields,
+        }
+    )
 
 
 async def _claim(tx: Tx, rows: list[Row]) -> tuple[list[_Due], list[DeliveryOutcome]]:
@@ -394,40 +433,55 @@ async def _claim(tx: Tx, rows: list[Row]) -> tuple[list[_Due], list[DeliveryOutc
             await _finish(tx, due.delivery_id, "failed", None, error)
             settled.append(_outcome(due, "failed", error=error))
         else:
-            await tx.run("UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = ? WHERE id = ?",
-                         (format_ts(tx.now + CLAIM_LEASE), due.delivery_id))
+            await tx.run(
+                "UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = ? WHERE id = ?",
+                (format_ts(tx.now + CLAIM_LEASE), due.delivery_id),
+            )
             claimed.append(replace(due, attempts=due.attempts + 1))
     return claimed, settled
 
 
-async def _finish(tx: Tx, delivery_id: int, status: DeliveryStatus, http_status: int | None,
-                  error: str | None) -> None:
+async def _finish(tx: Tx, delivery_id: int, status: DeliveryStatus, http_status: int | None, error: str | None) -> None:
     await tx.run(
         "UPDATE webhook_deliveries SET status = ?, last_status = ?, last_error = ?, "
         "delivered_at = CASE WHEN ? = 'delivered' THEN ? END WHERE id = ? AND status = 'pending'",
-        (status, http_status, error, status, tx.now_text, delivery_id))
+        (status, http_status, error, status, tx.now_text, delivery_id),
+    )
 
 
 async def _endpoint_health(tx: Tx, endpoint_id: int, attempt: _Attempt) -> None:
     if attempt.verdict == "delivered":
-        await tx.run("UPDATE webhook_endpoints SET last_success_at = ?, consecutive_failures = 0 WHERE id = ?",
-                     (tx.now_text, endpoint_id))
+        await tx.run(
+            "UPDATE webhook_endpoints SET last_success_at = ?, consecutive_failures = 0 WHERE id = ?",
+            (tx.now_text, endpoint_id),
+        )
         return
-    await tx.run("UPDATE webhook_endpoints SET last_failure_at = ?, last_error = ?, "
-                 "consecutive_failures = consecutive_failures + 1 WHERE id = ?",
-                 (tx.now_text, attempt.error, endpoint_id))
+    await tx.run(
+        "UPDATE webhook_endpoints SET last_failure_at = ?, last_error = ?, "
+        "consecutive_failures = consecutive_failures + 1 WHERE id = ?",
+        (tx.now_text, attempt.error, endpoint_id),
+    )
 
 
 async def _disable(tx: Tx, due: _Due) -> None:
     """A 410: the receiver asked for nothing more, so the endpoint is disabled and its queue cancelled."""
-    reason = (f"the receiver answered 410 Gone on {tx.now_text[:16].replace('T', ' ')} UTC; remove the "
-              "endpoint, and add it again if that was a mistake")
-    changed = await tx.run("UPDATE webhook_endpoints SET disabled_at = ?, disabled_reason = ? "
-                           "WHERE id = ? AND disabled_at IS NULL", (tx.now_text, reason, due.endpoint_id))
+    reason = (
+        f"the receiver answered 410 Gone on {tx.now_text[:16].replace('T', ' ')} UTC; remove the "
+        "endpoint, and add it again if that was a mistake"
+    )
+    changed = await tx.run(
+        "UPDATE webhook_endpoints SET disabled_at = ?, disabled_reason = ? WHERE id = ? AND disabled_at IS NULL",
+        (tx.now_text, reason, due.endpoint_id),
+    )
     cancelled = await cancel_pending(tx, due.endpoint_id)
     if changed:
-        await audit.append(tx, audit.SYSTEM, "webhook.disable", ids.format_id("webhook_endpoint", due.endpoint_id),
-                           {"reason": "410 Gone", "cancelled": cancelled})
+        await audit.append(
+            tx,
+            audit.SYSTEM,
+            "webhook.disable",
+            ids.format_id("webhook_endpoint", due.endpoint_id),
+            {"reason": "410 Gone", "cancelled": cancelled},
+        )
 
 
 async def _record(tx: Tx, due: _Due, attempt: _Attempt, rng: random.Random) -> DeliveryOutcome:
@@ -447,8 +501,11 @@ async def _record(tx: Tx, due: _Due, attempt: _Attempt, rng: random.Random) -> D
             next_at = format_ts(following)
     await _endpoint_health(tx, due.endpoint_id, attempt)
     if next_at is not None:
-        await tx.run("UPDATE webhook_deliveries SET next_attempt_at = ?, last_status = ?, last_error = ? "
-                     "WHERE id = ? AND status = 'pending'", (next_at, attempt.http_status, error, due.delivery_id))
+        await tx.run(
+            "UPDATE webhook_deliveries SET next_attempt_at = ?, last_status = ?, last_error = ? "
+            "WHERE id = ? AND status = 'pending'",
+            (next_at, attempt.http_status, error, due.delivery_id),
+        )
     else:
         await _finish(tx, due.delivery_id, status, attempt.http_status, error)
     if attempt.verdict == "gone":
@@ -465,15 +522,27 @@ def _log(due: _Due, status: DeliveryStatus, error: str | None) -> None:
         logger.info("webhook %s (%s) to %s will be retried: %s", due.message_id, due.event, endpoint, error)
 
 
-async def _send_and_record(store: Store, http: httpx.AsyncClient, due: _Due, resolve: Resolver,
-                           rng: random.Random, results: list[DeliveryOutcome]) -> None:
+async def _send_and_record(
+    store: Store,
+    http: httpx.AsyncClient,
+    due: _Due,
+    resolve: Resolver,
+    rng: random.Random,
+    results: list[DeliveryOutcome],
+) -> None:
     attempt = await _attempt(http, due, store.clock.now(), resolve)
     async with store.write() as tx:
         results.append(await _record(tx, due, attempt, rng))
 
 
-async def _run(store: Store, http: httpx.AsyncClient, rows_sql: str, params: tuple[object, ...],
-               resolve: Resolver, rng: random.Random) -> list[DeliveryOutcome]:
+async def _run(
+    store: Store,
+    http: httpx.AsyncClient,
+    rows_sql: str,
+    params: tuple[object, ...],
+    resolve: Resolver,
+    rng: random.Random,
+) -> list[DeliveryOutcome]:
     async with store.write() as tx:
         claimed, results = await _claim(tx, await tx.all(rows_sql, params))
     # Sent side by side: one receiver that hangs for the whole timeout must not hold up the others.
@@ -486,20 +555,33 @@ async def _run(store: Store, http: httpx.AsyncClient, rows_sql: str, params: tup
 _RNG = random.Random()
 
 
-async def deliver_due(store: Store, http: httpx.AsyncClient, *, limit: int = 20, resolve: Resolver = resolve_host,
-                      rng: random.Random | None = None) -> DeliveryReport:
+async def deliver_due(
+    store: Store,
+    http: httpx.AsyncClient,
+    *,
+    limit: int = 20,
+    resolve: Resolver = resolve_host,
+    rng: random.Random | None = None,
+) -> DeliveryReport:
     """Send up to `limit` deliveries that are due, each outside any transaction, and record each answer."""
     now_text = format_ts(store.clock.now())
     async with store.read() as tx:
-        any_due = await tx.scalar("SELECT 1 FROM webhook_deliveries WHERE status = 'pending' "
-                                  "AND next_attempt_at <= ? LIMIT 1", (now_text,))
+        any_due = await tx.scalar(
+            "SELECT 1 FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ? LIMIT 1", (now_text,)
+        )
     if any_due is None:
         return DeliveryReport()
     return DeliveryReport.of(await _run(store, http, _DUE, (now_text, limit), resolve, rng or _RNG))
 
 
-async def deliver_message(store: Store, http: httpx.AsyncClient, message_id: str, *,
-                          resolve: Resolver = resolve_host, rng: random.Random | None = None) -> DeliveryOutcome | None:
+async def deliver_message(
+    store: Store,
+    http: httpx.AsyncClient,
+    message_id: str,
+    *,
+    resolve: Resolver = resolve_host,
+    rng: random.Random | None = None,
+) -> DeliveryOutcome | None:
     """Send one due delivery now (`notify test`); None if it is not pending, or another sender holds it."""
     lease_start = format_ts(store.clock.now())
     sql = _DUE_COLUMNS + " WHERE d.message_id = ? AND d.status = 'pending' AND d.next_attempt_at <= ?"

@@ -54,12 +54,15 @@ class EndpointView(Model):
     last_failure_at: str | None
     last_error: str | None
     consecutive_failures: int
+
+
 # --- URLs ---------------------------------------------------------------------------------------------
 
 
 def check_url(text: str) -> str:
     """An endpoint URL fit to send to: https (http only to this machine), no credentials, no private literal."""
     import httpx
+
     text = checked_text(text, "url", _LONGEST_URL, required=True, what="the endpoint's URL")
     try:
         url = httpx.URL(text)
@@ -70,8 +73,10 @@ def check_url(text: str) -> str:
     if url.scheme not in ("https", "http") or not host:
         raise InvalidInput("url: send a full https URL, like https://hooks.example.com/chief-of-staff.")
     if url.userinfo:
-        raise InvalidInput("url: must not carry a user name or password; receivers authenticate us by the "
-                           "signature, so send the URL without user:password@.")
+        raise InvalidInput(
+            "url: must not carry a user name or password; receivers authenticate us by the "
+            "signature, so send the URL without user:password@."
+        )
     if url.fragment:
         raise InvalidInput("url: leave out the #fragment; it is never sent to the receiver.")
     if port is not None and not 1 <= port <= 65535:
@@ -83,8 +88,10 @@ def check_url(text: str) -> str:
 def _check_host(url: httpx.URL) -> None:
     host, loopback = url.host, is_loopback_host(url.host)
     if url.scheme == "http" and not loopback:
-        raise InvalidInput("url: plain http is allowed only to this machine (localhost, 127.0.0.1 or [::1]), "
-                           "for testing; send an https URL.")
+        raise InvalidInput(
+            "url: plain http is allowed only to this machine (localhost, 127.0.0.1 or [::1]), "
+            "for testing; send an https URL."
+        )
     literal = literal_address(host)
     if literal is None:
         if not _HOSTNAME.match(url.raw_host.decode("ascii").lower()):
@@ -92,8 +99,9 @@ def _check_host(url: httpx.URL) -> None:
         return
     problem = None if loopback else address_problem(literal)
     if problem is not None:
-        raise InvalidInput(f"url: {literal} is {problem}; webhooks go only to public addresses. Send the "
-                           "receiver's public https URL.")
+        raise InvalidInput(
+            f"url: {literal} is {problem}; webhooks go only to public addresses. Send the receiver's public https URL."
+        )
 
 
 def shown_url(url: str) -> str:
@@ -103,11 +111,11 @@ def shown_url(url: str) -> str:
     shown nowhere after it was added.
     """
     import httpx
+
     parsed = httpx.URL(url)
     origin = f"{parsed.scheme}://{parsed.netloc.decode('ascii')}"
     rest = parsed.raw_path.decode("ascii")
     return origin + ("/" if rest in ("", "/") else "/…" + rest[-4:])
-
 
 
 # --- endpoints ----------------------------------------------------------------------------------------
@@ -123,8 +131,7 @@ def _check_events(events: list[str]) -> list[str]:
     chosen = sorted({str(event).strip() for event in events})
     unknown = [event for event in chosen if event not in EVENTS]
     if unknown:
-        raise InvalidInput(f"events: {', '.join(map(repr, unknown))} is not an event; choose from "
-                           f"{', '.join(EVENTS)}.")
+        raise InvalidInput(f"events: {', '.join(map(repr, unknown))} is not an event; choose from {', '.join(EVENTS)}.")
     return chosen
 
 
@@ -143,49 +150,69 @@ def _status(row: Row) -> Literal["active", "disabled", "removed"]:
 
 
 async def _view(tx: Tx, row: Row) -> EndpointView:
-    pending = await tx.scalar("SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = ? AND status = 'pending'",
-                              (row["id"],))
-    recent: dict[str, int] = {status: count for status, count in await tx.all(
-        "SELECT status, count(*) FROM webhook_deliveries WHERE endpoint_id = ? "
-        "AND status IN ('delivered', 'failed') AND created_at >= ? GROUP BY status",
-        (row["id"], format_ts(tx.now - _HEALTH_WINDOW)))}
+    pending = await tx.scalar(
+        "SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = ? AND status = 'pending'", (row["id"],)
+    )
+    recent: dict[str, int] = {
+        status: count
+        for status, count in await tx.all(
+            "SELECT status, count(*) FROM webhook_deliveries WHERE endpoint_id = ? "
+            "AND status IN ('delivered', 'failed') AND created_at >= ? GROUP BY status",
+            (row["id"], format_ts(tx.now - _HEALTH_WINDOW)),
+        )
+    }
     return EndpointView(
-        endpoint_id=ids.format_id("webhook_endpoint", row["id"]), url=shown_url(row["url"]),
-        events=row["events"].split(","), format=row["format"], status=_status(row), created_at=row["created_at"],
-        disabled_reason=row["disabled_reason"], removed_at=row["removed_at"], pending=pending,
-        delivered_7d=recent.get("delivered", 0), failed_7d=recent.get("failed", 0),
-        last_success_at=row["last_success_at"], last_failure_at=row["last_failure_at"], last_error=row["last_error"],
-        consecutive_failures=row["consecutive_failures"])
+        endpoint_id=ids.format_id("webhook_endpoint", row["id"]),
+        url=shown_url(row["url"]),
+        events=row["events"].split(","),
+        format=row["format"],
+        status=_status(row),
+        created_at=row["created_at"],
+        disabled_reason=row["disabled_reason"],
+        removed_at=row["removed_at"],
+        pending=pending,
+        delivered_7d=recent.get("delivered", 0),
+        failed_7d=recent.get("failed", 0),
+        last_success_at=row["last_success_at"],
+        last_failure_at=row["last_failure_at"],
+        last_error=row["last_error"],
+        consecutive_failures=row["consecutive_failures"],
+    )
 
 
 async def _row(tx: Tx, endpoint_id: str) -> Row:
     number = ids.parse_id("webhook_endpoint", endpoint_id, field="endpoint_id")
     row = await tx.one("SELECT * FROM webhook_endpoints WHERE id = ?", (number,))
     if row is None:
-        raise NotFound(f"endpoint_id: there is no webhook endpoint NE{number}. "
-                       "Run `chief-of-staff notify list` to see them.")
+        raise NotFound(
+            f"endpoint_id: there is no webhook endpoint NE{number}. Run `chief-of-staff notify list` to see them."
+        )
     return row
 
 
-async def add_endpoint(tx: Tx, actor: Actor, *, url: str, events: list[str],
-                       format: str = "standard") -> tuple[EndpointView, str]:
+async def add_endpoint(
+    tx: Tx, actor: Actor, *, url: str, events: list[str], format: str = "standard"
+) -> tuple[EndpointView, str]:
     """A new endpoint and its signing secret, which is returned this once and shown nowhere else."""
     if actor.channel != "verified":
         raise OperatorActRefused(
             "Adding a webhook endpoint sends workspace data to another machine, so only the operator can do "
-            f"it, from a terminal on their own machine: {_ADD_HINT}")
+            f"it, from a terminal on their own machine: {_ADD_HINT}"
+        )
     url = check_url(url)
     chosen, kind = _check_events(events), _check_format(format)
     taken = await tx.scalar("SELECT id FROM webhook_endpoints WHERE url = ? AND removed_at IS NULL", (url,))
     if taken is not None:
-        raise Conflict(f"url: endpoint NE{taken} already sends to this URL. Remove it first "
-                       f"(chief-of-staff notify remove NE{taken}) and add it again with every event it should get.")
+        raise Conflict(
+            f"url: endpoint NE{taken} already sends to this URL. Remove it first "
+            f"(chief-of-staff notify remove NE{taken}) and add it again with every event it should get."
+        )
     number = await tx.run(
         "INSERT INTO webhook_endpoints (url, events, format, secret, created_at) VALUES (?, ?, ?, ?, ?)",
-        (url, ",".join(chosen), kind, secret := _new_secret(), tx.now_text))
+        (url, ",".join(chosen), kind, secret := _new_secret(), tx.now_text),
+    )
     view = await _view(tx, await _row(tx, str(number)))
-    await audit.append(tx, actor, "webhook.add", view.endpoint_id,
-                       {"url": view.url, "events": chosen, "format": kind})
+    await audit.append(tx, actor, "webhook.add", view.endpoint_id, {"url": view.url, "events": chosen, "format": kind})
     return view, secret
 
 
@@ -209,8 +236,10 @@ async def rotate_secret(tx: Tx, actor: Actor, endpoint_id: str) -> tuple[Endpoin
     never carry one, so the operator runs this on their own machine.
     """
     if actor.channel != "verified":
-        raise OperatorActRefused("A signing secret is shown only on the operator's own machine: "
-                                 f"chief-of-staff notify rotate-secret {endpoint_id}")
+        raise OperatorActRefused(
+            "A signing secret is shown only on the operator's own machine: "
+            f"chief-of-staff notify rotate-secret {endpoint_id}"
+        )
     row = await _row(tx, endpoint_id)
     if row["removed_at"] is not None:
         raise Conflict(f"NE{row['id']} was removed at {row['removed_at']}; add the URL again instead.")
@@ -223,8 +252,9 @@ async def rotate_secret(tx: Tx, actor: Actor, endpoint_id: str) -> tuple[Endpoin
 
 async def list_endpoints(tx: Tx, *, include_removed: bool = False) -> list[EndpointView]:
     """The endpoints with their delivery health (pending now; delivered and failed in the last 7 days)."""
-    rows = await tx.all("SELECT * FROM webhook_endpoints" + ("" if include_removed else " WHERE removed_at IS NULL")
-                        + " ORDER BY id")
+    rows = await tx.all(
+        "SELECT * FROM webhook_endpoints" + ("" if include_removed else " WHERE removed_at IS NULL") + " ORDER BY id"
+    )
     return [await _view(tx, row) for row in rows]
 
 
@@ -234,8 +264,11 @@ async def queue_test(tx: Tx, actor: Actor, endpoint_id: str) -> str:
     row = await _row(tx, endpoint_id)
     name = ids.format_id("webhook_endpoint", row["id"])
     if _status(row) != "active":
-        raise Conflict(f"{name} is {_status(row)}" + (f" ({row['disabled_reason']})" if row["disabled_reason"] else "")
-                       + f", so nothing can be sent to it. Add the URL again: {_ADD_HINT}")
+        raise Conflict(
+            f"{name} is {_status(row)}"
+            + (f" ({row['disabled_reason']})" if row["disabled_reason"] else "")
+            + f", so nothing can be sent to it. Add the URL again: {_ADD_HINT}"
+        )
     data = {"endpoint_id": name, "message": "A test from Chief of Staff: this endpoint receives notifications."}
     body = await outbox.body(tx, row["format"], TEST_EVENT, data)
     message_id = await outbox.enqueue(tx, row["id"], TEST_EVENT, body, None)

@@ -33,8 +33,10 @@ _CLOCK_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 async def subscribed_events(tx: Tx) -> set[str]:
     """The events some active endpoint wants; empty when nobody listens (the usual case)."""
-    rows = await tx.all("SELECT events FROM webhook_endpoints INDEXED BY webhook_endpoints_active "
-                        "WHERE disabled_at IS NULL AND removed_at IS NULL")
+    rows = await tx.all(
+        "SELECT events FROM webhook_endpoints INDEXED BY webhook_endpoints_active "
+        "WHERE disabled_at IS NULL AND removed_at IS NULL"
+    )
     return {event for row in rows for event in row["events"].split(",") if event}
 
 
@@ -80,49 +82,80 @@ async def _expiring_decisions(tx: Tx, decision_ids: list[int]) -> int:
         "SELECT d.id, d.kind, d.title, d.amount_cents, d.expires_at, a.name AS agency, r.name AS role "
         "FROM decisions AS d LEFT JOIN agencies AS a ON a.id = d.agency_id "
         f"LEFT JOIN roles AS r ON r.id = d.role_id WHERE d.id IN ({marks}) AND d.status = 'pending' "
-        "AND d.expires_at > ?", (*decision_ids, tx.now_text),
+        "AND d.expires_at > ?",
+        (*decision_ids, tx.now_text),
     )
     queued = 0
     for row in rows:
         decision_id = ids.format_id("decision", row["id"])
         left = parse_ts(row["expires_at"]) - tx.now
-        queued += await outbox.emit(tx, "decision.expiring", {
-            "decision_id": decision_id, "title": row["title"], "kind": row["kind"],
-            "amount_cents": row["amount_cents"], "agency": row["agency"], "role": row["role"],
-            "expires_at": row["expires_at"], "hours_left": round(left.total_seconds() / 3600, 1),
-        }, dedupe_key=f"decision.expiring:{decision_id}")
+        queued += await outbox.emit(
+            tx,
+            "decision.expiring",
+            {
+                "decision_id": decision_id,
+                "title": row["title"],
+                "kind": row["kind"],
+                "amount_cents": row["amount_cents"],
+                "agency": row["agency"],
+                "role": row["role"],
+                "expires_at": row["expires_at"],
+                "hours_left": round(left.total_seconds() / 3600, 1),
+            },
+            dedupe_key=f"decision.expiring:{decision_id}",
+        )
     return queued
 
 
 async def _daily_brief(tx: Tx, today: str) -> int:
     # Viewer "webhook" has its own cursor, so sending the brief never moves the operator's mark.
     view = await brief.build_brief(tx, "webhook", mark_seen=False)
-    lines = [f"{view.pending_decision_count} decisions wait for you" if view.pending_decision_count
-             else "No decisions wait for you",
-             f"Inbox: {view.inbox.open} open, {view.inbox.overdue} overdue, {view.inbox.done_today} done today"]
+    lines = [
+        f"{view.pending_decision_count} decisions wait for you"
+        if view.pending_decision_count
+        else "No decisions wait for you",
+        f"Inbox: {view.inbox.open} open, {view.inbox.overdue} overdue, {view.inbox.done_today} done today",
+    ]
     for goal in view.goals:
         for key_result in goal.key_results:
-            lines.append(f"{goal.title} / {key_result.metric}: {key_result.current:g} of {key_result.target:g} "
-                         f"({key_result.pace})")
-    return await outbox.emit(tx, "brief.daily", {
-        "date": today, "summary": lines[:12], "pending_decisions": view.pending_decision_count,
-    }, dedupe_key=f"brief.daily:{today}")
+            lines.append(
+                f"{goal.title} / {key_result.metric}: {key_result.current:g} of {key_result.target:g} "
+                f"({key_result.pace})"
+            )
+    return await outbox.emit(
+        tx,
+        "brief.daily",
+        {
+            "date": today,
+            "summary": lines[:12],
+            "pending_decisions": view.pending_decision_count,
+        },
+        dedupe_key=f"brief.daily:{today}",
+    )
 
 
 async def _anomalies(tx: Tx, today: str) -> int:
     queued = 0
     for anomaly in await anomalies.anomalies(tx):
-        queued += await outbox.emit(tx, "anomaly.found", {
-            "kind": anomaly.kind, "subject": anomaly.subject, "summary": anomaly.message,
-        }, dedupe_key=f"anomaly.found:{anomaly.kind}:{anomaly.subject}:{today}")
+        queued += await outbox.emit(
+            tx,
+            "anomaly.found",
+            {
+                "kind": anomaly.kind,
+                "subject": anomaly.subject,
+                "summary": anomaly.message,
+            },
+            dedupe_key=f"anomaly.found:{anomaly.kind}:{anomaly.subject}:{today}",
+        )
     return queued
 
 
 async def set_daily_brief_at(tx: Tx, actor: Actor, at: str) -> str:
     """Set the local time of day the daily brief is sent, e.g. "07:30"."""
     if not actor.is_operator:
-        raise OperatorActRefused("Changing when the daily brief is sent is the operator's call: "
-                                 "chief-of-staff notify daily-at HH:MM")
+        raise OperatorActRefused(
+            "Changing when the daily brief is sent is the operator's call: chief-of-staff notify daily-at HH:MM"
+        )
     text = at.strip() if isinstance(at, str) else ""
     if not _CLOCK_TIME.match(text):
         raise InvalidInput(f"daily-at: send a 24-hour local time like 07:30, not {at!r}.")

@@ -55,8 +55,10 @@ async def tick(store: Store, http: httpx.AsyncClient, state: RunnerState) -> Non
 async def has_work(store: Store) -> bool:
     """Whether any endpoint is configured or any delivery waits: without either, a tick has nothing to do."""
     async with store.read() as tx:
-        found = await tx.scalar("SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE removed_at IS NULL) "
-                                "OR EXISTS (SELECT 1 FROM webhook_deliveries WHERE status = 'pending')")
+        found = await tx.scalar(
+            "SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE removed_at IS NULL) "
+            "OR EXISTS (SELECT 1 FROM webhook_deliveries WHERE status = 'pending')"
+        )
     return bool(found)
 
 

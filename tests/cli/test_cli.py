@@ -40,8 +40,15 @@ def escalate(db: str, amount_cents: int) -> str:
         try:
             async with store.write() as tx:
                 view = await ledger.authorize(
-                    tx, SDR, agency="Outbound", role="SDR", capability="spend.ads", amount_cents=amount_cents,
-                    target="linkedin.com", task_id=None, idempotency_key=None,
+                    tx,
+                    SDR,
+                    agency="Outbound",
+                    role="SDR",
+                    capability="spend.ads",
+                    amount_cents=amount_cents,
+                    target="linkedin.com",
+                    task_id=None,
+                    idempotency_key=None,
                 )
         finally:
             await store.close()

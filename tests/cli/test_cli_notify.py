@@ -86,21 +86,23 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def test_add_prints_the_secret_alone_on_stdout_and_explains_on_stderr(
-        db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     capsys.readouterr()
-    assert notify("add", "https://hooks.example.com/cos", "--events", "grant.changed,decision.opened",
-                  "--db", db) == 0
+    assert notify("add", "https://hooks.example.com/cos", "--events", "grant.changed,decision.opened", "--db", db) == 0
     out, err = capsys.readouterr()
     secret = out.strip()
     assert secret.startswith("whsec_") and "\n" not in secret
     assert "NE1: sends decision.opened, grant.changed" in err and "shown once" in err
     assert secret not in err
     assert db_rows(db, "SELECT action, subject, channel FROM audit_log WHERE action LIKE 'webhook.%'") == [
-        ("webhook.add", "NE1", "verified")]
+        ("webhook.add", "NE1", "verified")
+    ]
 
 
 def test_test_sends_a_signed_message_now_and_list_shows_the_health(
-        db: str, receiver: tuple[str, Received], capsys: pytest.CaptureFixture[str]) -> None:
+    db: str, receiver: tuple[str, Received], capsys: pytest.CaptureFixture[str]
+) -> None:
     url, received = receiver
     assert notify("add", url, "--events", "decision.opened", "--db", db) == 0
     secret = capsys.readouterr().out.strip()
@@ -116,7 +118,8 @@ def test_test_sends_a_signed_message_now_and_list_shows_the_health(
 
 
 def test_a_failed_test_says_why_and_exits_1(
-        db: str, receiver: tuple[str, Received], capsys: pytest.CaptureFixture[str]) -> None:
+    db: str, receiver: tuple[str, Received], capsys: pytest.CaptureFixture[str]
+) -> None:
     url, received = receiver
     received.status = 404
     assert notify("add", url, "--events", "decision.opened", "--format", "slack", "--db", db) == 0
@@ -172,7 +175,8 @@ def test_every_notify_command_and_option_has_help() -> None:
 
 
 def test_rotate_secret_prints_a_new_secret_once_and_the_old_one_stops_signing(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from chief_of_staff.cli import main
 
     monkeypatch.setenv("CHIEF_OF_STAFF_NOW", "2026-11-23T08:00:00Z")

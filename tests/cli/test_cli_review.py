@@ -77,21 +77,35 @@ def test_accepting_a_proposal_by_its_key_records_and_reverts(db: str, capsys: py
 def test_adjustments_from_a_file(db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     init_outbound(db)
     path = tmp_path / "review.json"
-    path.write_text(json.dumps({"note": "Week 48", "adjustments": [
-        {"tool": "update_grant", "arguments": {"grant_id": "GR1", "mode": "approve"}},
-        {"tool": "add_lesson", "arguments": {"agency": "Outbound", "kind": "breaks", "text": "Friday sends bounce"}},
-    ]}))
+    path.write_text(
+        json.dumps(
+            {
+                "note": "Week 48",
+                "adjustments": [
+                    {"tool": "update_grant", "arguments": {"grant_id": "GR1", "mode": "approve"}},
+                    {
+                        "tool": "add_lesson",
+                        "arguments": {"agency": "Outbound", "kind": "breaks", "text": "Friday sends bounce"},
+                    },
+                ],
+            }
+        )
+    )
     assert main(["review-record", "--db", db, "--file", str(path)]) == 0
     assert "CS1: review recorded with 2 adjustments." in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(("arguments", "message"), [
-    (["--accept", "grant_widen:GR1"], "--accept: grant_widen:GR1 is not proposed now (proposed: none)"),
-    (["--accept", ","], "--accept: no proposal named (proposed: none)"),
-    (["--file", "/nonexistent/review.json"], "--file: could not read JSON"),
-])
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--accept", "grant_widen:GR1"], "--accept: grant_widen:GR1 is not proposed now (proposed: none)"),
+        (["--accept", ","], "--accept: no proposal named (proposed: none)"),
+        (["--file", "/nonexistent/review.json"], "--file: could not read JSON"),
+    ],
+)
 def test_bad_review_input_is_refused_and_changes_nothing(
-        db: str, capsys: pytest.CaptureFixture[str], arguments: list[str], message: str) -> None:
+    db: str, capsys: pytest.CaptureFixture[str], arguments: list[str], message: str
+) -> None:
     init_outbound(db)
     capsys.readouterr()
     assert main(["review-record", "--db", db, *arguments]) == 2

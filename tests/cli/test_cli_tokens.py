@@ -22,7 +22,8 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def test_a_created_token_is_printed_once_and_stored_only_as_its_digest(
-        db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     capsys.readouterr()
     assert main(["token", "create", "--operator", "--db", db, "--label", "laptop"]) == 0
     out, err = capsys.readouterr()
@@ -33,13 +34,14 @@ def test_a_created_token_is_printed_once_and_stored_only_as_its_digest(
     assert stored == [("operator", tokens.digest(secret), "laptop")]
     assert secret not in Path(db).read_bytes().decode("latin-1")
     assert db_rows(db, "SELECT action, subject, channel FROM audit_log WHERE action LIKE 'token.%'") == [
-        ("token.create", "TK1", "verified")]
+        ("token.create", "TK1", "verified")
+    ]
 
 
 def test_an_agency_token_names_its_agency_and_role_and_a_wrong_role_writes_nothing(
-        db: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["token", "create", "--agency", "outbound", "--role", "sdr", "--expires-in-days", "7",
-                 "--db", db]) == 0
+    db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["token", "create", "--agency", "outbound", "--role", "sdr", "--expires-in-days", "7", "--db", db]) == 0
     assert main(["token", "create", "--agency", "Outbound", "--role", "Closer", "--db", db]) == 2
     assert "Closer" in capsys.readouterr().err
     assert main(["token", "create", "--agency", "Outbound", "--expires-in-days", "0", "--db", db]) == 2
@@ -51,7 +53,8 @@ def test_an_agency_token_names_its_agency_and_role_and_a_wrong_role_writes_nothi
 
 
 def test_revoking_takes_a_token_out_of_the_list_and_twice_is_an_error(
-        db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["token", "create", "--operator", "--db", db]) == 0
     assert main(["token", "revoke", "TK1", "--db", db]) == 0
     assert main(["token", "revoke", "TK1", "--db", db]) == 2

@@ -81,24 +81,49 @@ def _parses(command: str) -> bool:
 def test_the_grant_command_a_refusal_names_makes_that_grant() -> None:
     from chief_of_staff.domain.authority.grants import GrantSpec, create_command
 
-    spec = GrantSpec.model_validate({
-        "agency": "Out bound", "role": "SDR", "capability": "spend.ads", "mode": "notify",
-        "per_action_cap_cents": 5000, "budgets": [{"period": "day", "max_count": 3, "max_cents": 9000}],
-        "scope_allow": ["*.example.com"], "scope_deny": ["it's.gov"], "expires_on": "2027-01-31", "goal": "G1",
-        "rationale": "the spring campaign", "on_timeout": "approve"})
+    spec = GrantSpec.model_validate(
+        {
+            "agency": "Out bound",
+            "role": "SDR",
+            "capability": "spend.ads",
+            "mode": "notify",
+            "per_action_cap_cents": 5000,
+            "budgets": [{"period": "day", "max_count": 3, "max_cents": 9000}],
+            "scope_allow": ["*.example.com"],
+            "scope_deny": ["it's.gov"],
+            "expires_on": "2027-01-31",
+            "goal": "G1",
+            "rationale": "the spring campaign",
+            "on_timeout": "approve",
+        }
+    )
     command = create_command(spec)
     args = build_parser().parse_args(shlex.split(command)[1:])
     assert (args.agency, args.role, args.capability, args.mode, args.cap_cents) == (
-        "Out bound", "SDR", "spend.ads", "notify", 5000)
+        "Out bound",
+        "SDR",
+        "spend.ads",
+        "notify",
+        5000,
+    )
     assert (args.day_count, args.day_cents, args.allow, args.deny) == (3, 9000, ["*.example.com"], ["it's.gov"])
     assert (args.expires_on, args.goal, args.rationale, args.on_timeout) == (
-        "2027-01-31", "G1", "the spring campaign", "approve")
+        "2027-01-31",
+        "G1",
+        "the spring campaign",
+        "approve",
+    )
 
 
 def test_the_grant_update_command_a_refusal_names_parses() -> None:
     from chief_of_staff.domain.authority.terms import BudgetSpec, GrantTerms, update_command
 
     before = GrantTerms(mode="approve", per_action_cap_cents=100, budgets=[BudgetSpec(period="week", max_count=5)])
-    after = GrantTerms(mode="auto", per_action_cap_cents=None, scope_deny=["a b.gov"], rationale="why not",
-                       budgets=[BudgetSpec(period="week", max_count=50), BudgetSpec(period="month", max_cents=9)])
+    after = GrantTerms(
+        mode="auto",
+        per_action_cap_cents=None,
+        scope_deny=["a b.gov"],
+        rationale="why not",
+        budgets=[BudgetSpec(period="week", max_count=50), BudgetSpec(period="month", max_cents=9)],
+    )
     assert _parses(update_command("GR3", before, after))

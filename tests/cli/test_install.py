@@ -37,8 +37,12 @@ def config(tmp_path: Path) -> Path:
     """A Desktop config the operator has filled by hand: other servers, and keys before and after mcpServers."""
     path = tmp_path / "Claude" / "claude_desktop_config.json"
     path.parent.mkdir()
-    path.write_text(json.dumps({"globalShortcut": "Ctrl+Space", "mcpServers": OTHER_SERVERS,
-                                "preferences": {"quickEntry": True}}, indent=4), "utf-8")
+    path.write_text(
+        json.dumps(
+            {"globalShortcut": "Ctrl+Space", "mcpServers": OTHER_SERVERS, "preferences": {"quickEntry": True}}, indent=4
+        ),
+        "utf-8",
+    )
     return path
 
 
@@ -74,8 +78,11 @@ def test_the_entry_runs_this_interpreter_on_the_absolute_workspace_path(config: 
     install_into(config, db)
 
     entry = load(config)["mcpServers"]["chief-of-staff"]
-    assert entry == {"command": sys.executable, "args": ["-m", "chief_of_staff", "serve"],
-                     "env": {DB_ENV: str(db.resolve())}}
+    assert entry == {
+        "command": sys.executable,
+        "args": ["-m", "chief_of_staff", "serve"],
+        "env": {DB_ENV: str(db.resolve())},
+    }
     assert Path(entry["command"]).is_absolute() and Path(entry["env"][DB_ENV]).is_absolute()
 
 
@@ -92,8 +99,9 @@ def test_the_entry_starts_this_installation(config: Path, db: Path) -> None:
     entry = load(config)["mcpServers"]["chief-of-staff"]
 
     # The same command Desktop runs, asked for its version instead of serving stdio.
-    done = subprocess.run([entry["command"], *entry["args"][:2], "--version"], capture_output=True, text=True,
-                          timeout=60, check=True)
+    done = subprocess.run(
+        [entry["command"], *entry["args"][:2], "--version"], capture_output=True, text=True, timeout=60, check=True
+    )
     assert done.stdout.strip() == f"chief-of-staff {__version__}"
 
 
@@ -134,8 +142,9 @@ def test_install_creates_a_missing_file_and_its_folder(tmp_path: Path, db: Path)
     assert backups(path) == []
 
 
-def test_a_file_that_is_not_json_is_refused_and_left_alone(config: Path, db: Path,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_file_that_is_not_json_is_refused_and_left_alone(
+    config: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config.write_text('{"mcpServers": {"weather": {},}', "utf-8")
     before = config.read_bytes()
 
@@ -146,8 +155,9 @@ def test_a_file_that_is_not_json_is_refused_and_left_alone(config: Path, db: Pat
 
 
 @pytest.mark.parametrize("servers", [[], "none", 3])
-def test_mcp_servers_that_is_not_an_object_is_refused(config: Path, db: Path, servers: Any,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_mcp_servers_that_is_not_an_object_is_refused(
+    config: Path, db: Path, servers: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     config.write_text(json.dumps({"mcpServers": servers}), "utf-8")
     before = config.read_bytes()
 
@@ -165,8 +175,9 @@ def test_a_top_level_that_is_not_an_object_is_refused(config: Path, db: Path) ->
     assert config.read_text("utf-8") == "[]"
 
 
-def test_an_identical_entry_is_already_installed_and_nothing_is_written(config: Path, db: Path,
-                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_identical_entry_is_already_installed_and_nothing_is_written(
+    config: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     install_into(config, db)
     installed = config.read_bytes()
     capsys.readouterr()
@@ -179,7 +190,8 @@ def test_an_identical_entry_is_already_installed_and_nothing_is_written(config: 
 
 
 def test_a_different_entry_of_the_same_name_is_replaced_in_place_and_both_are_shown(
-        config: Path, db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     stale = {"command": "/Users/me/.local/bin/uv", "args": ["run", "chief-of-staff", "serve"]}
     config.write_text(json.dumps({"mcpServers": {"chief-of-staff": stale, **OTHER_SERVERS}}), "utf-8")
 
@@ -193,8 +205,9 @@ def test_a_different_entry_of_the_same_name_is_replaced_in_place_and_both_are_sh
     assert written["chief-of-staff"]["command"] == sys.executable
 
 
-def test_print_shows_the_entry_and_the_path_and_writes_nothing(config: Path, db: Path,
-                                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_print_shows_the_entry_and_the_path_and_writes_nothing(
+    config: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     before = config.read_bytes()
 
     assert install_into(config, db, "--print") == 0
@@ -213,8 +226,9 @@ def test_print_creates_no_file(tmp_path: Path, db: Path) -> None:
     assert not path.parent.exists()
 
 
-def test_install_says_what_it_did_and_to_restart_desktop(config: Path, db: Path,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_install_says_what_it_did_and_to_restart_desktop(
+    config: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     install_into(config, db, "--name", "cos-work")
 
     out = capsys.readouterr().out
@@ -262,14 +276,20 @@ def test_merge_entry_refuses_mcp_servers_that_is_not_an_object() -> None:
         install.merge_entry({"mcpServers": ["a"]}, "cos", {"command": "x"})
 
 
-@pytest.mark.parametrize(("platform", "environ", "expected"), [
-    ("darwin", {}, "home/Library/Application Support/Claude/claude_desktop_config.json"),
-    ("win32", {"APPDATA": "C:/Users/me/AppData/Roaming"},
-     "C:/Users/me/AppData/Roaming/Claude/claude_desktop_config.json"),
-    ("win32", {}, "home/AppData/Roaming/Claude/claude_desktop_config.json"),
-    ("linux", {"XDG_CONFIG_HOME": "/xdg"}, "/xdg/Claude/claude_desktop_config.json"),
-    ("linux", {}, "home/.config/Claude/claude_desktop_config.json"),
-])
+@pytest.mark.parametrize(
+    ("platform", "environ", "expected"),
+    [
+        ("darwin", {}, "home/Library/Application Support/Claude/claude_desktop_config.json"),
+        (
+            "win32",
+            {"APPDATA": "C:/Users/me/AppData/Roaming"},
+            "C:/Users/me/AppData/Roaming/Claude/claude_desktop_config.json",
+        ),
+        ("win32", {}, "home/AppData/Roaming/Claude/claude_desktop_config.json"),
+        ("linux", {"XDG_CONFIG_HOME": "/xdg"}, "/xdg/Claude/claude_desktop_config.json"),
+        ("linux", {}, "home/.config/Claude/claude_desktop_config.json"),
+    ],
+)
 def test_the_config_path_follows_the_platform(platform: str, environ: dict[str, str], expected: str) -> None:
     assert install.desktop_config_path(platform, environ, home=Path("home")) == Path(expected)
 

@@ -62,8 +62,10 @@ def resign_tail(db: Path, first: int) -> None:
         for row in raw.execute("SELECT * FROM audit_log WHERE id >= ? ORDER BY id", (first,)).fetchall():
             fields = dict(row) | {"subject": "nothing-to-see", "detail": "{}"}
             digest = audit.row_hash(prev, row["id"], *(fields[c] for c in COLUMNS))
-            raw.execute("UPDATE audit_log SET subject = ?, detail = ?, prev_hash = ?, hash = ? WHERE id = ?",
-                        (fields["subject"], fields["detail"], prev, digest, row["id"]))
+            raw.execute(
+                "UPDATE audit_log SET subject = ?, detail = ?, prev_hash = ?, hash = ? WHERE id = ?",
+                (fields["subject"], fields["detail"], prev, digest, row["id"]),
+            )
             prev = digest
         raw.commit()
     finally:
@@ -113,8 +115,9 @@ async def test_two_swapped_rows_are_caught_at_the_first(logged: Store) -> None:
         raw.execute("DROP TRIGGER audit_log_no_delete")
         rows = raw.execute("SELECT * FROM audit_log WHERE id IN (3, 4) ORDER BY id").fetchall()
         raw.execute("DELETE FROM audit_log WHERE id IN (3, 4)")
-        raw.executemany("INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [(3, *rows[1][1:]), (4, *rows[0][1:])])
+        raw.executemany(
+            "INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [(3, *rows[1][1:]), (4, *rows[0][1:])]
+        )
         raw.commit()
     finally:
         raw.close()
@@ -123,8 +126,11 @@ async def test_two_swapped_rows_are_caught_at_the_first(logged: Store) -> None:
 
 
 async def test_a_row_planted_below_the_first_is_not_skipped(logged: Store) -> None:
-    tamper(logged.path, "INSERT INTO audit_log VALUES (0, 'x', 'mallory', 'system', 'a', '', '{}', ?, ?)",
-           (audit.GENESIS, "f" * 64))
+    tamper(
+        logged.path,
+        "INSERT INTO audit_log VALUES (0, 'x', 'mallory', 'system', 'a', '', '{}', ?, ?)",
+        (audit.GENESIS, "f" * 64),
+    )
     report = await chain_of(logged)
     assert report.first_bad_id == 0
     assert report.problem == "row 0 was inserted out of sequence (expected row 1 next)"

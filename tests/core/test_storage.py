@@ -25,10 +25,29 @@ async def test_migrations_build_the_schema_from_a_blank_file(tmp_path: Path, clo
         await store.close()
     assert applied == [m.version for m in migration_files()]
     assert {
-        "workspace", "agencies", "roles", "lessons", "goals", "key_results", "grants", "grant_versions",
-        "grant_budgets", "budget_usage", "authorizations", "decisions", "routines", "tasks",
-        "task_dependencies", "outcomes", "outcome_metrics", "agency_days", "key_result_days", "viewers",
-        "audit_log", "schema_migrations", "server_processes",
+        "workspace",
+        "agencies",
+        "roles",
+        "lessons",
+        "goals",
+        "key_results",
+        "grants",
+        "grant_versions",
+        "grant_budgets",
+        "budget_usage",
+        "authorizations",
+        "decisions",
+        "routines",
+        "tasks",
+        "task_dependencies",
+        "outcomes",
+        "outcome_metrics",
+        "agency_days",
+        "key_result_days",
+        "viewers",
+        "audit_log",
+        "schema_migrations",
+        "server_processes",
     } <= tables
 
 

@@ -19,16 +19,20 @@ CHAT = Actor("operator", "chat")
 
 
 async def _setup(tx: Tx) -> None:
-    await agencies.create_agency(tx, OPERATOR_CLI, name="Outbound", purpose="Book meetings",
-                                 operating_spec="Be brief.", blueprint="outbound")
+    await agencies.create_agency(
+        tx, OPERATOR_CLI, name="Outbound", purpose="Book meetings", operating_spec="Be brief.", blueprint="outbound"
+    )
     await agencies.set_role(tx, OPERATOR_CLI, agency="Outbound", name="SDR", charter="Write and send.")
 
 
 async def _counts(store: Store) -> tuple[int, int, int, int]:
     async with store.read() as tx:
         return tuple(  # type: ignore[return-value]
-            [await tx.scalar(f"SELECT count(*) FROM {table}")
-             for table in ("audit_log", "agencies", "roles", "lessons")])
+            [
+                await tx.scalar(f"SELECT count(*) FROM {table}")
+                for table in ("audit_log", "agencies", "roles", "lessons")
+            ]
+        )
 
 
 async def _last_audit(store: Store) -> dict[str, Any]:
@@ -43,7 +47,13 @@ async def test_create_agency_returns_its_view_and_writes_one_audit_row(store: St
     async with store.write() as tx:
         view = await agencies.create_agency(tx, OPERATOR_CLI, name="Outbound", purpose="Book meetings")
     assert (view.id, view.name, view.purpose, view.status, view.roles, view.playbook_size) == (
-        "A1", "Outbound", "Book meetings", "active", [], 0)
+        "A1",
+        "Outbound",
+        "Book meetings",
+        "active",
+        [],
+        0,
+    )
     assert (await _counts(store))[0] == before[0] + 1
     last = await _last_audit(store)
     assert (last["action"], last["subject"], last["channel"]) == ("agency.create", "A1", "verified")
@@ -114,13 +124,19 @@ async def test_agency_names_are_unique_in_any_case(store: Store) -> None:
     assert await _counts(store) == before
 
 
-@pytest.mark.parametrize(("fields", "message"), [
-    ({"name": "  ", "purpose": "x"}, "name: must not be empty"),
-    ({"name": "A2", "purpose": "x"}, "name: 'A2' reads like an id"),
-    ({"name": "x" * 81, "purpose": "x"}, "name: 81 characters is too long"),
-    ({"name": "Inbox", "purpose": ""}, "purpose: must not be empty"),
-    ({"name": "Inbox", "purpose": "x", "operating_spec": "y" * 20_001}, "operating_spec: 20001 characters is too long"),
-])
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"name": "  ", "purpose": "x"}, "name: must not be empty"),
+        ({"name": "A2", "purpose": "x"}, "name: 'A2' reads like an id"),
+        ({"name": "x" * 81, "purpose": "x"}, "name: 81 characters is too long"),
+        ({"name": "Inbox", "purpose": ""}, "purpose: must not be empty"),
+        (
+            {"name": "Inbox", "purpose": "x", "operating_spec": "y" * 20_001},
+            "operating_spec: 20001 characters is too long",
+        ),
+    ],
+)
 async def test_invalid_agency_fields_write_nothing(store: Store, fields: dict[str, Any], message: str) -> None:
     before = await _counts(store)
     with pytest.raises(InvalidInput, match=message):
@@ -132,21 +148,24 @@ async def test_invalid_agency_fields_write_nothing(store: Store, fields: dict[st
 async def test_update_agency_changes_fields_and_records_what_changed(store: Store) -> None:
     async with store.write() as tx:
         await _setup(tx)
-        view = await agencies.update_agency(tx, OPERATOR_CLI, "outbound", operating_spec="Be kind.",
-                                            status="retired")
+        view = await agencies.update_agency(tx, OPERATOR_CLI, "outbound", operating_spec="Be kind.", status="retired")
     assert (view.operating_spec, view.status, view.purpose) == ("Be kind.", "retired", "Book meetings")
     last = await _last_audit(store)
     assert (last["action"], last["subject"]) == ("agency.update", "A1")
     assert last["detail"] == {"changed": ["operating_spec", "status"], "status": "retired"}
 
 
-@pytest.mark.parametrize(("fields", "error", "message"), [
-    ({}, InvalidInput, "Nothing to change"),
-    ({"status": "paused"}, InvalidInput, "status: 'paused' is not a status"),
-    ({"purpose": " "}, InvalidInput, "purpose: must not be empty"),
-])
-async def test_invalid_agency_updates_write_nothing(store: Store, fields: dict[str, Any],
-                                                    error: type[Exception], message: str) -> None:
+@pytest.mark.parametrize(
+    ("fields", "error", "message"),
+    [
+        ({}, InvalidInput, "Nothing to change"),
+        ({"status": "paused"}, InvalidInput, "status: 'paused' is not a status"),
+        ({"purpose": " "}, InvalidInput, "purpose: must not be empty"),
+    ],
+)
+async def test_invalid_agency_updates_write_nothing(
+    store: Store, fields: dict[str, Any], error: type[Exception], message: str
+) -> None:
     async with store.write() as tx:
         await _setup(tx)
     before = await _counts(store)
@@ -171,21 +190,33 @@ async def test_set_role_creates_then_updates_the_same_seat(store: Store) -> None
     async with store.write() as tx:
         view = await agencies.set_role(tx, OPERATOR_CLI, agency="A1", name="sdr", status="retired")
     assert (view.id, view.agency, view.name, view.charter, view.status) == (
-        "R1", "Outbound", "SDR", "Write and send.", "retired")
+        "R1",
+        "Outbound",
+        "SDR",
+        "Write and send.",
+        "retired",
+    )
     last = await _last_audit(store)
     assert (last["action"], last["subject"], last["detail"]) == (
-        "role.update", "R1", {"changed": ["status"], "status": "retired"})
+        "role.update",
+        "R1",
+        {"changed": ["status"], "status": "retired"},
+    )
 
 
-@pytest.mark.parametrize(("fields", "error", "message"), [
-    ({"name": "Closer"}, InvalidInput, "charter: 'Closer' is a new role in Outbound"),
-    ({"name": "SDR"}, InvalidInput, "Nothing to change: role SDR exists"),
-    ({"name": "R9", "charter": "x"}, InvalidInput, "name: 'R9' reads like an id"),
-    ({"name": "Closer", "charter": "x", "status": "gone"}, InvalidInput, "status: 'gone'"),
-    ({"name": "Closer", "charter": " "}, InvalidInput, "charter: must not be empty"),
-])
-async def test_invalid_role_changes_write_nothing(store: Store, fields: dict[str, Any],
-                                                  error: type[Exception], message: str) -> None:
+@pytest.mark.parametrize(
+    ("fields", "error", "message"),
+    [
+        ({"name": "Closer"}, InvalidInput, "charter: 'Closer' is a new role in Outbound"),
+        ({"name": "SDR"}, InvalidInput, "Nothing to change: role SDR exists"),
+        ({"name": "R9", "charter": "x"}, InvalidInput, "name: 'R9' reads like an id"),
+        ({"name": "Closer", "charter": "x", "status": "gone"}, InvalidInput, "status: 'gone'"),
+        ({"name": "Closer", "charter": " "}, InvalidInput, "charter: must not be empty"),
+    ],
+)
+async def test_invalid_role_changes_write_nothing(
+    store: Store, fields: dict[str, Any], error: type[Exception], message: str
+) -> None:
     async with store.write() as tx:
         await _setup(tx)
     before = await _counts(store)
@@ -221,15 +252,22 @@ async def test_roster_shows_each_agency_with_roles_and_playbook_size(store: Stor
 async def test_lessons_land_in_the_playbook_newest_first(store: Store) -> None:
     async with store.write() as tx:
         await _setup(tx)
-        first = await agencies.add_lesson(tx, AGENCY, agency_id=1, kind="works", text=" Short subjects ",
-                                          source="agency")
-        await agencies.add_lesson(tx, OPERATOR_CLI, agency_id=1, kind="breaks", text="Friday sends",
-                                  source="operator")
+        first = await agencies.add_lesson(
+            tx, AGENCY, agency_id=1, kind="works", text=" Short subjects ", source="agency"
+        )
+        await agencies.add_lesson(tx, OPERATOR_CLI, agency_id=1, kind="breaks", text="Friday sends", source="operator")
     assert (first.id, first.agency, first.text, first.created_at) == (
-        "L1", "Outbound", "Short subjects", "2026-11-23T08:00:00.000000Z")
+        "L1",
+        "Outbound",
+        "Short subjects",
+        "2026-11-23T08:00:00.000000Z",
+    )
     last = await _last_audit(store)
     assert (last["action"], last["subject"], last["detail"]) == (
-        "lesson.add", "L2", {"agency": "A1", "kind": "breaks", "source": "operator"})
+        "lesson.add",
+        "L2",
+        {"agency": "A1", "kind": "breaks", "source": "operator"},
+    )
     async with store.read() as tx:
         book = await agencies.playbook(tx, "outbound")
         newest = await agencies.playbook(tx, "A1", limit=1)
@@ -237,22 +275,27 @@ async def test_lessons_land_in_the_playbook_newest_first(store: Store) -> None:
     assert [lesson.id for lesson in newest] == ["L2"]
 
 
-@pytest.mark.parametrize(("fields", "error", "message"), [
-    ({"kind": "maybe"}, InvalidInput, "kind: 'maybe' is not a lesson kind"),
-    ({"source": "rumour"}, InvalidInput, "source: 'rumour' is not a lesson source"),
-    ({"text": "  "}, InvalidInput, "lesson: must not be empty"),
-    ({"text": "x" * 2001}, InvalidInput, "lesson: 2001 characters is too long"),
-    ({"agency_id": 9}, NotFound, "there is no agency A9"),
-])
-async def test_invalid_lessons_write_nothing(store: Store, fields: dict[str, Any],
-                                             error: type[Exception], message: str) -> None:
+@pytest.mark.parametrize(
+    ("fields", "error", "message"),
+    [
+        ({"kind": "maybe"}, InvalidInput, "kind: 'maybe' is not a lesson kind"),
+        ({"source": "rumour"}, InvalidInput, "source: 'rumour' is not a lesson source"),
+        ({"text": "  "}, InvalidInput, "lesson: must not be empty"),
+        ({"text": "x" * 2001}, InvalidInput, "lesson: 2001 characters is too long"),
+        ({"agency_id": 9}, NotFound, "there is no agency A9"),
+    ],
+)
+async def test_invalid_lessons_write_nothing(
+    store: Store, fields: dict[str, Any], error: type[Exception], message: str
+) -> None:
     async with store.write() as tx:
         await _setup(tx)
     before = await _counts(store)
     with pytest.raises(error, match=message):
         async with store.write() as tx:
-            await agencies.add_lesson(tx, AGENCY, **{"agency_id": 1, "kind": "note", "text": "t",
-                                                     "source": "agency", **fields})
+            await agencies.add_lesson(
+                tx, AGENCY, **{"agency_id": 1, "kind": "note", "text": "t", "source": "agency", **fields}
+            )
     assert await _counts(store) == before
 
 

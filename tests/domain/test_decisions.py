@@ -30,11 +30,16 @@ async def agency_id(store: Store) -> int:
     return int(row["id"])
 
 
-async def _open(store: Store, agency_id: int, request: dict[str, Any] | None = None,
-                **overrides: Any) -> decisions.DecisionView:
+async def _open(
+    store: Store, agency_id: int, request: dict[str, Any] | None = None, **overrides: Any
+) -> decisions.DecisionView:
     fields: dict[str, Any] = {
-        "kind": "escalation", "title": "Spend 50.00 on LinkedIn ads", "request": request or REQUEST,
-        "agency_id": agency_id, "role_id": None, "amount_cents": 5_000,
+        "kind": "escalation",
+        "title": "Spend 50.00 on LinkedIn ads",
+        "request": request or REQUEST,
+        "agency_id": agency_id,
+        "role_id": None,
+        "amount_cents": 5_000,
     }
     fields.update(overrides)
     async with store.write() as tx:
@@ -52,8 +57,9 @@ async def _audit_rows(store: Store, action: str) -> list[Any]:
         return await tx.all("SELECT * FROM audit_log WHERE action = ? ORDER BY id", (action,))
 
 
-async def _decide_fails(store: Store, error: type[Exception], actor: Actor, decision: str,
-                        approve: bool, match: str) -> None:
+async def _decide_fails(
+    store: Store, error: type[Exception], actor: Actor, decision: str, approve: bool, match: str
+) -> None:
     """Assert a decide call fails with `error` and writes nothing."""
     async with store.read() as tx:
         before = await _snapshot(tx)
@@ -70,16 +76,19 @@ async def _decide_fails(store: Store, error: type[Exception], actor: Actor, deci
 async def test_open_decision_is_pending_for_72_hours(store: Store, agency_id: int) -> None:
     view = await _open(store, agency_id)
     assert (view.id, view.kind, view.status, view.agency, view.amount_cents) == (
-        "D1", "escalation", "pending", "Outbound", 5_000)
+        "D1",
+        "escalation",
+        "pending",
+        "Outbound",
+        5_000,
+    )
     assert view.created_at == "2026-11-23T08:00:00.000000Z"
     assert view.expires_at == "2026-11-26T08:00:00.000000Z"
     assert "chief-of-staff approve D1" in view.how_to_decide
     assert len(await _audit_rows(store, "decision.open")) == 1
 
 
-async def test_opening_the_same_request_again_returns_the_pending_decision(
-    store: Store, agency_id: int
-) -> None:
+async def test_opening_the_same_request_again_returns_the_pending_decision(store: Store, agency_id: int) -> None:
     first = await _open(store, agency_id)
     reordered = dict(reversed(list(REQUEST.items())))
     second = await _open(store, agency_id, reordered, title="A different title")
@@ -118,9 +127,7 @@ async def test_overlong_title_from_the_server_is_capped_not_refused(store: Store
     assert len(view.details) == decisions.MAX_DETAILS
 
 
-async def test_open_decision_refuses_a_negative_amount_and_writes_nothing(
-    store: Store, agency_id: int
-) -> None:
+async def test_open_decision_refuses_a_negative_amount_and_writes_nothing(store: Store, agency_id: int) -> None:
     with pytest.raises(InvalidInput, match="amount_cents"):
         await _open(store, agency_id, amount_cents=-1)
     async with store.read() as tx:
@@ -172,7 +179,9 @@ async def test_expire_due_reads_the_pending_index(store: Store) -> None:
     async with store.read() as tx:
         plan = await tx.all(
             "EXPLAIN QUERY PLAN SELECT id, timeout_policy FROM decisions "
-            "WHERE status = 'pending' AND expires_at <= ? ORDER BY expires_at", (tx.now_text,))
+            "WHERE status = 'pending' AND expires_at <= ? ORDER BY expires_at",
+            (tx.now_text,),
+        )
     assert any("decisions_pending" in row["detail"] for row in plan)
 
 
@@ -184,7 +193,11 @@ async def test_operator_approves_from_the_command_line(store: Store, agency_id: 
     async with store.write() as tx:
         view = await decisions.decide(tx, OPERATOR_CLI, "D1", approve=True, note="Go ahead")
     assert (view.status, view.decided_channel, view.note, view.how_to_decide) == (
-        "approved", "verified", "Go ahead", "")
+        "approved",
+        "verified",
+        "Go ahead",
+        "",
+    )
     [row] = await _audit_rows(store, "decision.approve")
     assert (row["channel"], row["subject"]) == ("verified", "D1")
 
@@ -226,9 +239,7 @@ async def test_chat_approval_above_the_ceiling_is_refused(store: Store, agency_i
     await _decide_fails(store, OperatorActRefused, CHAT, "D1", True, "above the chat ceiling of 100.00")
 
 
-async def test_chat_approval_at_the_ceiling_is_accepted_and_recorded_as_chat(
-    store: Store, agency_id: int
-) -> None:
+async def test_chat_approval_at_the_ceiling_is_accepted_and_recorded_as_chat(store: Store, agency_id: int) -> None:
     await _open(store, agency_id, amount_cents=10_000)
     async with store.write() as tx:
         view = await decisions.decide(tx, CHAT, "D1", approve=True)
@@ -239,8 +250,9 @@ async def test_chat_approval_at_the_ceiling_is_accepted_and_recorded_as_chat(
 
 async def test_chat_cannot_approve_a_proposal_but_can_deny_it(store: Store, agency_id: int) -> None:
     async with store.write() as tx:
-        await decisions.request_decision(tx, AGENCY, agency="Outbound", role=None, kind="proposal",
-                                         title="Raise the daily email cap to 80")
+        await decisions.request_decision(
+            tx, AGENCY, agency="Outbound", role=None, kind="proposal", title="Raise the daily email cap to 80"
+        )
     await _decide_fails(store, OperatorActRefused, CHAT, "D1", True, "proposals widen authority")
     async with store.write() as tx:
         assert (await decisions.decide(tx, CHAT, "D1", approve=False)).status == "denied"
@@ -302,8 +314,9 @@ async def test_an_approval_given_late_stays_redeemable_for_a_day(
 
 async def test_the_agency_asks_a_question_by_agency_and_role_name(store: Store, agency_id: int) -> None:
     async with store.write() as tx:
-        view = await decisions.request_decision(tx, AGENCY, agency="outbound", role="sdr", kind="question",
-                                                title="Which region first?", details="EU or US")
+        view = await decisions.request_decision(
+            tx, AGENCY, agency="outbound", role="sdr", kind="question", title="Which region first?", details="EU or US"
+        )
     assert (view.kind, view.agency, view.role, view.details) == ("question", "Outbound", "SDR", "EU or US")
     assert "Which region" not in view.how_to_decide
 

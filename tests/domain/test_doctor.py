@@ -84,8 +84,10 @@ def test_doctor_warns_when_old_sqlite_meets_two_live_server_processes(
     register(db, os.getpid(), os.getppid())
     out = doctor(db, capsys)
     assert "SQLite library    3.40.0\n" in out and "server processes  2\n" in out
-    assert "WARNING: SQLite 3.40.0 is older than 3.51.3, which fixed the WAL-reset bug, and 2 server " \
-           "processes have this workspace open." in out
+    assert (
+        "WARNING: SQLite 3.40.0 is older than 3.51.3, which fixed the WAL-reset bug, and 2 server "
+        "processes have this workspace open." in out
+    )
 
 
 def test_doctor_does_not_warn_about_old_sqlite_with_one_process(

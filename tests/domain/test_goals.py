@@ -24,8 +24,15 @@ START, DUE = date(2026, 11, 23), date(2027, 2, 21)  # 90 days apart
 
 
 def _kr(**fields: Any) -> dict[str, Any]:
-    return {"metric": "Meetings booked", "unit": "meetings", "baseline": 0, "target": 12, "direction": "up",
-            "due_date": "2027-02-21", **fields}
+    return {
+        "metric": "Meetings booked",
+        "unit": "meetings",
+        "baseline": 0,
+        "target": 12,
+        "direction": "up",
+        "due_date": "2027-02-21",
+        **fields,
+    }
 
 
 async def _agency(tx: Tx, name: str = "Outbound") -> None:
@@ -33,8 +40,13 @@ async def _agency(tx: Tx, name: str = "Outbound") -> None:
 
 
 async def _goal(tx: Tx, *specs: dict[str, Any]) -> goals.GoalView:
-    return await goals.create_goal(tx, OPERATOR_CLI, agency="Outbound", title="Pipeline",
-                                   key_results=[KeyResultSpec(**s) for s in specs or (_kr(),)])
+    return await goals.create_goal(
+        tx,
+        OPERATOR_CLI,
+        agency="Outbound",
+        title="Pipeline",
+        key_results=[KeyResultSpec(**s) for s in specs or (_kr(),)],
+    )
 
 
 async def _counts(store: Store) -> tuple[int, ...]:
@@ -100,12 +112,19 @@ def test_pace_rounds_progress_to_three_places_and_amounts_to_two() -> None:
 async def test_create_goal_starts_each_key_result_at_its_baseline_today(store: Store) -> None:
     async with store.write() as tx:
         await _agency(tx)
-        view = await _goal(tx, _kr(), _kr(metric="Reply time", unit="hours", baseline=48, target=24,
-                                          direction="down", start_date="2026-11-01"))
+        view = await _goal(
+            tx,
+            _kr(),
+            _kr(metric="Reply time", unit="hours", baseline=48, target=24, direction="down", start_date="2026-11-01"),
+        )
     assert (view.id, view.agency, view.title, view.status) == ("G1", "Outbound", "Pipeline", "active")
     meetings, replies = view.key_results
     assert (meetings.id, meetings.start_date, meetings.due_date, meetings.current) == (
-        "KR1", "2026-11-23", "2027-02-21", 0.0)
+        "KR1",
+        "2026-11-23",
+        "2027-02-21",
+        0.0,
+    )
     assert (meetings.progress, meetings.expected_now, meetings.pace) == (0.0, 0.0, "on_track")
     assert (replies.id, replies.start_date, replies.direction) == ("KR2", "2026-11-01", "down")
     last = await _last_audit(store)
@@ -128,47 +147,53 @@ def test_key_result_spec_refuses_bools_and_non_finite_numbers() -> None:
             KeyResultSpec(**_kr(target=bad))
 
 
-@pytest.mark.parametrize(("key_results", "message"), [
-    ([], "key_results: send 1 to 10"),
-    ([_kr(metric=f"m{n}") for n in range(11)], "key_results: send 1 to 10"),
-    ([_kr(), _kr(metric="MEETINGS BOOKED")], r"key_results\[1\].metric: 'MEETINGS BOOKED' appears twice"),
-    ([_kr(target=float("nan"))], r"key_results\[0\].target: .*finite number"),
-    ([_kr(baseline=float("-inf"))], r"key_results\[0\].baseline: .*finite number"),
-    ([_kr(target=True)], r"key_results\[0\].target: .*plain number"),
-    ([_kr(target=0)], r"key_results\[0\].target: an 'up' key result needs a target above its baseline"),
-    ([_kr(direction="down")], r"key_results\[0\].target: a 'down' key result needs a target below"),
-    ([_kr(due_date="2026-11-23")], r"key_results\[0\].due_date: 2026-11-23 must be after the start date"),
-    ([_kr(), _kr(metric="x", start_date="2027-03-01")], r"key_results\[1\].due_date"),
-    ([_kr(due_date="next week")], r"key_results\[0\].due_date: .*YYYY-MM-DD"),
-    ([_kr(colour="red")], r"key_results\[0\].colour"),
-])
-async def test_invalid_key_results_write_nothing(store: Store, key_results: list[dict[str, Any]],
-                                                 message: str) -> None:
+@pytest.mark.parametrize(
+    ("key_results", "message"),
+    [
+        ([], "key_results: send 1 to 10"),
+        ([_kr(metric=f"m{n}") for n in range(11)], "key_results: send 1 to 10"),
+        ([_kr(), _kr(metric="MEETINGS BOOKED")], r"key_results\[1\].metric: 'MEETINGS BOOKED' appears twice"),
+        ([_kr(target=float("nan"))], r"key_results\[0\].target: .*finite number"),
+        ([_kr(baseline=float("-inf"))], r"key_results\[0\].baseline: .*finite number"),
+        ([_kr(target=True)], r"key_results\[0\].target: .*plain number"),
+        ([_kr(target=0)], r"key_results\[0\].target: an 'up' key result needs a target above its baseline"),
+        ([_kr(direction="down")], r"key_results\[0\].target: a 'down' key result needs a target below"),
+        ([_kr(due_date="2026-11-23")], r"key_results\[0\].due_date: 2026-11-23 must be after the start date"),
+        ([_kr(), _kr(metric="x", start_date="2027-03-01")], r"key_results\[1\].due_date"),
+        ([_kr(due_date="next week")], r"key_results\[0\].due_date: .*YYYY-MM-DD"),
+        ([_kr(colour="red")], r"key_results\[0\].colour"),
+    ],
+)
+async def test_invalid_key_results_write_nothing(store: Store, key_results: list[dict[str, Any]], message: str) -> None:
     async with store.write() as tx:
         await _agency(tx)
     before = await _counts(store)
     with pytest.raises(InvalidInput, match=message):
         async with store.write() as tx:
-            await goals.create_goal(tx, OPERATOR_CLI, agency="Outbound", title="Pipeline",
-                                    key_results=key_results)  # type: ignore[arg-type]
+            await goals.create_goal(tx, OPERATOR_CLI, agency="Outbound", title="Pipeline", key_results=key_results)  # type: ignore[arg-type]
     assert await _counts(store) == before
 
 
-@pytest.mark.parametrize(("actor", "fields", "error", "message"), [
-    (AGENCY, {}, OperatorActRefused, "Setting a goal is an operator decision.*command line"),
-    (OPERATOR_CLI, {"agency": "Ghost"}, NotFound, "agency: there is no agency 'Ghost'"),
-    (OPERATOR_CLI, {"title": " "}, InvalidInput, "title: must not be empty"),
-    (OPERATOR_CLI, {"description": "d" * 4001}, InvalidInput, "description: 4001 characters is too long"),
-])
-async def test_refused_goals_write_nothing(store: Store, actor: Actor, fields: dict[str, Any],
-                                           error: type[Exception], message: str) -> None:
+@pytest.mark.parametrize(
+    ("actor", "fields", "error", "message"),
+    [
+        (AGENCY, {}, OperatorActRefused, "Setting a goal is an operator decision.*command line"),
+        (OPERATOR_CLI, {"agency": "Ghost"}, NotFound, "agency: there is no agency 'Ghost'"),
+        (OPERATOR_CLI, {"title": " "}, InvalidInput, "title: must not be empty"),
+        (OPERATOR_CLI, {"description": "d" * 4001}, InvalidInput, "description: 4001 characters is too long"),
+    ],
+)
+async def test_refused_goals_write_nothing(
+    store: Store, actor: Actor, fields: dict[str, Any], error: type[Exception], message: str
+) -> None:
     async with store.write() as tx:
         await _agency(tx)
     before = await _counts(store)
     with pytest.raises(error, match=message):
         async with store.write() as tx:
-            await goals.create_goal(tx, actor, **{"agency": "Outbound", "title": "Pipeline",
-                                                  "key_results": [_kr()], **fields})
+            await goals.create_goal(
+                tx, actor, **{"agency": "Outbound", "title": "Pipeline", "key_results": [_kr()], **fields}
+            )
     assert await _counts(store) == before
 
 
@@ -192,8 +217,7 @@ async def test_goals_and_key_results_resolve_by_short_id(store: Store) -> None:
         await _goal(tx)
         assert (await goals.resolve_goal(tx, "g1"))["title"] == "Pipeline"
         kr = await goals.resolve_key_result(tx, "KR1")
-        assert (kr["metric"], kr["goal_id"], kr["agency_id"], kr["goal_status"]) == (
-            "Meetings booked", 1, 1, "active")
+        assert (kr["metric"], kr["goal_id"], kr["agency_id"], kr["goal_status"]) == ("Meetings booked", 1, 1, "active")
         with pytest.raises(NotFound, match=r"goal: there is no goal G9\. Call list_goals"):
             await goals.resolve_goal(tx, "G9")
         with pytest.raises(NotFound, match="key_result: there is no key result KR9"):
@@ -223,27 +247,40 @@ async def test_adjust_goal_moves_a_target_and_records_the_old_one(store: Store) 
     async with store.write() as tx:
         await _agency(tx)
         await _goal(tx)
-        view = await goals.adjust_goal(tx, OPERATOR_CLI, "G1", title="Pipeline Q1",
-                                       key_results=[KeyResultChange(key_result="KR1", target=20)])
+        view = await goals.adjust_goal(
+            tx, OPERATOR_CLI, "G1", title="Pipeline Q1", key_results=[KeyResultChange(key_result="KR1", target=20)]
+        )
     assert (view.title, view.key_results[0].target) == ("Pipeline Q1", 20.0)
     last = await _last_audit(store)
     assert (last["action"], last["subject"], last["detail"]["title"]) == ("goal.adjust", "G1", "Pipeline Q1")
-    assert last["detail"]["key_results"] == [{"changed": "KR1", "target": 20.0, "due_date": "2027-02-21",
-                                              "unit": "meetings", "was": {"target": 12.0,
-                                                                          "due_date": "2027-02-21",
-                                                                          "unit": "meetings"}}]
+    assert last["detail"]["key_results"] == [
+        {
+            "changed": "KR1",
+            "target": 20.0,
+            "due_date": "2027-02-21",
+            "unit": "meetings",
+            "was": {"target": 12.0, "due_date": "2027-02-21", "unit": "meetings"},
+        }
+    ]
 
 
 async def test_adjust_goal_adds_a_key_result_by_new_metric_name(store: Store) -> None:
     async with store.write() as tx:
         await _agency(tx)
         await _goal(tx)
-        view = await goals.adjust_goal(tx, OPERATOR_CLI, "G1", key_results=[
-            {"key_result": "Replies", "baseline": 0, "target": 40, "direction": "up", "due_date": "2027-01-31"},
-            {"key_result": "meetings booked", "due_date": "2027-03-31"},
-        ])  # type: ignore[list-item]
+        view = await goals.adjust_goal(
+            tx,
+            OPERATOR_CLI,
+            "G1",
+            key_results=[
+                {"key_result": "Replies", "baseline": 0, "target": 40, "direction": "up", "due_date": "2027-01-31"},
+                {"key_result": "meetings booked", "due_date": "2027-03-31"},
+            ],
+        )  # type: ignore[list-item]
     assert [(kr.id, kr.metric, kr.due_date) for kr in view.key_results] == [
-        ("KR1", "Meetings booked", "2027-03-31"), ("KR2", "Replies", "2027-01-31")]
+        ("KR1", "Meetings booked", "2027-03-31"),
+        ("KR2", "Replies", "2027-01-31"),
+    ]
     assert (await _last_audit(store))["detail"]["key_results"][0]["added"]["id"] == "KR2"
 
 
@@ -260,36 +297,89 @@ async def test_closing_a_goal_is_audited_once(store: Store) -> None:
     assert (last["detail"], last["channel"]) == ({"status": "achieved", "key_results": []}, "chat")
 
 
-@pytest.mark.parametrize(("actor", "goal", "fields", "error", "message"), [
-    (AGENCY, "G1", {"title": "x"}, OperatorActRefused, "Changing a goal is an operator decision"),
-    (OPERATOR_CLI, "G9", {"title": "x"}, NotFound, "goal: there is no goal G9"),
-    (OPERATOR_CLI, "G1", {}, InvalidInput, "Nothing to change"),
-    (OPERATOR_CLI, "G1", {"status": "paused"}, InvalidInput, "status: 'paused' is not a goal status"),
-    (OPERATOR_CLI, "G1", {"key_results": [{"key_result": "KR1", "target": -1}]}, InvalidInput,
-     r"key_results\[0\].target: an 'up' key result needs a target above"),
-    (OPERATOR_CLI, "G1", {"key_results": [{"key_result": "KR1", "baseline": 5}]}, InvalidInput,
-     r"key_results\[0\].baseline: an existing key result keeps its baseline"),
-    (OPERATOR_CLI, "G1", {"key_results": [{"key_result": "KR1", "target": 12}]}, InvalidInput,
-     r"key_results\[0\]: nothing changes for KR1"),
-    (OPERATOR_CLI, "G1", {"key_results": [{"key_result": "KR2", "target": 30}]}, InvalidInput,
-     r"key_results\[0\].key_result: KR2 belongs to goal G2, not G1"),
-    (OPERATOR_CLI, "G1", {"key_results": [{"key_result": "KR7", "target": 30}]}, NotFound,
-     r"key_results\[0\].key_result: there is no key result KR7"),
-    (OPERATOR_CLI, "G1", {"key_results": [{"key_result": "Replies", "target": 30}]}, InvalidInput,
-     r"key_results\[0\]: 'Replies' is a new metric .* send baseline, direction, due_date"),
-    (OPERATOR_CLI, "G1", {"key_results": [{"key_result": "KR1", "target": float("nan")}]}, InvalidInput,
-     r"key_results\[0\].target: .*finite"),
-    (OPERATOR_CLI, "G1", {"title": "ok", "key_results": [
-        {"key_result": "KR1", "target": 30},
-        {"key_result": "KR1", "due_date": "2026-11-01"}]}, InvalidInput,
-     r"key_results\[1\].due_date: 2026-11-01 must be after the start date"),
-    (OPERATOR_CLI, "G1", {"key_results": [
-        {"key_result": f"m{n}", "baseline": 0, "target": 1, "direction": "up", "due_date": "2027-01-01"}
-        for n in range(10)]}, InvalidInput, r"key_results\[9\]: a goal has at most 10 key results"),
-])
-async def test_refused_goal_adjustments_write_nothing(store: Store, actor: Actor, goal: str,
-                                                      fields: dict[str, Any], error: type[Exception],
-                                                      message: str) -> None:
+@pytest.mark.parametrize(
+    ("actor", "goal", "fields", "error", "message"),
+    [
+        (AGENCY, "G1", {"title": "x"}, OperatorActRefused, "Changing a goal is an operator decision"),
+        (OPERATOR_CLI, "G9", {"title": "x"}, NotFound, "goal: there is no goal G9"),
+        (OPERATOR_CLI, "G1", {}, InvalidInput, "Nothing to change"),
+        (OPERATOR_CLI, "G1", {"status": "paused"}, InvalidInput, "status: 'paused' is not a goal status"),
+        (
+            OPERATOR_CLI,
+            "G1",
+            {"key_results": [{"key_result": "KR1", "target": -1}]},
+            InvalidInput,
+            r"key_results\[0\].target: an 'up' key result needs a target above",
+        ),
+        (
+            OPERATOR_CLI,
+            "G1",
+            {"key_results": [{"key_result": "KR1", "baseline": 5}]},
+            InvalidInput,
+            r"key_results\[0\].baseline: an existing key result keeps its baseline",
+        ),
+        (
+            OPERATOR_CLI,
+            "G1",
+            {"key_results": [{"key_result": "KR1", "target": 12}]},
+            InvalidInput,
+            r"key_results\[0\]: nothing changes for KR1",
+        ),
+        (
+            OPERATOR_CLI,
+            "G1",
+            {"key_results": [{"key_result": "KR2", "target": 30}]},
+            InvalidInput,
+            r"key_results\[0\].key_result: KR2 belongs to goal G2, not G1",
+        ),
+        (
+            OPERATOR_CLI,
+            "G1",
+            {"key_results": [{"key_result": "KR7", "target": 30}]},
+            NotFound,
+            r"key_results\[0\].key_result: there is no key result KR7",
+        ),
+        (
+            OPERATOR_CLI,
+            "G1",
+            {"key_results": [{"key_result": "Replies", "target": 30}]},
+            InvalidInput,
+            r"key_results\[0\]: 'Replies' is a new metric .* send baseline, direction, due_date",
+        ),
+        (
+            OPERATOR_CLI,
+            "G1",
+            {"key_results": [{"key_result": "KR1", "target": float("nan")}]},
+            InvalidInput,
+            r"key_results\[0\].target: .*finite",
+        ),
+        (
+            OPERATOR_CLI,
+            "G1",
+            {
+                "title": "ok",
+                "key_results": [{"key_result": "KR1", "target": 30}, {"key_result": "KR1", "due_date": "2026-11-01"}],
+            },
+            InvalidInput,
+            r"key_results\[1\].due_date: 2026-11-01 must be after the start date",
+        ),
+        (
+            OPERATOR_CLI,
+            "G1",
+            {
+                "key_results": [
+                    {"key_result": f"m{n}", "baseline": 0, "target": 1, "direction": "up", "due_date": "2027-01-01"}
+                    for n in range(10)
+                ]
+            },
+            InvalidInput,
+            r"key_results\[9\]: a goal has at most 10 key results",
+        ),
+    ],
+)
+async def test_refused_goal_adjustments_write_nothing(
+    store: Store, actor: Actor, goal: str, fields: dict[str, Any], error: type[Exception], message: str
+) -> None:
     async with store.write() as tx:
         await _agency(tx)
         await _goal(tx)

@@ -33,8 +33,15 @@ async def world(store: Store) -> Store:
     async with store.write() as tx:
         for name in ("Outbound", "Content"):
             await agencies.create_agency(tx, OPERATOR_CLI, name=name, purpose=f"{name} work")
-            await goals.create_goal(tx, OPERATOR_CLI, agency=name, title=f"{name} goal", key_results=[
-                KeyResultSpec(metric="meetings", baseline=0, target=10, direction="up", due_date=date(2026, 12, 31))])
+            await goals.create_goal(
+                tx,
+                OPERATOR_CLI,
+                agency=name,
+                title=f"{name} goal",
+                key_results=[
+                    KeyResultSpec(metric="meetings", baseline=0, target=10, direction="up", due_date=date(2026, 12, 31))
+                ],
+            )
         await agencies.set_role(tx, OPERATOR_CLI, agency="Outbound", name="SDR", charter="Books meetings")
         await agencies.set_role(tx, OPERATOR_CLI, agency="Outbound", name="Researcher", charter="Finds leads")
     return store
@@ -83,11 +90,11 @@ async def refused(store: Store, error: type[Exception], match: str, call: Callab
 
 
 async def test_claim_order_is_priority_then_due_date_then_age(world: Store) -> None:
-    await add(world, "P2 undated")                                  # T1
+    await add(world, "P2 undated")  # T1
     await add(world, "P1 due later", priority="P1", due_on="2026-12-01")  # T2
-    await add(world, "P1 due soon", priority="P1", due_on="2026-11-25")   # T3
-    await add(world, "P1 undated", priority="P1")                   # T4
-    await add(world, "P0 due late", priority="P0", due_on="2027-01-31")   # T5
+    await add(world, "P1 due soon", priority="P1", due_on="2026-11-25")  # T3
+    await add(world, "P1 undated", priority="P1")  # T4
+    await add(world, "P0 due late", priority="P0", due_on="2027-01-31")  # T5
     await add(world, "P1 due soon too", priority="P1", due_on=date(2026, 11, 25))  # T6
     assert await claim_all(world) == ["T5", "T3", "T6", "T2", "T4", "T1"]
 
@@ -141,12 +148,14 @@ async def test_role_filter_takes_that_roles_tasks_and_tasks_for_no_role(world: S
 
 async def test_claim_validates_its_filters_and_lease(world: Store) -> None:
     await add(world, "One")
-    await refused(world, InvalidInput, "role: a role belongs to an agency",
-                  lambda tx: inbox.claim_next_task(tx, SDR, role="SDR"))
+    await refused(
+        world, InvalidInput, "role: a role belongs to an agency", lambda tx: inbox.claim_next_task(tx, SDR, role="SDR")
+    )
     await refused(world, NotFound, "no agency 'Sales'", lambda tx: inbox.claim_next_task(tx, SDR, agency="Sales"))
     for minutes in (0, 1441, True):
-        await refused(world, InvalidInput, "lease_minutes",
-                      partial(inbox.claim_next_task, actor=SDR, lease_minutes=minutes))
+        await refused(
+            world, InvalidInput, "lease_minutes", partial(inbox.claim_next_task, actor=SDR, lease_minutes=minutes)
+        )
 
 
 # --- leases --------------------------------------------------------------------------------------------
@@ -199,30 +208,41 @@ async def test_a_key_result_implies_its_goal_and_agency(world: Store) -> None:
     with_role = await add(world, "Call", agency=None, goal="G1", role="SDR", due_on="2026-11-30")
     assert (with_role.agency, with_role.role, with_role.due_on) == ("Outbound", "SDR", date(2026, 11, 30))
     detail = (await audit_rows(world, "task.add"))[-1]["detail"]
-    assert detail == {"title": "Call", "priority": "P2", "source": "agency", "agency": "Outbound", "role": "SDR",
-                      "goal": "G1", "due_on": "2026-11-30"}
+    assert detail == {
+        "title": "Call",
+        "priority": "P2",
+        "source": "agency",
+        "agency": "Outbound",
+        "role": "SDR",
+        "goal": "G1",
+        "due_on": "2026-11-30",
+    }
 
 
-@pytest.mark.parametrize(("fields", "error", "match"), [
-    ({"title": "  "}, InvalidInput, "title: must not be empty"),
-    ({"title": "x" * 201}, InvalidInput, "title: 201 characters"),
-    ({"details": "x" * 4001}, InvalidInput, "details: 4001 characters"),
-    ({"priority": "urgent"}, InvalidInput, "priority: 'urgent'"),
-    ({"due_on": "next week"}, InvalidInput, "due_on: send a date as YYYY-MM-DD"),
-    ({"source": "robot"}, InvalidInput, "source: 'robot'"),
-    ({"depends_on": ["T1"] * 21}, InvalidInput, "depends_on: send a list of at most 20"),
-    ({"depends_on": ["T1", "T9"]}, NotFound, "depends_on: there is no task T9"),
-    ({"depends_on": ["G1"]}, InvalidInput, "depends_on: 'G1' is not a task id"),
-    ({"depends_on": ["T2"]}, InvalidInput, "depends_on: T2 is cancelled and will never be done"),
-    ({"agency": "Old"}, Conflict, "agency: Old is retired"),
-    ({"agency": None, "role": "SDR"}, InvalidInput, "role: a role belongs to an agency"),
-    ({"role": "Closer"}, NotFound, "has no role 'Closer'"),
-    ({"goal": "G2"}, InvalidInput, "goal: G2 belongs to agency Content, not Outbound"),
-    ({"goal": "G1", "key_result": "KR2"}, InvalidInput, "key_result: KR2 belongs to goal G2, not G1"),
-    ({"key_result": "KR9"}, NotFound, "no key result KR9"),
-])
-async def test_add_task_refuses_bad_input_and_writes_nothing(world: Store, fields: dict[str, Any],
-                                                            error: type[Exception], match: str) -> None:
+@pytest.mark.parametrize(
+    ("fields", "error", "match"),
+    [
+        ({"title": "  "}, InvalidInput, "title: must not be empty"),
+        ({"title": "x" * 201}, InvalidInput, "title: 201 characters"),
+        ({"details": "x" * 4001}, InvalidInput, "details: 4001 characters"),
+        ({"priority": "urgent"}, InvalidInput, "priority: 'urgent'"),
+        ({"due_on": "next week"}, InvalidInput, "due_on: send a date as YYYY-MM-DD"),
+        ({"source": "robot"}, InvalidInput, "source: 'robot'"),
+        ({"depends_on": ["T1"] * 21}, InvalidInput, "depends_on: send a list of at most 20"),
+        ({"depends_on": ["T1", "T9"]}, NotFound, "depends_on: there is no task T9"),
+        ({"depends_on": ["G1"]}, InvalidInput, "depends_on: 'G1' is not a task id"),
+        ({"depends_on": ["T2"]}, InvalidInput, "depends_on: T2 is cancelled and will never be done"),
+        ({"agency": "Old"}, Conflict, "agency: Old is retired"),
+        ({"agency": None, "role": "SDR"}, InvalidInput, "role: a role belongs to an agency"),
+        ({"role": "Closer"}, NotFound, "has no role 'Closer'"),
+        ({"goal": "G2"}, InvalidInput, "goal: G2 belongs to agency Content, not Outbound"),
+        ({"goal": "G1", "key_result": "KR2"}, InvalidInput, "key_result: KR2 belongs to goal G2, not G1"),
+        ({"key_result": "KR9"}, NotFound, "no key result KR9"),
+    ],
+)
+async def test_add_task_refuses_bad_input_and_writes_nothing(
+    world: Store, fields: dict[str, Any], error: type[Exception], match: str
+) -> None:
     await add(world, "Existing")
     await add(world, "Dropped")
     async with world.write() as tx:
@@ -239,29 +259,37 @@ async def test_add_task_refuses_bad_input_and_writes_nothing(world: Store, field
 async def test_update_audits_only_the_fields_that_changed(world: Store) -> None:
     await add(world, "One", priority="P1")
     async with world.write() as tx:
-        view = await inbox.update_task(tx, SDR, "T1", status="waiting", priority="P1", note="Needs a price list",
-                                       due_on="2026-11-27")
+        view = await inbox.update_task(
+            tx, SDR, "T1", status="waiting", priority="P1", note="Needs a price list", due_on="2026-11-27"
+        )
     assert (view.status, view.note, view.due_on) == ("waiting", "Needs a price list", date(2026, 11, 27))
     assert (await audit_rows(world, "task.update"))[-1]["detail"] == {
-        "status": "waiting", "note": "Needs a price list", "due_on": "2026-11-27"}
+        "status": "waiting",
+        "note": "Needs a price list",
+        "due_on": "2026-11-27",
+    }
     async with world.write() as tx:
         await inbox.update_task(tx, SDR, "T1", priority="P1")
     assert len(await audit_rows(world, "task.update")) == 1
 
 
-@pytest.mark.parametrize(("fields", "error", "match"), [
-    ({"status": "done"}, InvalidInput, "only through complete_task"),
-    ({"status": "failed"}, InvalidInput, "only through complete_task"),
-    ({"status": "claimed"}, InvalidInput, "claim_next_task"),
-    ({"status": "paused"}, InvalidInput, "status: 'paused' is not a status you can set"),
-    ({"note": "x" * 2001}, InvalidInput, "note: 2001 characters"),
-    ({"title": ""}, InvalidInput, "title: must not be empty"),
-    ({"renew_lease_minutes": 30}, Conflict, "T1 is open, not claimed"),
-    ({"renew_lease_minutes": 0}, InvalidInput, "renew_lease_minutes"),
-    ({}, InvalidInput, "Nothing to change"),
-])
-async def test_update_task_refuses_bad_changes_and_writes_nothing(world: Store, fields: dict[str, Any],
-                                                                  error: type[Exception], match: str) -> None:
+@pytest.mark.parametrize(
+    ("fields", "error", "match"),
+    [
+        ({"status": "done"}, InvalidInput, "only through complete_task"),
+        ({"status": "failed"}, InvalidInput, "only through complete_task"),
+        ({"status": "claimed"}, InvalidInput, "claim_next_task"),
+        ({"status": "paused"}, InvalidInput, "status: 'paused' is not a status you can set"),
+        ({"note": "x" * 2001}, InvalidInput, "note: 2001 characters"),
+        ({"title": ""}, InvalidInput, "title: must not be empty"),
+        ({"renew_lease_minutes": 30}, Conflict, "T1 is open, not claimed"),
+        ({"renew_lease_minutes": 0}, InvalidInput, "renew_lease_minutes"),
+        ({}, InvalidInput, "Nothing to change"),
+    ],
+)
+async def test_update_task_refuses_bad_changes_and_writes_nothing(
+    world: Store, fields: dict[str, Any], error: type[Exception], match: str
+) -> None:
     await add(world, "One")
     await refused(world, error, match, lambda tx: inbox.update_task(tx, SDR, "T1", **fields))
 
@@ -273,8 +301,12 @@ async def test_closed_tasks_cannot_change(world: Store) -> None:
         await inbox.update_task(tx, SDR, "T2", status="cancelled")
     await complete(world, "T1")
     for task in ("T1", "T2"):
-        await refused(world, Conflict, "closed tasks do not change",
-                      partial(inbox.update_task, actor=SDR, task=task, status="open"))
+        await refused(
+            world,
+            Conflict,
+            "closed tasks do not change",
+            partial(inbox.update_task, actor=SDR, task=task, status="open"),
+        )
     await refused(world, NotFound, "there is no task T7", lambda tx: inbox.update_task(tx, SDR, "T7", note="x"))
 
 
@@ -286,8 +318,16 @@ async def test_completing_a_task_logs_the_outcome_and_moves_the_goal(world: Stor
     await claim(world)
     async with world.write() as tx:
         task, outcome = await inbox.complete_task(
-            tx, SDR, "T1", result="partial", summary="Booked 3 of 5", cost_cents=250, minutes_saved=40,
-            metrics=[MetricDelta(key_result="KR1", delta=3)], evidence=["https://crm.example/deal/1"])
+            tx,
+            SDR,
+            "T1",
+            result="partial",
+            summary="Booked 3 of 5",
+            cost_cents=250,
+            minutes_saved=40,
+            metrics=[MetricDelta(key_result="KR1", delta=3)],
+            evidence=["https://crm.example/deal/1"],
+        )
     assert (task.status, task.outcome, task.lease_owner, task.lease_expires_at) == ("done", "O1", None, None)
     assert (outcome.task_id, outcome.agency, outcome.role, outcome.result) == ("T1", "Outbound", "SDR", "partial")
     async with world.read() as tx:
@@ -297,7 +337,10 @@ async def test_completing_a_task_logs_the_outcome_and_moves_the_goal(world: Stor
     assert closed_at == "2026-11-23T08:00:00.000000Z"
     assert [r["action"] for r in (await audit_rows(world))[-2:]] == ["outcome.log", "task.complete"]
     assert (await audit_rows(world, "task.complete"))[0]["detail"] == {
-        "status": "done", "result": "partial", "outcome": "O1"}
+        "status": "done",
+        "result": "partial",
+        "outcome": "O1",
+    }
 
 
 async def test_a_failure_result_fails_the_task(world: Store) -> None:
@@ -320,8 +363,12 @@ async def test_complete_task_refuses_and_writes_nothing(world: Store) -> None:
     await refused(world, InvalidInput, "T2 belongs to no agency", completing("T2"))
     await refused(world, Conflict, "T3 depends on tasks that are not done yet \\(T2\\)", completing("T3"))
     await refused(world, InvalidInput, "result: 'great'", completing("T4", result="great"))
-    await refused(world, InvalidInput, "belongs to another agency",
-                  completing("T4", metrics=[MetricDelta(key_result="KR2", delta=1)]))
+    await refused(
+        world,
+        InvalidInput,
+        "belongs to another agency",
+        completing("T4", metrics=[MetricDelta(key_result="KR2", delta=1)]),
+    )
     await refused(world, InvalidInput, "summary", completing("T4", summary=" "))
     async with world.read() as tx:
         assert await tx.scalar("SELECT count(*) FROM outcomes") == 1
@@ -331,8 +378,9 @@ async def test_complete_task_refuses_and_writes_nothing(world: Store) -> None:
 # --- listing and the summary ---------------------------------------------------------------------------
 
 
-async def test_list_tasks_shows_unfinished_in_claim_order_and_closed_newest_first(world: Store,
-                                                                                 clock: FixedClock) -> None:
+async def test_list_tasks_shows_unfinished_in_claim_order_and_closed_newest_first(
+    world: Store, clock: FixedClock
+) -> None:
     for title, priority in (("A", "P2"), ("B", "P1"), ("C", "P3"), ("D", "P0"), ("E", "P2")):
         await add(world, title, priority=priority)
     await add(world, "Content", agency="Content", priority="P0")
@@ -353,8 +401,11 @@ async def test_list_tasks_shows_unfinished_in_claim_order_and_closed_newest_firs
 
 
 async def test_list_tasks_refuses_bad_filters(world: Store) -> None:
-    for arguments, match in (({"status": "closed"}, "status: 'closed' is not a task status"),
-                             ({"limit": 0}, "limit"), ({"limit": 101}, "limit")):
+    for arguments, match in (
+        ({"status": "closed"}, "status: 'closed' is not a task status"),
+        ({"limit": 0}, "limit"),
+        ({"limit": 101}, "limit"),
+    ):
         with pytest.raises(InvalidInput, match=match):
             async with world.read() as tx:
                 await inbox.list_tasks(tx, **arguments)
@@ -390,8 +441,9 @@ async def test_summary_counts_by_status_overdue_and_local_today(world: Store, cl
 
 async def add_routine(store: Store, schedule: str, **fields: Any) -> routines.RoutineView:
     async with store.write() as tx:
-        return await routines.add_routine(tx, OPERATOR_CLI, agency="Outbound", title="Research 20 leads",
-                                       schedule=schedule, **fields)
+        return await routines.add_routine(
+            tx, OPERATOR_CLI, agency="Outbound", title="Research 20 leads", schedule=schedule, **fields
+        )
 
 
 async def routine_days(store: Store) -> list[str]:
@@ -410,7 +462,11 @@ async def test_weekday_routine_makes_one_task_per_berlin_weekday(world: Store, c
     assert await routine_days(world) == ["2026-11-23", "2026-11-24", "2026-11-25", "2026-11-26", "2026-11-27"]
     task = await claim(world)
     assert task is not None and (task.source, task.role, task.key_result, task.due_on) == (
-        "routine", "Researcher", "KR1", date(2026, 11, 23))
+        "routine",
+        "Researcher",
+        "KR1",
+        date(2026, 11, 23),
+    )
     assert (await audit_rows(world, "task.add"))[0]["detail"]["routine"] == "RT1"
 
 
@@ -448,25 +504,37 @@ async def test_monthly_routine_runs_on_its_day_of_the_month(world: Store, clock:
     assert await routine_days(world) == ["2026-12-01"]
 
 
-@pytest.mark.parametrize(("schedule", "normal"), [
-    ("Daily", "daily"), (" weekdays ", "weekdays"), ("weekly: Thu, mon, thu", "weekly:mon,thu"),
-    ("MONTHLY:07", "monthly:7"),
-])
+@pytest.mark.parametrize(
+    ("schedule", "normal"),
+    [
+        ("Daily", "daily"),
+        (" weekdays ", "weekdays"),
+        ("weekly: Thu, mon, thu", "weekly:mon,thu"),
+        ("MONTHLY:07", "monthly:7"),
+    ],
+)
 async def test_schedules_are_stored_in_normal_form(world: Store, schedule: str, normal: str) -> None:
     assert (await add_routine(world, schedule)).schedule == normal
 
 
-@pytest.mark.parametrize(("schedule", "match"), [
-    ("hourly", "'hourly' is not a schedule"),
-    ("weekly:", "is not a schedule"),
-    ("weekly:monday", "'monday' is not a day name"),
-    ("monthly:29", "day from 1 to 28"),
-    ("monthly:0", "day from 1 to 28"),
-    ("monthly:last", "is not a schedule"),
-])
+@pytest.mark.parametrize(
+    ("schedule", "match"),
+    [
+        ("hourly", "'hourly' is not a schedule"),
+        ("weekly:", "is not a schedule"),
+        ("weekly:monday", "'monday' is not a day name"),
+        ("monthly:29", "day from 1 to 28"),
+        ("monthly:0", "day from 1 to 28"),
+        ("monthly:last", "is not a schedule"),
+    ],
+)
 async def test_bad_schedules_are_refused_and_nothing_written(world: Store, schedule: str, match: str) -> None:
-    await refused(world, InvalidInput, match, lambda tx: routines.add_routine(
-        tx, OPERATOR_CLI, agency="Outbound", title="Research", schedule=schedule))
+    await refused(
+        world,
+        InvalidInput,
+        match,
+        lambda tx: routines.add_routine(tx, OPERATOR_CLI, agency="Outbound", title="Research", schedule=schedule),
+    )
 
 
 async def test_routines_of_a_retired_agency_make_no_tasks(world: Store) -> None:
@@ -481,8 +549,11 @@ async def test_routines_of_a_retired_agency_make_no_tasks(world: Store) -> None:
 
 def _bad_plan_lines(plan: list[str]) -> list[str]:
     """Lines that read every task (a table scan, or a scan of an index over all tasks)."""
-    return [line for line in plan if re.match(r"SCAN (t|tasks)\b", line)
-            and not re.search(r"USING INDEX (tasks_ready|tasks_closed)", line)]
+    return [
+        line
+        for line in plan
+        if re.match(r"SCAN (t|tasks)\b", line) and not re.search(r"USING INDEX (tasks_ready|tasks_closed)", line)
+    ]
 
 
 async def test_claim_list_and_summary_read_indexes_not_the_task_table(world: Store) -> None:
@@ -491,7 +562,8 @@ async def test_claim_list_and_summary_read_indexes_not_the_task_table(world: Sto
         await tx.run_many(
             "INSERT INTO tasks (title, priority, status, source, agency_id, created_at, updated_at, closed_at) "
             "VALUES ('old', ?, 'done', 'agency', 1, ?, ?, ?)",
-            [(n % 4, tx.now_text, tx.now_text, tx.now_text) for n in range(3000)])
+            [(n % 4, tx.now_text, tx.now_text, tx.now_text) for n in range(3000)],
+        )
     statements: list[str] = []
     async with world.write() as tx:
         tx.trace(statements.append)
@@ -500,8 +572,11 @@ async def test_claim_list_and_summary_read_indexes_not_the_task_table(world: Sto
         await inbox.list_tasks(tx, status="done", agency="Outbound")
         await inbox.inbox_summary(tx)
         tx.trace(None)
-        plans = {sql: [row["detail"] for row in await tx.all("EXPLAIN QUERY PLAN " + sql)]
-                 for sql in statements if "tasks" in sql}
+        plans = {
+            sql: [row["detail"] for row in await tx.all("EXPLAIN QUERY PLAN " + sql)]
+            for sql in statements
+            if "tasks" in sql
+        }
     claim_plans = [plan for sql, plan in plans.items() if sql.startswith("WITH pick")]
     assert len(claim_plans) == 1 and any("USING INDEX tasks_ready" in line for line in claim_plans[0])
     assert {sql: _bad_plan_lines(plan) for sql, plan in plans.items() if _bad_plan_lines(plan)} == {}

@@ -30,20 +30,25 @@ async def _setup(tx: Tx) -> None:
     await agencies.set_role(tx, OPERATOR_CLI, agency="Outbound", name="SDR", charter="Write and send.")
     await agencies.create_agency(tx, OPERATOR_CLI, name="Inbox", purpose="Answer mail")
     meetings = KeyResultSpec(metric="Meetings", baseline=0, target=12, direction="up", due_date="2027-02-21")
-    bounce = KeyResultSpec(metric="Bounce rate", unit="%", baseline=10, target=2, direction="down",
-                           due_date="2027-02-21")
+    bounce = KeyResultSpec(
+        metric="Bounce rate", unit="%", baseline=10, target=2, direction="down", due_date="2027-02-21"
+    )
     await goals.create_goal(tx, OPERATOR_CLI, agency="Outbound", title="Pipeline", key_results=[meetings, bounce])
     for agency, status in (("Inbox", None), ("Outbound", "dropped"), ("Outbound", "achieved")):
         view = await goals.create_goal(tx, OPERATOR_CLI, agency=agency, title="Other", key_results=[meetings])
         if status:
             await goals.adjust_goal(tx, OPERATOR_CLI, view.id, status=status)
-    await tx.run("INSERT INTO tasks (title, agency_id, priority, source, created_at, updated_at) "
-                 "VALUES ('Send batch', 1, 2, 'agency', ?, ?)", (tx.now_text, tx.now_text))
+    await tx.run(
+        "INSERT INTO tasks (title, agency_id, priority, source, created_at, updated_at) "
+        "VALUES ('Send batch', 1, 2, 'agency', ?, ?)",
+        (tx.now_text, tx.now_text),
+    )
 
 
 async def _log(tx: Tx, **fields: Any) -> outcomes.OutcomeView:
-    return await outcomes.log_outcome(tx, AGENCY, **{"agency": "Outbound", "summary": "Sent 20 emails",
-                                                     "result": "success", **fields})
+    return await outcomes.log_outcome(
+        tx, AGENCY, **{"agency": "Outbound", "summary": "Sent 20 emails", "result": "success", **fields}
+    )
 
 
 async def _snapshot(store: Store) -> dict[str, Any]:
@@ -65,20 +70,40 @@ async def test_log_outcome_records_everything_and_writes_one_audit_row(store: St
         await _setup(tx)
     before = await _snapshot(store)
     async with store.write() as tx:
-        view = await _log(tx, role="sdr", task_id=1, cost_cents=150, minutes_saved=30,
-                          evidence=[" https://crm.example/deal/1 "], metrics=[MetricDelta(key_result="KR1", delta=2)])
+        view = await _log(
+            tx,
+            role="sdr",
+            task_id=1,
+            cost_cents=150,
+            minutes_saved=30,
+            evidence=[" https://crm.example/deal/1 "],
+            metrics=[MetricDelta(key_result="KR1", delta=2)],
+        )
     assert view.model_dump() == {
-        "id": "O1", "agency": "Outbound", "role": "SDR", "task_id": "T1", "summary": "Sent 20 emails",
-        "result": "success", "cost_cents": 150, "minutes_saved": 30, "evidence": ["https://crm.example/deal/1"],
-        "lesson": None, "metrics": [{"key_result": "KR1", "delta": 2.0}], "created_at": "2026-11-23T08:00:00.000000Z",
+        "id": "O1",
+        "agency": "Outbound",
+        "role": "SDR",
+        "task_id": "T1",
+        "summary": "Sent 20 emails",
+        "result": "success",
+        "cost_cents": 150,
+        "minutes_saved": 30,
+        "evidence": ["https://crm.example/deal/1"],
+        "lesson": None,
+        "metrics": [{"key_result": "KR1", "delta": 2.0}],
+        "created_at": "2026-11-23T08:00:00.000000Z",
     }
     after = await _snapshot(store)
-    assert (after["audit_log"], after["outcomes"], after["outcome_metrics"]) == (
-        before["audit_log"] + 1, 1, 1)
+    assert (after["audit_log"], after["outcomes"], after["outcome_metrics"]) == (before["audit_log"] + 1, 1, 1)
     last = await _last_audit(store)
     assert (last["action"], last["subject"], last["channel"]) == ("outcome.log", "O1", "agency")
-    assert last["detail"] == {"agency": "A1", "result": "success", "cost_cents": 150, "task": "T1",
-                              "metrics": {"KR1": 2.0}}
+    assert last["detail"] == {
+        "agency": "A1",
+        "result": "success",
+        "cost_cents": 150,
+        "task": "T1",
+        "metrics": {"KR1": 2.0},
+    }
 
 
 async def test_progress_moves_after_log_outcome(store: Store, clock: FixedClock) -> None:
@@ -92,7 +117,12 @@ async def test_progress_moves_after_log_outcome(store: Store, clock: FixedClock)
         meetings, bounce = (await goals.get_goal(tx, "G1")).key_results
     assert (meetings.current, meetings.progress, meetings.pace, meetings.behind_by) == (4.5, 0.375, "on_track", 0.0)
     assert (bounce.current, bounce.progress, bounce.expected_now, bounce.pace, bounce.behind_by) == (
-        8.0, 0.25, 7.33, "behind", 0.67)
+        8.0,
+        0.25,
+        7.33,
+        "behind",
+        0.67,
+    )
 
 
 async def test_agency_days_roll_up_per_local_day(store: Store, clock: FixedClock) -> None:
@@ -129,7 +159,9 @@ async def test_a_lesson_lands_in_the_playbook_without_an_audit_row_of_its_own(st
         book = await agencies.playbook(tx, "Outbound")
         linked = await tx.all("SELECT outcome_id FROM lessons ORDER BY id")
     assert [(lesson.kind, lesson.text, lesson.source) for lesson in book] == [
-        ("breaks", "Friday sends bounce", "outcome"), ("works", "Short subjects get replies", "outcome")]
+        ("breaks", "Friday sends bounce", "outcome"),
+        ("works", "Short subjects get replies", "outcome"),
+    ]
     assert [r[0] for r in linked] == [1, 2]
 
 
@@ -137,8 +169,12 @@ async def test_outcomes_are_append_only(store: Store) -> None:
     async with store.write() as tx:
         await _setup(tx)
         await _log(tx, metrics=[MetricDelta(key_result="KR1", delta=1)])
-    for statement in ("UPDATE outcomes SET summary = 'rewritten'", "DELETE FROM outcomes",
-                      "UPDATE outcome_metrics SET delta = 100", "DELETE FROM outcome_metrics"):
+    for statement in (
+        "UPDATE outcomes SET summary = 'rewritten'",
+        "DELETE FROM outcomes",
+        "UPDATE outcome_metrics SET delta = 100",
+        "DELETE FROM outcome_metrics",
+    ):
         with pytest.raises(sqlite3.IntegrityError, match="append-only"):
             async with store.write() as tx:
                 await tx.run(statement)
@@ -166,35 +202,43 @@ def _delta(ref: str, delta: Any = 1) -> dict[str, Any]:
     return {"key_result": ref, "delta": delta}
 
 
-@pytest.mark.parametrize(("fields", "error", "message"), [
-    ({"agency": "Ghost"}, NotFound, "agency: there is no agency 'Ghost'"),
-    ({"role": "Closer"}, NotFound, "role: agency Outbound has no role 'Closer'"),
-    ({"task_id": 99}, NotFound, "task_id: there is no task T99"),
-    ({"task_id": True}, InvalidInput, "task_id: send an id like T12"),
-    ({"summary": "  "}, InvalidInput, "summary: send what happened"),
-    ({"summary": "s" * 2001}, InvalidInput, "summary: is 2001 characters"),
-    ({"result": "great"}, InvalidInput, "result: 'great' is not a result"),
-    ({"cost_cents": -1}, InvalidInput, "cost_cents: send the cost in cents"),
-    ({"cost_cents": 1.5}, InvalidInput, "cost_cents: send the cost in cents"),
-    ({"cost_cents": True}, InvalidInput, "cost_cents"),
-    ({"minutes_saved": -5}, InvalidInput, "minutes_saved: send the minutes saved"),
-    ({"evidence": ["e"] * 11}, InvalidInput, "evidence: send a list of at most 10"),
-    ({"evidence": ["ok", "x" * 501]}, InvalidInput, r"evidence\[1\]: send a non-empty link"),
-    ({"evidence": [""]}, InvalidInput, r"evidence\[0\]"),
-    ({"lesson": "l" * 2001}, InvalidInput, "lesson: send the lesson as text of at most 2000"),
-    ({"metrics": [_delta("KR1", float("nan"))]}, InvalidInput, r"metrics\[0\].delta: .*finite number"),
-    ({"metrics": [_delta("KR1", float("inf"))]}, InvalidInput, r"metrics\[0\].delta: .*finite number"),
-    ({"metrics": [_delta("KR1", True)]}, InvalidInput, r"metrics\[0\].delta: .*plain number"),
-    ({"metrics": [_delta("KR1"), _delta("KR9")]}, NotFound, r"metrics\[1\].key_result: there is no key result KR9"),
-    ({"metrics": [_delta("G1")]}, InvalidInput, r"metrics\[0\].key_result: 'G1' is not a key result id"),
-    ({"metrics": [_delta("KR3")]}, InvalidInput, r"metrics\[0\].key_result: KR3 belongs to another agency"),
-    ({"metrics": [_delta("KR4")]}, InvalidInput, r"metrics\[0\].key_result: KR4 belongs to goal G3, which is dropped"),
-    ({"metrics": [_delta("KR5")]}, InvalidInput, r"metrics\[0\].key_result: KR5 .* which is achieved"),
-    ({"metrics": [_delta("KR1"), _delta("kr1")]}, InvalidInput, r"metrics\[1\].key_result: KR1 appears twice"),
-    ({"metrics": [_delta("KR1")] * 11}, InvalidInput, "metrics: send at most 10"),
-])
-async def test_invalid_outcomes_write_nothing(store: Store, fields: dict[str, Any], error: type[Exception],
-                                              message: str) -> None:
+@pytest.mark.parametrize(
+    ("fields", "error", "message"),
+    [
+        ({"agency": "Ghost"}, NotFound, "agency: there is no agency 'Ghost'"),
+        ({"role": "Closer"}, NotFound, "role: agency Outbound has no role 'Closer'"),
+        ({"task_id": 99}, NotFound, "task_id: there is no task T99"),
+        ({"task_id": True}, InvalidInput, "task_id: send an id like T12"),
+        ({"summary": "  "}, InvalidInput, "summary: send what happened"),
+        ({"summary": "s" * 2001}, InvalidInput, "summary: is 2001 characters"),
+        ({"result": "great"}, InvalidInput, "result: 'great' is not a result"),
+        ({"cost_cents": -1}, InvalidInput, "cost_cents: send the cost in cents"),
+        ({"cost_cents": 1.5}, InvalidInput, "cost_cents: send the cost in cents"),
+        ({"cost_cents": True}, InvalidInput, "cost_cents"),
+        ({"minutes_saved": -5}, InvalidInput, "minutes_saved: send the minutes saved"),
+        ({"evidence": ["e"] * 11}, InvalidInput, "evidence: send a list of at most 10"),
+        ({"evidence": ["ok", "x" * 501]}, InvalidInput, r"evidence\[1\]: send a non-empty link"),
+        ({"evidence": [""]}, InvalidInput, r"evidence\[0\]"),
+        ({"lesson": "l" * 2001}, InvalidInput, "lesson: send the lesson as text of at most 2000"),
+        ({"metrics": [_delta("KR1", float("nan"))]}, InvalidInput, r"metrics\[0\].delta: .*finite number"),
+        ({"metrics": [_delta("KR1", float("inf"))]}, InvalidInput, r"metrics\[0\].delta: .*finite number"),
+        ({"metrics": [_delta("KR1", True)]}, InvalidInput, r"metrics\[0\].delta: .*plain number"),
+        ({"metrics": [_delta("KR1"), _delta("KR9")]}, NotFound, r"metrics\[1\].key_result: there is no key result KR9"),
+        ({"metrics": [_delta("G1")]}, InvalidInput, r"metrics\[0\].key_result: 'G1' is not a key result id"),
+        ({"metrics": [_delta("KR3")]}, InvalidInput, r"metrics\[0\].key_result: KR3 belongs to another agency"),
+        (
+            {"metrics": [_delta("KR4")]},
+            InvalidInput,
+            r"metrics\[0\].key_result: KR4 belongs to goal G3, which is dropped",
+        ),
+        ({"metrics": [_delta("KR5")]}, InvalidInput, r"metrics\[0\].key_result: KR5 .* which is achieved"),
+        ({"metrics": [_delta("KR1"), _delta("kr1")]}, InvalidInput, r"metrics\[1\].key_result: KR1 appears twice"),
+        ({"metrics": [_delta("KR1")] * 11}, InvalidInput, "metrics: send at most 10"),
+    ],
+)
+async def test_invalid_outcomes_write_nothing(
+    store: Store, fields: dict[str, Any], error: type[Exception], message: str
+) -> None:
     async with store.write() as tx:
         await _setup(tx)
     before = await _snapshot(store)

@@ -23,8 +23,7 @@ DEC_23 = date(2026, 12, 23)  # day 30: 60 days left
 
 
 def _up(current: float, today: date, recent_delta: float, recent_outcomes: int = 3) -> pace.Forecast:
-    return forecast_of(0, 12, current, START, DUE, today, recent_delta=recent_delta,
-                       recent_outcomes=recent_outcomes)
+    return forecast_of(0, 12, current, START, DUE, today, recent_delta=recent_delta, recent_outcomes=recent_outcomes)
 
 
 # --- forecast_of: hand-checked arithmetic --------------------------------------------------------
@@ -79,8 +78,10 @@ def test_a_new_key_result_with_outcomes_is_judged_at_once() -> None:
 
 def test_a_short_key_result_is_judged_after_half_its_span() -> None:
     due = START + timedelta(days=6)  # half the span is 3 days
-    quiet = [forecast_of(0, 12, 0, START, due, START + timedelta(days=n), recent_delta=0,
-                         recent_outcomes=0).at_risk for n in range(5)]
+    quiet = [
+        forecast_of(0, 12, 0, START, due, START + timedelta(days=n), recent_delta=0, recent_outcomes=0).at_risk
+        for n in range(5)
+    ]
     assert quiet == [False, False, False, True, True]
 
 
@@ -107,16 +108,29 @@ async def _setup(store: Store) -> None:
     """Outbound with goal G1: KR1 meetings 0 -> 12 (up), KR2 bounce rate 10 -> 2 (down), from 2026-11-23."""
     async with store.write() as tx:
         await agencies.create_agency(tx, OPERATOR_CLI, name="Outbound", purpose="Book meetings")
-        await goals.create_goal(tx, OPERATOR_CLI, agency="Outbound", title="Pipeline", key_results=[
-            KeyResultSpec(metric="meetings", baseline=0, target=12, direction="up", due_date=DUE),
-            KeyResultSpec(metric="bounce rate", baseline=10, target=2, direction="down", due_date=DUE)])
+        await goals.create_goal(
+            tx,
+            OPERATOR_CLI,
+            agency="Outbound",
+            title="Pipeline",
+            key_results=[
+                KeyResultSpec(metric="meetings", baseline=0, target=12, direction="up", due_date=DUE),
+                KeyResultSpec(metric="bounce rate", baseline=10, target=2, direction="down", due_date=DUE),
+            ],
+        )
 
 
 async def _log(store: Store, clock: FixedClock, at: datetime, *deltas: tuple[str, float]) -> None:
     clock.set(at)
     async with store.write() as tx:
-        await outcomes.log_outcome(tx, AGENT, agency="Outbound", summary="Worked the list.", result="success",
-                                   metrics=[outcomes.MetricDelta(key_result=kr, delta=d) for kr, d in deltas])
+        await outcomes.log_outcome(
+            tx,
+            AGENT,
+            agency="Outbound",
+            summary="Worked the list.",
+            result="success",
+            metrics=[outcomes.MetricDelta(key_result=kr, delta=d) for kr, d in deltas],
+        )
 
 
 def _morning(day: date) -> datetime:
@@ -149,7 +163,11 @@ async def test_the_views_forecast_from_the_last_fourteen_local_days(store: Store
     assert meetings.risk_reason == "forecast 9.7 of 12 by 2027-02-21 at the last 14 days' rate (0.1/day)"
     assert bounce.current == pytest.approx(5.2)
     assert (bounce.rate_per_day, bounce.forecast_at_due, bounce.at_risk, bounce.risk_reason) == (
-        -0.2, -7.4, False, None)  # -2.8 / 14; 5.2 - 12.6
+        -0.2,
+        -7.4,
+        False,
+        None,
+    )  # -2.8 / 14; 5.2 - 12.6
 
 
 async def test_a_day_leaves_the_window_the_next_morning(store: Store, clock: FixedClock) -> None:
@@ -174,8 +192,7 @@ async def test_a_closed_goal_is_not_at_risk(store: Store, clock: FixedClock) -> 
     assert [(kr.pace, kr.at_risk, kr.risk_reason) for kr in views.values()] == [("overdue", False, None)] * 2
 
 
-async def test_the_rollup_keeps_local_days_and_agrees_with_outcome_metrics(
-        store: Store, clock: FixedClock) -> None:
+async def test_the_rollup_keeps_local_days_and_agrees_with_outcome_metrics(store: Store, clock: FixedClock) -> None:
     await _setup(store)
     await _history(store, clock)
     async with store.read() as tx:
@@ -186,8 +203,10 @@ async def test_the_rollup_keeps_local_days_and_agrees_with_outcome_metrics(
 
 async def _rollup_from_outcomes(tx: Tx) -> list[tuple[int, str, float, int]]:
     """What key_result_days should hold, recomputed from the outcome log in local days."""
-    rows = await tx.all("SELECT m.key_result_id, m.delta, o.created_at FROM outcome_metrics AS m "
-                        "JOIN outcomes AS o ON o.id = m.outcome_id ORDER BY o.id")
+    rows = await tx.all(
+        "SELECT m.key_result_id, m.delta, o.created_at FROM outcome_metrics AS m "
+        "JOIN outcomes AS o ON o.id = m.outcome_id ORDER BY o.id"
+    )
     sums: dict[tuple[int, str], list[float]] = {}
     for row in rows:
         day = local_date(parse_ts(row["created_at"]), "Europe/Berlin").isoformat()
@@ -216,12 +235,19 @@ async def test_the_migration_backfills_the_rollup_from_outcome_metrics(store: St
         for statement in backfill:
             await tx.run(statement)
         rebuilt = [tuple(r) for r in await tx.all("SELECT * FROM key_result_days ORDER BY key_result_id, day")]
-    assert rebuilt == kept == [(1, "2026-11-23", 2.0, 2), (1, "2026-11-30", 1.0, 1),
-                               (2, "2026-11-23", -1.0, 2), (2, "2026-11-30", -0.5, 1)]
+    assert (
+        rebuilt
+        == kept
+        == [
+            (1, "2026-11-23", 2.0, 2),
+            (1, "2026-11-30", 1.0, 1),
+            (2, "2026-11-23", -1.0, 2),
+            (2, "2026-11-30", -0.5, 1),
+        ]
+    )
 
 
-async def test_list_goals_reads_every_key_results_window_in_one_statement(
-        store: Store, clock: FixedClock) -> None:
+async def test_list_goals_reads_every_key_results_window_in_one_statement(store: Store, clock: FixedClock) -> None:
     await _setup(store)
     await _history(store, clock)
     statements: list[str] = []

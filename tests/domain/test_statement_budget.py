@@ -49,6 +49,7 @@ class StatementCounter:
             if self.on:
                 self.count += 1
             return await method(tx, *args, **kwargs)
+
         return counted
 
     async def measure(self, store: Store, call: Callable[[Tx], Awaitable[Any]]) -> int:
@@ -73,15 +74,30 @@ async def _claim(tx: Tx) -> None:
 
 async def _log(tx: Tx) -> None:
     # KR3 is the Outbound blueprint's "emails sent", of its active goal G1.
-    await outcomes.log_outcome(tx, AGENT, agency="Outbound", role="SDR", summary="Sent 3 emails.",
-                               result="success", metrics=[outcomes.MetricDelta(key_result="KR3", delta=3)],
-                               minutes_saved=15)
+    await outcomes.log_outcome(
+        tx,
+        AGENT,
+        agency="Outbound",
+        role="SDR",
+        summary="Sent 3 emails.",
+        result="success",
+        metrics=[outcomes.MetricDelta(key_result="KR3", delta=3)],
+        minutes_saved=15,
+    )
 
 
 async def _authorize(tx: Tx) -> None:
-    view = await ledger.authorize(tx, AGENT, agency="Outbound", role="SDR", capability="email.send",
-                                     amount_cents=0, target="jane@acme.com", task_id=None,
-                                     idempotency_key=f"budget-{next(_keys)}")
+    view = await ledger.authorize(
+        tx,
+        AGENT,
+        agency="Outbound",
+        role="SDR",
+        capability="email.send",
+        amount_cents=0,
+        target="jane@acme.com",
+        task_id=None,
+        idempotency_key=f"budget-{next(_keys)}",
+    )
     assert view.answer == "allowed"
 
 
@@ -93,8 +109,7 @@ async def counter(store: Store, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
         for number in range(6):
             await inbox.add_task(tx, AGENT, title=f"Write to lead {number}", agency="Outbound", role="SDR")
         for title in ("Raise the send limit?", "Which market first?"):
-            await decisions.request_decision(tx, AGENT, agency="Outbound", role="SDR", kind="question",
-                                             title=title)
+            await decisions.request_decision(tx, AGENT, agency="Outbound", role="SDR", kind="question", title=title)
     for call in (_log, _log, _log, _log, _log, _brief, _claim, _log, _authorize):
         async with store.write() as tx:
             await call(tx)
@@ -132,7 +147,8 @@ async def test_authorize_makes_at_most_12_statements(store: Store, counter: Stat
 
 
 async def test_pending_with_count_agrees_with_list_decisions_and_pending_count(
-        store: Store, counter: StatementCounter) -> None:
+    store: Store, counter: StatementCounter
+) -> None:
     async with store.read() as tx:
         page, total = await decisions.pending_with_count(tx, limit=1)
         assert page == await decisions.list_decisions(tx, status="pending", limit=1)

@@ -26,8 +26,12 @@ from tests.mcp.test_mcp_surface import call, count_rows, refused
 
 pytestmark = pytest.mark.anyio
 
-INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-    "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
 MCP_HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
 
 
@@ -81,7 +85,8 @@ async def test_an_expired_token_is_refused_once_its_day_passes(ws: Path, clock: 
 
 
 async def test_a_revoked_token_is_refused_at_once_even_when_revoked_by_another_process(
-        ws: Path, clock: FixedClock) -> None:
+    ws: Path, clock: FixedClock
+) -> None:
     token = await make_token(ws, clock)
     async with serving([ws], clock) as url:
         assert (await post_initialize(url, token)).status_code == 200
@@ -135,8 +140,9 @@ async def test_a_token_of_one_workspace_cannot_reach_another(tmp_path: Path, clo
         async with http_client(f"{url}/a/mcp", token_a, mode) as client:
             assert [x["name"] for x in (await call(client, "roster"))["agencies"]] == ["Outbound"]
         async with httpx2.AsyncClient(timeout=10) as http:
-            wrong = await http.post(f"{url}/b/mcp", json=INITIALIZE,
-                                    headers={**MCP_HEADERS, "authorization": f"Bearer {token_a}"})
+            wrong = await http.post(
+                f"{url}/b/mcp", json=INITIALIZE, headers={**MCP_HEADERS, "authorization": f"Bearer {token_a}"}
+            )
             lost = await http.get(f"{url}/elsewhere")
         assert wrong.status_code == 401
         assert lost.status_code == 404 and "/a/mcp" not in lost.text and "/b/mcp" not in lost.text
@@ -151,11 +157,19 @@ async def test_an_operator_token_is_the_verified_channel(ws: Path, clock: FixedC
     token = await make_token(ws, clock)
     async with serving([ws], clock) as url, http_client(f"{url}/mcp", token, mode) as client:
         # Far above the chat ceiling and with no confirm: only a verified channel may do this.
-        made = await call(client, "grant", agency="Outbound", role="SDR", capability="spend.ads",
-                          per_action_cap_cents=500_000, rationale="launch")
+        made = await call(
+            client,
+            "grant",
+            agency="Outbound",
+            role="SDR",
+            capability="spend.ads",
+            per_action_cap_cents=500_000,
+            rationale="launch",
+        )
     assert made["id"].startswith("GR")
-    assert db_rows(ws, "SELECT actor, channel FROM audit_log WHERE action = 'grant.create' ORDER BY id DESC "
-                       "LIMIT 1") == [("operator:TK1", "verified")]
+    assert db_rows(
+        ws, "SELECT actor, channel FROM audit_log WHERE action = 'grant.create' ORDER BY id DESC LIMIT 1"
+    ) == [("operator:TK1", "verified")]
 
 
 OPERATOR_ACTS: list[tuple[str, dict[str, Any]]] = [
@@ -163,15 +177,32 @@ OPERATOR_ACTS: list[tuple[str, dict[str, Any]]] = [
     ("update_grant", {"grant_id": "GR2", "mode": "auto", "confirm": True}),
     ("apply_blueprint", {"name": "outbound", "agency_name": "Outbound 2", "dry_run": False, "confirm": True}),
     ("set_role", {"agency": "Outbound", "name": "Closer", "charter": "close", "confirm": True}),
-    ("create_goal", {"agency": "Outbound", "title": "More", "confirm": True, "key_results": [{
-        "metric": "demos", "baseline": 0, "target": 5, "direction": "up", "due_date": "2026-12-31"}]}),
-    ("record_review", {"adjustments": [{"tool": "set_role", "arguments": {
-        "agency": "Outbound", "name": "Closer", "charter": "close"}}], "confirm": True}),
+    (
+        "create_goal",
+        {
+            "agency": "Outbound",
+            "title": "More",
+            "confirm": True,
+            "key_results": [
+                {"metric": "demos", "baseline": 0, "target": 5, "direction": "up", "due_date": "2026-12-31"}
+            ],
+        },
+    ),
+    (
+        "record_review",
+        {
+            "adjustments": [
+                {"tool": "set_role", "arguments": {"agency": "Outbound", "name": "Closer", "charter": "close"}}
+            ],
+            "confirm": True,
+        },
+    ),
 ]
 
 
 async def test_an_agency_token_never_makes_an_operator_act_whatever_it_sends(
-        ws: Path, clock: FixedClock, mode: str) -> None:
+    ws: Path, clock: FixedClock, mode: str
+) -> None:
     token = await make_token(ws, clock, kind="agency", agency="Outbound")
     audit_before, grants_before = count_rows(ws, "audit_log"), grants_snapshot(ws)
     async with serving([ws], clock) as url, http_client(f"{url}/mcp", token, mode) as client:
@@ -187,8 +218,9 @@ async def test_an_agency_token_never_makes_an_operator_act_whatever_it_sends(
 async def test_an_agency_token_cannot_decide_its_own_escalation(ws: Path, clock: FixedClock, mode: str) -> None:
     token = await make_token(ws, clock, kind="agency", agency="Outbound", role="Researcher")
     async with serving([ws], clock) as url, http_client(f"{url}/mcp", token, mode) as client:
-        asked = await call(client, "authorize", agency="Outbound", capability="spend.tools", amount_cents=9_000,
-                           target="clearbit.com")
+        asked = await call(
+            client, "authorize", agency="Outbound", capability="spend.tools", amount_cents=9_000, target="clearbit.com"
+        )
         assert asked["answer"] == "needs_approval"
         decision = asked["decision_id"]
         message = await refused(client, "decide", {"decision_id": decision, "approve": True, "confirm": True})
@@ -202,8 +234,11 @@ async def test_a_role_token_acts_as_its_role_and_no_other(ws: Path, clock: Fixed
         sent = await call(client, "authorize", agency="outbound", capability="email.send", target="jane@acme.com")
         assert sent["answer"] == "allowed"
         for arguments in ({"agency": "Outbound", "role": "Researcher"}, {"agency": "A9", "role": "SDR"}):
-            message = await refused(client, "authorize", {**arguments, "capability": "spend.tools",
-                                                          "amount_cents": 100, "target": "clearbit.com"})
+            message = await refused(
+                client,
+                "authorize",
+                {**arguments, "capability": "spend.tools", "amount_cents": 100, "target": "clearbit.com"},
+            )
             assert "this connection's token acts for" in message
         brief = await call(client, "brief")
         assert brief["viewer"] == "agency:Outbound/SDR"
@@ -221,14 +256,18 @@ async def test_a_token_connection_is_never_asked_through_elicitation(ws: Path, c
         asked.append(params.message)
         return ElicitResult(action="accept", content={"approve": True})
 
-    async with serving([ws], clock) as url, httpx2.AsyncClient(
-            headers={"Authorization": f"Bearer {token}"}, timeout=10) as http:
+    async with (
+        serving([ws], clock) as url,
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=10) as http,
+    ):
         from mcp.client.streamable_http import streamable_http_client
 
-        async with Client(streamable_http_client(f"{url}/mcp", http_client=http), mode="legacy",
-                          elicitation_callback=answer_yes) as client:
-            await refused(client, "grant", {"agency": "Outbound", "capability": "spend.ads",
-                                            "per_action_cap_cents": 100})
+        async with Client(
+            streamable_http_client(f"{url}/mcp", http_client=http), mode="legacy", elicitation_callback=answer_yes
+        ) as client:
+            await refused(
+                client, "grant", {"agency": "Outbound", "capability": "spend.ads", "per_action_cap_cents": 100}
+            )
     assert asked == []
 
 
@@ -246,20 +285,23 @@ async def add_other_agency(path: Path, clock: FixedClock, name: str = "Other") -
             await agencies.create_agency(tx, OPERATOR_CLI, name=name, purpose="Something else")
             await agencies.set_role(tx, OPERATOR_CLI, agency=name, name="Clerk", charter="Files")
             await inbox.add_task(tx, OPERATOR_CLI, title="Their task", agency=name, role="Clerk")
-            await grants.create_grant(tx, OPERATOR_CLI, GrantSpec(agency=name, role="Clerk",
-                                                                     capability="spend.ads", per_action_cap_cents=900))
+            await grants.create_grant(
+                tx, OPERATOR_CLI, GrantSpec(agency=name, role="Clerk", capability="spend.ads", per_action_cap_cents=900)
+            )
     finally:
         await store.close()
 
 
 async def test_an_agency_token_cannot_touch_another_agencys_tasks_or_grants_by_id(
-        ws: Path, clock: FixedClock, mode: str) -> None:
+    ws: Path, clock: FixedClock, mode: str
+) -> None:
     await add_other_agency(ws, clock)
     token = await make_token(ws, clock, kind="agency", agency="Outbound", role="SDR")
     task = "T{}".format(db_rows(ws, "SELECT max(id) FROM tasks")[0][0])
     grant = "GR{}".format(db_rows(ws, "SELECT max(id) FROM grants")[0][0])
-    researcher_tasks = db_rows(ws, "SELECT t.id FROM tasks t JOIN roles r ON r.id = t.role_id "
-                                   "WHERE r.name = 'Researcher' LIMIT 1")
+    researcher_tasks = db_rows(
+        ws, "SELECT t.id FROM tasks t JOIN roles r ON r.id = t.role_id WHERE r.name = 'Researcher' LIMIT 1"
+    )
     researcher_task = researcher_tasks[0] if researcher_tasks else None
     audit_before, grants_before = count_rows(ws, "audit_log"), grants_snapshot(ws)
     async with serving([ws], clock) as url, http_client(f"{url}/mcp", token, mode) as client:
@@ -275,8 +317,9 @@ async def test_an_agency_token_cannot_touch_another_agencys_tasks_or_grants_by_i
             ("add_task", {"title": "follow up", "depends_on": [task]}),
         ]
         if researcher_task is not None:  # a sibling role's task is not the SDR token's either
-            attempts.append(("complete_task", {"task_id": f"T{researcher_task[0]}", "summary": "x",
-                                               "result": "success"}))
+            attempts.append(
+                ("complete_task", {"task_id": f"T{researcher_task[0]}", "summary": "x", "result": "success"})
+            )
         for tool, arguments in attempts:
             message = await refused(client, tool, arguments)
             assert "belongs to another agency or role" in message, (tool, message)
@@ -291,13 +334,21 @@ async def test_a_role_token_may_leave_out_even_required_agency_and_role(ws: Path
 
 
 async def test_a_name_equal_only_under_unicode_folding_still_acts_as_the_tokens_own_agency(
-        ws: Path, clock: FixedClock, mode: str) -> None:
+    ws: Path, clock: FixedClock, mode: str
+) -> None:
     await add_other_agency(ws, clock, "Straße")
     await add_other_agency(ws, clock, "STRASSE")  # a different agency: SQLite's NOCASE folds ASCII only
     token = await make_token(ws, clock, kind="agency", agency="Straße", role="Clerk")
     async with serving([ws], clock) as url, http_client(f"{url}/mcp", token, mode) as client:
-        asked = await call(client, "authorize", agency="STRASSE", role="Clerk", capability="spend.ads",
-                           amount_cents=500, target="ads.example.com")
+        asked = await call(
+            client,
+            "authorize",
+            agency="STRASSE",
+            role="Clerk",
+            capability="spend.ads",
+            amount_cents=500,
+            target="ads.example.com",
+        )
     owners = db_rows(ws, "SELECT a.name FROM authorizations z JOIN agencies a ON a.id = z.agency_id")
     assert owners == [("Straße",)] and asked["answer"] == "allowed"
 
@@ -307,4 +358,5 @@ async def test_an_operator_tokens_revoke_is_recorded_as_the_operator(ws: Path, c
     async with serving([ws], clock) as url, http_client(f"{url}/mcp", token, "legacy") as client:
         await call(client, "revoke", grant_id="GR1", reason="campaign over")
     assert db_rows(ws, "SELECT actor, channel FROM audit_log WHERE action = 'grant.revoke'") == [
-        ("operator:TK1", "verified")]
+        ("operator:TK1", "verified")
+    ]

@@ -47,8 +47,14 @@ async def seed(db: Path) -> list[str]:
         async with store.write() as tx:
             for number in range(40):
                 await inbox.add_task(tx, OPERATOR_CLI, title=f"Prospect {number}", agency="Outbound", role="SDR")
-            return [(await tokens.create_token(tx, OPERATOR_CLI, kind="agency", agency="Outbound", role="SDR",
-                                               label=f"client {n}"))[1] for n in range(3)]
+            return [
+                (
+                    await tokens.create_token(
+                        tx, OPERATOR_CLI, kind="agency", agency="Outbound", role="SDR", label=f"client {n}"
+                    )
+                )[1]
+                for n in range(3)
+            ]
     finally:
         await store.close()
 
@@ -87,15 +93,28 @@ async def work(client: Client, ledger: dict[str, list[str]]) -> None:
         claimed = await demo.call(client, "claim_next_task", agency="Outbound", role="SDR")
         task = claimed["task"]["id"]
         ledger["tasks"].append(task)
-        asked = await demo.call(client, "authorize", agency="Outbound", role="SDR", capability="spend.ads",
-                                amount_cents=PRICE, target="ads.example.com", task_id=task,
-                                idempotency_key=str(uuid.uuid4()))
+        asked = await demo.call(
+            client,
+            "authorize",
+            agency="Outbound",
+            role="SDR",
+            capability="spend.ads",
+            amount_cents=PRICE,
+            target="ads.example.com",
+            task_id=task,
+            idempotency_key=str(uuid.uuid4()),
+        )
         ledger["authorizations"].append(asked["authorization_id"])
         if asked["answer"] == "allowed":
             ledger["allowed"].append(asked["authorization_id"])
             await demo.call(client, "settle", authorization_id=asked["authorization_id"], actual_cents=PRICE)
-        done = await demo.call(client, "complete_task", task_id=task, summary="Sent the ad",
-                               result="success" if asked["answer"] == "allowed" else "partial")
+        done = await demo.call(
+            client,
+            "complete_task",
+            task_id=task,
+            summary="Sent the ad",
+            result="success" if asked["answer"] == "allowed" else "partial",
+        )
         ledger["outcomes"].append(done["outcome"]["id"])
 
 
@@ -109,14 +128,15 @@ async def test_three_http_clients_and_a_stdio_process_lose_nothing_and_never_ove
     log = (tmp_path / "stdio.log").open("w")
     try:
         with anyio.fail_after(120):
-            stdio = stdio_client(demo.server_parameters(db, env={"CHIEF_OF_STAFF_NOW": format_ts(START)}),
-                                 errlog=log)
-            async with (http_server_process(db, env) as url,
-                        http_client(url, secrets[0], "legacy") as one,
-                        http_client(url, secrets[1], "auto") as two,
-                        http_client(url, secrets[2], "legacy") as three,
-                        Client(stdio, mode="legacy") as four,
-                        anyio.create_task_group() as group):
+            stdio = stdio_client(demo.server_parameters(db, env={"CHIEF_OF_STAFF_NOW": format_ts(START)}), errlog=log)
+            async with (
+                http_server_process(db, env) as url,
+                http_client(url, secrets[0], "legacy") as one,
+                http_client(url, secrets[1], "auto") as two,
+                http_client(url, secrets[2], "legacy") as three,
+                Client(stdio, mode="legacy") as four,
+                anyio.create_task_group() as group,
+            ):
                 for client in (one, two, three, four):
                     group.start_soon(work, client, ledger)
     finally:
@@ -127,13 +147,21 @@ async def test_three_http_clients_and_a_stdio_process_lose_nothing_and_never_ove
     assert len(ledger["allowed"]) == BUDGET // PRICE
     assert db_rows(db, "SELECT count(*) FROM authorizations") == [(rounds,)]
     assert {row[0] for row in db_rows(db, "SELECT id FROM authorizations")} == {
-        int(a.removeprefix("AU")) for a in ledger["authorizations"]}
+        int(a.removeprefix("AU")) for a in ledger["authorizations"]
+    }
     assert {row[0] for row in db_rows(db, "SELECT id FROM outcomes")} >= {
-        int(o.removeprefix("O")) for o in ledger["outcomes"]}
-    done = db_rows(db, "SELECT count(*) FROM tasks WHERE status = 'done' AND id IN ({})".format(
-        ",".join(t.removeprefix("T") for t in ledger["tasks"])))
+        int(o.removeprefix("O")) for o in ledger["outcomes"]
+    }
+    done = db_rows(
+        db,
+        "SELECT count(*) FROM tasks WHERE status = 'done' AND id IN ({})".format(
+            ",".join(t.removeprefix("T") for t in ledger["tasks"])
+        ),
+    )
     assert done == [(rounds,)]
-    assert db_rows(db, "SELECT u.used_count, u.used_cents FROM budget_usage u JOIN grant_budgets b "
-                       "ON b.id = u.budget_id JOIN grants g ON g.id = b.grant_id WHERE g.capability = 'spend.ads'"
-                       ) == [(BUDGET // PRICE, BUDGET // PRICE * PRICE)]
+    assert db_rows(
+        db,
+        "SELECT u.used_count, u.used_cents FROM budget_usage u JOIN grant_budgets b "
+        "ON b.id = u.budget_id JOIN grants g ON g.id = b.grant_id WHERE g.capability = 'spend.ads'",
+    ) == [(BUDGET // PRICE, BUDGET // PRICE * PRICE)]
     verify_audit(db)

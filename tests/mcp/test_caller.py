@@ -47,17 +47,29 @@ AGENCY_TOKEN = Principal(token_id="TK2", kind="agency", agency="Outbound", agenc
 OPERATOR_TOKEN = Principal(token_id="TK1", kind="operator")
 
 
-@pytest.mark.parametrize(("principal", "approved", "arguments", "actor"), [
-    (OPERATOR_TOKEN, None, _Args(), Actor("operator:TK1", "verified")),
-    (AGENCY_TOKEN, "verified", _Args(confirm=True), Actor("agency:Outbound/SDR", "agency")),
-    (None, "verified", _Args(), Actor("operator", "verified")),
-    (None, None, _Args(confirm=True), Actor("operator", "chat")),
-    (None, None, _Args(agency="Outbound", role="SDR"), Actor("agency:Outbound/SDR", "agency")),
-    (None, None, _Args(agency="Outbound"), Actor("agency:Outbound", "agency")),
-    (None, None, _Args(), Actor("agency", "agency")),
-], ids=["operator-token", "agency-token-ignores-confirm-and-prompt", "approved-in-prompt", "confirm-is-chat",
-        "agency-role", "agency", "nobody-named"])
+@pytest.mark.parametrize(
+    ("principal", "approved", "arguments", "actor"),
+    [
+        (OPERATOR_TOKEN, None, _Args(), Actor("operator:TK1", "verified")),
+        (AGENCY_TOKEN, "verified", _Args(confirm=True), Actor("agency:Outbound/SDR", "agency")),
+        (None, "verified", _Args(), Actor("operator", "verified")),
+        (None, None, _Args(confirm=True), Actor("operator", "chat")),
+        (None, None, _Args(agency="Outbound", role="SDR"), Actor("agency:Outbound/SDR", "agency")),
+        (None, None, _Args(agency="Outbound"), Actor("agency:Outbound", "agency")),
+        (None, None, _Args(), Actor("agency", "agency")),
+    ],
+    ids=[
+        "operator-token",
+        "agency-token-ignores-confirm-and-prompt",
+        "approved-in-prompt",
+        "confirm-is-chat",
+        "agency-role",
+        "agency",
+        "nobody-named",
+    ],
+)
 def test_the_caller_is_read_once_from_token_prompt_and_arguments(
-        principal: Principal | None, approved: typing.Any, arguments: _Args, actor: Actor) -> None:
+    principal: Principal | None, approved: typing.Any, arguments: _Args, actor: Actor
+) -> None:
     caller = Caller.of(principal, approved, arguments)
     assert caller.actor == actor and caller.channel == actor.channel and caller.principal is principal

@@ -145,8 +145,15 @@ async def test_agency_works_a_task_under_its_grants_and_moves_the_goal(db_path: 
         assert len(goal["key_results"]) == 3
         emails_kr = next(kr for kr in goal["key_results"] if kr["metric"] == "emails sent")
 
-        task = await call(client, "add_task", title="Email two leads", agency="Outbound", role="SDR",
-                          goal_id=goal["id"], priority="P0")
+        task = await call(
+            client,
+            "add_task",
+            title="Email two leads",
+            agency="Outbound",
+            role="SDR",
+            goal_id=goal["id"],
+            priority="P0",
+        )
         claimed = await call(client, "claim_next_task", agency="Outbound", role="SDR")
         assert claimed["task"]["id"] == task["id"]
         assert claimed["task"]["status"] == "claimed"
@@ -161,8 +168,14 @@ async def test_agency_works_a_task_under_its_grants_and_moves_the_goal(db_path: 
         assert denied["answer"] == "denied"
         assert "*.gov" in denied["reason"]
 
-        done = await call(client, "complete_task", task_id=task["id"], result="success",
-                          summary="Sent two first-touch emails", metrics=[{"key_result": emails_kr["id"], "delta": 2}])
+        done = await call(
+            client,
+            "complete_task",
+            task_id=task["id"],
+            result="success",
+            summary="Sent two first-touch emails",
+            metrics=[{"key_result": emails_kr["id"], "delta": 2}],
+        )
         assert done["task"]["status"] == "done"
         (goal,) = (await call(client, "list_goals", agency="Outbound"))["goals"]
         moved = next(kr for kr in goal["key_results"] if kr["id"] == emails_kr["id"])
@@ -174,15 +187,30 @@ async def test_uncovered_capability_escalates_and_chat_decides_it(db_path: Path,
     async with connect(db_path, mode) as client:
         await stand_up(client)
         await call(client, "brief")  # the operator has looked: later changes are new
-        asked = await call(client, "authorize", agency="Outbound", role="SDR", capability="spend.ads",
-                           amount_cents=5000, target="linkedin.com")
+        asked = await call(
+            client,
+            "authorize",
+            agency="Outbound",
+            role="SDR",
+            capability="spend.ads",
+            amount_cents=5000,
+            target="linkedin.com",
+        )
         assert asked["answer"] == "needs_approval"
         decision_id = asked["decision_id"]
         pending = (await call(client, "list_decisions"))["decisions"]
         assert [d["id"] for d in pending] == [decision_id]
 
-        outcome = await call(client, "log_outcome", agency="Outbound", role="SDR", summary="Two positive replies",
-                             result="success", metrics=[{"key_result": "KR2", "delta": 2}], cost_cents=150)
+        outcome = await call(
+            client,
+            "log_outcome",
+            agency="Outbound",
+            role="SDR",
+            summary="Two positive replies",
+            result="success",
+            metrics=[{"key_result": "KR2", "delta": 2}],
+            cost_cents=150,
+        )
         assert outcome["result"] == "success"
 
         view = await call(client, "brief")
@@ -198,12 +226,26 @@ async def test_uncovered_capability_escalates_and_chat_decides_it(db_path: Path,
         assert decided["status"] == "approved"
         assert decided["decided_channel"] == "chat"
         assert (await call(client, "list_decisions"))["decisions"] == []
-        again = await call(client, "authorize", agency="Outbound", role="SDR", capability="spend.ads",
-                           amount_cents=5000, target="linkedin.com")
+        again = await call(
+            client,
+            "authorize",
+            agency="Outbound",
+            role="SDR",
+            capability="spend.ads",
+            amount_cents=5000,
+            target="linkedin.com",
+        )
         assert again["answer"] == "allowed" and again["decision_id"] == decision_id
 
-        big = await call(client, "authorize", agency="Outbound", role="SDR", capability="spend.ads",
-                         amount_cents=250_000, target="linkedin.com")
+        big = await call(
+            client,
+            "authorize",
+            agency="Outbound",
+            role="SDR",
+            capability="spend.ads",
+            amount_cents=250_000,
+            target="linkedin.com",
+        )
         audit_before = count_rows(db_path, "audit_log")
         message = await refused(client, "decide", {"decision_id": big["decision_id"], "approve": True, "confirm": True})
         assert "chat ceiling" in message and f"chief-of-staff approve {big['decision_id']}" in message
@@ -257,9 +299,17 @@ async def test_domain_refusals_name_the_field_and_leak_nothing(db_path: Path, mo
             ("add_task", {**TASK_FIELDS, "depends_on": ["T999"]}, "depends_on"),
             ("authorize", {**AUTHORIZE, "agency": "Nowhere"}, "agency"),
             ("update_task", {"task_id": "G1", "priority": "P1"}, "task_id"),
-            ("create_goal", {"agency": "Outbound", "title": "More", "key_results": [
-                {"metric": "m", "baseline": 0, "target": 1, "direction": "up", "due_date": "2027-01-01"}]},
-             "confirm=true"),
+            (
+                "create_goal",
+                {
+                    "agency": "Outbound",
+                    "title": "More",
+                    "key_results": [
+                        {"metric": "m", "baseline": 0, "target": 1, "direction": "up", "due_date": "2027-01-01"}
+                    ],
+                },
+                "confirm=true",
+            ),
         ]
         for tool, arguments, phrase in cases:
             message = await refused(client, tool, arguments)
@@ -327,19 +377,27 @@ async def test_prompts_list_render_and_refuse_missing_arguments(db_path: Path, m
         assert all(p.description for p in prompts.values())
 
         await stand_up(client)
-        await call(client, "log_outcome", agency="Outbound", summary="Sent the first batch", result="failure",
-                   lesson="Subject lines over 60 characters get cut off on phones")
+        await call(
+            client,
+            "log_outcome",
+            agency="Outbound",
+            summary="Sent the first batch",
+            result="failure",
+            lesson="Subject lines over 60 characters get cut off on phones",
+        )
         rendered = await client.get_prompt("work_session", {"agency": "Outbound", "role": "SDR"})
         text = " ".join(m.content.text for m in rendered.messages if isinstance(m.content, TextContent))
         assert "Outbound" in text and "SDR" in text
         # The playbook comes along, what breaks first, quoted as data.
-        assert '- breaks (L' in text and '"Subject lines over 60 characters get cut off on phones"' in text
+        assert "- breaks (L" in text and '"Subject lines over 60 characters get cut off on phones"' in text
         assert text.index("breaks (L") < text.index("works (L")
 
-        for arguments, phrase in (({"role": "SDR"}, "agency: required"),
-                                  ({"agency": "Inbound"}, "there is no agency 'Inbound'"),
-                                  ({"agency": "x" * 500}, "under 200 characters"),
-                                  ({"agency": "Outbound", "seat": "SDR"}, "seat: the work_session prompt takes")):
+        for arguments, phrase in (
+            ({"role": "SDR"}, "agency: required"),
+            ({"agency": "Inbound"}, "there is no agency 'Inbound'"),
+            ({"agency": "x" * 500}, "under 200 characters"),
+            ({"agency": "Outbound", "seat": "SDR"}, "seat: the work_session prompt takes"),
+        ):
             with pytest.raises(MCPError) as raised:
                 await client.get_prompt("work_session", arguments)
             assert phrase in str(raised.value)
@@ -368,6 +426,9 @@ async def test_completions_offer_open_tasks_agencies_and_goals(db_path: Path, mo
         assert goals.completion.values == ["G1"]
         nothing = await client.complete(template("cos://agencies/{agency}"), {"name": "agency", "value": "Zz"})
         assert nothing.completion.values == []
-        roles = await client.complete(PromptReference(type="ref/prompt", name="work_session"),
-                                      {"name": "role", "value": ""}, {"agency": "Outbound"})
+        roles = await client.complete(
+            PromptReference(type="ref/prompt", name="work_session"),
+            {"name": "role", "value": ""},
+            {"agency": "Outbound"},
+        )
         assert set(roles.completion.values) == {"SDR", "Researcher"}

@@ -29,8 +29,13 @@ from tests.conftest import START
 
 pytestmark = pytest.mark.anyio
 
-OUTCOME = {"agency": "Outbound", "role": "SDR", "summary": "Two positive replies", "result": "success",
-           "metrics": [{"key_result": "KR2", "delta": 2}]}
+OUTCOME = {
+    "agency": "Outbound",
+    "role": "SDR",
+    "summary": "Two positive replies",
+    "result": "success",
+    "metrics": [{"key_result": "KR2", "delta": 2}],
+}
 QUESTION = {"agency": "Outbound", "kind": "question", "title": "May we email on Saturdays?"}
 
 

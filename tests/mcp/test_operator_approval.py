@@ -56,9 +56,7 @@ async def _call(db: Path, mode: str, prompter: Prompter | None, tool: str, argum
         return await client.call_tool(tool, arguments)
 
 
-async def test_an_act_approved_in_the_prompt_is_verified_even_above_the_chat_ceiling(
-    tmp_path: Path, mode: str
-) -> None:
+async def test_an_act_approved_in_the_prompt_is_verified_even_above_the_chat_ceiling(tmp_path: Path, mode: str) -> None:
     db = tmp_path / "w.db"
     await _workspace_with_outbound(db)
     prompter = Prompter()
@@ -106,7 +104,13 @@ def test_the_approval_prompt_shows_the_changes_before_any_long_note() -> None:
     from chief_of_staff.mcp.caller import MESSAGE_LIMIT, approval_message
 
     note = "Weekly review: all on track. " * 200
-    shown = approval_message("Record review", {"note": note, "confirm": True, "adjustments": [
-        {"tool": "update_grant", "arguments": {"grant_id": "GR2", "mode": "auto"}}]})
+    shown = approval_message(
+        "Record review",
+        {
+            "note": note,
+            "confirm": True,
+            "adjustments": [{"tool": "update_grant", "arguments": {"grant_id": "GR2", "mode": "auto"}}],
+        },
+    )
     assert shown.index("GR2") < shown.index("Weekly review")
     assert "more characters not shown" in shown and len(shown) < MESSAGE_LIMIT + 300

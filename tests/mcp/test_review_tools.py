@@ -14,8 +14,7 @@ from tests.mcp.test_mcp_surface import call, connect, count_rows, refused, stand
 pytestmark = pytest.mark.anyio
 
 NARROW = {"tool": "update_grant", "arguments": {"grant_id": "GR1", "mode": "approve"}}
-RETARGET = {"tool": "adjust_goal", "arguments": {"goal_id": "G1", "key_results": [
-    {"key_result": "KR1", "target": 15}]}}
+RETARGET = {"tool": "adjust_goal", "arguments": {"goal_id": "G1", "key_results": [{"key_result": "KR1", "target": 15}]}}
 
 
 @pytest.fixture(params=["legacy", "auto"])
@@ -47,8 +46,7 @@ async def test_the_packet_is_a_tool_and_a_resource(db_path: Path, mode: str) -> 
 async def test_record_review_applies_a_change_set_and_reverts_it(db_path: Path, mode: str) -> None:
     async with connect(db_path, mode) as client:
         await stand_up(client)
-        recorded = await call(client, "record_review", adjustments=[NARROW, RETARGET], note="Week 48",
-                              confirm=True)
+        recorded = await call(client, "record_review", adjustments=[NARROW, RETARGET], note="Week 48", confirm=True)
         assert recorded["id"] == "CS1" and recorded["channel"] == "chat"
         assert [c["subject"] for c in recorded["changes"]] == ["GR1", "G1"]
         grants = {g["id"]: g["mode"] for g in (await call(client, "list_grants"))["grants"]}
@@ -71,8 +69,9 @@ async def test_record_review_without_the_operators_yes_changes_nothing(db_path: 
         before = count_rows(db_path, "audit_log")
         message = await refused(client, "record_review", {"adjustments": [NARROW]})
         assert "Recording a review is an operator decision" in message and "confirm=true" in message
-        message = await refused(client, "record_review", {"adjustments": [{"tool": "drop_tables", "arguments": {}}],
-                                                          "confirm": True})
+        message = await refused(
+            client, "record_review", {"adjustments": [{"tool": "drop_tables", "arguments": {}}], "confirm": True}
+        )
         assert "adjustments.0.tool" in message or "adjustments[0].tool" in message
         message = await refused(client, "record_review", {"adjustments": [NARROW], "revert": "CS1", "confirm": True})
         assert "revert: send it without adjustments" in message

@@ -49,7 +49,8 @@ async def test_a_started_server_caches_exactly_the_schemas_it_publishes(tmp_path
     from_cache = await build_server(Settings.load(tmp_path / "workspace.db")).list_tools()
     assert from_cache == fresh
     assert {tool.name: (tool.input_schema, tool.output_schema) for tool in from_cache} == {
-        name: (entry["parameters"], entry["output"]) for name, entry in stored.items()}
+        name: (entry["parameters"], entry["output"]) for name, entry in stored.items()
+    }
 
 
 def test_a_torn_or_foreign_cache_file_is_rebuilt(tmp_path: Path) -> None:
@@ -59,7 +60,8 @@ def test_a_torn_or_foreign_cache_file_is_rebuilt(tmp_path: Path) -> None:
         path.write_text(damaged)
         again = Counting()
         assert schema_cache.tool_schemas(list(SPECS), again, tmp_path) == {
-            name: published_schemas(spec) for name, spec in SPECS.items()}
+            name: published_schemas(spec) for name, spec in SPECS.items()
+        }
         assert again.calls == len(SPECS)
         assert json.loads(path.read_text()).keys() == SPECS.keys()
 

@@ -49,9 +49,17 @@ def test_operator_acts_resolve_an_elicitation() -> None:
 def test_subscriptions_reach_the_low_level_core_and_the_connection() -> None:
     assert isinstance(MCPServer("canary")._lowlevel_server, Server)
     assert list(inspect.signature(Server.add_request_handler).parameters) == [
-        "self", "method", "params_type", "handler"]
+        "self",
+        "method",
+        "params_type",
+        "handler",
+    ]
     assert list(inspect.signature(Server.create_initialization_options).parameters) == [
-        "self", "notification_options", "experimental_capabilities", "extensions"]
+        "self",
+        "notification_options",
+        "experimental_capabilities",
+        "extensions",
+    ]
     assert "session" in ServerRequestContext.__dataclass_fields__
     assert "self._connection" in inspect.getsource(server_session)
     assert "self.exit_stack" in inspect.getsource(Connection) and callable(Connection.send_resource_updated)

@@ -49,16 +49,30 @@ async def _stand_up_agency(client: Client) -> dict[str, str]:
 
 
 async def _goals_and_roster(client: Client) -> None:
-    goal = await call(client, "create_goal", agency="Outbound", title="Grow the pipeline", confirm=True,
-                      key_results=[{"metric": "pipeline value", "unit": "USD", "baseline": 0, "target": 50000,
-                                    "direction": "up", "due_date": "2027-03-31"}])
+    goal = await call(
+        client,
+        "create_goal",
+        agency="Outbound",
+        title="Grow the pipeline",
+        confirm=True,
+        key_results=[
+            {
+                "metric": "pipeline value",
+                "unit": "USD",
+                "baseline": 0,
+                "target": 50000,
+                "direction": "up",
+                "due_date": "2027-03-31",
+            }
+        ],
+    )
     kr = goal["key_results"][0]["id"]
-    adjusted = await call(client, "adjust_goal", goal_id=goal["id"], confirm=True,
-                          key_results=[{"key_result": kr, "target": 60000}])
+    adjusted = await call(
+        client, "adjust_goal", goal_id=goal["id"], confirm=True, key_results=[{"key_result": kr, "target": 60000}]
+    )
     assert adjusted["key_results"][0]["target"] == 60000
     await call(client, "set_agency", name="Content", purpose="Publish one useful article a week.", confirm=True)
-    await call(client, "set_role", agency="Content", name="Writer", charter="Drafts and edits articles.",
-               confirm=True)
+    await call(client, "set_role", agency="Content", name="Writer", charter="Drafts and edits articles.", confirm=True)
     roster = await call(client, "roster", agency="Outbound")
     names = {a["name"]: {r["name"] for r in a["roles"]} for a in roster["agencies"]}
     assert names == {"Outbound": {"SDR", "Researcher"}, "Content": {"Writer"}}
@@ -66,40 +80,103 @@ async def _goals_and_roster(client: Client) -> None:
 
 
 async def _authority(client: Client) -> None:
-    granted = await call(client, "grant", agency="Outbound", role="SDR", capability="discount.offer",
-                         mode="auto", per_action_cap_cents=5000,
-                         budgets=[{"period": "week", "max_count": 2, "max_cents": 8000}], confirm=True)
+    granted = await call(
+        client,
+        "grant",
+        agency="Outbound",
+        role="SDR",
+        capability="discount.offer",
+        mode="auto",
+        per_action_cap_cents=5000,
+        budgets=[{"period": "week", "max_count": 2, "max_cents": 8000}],
+        confirm=True,
+    )
     letter = (await call(client, "list_grants", letter=True))["letter"]
     assert "discount.offer" in letter and "Delegation" in letter
     revoked = await call(client, "revoke", grant_id=granted["id"], reason="Not this quarter.")
     assert revoked["status"] == "revoked"
-    after = await call(client, "authorize", agency="Outbound", role="SDR", capability="discount.offer",
-                       amount_cents=1000, target="acme.com", idempotency_key=str(uuid.uuid4()))
+    after = await call(
+        client,
+        "authorize",
+        agency="Outbound",
+        role="SDR",
+        capability="discount.offer",
+        amount_cents=1000,
+        target="acme.com",
+        idempotency_key=str(uuid.uuid4()),
+    )
     assert after["answer"] != "allowed"
 
 
 async def _work_session(client: Client, metrics: dict[str, str]) -> None:
     claimed = (await call(client, "claim_next_task", agency="Outbound", role="SDR"))["task"]
     assert claimed is not None and claimed["status"] == "claimed"
-    allowed = await call(client, "authorize", agency="Outbound", role="SDR", capability="email.send",
-                         target="jane@northwind.com", task_id=claimed["id"], idempotency_key=str(uuid.uuid4()))
+    allowed = await call(
+        client,
+        "authorize",
+        agency="Outbound",
+        role="SDR",
+        capability="email.send",
+        target="jane@northwind.com",
+        task_id=claimed["id"],
+        idempotency_key=str(uuid.uuid4()),
+    )
     assert allowed["answer"] == "allowed"
-    denied = await call(client, "authorize", agency="Outbound", role="SDR", capability="email.send",
-                        target="ops@city.gov", task_id=claimed["id"], idempotency_key=str(uuid.uuid4()))
+    denied = await call(
+        client,
+        "authorize",
+        agency="Outbound",
+        role="SDR",
+        capability="email.send",
+        target="ops@city.gov",
+        task_id=claimed["id"],
+        idempotency_key=str(uuid.uuid4()),
+    )
     assert denied["answer"] == "denied" and denied["grant_id"] == allowed["grant_id"]
-    escalated = await call(client, "authorize", agency="Outbound", role="SDR", capability="contract.sign",
-                           amount_cents=0, target="acme.com", idempotency_key=str(uuid.uuid4()))
+    escalated = await call(
+        client,
+        "authorize",
+        agency="Outbound",
+        role="SDR",
+        capability="contract.sign",
+        amount_cents=0,
+        target="acme.com",
+        idempotency_key=str(uuid.uuid4()),
+    )
     assert escalated["answer"] == "needs_approval" and escalated["decision_id"]
-    followup = await call(client, "add_task", title="Follow up with Jane in three days", agency="Outbound",
-                          role="SDR", priority="P2", due_on="2026-11-26", depends_on=[claimed["id"]])
+    followup = await call(
+        client,
+        "add_task",
+        title="Follow up with Jane in three days",
+        agency="Outbound",
+        role="SDR",
+        priority="P2",
+        due_on="2026-11-26",
+        depends_on=[claimed["id"]],
+    )
     assert followup["blocked_by"] == [claimed["id"]]
     await call(client, "update_task", task_id=followup["id"], note="Only if no reply by Thursday.")
-    done = await call(client, "complete_task", task_id=claimed["id"], result="success", summary="Sent 1 email.",
-                      metrics=[{"key_result": metrics["emails sent"], "delta": 1}], minutes_saved=10)
+    done = await call(
+        client,
+        "complete_task",
+        task_id=claimed["id"],
+        result="success",
+        summary="Sent 1 email.",
+        metrics=[{"key_result": metrics["emails sent"], "delta": 1}],
+        minutes_saved=10,
+    )
     assert done["task"]["status"] == "done"
-    await call(client, "log_outcome", agency="Outbound", role="SDR", summary="Jane replied: interested.",
-               result="success", metrics=[{"key_result": metrics["positive replies"], "delta": 1}],
-               evidence=["mailbox://inbox/jane"], lesson="Naming their new office in line one got a reply.")
+    await call(
+        client,
+        "log_outcome",
+        agency="Outbound",
+        role="SDR",
+        summary="Jane replied: interested.",
+        result="success",
+        metrics=[{"key_result": metrics["positive replies"], "delta": 1}],
+        evidence=["mailbox://inbox/jane"],
+        lesson="Naming their new office in line one got a reply.",
+    )
 
 
 async def _operator_reads(client: Client, metrics: dict[str, str]) -> None:
@@ -127,8 +204,12 @@ async def _operator_reviews(client: Client) -> None:
     packet = await call(client, "review", days=7)
     assert packet["scorecards"][0]["outcomes"] == 2 and packet["pending_decision_count"] >= 1
     assert "## Proposals" in await _resource_text(client, "cos://review")
-    recorded = await call(client, "record_review", confirm=True, adjustments=[
-        {"tool": "update_grant", "arguments": {"grant_id": "GR1", "mode": "approve"}}])
+    recorded = await call(
+        client,
+        "record_review",
+        confirm=True,
+        adjustments=[{"tool": "update_grant", "arguments": {"grant_id": "GR1", "mode": "approve"}}],
+    )
     assert [change["subject"] for change in recorded["changes"]] == ["GR1"]
     reverted = await call(client, "record_review", revert=recorded["id"], confirm=True)
     assert reverted["reverts"] == recorded["id"]
@@ -148,15 +229,20 @@ async def test_the_operator_story_over_stdio_in_the_claude_desktop_protocol(tmp_
             await _work_session(client, metrics)
             await _operator_reads(client, metrics)
             await _operator_reviews(client)
-    verify = subprocess.run([sys.executable, "-m", "chief_of_staff", "audit", "verify", "--db", str(db)],
-                            capture_output=True, text=True, timeout=60)
+    verify = subprocess.run(
+        [sys.executable, "-m", "chief_of_staff", "audit", "verify", "--db", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert verify.returncode == 0, verify.stderr
     assert "verifies" in verify.stdout
 
 
 def test_the_demo_runs_end_to_end_and_prints_the_brief(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "chief_of_staff", "demo"], capture_output=True, text=True,
-                            timeout=120, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "chief_of_staff", "demo"], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     assert "denied" in result.stdout
     assert "needs_approval" in result.stdout
@@ -169,17 +255,34 @@ async def test_a_decision_opened_in_one_session_is_decided_on_the_command_line_a
 ) -> None:
     db = tmp_path / "workspace.db"
     env = {"CHIEF_OF_STAFF_NOW": MONDAY_MORNING}
-    request = {"agency": "Outbound", "role": "SDR", "capability": "contract.sign", "amount_cents": 0,
-               "target": "acme.com"}
+    request = {
+        "agency": "Outbound",
+        "role": "SDR",
+        "capability": "contract.sign",
+        "amount_cents": 0,
+        "target": "acme.com",
+    }
     with (tmp_path / "server.log").open("w") as errlog, anyio.fail_after(120):
         async with Client(stdio_client(server_parameters(db, env=env), errlog=errlog), mode="legacy") as monday:
             await call(monday, "apply_blueprint", name="outbound", dry_run=False, confirm=True)
             asked = await call(monday, "authorize", **request, idempotency_key=str(uuid.uuid4()))
         assert asked["answer"] == "needs_approval"
         approve = subprocess.run(
-            [sys.executable, "-m", "chief_of_staff", "approve", asked["decision_id"], "--db", str(db),
-             "--note", "Signed off on the call."],
-            capture_output=True, text=True, timeout=60, env={**os.environ, **env},
+            [
+                sys.executable,
+                "-m",
+                "chief_of_staff",
+                "approve",
+                asked["decision_id"],
+                "--db",
+                str(db),
+                "--note",
+                "Signed off on the call.",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, **env},
         )
         assert approve.returncode == 0, approve.stderr
         async with Client(stdio_client(server_parameters(db, env=env), errlog=errlog), mode="legacy") as tuesday:

@@ -17,17 +17,52 @@ from chief_of_staff.mcp.toolkit import parse_arguments
 INPUT_MODELS: dict[str, type[BaseModel]] = {spec.name: spec.input_model for spec in tool_specs()}
 
 VALID: dict[str, dict[str, Any]] = {
-    "add_task": {"title": "Write the ICP", "details": "Who buys", "agency": "Outbound", "role": "SDR",
-                 "goal_id": "G1", "key_result_id": "KR1", "priority": "P1", "due_on": "2026-12-01",
-                 "depends_on": ["T1", "T2"]},
-    "authorize": {"agency": "Outbound", "role": "SDR", "capability": "email.send", "amount_cents": 1250,
-                  "target": "jane@acme.com", "task_id": "T3", "idempotency_key": "send-jane-1"},
+    "add_task": {
+        "title": "Write the ICP",
+        "details": "Who buys",
+        "agency": "Outbound",
+        "role": "SDR",
+        "goal_id": "G1",
+        "key_result_id": "KR1",
+        "priority": "P1",
+        "due_on": "2026-12-01",
+        "depends_on": ["T1", "T2"],
+    },
+    "authorize": {
+        "agency": "Outbound",
+        "role": "SDR",
+        "capability": "email.send",
+        "amount_cents": 1250,
+        "target": "jane@acme.com",
+        "task_id": "T3",
+        "idempotency_key": "send-jane-1",
+    },
 }
 
 scalars = (
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30)
-    | st.sampled_from(["", "P0", "P9", "T1", "KR1", "2026-12-01", "next tuesday", "x" * 5000, "[1, 2]", '{"a": 1}',
-                       "[" * 2000, "email.send", "-1", "12.5"])
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=30)
+    | st.sampled_from(
+        [
+            "",
+            "P0",
+            "P9",
+            "T1",
+            "KR1",
+            "2026-12-01",
+            "next tuesday",
+            "x" * 5000,
+            "[1, 2]",
+            '{"a": 1}',
+            "[" * 2000,
+            "email.send",
+            "-1",
+            "12.5",
+        ]
+    )
 )
 json_values = st.recursive(
     scalars,

@@ -63,6 +63,7 @@ async def public(host: str, port: int) -> list[str]:
 def resolver(*addresses: str) -> Callable[[str, int], Awaitable[list[str]]]:
     async def resolve(host: str, port: int) -> list[str]:
         return list(addresses)
+
     return resolve
 
 
@@ -104,7 +105,8 @@ def at(seconds: float) -> str:
 
 
 async def test_a_delivery_is_signed_and_verifies_with_the_standardwebhooks_package(
-        store: Store, clock: FixedClock) -> None:
+    store: Store, clock: FixedClock
+) -> None:
     # The package checks the timestamp against the real clock, so this test's clock reads real time.
     clock.set(datetime.now(UTC))
     secret = await add(store)
@@ -128,8 +130,7 @@ async def test_a_2xx_is_marked_delivered_once_and_not_sent_again(store: Store) -
     first = await deliver(store, receiver)
     assert (first.delivered, first.outcomes[0].http_status) == (1, 202)
     row = await delivery_row(store)
-    assert (row["status"], row["attempts"], row["delivered_at"], row["last_status"]) == (
-        "delivered", 1, at(0), 202)
+    assert (row["status"], row["attempts"], row["delivered_at"], row["last_status"]) == ("delivered", 1, at(0), 202)
     second = await deliver(store, receiver)
     assert second == delivery.DeliveryReport() and len(receiver.requests) == 1
     view = await endpoint(store)
@@ -173,8 +174,7 @@ async def test_a_500_is_retried_on_the_backoff_schedule(store: Store, clock: Fix
     report = await deliver(store, receiver)
     assert (report.retrying, report.outcomes[0].next_attempt_at) == (1, at(30))  # 30 s × 2⁰
     row = await delivery_row(store)
-    assert (row["status"], row["attempts"], row["last_status"], row["next_attempt_at"]) == (
-        "pending", 1, 500, at(30))
+    assert (row["status"], row["attempts"], row["last_status"], row["next_attempt_at"]) == ("pending", 1, 500, at(30))
     clock.advance(timedelta(seconds=29))
     assert await deliver(store, receiver) == delivery.DeliveryReport()  # not due yet
     clock.advance(timedelta(seconds=1))
@@ -218,10 +218,13 @@ async def test_a_retry_after_shorter_than_the_backoff_does_not_shorten_it(store:
     assert (await delivery_row(store))["next_attempt_at"] == at(30)
 
 
-@pytest.mark.parametrize(("error", "said"), [
-    (httpx.ConnectError("[Errno 111] Connection refused"), "ConnectError: [Errno 111] Connection refused"),
-    (httpx.ReadTimeout("timed out"), "no answer within 15 s"),
-])
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        (httpx.ConnectError("[Errno 111] Connection refused"), "ConnectError: [Errno 111] Connection refused"),
+        (httpx.ReadTimeout("timed out"), "no answer within 15 s"),
+    ],
+)
 async def test_connection_errors_and_timeouts_are_retried(store: Store, error: Exception, said: str) -> None:
     await add(store)
     await opened(store)
@@ -229,7 +232,11 @@ async def test_connection_errors_and_timeouts_are_retried(store: Store, error: E
     assert report.retrying == 1
     row = await delivery_row(store)
     assert (row["status"], row["last_status"], row["last_error"], row["next_attempt_at"]) == (
-        "pending", None, said, at(30))
+        "pending",
+        None,
+        said,
+        at(30),
+    )
 
 
 async def test_delivery_gives_up_after_about_three_days(store: Store, clock: FixedClock) -> None:
@@ -247,8 +254,7 @@ async def test_delivery_gives_up_after_about_three_days(store: Store, clock: Fix
 
 
 async def test_backoff_doubles_to_its_cap_and_jitter_stays_under_the_step() -> None:
-    assert [backoff_delay(n, Highest()) for n in (1, 2, 3, 11, 12, 500)] == [
-        30, 60, 120, 21_600, 21_600, 21_600]
+    assert [backoff_delay(n, Highest()) for n in (1, 2, 3, 11, 12, 500)] == [30, 60, 120, 21_600, 21_600, 21_600]
     seeded = random.Random(7)
     assert all(0 <= backoff_delay(4, seeded) <= 240 for _ in range(100))
 
@@ -306,19 +312,23 @@ async def test_a_410_disables_the_endpoint_and_cancels_what_it_was_owed(store: S
 # --- where it may be sent -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("addresses", "why"), [
-    (["10.0.0.5"], "10.0.0.5, a private address"),
-    ([PUBLIC, "192.168.1.1"], "192.168.1.1, a private address"),
-    (["169.254.169.254"], "a cloud metadata address"),
-    (["fd00:ec2::254"], "a cloud metadata address"),
-    (["127.0.0.1"], "a loopback address"),
-    (["::ffff:127.0.0.1"], "a loopback address"),
-    (["0.0.0.0"], "the unspecified address"),
-    (["100.64.0.1"], "not a public address"),
-    (["2002:a00:1::"], "a private address"),
-])
+@pytest.mark.parametrize(
+    ("addresses", "why"),
+    [
+        (["10.0.0.5"], "10.0.0.5, a private address"),
+        ([PUBLIC, "192.168.1.1"], "192.168.1.1, a private address"),
+        (["169.254.169.254"], "a cloud metadata address"),
+        (["fd00:ec2::254"], "a cloud metadata address"),
+        (["127.0.0.1"], "a loopback address"),
+        (["::ffff:127.0.0.1"], "a loopback address"),
+        (["0.0.0.0"], "the unspecified address"),
+        (["100.64.0.1"], "not a public address"),
+        (["2002:a00:1::"], "a private address"),
+    ],
+)
 async def test_a_name_that_resolves_to_a_private_address_is_refused_for_good(
-        store: Store, addresses: list[str], why: str) -> None:
+    store: Store, addresses: list[str], why: str
+) -> None:
     await add(store)
     await opened(store)
     receiver = Receiver()
@@ -373,7 +383,9 @@ async def test_a_name_that_does_not_resolve_is_retried(store: Store) -> None:
     await deliver(store, Receiver(), resolve=nxdomain)
     row = await delivery_row(store)
     assert (row["status"], row["last_error"]) == (
-        "pending", "could not reach hooks.example.com: [Errno -2] Name or service not known")
+        "pending",
+        "could not reach hooks.example.com: [Errno -2] Name or service not known",
+    )
 
 
 def test_public_addresses_pass_the_check() -> None:
@@ -403,7 +415,8 @@ async def test_a_claimed_delivery_is_not_sent_by_a_second_sender_meanwhile(store
 
 
 async def test_a_sender_that_dies_mid_send_leaves_the_row_to_be_sent_again_with_the_same_id(
-        store: Store, clock: FixedClock) -> None:
+    store: Store, clock: FixedClock
+) -> None:
     await add(store)
     await opened(store)
     dying = Receiver(RuntimeError("the process died here"))
@@ -418,8 +431,7 @@ async def test_a_sender_that_dies_mid_send_leaves_the_row_to_be_sent_again_with_
     assert (await delivery_row(store))["status"] == "delivered"
 
 
-async def test_a_delivery_left_unsent_for_three_days_is_dropped_not_sent_stale(
-        store: Store, clock: FixedClock) -> None:
+async def test_a_delivery_left_unsent_for_three_days_is_dropped_not_sent_stale(store: Store, clock: FixedClock) -> None:
     await add(store)
     await opened(store)
     clock.advance(timedelta(days=3, seconds=1))
@@ -460,7 +472,8 @@ async def test_deliver_message_sends_one_message_now(store: Store) -> None:
 
 
 async def test_secrets_appear_in_no_view_log_error_or_report(
-        store: Store, clock: FixedClock, caplog: pytest.LogCaptureFixture) -> None:
+    store: Store, clock: FixedClock, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG, logger="chief_of_staff")
     path_secret = "T0001/B0002/XyZsecretPathToken42"
     secret = await add(store, url=f"https://hooks.slack.com/services/{path_secret}")

@@ -83,8 +83,13 @@ async def receiving(receiver: Receiver) -> AsyncIterator[str]:
 
 
 def cli(db: Path, *args: str, env: dict[str, str] | None = None) -> str:
-    done = subprocess.run([sys.executable, "-m", "chief_of_staff", *args, "--db", str(db)], capture_output=True,
-                          text=True, timeout=60, env={**os.environ, **(env or {})})
+    done = subprocess.run(
+        [sys.executable, "-m", "chief_of_staff", *args, "--db", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout.strip()
 
@@ -105,8 +110,15 @@ async def test_an_escalated_authorize_produces_exactly_one_signed_decision_opene
             secret = cli(db, "notify", "add", url, "--events", "decision.opened,grant.changed")
             params = demo.server_parameters(db, env=FAST_TICK)
             async with Client(stdio_client(params, errlog=log), mode="legacy") as client:
-                asked = await demo.call(client, "authorize", agency="Outbound", role="SDR", capability="spend.ads",
-                                        amount_cents=12_500, target="linkedin.com")
+                asked = await demo.call(
+                    client,
+                    "authorize",
+                    agency="Outbound",
+                    role="SDR",
+                    capability="spend.ads",
+                    amount_cents=12_500,
+                    target="linkedin.com",
+                )
                 assert asked["answer"] == "needs_approval"
                 await receiver.wait_for(1)
                 with anyio.fail_after(30):
@@ -127,21 +139,31 @@ async def test_a_server_killed_between_send_and_mark_sends_again_with_the_same_i
     cli(db, "init", "--blueprint", "outbound", "--timezone", "UTC", env={"CHIEF_OF_STAFF_NOW": format_ts(start)})
     receiver = Receiver(hang_first=True)
     async with receiving(receiver) as url:
-        secret = cli(db, "notify", "add", url, "--events", "decision.opened",
-                     env={"CHIEF_OF_STAFF_NOW": format_ts(start)})
+        secret = cli(
+            db, "notify", "add", url, "--events", "decision.opened", env={"CHIEF_OF_STAFF_NOW": format_ts(start)}
+        )
         store = await Store.open(db, FixedClock(start))
         try:
             async with store.write() as tx:
-                await ledger.authorize(tx, Actor("agency:Outbound/SDR", "agency"), agency="Outbound",
-                                          role="SDR", capability="spend.ads", amount_cents=7_000, target="x.com",
-                                          task_id=None, idempotency_key=None)
+                await ledger.authorize(
+                    tx,
+                    Actor("agency:Outbound/SDR", "agency"),
+                    agency="Outbound",
+                    role="SDR",
+                    capability="spend.ads",
+                    amount_cents=7_000,
+                    target="x.com",
+                    task_id=None,
+                    idempotency_key=None,
+                )
         finally:
             await store.close()
 
         serve = [sys.executable, "-m", "chief_of_staff", "serve", "--db", str(db)]
         first_env = {**os.environ, **FAST_TICK, "CHIEF_OF_STAFF_NOW": format_ts(start)}
-        with subprocess.Popen(serve, env=first_env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL) as first:
+        with subprocess.Popen(
+            serve, env=first_env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        ) as first:
             try:
                 await receiver.wait_for(1)
             finally:
@@ -151,8 +173,9 @@ async def test_a_server_killed_between_send_and_mark_sends_again_with_the_same_i
 
         # The first sender's claim runs for a minute; the restarted server's clock is past it.
         later = {**os.environ, **FAST_TICK, "CHIEF_OF_STAFF_NOW": format_ts(start + timedelta(seconds=61))}
-        with subprocess.Popen(serve, env=later, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL) as second:
+        with subprocess.Popen(
+            serve, env=later, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        ) as second:
             try:
                 await receiver.wait_for(2)
                 with anyio.fail_after(30):

@@ -39,22 +39,28 @@ ALL_EVENTS = list(outbox.EVENTS)
 async def outbound(store: Store, events: list[str] | None = None) -> None:
     async with store.write() as tx:
         await loader.apply_blueprint(tx, OPERATOR_CLI, "outbound")
-        await endpoints.add_endpoint(tx, OPERATOR_CLI, url="https://hooks.example.com/cos",
-                                    events=events or ALL_EVENTS)
+        await endpoints.add_endpoint(tx, OPERATOR_CLI, url="https://hooks.example.com/cos", events=events or ALL_EVENTS)
 
 
 async def queued(store: Store, event: str | None = None) -> list[dict[str, Any]]:
     async with store.read() as tx:
         rows = await tx.all("SELECT event, body FROM webhook_deliveries WHERE event != 'webhook.test' ORDER BY id")
-    return [json.loads(row["body"]) | {"event": row["event"]} for row in rows
-            if event is None or row["event"] == event]
+    return [json.loads(row["body"]) | {"event": row["event"]} for row in rows if event is None or row["event"] == event]
 
 
 async def escalate(store: Store, amount: int = 9_000) -> str:
     async with store.write() as tx:
-        view = await ledger.authorize(tx, SDR, agency="Outbound", role="SDR", capability="spend.ads",
-                                         amount_cents=amount, target="linkedin.com", task_id=None,
-                                         idempotency_key=None)
+        view = await ledger.authorize(
+            tx,
+            SDR,
+            agency="Outbound",
+            role="SDR",
+            capability="spend.ads",
+            amount_cents=amount,
+            target="linkedin.com",
+            task_id=None,
+            idempotency_key=None,
+        )
     assert view.decision_id is not None
     return view.decision_id
 
@@ -94,8 +100,11 @@ async def test_no_endpoint_no_delivery_and_an_unsubscribed_event_is_not_queued(s
 async def test_grant_create_update_and_revoke_each_queue_grant_changed(store: Store) -> None:
     await outbound(store, ["grant.changed"])
     async with store.write() as tx:
-        made = await grants.create_grant(tx, OPERATOR_CLI, GrantSpec(
-            agency="Outbound", role="SDR", capability="spend.ads", per_action_cap_cents=1_000))
+        made = await grants.create_grant(
+            tx,
+            OPERATOR_CLI,
+            GrantSpec(agency="Outbound", role="SDR", capability="spend.ads", per_action_cap_cents=1_000),
+        )
         await grants.update_grant(tx, OPERATOR_CLI, made.id, mode="approve")
         await grants.revoke_grant(tx, OPERATOR_CLI, made.id, reason="done")
     changes = [(m["data"]["grant_id"], m["data"]["change"], m["data"]["version"]) for m in await queued(store)]
@@ -106,8 +115,9 @@ async def test_a_refused_change_queues_nothing(store: Store) -> None:
     await outbound(store, ["grant.changed"])
     async with store.write() as tx:
         with pytest.raises(OperatorActRefused):
-            await grants.create_grant(tx, CHAT, GrantSpec(
-                agency="Outbound", capability="spend.ads", per_action_cap_cents=500_000))
+            await grants.create_grant(
+                tx, CHAT, GrantSpec(agency="Outbound", capability="spend.ads", per_action_cap_cents=500_000)
+            )
     assert await queued(store) == []
 
 
@@ -115,7 +125,8 @@ async def test_a_refused_change_queues_nothing(store: Store) -> None:
 
 
 async def test_a_decision_is_announced_as_expiring_once_inside_its_last_twelve_hours(
-        store: Store, clock: FixedClock) -> None:
+    store: Store, clock: FixedClock
+) -> None:
     await outbound(store, ["decision.expiring"])
     decision = await escalate(store)
     state = runner.RunnerState()
@@ -184,21 +195,26 @@ def mode(request: pytest.FixtureRequest) -> str:
 
 
 async def test_the_notify_tool_lists_tests_and_removes_but_adds_only_on_a_verified_channel(
-        tmp_path: Any, clock: FixedClock, mode: str) -> None:
+    tmp_path: Any, clock: FixedClock, mode: str
+) -> None:
     db = tmp_path / "w.db"
     server = build_server(Settings(db_path=db, clock=clock), deliveries=False)
     async with Client(server, mode=mode) as client:
         await call(client, "apply_blueprint", name="outbound", dry_run=False, confirm=True)
         before = count_rows(db, "audit_log")
-        message = await refused(client, "notify", {"action": "add", "url": "https://hooks.example.com/x",
-                                                   "events": ["decision.opened"], "confirm": True})
+        message = await refused(
+            client,
+            "notify",
+            {"action": "add", "url": "https://hooks.example.com/x", "events": ["decision.opened"], "confirm": True},
+        )
         assert "only the operator" in message and "notify add" in message
         assert count_rows(db, "webhook_endpoints") == 0 and count_rows(db, "audit_log") == before
         store = await Store.open(db, clock)
         try:
             async with store.write() as tx:
-                await endpoints.add_endpoint(tx, OPERATOR_CLI, url="https://hooks.example.com/x",
-                                            events=["decision.opened"])
+                await endpoints.add_endpoint(
+                    tx, OPERATOR_CLI, url="https://hooks.example.com/x", events=["decision.opened"]
+                )
         finally:
             await store.close()
         listed = await call(client, "notify")
@@ -216,6 +232,9 @@ async def test_the_delivery_loop_has_work_only_with_an_endpoint_or_a_pending_del
     assert await runner.has_work(store)
     async with store.write() as tx:
         await endpoints.remove_endpoint(tx, OPERATOR_CLI, "NE1")
-        await tx.run("INSERT INTO webhook_deliveries (message_id, endpoint_id, event, body, next_attempt_at, "
-                     "created_at) VALUES ('msg_left', 1, 'grant.changed', '{}', ?, ?)", (tx.now_text, tx.now_text))
+        await tx.run(
+            "INSERT INTO webhook_deliveries (message_id, endpoint_id, event, body, next_attempt_at, "
+            "created_at) VALUES ('msg_left', 1, 'grant.changed', '{}', ?, ?)",
+            (tx.now_text, tx.now_text),
+        )
     assert await runner.has_work(store)  # what was queued still goes out

@@ -21,12 +21,20 @@ URL = "https://hooks.example.com/cos/inbound"
 CHAT = Actor("operator", "chat")
 AGENCY = Actor("Outbound", "agency")
 
-DECISION = {"decision_id": "D7", "title": "Renew <ads> & domain", "kind": "escalation", "amount_cents": 1250,
-            "agency": "Outbound", "role": "SDR", "expires_at": "2026-11-26T08:00:00.000000Z"}
+DECISION = {
+    "decision_id": "D7",
+    "title": "Renew <ads> & domain",
+    "kind": "escalation",
+    "amount_cents": 1250,
+    "agency": "Outbound",
+    "role": "SDR",
+    "expires_at": "2026-11-26T08:00:00.000000Z",
+}
 
 
-async def add(store: Store, url: str = URL, events: list[str] | None = None, fmt: str = "standard",
-              actor: Actor = OPERATOR_CLI) -> tuple[endpoints.EndpointView, str]:
+async def add(
+    store: Store, url: str = URL, events: list[str] | None = None, fmt: str = "standard", actor: Actor = OPERATOR_CLI
+) -> tuple[endpoints.EndpointView, str]:
     async with store.write() as tx:
         chosen = ["decision.opened"] if events is None else events
         return await endpoints.add_endpoint(tx, actor, url=url, events=chosen, format=fmt)
@@ -73,23 +81,26 @@ async def test_only_the_verified_channel_may_add_an_endpoint(store: Store, actor
     assert await count(store, "SELECT count(*) FROM audit_log WHERE action LIKE 'webhook%'") == 0
 
 
-@pytest.mark.parametrize(("url", "why"), [
-    ("http://hooks.example.com/x", "plain http"),
-    ("http://192.168.1.10/x", "plain http"),
-    ("https://user:pw@hooks.example.com/x", "user name or password"),
-    ("https://10.0.0.7/x", "private"),
-    ("https://169.254.169.254/latest", "metadata"),
-    ("https://[fd00:ec2::254]/", "metadata"),
-    ("https://[::ffff:10.0.0.1]/", "private"),
-    ("https://0.0.0.0/", "unspecified"),
-    ("https://224.0.0.1/", "multicast"),
-    ("https://[fe80::1]/", "link-local"),
-    ("ftp://hooks.example.com/x", "https URL"),
-    ("hooks.example.com/x", "https URL"),
-    ("https://hooks.example.com:99999/", "port"),
-    ("https://hooks.example.com/x#top", "fragment"),
-    ("https://hooks example.com/", "host name"),
-])
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://hooks.example.com/x", "plain http"),
+        ("http://192.168.1.10/x", "plain http"),
+        ("https://user:pw@hooks.example.com/x", "user name or password"),
+        ("https://10.0.0.7/x", "private"),
+        ("https://169.254.169.254/latest", "metadata"),
+        ("https://[fd00:ec2::254]/", "metadata"),
+        ("https://[::ffff:10.0.0.1]/", "private"),
+        ("https://0.0.0.0/", "unspecified"),
+        ("https://224.0.0.1/", "multicast"),
+        ("https://[fe80::1]/", "link-local"),
+        ("ftp://hooks.example.com/x", "https URL"),
+        ("hooks.example.com/x", "https URL"),
+        ("https://hooks.example.com:99999/", "port"),
+        ("https://hooks.example.com/x#top", "fragment"),
+        ("https://hooks example.com/", "host name"),
+    ],
+)
 async def test_unsafe_urls_are_refused_at_add_time_and_nothing_is_written(store: Store, url: str, why: str) -> None:
     with pytest.raises(InvalidInput, match=why) as refused:
         await add(store, url=url)
@@ -97,8 +108,16 @@ async def test_unsafe_urls_are_refused_at_add_time_and_nothing_is_written(store:
     assert await count(store, "SELECT count(*) FROM webhook_endpoints") == 0
 
 
-@pytest.mark.parametrize("url", ["http://localhost:8080/hook", "http://127.0.0.1:9/x", "http://[::1]/x",
-                                 "http://127.1/x", "https://hooks.example.com/x"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost:8080/hook",
+        "http://127.0.0.1:9/x",
+        "http://[::1]/x",
+        "http://127.1/x",
+        "https://hooks.example.com/x",
+    ],
+)
 async def test_https_and_loopback_http_are_accepted(store: Store, url: str) -> None:
     view, _ = await add(store, url=url)
     assert view.status == "active"
@@ -183,8 +202,9 @@ async def test_a_test_message_goes_to_that_endpoint_alone(store: Store) -> None:
 async def test_a_disabled_endpoint_cannot_be_tested(store: Store) -> None:
     await add(store)
     async with store.write() as tx:
-        await tx.run("UPDATE webhook_endpoints SET disabled_at = ?, disabled_reason = '410 Gone' WHERE id = 1",
-                     (tx.now_text,))
+        await tx.run(
+            "UPDATE webhook_endpoints SET disabled_at = ?, disabled_reason = '410 Gone' WHERE id = 1", (tx.now_text,)
+        )
     with pytest.raises(Conflict, match=r"NE1 is disabled \(410 Gone\)"):
         async with store.write() as tx:
             await endpoints.queue_test(tx, OPERATOR_CLI, "NE1")
@@ -214,10 +234,14 @@ async def test_emit_queues_one_delivery_per_subscribed_active_endpoint(store: St
     assert await emit(store, "decision.opened", DECISION) == 1
     assert await emit(store, "grant.changed", {"grant_id": "GR2"}) == 1
     async with store.read() as tx:
-        rows = await tx.all("SELECT endpoint_id, event, status, attempts, next_attempt_at, created_at "
-                            "FROM webhook_deliveries ORDER BY id")
+        rows = await tx.all(
+            "SELECT endpoint_id, event, status, attempts, next_attempt_at, created_at "
+            "FROM webhook_deliveries ORDER BY id"
+        )
     assert [(r["endpoint_id"], r["event"], r["status"], r["attempts"]) for r in rows] == [
-        (1, "decision.opened", "pending", 0), (2, "grant.changed", "pending", 0)]
+        (1, "decision.opened", "pending", 0),
+        (2, "grant.changed", "pending", 0),
+    ]
     assert all(r["next_attempt_at"] == r["created_at"] for r in rows)
 
 
@@ -248,8 +272,9 @@ async def test_an_unknown_event_is_a_programming_error(store: Store) -> None:
 async def test_the_standard_body_is_type_timestamp_and_data(store: Store) -> None:
     await add(store)
     await emit(store, "decision.opened", DECISION)
-    assert await bodies(store) == [{"type": "decision.opened", "timestamp": "2026-11-23T08:00:00.000000Z",
-                                    "data": DECISION}]
+    assert await bodies(store) == [
+        {"type": "decision.opened", "timestamp": "2026-11-23T08:00:00.000000Z", "data": DECISION}
+    ]
 
 
 async def test_the_slack_body_names_the_decision_its_amount_and_the_commands_that_decide_it(store: Store) -> None:
@@ -267,8 +292,18 @@ async def test_the_slack_body_names_the_decision_its_amount_and_the_commands_tha
 async def test_slack_bodies_for_the_other_events_read_as_sentences(store: Store) -> None:
     await add(store, fmt="slack", events=list(outbox.EVENTS))
     await emit(store, "decision.expiring", {**DECISION, "amount_cents": None, "hours_left": 5})
-    await emit(store, "grant.changed", {"grant_id": "GR3", "change": "created", "version": 1, "agency": "Outbound",
-                                        "capability": "spend.ads", "mode": "approve"})
+    await emit(
+        store,
+        "grant.changed",
+        {
+            "grant_id": "GR3",
+            "change": "created",
+            "version": 1,
+            "agency": "Outbound",
+            "capability": "spend.ads",
+            "mode": "approve",
+        },
+    )
     await emit(store, "anomaly.found", {"kind": "cost_spike", "subject": "Outbound", "summary": "3x usual"})
     await emit(store, "brief.daily", {"date": "2026-11-23", "summary": ["G1 behind"], "pending_decisions": 2})
     texts = [body["text"] for body in await bodies(store)]
@@ -308,8 +343,11 @@ async def test_a_changed_body_id_or_timestamp_fails_verification(store: Store, t
     _, secret = await add(store)
     body, now = b'{"type":"decision.opened"}', int(time.time())
     signature = delivery.sign(secret, "msg_1", now, body)
-    sent = {"body": (b'{"type":"decision.opened "}', "msg_1", now), "id": (body, "msg_2", now),
-            "timestamp": (body, "msg_1", now + 1)}[tamper]
+    sent = {
+        "body": (b'{"type":"decision.opened "}', "msg_1", now),
+        "id": (body, "msg_2", now),
+        "timestamp": (body, "msg_1", now + 1),
+    }[tamper]
     with pytest.raises(WebhookVerificationError, match="No matching signature"):
         Webhook(secret).verify(sent[0], headers(sent[1], sent[2], signature))
 

@@ -14,8 +14,10 @@ pytestmark = pytest.mark.anyio
 
 
 def test_the_token_replaces_any_authorization_the_client_sent() -> None:
-    head = (b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:9\r\nauthorization: Bearer theirs\r\n"
-            b"Origin: http://evil.example\r\nContent-Length: 2\r\n\r\n")
+    head = (
+        b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:9\r\nauthorization: Bearer theirs\r\n"
+        b"Origin: http://evil.example\r\nContent-Length: 2\r\n\r\n"
+    )
     rewritten = with_authorization(head, b"Bearer ours")
     assert rewritten.count(b"uthorization") == 1 and b"Bearer ours" in rewritten
     assert b"Host: 127.0.0.1:9\r\n" in rewritten and b"Origin: http://evil.example\r\n" in rewritten
@@ -38,13 +40,22 @@ async def test_requests_through_the_proxy_reach_the_server_authenticated(tmp_pat
                 proxied = await http.post(
                     f"http://127.0.0.1:{proxy_port}/mcp",
                     json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
-                    headers={"accept": "application/json, text/event-stream", "origin": "http://evil.example"})
+                    headers={"accept": "application/json, text/event-stream", "origin": "http://evil.example"},
+                )
                 authorized = await http.post(
                     f"http://127.0.0.1:{proxy_port}/mcp",
-                    json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-                        "protocolVersion": "2025-11-25", "capabilities": {},
-                        "clientInfo": {"name": "t", "version": "1"}}},
-                    headers={"accept": "application/json, text/event-stream"})
+                    json={
+                        "jsonrpc": "2.0",
+                        "id": 1,
+                        "method": "initialize",
+                        "params": {
+                            "protocolVersion": "2025-11-25",
+                            "capabilities": {},
+                            "clientInfo": {"name": "t", "version": "1"},
+                        },
+                    },
+                    headers={"accept": "application/json, text/event-stream"},
+                )
         finally:
             await proxy.aclose()
     assert direct.status_code == 401

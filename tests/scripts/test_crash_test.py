@@ -17,8 +17,9 @@ def test_a_line_cut_short_by_the_kill_is_not_an_acknowledgment() -> None:
 
 
 @pytest.mark.slow
-def test_no_acknowledged_write_is_lost_when_the_writer_is_killed(tmp_path: Path,
-                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_acknowledged_write_is_lost_when_the_writer_is_killed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["--kills", "3", "--seed", "3", "--dir", str(tmp_path / "crash")]) == 0
     report = capsys.readouterr().out
     assert "lost: 0" in report and "PASS" in report

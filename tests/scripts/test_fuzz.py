@@ -30,8 +30,12 @@ def test_fuzzing_every_tool_in_both_modes_breaks_no_invariant(tmp_path: Path, cl
 @pytest.mark.anyio
 async def test_the_checks_catch_a_crash_a_leaked_path_and_a_raw_exception(tmp_path: Path, clock: FixedClock) -> None:
     async with fuzz.open_session(tmp_path / "w.db", "legacy", clock, fuzz.Figures()) as session:
-        for leak in ("Error executing tool add_task", 'Traceback (most recent call last):\n  File "x"',
-                     f"cannot open {tmp_path}/w.db", "KeyError('title')"):
+        for leak in (
+            "Error executing tool add_task",
+            'Traceback (most recent call last):\n  File "x"',
+            f"cannot open {tmp_path}/w.db",
+            "KeyError('title')",
+        ):
             with pytest.raises(fuzz.Violation):
                 session.check_text(leak)
         session.check_text("title: required; send it.")

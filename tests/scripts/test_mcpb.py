@@ -26,11 +26,36 @@ from chief_of_staff.mcp.server import tool_specs
 
 ROOT = Path(__file__).resolve().parents[2]
 # The fields the 0.4 schema of @anthropic-ai/mcpb 2.1.2 allows (its objects are strict).
-MANIFEST_FIELDS = {"$schema", "dxt_version", "manifest_version", "name", "display_name", "version", "description",
-                   "long_description", "author", "repository", "homepage", "documentation", "support", "icon", "icons",
-                   "screenshots", "localization", "server", "tools", "tools_generated", "prompts",
-                   "prompts_generated", "keywords", "license", "privacy_policies", "compatibility", "user_config",
-                   "_meta"}
+MANIFEST_FIELDS = {
+    "$schema",
+    "dxt_version",
+    "manifest_version",
+    "name",
+    "display_name",
+    "version",
+    "description",
+    "long_description",
+    "author",
+    "repository",
+    "homepage",
+    "documentation",
+    "support",
+    "icon",
+    "icons",
+    "screenshots",
+    "localization",
+    "server",
+    "tools",
+    "tools_generated",
+    "prompts",
+    "prompts_generated",
+    "keywords",
+    "license",
+    "privacy_policies",
+    "compatibility",
+    "user_config",
+    "_meta",
+}
 OPTION_FIELDS = {"type", "title", "description", "required", "default", "multiple", "sensitive", "min", "max"}
 HOST_VARIABLES = {"__dirname", "HOME", "DESKTOP", "DOCUMENTS", "DOWNLOADS", "pathSeparator", "/"}
 
@@ -82,7 +107,8 @@ def test_every_variable_in_mcp_config_is_one_the_host_fills(manifest: dict[str, 
 
 
 def test_the_workspace_option_is_a_file_whose_empty_default_means_the_per_user_path(
-        manifest: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    manifest: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     option = manifest["user_config"]["workspace"]
     assert set(option) <= OPTION_FIELDS and option["type"] == "file" and option["required"] is False
     assert option["default"] == ""
@@ -112,8 +138,7 @@ def test_the_prompts_list_is_the_servers_with_arguments_as_placeholders(manifest
 
 
 def test_compatibility_names_python_and_the_three_platforms(manifest: dict[str, Any]) -> None:
-    assert manifest["compatibility"] == {"platforms": ["darwin", "win32", "linux"],
-                                         "runtimes": {"python": ">=3.11"}}
+    assert manifest["compatibility"] == {"platforms": ["darwin", "win32", "linux"], "runtimes": {"python": ">=3.11"}}
 
 
 def test_the_bundle_holds_what_uv_run_chief_of_staff_serve_needs(bundle: zipfile.ZipFile) -> None:
@@ -153,12 +178,22 @@ def test_the_unpacked_bundle_runs_from_its_own_source(bundle: zipfile.ZipFile, t
     env = {**os.environ, "PYTHONPATH": str(unpacked)}
 
     # The entry point with --help: the serve command of the bundled package, not the installed one.
-    done = subprocess.run([sys.executable, str(unpacked / "server" / "main.py"), "--help"], env=env,
-                          cwd=tmp_path, capture_output=True, text=True, timeout=60, check=True)
-    probe = ("import chief_of_staff.mcp.server as s, chief_of_staff.mcp.prompts as p; "
-             "print(s.__file__); print(len(p.load_prompts()))")
-    where = subprocess.run([sys.executable, "-c", probe], env=env, cwd=tmp_path,
-                           capture_output=True, text=True, timeout=60, check=True)
+    done = subprocess.run(
+        [sys.executable, str(unpacked / "server" / "main.py"), "--help"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    probe = (
+        "import chief_of_staff.mcp.server as s, chief_of_staff.mcp.prompts as p; "
+        "print(s.__file__); print(len(p.load_prompts()))"
+    )
+    where = subprocess.run(
+        [sys.executable, "-c", probe], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=True
+    )
 
     assert done.stdout.startswith("usage: chief-of-staff serve")
     module_file, prompt_count = where.stdout.split()

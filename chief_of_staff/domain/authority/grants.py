@@ -59,7 +59,6 @@ def _check_wildcard(value: str) -> str:
 GrantCapability = Annotated[Capability, AfterValidator(_check_wildcard)]
 
 
-
 class GrantSpec(Model):
     """Authority for one agency (or one role in it) over one capability, with its bounds."""
 
@@ -75,13 +74,13 @@ class GrantSpec(Model):
     goal: str | None = None
     rationale: Text = ""
     on_timeout: OnTimeout = Field(
-        default="deny", description="What an unanswered decision under this grant becomes when it expires")
+        default="deny", description="What an unanswered decision under this grant becomes when it expires"
+    )
 
     @model_validator(mode="after")
     def _one_budget_per_period(self) -> GrantSpec:
         one_per_period(self.budgets)
         return self
-
 
 
 class BudgetView(Model):
@@ -150,11 +149,9 @@ def period_key(period: str, instant: datetime, timezone: str) -> str:
     return f"{day.year}-{day.month:02d}"
 
 
-
 def _plain(text: str) -> str:
     """Outside text for the letter: one line, and no backtick to break out of a code span."""
     return " ".join(text.replace("`", "'").split())
-
 
 
 # --- rows shared with the ledger ----------------------------------------------------------------
@@ -217,13 +214,13 @@ async def create_grant(tx: Tx, actor: Actor, spec: GrantSpec) -> GrantView:
     trust.require_operator(actor, "Creating a grant", hint)
     space = await workspace.get(tx)
     # A grant with no money bound allows amount 0 only, so it counts as 0 against the chat ceiling.
-    trust.check_chat_amount(actor, "Creating a grant", largest_money_bound(spec) or 0,
-                            space.chat_ceiling_cents, hint)
+    trust.check_chat_amount(actor, "Creating a grant", largest_money_bound(spec) or 0, space.chat_ceiling_cents, hint)
     if spec.on_timeout == "approve" and actor.channel == "chat":
         # Silence would then grant authority: that is the operator's call, made outside the model's reach.
         raise OperatorActRefused(
             "A grant whose unanswered decisions go ahead on their own cannot be made in chat. Create it with "
-            f"on_timeout 'deny', or have the operator run: {hint}")
+            f"on_timeout 'deny', or have the operator run: {hint}"
+        )
     agency = await agencies.resolve_agency(tx, spec.agency, field="agency")
     role = await agencies.resolve_role(tx, agency["id"], spec.role, field="role")
     _require_active(agency, role)
@@ -233,9 +230,21 @@ async def create_grant(tx: Tx, actor: Actor, spec: GrantSpec) -> GrantView:
         "INSERT INTO grants (agency_id, role_id, capability, mode, per_action_cap_cents, scope_allow, "
         "scope_deny, expires_at, goal_id, rationale, on_timeout, created_at, updated_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (agency["id"], role["id"] if role else None, spec.capability, spec.mode, spec.per_action_cap_cents,
-         json.dumps(spec.scope_allow), json.dumps(spec.scope_deny), expires_at, goal_id, spec.rationale,
-         spec.on_timeout, tx.now_text, tx.now_text),
+        (
+            agency["id"],
+            role["id"] if role else None,
+            spec.capability,
+            spec.mode,
+            spec.per_action_cap_cents,
+            json.dumps(spec.scope_allow),
+            json.dumps(spec.scope_deny),
+            expires_at,
+            goal_id,
+            spec.rationale,
+            spec.on_timeout,
+            tx.now_text,
+            tx.now_text,
+        ),
     )
     await tx.run_many(
         "INSERT INTO grant_budgets (grant_id, period, max_count, max_cents) VALUES (?, ?, ?, ?)",
@@ -255,8 +264,7 @@ async def revoke_grant(tx: Tx, actor: Actor, grant: str, *, reason: str = "") ->
     if row["status"] == "revoked":
         raise Conflict(f"grant: {short} is already revoked. Call list_grants to see the active grants.")
     await tx.run(
-        "UPDATE grants SET status = 'revoked', revoked_at = ?, updated_at = ?, version = version + 1 "
-        "WHERE id = ?",
+        "UPDATE grants SET status = 'revoked', revoked_at = ?, updated_at = ?, version = version + 1 WHERE id = ?",
         (tx.now_text, tx.now_text, row["id"]),
     )
     snapshot = await _snapshot(tx, row["id"], actor.channel, reason=reason)
@@ -274,10 +282,17 @@ UNCHANGED = _Unchanged.UNCHANGED
 
 
 async def update_grant(
-    tx: Tx, actor: Actor, grant: str, *, mode: Mode | None = None,
-    per_action_cap_cents: int | _Unchanged | None = UNCHANGED, budgets: list[BudgetSpec] | None = None,
-    scope_allow: list[str] | None = None, scope_deny: list[str] | None = None,
-    expires_on: date | str | _Unchanged | None = UNCHANGED, on_timeout: OnTimeout | None = None,
+    tx: Tx,
+    actor: Actor,
+    grant: str,
+    *,
+    mode: Mode | None = None,
+    per_action_cap_cents: int | _Unchanged | None = UNCHANGED,
+    budgets: list[BudgetSpec] | None = None,
+    scope_allow: list[str] | None = None,
+    scope_deny: list[str] | None = None,
+    expires_on: date | str | _Unchanged | None = UNCHANGED,
+    on_timeout: OnTimeout | None = None,
     rationale: str | None = None,
 ) -> GrantView:
     """Change a grant's bounds as a new version. Fields left out stay; None removes a cap or the end date.
@@ -286,14 +301,28 @@ async def update_grant(
     dropped with its usage (a budget added later for that period starts at zero). Narrowing is open
     to any actor; widening (see `widens`) is an operator act, in chat only under the ceiling.
     """
-    given: dict[str, Any] = {key: value for key, value in (
-        ("mode", mode), ("budgets", budgets), ("scope_allow", scope_allow), ("scope_deny", scope_deny),
-        ("on_timeout", on_timeout), ("rationale", rationale)) if value is not None}
-    given |= {key: value for key, value in (("per_action_cap_cents", per_action_cap_cents),
-                                            ("expires_on", expires_on)) if value is not UNCHANGED}
+    given: dict[str, Any] = {
+        key: value
+        for key, value in (
+            ("mode", mode),
+            ("budgets", budgets),
+            ("scope_allow", scope_allow),
+            ("scope_deny", scope_deny),
+            ("on_timeout", on_timeout),
+            ("rationale", rationale),
+        )
+        if value is not None
+    }
+    given |= {
+        key: value
+        for key, value in (("per_action_cap_cents", per_action_cap_cents), ("expires_on", expires_on))
+        if value is not UNCHANGED
+    }
     if not given:
-        raise InvalidInput("grant: nothing to change; send at least one of mode, per_action_cap_cents, budgets, "
-                           "scope_allow, scope_deny, expires_on, on_timeout, rationale.")
+        raise InvalidInput(
+            "grant: nothing to change; send at least one of mode, per_action_cap_cents, budgets, "
+            "scope_allow, scope_deny, expires_on, on_timeout, rationale."
+        )
     row, space = await _changeable(tx, grant), await workspace.get(tx)
     before = await _terms_of_row(tx, row, space.timezone)
     after = _changed_terms(before, given)
@@ -312,8 +341,9 @@ async def restore_version(tx: Tx, actor: Actor, grant: str, version: int) -> Gra
     short = ids.format_id("grant", row["id"])
     if isinstance(version, bool) or not isinstance(version, int):
         raise InvalidInput(f"version: send a whole version number of {short}, e.g. 1, not {version!r}.")
-    stored = await tx.scalar("SELECT snapshot FROM grant_versions WHERE grant_id = ? AND version = ?",
-                             (row["id"], version))
+    stored = await tx.scalar(
+        "SELECT snapshot FROM grant_versions WHERE grant_id = ? AND version = ?", (row["id"], version)
+    )
     if stored is None:
         raise NotFound(f"version: {short} has versions 1 to {row['version']}; send one of them.")
     space = await workspace.get(tx)
@@ -335,65 +365,107 @@ def _changed_terms(before: GrantTerms, given: dict[str, Any]) -> GrantTerms:
     try:
         return GrantTerms.model_validate({**before.model_dump(), **given})
     except ValidationError as exc:
-        problems = [f"{'.'.join(map(str, e['loc'])) or 'grant'}: {e['msg'].removeprefix('Value error, ')}"
-                    for e in exc.errors()]
+        problems = [
+            f"{'.'.join(map(str, e['loc'])) or 'grant'}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()
+        ]
         raise InvalidInput("Nothing was changed:\n- " + "\n- ".join(problems)) from None
 
 
 async def _terms_of_row(tx: Tx, row: Row, timezone: str) -> GrantTerms:
-    budgets = [BudgetSpec(period=b["period"], max_count=b["max_count"], max_cents=b["max_cents"])
-               for b in await budget_rows(tx, row["id"])]
-    return GrantTerms(mode=row["mode"], per_action_cap_cents=row["per_action_cap_cents"], budgets=budgets,
-                      scope_allow=json.loads(row["scope_allow"]), scope_deny=json.loads(row["scope_deny"]),
-                      expires_on=_last_day(row["expires_at"], timezone), on_timeout=row["on_timeout"],
-                      rationale=row["rationale"])
+    budgets = [
+        BudgetSpec(period=b["period"], max_count=b["max_count"], max_cents=b["max_cents"])
+        for b in await budget_rows(tx, row["id"])
+    ]
+    return GrantTerms(
+        mode=row["mode"],
+        per_action_cap_cents=row["per_action_cap_cents"],
+        budgets=budgets,
+        scope_allow=json.loads(row["scope_allow"]),
+        scope_deny=json.loads(row["scope_deny"]),
+        expires_on=_last_day(row["expires_at"], timezone),
+        on_timeout=row["on_timeout"],
+        rationale=row["rationale"],
+    )
 
 
 def _terms_of_snapshot(snapshot: dict[str, Any], timezone: str) -> GrantTerms:
     # Snapshots written before grants had on_timeout lack it; those grants could only deny.
     return GrantTerms(
-        mode=snapshot["mode"], per_action_cap_cents=snapshot["per_action_cap_cents"],
-        budgets=[BudgetSpec(**b) for b in snapshot["budgets"]], scope_allow=snapshot["scope_allow"],
-        scope_deny=snapshot["scope_deny"], expires_on=_last_day(snapshot["expires_at"], timezone),
-        on_timeout=snapshot.get("on_timeout", "deny"), rationale=snapshot["rationale"],
+        mode=snapshot["mode"],
+        per_action_cap_cents=snapshot["per_action_cap_cents"],
+        budgets=[BudgetSpec(**b) for b in snapshot["budgets"]],
+        scope_allow=snapshot["scope_allow"],
+        scope_deny=snapshot["scope_deny"],
+        expires_on=_last_day(snapshot["expires_at"], timezone),
+        on_timeout=snapshot.get("on_timeout", "deny"),
+        rationale=snapshot["rationale"],
     )
 
 
-async def _apply_terms(tx: Tx, actor: Actor, row: Row, before: GrantTerms, after: GrantTerms, hint: str,
-                       detail: dict[str, Any]) -> GrantView:
+async def _apply_terms(
+    tx: Tx, actor: Actor, row: Row, before: GrantTerms, after: GrantTerms, hint: str, detail: dict[str, Any]
+) -> GrantView:
     """Write `after` as the grant's next version, once the actor may make the change; no change writes nothing."""
     space = await workspace.get(tx)
     reasons = widens(before, after)
     if reasons:
         _allow_widening(actor, before, after, reasons, space.chat_ceiling_cents, hint)
     if after != before:
-        expires_at = row["expires_at"] if after.expires_on == before.expires_on else (
-            None if after.expires_on is None else _end_instant(after.expires_on, space.timezone))
+        expires_at = (
+            row["expires_at"]
+            if after.expires_on == before.expires_on
+            else (None if after.expires_on is None else _end_instant(after.expires_on, space.timezone))
+        )
         await tx.run(
             "UPDATE grants SET mode = ?, per_action_cap_cents = ?, scope_allow = ?, scope_deny = ?, "
             "expires_at = ?, on_timeout = ?, rationale = ?, updated_at = ?, version = version + 1 WHERE id = ?",
-            (after.mode, after.per_action_cap_cents, json.dumps(after.scope_allow), json.dumps(after.scope_deny),
-             expires_at, after.on_timeout, after.rationale, tx.now_text, row["id"]),
+            (
+                after.mode,
+                after.per_action_cap_cents,
+                json.dumps(after.scope_allow),
+                json.dumps(after.scope_deny),
+                expires_at,
+                after.on_timeout,
+                after.rationale,
+                tx.now_text,
+                row["id"],
+            ),
         )
         await _replace_budgets(tx, row["id"], after.budgets)
         snapshot = await _snapshot(tx, row["id"], actor.channel)
-        await audit.append(tx, actor, "grant.update", ids.format_id("grant", row["id"]), {
-            "version": snapshot["version"], **detail, **_difference(before, after), "widens": reasons})
+        await audit.append(
+            tx,
+            actor,
+            "grant.update",
+            ids.format_id("grant", row["id"]),
+            {"version": snapshot["version"], **detail, **_difference(before, after), "widens": reasons},
+        )
         return await _announce(tx, await _grant_view(tx, row["id"], space.timezone), "updated", widens=reasons)
     return await _grant_view(tx, row["id"], space.timezone)
 
 
 async def _announce(tx: Tx, view: GrantView, change: str, *, widens: list[str] | None = None) -> GrantView:
     """Tell the operator's webhooks, in the change's own transaction (the outbox)."""
-    await outbox.emit(tx, "grant.changed", {
-        "grant_id": view.id, "change": change, "version": view.version, "agency": view.agency, "role": view.role,
-        "capability": view.capability, "mode": view.mode, "widens": widens or [],
-    })
+    await outbox.emit(
+        tx,
+        "grant.changed",
+        {
+            "grant_id": view.id,
+            "change": change,
+            "version": view.version,
+            "agency": view.agency,
+            "role": view.role,
+            "capability": view.capability,
+            "mode": view.mode,
+            "widens": widens or [],
+        },
+    )
     return view
 
 
-def _allow_widening(actor: Actor, before: GrantTerms, after: GrantTerms, reasons: list[str], ceiling: int,
-                    hint: str) -> None:
+def _allow_widening(
+    actor: Actor, before: GrantTerms, after: GrantTerms, reasons: list[str], ceiling: int, hint: str
+) -> None:
     act = f"Widening a grant ({'; '.join(reasons)})"
     trust.require_operator(actor, act, hint)
     trust.check_chat_amount(actor, act, largest_money_bound(after) or 0, ceiling, hint)
@@ -401,7 +473,8 @@ def _allow_widening(actor: Actor, before: GrantTerms, after: GrantTerms, reasons
         # As in create_grant: silence granting authority is the operator's call, outside the model's reach.
         raise OperatorActRefused(
             "Letting a grant's unanswered decisions go ahead on their own cannot be done in chat. Keep "
-            f"on_timeout 'deny', or have the operator run: {hint}")
+            f"on_timeout 'deny', or have the operator run: {hint}"
+        )
 
 
 async def _replace_budgets(tx: Tx, grant_id: int, budgets: list[BudgetSpec]) -> None:
@@ -414,8 +487,10 @@ async def _replace_budgets(tx: Tx, grant_id: int, budgets: list[BudgetSpec]) -> 
             await tx.run("DELETE FROM budget_usage WHERE budget_id = ?", (row["id"],))
             await tx.run("DELETE FROM grant_budgets WHERE id = ?", (row["id"],))
         elif (row["max_count"], row["max_cents"]) != (wanted[period].max_count, wanted[period].max_cents):
-            await tx.run("UPDATE grant_budgets SET max_count = ?, max_cents = ? WHERE id = ?",
-                         (wanted[period].max_count, wanted[period].max_cents, row["id"]))
+            await tx.run(
+                "UPDATE grant_budgets SET max_count = ?, max_cents = ? WHERE id = ?",
+                (wanted[period].max_count, wanted[period].max_cents, row["id"]),
+            )
     await tx.run_many(
         "INSERT INTO grant_budgets (grant_id, period, max_count, max_cents) VALUES (?, ?, ?, ?)",
         [(grant_id, b.period, b.max_count, b.max_cents) for b in budgets if b.period not in existing],
@@ -427,7 +502,6 @@ def _difference(before: GrantTerms, after: GrantTerms) -> dict[str, dict[str, An
     old, new = before.model_dump(mode="json"), after.model_dump(mode="json")
     changed = [key for key in old if old[key] != new[key]]
     return {"before": {key: old[key] for key in changed}, "after": {key: new[key] for key in changed}}
-
 
 
 async def list_grants(tx: Tx, *, agency: str | None = None, include_revoked: bool = False) -> list[GrantView]:
@@ -447,7 +521,6 @@ def _require_active(agency: Row, role: Row | None) -> None:
         raise Conflict(f"agency: {agency['name']} is retired; reactivate it with update_agency first.")
     if role is not None and role["status"] != "active":
         raise Conflict(f"role: {role['name']} is retired; reactivate it with set_role or grant to another role.")
-
 
 
 async def _goal_of_agency(tx: Tx, ref: str | None, agency: Row) -> int | None:
@@ -495,8 +568,7 @@ async def _snapshot(tx: Tx, grant_id: int, channel: str, *, reason: str | None =
     if reason is not None:
         snapshot["reason"] = reason
     await tx.run(
-        "INSERT INTO grant_versions (grant_id, version, snapshot, channel, created_at) "
-        "VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO grant_versions (grant_id, version, snapshot, channel, created_at) VALUES (?, ?, ?, ?, ?)",
         (grant_id, row["version"], audit.canonical(snapshot), channel, tx.now_text),
     )
     return snapshot
@@ -524,14 +596,26 @@ def _grant_view_of(row: Row, budgets: list[BudgetView], timezone: str, now_text:
     last_day = _last_day(row["expires_at"], timezone)
     expires_on = None if last_day is None else last_day.isoformat()
     agency = row["agency_name"] if row["agency_name"] is not None else ids.format_id("agency", row["agency_id"])
-    role = None if row["role_id"] is None else (
-        row["role_name"] if row["role_name"] is not None else ids.format_id("role", row["role_id"]))
+    role = (
+        None
+        if row["role_id"] is None
+        else (row["role_name"] if row["role_name"] is not None else ids.format_id("role", row["role_id"]))
+    )
     return GrantView(
-        id=ids.format_id("grant", row["id"]), agency=agency, role=role, capability=row["capability"],
-        mode=row["mode"], per_action_cap_cents=row["per_action_cap_cents"], budgets=budgets,
-        scope_allow=json.loads(row["scope_allow"]), scope_deny=json.loads(row["scope_deny"]),
-        expires_on=expires_on, goal=ids.format_id("goal", row["goal_id"]) if row["goal_id"] else None,
-        rationale=row["rationale"], on_timeout=row["on_timeout"], status=_grant_status(row, now_text),
+        id=ids.format_id("grant", row["id"]),
+        agency=agency,
+        role=role,
+        capability=row["capability"],
+        mode=row["mode"],
+        per_action_cap_cents=row["per_action_cap_cents"],
+        budgets=budgets,
+        scope_allow=json.loads(row["scope_allow"]),
+        scope_deny=json.loads(row["scope_deny"]),
+        expires_on=expires_on,
+        goal=ids.format_id("goal", row["goal_id"]) if row["goal_id"] else None,
+        rationale=row["rationale"],
+        on_timeout=row["on_timeout"],
+        status=_grant_status(row, now_text),
         version=row["version"],
     )
 
@@ -551,9 +635,16 @@ async def _budget_views(tx: Tx, grant_ids: list[int], timezone: str) -> dict[int
     )
     views: dict[int, list[BudgetView]] = {}
     for b in rows:
-        views.setdefault(b["grant_id"], []).append(BudgetView(
-            period=b["period"], max_count=b["max_count"], max_cents=b["max_cents"],
-            used_count=b["used_count"] or 0, used_cents=b["used_cents"] or 0, period_key=keys[b["period"]]))
+        views.setdefault(b["grant_id"], []).append(
+            BudgetView(
+                period=b["period"],
+                max_count=b["max_count"],
+                max_cents=b["max_cents"],
+                used_count=b["used_count"] or 0,
+                used_cents=b["used_cents"] or 0,
+                period_key=keys[b["period"]],
+            )
+        )
     return views
 
 
@@ -564,9 +655,13 @@ async def authority_letter(tx: Tx) -> str:
     """The active grants as a readable delegation-of-authority letter (markdown)."""
     space = await workspace.get(tx)
     grants = [g for g in await list_grants(tx) if g.status == "active"]
-    lines = [f"# Delegation of authority — {_plain(space.name)}", "",
-             f"As of {local_date(tx.now, space.timezone)} ({space.timezone}). The agency acts only within "
-             "these grants; anything else comes to you as a decision first.", ""]
+    lines = [
+        f"# Delegation of authority — {_plain(space.name)}",
+        "",
+        f"As of {local_date(tx.now, space.timezone)} ({space.timezone}). The agency acts only within "
+        "these grants; anything else comes to you as a decision first.",
+        "",
+    ]
     if not grants:
         lines.append("No authority is delegated yet: every action comes to you for approval.")
     for agency in sorted({g.agency for g in grants}, key=str.lower):
@@ -578,8 +673,7 @@ async def authority_letter(tx: Tx) -> str:
 
 async def _letter_line(tx: Tx, grant: GrantView) -> str:
     who = _plain(grant.role) if grant.role else "Any role"
-    parts = [f"- **{grant.id}**: {who} may `{_plain(grant.capability)}` {_MODE_WORDS[grant.mode]}",
-             _money_words(grant)]
+    parts = [f"- **{grant.id}**: {who} may `{_plain(grant.capability)}` {_MODE_WORDS[grant.mode]}", _money_words(grant)]
     if grant.scope_allow:
         parts.append("only for " + ", ".join(f"`{_plain(p)}`" for p in grant.scope_allow))
     if grant.scope_deny:

@@ -83,9 +83,14 @@ class _Request:
 
     def params(self) -> dict[str, Any]:
         """The exact request a decision is bound to (its hash is the request hash)."""
-        return {"agency_id": self.agency["id"], "role_id": self.role["id"] if self.role else None,
-                "capability": self.capability, "amount_cents": self.amount_cents, "target": self.target,
-                "task_id": self.task_id}
+        return {
+            "agency_id": self.agency["id"],
+            "role_id": self.role["id"] if self.role else None,
+            "capability": self.capability,
+            "amount_cents": self.amount_cents,
+            "target": self.target,
+            "task_id": self.task_id,
+        }
 
 
 @dataclass
@@ -100,8 +105,16 @@ class _Outcome:
 
 
 async def authorize(
-    tx: Tx, actor: Actor, *, agency: str, role: str | None, capability: str, amount_cents: int,
-    target: str | None, task_id: int | str | None, idempotency_key: str | None,
+    tx: Tx,
+    actor: Actor,
+    *,
+    agency: str,
+    role: str | None,
+    capability: str,
+    amount_cents: int,
+    target: str | None,
+    task_id: int | str | None,
+    idempotency_key: str | None,
 ) -> AuthorizationView:
     """Ask before acting: allowed (with a reservation), needs_approval (a decision is opened) or denied."""
     await release_expired(tx, limit=_EXPIRE_BATCH)
@@ -114,23 +127,45 @@ async def authorize(
     row = await _record(tx, request, digest, outcome)
     if outcome.redeem and outcome.decision_id is not None:
         await decisions.redeem(tx, actor, outcome.decision_id, authorization_id=row["id"])
-    await audit.append(tx, actor, "authority.authorize", ids.format_id("authorization", row["id"]), {
-        "answer": outcome.answer, "capability": request.capability, "amount_cents": request.amount_cents,
-        "target": request.target, "grant": _short("grant", row["grant_id"]),
-        "decision": _short("decision", row["decision_id"]), "notify": _notifies(outcome),
-    })
+    await audit.append(
+        tx,
+        actor,
+        "authority.authorize",
+        ids.format_id("authorization", row["id"]),
+        {
+            "answer": outcome.answer,
+            "capability": request.capability,
+            "amount_cents": request.amount_cents,
+            "target": request.target,
+            "grant": _short("grant", row["grant_id"]),
+            "decision": _short("decision", row["decision_id"]),
+            "notify": _notifies(outcome),
+        },
+    )
     return await _authorization_view(tx, row, outcome.grant)
 
 
 async def _read_request(
-    tx: Tx, agency: str, role: str | None, capability: str, amount_cents: int, target: str | None,
-    task_id: int | str | None, idempotency_key: str | None,
+    tx: Tx,
+    agency: str,
+    role: str | None,
+    capability: str,
+    amount_cents: int,
+    target: str | None,
+    task_id: int | str | None,
+    idempotency_key: str | None,
 ) -> _Request:
     agency_row = await agencies.resolve_agency(tx, agency, field="agency")
     role_row = await agencies.resolve_role(tx, agency_row["id"], role, field="role")
-    return _Request(agency_row, role_row, _concrete_capability(capability), _amount(amount_cents, "amount_cents"),
-                    _optional_text(target, "target", 500), await _task(tx, task_id),
-                    _optional_text(idempotency_key, "idempotency_key", 200))
+    return _Request(
+        agency_row,
+        role_row,
+        _concrete_capability(capability),
+        _amount(amount_cents, "amount_cents"),
+        _optional_text(target, "target", 500),
+        await _task(tx, task_id),
+        _optional_text(idempotency_key, "idempotency_key", 200),
+    )
 
 
 def _concrete_capability(value: str) -> str:
@@ -223,8 +258,10 @@ async def _without_grant(tx: Tx, actor: Actor, request: _Request, digest: str) -
     """Default deny: escalate, unless the operator already approved this exact request as a one-off."""
     approved = await decisions.find_redeemable(tx, digest)
     if approved is not None:
-        reason = f"No grant covers {request.capability}, but the operator approved this exact request in " \
-                 f"{ids.format_id('decision', approved['id'])} (one use). Settle or release it when done."
+        reason = (
+            f"No grant covers {request.capability}, but the operator approved this exact request in "
+            f"{ids.format_id('decision', approved['id'])} (one use). Settle or release it when done."
+        )
         return _Outcome("allowed", reason, None, approved["id"], redeem=True)
     who = request.agency["name"] + (f" ({request.role['name']})" if request.role else "")
     return await _escalate(tx, actor, request, f"No grant lets {who} do {request.capability}.", None)
@@ -262,20 +299,30 @@ async def _escalate(tx: Tx, actor: Actor, request: _Request, why: str, grant: Ro
     if request.amount_cents:
         title += f" for {money(request.amount_cents)}"
     view = await decisions.open_decision(
-        tx, actor, kind="escalation", title=title, details=why, request=request.params(),
-        agency_id=request.agency["id"], role_id=request.role["id"] if request.role else None,
-        amount_cents=request.amount_cents, grant_id=grant["id"] if grant else None,
+        tx,
+        actor,
+        kind="escalation",
+        title=title,
+        details=why,
+        request=request.params(),
+        agency_id=request.agency["id"],
+        role_id=request.role["id"] if request.role else None,
+        amount_cents=request.amount_cents,
+        grant_id=grant["id"] if grant else None,
         timeout_policy=grant["on_timeout"] if grant else "deny",
     )
     decision_id = ids.parse_id("decision", view.id, field="decision")
     short = ids.format_id("decision", decision_id)
-    reason = (f"{why} Asked the operator in {short}. Once it is approved, call authorize again with the same "
-              "parameters and a new idempotency_key.")
+    reason = (
+        f"{why} Asked the operator in {short}. Once it is approved, call authorize again with the same "
+        "parameters and a new idempotency_key."
+    )
     return _Outcome("needs_approval", reason, grant, decision_id, why=why)
 
 
-async def _draw(tx: Tx, grant: Row, short: str, budgets: list[Row], request: _Request,
-                approved: Row | None) -> _Outcome:
+async def _draw(
+    tx: Tx, grant: Row, short: str, budgets: list[Row], request: _Request, approved: Row | None
+) -> _Outcome:
     timezone = (await workspace.get(tx)).timezone
     keys = {str(b["id"]): period_key(b["period"], tx.now, timezone) for b in budgets}
     failed = await _draw_budgets(tx, budgets, keys, request.amount_cents)
@@ -284,12 +331,15 @@ async def _draw(tx: Tx, grant: Row, short: str, budgets: list[Row], request: _Re
         return _Outcome("denied", reason, grant, period_keys=keys)
     reason = f"Allowed by {short}; {money(request.amount_cents)} reserved. Settle with the actual amount or release."
     if approved is not None:
-        reason = f"Allowed by {short} with the operator's approval in " \
-                 f"{ids.format_id('decision', approved['id'])}; {money(request.amount_cents)} reserved."
+        reason = (
+            f"Allowed by {short} with the operator's approval in "
+            f"{ids.format_id('decision', approved['id'])}; {money(request.amount_cents)} reserved."
+        )
     if grant["mode"] == "notify":
         reason += " The operator will be told."
-    return _Outcome("allowed", reason, grant, approved["id"] if approved else None,
-                    redeem=approved is not None, period_keys=keys)
+    return _Outcome(
+        "allowed", reason, grant, approved["id"] if approved else None, redeem=approved is not None, period_keys=keys
+    )
 
 
 # One conditional upsert draws one budget: the period's first draw inserts the usage row (when the
@@ -326,8 +376,16 @@ async def _draw_budgets(tx: Tx, budgets: list[Row], keys: dict[str, str], amount
 
 
 async def _draw_one(tx: Tx, budget: Row, keys: dict[str, str], amount: int) -> bool:
-    drawn = await tx.one(_DRAW_SQL, {"amt": amount, "b": budget["id"], "p": keys[str(budget["id"])],
-                                     "max_count": budget["max_count"], "max_cents": budget["max_cents"]})
+    drawn = await tx.one(
+        _DRAW_SQL,
+        {
+            "amt": amount,
+            "b": budget["id"],
+            "p": keys[str(budget["id"])],
+            "max_count": budget["max_count"],
+            "max_cents": budget["max_cents"],
+        },
+    )
     return drawn is not None
 
 
@@ -335,10 +393,14 @@ async def _exhausted(tx: Tx, short: str, request: _Request, budget: Row, key: st
     used_count, used_cents = await budget_usage(tx, budget["id"], key)
     period, when = budget["period"], _PERIOD_NOW[budget["period"]]
     if budget["max_count"] is not None and used_count + 1 > budget["max_count"]:
-        return f"{short} allows {budget['max_count']} {request.capability} per {period}; " \
-               f"{used_count} used {when} ({timezone})."
-    return f"{short} allows {money(budget['max_cents'])} of {request.capability} per {period}; " \
-           f"{money(used_cents)} used {when} ({timezone}), {money(request.amount_cents)} asked."
+        return (
+            f"{short} allows {budget['max_count']} {request.capability} per {period}; "
+            f"{used_count} used {when} ({timezone})."
+        )
+    return (
+        f"{short} allows {money(budget['max_cents'])} of {request.capability} per {period}; "
+        f"{money(used_cents)} used {when} ({timezone}), {money(request.amount_cents)} asked."
+    )
 
 
 def _notifies(outcome: _Outcome) -> bool:
@@ -354,11 +416,25 @@ async def _record(tx: Tx, request: _Request, digest: str, outcome: _Outcome) -> 
         "idempotency_key, request_hash, answer, reason, grant_id, grant_version, decision_id, status, "
         "period_keys, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "RETURNING *",
-        (request.agency["id"], request.role["id"] if request.role else None, request.capability,
-         request.amount_cents, request.target, request.task_id, request.idempotency_key, digest, outcome.answer,
-         outcome.reason, grant["id"] if grant else None, grant["version"] if grant else None, outcome.decision_id,
-         "held" if held else "none", json.dumps(outcome.period_keys),
-         format_ts(tx.now + RESERVATION_TTL) if held else None, tx.now_text),
+        (
+            request.agency["id"],
+            request.role["id"] if request.role else None,
+            request.capability,
+            request.amount_cents,
+            request.target,
+            request.task_id,
+            request.idempotency_key,
+            digest,
+            outcome.answer,
+            outcome.reason,
+            grant["id"] if grant else None,
+            grant["version"] if grant else None,
+            outcome.decision_id,
+            "held" if held else "none",
+            json.dumps(outcome.period_keys),
+            format_ts(tx.now + RESERVATION_TTL) if held else None,
+            tx.now_text,
+        ),
     )
     assert row is not None  # an INSERT … RETURNING returns the row it inserted
     return row
@@ -368,8 +444,15 @@ async def _record(tx: Tx, request: _Request, digest: str, outcome: _Outcome) -> 
 
 
 async def check(
-    tx: Tx, actor: Actor, *, agency: str, role: str | None, capability: str, amount_cents: int,
-    target: str | None, task_id: int | str | None,
+    tx: Tx,
+    actor: Actor,
+    *,
+    agency: str,
+    role: str | None,
+    capability: str,
+    amount_cents: int,
+    target: str | None,
+    task_id: int | str | None,
 ) -> CheckView:
     """The answer authorize would give now, with nothing reserved, opened or written.
 
@@ -389,10 +472,17 @@ async def check(
         await tx.run("ROLLBACK TO authority_check")
         await tx.run("RELEASE authority_check")
     # A decision authorize would open is gone with the savepoint; a pending one it would reuse is not.
-    opens = outcome.answer == "needs_approval" and await tx.one(
-        "SELECT 1 FROM decisions WHERE id = ?", (outcome.decision_id,)) is None
-    return CheckView(answer=outcome.answer, reason=_check_reason(outcome, request, opens),
-                     grant_id=_short("grant", grant_id), budgets_left=left, would_open_decision=opens)
+    opens = (
+        outcome.answer == "needs_approval"
+        and await tx.one("SELECT 1 FROM decisions WHERE id = ?", (outcome.decision_id,)) is None
+    )
+    return CheckView(
+        answer=outcome.answer,
+        reason=_check_reason(outcome, request, opens),
+        grant_id=_short("grant", grant_id),
+        budgets_left=left,
+        would_open_decision=opens,
+    )
 
 
 def _check_reason(outcome: _Outcome, request: _Request, opens: bool) -> str:
@@ -426,8 +516,9 @@ async def settle(tx: Tx, actor: Actor, authorization: str, *, actual_cents: int)
         )
     await _give_back(tx, row, cents=row["amount_cents"] - actual, count=0)
     await _close(tx, row["id"], "settled", actual)
-    await audit.append(tx, actor, "authority.settle", short, {"actual_cents": actual,
-                                                              "reserved_cents": row["amount_cents"]})
+    await audit.append(
+        tx, actor, "authority.settle", short, {"actual_cents": actual, "reserved_cents": row["amount_cents"]}
+    )
     return await _authorization_view(tx, await _authorization_row(tx, row["id"]))
 
 
@@ -455,8 +546,13 @@ async def release_expired(tx: Tx, *, limit: int | None = None) -> int:
     for row in rows:
         await _give_back(tx, row, cents=row["amount_cents"], count=1)
         await _close(tx, row["id"], "expired", None)
-        await audit.append(tx, SYSTEM, "authority.expire", ids.format_id("authorization", row["id"]),
-                           {"reserved_cents": row["amount_cents"]})
+        await audit.append(
+            tx,
+            SYSTEM,
+            "authority.expire",
+            ids.format_id("authorization", row["id"]),
+            {"reserved_cents": row["amount_cents"]},
+        )
     return len(rows)
 
 
@@ -464,8 +560,10 @@ async def _held(tx: Tx, ref: str, verb: str) -> Row:
     row = await _authorization_row(tx, ids.parse_id("authorization", ref, field="authorization_id"))
     if row["status"] != "held":
         short = ids.format_id("authorization", row["id"])
-        raise Conflict(f"authorization_id: {short} is {row['status']}, so there is nothing to {verb}; only held "
-                       "reservations can be settled or released. Call authorize for a new one if you still act.")
+        raise Conflict(
+            f"authorization_id: {short} is {row['status']}, so there is nothing to {verb}; only held "
+            "reservations can be settled or released. Call authorize for a new one if you still act."
+        )
     return row
 
 
@@ -503,11 +601,17 @@ async def _authorization_view(tx: Tx, row: Row, grant: Row | None = None) -> Aut
     if grant is None and row["grant_id"] is not None:
         grant = await grant_row(tx, row["grant_id"])
     return AuthorizationView(
-        authorization_id=ids.format_id("authorization", row["id"]), answer=row["answer"], reason=row["reason"],
-        capability=row["capability"], amount_cents=row["amount_cents"], target=row["target"],
-        grant_id=_short("grant", row["grant_id"]), decision_id=_short("decision", row["decision_id"]),
+        authorization_id=ids.format_id("authorization", row["id"]),
+        answer=row["answer"],
+        reason=row["reason"],
+        capability=row["capability"],
+        amount_cents=row["amount_cents"],
+        target=row["target"],
+        grant_id=_short("grant", row["grant_id"]),
+        decision_id=_short("decision", row["decision_id"]),
         notify=row["answer"] == "allowed" and grant is not None and grant["mode"] == "notify",
-        status=row["status"], expires_at=row["expires_at"],
+        status=row["status"],
+        expires_at=row["expires_at"],
         budgets_left=await _budgets_left(tx, row),
     )
 
@@ -533,9 +637,10 @@ async def _left(tx: Tx, grant_id: int | None, keys: dict[str, str]) -> list[str]
     for budget in rows:
         used_count, used_cents = budget["used_count"], budget["used_cents"]
         if budget["max_count"] is not None:
-            left.append(f"{budget['period']}: {max(budget['max_count'] - used_count, 0)} of "
-                        f"{budget['max_count']} left")
+            left.append(f"{budget['period']}: {max(budget['max_count'] - used_count, 0)} of {budget['max_count']} left")
         if budget["max_cents"] is not None:
-            left.append(f"{budget['period']}: {money(max(budget['max_cents'] - used_cents, 0))} of "
-                        f"{money(budget['max_cents'])} left")
+            left.append(
+                f"{budget['period']}: {money(max(budget['max_cents'] - used_cents, 0))} of "
+                f"{money(budget['max_cents'])} left"
+            )
     return left

@@ -87,8 +87,12 @@ def widens(before: GrantTerms, after: GrantTerms) -> list[str]:
     only, yet is listed): a false "widens" only sends the change to the operator, a false
     "narrows" would let the agency raise its own authority.
     """
-    return [*_money_widening(before, after), *_budget_widening(before, after),
-            *_scope_widening(before, after), *_standing_widening(before, after)]
+    return [
+        *_money_widening(before, after),
+        *_budget_widening(before, after),
+        *_scope_widening(before, after),
+        *_standing_widening(before, after),
+    ]
 
 
 def _raised(label: str, old: int | None, new: int | None, show: Callable[[int], str]) -> list[str]:
@@ -159,8 +163,10 @@ def update_command(short: str, before: GrantTerms, after: GrantTerms) -> str:
     for period in _PERIOD_ORDER:
         if old.get(period) != new.get(period):
             budget = new.get(period)
-            parts.append(f"--{period}-count {_or_none(budget and budget.max_count)} "
-                         f"--{period}-cents {_or_none(budget and budget.max_cents)}")
+            parts.append(
+                f"--{period}-count {_or_none(budget and budget.max_count)} "
+                f"--{period}-cents {_or_none(budget and budget.max_cents)}"
+            )
     if after.scope_allow != before.scope_allow:
         parts.append(" ".join(["--allow", *map(shlex.quote, after.scope_allow)]))
     if after.scope_deny != before.scope_deny:
@@ -176,4 +182,3 @@ def update_command(short: str, before: GrantTerms, after: GrantTerms) -> str:
 
 def _or_none(value: object) -> str:
     return "none" if value is None else str(value)
-

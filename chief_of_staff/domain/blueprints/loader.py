@@ -66,8 +66,9 @@ def _folder() -> Any:
 
 @cache
 def _shipped_names() -> tuple[str, ...]:
-    return tuple(sorted(entry.name.removesuffix(".toml") for entry in _folder().iterdir()
-                        if entry.name.endswith(".toml")))
+    return tuple(
+        sorted(entry.name.removesuffix(".toml") for entry in _folder().iterdir() if entry.name.endswith(".toml"))
+    )
 
 
 def _canonical(name: str) -> str:
@@ -88,8 +89,10 @@ def load_blueprint(name: str) -> Blueprint:
     """A shipped blueprint by name ("outbound"); NotFound lists the ones there are."""
     canonical = _canonical(name) if isinstance(name, str) else ""
     if canonical not in _shipped_names():
-        raise NotFound(f"blueprint: there is no blueprint {name!r}. Available: {', '.join(_shipped_names())}. "
-                       "Call list_blueprints to see what each one sets up.")
+        raise NotFound(
+            f"blueprint: there is no blueprint {name!r}. Available: {', '.join(_shipped_names())}. "
+            "Call list_blueprints to see what each one sets up."
+        )
     return _load_shipped(canonical)
 
 
@@ -100,9 +103,16 @@ def list_blueprints() -> list[BlueprintSummary]:
 
 def _summary(blueprint: Blueprint) -> BlueprintSummary:
     info = blueprint.blueprint
-    return BlueprintSummary(name=info.name, title=info.title, summary=info.summary, agency=blueprint.agency.name,
-                            roles=len(blueprint.roles), goals=len(blueprint.goals),
-                            grants=len(blueprint.grants), routines=len(blueprint.routines))
+    return BlueprintSummary(
+        name=info.name,
+        title=info.title,
+        summary=info.summary,
+        agency=blueprint.agency.name,
+        roles=len(blueprint.roles),
+        goals=len(blueprint.goals),
+        grants=len(blueprint.grants),
+        routines=len(blueprint.routines),
+    )
 
 
 # --- the plan (dry run) --------------------------------------------------------------------------
@@ -116,8 +126,7 @@ def _agency_name(blueprint: Blueprint, override: str | None) -> str:
     if override is None:
         return blueprint.agency.name
     if not isinstance(override, str) or not override.strip() or len(override.strip()) > 80:
-        raise InvalidInput("agency_name: send a short name for the new agency (1 to 80 characters), "
-                           "e.g. 'Outbound 2'.")
+        raise InvalidInput("agency_name: send a short name for the new agency (1 to 80 characters), e.g. 'Outbound 2'.")
     if looks_like_id("agency", override):
         raise InvalidInput(f"agency_name: {override.strip()!r} reads like an id; send a name with letters.")
     return override.strip()
@@ -136,8 +145,10 @@ async def _conflicts(tx: Tx, agency: str) -> list[str]:
     if taken is None:
         return []
     short = f"A{taken['id']}"
-    return [f"agency {taken['name']} ({short}) already exists. Apply the blueprint with "
-            f"agency_name={await _free_name(tx, agency)!r} to stand up a second one, or adjust {short} instead."]
+    return [
+        f"agency {taken['name']} ({short}) already exists. Apply the blueprint with "
+        f"agency_name={await _free_name(tx, agency)!r} to stand up a second one, or adjust {short} instead."
+    ]
 
 
 def _budget_text(budget: BudgetSpec, currency: str) -> str:
@@ -169,8 +180,9 @@ def _goal_lines(goal: GoalSection, today: date) -> list[str]:
     lines = [f"goal {goal.title} ({count} key result{'s' if count != 1 else ''}, due {due})"]
     for kr in goal.key_results:
         unit = f" {kr.unit}" if kr.unit else ""
-        lines.append(f"key result {kr.metric}: {kr.baseline:g} → {kr.target:g}{unit} "
-                     f"by {today + timedelta(days=kr.due_in_days)}")
+        lines.append(
+            f"key result {kr.metric}: {kr.baseline:g} → {kr.target:g}{unit} by {today + timedelta(days=kr.due_in_days)}"
+        )
     return lines
 
 
@@ -206,9 +218,12 @@ async def plan_blueprint(tx: Tx, name: str | Blueprint, *, agency_name: str | No
     agency = _agency_name(blueprint, agency_name)
     settings = await workspace.get(tx)
     today = clock.local_date(tx.now, settings.timezone)
-    return BlueprintPlan(blueprint=blueprint.blueprint.name, agency=agency,
-                         creates=_describe(blueprint, agency, today, settings.currency),
-                         conflicts=await _conflicts(tx, agency))
+    return BlueprintPlan(
+        blueprint=blueprint.blueprint.name,
+        agency=agency,
+        creates=_describe(blueprint, agency, today, settings.currency),
+        conflicts=await _conflicts(tx, agency),
+    )
 
 
 # --- applying ------------------------------------------------------------------------------------
@@ -218,9 +233,9 @@ class _Created:
     """Short ids of what one application created, by kind, plus the local lookups the later steps need."""
 
     def __init__(self) -> None:
-        self.ids: dict[str, list[str]] = {kind: [] for kind in
-                                          ("agency", "roles", "goals", "key_results", "grants", "routines",
-                                           "lessons", "tasks")}
+        self.ids: dict[str, list[str]] = {
+            kind: [] for kind in ("agency", "roles", "goals", "key_results", "grants", "routines", "lessons", "tasks")
+        }
         self.roles: dict[str, str] = {}
         self.goals: dict[str, str] = {}
         self.key_results: dict[tuple[str, str], str] = {}
@@ -240,9 +255,14 @@ def _in_days(today: date, days: int | None) -> date | None:
 
 
 async def _create_roster(tx: Tx, actor: Actor, blueprint: Blueprint, agency: str, made: _Created) -> str:
-    view = await agencies.create_agency(tx, actor, name=agency, purpose=blueprint.agency.purpose,
-                                        operating_spec=blueprint.agency.operating_spec,
-                                        blueprint=blueprint.blueprint.name)
+    view = await agencies.create_agency(
+        tx,
+        actor,
+        name=agency,
+        purpose=blueprint.agency.purpose,
+        operating_spec=blueprint.agency.operating_spec,
+        blueprint=blueprint.blueprint.name,
+    )
     made.ids["agency"].append(view.id)
     for role in blueprint.roles:
         role_view = await agencies.set_role(tx, actor, agency=view.id, name=role.name, charter=role.charter)
@@ -251,15 +271,25 @@ async def _create_roster(tx: Tx, actor: Actor, blueprint: Blueprint, agency: str
     return view.id
 
 
-async def _create_goals(tx: Tx, actor: Actor, blueprint: Blueprint, agency_id: str, today: date,
-                        made: _Created) -> None:
+async def _create_goals(
+    tx: Tx, actor: Actor, blueprint: Blueprint, agency_id: str, today: date, made: _Created
+) -> None:
     for goal in blueprint.goals:
-        specs = [goals.KeyResultSpec(metric=kr.metric, unit=kr.unit, baseline=kr.baseline, target=kr.target,
-                                     direction=kr.direction, due_date=today + timedelta(days=kr.due_in_days),
-                                     start_date=today)
-                 for kr in goal.key_results]
-        view = await goals.create_goal(tx, actor, agency=agency_id, title=goal.title,
-                                       description=goal.description, key_results=specs)
+        specs = [
+            goals.KeyResultSpec(
+                metric=kr.metric,
+                unit=kr.unit,
+                baseline=kr.baseline,
+                target=kr.target,
+                direction=kr.direction,
+                due_date=today + timedelta(days=kr.due_in_days),
+                start_date=today,
+            )
+            for kr in goal.key_results
+        ]
+        view = await goals.create_goal(
+            tx, actor, agency=agency_id, title=goal.title, description=goal.description, key_results=specs
+        )
         made.ids["goals"].append(view.id)
         made.goals[goal.key] = view.id
         for kr_view in view.key_results:
@@ -267,41 +297,64 @@ async def _create_goals(tx: Tx, actor: Actor, blueprint: Blueprint, agency_id: s
             made.key_results[(goal.key, kr_view.metric.casefold())] = kr_view.id
 
 
-async def _create_grants(tx: Tx, actor: Actor, blueprint: Blueprint, agency_id: str, today: date,
-                         made: _Created) -> None:
+async def _create_grants(
+    tx: Tx, actor: Actor, blueprint: Blueprint, agency_id: str, today: date, made: _Created
+) -> None:
     for grant in blueprint.grants:
         spec = grants.GrantSpec(
-            agency=agency_id, role=made.role(grant.role), capability=grant.capability, mode=grant.mode,
+            agency=agency_id,
+            role=made.role(grant.role),
+            capability=grant.capability,
+            mode=grant.mode,
             per_action_cap_cents=grant.per_action_cap_cents,
             budgets=list(grant.budgets),
-            scope_allow=list(grant.scope_allow), scope_deny=list(grant.scope_deny),
-            expires_on=_in_days(today, grant.expires_in_days), goal=made.goal(grant.goal),
+            scope_allow=list(grant.scope_allow),
+            scope_deny=list(grant.scope_deny),
+            expires_on=_in_days(today, grant.expires_in_days),
+            goal=made.goal(grant.goal),
             rationale=grant.rationale,
         )
         made.ids["grants"].append((await grants.create_grant(tx, actor, spec)).id)
 
 
-async def _create_work(tx: Tx, actor: Actor, blueprint: Blueprint, agency_id: str, today: date,
-                       made: _Created) -> None:
+async def _create_work(tx: Tx, actor: Actor, blueprint: Blueprint, agency_id: str, today: date, made: _Created) -> None:
     for routine in blueprint.routines:
         view = await routines.add_routine(
-            tx, actor, agency=agency_id, role=made.role(routine.role), title=routine.title,
-            details=routine.details, priority=routine.priority, schedule=routine.schedule,
-            goal=made.goal(routine.goal), key_result=made.key_result(routine.goal, routine.key_result))
+            tx,
+            actor,
+            agency=agency_id,
+            role=made.role(routine.role),
+            title=routine.title,
+            details=routine.details,
+            priority=routine.priority,
+            schedule=routine.schedule,
+            goal=made.goal(routine.goal),
+            key_result=made.key_result(routine.goal, routine.key_result),
+        )
         made.ids["routines"].append(view.id)
     for task in blueprint.tasks:
         task_view = await inbox.add_task(
-            tx, actor, title=task.title, details=task.details, agency=agency_id, role=made.role(task.role),
-            goal=made.goal(task.goal), key_result=made.key_result(task.goal, task.key_result),
-            priority=task.priority, due_on=_in_days(today, task.due_in_days), source="blueprint")
+            tx,
+            actor,
+            title=task.title,
+            details=task.details,
+            agency=agency_id,
+            role=made.role(task.role),
+            goal=made.goal(task.goal),
+            key_result=made.key_result(task.goal, task.key_result),
+            priority=task.priority,
+            due_on=_in_days(today, task.due_in_days),
+            source="blueprint",
+        )
         made.ids["tasks"].append(task_view.id)
 
 
 async def _create_playbook(tx: Tx, actor: Actor, blueprint: Blueprint, agency_id: str, made: _Created) -> None:
     number = ids.parse_id("agency", agency_id)
     for lesson in blueprint.playbook:
-        view = await agencies.add_lesson(tx, actor, agency_id=number, kind=lesson.kind, text=lesson.text,
-                                         source="blueprint")
+        view = await agencies.add_lesson(
+            tx, actor, agency_id=number, kind=lesson.kind, text=lesson.text, source="blueprint"
+        )
         made.ids["lessons"].append(view.id)
 
 
@@ -312,8 +365,9 @@ def _hint_name(name: str | Blueprint) -> str:
     return _canonical(name) if known else "<name>"
 
 
-async def apply_blueprint(tx: Tx, actor: Actor, name: str | Blueprint, *,
-                          agency_name: str | None = None) -> BlueprintPlan:
+async def apply_blueprint(
+    tx: Tx, actor: Actor, name: str | Blueprint, *, agency_name: str | None = None
+) -> BlueprintPlan:
     """Create the blueprint's agency, roles, goals, grants, routines, playbook and tasks (operator-only).
 
     Everything is written in the caller's transaction, so a failure half-way (a grant above the
@@ -331,8 +385,16 @@ async def apply_blueprint(tx: Tx, actor: Actor, name: str | Blueprint, *,
     await _create_grants(tx, actor, blueprint, agency_id, today, made)
     await _create_work(tx, actor, blueprint, agency_id, today, made)
     await _create_playbook(tx, actor, blueprint, agency_id, made)
-    await audit.append(tx, actor, "blueprint.apply", agency_id, {
-        "blueprint": blueprint.blueprint.name, "version": blueprint.blueprint.version, "agency": plan.agency,
-        "created": {kind: len(found) for kind, found in made.ids.items()},
-    })
+    await audit.append(
+        tx,
+        actor,
+        "blueprint.apply",
+        agency_id,
+        {
+            "blueprint": blueprint.blueprint.name,
+            "version": blueprint.blueprint.version,
+            "agency": plan.agency,
+            "created": {kind: len(found) for kind, found in made.ids.items()},
+        },
+    )
     return plan.model_copy(update={"applied": True, "created_ids": made.ids})

@@ -81,8 +81,10 @@ class KeyResultSection(_Section):
         rising = self.target > self.baseline
         if self.target == self.baseline or rising != (self.direction == "up"):
             word = "above" if self.direction == "up" else "below"
-            raise ValueError(f"direction {self.direction!r} needs a target {word} the baseline "
-                             f"(baseline {self.baseline:g}, target {self.target:g})")
+            raise ValueError(
+                f"direction {self.direction!r} needs a target {word} the baseline "
+                f"(baseline {self.baseline:g}, target {self.target:g})"
+            )
         return self
 
 
@@ -251,15 +253,24 @@ def _names_problems(blueprint: Blueprint) -> list[str]:
     problems = []
     if looks_like_id("agency", blueprint.agency.name):
         problems.append(f"agency > name: {blueprint.agency.name!r} reads like an id; use a name with letters.")
-    problems += [f"roles > name: {r.name!r} reads like an id; use a name with letters."
-                 for r in blueprint.roles if looks_like_id("role", r.name)]
-    problems += [f"roles: {name!r} appears twice; role names are unique (in any case)."
-                 for name in _duplicates([r.name for r in blueprint.roles])]
-    problems += [f"goals: key {key!r} appears twice; each goal needs its own key."
-                 for key in _duplicates([g.key for g in blueprint.goals])]
+    problems += [
+        f"roles > name: {r.name!r} reads like an id; use a name with letters."
+        for r in blueprint.roles
+        if looks_like_id("role", r.name)
+    ]
+    problems += [
+        f"roles: {name!r} appears twice; role names are unique (in any case)."
+        for name in _duplicates([r.name for r in blueprint.roles])
+    ]
+    problems += [
+        f"goals: key {key!r} appears twice; each goal needs its own key."
+        for key in _duplicates([g.key for g in blueprint.goals])
+    ]
     for goal in blueprint.goals:
-        problems += [f"goals ({goal.key}) > key_results: metric {metric!r} appears twice."
-                     for metric in _duplicates([kr.metric for kr in goal.key_results])]
+        problems += [
+            f"goals ({goal.key}) > key_results: metric {metric!r} appears twice."
+            for metric in _duplicates([kr.metric for kr in goal.key_results])
+        ]
     return problems
 
 
@@ -274,14 +285,16 @@ def _role_problem(blueprint: Blueprint, where: str, role: str | None) -> list[st
 def _goal_problems(blueprint: Blueprint, where: str, goal: str | None, key_result: str | None) -> list[str]:
     by_key = {g.key: g for g in blueprint.goals}
     if goal is None:
-        return [f"{where} > key_result: name the goal too (goal = \"...\")."] if key_result else []
+        return [f'{where} > key_result: name the goal too (goal = "...").'] if key_result else []
     if goal not in by_key:
         keys = ", ".join(by_key) or "none"
         return [f"{where} > goal: {goal!r} is not a goal key in this blueprint; its goal keys are {keys}."]
     metrics = [kr.metric for kr in by_key[goal].key_results]
     if key_result is not None and key_result.casefold() not in {m.casefold() for m in metrics}:
-        return [f"{where} > key_result: goal {goal!r} has no key result {key_result!r}; "
-                f"its metrics are {', '.join(metrics)}."]
+        return [
+            f"{where} > key_result: goal {goal!r} has no key result {key_result!r}; "
+            f"its metrics are {', '.join(metrics)}."
+        ]
     return []
 
 
@@ -294,8 +307,7 @@ def _schedule_problem(where: str, schedule: str) -> list[str]:
 
 
 def _work_problems(blueprint: Blueprint, where: str, item: RoutineSection | TaskSection) -> list[str]:
-    return (_role_problem(blueprint, where, item.role)
-            + _goal_problems(blueprint, where, item.goal, item.key_result))
+    return _role_problem(blueprint, where, item.role) + _goal_problems(blueprint, where, item.goal, item.key_result)
 
 
 def _reference_problems(blueprint: Blueprint) -> list[str]:

@@ -30,8 +30,9 @@ from chief_of_staff.domain import agencies, goals, routines
 from chief_of_staff.domain.authority import grants
 from chief_of_staff.domain.authority.terms import BudgetSpec
 
-AdjustmentTool = Literal["update_grant", "adjust_goal", "set_role", "add_routine", "set_routine", "add_lesson",
-                         "set_lesson"]
+AdjustmentTool = Literal[
+    "update_grant", "adjust_goal", "set_role", "add_routine", "set_routine", "add_lesson", "set_lesson"
+]
 # A short id as sent: "GR3", "KR2".
 Ref = Annotated[str, Field(min_length=1, max_length=24)]
 State = dict[str, Any] | None
@@ -58,7 +59,8 @@ class UpdateGrantArgs(Model):
     on_timeout: Literal["deny", "approve"] | None = None
     rationale: Text | None = None
     restore_version: Annotated[StrictInt, Field(ge=1, le=1_000_000_000)] | None = Field(
-        None, description="Instead: bounds as they were at this version")
+        None, description="Instead: bounds as they were at this version"
+    )
 
 
 class AdjustGoalArgs(Model):
@@ -121,8 +123,10 @@ def parse_arguments(tool: AdjustmentTool, arguments: dict[str, Any], field: str)
     try:
         return TOOLS[tool].model.model_validate(arguments)
     except ValidationError as exc:
-        problems = [f"{field}.{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
-                    for e in exc.errors()[:8]]
+        problems = [
+            f"{field}.{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()[:8]
+        ]
         raise InvalidInput("Nothing was changed:\n- " + "\n- ".join(problems)) from None
 
 
@@ -170,29 +174,47 @@ async def _goal_subject(tx: Tx, args: Any) -> str:
     row = await goals.resolve_goal(tx, args.goal_id, field="goal_id")
     existing = await tx.all("SELECT id, metric FROM key_results WHERE goal_id = ?", (row["id"],))
     known = {ids.format_id("key_result", r["id"]).casefold() for r in existing} | {
-        r["metric"].casefold() for r in existing}
+        r["metric"].casefold() for r in existing
+    }
     for index, change in enumerate(args.key_results or []):
         if change.key_result.casefold() not in known:
             names = ", ".join(ids.format_id("key_result", r["id"]) for r in existing)
             raise InvalidInput(
                 f"key_results[{index}].key_result: {change.key_result!r} is not a key result of "
                 f"{ids.format_id('goal', row['id'])} ({names}). A review changes existing key results only, "
-                "so that it can be undone; add new ones with adjust_goal.")
+                "so that it can be undone; add new ones with adjust_goal."
+            )
     return ids.format_id("goal", row["id"])
 
 
 async def _goal_state(tx: Tx, subject: str) -> State:
     row = await goals.resolve_goal(tx, subject)
-    krs = await tx.all("SELECT id, target, due_date, unit FROM key_results WHERE goal_id = ? ORDER BY id",
-                       (row["id"],))
-    return {"title": row["title"], "description": row["description"], "status": row["status"],
-            "key_results": {ids.format_id("key_result", kr["id"]): {
-                "target": kr["target"], "due_date": kr["due_date"], "unit": kr["unit"]} for kr in krs}}
+    krs = await tx.all("SELECT id, target, due_date, unit FROM key_results WHERE goal_id = ? ORDER BY id", (row["id"],))
+    return {
+        "title": row["title"],
+        "description": row["description"],
+        "status": row["status"],
+        "key_results": {
+            ids.format_id("key_result", kr["id"]): {
+                "target": kr["target"],
+                "due_date": kr["due_date"],
+                "unit": kr["unit"],
+            }
+            for kr in krs
+        },
+    }
 
 
 async def _apply_goal(tx: Tx, actor: Actor, args: Any) -> None:
-    await goals.adjust_goal(tx, actor, args.goal_id, title=args.title, description=args.description,
-                            status=args.status, key_results=args.key_results)
+    await goals.adjust_goal(
+        tx,
+        actor,
+        args.goal_id,
+        title=args.title,
+        description=args.description,
+        status=args.status,
+        key_results=args.key_results,
+    )
 
 
 def _goal_inverse(subject: str, before: State, after: State) -> Adjustment | None:
@@ -200,8 +222,9 @@ def _goal_inverse(subject: str, before: State, after: State) -> Adjustment | Non
         return None
     arguments: dict[str, Any] = {"goal_id": subject}
     arguments |= {key: before[key] for key in ("title", "description", "status") if before[key] != after[key]}
-    changes = [{"key_result": kr, **was} for kr, was in before["key_results"].items()
-               if after["key_results"].get(kr) != was]
+    changes = [
+        {"key_result": kr, **was} for kr, was in before["key_results"].items() if after["key_results"].get(kr) != was
+    ]
     if changes:
         arguments["key_results"] = changes
     return Adjustment(tool="adjust_goal", arguments=arguments) if len(arguments) > 1 else None
@@ -225,14 +248,18 @@ async def _role_subject(tx: Tx, args: Any) -> str:
 async def _role_state(tx: Tx, subject: str) -> State:
     if not subject:
         return None
-    row = await tx.one("SELECT r.name, r.charter, r.status, a.name AS agency FROM roles AS r "
-                       "JOIN agencies AS a ON a.id = r.agency_id WHERE r.id = ?", (ids.parse_id("role", subject),))
+    row = await tx.one(
+        "SELECT r.name, r.charter, r.status, a.name AS agency FROM roles AS r "
+        "JOIN agencies AS a ON a.id = r.agency_id WHERE r.id = ?",
+        (ids.parse_id("role", subject),),
+    )
     return None if row is None else dict(row)
 
 
 async def _apply_role(tx: Tx, actor: Actor, args: Any) -> str:
-    view = await agencies.set_role(tx, actor, agency=args.agency, name=args.name, charter=args.charter,
-                                   status=args.status)
+    view = await agencies.set_role(
+        tx, actor, agency=args.agency, name=args.name, charter=args.charter, status=args.status
+    )
     return view.id
 
 
@@ -240,11 +267,15 @@ def _role_inverse(subject: str, before: State, after: State) -> Adjustment | Non
     if after is None:
         return None
     if before is None:  # roles carry history (tasks, outcomes), so an added role is retired, not deleted
-        return Adjustment(tool="set_role", arguments={"agency": after["agency"], "name": after["name"],
-                                                      "status": "retired"})
+        return Adjustment(
+            tool="set_role", arguments={"agency": after["agency"], "name": after["name"], "status": "retired"}
+        )
     arguments = {key: before[key] for key in ("charter", "status") if before[key] != after[key]}
-    return Adjustment(tool="set_role", arguments={"agency": after["agency"], "name": after["name"],
-                                                  **arguments}) if arguments else None
+    return (
+        Adjustment(tool="set_role", arguments={"agency": after["agency"], "name": after["name"], **arguments})
+        if arguments
+        else None
+    )
 
 
 # --- routines ------------------------------------------------------------------------------------
@@ -266,9 +297,18 @@ async def _routine_subject(tx: Tx, args: Any) -> str:
 
 
 async def _apply_routine_add(tx: Tx, actor: Actor, args: Any) -> str:
-    view = await routines.add_routine(tx, actor, agency=args.agency, role=args.role, title=args.title,
-                                      details=args.details, priority=args.priority, schedule=args.schedule,
-                                      goal=args.goal_id, key_result=args.key_result_id)
+    view = await routines.add_routine(
+        tx,
+        actor,
+        agency=args.agency,
+        role=args.role,
+        title=args.title,
+        details=args.details,
+        priority=args.priority,
+        schedule=args.schedule,
+        goal=args.goal_id,
+        key_result=args.key_result_id,
+    )
     return view.id
 
 
@@ -279,11 +319,13 @@ async def _apply_routine_set(tx: Tx, actor: Actor, args: Any) -> None:
 def _active_inverse(tool: AdjustmentTool, id_field: str) -> Callable[[str, State, State], Adjustment | None]:
     """Undo for things that are switched on and off, not deleted: routines and lessons (an added one is
     switched off; its row stays, like a retired role)."""
+
     def inverse(subject: str, before: State, after: State) -> Adjustment | None:
         was = False if before is None else before["active"]
         if after is None or after["active"] == was:
             return None
         return Adjustment(tool=tool, arguments={id_field: subject, "active": was})
+
     return inverse
 
 
@@ -299,8 +341,7 @@ async def _lesson_state(tx: Tx, subject: str) -> State:
 
 async def _apply_lesson_add(tx: Tx, actor: Actor, args: Any) -> str:
     agency = await agencies.resolve_agency(tx, args.agency)
-    view = await agencies.add_lesson(tx, actor, agency_id=agency["id"], kind=args.kind, text=args.text,
-                                     source="review")
+    view = await agencies.add_lesson(tx, actor, agency_id=agency["id"], kind=args.kind, text=args.text, source="review")
     return view.id
 
 

@@ -38,8 +38,16 @@ DECISION_WAIT = timedelta(hours=24)
 # Anomalies about single tasks or decisions stop here (most urgent first); the inbox lists the rest.
 MAX_PER_KIND = 10
 
-AnomalyKind = Literal["failure_rate", "lease_churn", "overdue_task", "budget_burn", "denial_spike",
-                      "goal_behind", "goal_at_risk", "decision_waiting"]
+AnomalyKind = Literal[
+    "failure_rate",
+    "lease_churn",
+    "overdue_task",
+    "budget_burn",
+    "denial_spike",
+    "goal_behind",
+    "goal_at_risk",
+    "decision_waiting",
+]
 Evidence = dict[str, float | int | str]
 UNFINISHED = "('open', 'claimed', 'blocked', 'waiting')"
 
@@ -56,8 +64,9 @@ class Anomaly(Model):
 # --- anomalies -----------------------------------------------------------------------------------
 
 
-async def anomalies(tx: Tx, *, today: date | str | None = None,
-                    decision_wait: timedelta = DECISION_WAIT) -> list[Anomaly]:
+async def anomalies(
+    tx: Tx, *, today: date | str | None = None, decision_wait: timedelta = DECISION_WAIT
+) -> list[Anomaly]:
     """What the server finds worth the operator's look, each with its evidence (see the thresholds above).
 
     `today` (default: the workspace's local today) anchors the day-based checks: failure rate and
@@ -90,24 +99,37 @@ async def _failure_rates(tx: Tx, today: date) -> list[Anomaly]:
         "total(CASE WHEN d.day < :recent THEN d.failures END) AS base_failures "
         "FROM agencies AS a JOIN agency_days AS d ON d.agency_id = a.id AND d.day BETWEEN :first AND :today "
         "WHERE a.status = 'active' GROUP BY a.id ORDER BY a.id",
-        {"recent": recent.isoformat(), "first": first.isoformat(), "today": today.isoformat()})
+        {"recent": recent.isoformat(), "first": first.isoformat(), "today": today.isoformat()},
+    )
     found = []
     for row in rows:
         outcomes, failures = int(row["recent_outcomes"]), int(row["recent_failures"])
         base_outcomes, base_failures = int(row["base_outcomes"]), int(row["base_failures"])
-        if (outcomes < FAILURE_MIN_RECENT_OUTCOMES or failures < FAILURE_MIN_RECENT_FAILURES
-                or base_outcomes < FAILURE_MIN_BASELINE_OUTCOMES):
+        if (
+            outcomes < FAILURE_MIN_RECENT_OUTCOMES
+            or failures < FAILURE_MIN_RECENT_FAILURES
+            or base_outcomes < FAILURE_MIN_BASELINE_OUTCOMES
+        ):
             continue
         if Fraction(failures, outcomes) <= Fraction(base_failures, base_outcomes) + FAILURE_RATE_MARGIN:
             continue
         rate, base = _rate(failures, outcomes), _rate(base_failures, base_outcomes)
-        found.append(Anomaly(
-            kind="failure_rate", subject=ids.format_id("agency", row["id"]),
-            message=f"{row['name']} failed {failures} of {outcomes} outcomes in the last {FAILURE_RECENT_DAYS} "
-                    f"days ({rate:.0%}), against {base:.0%} in the {FAILURE_BASELINE_DAYS} days before.",
-            evidence={"failures": failures, "outcomes": outcomes, "failure_rate": rate,
-                      "baseline_failures": base_failures, "baseline_outcomes": base_outcomes,
-                      "baseline_rate": base}))
+        found.append(
+            Anomaly(
+                kind="failure_rate",
+                subject=ids.format_id("agency", row["id"]),
+                message=f"{row['name']} failed {failures} of {outcomes} outcomes in the last {FAILURE_RECENT_DAYS} "
+                f"days ({rate:.0%}), against {base:.0%} in the {FAILURE_BASELINE_DAYS} days before.",
+                evidence={
+                    "failures": failures,
+                    "outcomes": outcomes,
+                    "failure_rate": rate,
+                    "baseline_failures": base_failures,
+                    "baseline_outcomes": base_outcomes,
+                    "baseline_rate": base,
+                },
+            )
+        )
     return found
 
 
@@ -116,17 +138,22 @@ async def _lease_churn(tx: Tx) -> list[Anomaly]:
     rows = await tx.all(
         "SELECT id, status, lease_count, lease_expires_at FROM tasks INDEXED BY tasks_lease_churn "
         f"WHERE lease_count >= {LEASE_CHURN_CLAIMS} AND status IN {UNFINISHED} "
-        f"ORDER BY lease_count DESC, id LIMIT {MAX_PER_KIND}")
+        f"ORDER BY lease_count DESC, id LIMIT {MAX_PER_KIND}"
+    )
     found = []
     for row in rows:
         live = row["status"] == "claimed" and (row["lease_expires_at"] or "") > tx.now_text
         lapsed = row["lease_count"] - int(live)
         label = ids.format_id("task", row["id"])
-        found.append(Anomaly(
-            kind="lease_churn", subject=label,
-            message=f"{label} was claimed {row['lease_count']} times and is still {row['status']}: {lapsed} "
-                    "leases ended without finishing it. It may be too big, unclear or blocked.",
-            evidence={"claims": row["lease_count"], "unfinished_leases": lapsed, "status": row["status"]}))
+        found.append(
+            Anomaly(
+                kind="lease_churn",
+                subject=label,
+                message=f"{label} was claimed {row['lease_count']} times and is still {row['status']}: {lapsed} "
+                "leases ended without finishing it. It may be too big, unclear or blocked.",
+                evidence={"claims": row["lease_count"], "unfinished_leases": lapsed, "status": row["status"]},
+            )
+        )
     return found
 
 
@@ -134,17 +161,27 @@ async def _overdue_tasks(tx: Tx, today: date) -> list[Anomaly]:
     rows = await tx.all(
         f"SELECT id, priority, due_on, status FROM tasks INDEXED BY tasks_due WHERE due_on IS NOT NULL "
         f"AND status IN {UNFINISHED} AND priority IN (0, 1) AND due_on < ? ORDER BY priority, due_on, id "
-        f"LIMIT {MAX_PER_KIND}", (today.isoformat(),))
+        f"LIMIT {MAX_PER_KIND}",
+        (today.isoformat(),),
+    )
     found = []
     for row in rows:
         late = (today - date.fromisoformat(row["due_on"])).days
         label = ids.format_id("task", row["id"])
-        found.append(Anomaly(
-            kind="overdue_task", subject=label,
-            message=f"{label} (P{row['priority']}, {row['status']}) was due {row['due_on']}, "
-                    f"{late} day{'s' * (late != 1)} ago.",
-            evidence={"priority": f"P{row['priority']}", "due_on": row["due_on"], "days_overdue": late,
-                      "status": row["status"]}))
+        found.append(
+            Anomaly(
+                kind="overdue_task",
+                subject=label,
+                message=f"{label} (P{row['priority']}, {row['status']}) was due {row['due_on']}, "
+                f"{late} day{'s' * (late != 1)} ago.",
+                evidence={
+                    "priority": f"P{row['priority']}",
+                    "due_on": row["due_on"],
+                    "days_overdue": late,
+                    "status": row["status"],
+                },
+            )
+        )
     return found
 
 
@@ -171,13 +208,16 @@ async def _budget_burn(tx: Tx, timezone: str) -> list[Anomaly]:
         "LEFT JOIN budget_usage AS u ON u.budget_id = b.id "
         "AND u.period_key = CASE b.period WHEN 'day' THEN :day WHEN 'week' THEN :week ELSE :month END "
         "WHERE g.status = 'active' AND (g.expires_at IS NULL OR g.expires_at > :now) ORDER BY g.id, b.id",
-        {**keys, "now": tx.now_text})
+        {**keys, "now": tx.now_text},
+    )
     found = []
     for row in rows:
         start, end = _period_bounds(row["period"], tx.now, timezone)
         elapsed = Fraction((tx.now - start) // timedelta(microseconds=1), (end - start) // timedelta(microseconds=1))
-        for used, limit, unit in ((row["used_count"], row["max_count"], "count"),
-                                  (row["used_cents"], row["max_cents"], "cents")):
+        for used, limit, unit in (
+            (row["used_count"], row["max_count"], "count"),
+            (row["used_cents"], row["max_cents"], "cents"),
+        ):
             if limit and used >= BURN_MIN_SHARE * limit and used > limit * elapsed:
                 found.append(_burn(row, keys[row["period"]], used, limit, unit, elapsed))
     return found
@@ -186,12 +226,24 @@ async def _budget_burn(tx: Tx, timezone: str) -> list[Anomaly]:
 def _burn(row: Row, key: str, used: int, limit: int, unit: str, elapsed: Fraction) -> Anomaly:
     label = ids.format_id("grant", row["id"])
     projected = float(used / elapsed) if elapsed else math.inf
-    message = (f"{label} {row['capability']} ({row['agency_name']}) has used {_amount(used, unit)} of "
-               f"{_amount(limit, unit)} this {row['period']} ({key}) with {float(elapsed):.0%} of it gone: "
-               + ("the budget is used up." if used >= limit else f"on pace for {_amount(projected, unit)}."))
-    return Anomaly(kind="budget_burn", subject=label, message=message, evidence={
-        "period": key, "unit": unit, "used": used, "limit": limit, "elapsed": round(float(elapsed), 3),
-        "projected": round(projected, 2) if elapsed else used})
+    message = (
+        f"{label} {row['capability']} ({row['agency_name']}) has used {_amount(used, unit)} of "
+        f"{_amount(limit, unit)} this {row['period']} ({key}) with {float(elapsed):.0%} of it gone: "
+        + ("the budget is used up." if used >= limit else f"on pace for {_amount(projected, unit)}.")
+    )
+    return Anomaly(
+        kind="budget_burn",
+        subject=label,
+        message=message,
+        evidence={
+            "period": key,
+            "unit": unit,
+            "used": used,
+            "limit": limit,
+            "elapsed": round(float(elapsed), 3),
+            "projected": round(projected, 2) if elapsed else used,
+        },
+    )
 
 
 def _amount(value: float, unit: str) -> str:
@@ -206,7 +258,8 @@ async def _denial_spikes(tx: Tx) -> list[Anomaly]:
         "SELECT a.id, a.name, total(CASE WHEN h.hour >= :recent THEN h.denials END) AS recent, "
         "total(CASE WHEN h.hour < :recent THEN h.denials END) AS before FROM agencies AS a "
         "JOIN denial_hours AS h ON h.agency_id = a.id AND h.hour BETWEEN :first AND :now GROUP BY a.id ORDER BY a.id",
-        {"recent": _hour(recent), "first": _hour(first), "now": _hour(tx.now)})
+        {"recent": _hour(recent), "first": _hour(first), "now": _hour(tx.now)},
+    )
     found = []
     for row in rows:
         recent_count, before = int(row["recent"]), int(row["before"])
@@ -214,11 +267,15 @@ async def _denial_spikes(tx: Tx) -> list[Anomaly]:
         if recent_count < SPIKE_MIN_DENIALS or recent_count * SPIKE_BASELINE_DAYS <= SPIKE_FACTOR * before:
             continue
         average = round(before / SPIKE_BASELINE_DAYS, 2)
-        found.append(Anomaly(
-            kind="denial_spike", subject=ids.format_id("agency", row["id"]),
-            message=f"{row['name']} was denied {recent_count} times in the last 24 hours, against {average:g} a "
-                    f"day over the {SPIKE_BASELINE_DAYS} days before. It may be trying what its grants do not allow.",
-            evidence={"denials_24h": recent_count, "baseline_denials": before, "baseline_daily_average": average}))
+        found.append(
+            Anomaly(
+                kind="denial_spike",
+                subject=ids.format_id("agency", row["id"]),
+                message=f"{row['name']} was denied {recent_count} times in the last 24 hours, against {average:g} a "
+                f"day over the {SPIKE_BASELINE_DAYS} days before. It may be trying what its grants do not allow.",
+                evidence={"denials_24h": recent_count, "baseline_denials": before, "baseline_daily_average": average},
+            )
+        )
     return found
 
 
@@ -235,13 +292,29 @@ def _goals_behind(views: Iterable[goals.GoalView]) -> list[Anomaly]:
             if not behind and not kr.at_risk:
                 continue
             where = f"{kr.id} {kr.metric} of {goal.id} ({goal.agency})"
-            state = (f"is {kr.pace}: {kr.current:g} against {kr.expected_now:g} expected by today, "
-                     f"target {kr.target:g} by {kr.due_date}" if behind else f"is at risk: {kr.risk_reason}")
-            found.append(Anomaly(
-                kind="goal_behind" if behind else "goal_at_risk", subject=kr.id, message=f"{where} {state}.",
-                evidence={"goal": goal.id, "pace": kr.pace, "current": kr.current, "expected_now": kr.expected_now,
-                          "behind_by": kr.behind_by, "target": kr.target, "due_date": kr.due_date,
-                          "forecast_at_due": kr.forecast_at_due}))
+            state = (
+                f"is {kr.pace}: {kr.current:g} against {kr.expected_now:g} expected by today, "
+                f"target {kr.target:g} by {kr.due_date}"
+                if behind
+                else f"is at risk: {kr.risk_reason}"
+            )
+            found.append(
+                Anomaly(
+                    kind="goal_behind" if behind else "goal_at_risk",
+                    subject=kr.id,
+                    message=f"{where} {state}.",
+                    evidence={
+                        "goal": goal.id,
+                        "pace": kr.pace,
+                        "current": kr.current,
+                        "expected_now": kr.expected_now,
+                        "behind_by": kr.behind_by,
+                        "target": kr.target,
+                        "due_date": kr.due_date,
+                        "forecast_at_due": kr.forecast_at_due,
+                    },
+                )
+            )
     return found
 
 
@@ -251,15 +324,20 @@ async def _decisions_waiting(tx: Tx, wait: timedelta) -> list[Anomaly]:
         "INDEXED BY decisions_pending LEFT JOIN agencies AS a ON a.id = d.agency_id "
         "WHERE d.status = 'pending' AND d.expires_at > ? "
         f"AND d.created_at < ? ORDER BY d.created_at, d.id LIMIT {MAX_PER_KIND}",
-        (tx.now_text, format_ts(tx.now - wait)))
+        (tx.now_text, format_ts(tx.now - wait)),
+    )
     found = []
     for row in rows:
         hours = int((tx.now - parse_ts(row["created_at"])) // timedelta(hours=1))
         label = ids.format_id("decision", row["id"])
         source = f" from {row['agency_name']}" if row["agency_name"] else ""
-        found.append(Anomaly(
-            kind="decision_waiting", subject=label,
-            message=f"{label} ({row['kind']}{source}) has waited {hours} hours for a decision; "
-                    f"it expires at {row['expires_at']}.",
-            evidence={"hours_waiting": hours, "expires_at": row["expires_at"], "kind": row["kind"]}))
+        found.append(
+            Anomaly(
+                kind="decision_waiting",
+                subject=label,
+                message=f"{label} ({row['kind']}{source}) has waited {hours} hours for a decision; "
+                f"it expires at {row['expires_at']}.",
+                evidence={"hours_waiting": hours, "expires_at": row["expires_at"], "kind": row["kind"]},
+            )
+        )
     return found

@@ -63,8 +63,10 @@ def _adjustment(item: object, index: int) -> Adjustment:
     if isinstance(item, Adjustment):
         return item
     if not isinstance(item, dict) or set(item) != {"tool", "arguments"}:
-        raise InvalidInput(f'{field}: send {{"tool": "update_grant", "arguments": {{...}}}}: the tool name and '
-                           "its arguments, as the proposals in the review packet carry them.")
+        raise InvalidInput(
+            f'{field}: send {{"tool": "update_grant", "arguments": {{...}}}}: the tool name and '
+            "its arguments, as the proposals in the review packet carry them."
+        )
     tools = ", ".join(adjustments.TOOLS)
     if not isinstance(item["tool"], str) or item["tool"] not in adjustments.TOOLS:
         raise InvalidInput(f"{field}.tool: {item['tool']!r} is not an adjustment; send one of {tools}.")
@@ -76,13 +78,15 @@ def _adjustment(item: object, index: int) -> Adjustment:
 async def _open(tx: Tx, actor: Actor, kind: str, note: str, reverts: int | None) -> int:
     return await tx.run(
         "INSERT INTO change_sets (kind, note, actor, channel, reverts, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-        (kind, note, actor.name, actor.channel, reverts, tx.now_text))
+        (kind, note, actor.name, actor.channel, reverts, tx.now_text),
+    )
 
 
 async def _apply_all(tx: Tx, actor: Actor, change_set_id: int, planned: Sequence[Adjustment]) -> list[Applied]:
     """Every adjustment in order, validated first; each stored with its before and after state."""
-    parsed = [adjustments.parse_arguments(a.tool, a.arguments, f"adjustments[{i}].arguments")
-              for i, a in enumerate(planned)]
+    parsed = [
+        adjustments.parse_arguments(a.tool, a.arguments, f"adjustments[{i}].arguments") for i, a in enumerate(planned)
+    ]
     done = []
     for index, (adjustment, args) in enumerate(zip(planned, parsed, strict=True)):
         try:
@@ -97,12 +101,24 @@ async def _store_items(tx: Tx, change_set_id: int, items: Sequence[Applied]) -> 
     await tx.run_many(
         "INSERT INTO change_set_items (change_set_id, position, tool, subject, arguments, before, after) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [(change_set_id, position, item.tool, item.subject, json.dumps(item.arguments), json.dumps(item.before),
-          json.dumps(item.after)) for position, item in enumerate(items)])
+        [
+            (
+                change_set_id,
+                position,
+                item.tool,
+                item.subject,
+                json.dumps(item.arguments),
+                json.dumps(item.before),
+                json.dumps(item.after),
+            )
+            for position, item in enumerate(items)
+        ],
+    )
 
 
-async def record_review(tx: Tx, actor: Actor, *, adjustments: Sequence[Adjustment | dict[str, Any]] = (),
-                        note: str = "") -> ChangeSetView:
+async def record_review(
+    tx: Tx, actor: Actor, *, adjustments: Sequence[Adjustment | dict[str, Any]] = (), note: str = ""
+) -> ChangeSetView:
     """Record the operator's review: the accepted adjustments applied in order as one audited change set.
 
     An empty list records the review itself (its note, and that it happened). Any refusal refuses all.
@@ -116,8 +132,9 @@ async def record_review(tx: Tx, actor: Actor, *, adjustments: Sequence[Adjustmen
     label = ids.format_id("change_set", change_set_id)
     with audit.in_change_set(tx, label):
         done = await _apply_all(tx, actor, change_set_id, planned)
-        await audit.append(tx, actor, "review.record", label, {
-            "adjustments": len(done), "subjects": [item.subject for item in done]})
+        await audit.append(
+            tx, actor, "review.record", label, {"adjustments": len(done), "subjects": [item.subject for item in done]}
+        )
     return await get_change_set(tx, label)
 
 
@@ -148,16 +165,17 @@ async def revert_change_set(tx: Tx, actor: Actor, change_set: str, *, note: str 
         await tx.run("UPDATE change_sets SET reverted_by = ? WHERE id = ?", (revert_id, row["id"]))
         if row["reverts"] is not None:  # undoing a revert puts the set it undid back in effect
             await tx.run("UPDATE change_sets SET reverted_by = NULL WHERE id = ?", (row["reverts"],))
-        await audit.append(tx, actor, "review.revert", revert_label, {
-            "reverts": label, "adjustments": len(undone)})
+        await audit.append(tx, actor, "review.revert", revert_label, {"reverts": label, "adjustments": len(undone)})
     return await get_change_set(tx, revert_label)
 
 
 async def _check_unchanged(tx: Tx, item: Applied, label: str) -> None:
     if await adjustments.state(tx, item.tool, item.subject) != item.after:
-        raise Conflict(f"change_set: {item.subject} has changed since {label} ({item.tool}); undoing it would "
-                       "also undo the later change. Revert the later change set first, or adjust "
-                       f"{item.subject} directly.")
+        raise Conflict(
+            f"change_set: {item.subject} has changed since {label} ({item.tool}); undoing it would "
+            "also undo the later change. Revert the later change set first, or adjust "
+            f"{item.subject} directly."
+        )
 
 
 async def _undo(tx: Tx, actor: Actor, item: Applied) -> Applied | None:
@@ -169,33 +187,50 @@ async def _undo(tx: Tx, actor: Actor, item: Applied) -> Applied | None:
 
 
 def _applied(row: Row) -> Applied:
-    return Applied(row["tool"], row["subject"], json.loads(row["arguments"]), json.loads(row["before"]),
-                   json.loads(row["after"]))
+    return Applied(
+        row["tool"], row["subject"], json.loads(row["arguments"]), json.loads(row["before"]), json.loads(row["after"])
+    )
 
 
 async def _row(tx: Tx, change_set: str) -> Row:
     change_set_id = ids.parse_id("change_set", change_set, field="change_set")
     row = await tx.one("SELECT * FROM change_sets WHERE id = ?", (change_set_id,))
     if row is None:
-        raise NotFound(f"change_set: there is no change set {ids.format_id('change_set', change_set_id)}; "
-                       "the review packet names the last one.")
+        raise NotFound(
+            f"change_set: there is no change set {ids.format_id('change_set', change_set_id)}; "
+            "the review packet names the last one."
+        )
     return row
 
 
 async def _items(tx: Tx, change_set_id: int) -> list[Row]:
-    return await tx.all("SELECT * FROM change_set_items WHERE change_set_id = ? ORDER BY position",
-                        (change_set_id,))
+    return await tx.all("SELECT * FROM change_set_items WHERE change_set_id = ? ORDER BY position", (change_set_id,))
 
 
 async def get_change_set(tx: Tx, change_set: str) -> ChangeSetView:
     """One change set with its changes."""
     row = await _row(tx, change_set)
-    changes = [Change(tool=item["tool"], subject=item["subject"], arguments=json.loads(item["arguments"]),
-                      before=json.loads(item["before"]), after=json.loads(item["after"]))
-               for item in await _items(tx, row["id"])]
-    return ChangeSetView(id=ids.format_id("change_set", row["id"]), kind=row["kind"], note=row["note"], by=row["actor"],
-                         channel=row["channel"], created_at=row["created_at"], reverts=_label(row["reverts"]),
-                         reverted_by=_label(row["reverted_by"]), changes=changes)
+    changes = [
+        Change(
+            tool=item["tool"],
+            subject=item["subject"],
+            arguments=json.loads(item["arguments"]),
+            before=json.loads(item["before"]),
+            after=json.loads(item["after"]),
+        )
+        for item in await _items(tx, row["id"])
+    ]
+    return ChangeSetView(
+        id=ids.format_id("change_set", row["id"]),
+        kind=row["kind"],
+        note=row["note"],
+        by=row["actor"],
+        channel=row["channel"],
+        created_at=row["created_at"],
+        reverts=_label(row["reverts"]),
+        reverted_by=_label(row["reverted_by"]),
+        changes=changes,
+    )
 
 
 async def last_review(tx: Tx) -> ChangeSetView | None:

@@ -59,11 +59,21 @@ async def build_packet(tx: Tx, *, viewer: str = "operator", days: int = 7, mark_
     changes, head = await brief.changes_since(tx, viewer)
     pending, pending_count = await decisions.pending_with_count(tx, limit=PENDING_SHOWN)
     packet = Packet(
-        workspace=space.name, timezone=space.timezone, today=today, viewer=viewer, since=since, until=today,
-        last_review=await _last_review(tx), changes=changes, goals=await goals.list_goals(tx),
+        workspace=space.name,
+        timezone=space.timezone,
+        today=today,
+        viewer=viewer,
+        since=since,
+        until=today,
+        last_review=await _last_review(tx),
+        changes=changes,
+        goals=await goals.list_goals(tx),
         scorecards=await scorecards.scorecards(tx, since=since, until=today),
-        anomalies=await anomalies.anomalies(tx, today=today), pending_decisions=pending,
-        pending_decision_count=pending_count, proposals=await proposals.proposals(tx, today=today))
+        anomalies=await anomalies.anomalies(tx, today=today),
+        pending_decisions=pending,
+        pending_decision_count=pending_count,
+        proposals=await proposals.proposals(tx, today=today),
+    )
     if mark_seen and changes.total:
         await brief.advance_viewer(tx, viewer, head)
     return packet
@@ -73,8 +83,9 @@ async def _last_review(tx: Tx) -> LastReview | None:
     found = await changesets.last_review(tx)
     if found is None:
         return None
-    return LastReview(id=found.id, at=found.created_at, note=found.note, changes=len(found.changes),
-                      reverted_by=found.reverted_by)
+    return LastReview(
+        id=found.id, at=found.created_at, note=found.note, changes=len(found.changes), reverted_by=found.reverted_by
+    )
 
 
 # --- markdown ------------------------------------------------------------------------------------
@@ -88,16 +99,23 @@ def _scorecard_lines(packet: Packet) -> list[str]:
     lines = []
     for card in packet.scorecards:
         rate = "-" if card.success_rate is None else f"{card.success_rate:.0%}"
-        lines.append(f"- **{card.agency}**: {card.outcomes} outcomes ({card.successes} ok, {card.partials} partial, "
-                     f"{card.failures} failed, {rate} success), cost {_money(card.cost_cents)} "
-                     f"({_money(card.cost_per_outcome_cents)} per outcome), {card.minutes_saved} minutes saved")
-        lines += [f"  - {kr.key_result} {kr.metric}: moved {kr.moved:g} {kr.unit}, "
-                  f"{_money(kr.cost_per_unit_cents)} per unit".rstrip() for kr in card.key_results]
+        lines.append(
+            f"- **{card.agency}**: {card.outcomes} outcomes ({card.successes} ok, {card.partials} partial, "
+            f"{card.failures} failed, {rate} success), cost {_money(card.cost_cents)} "
+            f"({_money(card.cost_per_outcome_cents)} per outcome), {card.minutes_saved} minutes saved"
+        )
+        lines += [
+            f"  - {kr.key_result} {kr.metric}: moved {kr.moved:g} {kr.unit}, "
+            f"{_money(kr.cost_per_unit_cents)} per unit".rstrip()
+            for kr in card.key_results
+        ]
         lines += [f"  - role {role.role}: {role.outcomes} outcomes, {role.failures} failed" for role in card.roles]
         asked = card.decisions
         if asked.asked:
-            lines.append(f"  - decisions: {asked.asked} asked, {asked.approved} approved, {asked.denied} denied, "
-                         f"{asked.expired} expired, {asked.pending} pending")
+            lines.append(
+                f"  - decisions: {asked.asked} asked, {asked.approved} approved, {asked.denied} denied, "
+                f"{asked.expired} expired, {asked.pending} pending"
+            )
     return lines or ["- No agencies yet."]
 
 
@@ -107,8 +125,10 @@ def _goal_lines(packet: Packet) -> list[str]:
         lines.append(f"- **{goal.id} {goal.title}** ({goal.agency})")
         for kr in goal.key_results:
             risk = f"; at risk: {kr.risk_reason}" if kr.at_risk else ""
-            lines.append(f"  - {kr.id} {kr.metric}: {kr.current:g} of {kr.target:g} {kr.unit} by {kr.due_date} "
-                         f"({kr.pace}, expected {kr.expected_now:g} today; forecast {kr.forecast_at_due:g}){risk}")
+            lines.append(
+                f"  - {kr.id} {kr.metric}: {kr.current:g} of {kr.target:g} {kr.unit} by {kr.due_date} "
+                f"({kr.pace}, expected {kr.expected_now:g} today; forecast {kr.forecast_at_due:g}){risk}"
+            )
     return lines or ["- No goals yet."]
 
 
@@ -118,8 +138,11 @@ def render_packet(packet: Packet) -> str:
     lines = [
         f"# Review for {packet.viewer}: {packet.workspace}, {packet.since} to {packet.until} ({packet.timezone})",
         "",
-        f"Last review: {last.id} at {last.at}" + (f" ({last.note})" if last.note else "")
-        + (f", reverted by {last.reverted_by}" if last.reverted_by else "") if last else "Last review: none yet.",
+        f"Last review: {last.id} at {last.at}"
+        + (f" ({last.note})" if last.note else "")
+        + (f", reverted by {last.reverted_by}" if last.reverted_by else "")
+        if last
+        else "Last review: none yet.",
         "",
         "## Since you last looked",
         brief.change_summary(packet.changes),
@@ -141,6 +164,9 @@ def render_packet(packet: Packet) -> str:
         *([f"- [{p.kind}] {p.message}" for p in packet.proposals] or ["- Nothing to propose."]),
     ]
     if packet.proposals:
-        lines += ["", "Accept any with `record_review` (or `chief-of-staff review-record`); each proposal carries "
-                      "its adjustment."]
+        lines += [
+            "",
+            "Accept any with `record_review` (or `chief-of-staff review-record`); each proposal carries "
+            "its adjustment.",
+        ]
     return "\n".join(lines) + "\n"

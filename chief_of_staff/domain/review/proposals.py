@@ -47,8 +47,9 @@ ROLE_IDLE_DAYS = 28
 # last 7 local days (three weeks of work waiting).
 BACKLOG_MIN, BACKLOG_WEEKS, BACKLOG_DAYS = 15, 3, 7
 
-ProposalKind = Literal["grant_widen", "grant_narrow", "goal_target", "routine_add", "routine_drop", "role_add",
-                       "role_retire"]
+ProposalKind = Literal[
+    "grant_widen", "grant_narrow", "goal_target", "routine_add", "routine_drop", "role_add", "role_retire"
+]
 Evidence = dict[str, float | int | str]
 UNFINISHED = "('open', 'claimed', 'blocked', 'waiting')"
 _KIND_ORDER: tuple[str, ...] = get_args(ProposalKind)
@@ -89,10 +90,16 @@ def _number(subject: str) -> int:
     return int("".join(c for c in subject if c.isdigit()) or 0)
 
 
-def _proposal(kind: ProposalKind, subject: str, message: str, evidence: Evidence, tool: AdjustmentTool,
-              arguments: dict[str, Any]) -> Proposal:
-    return Proposal(kind=kind, subject=subject, message=message, evidence=evidence,
-                    adjustment=Adjustment(tool=tool, arguments=arguments))
+def _proposal(
+    kind: ProposalKind, subject: str, message: str, evidence: Evidence, tool: AdjustmentTool, arguments: dict[str, Any]
+) -> Proposal:
+    return Proposal(
+        kind=kind,
+        subject=subject,
+        message=message,
+        evidence=evidence,
+        adjustment=Adjustment(tool=tool, arguments=arguments),
+    )
 
 
 # --- grants --------------------------------------------------------------------------------------
@@ -105,7 +112,8 @@ async def _live_grants(tx: Tx, modes: tuple[str, ...]) -> list[Row]:
         "SELECT g.id, g.capability, g.per_action_cap_cents, a.name AS agency_name FROM grants AS g "
         "JOIN agencies AS a ON a.id = g.agency_id WHERE g.status = 'active' AND a.status = 'active' "
         f"AND g.mode IN ({marks}) AND (g.expires_at IS NULL OR g.expires_at > ?) ORDER BY g.id",
-        (*modes, tx.now_text))
+        (*modes, tx.now_text),
+    )
 
 
 async def _grants_to_widen(tx: Tx) -> list[Proposal]:
@@ -115,7 +123,8 @@ async def _grants_to_widen(tx: Tx) -> list[Proposal]:
         record = await tx.all(
             "SELECT status, amount_cents, decided_channel FROM decisions INDEXED BY decisions_by_grant "
             "WHERE grant_id = ? AND created_at >= ? ORDER BY created_at DESC, id DESC LIMIT ?",
-            (grant["id"], since, AUTONOMY_RECORD_LIMIT))
+            (grant["id"], since, AUTONOMY_RECORD_LIMIT),
+        )
         streak, largest, denied = _approved_streak(record)
         if streak < AUTONOMY_STREAK or denied:
             continue
@@ -141,9 +150,14 @@ def _approved_streak(record: Iterable[Row]) -> tuple[int, int | None, bool]:
 
 async def _denied_since(tx: Tx, grant_id: int, since: str) -> bool:
     """Whether the grant has a no in the window beyond the newest decisions already read."""
-    return await tx.one(
-        "SELECT 1 FROM decisions INDEXED BY decisions_by_grant WHERE grant_id = ? AND created_at >= ? "
-        "AND status = 'denied' LIMIT 1", (grant_id, since)) is not None
+    return (
+        await tx.one(
+            "SELECT 1 FROM decisions INDEXED BY decisions_by_grant WHERE grant_id = ? AND created_at >= ? "
+            "AND status = 'denied' LIMIT 1",
+            (grant_id, since),
+        )
+        is not None
+    )
 
 
 def _widen(grant: Row, streak: int, largest: int | None) -> Proposal:
@@ -156,8 +170,10 @@ def _widen(grant: Row, streak: int, largest: int | None) -> Proposal:
         arguments["per_action_cap_cents"] = largest if cap is None else min(largest, cap)
         evidence["largest_approved_cents"] = largest
         within = f", up to {money(arguments['per_action_cap_cents'])} per action"
-    message = (f"You approved {label} {grant['capability']} ({grant['agency_name']}) the last {streak} times you "
-               f"answered and denied none in {AUTONOMY_WINDOW_DAYS} days: let it act and notify you{within}.")
+    message = (
+        f"You approved {label} {grant['capability']} ({grant['agency_name']}) the last {streak} times you "
+        f"answered and denied none in {AUTONOMY_WINDOW_DAYS} days: let it act and notify you{within}."
+    )
     return _proposal("grant_widen", label, message, evidence, "update_grant", arguments)
 
 
@@ -171,7 +187,8 @@ async def _grants_to_narrow(tx: Tx) -> list[Proposal]:
             "FROM (SELECT task_id, answer FROM authorizations INDEXED BY authorizations_by_grant WHERE grant_id = ? "
             "AND created_at >= ? ORDER BY created_at DESC LIMIT ?) WHERE answer = 'allowed' AND task_id IS NOT NULL) "
             "AS served JOIN outcomes AS o ON o.task_id = served.task_id",
-            (grant["id"], since, NARROW_AUTHORIZATION_LIMIT))
+            (grant["id"], since, NARROW_AUTHORIZATION_LIMIT),
+        )
         assert tally is not None  # an aggregate always has a row
         outcomes, failures = int(tally["outcomes"]), int(tally["failures"])
         if failures < NARROW_MIN_FAILURES or Fraction(failures, outcomes) < NARROW_FAILURE_SHARE:
@@ -182,13 +199,19 @@ async def _grants_to_narrow(tx: Tx) -> list[Proposal]:
 
 def _narrow(grant: Row, failures: int, outcomes: int) -> Proposal:
     label, share = ids.format_id("grant", grant["id"]), round(failures / outcomes, 3)
-    message = (f"Tasks that {label} {grant['capability']} ({grant['agency_name']}) acted for in the last "
-               f"{NARROW_WINDOW_DAYS} days failed {failures} of {outcomes} times ({share:.0%}): have it ask "
-               "you first again until the failures are understood.")
-    return _proposal("grant_narrow", label, message,
-                     {"failures": failures, "outcomes": outcomes, "failure_share": share,
-                      "window_days": NARROW_WINDOW_DAYS},
-                     "update_grant", {"grant_id": label, "mode": "approve"})
+    message = (
+        f"Tasks that {label} {grant['capability']} ({grant['agency_name']}) acted for in the last "
+        f"{NARROW_WINDOW_DAYS} days failed {failures} of {outcomes} times ({share:.0%}): have it ask "
+        "you first again until the failures are understood."
+    )
+    return _proposal(
+        "grant_narrow",
+        label,
+        message,
+        {"failures": failures, "outcomes": outcomes, "failure_share": share, "window_days": NARROW_WINDOW_DAYS},
+        "update_grant",
+        {"grant_id": label, "mode": "approve"},
+    )
 
 
 # --- goals ---------------------------------------------------------------------------------------
@@ -241,22 +264,36 @@ def _goal_target(goal: goals.GoalView, kr: goals.KeyResultView, target: float) -
     gap = abs(kr.forecast_at_due - kr.target)
     side = "past" if (kr.forecast_at_due - kr.target) * (kr.target - kr.baseline) > 0 else "short of"
     verb = "Raise" if target > kr.target else "Lower"
-    message = (f"{kr.id} {kr.metric} of {goal.id} ({goal.agency}) is on course for {kr.forecast_at_due:g} by "
-               f"{kr.due_date} at {kr.rate_per_day:g}/day, {round(gap, 2):g} {side} its target of {kr.target:g} "
-               f"({gap / abs(kr.target - kr.baseline):.0%} of the way from its baseline {kr.baseline:g}). "
-               f"{verb} the target to {target:g}.")
-    return _proposal("goal_target", kr.id, message,
-                     {"current": kr.current, "target": kr.target, "forecast_at_due": kr.forecast_at_due,
-                      "rate_per_day": kr.rate_per_day, "due_date": kr.due_date},
-                     "adjust_goal", {"goal_id": goal.id, "key_results": [{"key_result": kr.id, "target": target}]})
+    message = (
+        f"{kr.id} {kr.metric} of {goal.id} ({goal.agency}) is on course for {kr.forecast_at_due:g} by "
+        f"{kr.due_date} at {kr.rate_per_day:g}/day, {round(gap, 2):g} {side} its target of {kr.target:g} "
+        f"({gap / abs(kr.target - kr.baseline):.0%} of the way from its baseline {kr.baseline:g}). "
+        f"{verb} the target to {target:g}."
+    )
+    return _proposal(
+        "goal_target",
+        kr.id,
+        message,
+        {
+            "current": kr.current,
+            "target": kr.target,
+            "forecast_at_due": kr.forecast_at_due,
+            "rate_per_day": kr.rate_per_day,
+            "due_date": kr.due_date,
+        },
+        "adjust_goal",
+        {"goal_id": goal.id, "key_results": [{"key_result": kr.id, "target": target}]},
+    )
 
 
 # --- routines ------------------------------------------------------------------------------------
 
 
 async def _routines_to_add(tx: Tx, views: Iterable[goals.GoalView]) -> list[Proposal]:
-    covered = {row["key_result_id"] for row in await tx.all(
-        "SELECT key_result_id FROM routines WHERE active = 1 AND key_result_id IS NOT NULL")}
+    covered = {
+        row["key_result_id"]
+        for row in await tx.all("SELECT key_result_id FROM routines WHERE active = 1 AND key_result_id IS NOT NULL")
+    }
     found = []
     for goal in views:
         for kr in goal.key_results:
@@ -269,21 +306,40 @@ async def _routines_to_add(tx: Tx, views: Iterable[goals.GoalView]) -> list[Prop
 def _routine_add(goal: goals.GoalView, kr: goals.KeyResultView) -> Proposal:
     title = f"Move {kr.metric} toward {kr.target:g} {kr.unit}".strip()
     state = f"is {kr.pace}" if kr.pace in ("behind", "overdue") else "is at risk"
-    message = (f"{kr.id} {kr.metric} of {goal.id} ({goal.agency}) {state} (behind by {kr.behind_by:g}, forecast "
-               f"{kr.forecast_at_due:g} of {kr.target:g}) and no active routine works on it: add a weekday routine.")
-    return _proposal("routine_add", kr.id, message,
-                     {"pace": kr.pace, "behind_by": kr.behind_by, "forecast_at_due": kr.forecast_at_due},
-                     "add_routine", {"agency": goal.agency, "title": title, "priority": "P1",
-                                     "schedule": "weekdays", "goal_id": goal.id, "key_result_id": kr.id})
+    message = (
+        f"{kr.id} {kr.metric} of {goal.id} ({goal.agency}) {state} (behind by {kr.behind_by:g}, forecast "
+        f"{kr.forecast_at_due:g} of {kr.target:g}) and no active routine works on it: add a weekday routine."
+    )
+    return _proposal(
+        "routine_add",
+        kr.id,
+        message,
+        {"pace": kr.pace, "behind_by": kr.behind_by, "forecast_at_due": kr.forecast_at_due},
+        "add_routine",
+        {
+            "agency": goal.agency,
+            "title": title,
+            "priority": "P1",
+            "schedule": "weekdays",
+            "goal_id": goal.id,
+            "key_result_id": kr.id,
+        },
+    )
 
 
 async def _routines_to_drop(tx: Tx) -> list[Proposal]:
     found = []
-    for routine in await tx.all("SELECT r.id, a.name AS agency_name FROM routines AS r "
-                                "JOIN agencies AS a ON a.id = r.agency_id WHERE r.active = 1 ORDER BY r.id"):
-        runs = [row["status"] for row in await tx.all(
-            "SELECT status FROM tasks WHERE routine_id = ? ORDER BY routine_on DESC LIMIT ?",
-            (routine["id"], ROUTINE_RECENT_RUNS))]
+    for routine in await tx.all(
+        "SELECT r.id, a.name AS agency_name FROM routines AS r "
+        "JOIN agencies AS a ON a.id = r.agency_id WHERE r.active = 1 ORDER BY r.id"
+    ):
+        runs = [
+            row["status"]
+            for row in await tx.all(
+                "SELECT status FROM tasks WHERE routine_id = ? ORDER BY routine_on DESC LIMIT ?",
+                (routine["id"], ROUTINE_RECENT_RUNS),
+            )
+        ]
         if len(runs) == ROUTINE_RECENT_RUNS and "done" not in runs:
             found.append(_routine_drop(routine, runs))
     return found
@@ -291,11 +347,18 @@ async def _routines_to_drop(tx: Tx) -> list[Proposal]:
 
 def _routine_drop(routine: Row, runs: list[str]) -> Proposal:
     label = ids.format_id("routine", routine["id"])
-    message = (f"None of the last {len(runs)} tasks of routine {label} ({routine['agency_name']}) ended done "
-               f"(newest first: {', '.join(runs)}): pause it, or rework it so it can succeed.")
-    return _proposal("routine_drop", label, message,
-                     {"runs": len(runs), "done": 0, "statuses": ",".join(runs)},
-                     "set_routine", {"routine_id": label, "active": False})
+    message = (
+        f"None of the last {len(runs)} tasks of routine {label} ({routine['agency_name']}) ended done "
+        f"(newest first: {', '.join(runs)}): pause it, or rework it so it can succeed."
+    )
+    return _proposal(
+        "routine_drop",
+        label,
+        message,
+        {"runs": len(runs), "done": 0, "statuses": ",".join(runs)},
+        "set_routine",
+        {"routine_id": label, "active": False},
+    )
 
 
 # --- roles ---------------------------------------------------------------------------------------
@@ -315,17 +378,25 @@ async def _roles_to_retire(tx: Tx) -> list[Proposal]:
         "AND NOT EXISTS (SELECT 1 FROM role_quarter_hours AS q WHERE q.role_id = r.id AND q.slot >= :slot) "
         f"AND NOT EXISTS (SELECT 1 FROM tasks AS t WHERE t.status IN {UNFINISHED} "
         "AND t.agency_id = r.agency_id AND t.role_id = r.id) ORDER BY r.id",
-        {"since": format_ts(idle_since), "slot": _slot(idle_since)})
+        {"since": format_ts(idle_since), "slot": _slot(idle_since)},
+    )
     return [_role_retire(row) for row in rows]
 
 
 def _role_retire(row: Row) -> Proposal:
     label = ids.format_id("role", row["id"])
-    message = (f"Role {row['name']} ({label}) of {row['agency_name']} logged no outcome in the last "
-               f"{ROLE_IDLE_DAYS} days and holds no unfinished task: retire it.")
-    return _proposal("role_retire", label, message,
-                     {"idle_days": ROLE_IDLE_DAYS, "unfinished_tasks": 0, "outcomes": 0},
-                     "set_role", {"agency": row["agency_name"], "name": row["name"], "status": "retired"})
+    message = (
+        f"Role {row['name']} ({label}) of {row['agency_name']} logged no outcome in the last "
+        f"{ROLE_IDLE_DAYS} days and holds no unfinished task: retire it."
+    )
+    return _proposal(
+        "role_retire",
+        label,
+        message,
+        {"idle_days": ROLE_IDLE_DAYS, "unfinished_tasks": 0, "outcomes": 0},
+        "set_role",
+        {"agency": row["agency_name"], "name": row["name"], "status": "retired"},
+    )
 
 
 async def _roles_to_add(tx: Tx, today: date) -> list[Proposal]:
@@ -334,7 +405,8 @@ async def _roles_to_add(tx: Tx, today: date) -> list[Proposal]:
         "SELECT a.id, a.name, (SELECT count(*) FROM tasks AS t WHERE t.status = 'open' AND t.agency_id = a.id) "
         "AS open_tasks, (SELECT total(d.outcomes) FROM agency_days AS d WHERE d.agency_id = a.id "
         "AND d.day BETWEEN ? AND ?) AS outcomes FROM agencies AS a WHERE a.status = 'active' ORDER BY a.id",
-        (first.isoformat(), today.isoformat()))
+        (first.isoformat(), today.isoformat()),
+    )
     found = []
     for row in rows:
         backlog, worked = int(row["open_tasks"]), int(row["outcomes"])
@@ -344,9 +416,8 @@ async def _roles_to_add(tx: Tx, today: date) -> list[Proposal]:
 
 
 async def _free_role_name(tx: Tx, agency_id: int) -> str:
-    """"Backlog", or "Backlog 2", "Backlog 3"... when taken (role names are unique in any case)."""
-    taken = {row["name"].casefold() for row in await tx.all("SELECT name FROM roles WHERE agency_id = ?",
-                                                              (agency_id,))}
+    """ "Backlog", or "Backlog 2", "Backlog 3"... when taken (role names are unique in any case)."""
+    taken = {row["name"].casefold() for row in await tx.all("SELECT name FROM roles WHERE agency_id = ?", (agency_id,))}
     name, number = "Backlog", 1
     while name.casefold() in taken:
         number += 1
@@ -356,10 +427,19 @@ async def _free_role_name(tx: Tx, agency_id: int) -> str:
 
 def _role_add(row: Row, backlog: int, worked: int, name: str) -> Proposal:
     agency = row["name"]
-    message = (f"{agency} has {backlog} open tasks waiting and logged {worked} outcomes in the last {BACKLOG_DAYS} "
-               f"days: add a role ({name}) to work through the backlog.")
-    charter = (f"Work through {agency}'s open backlog, oldest and most urgent first, so the inbox stops "
-               "growing faster than it is worked.")
-    return _proposal("role_add", ids.format_id("agency", row["id"]), message,
-                     {"open_tasks": backlog, "outcomes_7d": worked},
-                     "set_role", {"agency": agency, "name": name, "charter": charter})
+    message = (
+        f"{agency} has {backlog} open tasks waiting and logged {worked} outcomes in the last {BACKLOG_DAYS} "
+        f"days: add a role ({name}) to work through the backlog."
+    )
+    charter = (
+        f"Work through {agency}'s open backlog, oldest and most urgent first, so the inbox stops "
+        "growing faster than it is worked."
+    )
+    return _proposal(
+        "role_add",
+        ids.format_id("agency", row["id"]),
+        message,
+        {"open_tasks": backlog, "outcomes_7d": worked},
+        "set_role",
+        {"agency": agency, "name": name, "charter": charter},
+    )

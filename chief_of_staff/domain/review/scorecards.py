@@ -104,16 +104,23 @@ def _per(cents: float, units: float) -> int | None:
 def _tally(row: Row) -> dict[str, Any]:
     count, successes = int(row["outcomes"] or 0), int(row["successes"] or 0)
     cost = int(row["cost_cents"] or 0)
-    return {"outcomes": count, "successes": successes, "partials": int(row["partials"] or 0),
-            "failures": int(row["failures"] or 0),
-            "success_rate": round(successes / count, 3) if count else None,
-            "cost_cents": cost, "cost_per_outcome_cents": _per(cost, count),
-            "minutes_saved": int(row["minutes_saved"] or 0)}
+    return {
+        "outcomes": count,
+        "successes": successes,
+        "partials": int(row["partials"] or 0),
+        "failures": int(row["failures"] or 0),
+        "success_rate": round(successes / count, 3) if count else None,
+        "cost_cents": cost,
+        "cost_per_outcome_cents": _per(cost, count),
+        "minutes_saved": int(row["minutes_saved"] or 0),
+    }
 
 
 def _sums(prefix: str) -> str:
-    return ", ".join(f"total({prefix}.{c}) AS {c}" for c in
-                     ("outcomes", "successes", "partials", "failures", "cost_cents", "minutes_saved"))
+    return ", ".join(
+        f"total({prefix}.{c}) AS {c}"
+        for c in ("outcomes", "successes", "partials", "failures", "cost_cents", "minutes_saved")
+    )
 
 
 # --- scorecards ----------------------------------------------------------------------------------
@@ -124,7 +131,7 @@ class _Period:
     since: date
     until: date
     start: datetime  # UTC instant of local midnight at `since`
-    end: datetime    # UTC instant of local midnight after `until`
+    end: datetime  # UTC instant of local midnight after `until`
 
 
 def _period(since: date | str, until: date | str, timezone: str) -> _Period:
@@ -133,8 +140,9 @@ def _period(since: date | str, until: date | str, timezone: str) -> _Period:
         raise InvalidInput(f"until: {last} is before since ({first}); send until on or after since.")
     if (last - first).days >= MAX_SCORECARD_DAYS:
         raise InvalidInput(f"until: a scorecard covers at most {MAX_SCORECARD_DAYS} days; send a shorter period.")
-    return _Period(first, last, local_midnight_utc(first, timezone),
-                   local_midnight_utc(last + timedelta(days=1), timezone))
+    return _Period(
+        first, last, local_midnight_utc(first, timezone), local_midnight_utc(last + timedelta(days=1), timezone)
+    )
 
 
 async def scorecards(tx: Tx, *, since: date | str, until: date | str) -> list[Scorecard]:
@@ -144,7 +152,8 @@ async def scorecards(tx: Tx, *, since: date | str, until: date | str) -> list[Sc
     agencies = await tx.all(
         f"SELECT a.id, a.name, a.status, {_sums('d')} FROM agencies AS a LEFT JOIN agency_days AS d "
         "ON d.agency_id = a.id AND d.day BETWEEN ? AND ? GROUP BY a.id ORDER BY a.id",
-        (span.since.isoformat(), span.until.isoformat()))
+        (span.since.isoformat(), span.until.isoformat()),
+    )
     roles = await _role_cards(tx, span)
     costs = await _key_result_moves(tx, span)
     grants = await _grant_spend(tx, span)
@@ -154,10 +163,18 @@ async def scorecards(tx: Tx, *, since: date | str, until: date | str) -> list[Sc
         if row["status"] != "active" and not row["outcomes"]:
             continue
         tally = _tally(row)
-        cards.append(Scorecard(
-            **tally, agency=row["name"], since=span.since, until=span.until, roles=roles.get(row["id"], []),
-            key_results=[_kr_cost(kr, int(tally["cost_cents"] or 0)) for kr in costs.get(row["id"], [])],
-            grants=grants.get(row["id"], []), decisions=asked.get(row["id"], DecisionTally())))
+        cards.append(
+            Scorecard(
+                **tally,
+                agency=row["name"],
+                since=span.since,
+                until=span.until,
+                roles=roles.get(row["id"], []),
+                key_results=[_kr_cost(kr, int(tally["cost_cents"] or 0)) for kr in costs.get(row["id"], [])],
+                grants=grants.get(row["id"], []),
+                decisions=asked.get(row["id"], DecisionTally()),
+            )
+        )
     return cards
 
 
@@ -167,7 +184,8 @@ async def _role_cards(tx: Tx, span: _Period) -> dict[int, list[RoleCard]]:
         f"SELECT r.id, r.agency_id, r.name, r.status, {_sums('q')} FROM roles AS r "
         "LEFT JOIN role_quarter_hours AS q ON q.role_id = r.id AND q.slot >= ? AND q.slot < ? "
         "GROUP BY r.id ORDER BY r.id",
-        (format_ts(span.start)[:16], format_ts(span.end)[:16]))
+        (format_ts(span.start)[:16], format_ts(span.end)[:16]),
+    )
     cards: dict[int, list[RoleCard]] = {}
     for row in rows:
         if row["status"] == "active" or row["outcomes"]:
@@ -182,7 +200,8 @@ async def _key_result_moves(tx: Tx, span: _Period) -> dict[int, list[Row]]:
         "(SELECT total(d.delta_sum) FROM key_result_days AS d WHERE d.key_result_id = kr.id "
         "AND d.day BETWEEN ? AND ?) AS moved FROM goals AS g JOIN key_results AS kr ON kr.goal_id = g.id "
         "ORDER BY kr.id",
-        (span.since.isoformat(), span.until.isoformat()))
+        (span.since.isoformat(), span.until.isoformat()),
+    )
     found: dict[int, list[Row]] = {}
     for row in rows:
         if row["status"] == "active" or row["moved"]:
@@ -193,9 +212,13 @@ async def _key_result_moves(tx: Tx, span: _Period) -> dict[int, list[Row]]:
 def _kr_cost(row: Row, cost_cents: int) -> KeyResultCost:
     # Units count toward the target: a "down" key result that fell by 2 moved 2 units.
     toward = row["moved"] * math.copysign(1.0, row["target"] - row["baseline"])
-    return KeyResultCost(key_result=ids.format_id("key_result", row["id"]), metric=row["metric"],
-                         unit=row["unit"], moved=round(row["moved"], 6) + 0.0,
-                         cost_per_unit_cents=_per(cost_cents, toward))
+    return KeyResultCost(
+        key_result=ids.format_id("key_result", row["id"]),
+        metric=row["metric"],
+        unit=row["unit"],
+        moved=round(row["moved"], 6) + 0.0,
+        cost_per_unit_cents=_per(cost_cents, toward),
+    )
 
 
 def _period_keys(period: str, span: _Period) -> tuple[str, str, int]:
@@ -226,16 +249,29 @@ async def _grant_spend(tx: Tx, span: _Period) -> dict[int, list[GrantSpend]]:
         "AND CASE b.period WHEN 'day' THEN :d2 WHEN 'week' THEN :w2 ELSE :m2 END "
         "WHERE g.created_at < :end AND (g.revoked_at IS NULL OR g.revoked_at >= :start) "
         "AND (g.expires_at IS NULL OR g.expires_at > :start) GROUP BY g.id, b.id ORDER BY g.id, b.id",
-        {"d1": keys["day"][0], "d2": keys["day"][1], "w1": keys["week"][0], "w2": keys["week"][1],
-         "m1": keys["month"][0], "m2": keys["month"][1], "start": format_ts(span.start),
-         "end": format_ts(span.end)})
+        {
+            "d1": keys["day"][0],
+            "d2": keys["day"][1],
+            "w1": keys["week"][0],
+            "w2": keys["week"][1],
+            "m1": keys["month"][0],
+            "m2": keys["month"][1],
+            "start": format_ts(span.start),
+            "end": format_ts(span.end),
+        },
+    )
     spend: dict[int, dict[int, GrantSpend]] = {}
     for row in rows:
         by_grant = spend.setdefault(row["agency_id"], {})
         if row["id"] not in by_grant:
             status = row["status"] if row["expires_at"] is None or row["expires_at"] > tx.now_text else "expired"
-            by_grant[row["id"]] = GrantSpend(grant=ids.format_id("grant", row["id"]), capability=row["capability"],
-                                             role=row["role_name"], status=status, budgets=[])
+            by_grant[row["id"]] = GrantSpend(
+                grant=ids.format_id("grant", row["id"]),
+                capability=row["capability"],
+                role=row["role_name"],
+                status=status,
+                budgets=[],
+            )
         if row["period"] is not None:
             by_grant[row["id"]].budgets.append(_budget_use(row, keys[row["period"]]))
     return {agency: list(grants.values()) for agency, grants in spend.items()}
@@ -243,10 +279,14 @@ async def _grant_spend(tx: Tx, span: _Period) -> dict[int, list[GrantSpend]]:
 
 def _budget_use(row: Row, keys: tuple[str, str, int]) -> BudgetUse:
     first, last, count = keys
-    return BudgetUse(period=row["period"], periods=first if first == last else f"{first}..{last}",
-                     used_count=int(row["used_count"]), used_cents=int(row["used_cents"]),
-                     max_count=None if row["max_count"] is None else row["max_count"] * count,
-                     max_cents=None if row["max_cents"] is None else row["max_cents"] * count)
+    return BudgetUse(
+        period=row["period"],
+        periods=first if first == last else f"{first}..{last}",
+        used_count=int(row["used_count"]),
+        used_cents=int(row["used_cents"]),
+        max_count=None if row["max_count"] is None else row["max_count"] * count,
+        max_cents=None if row["max_cents"] is None else row["max_cents"] * count,
+    )
 
 
 async def _decision_tallies(tx: Tx, span: _Period) -> dict[int, DecisionTally]:
@@ -257,6 +297,15 @@ async def _decision_tallies(tx: Tx, span: _Period) -> dict[int, DecisionTally]:
         "sum(status = 'pending' AND expires_at > :now) AS pending, count(*) AS asked "
         "FROM decisions WHERE created_at >= :start AND created_at < :end AND agency_id IS NOT NULL "
         "GROUP BY agency_id",
-        {"now": tx.now_text, "start": format_ts(span.start), "end": format_ts(span.end)})
-    return {row["agency_id"]: DecisionTally(asked=row["asked"], approved=row["approved"], denied=row["denied"],
-                                            expired=row["expired"], pending=row["pending"]) for row in rows}
+        {"now": tx.now_text, "start": format_ts(span.start), "end": format_ts(span.end)},
+    )
+    return {
+        row["agency_id"]: DecisionTally(
+            asked=row["asked"],
+            approved=row["approved"],
+            denied=row["denied"],
+            expired=row["expired"],
+            pending=row["pending"],
+        )
+        for row in rows
+    }

@@ -43,8 +43,14 @@ async def _check(store: Store, caller: Caller, args: CheckIn) -> ledger.CheckVie
     # a trial one, rolled back whole, so not even the pages those steps touched reach the file.
     async with store.trial() as tx:
         return await ledger.check(
-            tx, caller.actor, agency=args.agency, role=args.role,
-            capability=args.capability, amount_cents=args.amount_cents, target=args.target, task_id=task_id,
+            tx,
+            caller.actor,
+            agency=args.agency,
+            role=args.role,
+            capability=args.capability,
+            amount_cents=args.amount_cents,
+            target=args.target,
+            task_id=task_id,
         )
 
 
@@ -56,9 +62,15 @@ async def _authorize(store: Store, caller: Caller, args: AuthorizeIn) -> ledger.
     task_id = parse_id("task", args.task_id, field="task_id") if args.task_id else None
     async with store.write() as tx:
         return await ledger.authorize(
-            tx, caller.actor, agency=args.agency, role=args.role,
-            capability=args.capability, amount_cents=args.amount_cents, target=args.target,
-            task_id=task_id, idempotency_key=args.idempotency_key,
+            tx,
+            caller.actor,
+            agency=args.agency,
+            role=args.role,
+            capability=args.capability,
+            amount_cents=args.amount_cents,
+            target=args.target,
+            task_id=task_id,
+            idempotency_key=args.idempotency_key,
         )
 
 
@@ -131,30 +143,92 @@ async def _list_grants(store: Store, caller: Caller, args: ListGrantsIn) -> Gran
 
 
 TOOLS: list[ToolSpec[Any, Any]] = [
-    ToolSpec("grant", "Grant authority",
-             "Operator act. Let an agency or role perform one capability within bounds: per-action cap, "
-             "day/week/month count and amount budgets, target allow/deny globs (deny wins), expiry, mode "
-             "auto (act), notify (act and tell) or approve (ask each time).",
-             GrantIn, grants.GrantView, _grant, operator_act=True, changes=_GRANTS),
-    ToolSpec("update_grant", "Change grant",
-             "Change a grant's bounds; omitted fields stay. Narrowing needs no confirm; widening is an operator "
-             "act. restore_version reverts to an earlier version.",
-             UpdateGrantIn, grants.GrantView, _update_grant, destructive=True, idempotent=True,
-             operator_act=True, asks_operator=lambda args: args.confirm, changes=_GRANTS),
-    ToolSpec("revoke", "Revoke grant", "Withdraw a grant at once. Nothing more is allowed under it.",
-             RevokeIn, grants.GrantView, _revoke, destructive=True, idempotent=True, changes=_GRANTS),
-    ToolSpec("list_grants", "List grants",
-             "Grants with budgets used in the current period; optionally as a delegation-of-authority letter.",
-             ListGrantsIn, GrantList, _list_grants, read_only=True, idempotent=True),
-    ToolSpec("check", "Check", "Can I? What authorize would answer now; reserves, opens and writes nothing.",
-             CheckIn, ledger.CheckView, _check, read_only=True, idempotent=True),
-    ToolSpec("authorize", "Authorize",
-             "Ask before acting. Answers allowed (a reservation is held: act, then settle or release), "
-             "needs_approval (a decision is opened for the operator) or denied (with the grant and limit hit). "
-             "Actions no grant covers are never allowed silently. Amounts are whole cents.",
-             AuthorizeIn, ledger.AuthorizationView, _authorize, changes=_ASKING),
-    ToolSpec("settle", "Settle", "After acting: record the actual amount (at most the reserved amount).",
-             SettleIn, ledger.AuthorizationView, _settle, idempotent=True, changes=(BRIEF,)),
-    ToolSpec("release", "Release", "Nothing happened: return an allowed reservation to the budget.",
-             ReleaseIn, ledger.AuthorizationView, _release, idempotent=True, changes=(BRIEF,)),
+    ToolSpec(
+        "grant",
+        "Grant authority",
+        "Operator act. Let an agency or role perform one capability within bounds: per-action cap, "
+        "day/week/month count and amount budgets, target allow/deny globs (deny wins), expiry, mode "
+        "auto (act), notify (act and tell) or approve (ask each time).",
+        GrantIn,
+        grants.GrantView,
+        _grant,
+        operator_act=True,
+        changes=_GRANTS,
+    ),
+    ToolSpec(
+        "update_grant",
+        "Change grant",
+        "Change a grant's bounds; omitted fields stay. Narrowing needs no confirm; widening is an operator "
+        "act. restore_version reverts to an earlier version.",
+        UpdateGrantIn,
+        grants.GrantView,
+        _update_grant,
+        destructive=True,
+        idempotent=True,
+        operator_act=True,
+        asks_operator=lambda args: args.confirm,
+        changes=_GRANTS,
+    ),
+    ToolSpec(
+        "revoke",
+        "Revoke grant",
+        "Withdraw a grant at once. Nothing more is allowed under it.",
+        RevokeIn,
+        grants.GrantView,
+        _revoke,
+        destructive=True,
+        idempotent=True,
+        changes=_GRANTS,
+    ),
+    ToolSpec(
+        "list_grants",
+        "List grants",
+        "Grants with budgets used in the current period; optionally as a delegation-of-authority letter.",
+        ListGrantsIn,
+        GrantList,
+        _list_grants,
+        read_only=True,
+        idempotent=True,
+    ),
+    ToolSpec(
+        "check",
+        "Check",
+        "Can I? What authorize would answer now; reserves, opens and writes nothing.",
+        CheckIn,
+        ledger.CheckView,
+        _check,
+        read_only=True,
+        idempotent=True,
+    ),
+    ToolSpec(
+        "authorize",
+        "Authorize",
+        "Ask before acting. Answers allowed (a reservation is held: act, then settle or release), "
+        "needs_approval (a decision is opened for the operator) or denied (with the grant and limit hit). "
+        "Actions no grant covers are never allowed silently. Amounts are whole cents.",
+        AuthorizeIn,
+        ledger.AuthorizationView,
+        _authorize,
+        changes=_ASKING,
+    ),
+    ToolSpec(
+        "settle",
+        "Settle",
+        "After acting: record the actual amount (at most the reserved amount).",
+        SettleIn,
+        ledger.AuthorizationView,
+        _settle,
+        idempotent=True,
+        changes=(BRIEF,),
+    ),
+    ToolSpec(
+        "release",
+        "Release",
+        "Nothing happened: return an allowed reservation to the budget.",
+        ReleaseIn,
+        ledger.AuthorizationView,
+        _release,
+        idempotent=True,
+        changes=(BRIEF,),
+    ),
 ]

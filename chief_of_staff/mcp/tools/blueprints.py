@@ -42,11 +42,26 @@ async def _apply_blueprint(store: Store, caller: Caller, args: ApplyBlueprintIn)
 
 
 TOOLS: list[ToolSpec[Any, Any]] = [
-    ToolSpec("list_blueprints", "List blueprints", "Starter agencies that can be stood up in one call.",
-             NoArguments, BlueprintList, _list_blueprints, read_only=True, idempotent=True),
-    ToolSpec("apply_blueprint", "Apply blueprint",
-             "Operator act. Stand up an agency from a blueprint: roles, goals, grants, routines, playbook. "
-             "The default dry run shows what it would create.",
-             ApplyBlueprintIn, loader.BlueprintPlan, _apply_blueprint, operator_act=True,
-             asks_operator=lambda args: not args.dry_run, changes=EVERYTHING),
+    ToolSpec(
+        "list_blueprints",
+        "List blueprints",
+        "Starter agencies that can be stood up in one call.",
+        NoArguments,
+        BlueprintList,
+        _list_blueprints,
+        read_only=True,
+        idempotent=True,
+    ),
+    ToolSpec(
+        "apply_blueprint",
+        "Apply blueprint",
+        "Operator act. Stand up an agency from a blueprint: roles, goals, grants, routines, playbook. "
+        "The default dry run shows what it would create.",
+        ApplyBlueprintIn,
+        loader.BlueprintPlan,
+        _apply_blueprint,
+        operator_act=True,
+        asks_operator=lambda args: not args.dry_run,
+        changes=EVERYTHING,
+    ),
 ]

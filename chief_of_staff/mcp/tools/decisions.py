@@ -58,19 +58,46 @@ class RequestDecisionIn(Model):
 async def _request_decision(store: Store, caller: Caller, args: RequestDecisionIn) -> decisions.DecisionView:
     async with store.write() as tx:
         return await decisions.request_decision(
-            tx, caller.actor, agency=args.agency, role=args.role, kind=args.kind,
-            title=args.title, details=args.details, amount_cents=args.amount_cents,
+            tx,
+            caller.actor,
+            agency=args.agency,
+            role=args.role,
+            kind=args.kind,
+            title=args.title,
+            details=args.details,
+            amount_cents=args.amount_cents,
         )
 
 
 TOOLS: list[ToolSpec[Any, Any]] = [
-    ToolSpec("list_decisions", "List decisions", "Decisions waiting for the operator (or past ones by status).",
-             ListDecisionsIn, DecisionList, _list_decisions, read_only=True, idempotent=True),
-    ToolSpec("decide", "Decide",
-             "Operator act. Approve or deny a decision, once. An approved escalation is used by the next "
-             "matching authorize.",
-             DecideIn, decisions.DecisionView, _decide, operator_act=True, changes=(BRIEF, DECISIONS)),
-    ToolSpec("request_decision", "Request decision",
-             "Ask the operator: a proposal (raise a limit, change a goal, add a role) or a question.",
-             RequestDecisionIn, decisions.DecisionView, _request_decision, changes=_ASKING),
+    ToolSpec(
+        "list_decisions",
+        "List decisions",
+        "Decisions waiting for the operator (or past ones by status).",
+        ListDecisionsIn,
+        DecisionList,
+        _list_decisions,
+        read_only=True,
+        idempotent=True,
+    ),
+    ToolSpec(
+        "decide",
+        "Decide",
+        "Operator act. Approve or deny a decision, once. An approved escalation is used by the next "
+        "matching authorize.",
+        DecideIn,
+        decisions.DecisionView,
+        _decide,
+        operator_act=True,
+        changes=(BRIEF, DECISIONS),
+    ),
+    ToolSpec(
+        "request_decision",
+        "Request decision",
+        "Ask the operator: a proposal (raise a limit, change a goal, add a role) or a question.",
+        RequestDecisionIn,
+        decisions.DecisionView,
+        _request_decision,
+        changes=_ASKING,
+    ),
 ]

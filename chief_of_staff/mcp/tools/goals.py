@@ -48,7 +48,11 @@ class CreateGoalIn(Model):
 async def _create_goal(store: Store, caller: Caller, args: CreateGoalIn) -> goals.GoalView:
     async with store.write() as tx:
         return await goals.create_goal(
-            tx, caller.actor, agency=args.agency, title=args.title, description=args.description,
+            tx,
+            caller.actor,
+            agency=args.agency,
+            title=args.title,
+            description=args.description,
             key_results=args.key_results,
         )
 
@@ -60,21 +64,48 @@ class AdjustGoalIn(AdjustGoalArgs):
 async def _adjust_goal(store: Store, caller: Caller, args: AdjustGoalIn) -> goals.GoalView:
     async with store.write() as tx:
         return await goals.adjust_goal(
-            tx, caller.actor, args.goal_id, title=args.title, description=args.description,
-            status=args.status, key_results=args.key_results,
+            tx,
+            caller.actor,
+            args.goal_id,
+            title=args.title,
+            description=args.description,
+            status=args.status,
+            key_results=args.key_results,
         )
 
 
 TOOLS: list[ToolSpec[Any, Any]] = [
-    ToolSpec("list_goals", "List goals", "Goals with key results, progress and pace (computed from outcomes).",
-             GoalsIn, GoalList, _list_goals, read_only=True, idempotent=True),
-    ToolSpec("create_goal", "Create goal",
-             "Operator act. A goal of an agency with key results (metric, unit, baseline, target, direction "
-             "up/down, due date). Progress is computed from logged outcomes, never typed in.",
-             CreateGoalIn, goals.GoalView, _create_goal, operator_act=True, changes=_GOALS),
-    ToolSpec("adjust_goal", "Adjust goal",
-             "Operator act. Retitle, close (achieved/dropped), change a key result's target or due date, "
-             "or add a key result.",
-             AdjustGoalIn, goals.GoalView, _adjust_goal, destructive=True, operator_act=True,
-             changes=_GOALS),
+    ToolSpec(
+        "list_goals",
+        "List goals",
+        "Goals with key results, progress and pace (computed from outcomes).",
+        GoalsIn,
+        GoalList,
+        _list_goals,
+        read_only=True,
+        idempotent=True,
+    ),
+    ToolSpec(
+        "create_goal",
+        "Create goal",
+        "Operator act. A goal of an agency with key results (metric, unit, baseline, target, direction "
+        "up/down, due date). Progress is computed from logged outcomes, never typed in.",
+        CreateGoalIn,
+        goals.GoalView,
+        _create_goal,
+        operator_act=True,
+        changes=_GOALS,
+    ),
+    ToolSpec(
+        "adjust_goal",
+        "Adjust goal",
+        "Operator act. Retitle, close (achieved/dropped), change a key result's target or due date, "
+        "or add a key result.",
+        AdjustGoalIn,
+        goals.GoalView,
+        _adjust_goal,
+        destructive=True,
+        operator_act=True,
+        changes=_GOALS,
+    ),
 ]

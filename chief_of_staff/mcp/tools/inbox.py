@@ -40,9 +40,18 @@ class AddTaskIn(Model):
 async def _add_task(store: Store, caller: Caller, args: AddTaskIn) -> inbox.TaskView:
     async with store.write() as tx:
         return await inbox.add_task(
-            tx, caller.actor, title=args.title, details=args.details,
-            agency=args.agency, role=args.role, goal=args.goal_id, key_result=args.key_result_id,
-            priority=args.priority, due_on=args.due_on, depends_on=args.depends_on, source="agency",
+            tx,
+            caller.actor,
+            title=args.title,
+            details=args.details,
+            agency=args.agency,
+            role=args.role,
+            goal=args.goal_id,
+            key_result=args.key_result_id,
+            priority=args.priority,
+            due_on=args.due_on,
+            depends_on=args.depends_on,
+            source="agency",
         )
 
 
@@ -60,7 +69,10 @@ class ClaimOut(View):
 async def _claim_next_task(store: Store, caller: Caller, args: ClaimIn) -> ClaimOut:
     async with store.write() as tx:
         task = await inbox.claim_next_task(
-            tx, caller.actor, agency=args.agency, role=args.role,
+            tx,
+            caller.actor,
+            agency=args.agency,
+            role=args.role,
             lease_minutes=args.lease_minutes,
         )
     if task is None:
@@ -82,8 +94,15 @@ class UpdateTaskIn(Model):
 async def _update_task(store: Store, caller: Caller, args: UpdateTaskIn) -> inbox.TaskView:
     async with store.write() as tx:
         return await inbox.update_task(
-            tx, caller.actor, args.task_id, status=args.status, priority=args.priority,
-            due_on=args.due_on, note=args.note, title=args.title, details=args.details,
+            tx,
+            caller.actor,
+            args.task_id,
+            status=args.status,
+            priority=args.priority,
+            due_on=args.due_on,
+            note=args.note,
+            title=args.title,
+            details=args.details,
             renew_lease_minutes=args.renew_lease_minutes,
         )
 
@@ -100,17 +119,22 @@ class CompleteOut(View):
 async def _complete_task(store: Store, caller: Caller, args: CompleteTaskIn) -> CompleteOut:
     async with store.write() as tx:
         task, outcome = await inbox.complete_task(
-            tx, caller.actor, args.task_id, result=args.result, summary=args.summary,
-            metrics=args.metrics, cost_cents=args.cost_cents, minutes_saved=args.minutes_saved,
-            evidence=args.evidence, lesson=args.lesson,
+            tx,
+            caller.actor,
+            args.task_id,
+            result=args.result,
+            summary=args.summary,
+            metrics=args.metrics,
+            cost_cents=args.cost_cents,
+            minutes_saved=args.minutes_saved,
+            evidence=args.evidence,
+            lesson=args.lesson,
         )
     return CompleteOut(task=task, outcome=outcome)
 
 
 class ListTasksIn(Model):
-    status: Literal["unfinished", "open", "claimed", "blocked", "waiting", "done", "failed", "cancelled"] = (
-        "unfinished"
-    )
+    status: Literal["unfinished", "open", "claimed", "blocked", "waiting", "done", "failed", "cancelled"] = "unfinished"
     agency: Name | None = None
     limit: int = Field(20, ge=1, le=100)
 
@@ -131,28 +155,75 @@ class AddRoutineIn(AddRoutineArgs):
 async def _add_routine(store: Store, caller: Caller, args: AddRoutineIn) -> routines.RoutineView:
     async with store.write() as tx:
         return await routines.add_routine(
-            tx, caller.actor, agency=args.agency, role=args.role, title=args.title,
-            details=args.details, priority=args.priority, schedule=args.schedule, goal=args.goal_id,
+            tx,
+            caller.actor,
+            agency=args.agency,
+            role=args.role,
+            title=args.title,
+            details=args.details,
+            priority=args.priority,
+            schedule=args.schedule,
+            goal=args.goal_id,
             key_result=args.key_result_id,
         )
 
 
 TOOLS: list[ToolSpec[Any, Any]] = [
-    ToolSpec("add_task", "Add task", "Add a task to the inbox. Priority P0 (drop everything) to P3 (someday).",
-             AddTaskIn, inbox.TaskView, _add_task, changes=_TASKS),
-    ToolSpec("claim_next_task", "Claim next task",
-             "Claim the most urgent ready task (priority, then due date) with a lease. Ready: open or lease "
-             "expired, dependencies done.",
-             ClaimIn, ClaimOut, _claim_next_task, changes=_TASKS),
-    ToolSpec("update_task", "Update task",
-             "Reopen, block, wait on the operator, cancel, re-prioritise, note or renew a task's lease.",
-             UpdateTaskIn, inbox.TaskView, _update_task, destructive=True, changes=_TASKS),
-    ToolSpec("complete_task", "Complete task",
-             "Finish a task and log its outcome: success or partial closes it done, failure closes it failed.",
-             CompleteTaskIn, CompleteOut, _complete_task, changes=_OUTCOMES),
-    ToolSpec("list_tasks", "List tasks", "Tasks by status (default: unfinished, in claim order).",
-             ListTasksIn, TaskList, _list_tasks, read_only=True, idempotent=True),
-    ToolSpec("add_routine", "Add routine",
-             "A recurring task: the server adds one task on each scheduled day in the workspace timezone.",
-             AddRoutineIn, routines.RoutineView, _add_routine, changes=_TASKS),
+    ToolSpec(
+        "add_task",
+        "Add task",
+        "Add a task to the inbox. Priority P0 (drop everything) to P3 (someday).",
+        AddTaskIn,
+        inbox.TaskView,
+        _add_task,
+        changes=_TASKS,
+    ),
+    ToolSpec(
+        "claim_next_task",
+        "Claim next task",
+        "Claim the most urgent ready task (priority, then due date) with a lease. Ready: open or lease "
+        "expired, dependencies done.",
+        ClaimIn,
+        ClaimOut,
+        _claim_next_task,
+        changes=_TASKS,
+    ),
+    ToolSpec(
+        "update_task",
+        "Update task",
+        "Reopen, block, wait on the operator, cancel, re-prioritise, note or renew a task's lease.",
+        UpdateTaskIn,
+        inbox.TaskView,
+        _update_task,
+        destructive=True,
+        changes=_TASKS,
+    ),
+    ToolSpec(
+        "complete_task",
+        "Complete task",
+        "Finish a task and log its outcome: success or partial closes it done, failure closes it failed.",
+        CompleteTaskIn,
+        CompleteOut,
+        _complete_task,
+        changes=_OUTCOMES,
+    ),
+    ToolSpec(
+        "list_tasks",
+        "List tasks",
+        "Tasks by status (default: unfinished, in claim order).",
+        ListTasksIn,
+        TaskList,
+        _list_tasks,
+        read_only=True,
+        idempotent=True,
+    ),
+    ToolSpec(
+        "add_routine",
+        "Add routine",
+        "A recurring task: the server adds one task on each scheduled day in the workspace timezone.",
+        AddRoutineIn,
+        routines.RoutineView,
+        _add_routine,
+        changes=_TASKS,
+    ),
 ]

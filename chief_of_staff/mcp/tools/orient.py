@@ -30,8 +30,13 @@ async def _brief(store: Store, caller: Caller, args: BriefIn) -> brief.Brief:
 
 
 TOOLS: list[ToolSpec[Any, Any]] = [
-    ToolSpec("brief", "Brief",
-             "Start every session here: changes since this viewer last looked, goal pace, inbox, "
-             "authority used, decisions waiting for the operator.",
-             BriefIn, brief.Brief, _brief),
+    ToolSpec(
+        "brief",
+        "Brief",
+        "Start every session here: changes since this viewer last looked, goal pace, inbox, "
+        "authority used, decisions waiting for the operator.",
+        BriefIn,
+        brief.Brief,
+        _brief,
+    ),
 ]

@@ -47,15 +47,30 @@ async def _log_outcome(store: Store, caller: Caller, args: LogOutcomeIn) -> outc
     task_id = parse_id("task", args.task_id, field="task_id") if args.task_id else None
     async with store.write() as tx:
         return await outcomes.log_outcome(
-            tx, caller.actor, agency=args.agency, role=args.role, task_id=task_id,
-            summary=args.summary, result=args.result, metrics=args.metrics, cost_cents=args.cost_cents,
-            minutes_saved=args.minutes_saved, evidence=args.evidence, lesson=args.lesson,
+            tx,
+            caller.actor,
+            agency=args.agency,
+            role=args.role,
+            task_id=task_id,
+            summary=args.summary,
+            result=args.result,
+            metrics=args.metrics,
+            cost_cents=args.cost_cents,
+            minutes_saved=args.minutes_saved,
+            evidence=args.evidence,
+            lesson=args.lesson,
         )
 
 
 TOOLS: list[ToolSpec[Any, Any]] = [
-    ToolSpec("log_outcome", "Log outcome",
-             "Record what happened (append-only): result, metric deltas per key result, cost in cents, "
-             "minutes saved, evidence, lesson. Goal progress moves with the deltas.",
-             LogOutcomeIn, outcomes.OutcomeView, _log_outcome, changes=_OUTCOMES),
+    ToolSpec(
+        "log_outcome",
+        "Log outcome",
+        "Record what happened (append-only): result, metric deltas per key result, cost in cents, "
+        "minutes saved, evidence, lesson. Goal progress moves with the deltas.",
+        LogOutcomeIn,
+        outcomes.OutcomeView,
+        _log_outcome,
+        changes=_OUTCOMES,
+    ),
 ]

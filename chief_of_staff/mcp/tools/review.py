@@ -36,7 +36,8 @@ async def _review(store: Store, caller: Caller, args: ReviewIn) -> packet.Packet
 
 class RecordReviewIn(Model):
     adjustments: list[Adjustment] = Field(
-        [], max_length=changesets.MAX_ADJUSTMENTS, description="Accepted proposals' adjustments, or your own")
+        [], max_length=changesets.MAX_ADJUSTMENTS, description="Accepted proposals' adjustments, or your own"
+    )
     note: Text = ""
     revert: Ref | None = Field(None, description='Instead: undo change set "CS3"')
     confirm: bool = CONFIRM
@@ -45,21 +46,32 @@ class RecordReviewIn(Model):
 async def _record_review(store: Store, caller: Caller, args: RecordReviewIn) -> changesets.ChangeSetView:
     async with store.write() as tx:
         if args.revert is None:
-            return await changesets.record_review(tx, caller.actor, adjustments=args.adjustments,
-                                                  note=args.note)
+            return await changesets.record_review(tx, caller.actor, adjustments=args.adjustments, note=args.note)
         if args.adjustments:
             raise InvalidInput("revert: send it without adjustments; a revert undoes exactly what the set did.")
         return await changesets.revert_change_set(tx, caller.actor, args.revert, note=args.note)
 
 
 TOOLS: list[ToolSpec[Any, Any]] = [
-    ToolSpec("review", "Review packet",
-             "The operator's review of a period: changes since last look, goal pace and forecasts, scorecards, "
-             "anomalies with evidence, waiting decisions, and proposals, each with a ready adjustment.",
-             ReviewIn, packet.Packet, _review),
-    ToolSpec("record_review", "Record review",
-             "Operator act. Apply the adjustments the operator accepted (tool + arguments, as proposals carry "
-             "them) as one audited change set; or revert one.",
-             RecordReviewIn, changesets.ChangeSetView, _record_review, destructive=True, operator_act=True,
-             changes=EVERYTHING),
+    ToolSpec(
+        "review",
+        "Review packet",
+        "The operator's review of a period: changes since last look, goal pace and forecasts, scorecards, "
+        "anomalies with evidence, waiting decisions, and proposals, each with a ready adjustment.",
+        ReviewIn,
+        packet.Packet,
+        _review,
+    ),
+    ToolSpec(
+        "record_review",
+        "Record review",
+        "Operator act. Apply the adjustments the operator accepted (tool + arguments, as proposals carry "
+        "them) as one audited change set; or revert one.",
+        RecordReviewIn,
+        changesets.ChangeSetView,
+        _record_review,
+        destructive=True,
+        operator_act=True,
+        changes=EVERYTHING,
+    ),
 ]

@@ -55,10 +55,19 @@ async def _set_agency(store: Store, caller: Caller, args: SetAgencyIn) -> agenci
             await agencies.resolve_agency(tx, args.name, field="name")
         except NotFound:
             return await agencies.create_agency(
-                tx, actor, name=args.name, purpose=args.purpose or "", operating_spec=args.operating_spec or "",
+                tx,
+                actor,
+                name=args.name,
+                purpose=args.purpose or "",
+                operating_spec=args.operating_spec or "",
             )
         return await agencies.update_agency(
-            tx, actor, args.name, purpose=args.purpose, operating_spec=args.operating_spec, status=args.status,
+            tx,
+            actor,
+            args.name,
+            purpose=args.purpose,
+            operating_spec=args.operating_spec,
+            status=args.status,
         )
 
 
@@ -69,20 +78,48 @@ class SetRoleIn(SetRoleArgs):
 async def _set_role(store: Store, caller: Caller, args: SetRoleIn) -> agencies.RoleView:
     async with store.write() as tx:
         return await agencies.set_role(
-            tx, caller.actor, agency=args.agency, name=args.name, charter=args.charter, status=args.status,
+            tx,
+            caller.actor,
+            agency=args.agency,
+            name=args.name,
+            charter=args.charter,
+            status=args.status,
         )
 
 
 TOOLS: list[ToolSpec[Any, Any]] = [
-    ToolSpec("roster", "Roster",
-             "Agencies with their charters, operating specs and roles; with an agency, its playbook of lessons.",
-             RosterIn, RosterOut, _roster, read_only=True, idempotent=True),
-    ToolSpec("set_agency", "Set agency",
-             "Operator act. Create an agency (a business function) or change its purpose, operating spec "
-             "or status.",
-             SetAgencyIn, agencies.AgencyView, _set_agency, destructive=True, idempotent=True, operator_act=True,
-             changes=EVERYTHING),
-    ToolSpec("set_role", "Set role", "Operator act. Create a role seat in an agency, or change its charter or status.",
-             SetRoleIn, agencies.RoleView, _set_role, destructive=True, idempotent=True, operator_act=True,
-             changes=EVERYTHING),
+    ToolSpec(
+        "roster",
+        "Roster",
+        "Agencies with their charters, operating specs and roles; with an agency, its playbook of lessons.",
+        RosterIn,
+        RosterOut,
+        _roster,
+        read_only=True,
+        idempotent=True,
+    ),
+    ToolSpec(
+        "set_agency",
+        "Set agency",
+        "Operator act. Create an agency (a business function) or change its purpose, operating spec or status.",
+        SetAgencyIn,
+        agencies.AgencyView,
+        _set_agency,
+        destructive=True,
+        idempotent=True,
+        operator_act=True,
+        changes=EVERYTHING,
+    ),
+    ToolSpec(
+        "set_role",
+        "Set role",
+        "Operator act. Create a role seat in an agency, or change its charter or status.",
+        SetRoleIn,
+        agencies.RoleView,
+        _set_role,
+        destructive=True,
+        idempotent=True,
+        operator_act=True,
+        changes=EVERYTHING,
+    ),
 ]

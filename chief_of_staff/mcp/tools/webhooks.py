@@ -22,8 +22,9 @@ from chief_of_staff.notify.endpoints import EndpointView
 class NotifyIn(Model):
     action: Literal["list", "add", "test", "remove"] = "list"
     url: ShortText | None = Field(None, description="add: https URL to POST signed events to")
-    events: list[Literal["decision.opened", "decision.expiring", "brief.daily", "anomaly.found",
-                         "grant.changed"]] = Field([], max_length=5, description="add: what to send")
+    events: list[Literal["decision.opened", "decision.expiring", "brief.daily", "anomaly.found", "grant.changed"]] = (
+        Field([], max_length=5, description="add: what to send")
+    )
     format: Literal["standard", "slack"] = "standard"
     endpoint_id: Ref | None = Field(None, description='test/remove: "NE1"')
     confirm: bool = CONFIRM
@@ -40,15 +41,20 @@ async def _notify(store: Store, caller: Caller, args: NotifyIn) -> NotifyOut:
             return NotifyOut(endpoints=await endpoints.list_endpoints(tx), message="")
     if args.action == "add":
         if args.url is None or not args.events:
-            raise InvalidInput("add: send url and events, e.g. events [\"decision.opened\"].")
+            raise InvalidInput('add: send url and events, e.g. events ["decision.opened"].')
         async with store.write() as tx:
-            view, _ = await endpoints.add_endpoint(tx, caller.actor, url=args.url, events=list(args.events),
-                                                  format=args.format)
-        return NotifyOut(endpoints=[view], message=(  # the secret never goes through a tool result
-            f"Added. Its signing secret is shown only on the operator's machine: chief-of-staff notify "
-            f"rotate-secret {view.endpoint_id}"))
+            view, _ = await endpoints.add_endpoint(
+                tx, caller.actor, url=args.url, events=list(args.events), format=args.format
+            )
+        return NotifyOut(
+            endpoints=[view],
+            message=(  # the secret never goes through a tool result
+                f"Added. Its signing secret is shown only on the operator's machine: chief-of-staff notify "
+                f"rotate-secret {view.endpoint_id}"
+            ),
+        )
     if args.endpoint_id is None:
-        raise InvalidInput(f"endpoint_id: {args.action} needs the endpoint, e.g. \"NE1\"; action list shows them.")
+        raise InvalidInput(f'endpoint_id: {args.action} needs the endpoint, e.g. "NE1"; action list shows them.')
     async with store.write() as tx:
         if args.action == "test":
             sent = await endpoints.queue_test(tx, caller.actor, args.endpoint_id)
@@ -58,9 +64,15 @@ async def _notify(store: Store, caller: Caller, args: NotifyIn) -> NotifyOut:
 
 
 TOOLS: list[ToolSpec[Any, Any]] = [
-    ToolSpec("notify", "Webhooks",
-             "Signed webhooks to the operator's channels. list; add (operator act, verified channel only); "
-             "test; remove.",
-             NotifyIn, NotifyOut, _notify, destructive=True, operator_act=True,
-             asks_operator=lambda args: args.action != "list"),
+    ToolSpec(
+        "notify",
+        "Webhooks",
+        "Signed webhooks to the operator's channels. list; add (operator act, verified channel only); test; remove.",
+        NotifyIn,
+        NotifyOut,
+        _notify,
+        destructive=True,
+        operator_act=True,
+        asks_operator=lambda args: args.action != "list",
+    ),
 ]

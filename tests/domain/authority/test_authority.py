@@ -51,9 +51,15 @@ async def grant(store: Store, actor: Actor = OPERATOR_CLI, **fields: Any) -> Gra
 
 
 async def ask(store: Store, **fields: Any) -> AuthorizationView:
-    request: dict[str, Any] = {"agency": "Outbound", "role": "SDR", "capability": "email.send",
-                               "amount_cents": 0, "target": "jane@acme.com", "task_id": None,
-                               "idempotency_key": None}
+    request: dict[str, Any] = {
+        "agency": "Outbound",
+        "role": "SDR",
+        "capability": "email.send",
+        "amount_cents": 0,
+        "target": "jane@acme.com",
+        "task_id": None,
+        "idempotency_key": None,
+    }
     request.update(fields)
     async with store.write() as tx:
         return await ledger.authorize(tx, AGENCY, **request)
@@ -61,8 +67,9 @@ async def ask(store: Store, **fields: Any) -> AuthorizationView:
 
 async def usage(store: Store) -> list[tuple[Any, ...]]:
     async with store.read() as tx:
-        rows = await tx.all("SELECT budget_id, period_key, used_count, used_cents FROM budget_usage "
-                            "ORDER BY budget_id, period_key")
+        rows = await tx.all(
+            "SELECT budget_id, period_key, used_count, used_cents FROM budget_usage ORDER BY budget_id, period_key"
+        )
     return [tuple(r) for r in rows]
 
 
@@ -88,34 +95,40 @@ async def approve(store: Store, decision: str) -> None:
 # --- pure helpers -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("pattern", "target", "expected"), [
-    ("acme.com", "acme.com", True),
-    ("ACME.com", "Jane@Acme.COM", True),
-    ("acme.com", "mail.acme.com", True),
-    ("acme.com", "jane@mail.acme.com", True),
-    ("acme.com", "notacme.com", False),
-    ("acme.com", "acme.com.evil.io", False),
-    ("*@acme.com", "jane@acme.com", True),
-    ("jane@acme.com", "john@acme.com", False),
-    ("*.acme.com", "acme.com", False),
-    ("*.acme.com", "a.b.acme.com", True),
-    ("list:vip-?", "list:VIP-1", True),
-    ("list:vip-?", "list:vip-12", False),
-    ("acme.com", "https://www.acme.com/pricing", True),
-    ("a.c", "abc", False),
-    ("", "acme.com", False),
-])
+@pytest.mark.parametrize(
+    ("pattern", "target", "expected"),
+    [
+        ("acme.com", "acme.com", True),
+        ("ACME.com", "Jane@Acme.COM", True),
+        ("acme.com", "mail.acme.com", True),
+        ("acme.com", "jane@mail.acme.com", True),
+        ("acme.com", "notacme.com", False),
+        ("acme.com", "acme.com.evil.io", False),
+        ("*@acme.com", "jane@acme.com", True),
+        ("jane@acme.com", "john@acme.com", False),
+        ("*.acme.com", "acme.com", False),
+        ("*.acme.com", "a.b.acme.com", True),
+        ("list:vip-?", "list:VIP-1", True),
+        ("list:vip-?", "list:vip-12", False),
+        ("acme.com", "https://www.acme.com/pricing", True),
+        ("a.c", "abc", False),
+        ("", "acme.com", False),
+    ],
+)
 def test_target_matches_globs_emails_and_subdomains(pattern: str, target: str, expected: bool) -> None:
     assert grants.target_matches(pattern, target) is expected
 
 
-@pytest.mark.parametrize(("instant", "keys"), [
-    (utc(23, 22, 59), ("2026-11-23", "2026-W48", "2026-11")),
-    (utc(23, 23, 0), ("2026-11-24", "2026-W48", "2026-11")),
-    (utc(29, 22, 59), ("2026-11-29", "2026-W48", "2026-11")),
-    (utc(29, 23, 0), ("2026-11-30", "2026-W49", "2026-11")),
-    (utc(30, 23, 0), ("2026-12-01", "2026-W49", "2026-12")),
-])
+@pytest.mark.parametrize(
+    ("instant", "keys"),
+    [
+        (utc(23, 22, 59), ("2026-11-23", "2026-W48", "2026-11")),
+        (utc(23, 23, 0), ("2026-11-24", "2026-W48", "2026-11")),
+        (utc(29, 22, 59), ("2026-11-29", "2026-W48", "2026-11")),
+        (utc(29, 23, 0), ("2026-11-30", "2026-W49", "2026-11")),
+        (utc(30, 23, 0), ("2026-12-01", "2026-W49", "2026-12")),
+    ],
+)
 def test_period_keys_follow_the_berlin_calendar(instant: datetime, keys: tuple[str, str, str]) -> None:
     assert tuple(grants.period_key(p, instant, "Europe/Berlin") for p in ("day", "week", "month")) == keys
 
@@ -138,13 +151,26 @@ def test_grant_spec_refuses_malformed_bounds() -> None:
 
 
 async def test_create_grant_records_version_one_and_an_audit_row(store: Store) -> None:
-    view = await grant(store, per_action_cap_cents=500, budgets=[BudgetSpec(period="day", max_count=50)],
-                       scope_allow=["acme.com"], expires_on="2026-12-31", rationale="Warm leads only")
+    view = await grant(
+        store,
+        per_action_cap_cents=500,
+        budgets=[BudgetSpec(period="day", max_count=50)],
+        scope_allow=["acme.com"],
+        expires_on="2026-12-31",
+        rationale="Warm leads only",
+    )
     assert (view.id, view.agency, view.role, view.status, view.version) == ("GR1", "Outbound", "SDR", "active", 1)
     assert view.expires_on == "2026-12-31"
-    assert [b.model_dump() for b in view.budgets] == [{"period": "day", "max_count": 50, "max_cents": None,
-                                                      "used_count": 0, "used_cents": 0,
-                                                      "period_key": "2026-11-23"}]
+    assert [b.model_dump() for b in view.budgets] == [
+        {
+            "period": "day",
+            "max_count": 50,
+            "max_cents": None,
+            "used_count": 0,
+            "used_cents": 0,
+            "period_key": "2026-11-23",
+        }
+    ]
     async with store.read() as tx:
         version = await tx.one("SELECT version, channel, snapshot FROM grant_versions WHERE grant_id = 1")
         row = await tx.one("SELECT expires_at FROM grants WHERE id = 1")
@@ -165,8 +191,12 @@ async def test_agency_channel_cannot_create_a_grant(store: Store) -> None:
 
 
 async def test_chat_grant_above_the_ceiling_is_refused_and_writes_nothing(store: Store) -> None:
-    spec = GrantSpec(agency="Outbound", capability="spend.ads", per_action_cap_cents=5_000,
-                     budgets=[BudgetSpec(period="month", max_cents=20_000)])
+    spec = GrantSpec(
+        agency="Outbound",
+        capability="spend.ads",
+        per_action_cap_cents=5_000,
+        budgets=[BudgetSpec(period="month", max_cents=20_000)],
+    )
 
     async def call(tx: Tx) -> None:
         await grants.create_grant(tx, CHAT, spec)
@@ -183,16 +213,23 @@ async def test_chat_grant_under_the_ceiling_is_recorded_as_chat(store: Store) ->
 async def test_create_grant_refuses_a_past_expiry_and_a_foreign_goal(store: Store) -> None:
     async with store.write() as tx:
         await agencies.create_agency(tx, OPERATOR_CLI, name="Content", purpose="Write posts")
-        await goals.create_goal(tx, OPERATOR_CLI, agency="Content", title="Grow readers", key_results=[
-            goals.KeyResultSpec(metric="readers", baseline=0, target=100, direction="up", due_date="2026-12-31")])
+        await goals.create_goal(
+            tx,
+            OPERATOR_CLI,
+            agency="Content",
+            title="Grow readers",
+            key_results=[
+                goals.KeyResultSpec(metric="readers", baseline=0, target=100, direction="up", due_date="2026-12-31")
+            ],
+        )
 
     async def past(tx: Tx) -> None:
-        await grants.create_grant(tx, OPERATOR_CLI, GrantSpec(agency="Outbound", capability="email.send",
-                                                                 expires_on="2026-11-22"))
+        await grants.create_grant(
+            tx, OPERATOR_CLI, GrantSpec(agency="Outbound", capability="email.send", expires_on="2026-11-22")
+        )
 
     async def foreign(tx: Tx) -> None:
-        await grants.create_grant(tx, OPERATOR_CLI, GrantSpec(agency="Outbound", capability="email.send",
-                                                                 goal="G1"))
+        await grants.create_grant(tx, OPERATOR_CLI, GrantSpec(agency="Outbound", capability="email.send", goal="G1"))
 
     await fails_writing_nothing(store, InvalidInput, "already past", past)
     await fails_writing_nothing(store, InvalidInput, "belongs to another agency", foreign)
@@ -237,8 +274,7 @@ async def test_expired_grant_allows_nothing_after_its_last_local_day(store: Stor
 async def test_allowed_answer_holds_a_reservation_for_a_day(store: Store) -> None:
     await grant(store, per_action_cap_cents=500, budgets=[BudgetSpec(period="day", max_count=50)])
     answer = await ask(store, amount_cents=300)
-    assert (answer.authorization_id, answer.answer, answer.grant_id, answer.status) == (
-        "AU1", "allowed", "GR1", "held")
+    assert (answer.authorization_id, answer.answer, answer.grant_id, answer.status) == ("AU1", "allowed", "GR1", "held")
     assert answer.expires_at == "2026-11-24T08:00:00.000000Z"
     assert answer.budgets_left == ["day: 49 of 50 left"]
     assert answer.notify is False
@@ -264,8 +300,9 @@ async def test_count_budget_allows_exactly_its_limit_then_denies_citing_the_gran
 
 
 async def test_amount_budget_allows_up_to_the_cent(store: Store) -> None:
-    await grant(store, capability="spend.ads", per_action_cap_cents=600,
-                budgets=[BudgetSpec(period="day", max_cents=1_000)])
+    await grant(
+        store, capability="spend.ads", per_action_cap_cents=600, budgets=[BudgetSpec(period="day", max_cents=1_000)]
+    )
     assert (await ask(store, capability="spend.ads", amount_cents=600)).answer == "allowed"
     second = await ask(store, capability="spend.ads", amount_cents=400)
     assert (second.answer, second.budgets_left) == ("allowed", ["day: 0.00 of 10.00 left"])
@@ -276,8 +313,11 @@ async def test_amount_budget_allows_up_to_the_cent(store: Store) -> None:
 
 
 async def test_one_exhausted_budget_rolls_back_the_others(store: Store) -> None:
-    await grant(store, capability="spend.ads", budgets=[BudgetSpec(period="day", max_count=10),
-                                                        BudgetSpec(period="week", max_cents=500)])
+    await grant(
+        store,
+        capability="spend.ads",
+        budgets=[BudgetSpec(period="day", max_count=10), BudgetSpec(period="week", max_cents=500)],
+    )
     assert (await ask(store, capability="spend.ads", amount_cents=400)).answer == "allowed"
     denied = await ask(store, capability="spend.ads", amount_cents=200)
     assert denied.answer == "denied"
@@ -296,12 +336,20 @@ async def test_day_budget_resets_at_berlin_midnight(store: Store, clock: FixedCl
     assert await usage(store) == [(1, "2026-11-23", 1, 0), (1, "2026-11-24", 1, 0)]
 
 
-@pytest.mark.parametrize(("period", "last_instant", "first_instant", "new_key"), [
-    ("week", utc(29, 22, 59), utc(29, 23, 0), "2026-W49"),
-    ("month", utc(30, 22, 59), utc(30, 23, 0), "2026-12"),
-])
+@pytest.mark.parametrize(
+    ("period", "last_instant", "first_instant", "new_key"),
+    [
+        ("week", utc(29, 22, 59), utc(29, 23, 0), "2026-W49"),
+        ("month", utc(30, 22, 59), utc(30, 23, 0), "2026-12"),
+    ],
+)
 async def test_week_and_month_budgets_reset_at_berlin_boundaries(
-    store: Store, clock: FixedClock, period: str, last_instant: datetime, first_instant: datetime, new_key: str,
+    store: Store,
+    clock: FixedClock,
+    period: str,
+    last_instant: datetime,
+    first_instant: datetime,
+    new_key: str,
 ) -> None:
     await grant(store, budgets=[BudgetSpec(period=period, max_count=1)])
     assert (await ask(store)).answer == "allowed"
@@ -315,8 +363,9 @@ async def test_week_and_month_budgets_reset_at_berlin_boundaries(
 
 
 async def test_over_the_cap_needs_approval_and_the_operator_can_bless_it_once(store: Store) -> None:
-    await grant(store, capability="spend.ads", per_action_cap_cents=500,
-                budgets=[BudgetSpec(period="day", max_cents=10_000)])
+    await grant(
+        store, capability="spend.ads", per_action_cap_cents=500, budgets=[BudgetSpec(period="day", max_cents=10_000)]
+    )
     first = await ask(store, capability="spend.ads", amount_cents=800)
     assert (first.answer, first.decision_id, first.status) == ("needs_approval", "D1", "none")
     assert "8.00 is above GR1's per-action cap of 5.00" in first.reason
@@ -360,14 +409,19 @@ async def test_allow_list_denies_a_request_without_a_target(store: Store) -> Non
 
 async def test_no_grant_escalates_instead_of_allowing(store: Store) -> None:
     answer = await ask(store, capability="crm.delete", amount_cents=0, target="lead-42")
-    assert (answer.answer, answer.decision_id, answer.grant_id, answer.status) == (
-        "needs_approval", "D1", None, "none")
+    assert (answer.answer, answer.decision_id, answer.grant_id, answer.status) == ("needs_approval", "D1", None, "none")
     assert "No grant lets Outbound (SDR) do crm.delete" in answer.reason
     async with store.read() as tx:
         decision = await tx.one("SELECT kind, request, status FROM decisions WHERE id = 1")
     assert (decision["kind"], decision["status"]) == ("escalation", "pending")
-    assert json.loads(decision["request"]) == {"agency_id": 1, "role_id": 1, "capability": "crm.delete",
-                                               "amount_cents": 0, "target": "lead-42", "task_id": None}
+    assert json.loads(decision["request"]) == {
+        "agency_id": 1,
+        "role_id": 1,
+        "capability": "crm.delete",
+        "amount_cents": 0,
+        "target": "lead-42",
+        "task_id": None,
+    }
     again = await ask(store, capability="crm.delete", amount_cents=0, target="lead-42")
     assert (again.authorization_id, again.decision_id) == ("AU2", "D1")  # the pending decision is reused
 
@@ -428,23 +482,43 @@ async def test_reusing_a_key_for_another_request_is_refused(store: Store) -> Non
     await ask(store, idempotency_key="send-1")
 
     async def call(tx: Tx) -> None:
-        await ledger.authorize(tx, AGENCY, agency="Outbound", role="SDR", capability="email.send",
-                                  amount_cents=0, target="other@acme.com", task_id=None, idempotency_key="send-1")
+        await ledger.authorize(
+            tx,
+            AGENCY,
+            agency="Outbound",
+            role="SDR",
+            capability="email.send",
+            amount_cents=0,
+            target="other@acme.com",
+            task_id=None,
+            idempotency_key="send-1",
+        )
 
     await fails_writing_nothing(store, InvalidInput, "different request.*new idempotency_key", call)
 
 
-@pytest.mark.parametrize(("fields", "error", "match"), [
-    ({"capability": "email.*"}, InvalidInput, "wildcards belong in grants"),
-    ({"amount_cents": -1}, InvalidInput, "non-negative"),
-    ({"amount_cents": True}, InvalidInput, "whole cents"),
-    ({"task_id": "T99"}, NotFound, "no task T99"),
-    ({"agency": "Nope"}, NotFound, "no agency"),
-])
-async def test_malformed_requests_write_nothing(store: Store, fields: dict[str, Any], error: type[Exception],
-                                                match: str) -> None:
-    request: dict[str, Any] = {"agency": "Outbound", "role": "SDR", "capability": "email.send", "amount_cents": 0,
-                               "target": None, "task_id": None, "idempotency_key": None}
+@pytest.mark.parametrize(
+    ("fields", "error", "match"),
+    [
+        ({"capability": "email.*"}, InvalidInput, "wildcards belong in grants"),
+        ({"amount_cents": -1}, InvalidInput, "non-negative"),
+        ({"amount_cents": True}, InvalidInput, "whole cents"),
+        ({"task_id": "T99"}, NotFound, "no task T99"),
+        ({"agency": "Nope"}, NotFound, "no agency"),
+    ],
+)
+async def test_malformed_requests_write_nothing(
+    store: Store, fields: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    request: dict[str, Any] = {
+        "agency": "Outbound",
+        "role": "SDR",
+        "capability": "email.send",
+        "amount_cents": 0,
+        "target": None,
+        "task_id": None,
+        "idempotency_key": None,
+    }
     request.update(fields)
 
     async def call(tx: Tx) -> None:
@@ -454,14 +528,24 @@ async def test_malformed_requests_write_nothing(store: Store, fields: dict[str, 
 
 
 async def test_concurrent_authorizations_never_overspend(store: Store) -> None:
-    await grant(store, capability="spend.ads", per_action_cap_cents=300,
-                budgets=[BudgetSpec(period="day", max_cents=1_000)])
+    await grant(
+        store, capability="spend.ads", per_action_cap_cents=300, budgets=[BudgetSpec(period="day", max_cents=1_000)]
+    )
     answers: list[str] = []
 
     async def one() -> None:
         async with store.write() as tx:
-            view = await ledger.authorize(tx, AGENCY, agency="Outbound", role="SDR", capability="spend.ads",
-                                             amount_cents=300, target=None, task_id=None, idempotency_key=None)
+            view = await ledger.authorize(
+                tx,
+                AGENCY,
+                agency="Outbound",
+                role="SDR",
+                capability="spend.ads",
+                amount_cents=300,
+                target=None,
+                task_id=None,
+                idempotency_key=None,
+            )
         answers.append(view.answer)
 
     async with anyio.create_task_group() as group:
@@ -472,32 +556,43 @@ async def test_concurrent_authorizations_never_overspend(store: Store) -> None:
 
 
 # Each step: ("ask", amount) or ("settle", which held reservation, fraction kept) or ("release", which).
-STEPS = st.lists(st.one_of(
-    st.tuples(st.just("ask"), st.integers(0, 500)),
-    st.tuples(st.just("settle"), st.integers(0, 9), st.integers(0, 100)),
-    st.tuples(st.just("release"), st.integers(0, 9)),
-), max_size=25)
+STEPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("ask"), st.integers(0, 500)),
+        st.tuples(st.just("settle"), st.integers(0, 9), st.integers(0, 100)),
+        st.tuples(st.just("release"), st.integers(0, 9)),
+    ),
+    max_size=25,
+)
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=STEPS)
-async def test_budgets_are_never_overspent_and_always_add_up(tmp_path_factory: pytest.TempPathFactory,
-                                                            steps: list[tuple[Any, ...]]) -> None:
+async def test_budgets_are_never_overspent_and_always_add_up(
+    tmp_path_factory: pytest.TempPathFactory, steps: list[tuple[Any, ...]]
+) -> None:
     fresh = await Store.open(tmp_path_factory.mktemp("prop") / "w.db", FixedClock(utc(23, 8)))
     try:
         async with fresh.write() as tx:
             await workspace.ensure(tx, OPERATOR_CLI, name="Test Co", timezone="Europe/Berlin")
             await agencies.create_agency(tx, OPERATOR_CLI, name="Outbound", purpose="Book meetings")
-        await grant(fresh, role=None, capability="spend.ads", per_action_cap_cents=500,
-                    budgets=[BudgetSpec(period="day", max_count=5, max_cents=1_000)])
+        await grant(
+            fresh,
+            role=None,
+            capability="spend.ads",
+            per_action_cap_cents=500,
+            budgets=[BudgetSpec(period="day", max_count=5, max_cents=1_000)],
+        )
         for step in steps:
             await _apply(fresh, step)
         async with fresh.read() as tx:
             used = await tx.one("SELECT used_count, used_cents FROM budget_usage")
-            held = await tx.one("SELECT count(*), coalesce(sum(amount_cents), 0) FROM authorizations "
-                                "WHERE status = 'held'")
-            settled = await tx.one("SELECT count(*), coalesce(sum(settled_cents), 0) FROM authorizations "
-                                   "WHERE status = 'settled'")
+            held = await tx.one(
+                "SELECT count(*), coalesce(sum(amount_cents), 0) FROM authorizations WHERE status = 'held'"
+            )
+            settled = await tx.one(
+                "SELECT count(*), coalesce(sum(settled_cents), 0) FROM authorizations WHERE status = 'settled'"
+            )
         count, cents = (0, 0) if used is None else tuple(used)
         assert count <= 5 and cents <= 1_000
         assert (count, cents) == (held[0] + settled[0], held[1] + settled[1])
@@ -509,8 +604,17 @@ async def _apply(store: Store, step: tuple[Any, ...]) -> None:
     async with store.write() as tx:
         held = [r["id"] for r in await tx.all("SELECT id FROM authorizations WHERE status = 'held' ORDER BY id")]
         if step[0] == "ask":
-            await ledger.authorize(tx, AGENCY, agency="Outbound", role=None, capability="spend.ads",
-                                      amount_cents=step[1], target=None, task_id=None, idempotency_key=None)
+            await ledger.authorize(
+                tx,
+                AGENCY,
+                agency="Outbound",
+                role=None,
+                capability="spend.ads",
+                amount_cents=step[1],
+                target=None,
+                task_id=None,
+                idempotency_key=None,
+            )
         elif held:
             chosen = held[step[1] % len(held)]
             if step[0] == "release":
@@ -524,8 +628,12 @@ async def _apply(store: Store, step: tuple[Any, ...]) -> None:
 
 
 async def test_settle_returns_the_difference_and_keeps_the_count(store: Store) -> None:
-    await grant(store, capability="spend.ads", per_action_cap_cents=1_000,
-                budgets=[BudgetSpec(period="day", max_count=5, max_cents=1_000)])
+    await grant(
+        store,
+        capability="spend.ads",
+        per_action_cap_cents=1_000,
+        budgets=[BudgetSpec(period="day", max_count=5, max_cents=1_000)],
+    )
     held = await ask(store, capability="spend.ads", amount_cents=600)
     async with store.write() as tx:
         settled = await ledger.settle(tx, AGENCY, held.authorization_id, actual_cents=250)
@@ -539,8 +647,9 @@ async def test_settle_returns_the_difference_and_keeps_the_count(store: Store) -
 
 
 async def test_settling_above_the_reservation_is_refused(store: Store) -> None:
-    await grant(store, capability="spend.ads", per_action_cap_cents=1_000,
-                budgets=[BudgetSpec(period="day", max_cents=1_000)])
+    await grant(
+        store, capability="spend.ads", per_action_cap_cents=1_000, budgets=[BudgetSpec(period="day", max_cents=1_000)]
+    )
     await ask(store, capability="spend.ads", amount_cents=600)
 
     async def call(tx: Tx) -> None:
@@ -550,8 +659,9 @@ async def test_settling_above_the_reservation_is_refused(store: Store) -> None:
 
 
 async def test_settle_returns_money_to_the_period_it_was_drawn_from(store: Store, clock: FixedClock) -> None:
-    await grant(store, capability="spend.ads", per_action_cap_cents=1_000,
-                budgets=[BudgetSpec(period="day", max_cents=1_000)])
+    await grant(
+        store, capability="spend.ads", per_action_cap_cents=1_000, budgets=[BudgetSpec(period="day", max_cents=1_000)]
+    )
     clock.set(utc(23, 22, 30))
     await ask(store, capability="spend.ads", amount_cents=600)
     clock.set(utc(23, 23, 30))  # already 24 November in Berlin
@@ -562,8 +672,12 @@ async def test_settle_returns_money_to_the_period_it_was_drawn_from(store: Store
 
 
 async def test_release_returns_amount_and_count(store: Store) -> None:
-    await grant(store, capability="spend.ads", per_action_cap_cents=1_000,
-                budgets=[BudgetSpec(period="day", max_count=5, max_cents=1_000)])
+    await grant(
+        store,
+        capability="spend.ads",
+        per_action_cap_cents=1_000,
+        budgets=[BudgetSpec(period="day", max_count=5, max_cents=1_000)],
+    )
     await ask(store, capability="spend.ads", amount_cents=600)
     async with store.write() as tx:
         released = await ledger.release(tx, AGENCY, "AU1")
@@ -617,21 +731,38 @@ async def test_list_grants_shows_current_period_usage(store: Store, clock: Fixed
 
 async def test_authority_letter_reads_each_grant_as_a_sentence(store: Store) -> None:
     async with store.write() as tx:
-        await goals.create_goal(tx, OPERATOR_CLI, agency="Outbound", title="Book 20 meetings", key_results=[
-            goals.KeyResultSpec(metric="meetings", baseline=0, target=20, direction="up", due_date="2026-12-31")])
-    await grant(store, mode="notify", budgets=[BudgetSpec(period="day", max_count=50)],
-                scope_allow=["acme.com"], scope_deny=["ceo@acme.com"], expires_on="2026-12-31", goal="G1",
-                rationale="Warm leads\n# only `now`")
+        await goals.create_goal(
+            tx,
+            OPERATOR_CLI,
+            agency="Outbound",
+            title="Book 20 meetings",
+            key_results=[
+                goals.KeyResultSpec(metric="meetings", baseline=0, target=20, direction="up", due_date="2026-12-31")
+            ],
+        )
+    await grant(
+        store,
+        mode="notify",
+        budgets=[BudgetSpec(period="day", max_count=50)],
+        scope_allow=["acme.com"],
+        scope_deny=["ceo@acme.com"],
+        expires_on="2026-12-31",
+        goal="G1",
+        rationale="Warm leads\n# only `now`",
+    )
     await grant(store, role=None, capability="spend.*", per_action_cap_cents=2_500, mode="approve")
     async with store.read() as tx:
         letter = await grants.authority_letter(tx)
     assert letter.startswith("# Delegation of authority — Test Co\n")
     assert "## Outbound" in letter
-    assert ("- **GR1**: SDR may `email.send` on its own, telling you; at most 50 times a day, with no money "
-            "(amount 0 only); only for `acme.com`; never for `ceo@acme.com`; until the end of 2026-12-31; "
-            "toward G1 \"Book 20 meetings\"; because \"Warm leads # only 'now'\".") in letter
-    assert ("- **GR2**: Any role may `spend.*` asking you first each time; up to 25.00 per action; "
-            "with no end date.") in letter
+    assert (
+        "- **GR1**: SDR may `email.send` on its own, telling you; at most 50 times a day, with no money "
+        "(amount 0 only); only for `acme.com`; never for `ceo@acme.com`; until the end of 2026-12-31; "
+        'toward G1 "Book 20 meetings"; because "Warm leads # only \'now\'".'
+    ) in letter
+    assert (
+        "- **GR2**: Any role may `spend.*` asking you first each time; up to 25.00 per action; with no end date."
+    ) in letter
 
 
 async def test_authority_letter_without_grants_says_everything_asks_first(store: Store) -> None:
@@ -679,8 +810,14 @@ async def test_a_grant_may_say_an_unanswered_decision_goes_ahead(store: Store, c
 
 
 async def test_chat_cannot_make_silence_grant_authority(store: Store) -> None:
-    spec = GrantSpec(agency="Outbound", role="SDR", capability="spend.tools", mode="approve",
-                     per_action_cap_cents=1_000, on_timeout="approve")
+    spec = GrantSpec(
+        agency="Outbound",
+        role="SDR",
+        capability="spend.tools",
+        mode="approve",
+        per_action_cap_cents=1_000,
+        on_timeout="approve",
+    )
 
     async def create(tx: Tx) -> None:
         await grants.create_grant(tx, CHAT, spec)

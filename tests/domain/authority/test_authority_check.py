@@ -24,8 +24,14 @@ pytestmark = pytest.mark.anyio
 
 AGENCY = Actor("Outbound", "agency")
 TABLES = ("grants", "grant_budgets", "grant_versions", "budget_usage", "authorizations", "decisions", "audit_log")
-REQUEST: dict[str, Any] = {"agency": "Outbound", "role": "SDR", "capability": "spend.ads", "amount_cents": 2000,
-                           "target": "linkedin.com", "task_id": None}
+REQUEST: dict[str, Any] = {
+    "agency": "Outbound",
+    "role": "SDR",
+    "capability": "spend.ads",
+    "amount_cents": 2000,
+    "target": "linkedin.com",
+    "task_id": None,
+}
 
 
 @pytest.fixture
@@ -37,8 +43,12 @@ async def store(store: Store) -> Store:
 
 
 async def grant(store: Store, **fields: Any) -> None:
-    spec: dict[str, Any] = {"agency": "Outbound", "capability": "spend.ads", "per_action_cap_cents": 5000,
-                            "budgets": [{"period": "day", "max_count": 2, "max_cents": 6000}]}
+    spec: dict[str, Any] = {
+        "agency": "Outbound",
+        "capability": "spend.ads",
+        "per_action_cap_cents": 5000,
+        "budgets": [{"period": "day", "max_count": 2, "max_cents": 6000}],
+    }
     spec.update(fields)
     async with store.write() as tx:
         await grants.create_grant(tx, OPERATOR_CLI, GrantSpec(**spec))
@@ -105,8 +115,10 @@ async def test_check_says_a_new_decision_would_open_then_that_one_is_pending(sto
     await grant(store, mode="approve")
     said, done = await agrees(store)
     assert said.answer == "needs_approval" and said.would_open_decision
-    assert said.reason == "GR1 asks the operator first for every spend.ads. " \
-                          "authorize would ask the operator in a new decision."
+    assert (
+        said.reason == "GR1 asks the operator first for every spend.ads. "
+        "authorize would ask the operator in a new decision."
+    )
     again = await check(store)
     assert again.answer == "needs_approval" and not again.would_open_decision
     assert again.reason.endswith(f"The operator is already asked in {done.decision_id}.")
@@ -124,8 +136,10 @@ async def test_check_does_not_use_up_an_approval(store: Store) -> None:
         await decisions.decide(tx, OPERATOR_CLI, asked.decision_id, approve=True)
     said, done = await agrees(store)
     assert said.answer == "allowed"
-    assert said.reason == f"Allowed with the operator's one-use approval in {asked.decision_id}; " \
-                          "authorize would reserve 20.00."
+    assert (
+        said.reason == f"Allowed with the operator's one-use approval in {asked.decision_id}; "
+        "authorize would reserve 20.00."
+    )
     assert done.decision_id == asked.decision_id
 
 
@@ -140,8 +154,9 @@ async def test_check_counts_reservations_the_expiry_sweep_would_return(store: St
 
 async def test_check_keeps_the_callers_own_writes_and_leaves_the_unit_usable(store: Store) -> None:
     async with store.write() as tx:
-        await grants.create_grant(tx, OPERATOR_CLI, GrantSpec(agency="Outbound", capability="spend.ads",
-                                                                 per_action_cap_cents=5000))
+        await grants.create_grant(
+            tx, OPERATOR_CLI, GrantSpec(agency="Outbound", capability="spend.ads", per_action_cap_cents=5000)
+        )
         with pytest.raises(InvalidInput, match="capability"):
             await ledger.check(tx, AGENCY, **{**REQUEST, "capability": "spend.*"})
         said = await ledger.check(tx, AGENCY, **REQUEST)
@@ -173,7 +188,8 @@ async def test_the_check_tool_answers_over_mcp_and_writes_nothing(store: Store, 
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
 async def test_the_check_tool_leaves_the_file_untouched_even_when_its_steps_wrote(
-        store: Store, clock: FixedClock, mode: str) -> None:
+    store: Store, clock: FixedClock, mode: str
+) -> None:
     # Found by tools/fuzz.py: the undone steps (a decision it would open) still reached the WAL at COMMIT.
     await grant(store, capability="email.send")
     observer = sqlite3.connect(f"file:{store.path}?mode=ro", uri=True)

@@ -42,8 +42,10 @@ DECISION_TTL = timedelta(hours=72)
 REDEEM_WINDOW = timedelta(hours=24)
 ROLES = {"Outbound": ["SDR", "Researcher"], "Content": ["Writer"]}
 # Weighted by repetition, so most asks meet a grant; "Writer" in Outbound (and "SDR" in Content) is unknown.
-ASK_ROLES = {"Outbound": [None, "SDR", "SDR", "SDR", "Researcher", None, "SDR", "Writer"],
-             "Content": [None, "Writer", "Writer", "Writer", "SDR"]}
+ASK_ROLES = {
+    "Outbound": [None, "SDR", "SDR", "SDR", "Researcher", None, "SDR", "Writer"],
+    "Content": [None, "Writer", "Writer", "Writer", "SDR"],
+}
 AGENCIES = ["Outbound", "Outbound", "Outbound", "Outbound", "Content"]
 GRANT_CAPABILITIES = ["spend.ads", "spend.ads", "spend.*", "spend.tools", "email.send"]
 ASK_CAPABILITIES = ["spend.ads", "spend.ads", "spend.ads", "spend.tools", "email.send"]
@@ -128,15 +130,22 @@ def needs_operator(grant: Grant, amount: int) -> bool:
 
 
 budget_specs = st.lists(
-    st.tuples(st.sampled_from([None, 0, 1, 2, 3, 5]), st.sampled_from([None, 0, 500, 1_000, 2_000]))
-    .filter(lambda bounds: bounds != (None, None)),
-    min_size=3, max_size=3,
-).flatmap(lambda bounds: st.lists(st.sampled_from(["day", "week", "month"]), unique=True, max_size=3)
-          .map(lambda chosen: [BudgetSpec.model_validate({"period": p, "max_count": bounds[i][0],
-                                                          "max_cents": bounds[i][1]})
-                               for i, p in enumerate(chosen)]))
+    st.tuples(st.sampled_from([None, 0, 1, 2, 3, 5]), st.sampled_from([None, 0, 500, 1_000, 2_000])).filter(
+        lambda bounds: bounds != (None, None)
+    ),
+    min_size=3,
+    max_size=3,
+).flatmap(
+    lambda bounds: st.lists(st.sampled_from(["day", "week", "month"]), unique=True, max_size=3).map(
+        lambda chosen: [
+            BudgetSpec.model_validate({"period": p, "max_count": bounds[i][0], "max_cents": bounds[i][1]})
+            for i, p in enumerate(chosen)
+        ]
+    )
+)
 agency_and_role = st.sampled_from(AGENCIES).flatmap(
-    lambda agency: st.tuples(st.just(agency), st.sampled_from(ASK_ROLES[agency])))
+    lambda agency: st.tuples(st.just(agency), st.sampled_from(ASK_ROLES[agency]))
+)
 
 
 @st.composite
@@ -144,16 +153,21 @@ def grant_specs(draw: st.DrawFn) -> tuple[GrantSpec, int | None]:
     """A grant, and in how many local days from "now" it ends (a past day is refused, tested elsewhere)."""
     agency, role = draw(agency_and_role)
     spec = GrantSpec(
-        agency=agency, role=role if role in ROLES[agency] and draw(st.booleans()) else None,
-        capability=draw(st.sampled_from(GRANT_CAPABILITIES)), mode=draw(st.sampled_from(MODES)),
-        per_action_cap_cents=draw(st.sampled_from([None, 300, 500, 1_000])), budgets=draw(budget_specs),
-        scope_allow=draw(st.sampled_from(ALLOW)), scope_deny=draw(st.sampled_from(DENY)),
+        agency=agency,
+        role=role if role in ROLES[agency] and draw(st.booleans()) else None,
+        capability=draw(st.sampled_from(GRANT_CAPABILITIES)),
+        mode=draw(st.sampled_from(MODES)),
+        per_action_cap_cents=draw(st.sampled_from([None, 300, 500, 1_000])),
+        budgets=draw(budget_specs),
+        scope_allow=draw(st.sampled_from(ALLOW)),
+        scope_deny=draw(st.sampled_from(DENY)),
     )
     return spec, draw(st.sampled_from([None, None, 0, 1, 6]))
 
 
-requests = st.tuples(agency_and_role, st.sampled_from(ASK_CAPABILITIES), st.sampled_from(AMOUNTS),
-                     st.sampled_from(TARGETS)).map(lambda r: (r[0][0], r[0][1], r[1], r[2], r[3]))
+requests = st.tuples(
+    agency_and_role, st.sampled_from(ASK_CAPABILITIES), st.sampled_from(AMOUNTS), st.sampled_from(TARGETS)
+).map(lambda r: (r[0][0], r[0][1], r[1], r[2], r[3]))
 
 
 class AuthorityMachine(RuleBasedStateMachine):
@@ -209,8 +223,17 @@ class AuthorityMachine(RuleBasedStateMachine):
         grant_id = int(view.id.removeprefix("GR"))
         assert grant_id == len(self.grants) + 1
         self.grants[grant_id] = Grant(
-            grant_id, spec.agency, spec.role, spec.capability, spec.mode, spec.per_action_cap_cents,
-            self.run(self._budgets(grant_id)), spec.scope_allow, spec.scope_deny, _end_of(spec.expires_on))
+            grant_id,
+            spec.agency,
+            spec.role,
+            spec.capability,
+            spec.mode,
+            spec.per_action_cap_cents,
+            self.run(self._budgets(grant_id)),
+            spec.scope_allow,
+            spec.scope_deny,
+            _end_of(spec.expires_on),
+        )
 
     async def _create_grant(self, spec: GrantSpec) -> grants.GrantView:
         async with self.store.write() as tx:
@@ -274,19 +297,42 @@ class AuthorityMachine(RuleBasedStateMachine):
 
     def call_authorize(self, request: Request, key: str | None) -> ledger.AuthorizationView:
         agency, role, capability, amount, target = request
-        view: ledger.AuthorizationView = self.run(self.write(
-            ledger.authorize, Actor(agency, "agency"), agency=agency, role=role, capability=capability,
-            amount_cents=amount, target=target, task_id=None, idempotency_key=key))
+        view: ledger.AuthorizationView = self.run(
+            self.write(
+                ledger.authorize,
+                Actor(agency, "agency"),
+                agency=agency,
+                role=role,
+                capability=capability,
+                amount_cents=amount,
+                target=target,
+                task_id=None,
+                idempotency_key=key,
+            )
+        )
         return view
 
     def expect_authorize_error(self, error: type[Exception], request: Request, key: str | None) -> None:
         agency, role, capability, amount, target = request
-        self.expect(error, ledger.authorize, Actor(agency, "agency"), agency=agency, role=role,
-                    capability=capability, amount_cents=amount, target=target, task_id=None, idempotency_key=key)
+        self.expect(
+            error,
+            ledger.authorize,
+            Actor(agency, "agency"),
+            agency=agency,
+            role=role,
+            capability=capability,
+            amount_cents=amount,
+            target=target,
+            task_id=None,
+            idempotency_key=key,
+        )
 
     def check_view(self, view: ledger.AuthorizationView, expected: Authorization) -> None:
-        assert (view.authorization_id, view.answer, view.status) == \
-               (f"AU{expected.id}", expected.answer, expected.status), view.reason
+        assert (view.authorization_id, view.answer, view.status) == (
+            f"AU{expected.id}",
+            expected.answer,
+            expected.status,
+        ), view.reason
         assert view.grant_id == (None if expected.grant_id is None else f"GR{expected.grant_id}"), view.reason
         assert view.decision_id == (None if expected.decision_id is None else f"D{expected.decision_id}")
 
@@ -310,8 +356,14 @@ class AuthorityMachine(RuleBasedStateMachine):
     def choose_grant(self, request: Request) -> Grant | None:
         """Unexpired before expired (which then denies), then role before agency-wide, exact, newest."""
         agency, role, capability, _, _ = request
-        candidates = [g for g in self.grants.values() if not g.revoked and g.agency == agency
-                      and (g.role is None or g.role == role) and covers(g.capability, capability)]
+        candidates = [
+            g
+            for g in self.grants.values()
+            if not g.revoked
+            and g.agency == agency
+            and (g.role is None or g.role == role)
+            and covers(g.capability, capability)
+        ]
         candidates.sort(key=lambda g: (self.expired(g), g.role is None, -len(g.capability), -g.id))
         return candidates[0] if candidates else None
 
@@ -319,8 +371,14 @@ class AuthorityMachine(RuleBasedStateMachine):
         return grant.expires_at is not None and grant.expires_at <= self.now
 
     def redeemable(self, request: Request) -> Decision | None:
-        return next((d for d in sorted(self.decisions.values(), key=lambda d: d.id)
-                     if d.request == request and d.status == "approved" and d.expires_at > self.now), None)
+        return next(
+            (
+                d
+                for d in sorted(self.decisions.values(), key=lambda d: d.id)
+                if d.request == request and d.status == "approved" and d.expires_at > self.now
+            ),
+            None,
+        )
 
     def one_off_or_escalate(self, auth: Authorization) -> Authorization:
         approved = self.redeemable(auth.request)
@@ -329,8 +387,11 @@ class AuthorityMachine(RuleBasedStateMachine):
         return self.allow(auth, approved, {})
 
     def escalate(self, auth: Authorization) -> Authorization:
-        live = [d for d in sorted(self.decisions.values(), key=lambda d: d.id)
-                if d.request == auth.request and d.status == "pending" and d.expires_at > self.now]
+        live = [
+            d
+            for d in sorted(self.decisions.values(), key=lambda d: d.id)
+            if d.request == auth.request and d.status == "pending" and d.expires_at > self.now
+        ]
         if live:
             decision = live[0]
         else:
@@ -414,8 +475,7 @@ class AuthorityMachine(RuleBasedStateMachine):
         pool = pending if pending and not any_status else list(self.decisions.values())
         decision = pool[which % len(pool)]
         live = decision.status == "pending" and decision.expires_at > self.now
-        self.expect(None if live else Conflict, decisions.decide, OPERATOR_CLI, f"D{decision.id}",
-                    approve=approve)
+        self.expect(None if live else Conflict, decisions.decide, OPERATOR_CLI, f"D{decision.id}", approve=approve)
         if live:
             decision.status = "approved" if approve else "denied"
             if approve:
@@ -423,9 +483,12 @@ class AuthorityMachine(RuleBasedStateMachine):
 
     # --- time and restarts ----------------------------------------------------------------------
 
-    @rule(delta=st.one_of(st.integers(1, 3 * 24 * 60).map(lambda m: timedelta(minutes=m)),
-                          st.sampled_from([timedelta(hours=15), timedelta(days=1), timedelta(days=7),
-                                           timedelta(days=31)])))
+    @rule(
+        delta=st.one_of(
+            st.integers(1, 3 * 24 * 60).map(lambda m: timedelta(minutes=m)),
+            st.sampled_from([timedelta(hours=15), timedelta(days=1), timedelta(days=7), timedelta(days=31)]),
+        )
+    )
     def advance_clock(self, delta: timedelta) -> None:
         self.clock.advance(delta)
 
@@ -456,28 +519,37 @@ class AuthorityMachine(RuleBasedStateMachine):
 
     async def snapshot(self) -> list[Any]:
         async with self.store.read() as tx:
-            return [[tuple(r) for r in await tx.all(f"SELECT * FROM {table}")]
-                    for table in ("audit_log", "authorizations", "budget_usage", "decisions", "grants")]
+            return [
+                [tuple(r) for r in await tx.all(f"SELECT * FROM {table}")]
+                for table in ("audit_log", "authorizations", "budget_usage", "decisions", "grants")
+            ]
 
     # --- invariants -----------------------------------------------------------------------------
 
     @invariant()
     def budgets_hold_and_match_the_model(self) -> None:
-        rows = self.run(self.read_all(
-            "SELECT u.budget_id, u.period_key, u.used_count, u.used_cents, b.max_count, b.max_cents "
-            "FROM budget_usage u JOIN grant_budgets b ON b.id = u.budget_id"))
+        rows = self.run(
+            self.read_all(
+                "SELECT u.budget_id, u.period_key, u.used_count, u.used_cents, b.max_count, b.max_cents "
+                "FROM budget_usage u JOIN grant_budgets b ON b.id = u.budget_id"
+            )
+        )
         for row in rows:
             assert row["max_count"] is None or row["used_count"] <= row["max_count"], tuple(row)
             assert row["max_cents"] is None or row["used_cents"] <= row["max_cents"], tuple(row)
-        actual = {(r["budget_id"], r["period_key"]): (r["used_count"], r["used_cents"])
-                  for r in rows if r["used_count"] or r["used_cents"]}
+        actual = {
+            (r["budget_id"], r["period_key"]): (r["used_count"], r["used_cents"])
+            for r in rows
+            if r["used_count"] or r["used_cents"]
+        }
         assert actual == self.expected_usage()
 
     @invariant()
     def ledger_and_decisions_match_the_model(self) -> None:
         auths = self.run(self.read_all("SELECT id, answer, status, settled_cents FROM authorizations"))
         assert {r["id"]: (r["answer"], r["status"], r["settled_cents"]) for r in auths} == {
-            a.id: (a.answer, a.status, a.settled) for a in self.auths.values()}
+            a.id: (a.answer, a.status, a.settled) for a in self.auths.values()
+        }
         rows = self.run(self.read_all("SELECT id, status FROM decisions"))
         assert {r["id"]: r["status"] for r in rows} == {d.id: d.status for d in self.decisions.values()}
 
@@ -499,8 +571,11 @@ class AuthorityMachine(RuleBasedStateMachine):
         assert in_scope(json.loads(grant["scope_allow"]), json.loads(grant["scope_deny"]), row["target"])
         budgets = self.run(self.read_all("SELECT max_cents FROM grant_budgets WHERE grant_id = ?", (grant["id"],)))
         cap = grant["per_action_cap_cents"]
-        needed = ((cap is not None and row["amount_cents"] > cap) or grant["mode"] == "approve"
-                  or (cap is None and row["amount_cents"] > 0 and all(b["max_cents"] is None for b in budgets)))
+        needed = (
+            (cap is not None and row["amount_cents"] > cap)
+            or grant["mode"] == "approve"
+            or (cap is None and row["amount_cents"] > 0 and all(b["max_cents"] is None for b in budgets))
+        )
         assert redeemed or not needed, f"AU{row['id']} needed the operator but redeemed no approval"
 
     async def redeemed_decision(self, row: Any) -> bool:
@@ -514,17 +589,22 @@ class AuthorityMachine(RuleBasedStateMachine):
 
     async def active_when_asked(self, authorization_id: int, grant_id: int) -> bool:
         async with self.store.read() as tx:
-            asked = await tx.scalar("SELECT id FROM audit_log WHERE action = 'authority.authorize' AND subject = ?",
-                                    (f"AU{authorization_id}",))
-            revoked = await tx.scalar("SELECT id FROM audit_log WHERE action = 'grant.revoke' AND subject = ?",
-                                      (f"GR{grant_id}",))
+            asked = await tx.scalar(
+                "SELECT id FROM audit_log WHERE action = 'authority.authorize' AND subject = ?",
+                (f"AU{authorization_id}",),
+            )
+            revoked = await tx.scalar(
+                "SELECT id FROM audit_log WHERE action = 'grant.revoke' AND subject = ?", (f"GR{grant_id}",)
+            )
         return revoked is None or revoked > asked
 
     @invariant()
     def approvals_are_redeemed_at_most_once(self) -> None:
-        for sql in ("SELECT subject, count(*) FROM audit_log WHERE action = 'decision.redeem' GROUP BY subject",
-                    "SELECT decision_id, count(*) FROM authorizations WHERE answer = 'allowed' "
-                    "AND decision_id IS NOT NULL GROUP BY decision_id"):
+        for sql in (
+            "SELECT subject, count(*) FROM audit_log WHERE action = 'decision.redeem' GROUP BY subject",
+            "SELECT decision_id, count(*) FROM authorizations WHERE answer = 'allowed' "
+            "AND decision_id IS NOT NULL GROUP BY decision_id",
+        ):
             assert all(row[1] <= 1 for row in self.run(self.read_all(sql))), sql
 
     @invariant()
@@ -532,6 +612,7 @@ class AuthorityMachine(RuleBasedStateMachine):
         async def verify() -> audit.ChainReport:
             async with self.store.read() as tx:
                 return await audit.verify_chain(tx)
+
         report = self.run(verify())
         assert report.ok, report.problem
 
@@ -549,7 +630,9 @@ def _end_of(expires_on: date | None) -> datetime | None:
 
 THOROUGH = os.environ.get("HYPOTHESIS_PROFILE") == "thorough"
 AuthorityMachine.TestCase.settings = settings(
-    max_examples=300 if THOROUGH else 40, stateful_step_count=30, deadline=None,
+    max_examples=300 if THOROUGH else 40,
+    stateful_step_count=30,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestAuthorityStateMachine = AuthorityMachine.TestCase

@@ -34,16 +34,20 @@ TABLES = ("grants", "grant_budgets", "grant_versions", "budget_usage", "audit_lo
 
 # --- which changes widen (pure) -----------------------------------------------------------------
 
-BASE = GrantTerms(mode="notify", per_action_cap_cents=500,
-                  budgets=[BudgetSpec(period="day", max_count=5, max_cents=2_000)],
-                  scope_allow=["acme.com", "globex.com"], scope_deny=["*.gov"],
-                  expires_on=date(2026, 12, 31), on_timeout="deny")
+BASE = GrantTerms(
+    mode="notify",
+    per_action_cap_cents=500,
+    budgets=[BudgetSpec(period="day", max_count=5, max_cents=2_000)],
+    scope_allow=["acme.com", "globex.com"],
+    scope_deny=["*.gov"],
+    expires_on=date(2026, 12, 31),
+    on_timeout="deny",
+)
 
 WIDENINGS = [
     ({"per_action_cap_cents": 1_000}, "raises the per-action cap from 5.00 to 10.00"),
     ({"per_action_cap_cents": None}, "removes the per-action cap of 5.00"),
-    ({"budgets": [BudgetSpec(period="day", max_count=10, max_cents=2_000)]},
-     "raises the day count limit from 5 to 10"),
+    ({"budgets": [BudgetSpec(period="day", max_count=10, max_cents=2_000)]}, "raises the day count limit from 5 to 10"),
     ({"budgets": [BudgetSpec(period="day", max_count=5)]}, "removes the day amount limit of 20.00"),
     ({"budgets": []}, "removes the day budget"),
     ({"scope_deny": []}, "drops the deny pattern '*.gov'"),
@@ -66,15 +70,18 @@ def test_undoing_each_widening_only_narrows(change: dict[str, Any], reason: str)
     assert terms.widens(BASE.model_copy(update=change), BASE) == []
 
 
-@pytest.mark.parametrize("change", [
-    {"mode": "approve"},
-    {"budgets": [*BASE.budgets, BudgetSpec(period="week", max_count=20)]},
-    {"scope_deny": ["*.gov", "*.MIL"]},
-    {"scope_allow": ["acme.com"]},
-    {"expires_on": date(2026, 12, 1)},
-    {"rationale": "Only warm leads"},
-    {"scope_deny": ["*.GOV"]},  # patterns match case-insensitively, so this is the same pattern
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"mode": "approve"},
+        {"budgets": [*BASE.budgets, BudgetSpec(period="week", max_count=20)]},
+        {"scope_deny": ["*.gov", "*.MIL"]},
+        {"scope_allow": ["acme.com"]},
+        {"expires_on": date(2026, 12, 1)},
+        {"rationale": "Only warm leads"},
+        {"scope_deny": ["*.GOV"]},  # patterns match case-insensitively, so this is the same pattern
+    ],
+)
 def test_narrowing_and_neutral_changes_widen_nothing(change: dict[str, Any]) -> None:
     assert terms.widens(BASE, BASE.model_copy(update=change)) == []
 
@@ -82,7 +89,8 @@ def test_narrowing_and_neutral_changes_widen_nothing(change: dict[str, Any]) -> 
 def test_money_where_only_amount_zero_was_allowed_widens() -> None:
     zero_only = GrantTerms(mode="auto", budgets=[BudgetSpec(period="day", max_count=5)])
     assert terms.widens(zero_only, zero_only.model_copy(update={"per_action_cap_cents": 100})) == [
-        "lets actions cost money, where only amount 0 was allowed"]
+        "lets actions cost money, where only amount 0 was allowed"
+    ]
     week_count = {"budgets": [*zero_only.budgets, BudgetSpec(period="week", max_count=9)]}
     assert terms.widens(zero_only, zero_only.model_copy(update=week_count)) == []
 
@@ -101,9 +109,19 @@ async def store(store: Store) -> Store:
     async with store.write() as tx:
         await agencies.create_agency(tx, OPERATOR_CLI, name="Outbound", purpose="Book meetings")
         await agencies.set_role(tx, OPERATOR_CLI, agency="Outbound", name="SDR", charter="Writes and sends")
-        await grants.create_grant(tx, OPERATOR_CLI, GrantSpec(
-            agency="Outbound", role="SDR", capability="email.send", per_action_cap_cents=5_000,
-            budgets=[BudgetSpec(period="day", max_count=5)], scope_deny=["*.gov"], expires_on="2026-12-31"))
+        await grants.create_grant(
+            tx,
+            OPERATOR_CLI,
+            GrantSpec(
+                agency="Outbound",
+                role="SDR",
+                capability="email.send",
+                per_action_cap_cents=5_000,
+                budgets=[BudgetSpec(period="day", max_count=5)],
+                scope_deny=["*.gov"],
+                expires_on="2026-12-31",
+            ),
+        )
     return store
 
 
@@ -140,10 +158,15 @@ async def last_update(store: Store) -> tuple[str, dict[str, Any]]:
 async def test_the_agency_may_narrow_its_grant_as_a_new_version(store: Store) -> None:
     view = await update(store, AGENCY, per_action_cap_cents=2_000, scope_deny=["*.gov", "*.mil"])
     assert (view.version, view.per_action_cap_cents, view.scope_deny) == (2, 2_000, ["*.gov", "*.mil"])
-    assert await last_update(store) == ("agency", {
-        "version": 2, "widens": [],
-        "before": {"per_action_cap_cents": 5_000, "scope_deny": ["*.gov"]},
-        "after": {"per_action_cap_cents": 2_000, "scope_deny": ["*.gov", "*.mil"]}})
+    assert await last_update(store) == (
+        "agency",
+        {
+            "version": 2,
+            "widens": [],
+            "before": {"per_action_cap_cents": 5_000, "scope_deny": ["*.gov"]},
+            "after": {"per_action_cap_cents": 2_000, "scope_deny": ["*.gov", "*.mil"]},
+        },
+    )
     async with store.read() as tx:
         version = await tx.one("SELECT channel, snapshot FROM grant_versions WHERE grant_id = 1 AND version = 2")
     assert version["channel"] == "agency"
@@ -152,15 +175,24 @@ async def test_the_agency_may_narrow_its_grant_as_a_new_version(store: Store) ->
 
 async def test_the_agency_cannot_widen_and_is_told_the_terminal_command(store: Store) -> None:
     await fails_writing_nothing(
-        store, OperatorActRefused,
+        store,
+        OperatorActRefused,
         r"raises the per-action cap from 50\.00 to 100\.00\) is an operator decision.*"
         r"chief-of-staff grant-update GR1 --cap-cents 10000$",
-        actor=AGENCY, per_action_cap_cents=10_000)
+        actor=AGENCY,
+        per_action_cap_cents=10_000,
+    )
 
 
 async def test_a_change_that_narrows_and_widens_counts_as_widening(store: Store) -> None:
-    await fails_writing_nothing(store, OperatorActRefused, "drops the deny pattern '\\*.gov'",
-                                actor=AGENCY, per_action_cap_cents=100, scope_deny=[])
+    await fails_writing_nothing(
+        store,
+        OperatorActRefused,
+        "drops the deny pattern '\\*.gov'",
+        actor=AGENCY,
+        per_action_cap_cents=100,
+        scope_deny=[],
+    )
 
 
 async def test_chat_may_widen_under_the_ceiling(store: Store) -> None:
@@ -172,8 +204,13 @@ async def test_chat_may_widen_under_the_ceiling(store: Store) -> None:
 
 
 async def test_chat_cannot_widen_above_the_ceiling_or_let_silence_approve(store: Store) -> None:
-    await fails_writing_nothing(store, OperatorActRefused, r"200\.00, above the chat ceiling of 100\.00",
-                                actor=CHAT, per_action_cap_cents=20_000)
+    await fails_writing_nothing(
+        store,
+        OperatorActRefused,
+        r"200\.00, above the chat ceiling of 100\.00",
+        actor=CHAT,
+        per_action_cap_cents=20_000,
+    )
     await fails_writing_nothing(store, OperatorActRefused, "--on-timeout approve", actor=CHAT, on_timeout="approve")
     await update(store, OPERATOR_CLI, per_action_cap_cents=50_000)  # the terminal has no ceiling
     await fails_writing_nothing(store, OperatorActRefused, "above the chat ceiling", actor=CHAT, scope_deny=[])
@@ -182,25 +219,52 @@ async def test_chat_cannot_widen_above_the_ceiling_or_let_silence_approve(store:
 async def test_a_raised_limit_keeps_the_usage_so_far(store: Store) -> None:
     async with store.write() as tx:
         for _ in range(3):
-            await ledger.authorize(tx, AGENCY, agency="Outbound", role="SDR", capability="email.send",
-                                      amount_cents=0, target="jane@acme.com", task_id=None, idempotency_key=None)
+            await ledger.authorize(
+                tx,
+                AGENCY,
+                agency="Outbound",
+                role="SDR",
+                capability="email.send",
+                amount_cents=0,
+                target="jane@acme.com",
+                task_id=None,
+                idempotency_key=None,
+            )
     view = await update(store, OPERATOR_CLI, budgets=[BudgetSpec(period="day", max_count=10)])
     assert [(b.max_count, b.used_count) for b in view.budgets] == [(10, 3)]
     async with store.write() as tx:
-        answer = await ledger.authorize(tx, AGENCY, agency="Outbound", role="SDR", capability="email.send",
-                                           amount_cents=0, target="jane@acme.com", task_id=None,
-                                           idempotency_key=None)
+        answer = await ledger.authorize(
+            tx,
+            AGENCY,
+            agency="Outbound",
+            role="SDR",
+            capability="email.send",
+            amount_cents=0,
+            target="jane@acme.com",
+            task_id=None,
+            idempotency_key=None,
+        )
         budget_ids = await tx.all("SELECT id FROM grant_budgets")
     assert answer.budgets_left == ["day: 6 of 10 left"]  # 3 + this one of 10
     assert [tuple(r) for r in budget_ids] == [(1,)]  # the same budget row, changed in place
 
 
 async def test_a_dropped_budget_goes_with_its_usage(store: Store) -> None:
-    await update(store, OPERATOR_CLI, budgets=[BudgetSpec(period="day", max_count=5),
-                                               BudgetSpec(period="week", max_count=20)])
+    await update(
+        store, OPERATOR_CLI, budgets=[BudgetSpec(period="day", max_count=5), BudgetSpec(period="week", max_count=20)]
+    )
     async with store.write() as tx:
-        await ledger.authorize(tx, AGENCY, agency="Outbound", role="SDR", capability="email.send",
-                                  amount_cents=0, target="jane@acme.com", task_id=None, idempotency_key=None)
+        await ledger.authorize(
+            tx,
+            AGENCY,
+            agency="Outbound",
+            role="SDR",
+            capability="email.send",
+            amount_cents=0,
+            target="jane@acme.com",
+            task_id=None,
+            idempotency_key=None,
+        )
     view = await update(store, OPERATOR_CLI, budgets=[BudgetSpec(period="week", max_count=20)])
     assert [(b.period, b.used_count) for b in view.budgets] == [("week", 1)]
     async with store.read() as tx:
@@ -218,7 +282,10 @@ async def test_restore_version_puts_the_bounds_back_and_is_classified_against_no
     assert view.expires_on == "2026-12-31" and view.budgets[0].max_count == 5
     channel, detail = await last_update(store)
     assert (channel, detail["restores_version"], detail["after"]) == (
-        "verified", 1, {"per_action_cap_cents": 5_000, "scope_deny": ["*.gov"]})
+        "verified",
+        1,
+        {"per_action_cap_cents": 5_000, "scope_deny": ["*.gov"]},
+    )
     assert (await restore(store, AGENCY, 2)).version == 4  # going back to the narrower version is open to all
 
 
@@ -244,15 +311,20 @@ async def test_a_change_to_the_same_bounds_writes_nothing(store: Store) -> None:
     assert await everything(store) == before
 
 
-@pytest.mark.parametrize(("changes", "message"), [
-    ({}, "nothing to change"),
-    ({"per_action_cap_cents": -1}, "per_action_cap_cents: Input should be greater than or equal to 0"),
-    ({"mode": "sometimes"}, "mode: Input should be 'auto', 'notify' or 'approve'"),
-    ({"budgets": [BudgetSpec(period="day", max_count=1), BudgetSpec(period="day", max_count=2)]},
-     "one budget per period"),
-    ({"expires_on": "2026-11-01"}, "expires_on: 2026-11-01 is already past"),
-    ({"scope_deny": ["x" * 201]}, "scope_deny.0: String should have at most 200 characters"),
-])
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({}, "nothing to change"),
+        ({"per_action_cap_cents": -1}, "per_action_cap_cents: Input should be greater than or equal to 0"),
+        ({"mode": "sometimes"}, "mode: Input should be 'auto', 'notify' or 'approve'"),
+        (
+            {"budgets": [BudgetSpec(period="day", max_count=1), BudgetSpec(period="day", max_count=2)]},
+            "one budget per period",
+        ),
+        ({"expires_on": "2026-11-01"}, "expires_on: 2026-11-01 is already past"),
+        ({"scope_deny": ["x" * 201]}, "scope_deny.0: String should have at most 200 characters"),
+    ],
+)
 async def test_invalid_changes_name_the_field_and_write_nothing(
     store: Store, changes: dict[str, Any], message: str
 ) -> None:
@@ -260,12 +332,14 @@ async def test_invalid_changes_name_the_field_and_write_nothing(
 
 
 async def test_the_letter_shows_the_changed_bounds(store: Store) -> None:
-    await update(store, OPERATOR_CLI, mode="approve", budgets=[], scope_deny=[], per_action_cap_cents=None,
-                 expires_on=None)
+    await update(
+        store, OPERATOR_CLI, mode="approve", budgets=[], scope_deny=[], per_action_cap_cents=None, expires_on=None
+    )
     async with store.read() as tx:
         letter = await grants.authority_letter(tx)
-    assert ("**GR1**: SDR may `email.send` asking you first each time; with no money (amount 0 only); "
-            "with no end date.") in letter
+    assert (
+        "**GR1**: SDR may `email.send` asking you first each time; with no money (amount 0 only); with no end date."
+    ) in letter
 
 
 # --- the MCP tool -------------------------------------------------------------------------------
@@ -291,7 +365,9 @@ async def test_the_tool_narrows_without_confirm_and_widens_only_with_it(store: S
     widened = await call(store, mode, {"per_action_cap_cents": 9_000, "expires_on": None, "confirm": True})
     assert not widened.is_error, widened.content
     assert (widened.structured_content["per_action_cap_cents"], widened.structured_content["expires_on"]) == (
-        9_000, None)
+        9_000,
+        None,
+    )
     assert (await last_update(store))[0] == "chat"
 
 
@@ -303,8 +379,7 @@ async def test_the_tool_removes_a_cap_sent_as_null_and_restores_a_version(store:
     assert refused.is_error and "lets actions cost money" in refused.content[0].text
     restored = await call(store, mode, {"restore_version": 1, "confirm": True})
     assert not restored.is_error, restored.content
-    assert (restored.structured_content["per_action_cap_cents"], restored.structured_content["version"]) == (
-        5_000, 3)
+    assert (restored.structured_content["per_action_cap_cents"], restored.structured_content["version"]) == (5_000, 3)
     mixed = await call(store, mode, {"restore_version": 1, "mode": "approve"})
     assert mixed.is_error and "restore_version: send it alone" in mixed.content[0].text
 
@@ -320,8 +395,9 @@ async def test_the_operator_is_prompted_only_for_a_confirmed_change(store: Store
     async with Client(server, mode=mode, elicitation_callback=prompter) as client:
         narrowed = await client.call_tool("update_grant", {"grant_id": "GR1", "per_action_cap_cents": 100})
         assert not narrowed.is_error and asked == []
-        widened = await client.call_tool("update_grant", {"grant_id": "GR1", "per_action_cap_cents": 900_000,
-                                                          "confirm": True})
+        widened = await client.call_tool(
+            "update_grant", {"grant_id": "GR1", "per_action_cap_cents": 900_000, "confirm": True}
+        )
     assert not widened.is_error, widened.content
     assert len(asked) == 1
     assert (await last_update(store))[0] == "verified"  # approved in the prompt: above the chat ceiling is fine
@@ -332,8 +408,9 @@ async def test_the_operator_is_prompted_only_for_a_confirmed_change(store: Store
 
 def audit_rows(db: Path) -> list[tuple[Any, ...]]:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        return conn.execute("SELECT action, subject, channel FROM audit_log WHERE action LIKE 'grant.%' "
-                            "ORDER BY id").fetchall()
+        return conn.execute(
+            "SELECT action, subject, channel FROM audit_log WHERE action LIKE 'grant.%' ORDER BY id"
+        ).fetchall()
 
 
 def test_grant_update_changes_and_restores_through_the_verified_channel(
@@ -343,15 +420,52 @@ def test_grant_update_changes_and_restores_through_the_verified_channel(
     db = tmp_path / "cli.db"
     assert main(["init", "--db", str(db), "--timezone", "Europe/Berlin"]) == 0
     _create_agency(db)
-    assert main(["grant", "--db", str(db), "--agency", "Outbound", "--capability", "spend.ads",
-                 "--cap-cents", "500", "--day-count", "3", "--allow", "linkedin.com"]) == 0
+    assert (
+        main(
+            [
+                "grant",
+                "--db",
+                str(db),
+                "--agency",
+                "Outbound",
+                "--capability",
+                "spend.ads",
+                "--cap-cents",
+                "500",
+                "--day-count",
+                "3",
+                "--allow",
+                "linkedin.com",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
-    assert main(["grant-update", "GR1", "--db", str(db), "--cap-cents", "none", "--day-cents", "100000",
-                 "--allow", "--expires-on", "2027-01-31", "--mode", "notify"]) == 0
-    assert capsys.readouterr().out == ("GR1 is now version 2: Outbound may spend.ads (notify). "
-                                       "`chief-of-staff grants` prints every grant.\n")
+    assert (
+        main(
+            [
+                "grant-update",
+                "GR1",
+                "--db",
+                str(db),
+                "--cap-cents",
+                "none",
+                "--day-cents",
+                "100000",
+                "--allow",
+                "--expires-on",
+                "2027-01-31",
+                "--mode",
+                "notify",
+            ]
+        )
+        == 0
+    )
+    assert capsys.readouterr().out == (
+        "GR1 is now version 2: Outbound may spend.ads (notify). `chief-of-staff grants` prints every grant.\n"
+    )
     assert main(["grants", "--db", str(db)]) == 0
-    assert ("at most 3 times and 1,000.00 a day; until the end of 2027-01-31." in capsys.readouterr().out)
+    assert "at most 3 times and 1,000.00 a day; until the end of 2027-01-31." in capsys.readouterr().out
     assert main(["grant-update", "GR1", "--db", str(db), "--restore", "1"]) == 0
     assert capsys.readouterr().out.startswith("GR1 is now version 3:")
     assert audit_rows(db)[-2:] == [("grant.update", "GR1", "verified")] * 2
@@ -359,23 +473,30 @@ def test_grant_update_changes_and_restores_through_the_verified_channel(
     assert "up to 5.00 per action, at most 3 times a day; only for `linkedin.com`" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(("options", "message"), [
-    (["--cap-cents", "lots"], "--cap-cents: send a whole non-negative number, or none"),
-    (["--week-count", "-3"], "--week-count: send a whole non-negative number"),
-    (["--restore", "1", "--mode", "auto"], "--restore: use it alone"),
-    (["--expires-on", "2026-11-01"], "expires_on: 2026-11-01 is already past"),
-    (["--day-count", "none", "--day-cents", "-1"], "--day-cents: send a whole non-negative number"),
-])
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--cap-cents", "lots"], "--cap-cents: send a whole non-negative number, or none"),
+        (["--week-count", "-3"], "--week-count: send a whole non-negative number"),
+        (["--restore", "1", "--mode", "auto"], "--restore: use it alone"),
+        (["--expires-on", "2026-11-01"], "expires_on: 2026-11-01 is already past"),
+        (["--day-count", "none", "--day-cents", "-1"], "--day-cents: send a whole non-negative number"),
+    ],
+)
 def test_a_refused_grant_update_exits_2_and_writes_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-    options: list[str], message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    options: list[str],
+    message: str,
 ) -> None:
     monkeypatch.setenv(NOW_ENV, START.isoformat())
     db = tmp_path / "cli.db"
     assert main(["init", "--db", str(db), "--timezone", "Europe/Berlin"]) == 0
     _create_agency(db)
-    assert main(["grant", "--db", str(db), "--agency", "Outbound", "--capability", "spend.ads",
-                 "--day-count", "3"]) == 0
+    assert (
+        main(["grant", "--db", str(db), "--agency", "Outbound", "--capability", "spend.ads", "--day-count", "3"]) == 0
+    )
     before = audit_rows(db)
     capsys.readouterr()
     assert main(["grant-update", "GR1", "--db", str(db), *options]) == 2

@@ -14,8 +14,18 @@ pytestmark = pytest.mark.anyio
 
 CHAT = Actor("operator", "chat")
 AGENCY = Actor("agency", "agency")
-TABLES = ("agencies", "roles", "goals", "key_results", "grants", "grant_budgets", "routines", "lessons", "tasks",
-          "audit_log")
+TABLES = (
+    "agencies",
+    "roles",
+    "goals",
+    "key_results",
+    "grants",
+    "grant_budgets",
+    "routines",
+    "lessons",
+    "tasks",
+    "audit_log",
+)
 
 MINIMAL = """
 [blueprint]
@@ -52,12 +62,15 @@ goal = "g"
 """
 
 # The same agency with a last grant above the $100 chat ceiling: applying it in chat fails half way.
-OVER_THE_CEILING = MINIMAL + """
+OVER_THE_CEILING = (
+    MINIMAL
+    + """
 [[grants]]
 role = "Doer"
 capability = "spend.ads"
 per_action_cap_cents = 50000
 """
+)
 
 
 async def counts(store: Store) -> dict[str, int]:
@@ -70,7 +83,12 @@ def test_both_shipped_blueprints_load_and_are_listed() -> None:
     assert sorted(listed) == ["inbox_triage", "outbound"]
     outbound = listed["outbound"]
     assert (outbound.agency, outbound.roles, outbound.goals, outbound.grants, outbound.routines) == (
-        "Outbound", 2, 1, 3, 3)
+        "Outbound",
+        2,
+        1,
+        3,
+        3,
+    )
     assert (listed["inbox_triage"].agency, listed["inbox_triage"].roles) == ("Inbox", 1)
 
 
@@ -115,7 +133,9 @@ def test_a_grant_pointing_at_an_unknown_goal_key_is_rejected_with_the_known_keys
 
 
 def test_cross_references_of_routines_and_tasks_are_checked_at_load_time() -> None:
-    broken = MINIMAL + """
+    broken = (
+        MINIMAL
+        + """
 [[routines]]
 role = "Doers"
 title = "Do it"
@@ -127,6 +147,7 @@ key_result = "things undone"
 title = "Start"
 key_result = "things done"
 """
+    )
     with pytest.raises(InvalidInput) as caught:
         schema.parse_blueprint(broken)
     message = str(caught.value)
@@ -160,10 +181,10 @@ async def test_a_plan_lists_what_would_be_created_and_writes_nothing(store: Stor
     assert (plan.agency, plan.conflicts, plan.applied, plan.created_ids) == ("Outbound", [], False, {})
     # Monday 2026-11-23 in Berlin plus 90 days.
     assert "goal Book qualified meetings (3 key results, due 2027-02-21)" in plan.creates
-    assert "grant email.send for SDR: auto, 50 per day, to *.com, *.io, *.co, never to *.gov" in " ".join(
-        plan.creates)
+    assert "grant email.send for SDR: auto, 50 per day, to *.com, *.io, *.co, never to *.gov" in " ".join(plan.creates)
     assert "grant spend.tools for Researcher: notify, up to 50.00 USD per action, 100.00 USD per month" in (
-        plan.creates)
+        plan.creates
+    )
     assert "routine weekdays: Research 20 new leads that fit the ICP (Researcher, P2)" in plan.creates
     assert "task Write the ideal customer profile (Researcher, P1, due 2026-11-25)" in plan.creates
 
@@ -173,13 +194,21 @@ async def test_applying_creates_the_whole_agency_with_one_blueprint_audit_row(st
         result = await apply_blueprint(tx, CHAT, "outbound")
     assert result.applied
     assert {kind: len(found) for kind, found in result.created_ids.items()} == {
-        "agency": 1, "roles": 2, "goals": 1, "key_results": 3, "grants": 3, "routines": 3, "lessons": 6,
-        "tasks": 2}
+        "agency": 1,
+        "roles": 2,
+        "goals": 1,
+        "key_results": 3,
+        "grants": 3,
+        "routines": 3,
+        "lessons": 6,
+        "tasks": 2,
+    }
     async with store.read() as tx:
         assert await tx.scalar("SELECT count(*) FROM audit_log WHERE action = 'blueprint.apply'") == 1
         assert await tx.scalar("SELECT blueprint FROM agencies") == "outbound"
-        linked = await tx.all("SELECT k.metric FROM routines r JOIN key_results k ON k.id = r.key_result_id "
-                              "ORDER BY r.id")
+        linked = await tx.all(
+            "SELECT k.metric FROM routines r JOIN key_results k ON k.id = r.key_result_id ORDER BY r.id"
+        )
         task = await tx.one("SELECT due_on, source, priority FROM tasks ORDER BY id LIMIT 1")
     assert [row["metric"] for row in linked] == ["emails sent", "meetings booked"]
     assert tuple(task) == ("2026-11-25", "blueprint", 1)
@@ -220,8 +249,10 @@ async def test_a_plan_reports_the_conflict_instead_of_raising(store: Store) -> N
     async with store.write() as tx:
         await apply_blueprint(tx, OPERATOR_CLI, "outbound")
         plan = await plan_blueprint(tx, "OUTBOUND")
-    assert plan.conflicts == ["agency Outbound (A1) already exists. Apply the blueprint with "
-                              "agency_name='Outbound 2' to stand up a second one, or adjust A1 instead."]
+    assert plan.conflicts == [
+        "agency Outbound (A1) already exists. Apply the blueprint with "
+        "agency_name='Outbound 2' to stand up a second one, or adjust A1 instead."
+    ]
 
 
 async def test_an_agency_name_override_stands_up_a_second_agency(store: Store) -> None:

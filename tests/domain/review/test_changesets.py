@@ -21,12 +21,20 @@ pytestmark = pytest.mark.anyio
 
 CHAT = Actor("operator", "chat")
 AGENCY = Actor("agency:Outbound", "agency")
-TABLES = ("change_sets", "change_set_items", "grants", "grant_versions", "key_results", "roles", "routines",
-          "lessons", "audit_log")
+TABLES = (
+    "change_sets",
+    "change_set_items",
+    "grants",
+    "grant_versions",
+    "key_results",
+    "roles",
+    "routines",
+    "lessons",
+    "audit_log",
+)
 
 WIDEN = {"tool": "update_grant", "arguments": {"grant_id": "GR1", "mode": "notify", "per_action_cap_cents": 2_000}}
-RETARGET = {"tool": "adjust_goal", "arguments": {"goal_id": "G1", "key_results": [
-    {"key_result": "KR1", "target": 9}]}}
+RETARGET = {"tool": "adjust_goal", "arguments": {"goal_id": "G1", "key_results": [{"key_result": "KR1", "target": 9}]}}
 
 
 @pytest.fixture
@@ -34,12 +42,28 @@ async def world(store: Store) -> Store:
     async with store.write() as tx:
         await agencies.create_agency(tx, OPERATOR_CLI, name="Outbound", purpose="Book meetings")
         await agencies.set_role(tx, OPERATOR_CLI, agency="Outbound", name="SDR", charter="Prospect and book")
-        await goals.create_goal(tx, OPERATOR_CLI, agency="Outbound", title="Pipeline", key_results=[
-            KeyResultSpec(metric="Meetings", unit="meetings", baseline=0, target=12, direction="up",
-                          due_date="2026-12-31")])
-        await grants.create_grant(tx, OPERATOR_CLI, GrantSpec(
-            agency="Outbound", capability="email.send", mode="approve", per_action_cap_cents=5_000,
-            budgets=[BudgetSpec(period="day", max_count=40)]))
+        await goals.create_goal(
+            tx,
+            OPERATOR_CLI,
+            agency="Outbound",
+            title="Pipeline",
+            key_results=[
+                KeyResultSpec(
+                    metric="Meetings", unit="meetings", baseline=0, target=12, direction="up", due_date="2026-12-31"
+                )
+            ],
+        )
+        await grants.create_grant(
+            tx,
+            OPERATOR_CLI,
+            GrantSpec(
+                agency="Outbound",
+                capability="email.send",
+                mode="approve",
+                per_action_cap_cents=5_000,
+                budgets=[BudgetSpec(period="day", max_count=40)],
+            ),
+        )
     return store
 
 
@@ -64,10 +88,15 @@ async def test_two_adjustments_land_as_one_change_set_with_one_audit_trail(world
     assert view.changes[0].after == {"version": 2, "status": "active"}
     assert await grant_and_goal(world) == (("notify", 2_000), (9, "2026-12-31"))
     async with world.read() as tx:
-        rows = await tx.all("SELECT action, subject, detail FROM audit_log WHERE id > "
-                            "(SELECT max(id) FROM audit_log WHERE action = 'grant.create') ORDER BY id")
+        rows = await tx.all(
+            "SELECT action, subject, detail FROM audit_log WHERE id > "
+            "(SELECT max(id) FROM audit_log WHERE action = 'grant.create') ORDER BY id"
+        )
     assert [(r["action"], r["subject"]) for r in rows] == [
-        ("grant.update", "GR1"), ("goal.adjust", "G1"), ("review.record", "CS1")]
+        ("grant.update", "GR1"),
+        ("goal.adjust", "G1"),
+        ("review.record", "CS1"),
+    ]
     assert {json.loads(r["detail"])["change_set"] for r in rows} == {"CS1"}
 
 
@@ -83,8 +112,12 @@ async def test_a_revert_restores_the_state_before_as_a_change_set_of_its_own(wor
     assert revert.changes[1].arguments == {"grant_id": "GR1", "restore_version": 1}
     async with world.read() as tx:
         assert (await changesets.get_change_set(tx, "CS1")).reverted_by == "CS2"
-        actions = [r["action"] for r in await tx.all(
-            "SELECT action FROM audit_log WHERE json_extract(detail, '$.change_set') = 'CS2' ORDER BY id")]
+        actions = [
+            r["action"]
+            for r in await tx.all(
+                "SELECT action FROM audit_log WHERE json_extract(detail, '$.change_set') = 'CS2' ORDER BY id"
+            )
+        ]
     assert actions == ["goal.adjust", "grant.update", "review.revert"]
 
 
@@ -136,20 +169,43 @@ async def test_the_agency_cannot_record_a_review(world: Store) -> None:
     assert await counts(world) == before
 
 
-@pytest.mark.parametrize(("adjustment", "message"), [
-    ({"tool": "delete_everything", "arguments": {}}, r"adjustments\[0\]\.tool: 'delete_everything' is not"),
-    ({"tool": "update_grant"}, r"adjustments\[0\]: send \{\"tool\""),
-    ({"tool": "update_grant", "arguments": {"grant_id": "GR1", "mood": "notify"}},
-     r"adjustments\[0\]\.arguments\.mood: Extra inputs are not permitted"),
-    ({"tool": "set_routine", "arguments": {"routine_id": "RT1", "active": "no"}},
-     r"adjustments\[0\]\.arguments\.active"),
-    ({"tool": "adjust_goal", "arguments": {"goal_id": "G1", "key_results": [
-        {"key_result": "Replies", "baseline": 0, "target": 5, "direction": "up", "due_date": "2026-12-31"}]}},
-     "changes existing key results only"),
-    ({"tool": "update_grant", "arguments": {"grant_id": "GR9", "mode": "approve"}}, "GR9"),
-])
+@pytest.mark.parametrize(
+    ("adjustment", "message"),
+    [
+        ({"tool": "delete_everything", "arguments": {}}, r"adjustments\[0\]\.tool: 'delete_everything' is not"),
+        ({"tool": "update_grant"}, r"adjustments\[0\]: send \{\"tool\""),
+        (
+            {"tool": "update_grant", "arguments": {"grant_id": "GR1", "mood": "notify"}},
+            r"adjustments\[0\]\.arguments\.mood: Extra inputs are not permitted",
+        ),
+        (
+            {"tool": "set_routine", "arguments": {"routine_id": "RT1", "active": "no"}},
+            r"adjustments\[0\]\.arguments\.active",
+        ),
+        (
+            {
+                "tool": "adjust_goal",
+                "arguments": {
+                    "goal_id": "G1",
+                    "key_results": [
+                        {
+                            "key_result": "Replies",
+                            "baseline": 0,
+                            "target": 5,
+                            "direction": "up",
+                            "due_date": "2026-12-31",
+                        }
+                    ],
+                },
+            },
+            "changes existing key results only",
+        ),
+        ({"tool": "update_grant", "arguments": {"grant_id": "GR9", "mode": "approve"}}, "GR9"),
+    ],
+)
 async def test_a_malformed_adjustment_is_named_and_nothing_changes(
-        world: Store, adjustment: dict[str, Any], message: str) -> None:
+    world: Store, adjustment: dict[str, Any], message: str
+) -> None:
     before = await counts(world)
     with pytest.raises(ChiefOfStaffError, match=message):
         async with world.write() as tx:
@@ -161,10 +217,14 @@ async def test_roster_routine_and_playbook_adjustments_are_undone_too(world: Sto
     adjustments = [
         {"tool": "set_role", "arguments": {"agency": "Outbound", "name": "Closer", "charter": "Run the calls"}},
         {"tool": "set_role", "arguments": {"agency": "Outbound", "name": "SDR", "status": "retired"}},
-        {"tool": "add_routine", "arguments": {"agency": "Outbound", "title": "Follow up", "schedule": "weekdays",
-                                              "key_result_id": "KR1"}},
-        {"tool": "add_lesson", "arguments": {"agency": "Outbound", "kind": "works",
-                                             "text": "Short subject lines get replies"}},
+        {
+            "tool": "add_routine",
+            "arguments": {"agency": "Outbound", "title": "Follow up", "schedule": "weekdays", "key_result_id": "KR1"},
+        },
+        {
+            "tool": "add_lesson",
+            "arguments": {"agency": "Outbound", "kind": "works", "text": "Short subject lines get replies"},
+        },
     ]
     async with world.write() as tx:
         view = await changesets.record_review(tx, OPERATOR_CLI, adjustments=adjustments)
@@ -186,8 +246,9 @@ async def test_roster_routine_and_playbook_adjustments_are_undone_too(world: Sto
 async def test_a_paused_routine_makes_no_more_tasks(world: Store) -> None:
     async with world.write() as tx:
         await routines.add_routine(tx, AGENCY, agency="Outbound", title="Prospect", schedule="daily")
-        await changesets.record_review(tx, OPERATOR_CLI, adjustments=[
-            {"tool": "set_routine", "arguments": {"routine_id": "RT1", "active": False}}])
+        await changesets.record_review(
+            tx, OPERATOR_CLI, adjustments=[{"tool": "set_routine", "arguments": {"routine_id": "RT1", "active": False}}]
+        )
         assert await routines.materialize_routines(tx, AGENCY) == 0
 
 
@@ -201,8 +262,14 @@ async def test_a_review_without_adjustments_records_that_it_happened(world: Stor
 async def test_two_changes_to_one_grant_in_a_set_are_undone_together(world: Store) -> None:
     before = await grant_and_goal(world)
     async with world.write() as tx:
-        await changesets.record_review(tx, OPERATOR_CLI, adjustments=[
-            WIDEN, {"tool": "update_grant", "arguments": {"grant_id": "GR1", "per_action_cap_cents": 100}}])
+        await changesets.record_review(
+            tx,
+            OPERATOR_CLI,
+            adjustments=[
+                WIDEN,
+                {"tool": "update_grant", "arguments": {"grant_id": "GR1", "per_action_cap_cents": 100}},
+            ],
+        )
     assert (await grant_and_goal(world))[0] == ("notify", 100)
     async with world.write() as tx:
         await changesets.revert_change_set(tx, OPERATOR_CLI, "CS1")
@@ -212,15 +279,18 @@ async def test_two_changes_to_one_grant_in_a_set_are_undone_together(world: Stor
 async def test_a_lesson_taken_out_comes_back_exactly_as_it_was(world: Store) -> None:
     async with world.write() as tx:
         await agencies.add_lesson(tx, AGENCY, agency_id=1, kind="works", text="Short subjects", source="outcome")
-        await changesets.record_review(tx, OPERATOR_CLI, adjustments=[
-            {"tool": "set_lesson", "arguments": {"lesson_id": "L1", "active": False}}])
+        await changesets.record_review(
+            tx, OPERATOR_CLI, adjustments=[{"tool": "set_lesson", "arguments": {"lesson_id": "L1", "active": False}}]
+        )
         assert await agencies.playbook(tx, "Outbound") == []
         # The agency learns something new meanwhile; it must not take the removed lesson's id.
         await agencies.add_lesson(tx, AGENCY, agency_id=1, kind="breaks", text="Long subjects", source="agency")
         await changesets.revert_change_set(tx, OPERATOR_CLI, "CS1")
         playbook = await agencies.playbook(tx, "Outbound")
     assert [(lesson.id, lesson.source, lesson.text) for lesson in playbook] == [
-        ("L2", "agency", "Long subjects"), ("L1", "outcome", "Short subjects")]
+        ("L2", "agency", "Long subjects"),
+        ("L1", "outcome", "Short subjects"),
+    ]
 
 
 async def test_undoing_a_revert_puts_the_review_back_in_effect(world: Store) -> None:
@@ -235,16 +305,25 @@ async def test_undoing_a_revert_puts_the_review_back_in_effect(world: Store) -> 
     assert again.reverts == "CS1"
 
 
-@pytest.mark.parametrize(("adjustments", "message"), [
-    ([{"tool": [], "arguments": {}}], r"adjustments\[0\]\.tool: \[\] is not an adjustment"),
-    ([{"tool": "update_grant", "arguments": {"grant_id": "GR1", "restore_version": 10**30}}], "restore_version"),
-    ([{"tool": "update_grant", "arguments": {"grant_id": "GR1", "restore_version": True}}], "restore_version"),
-    ([{"tool": "update_grant", "arguments": {"grant_id": "GR1", "budgets": [{"period": "day", "max_count": 10**30}]}}],
-     "max_count"),
-    (None, "adjustments: send a list"),
-])
-async def test_hostile_adjustments_are_refused_as_input_errors(
-        world: Store, adjustments: Any, message: str) -> None:
+@pytest.mark.parametrize(
+    ("adjustments", "message"),
+    [
+        ([{"tool": [], "arguments": {}}], r"adjustments\[0\]\.tool: \[\] is not an adjustment"),
+        ([{"tool": "update_grant", "arguments": {"grant_id": "GR1", "restore_version": 10**30}}], "restore_version"),
+        ([{"tool": "update_grant", "arguments": {"grant_id": "GR1", "restore_version": True}}], "restore_version"),
+        (
+            [
+                {
+                    "tool": "update_grant",
+                    "arguments": {"grant_id": "GR1", "budgets": [{"period": "day", "max_count": 10**30}]},
+                }
+            ],
+            "max_count",
+        ),
+        (None, "adjustments: send a list"),
+    ],
+)
+async def test_hostile_adjustments_are_refused_as_input_errors(world: Store, adjustments: Any, message: str) -> None:
     before = await counts(world)
     with pytest.raises(ChiefOfStaffError, match=message):
         async with world.write() as tx:

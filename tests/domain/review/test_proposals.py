@@ -30,8 +30,10 @@ from tests.conftest import START
 pytestmark = pytest.mark.anyio
 
 AGENCY = Actor("agency:Outbound/SDR", "agency")
-BACKLOG_CHARTER = ("Work through Outbound's open backlog, oldest and most urgent first, so the inbox stops "
-                   "growing faster than it is worked.")
+BACKLOG_CHARTER = (
+    "Work through Outbound's open backlog, oldest and most urgent first, so the inbox stops "
+    "growing faster than it is worked."
+)
 
 
 def utc(day: int, hour: int = 8, minute: int = 0) -> datetime:
@@ -56,8 +58,9 @@ async def found(store: Store, kind: str | None = None, **options: Any) -> list[P
 
 async def grant(store: Store, **fields: Any) -> None:
     async with store.write() as tx:
-        await grants.create_grant(tx, OPERATOR_CLI, GrantSpec(**{
-            "agency": "Outbound", "capability": "email.send", **fields}))
+        await grants.create_grant(
+            tx, OPERATOR_CLI, GrantSpec(**{"agency": "Outbound", "capability": "email.send", **fields})
+        )
 
 
 async def ask(store: Store, answers: Sequence[bool | None], amounts: Sequence[int] = ()) -> None:
@@ -66,9 +69,16 @@ async def ask(store: Store, answers: Sequence[bool | None], amounts: Sequence[in
         for index, answer in enumerate(answers):
             n = await tx.scalar("SELECT count(*) FROM decisions")
             view = await ledger.authorize(
-                tx, AGENCY, agency="Outbound", role=None, capability="email.send",
-                amount_cents=amounts[index] if amounts else 0, target=f"lead{n}@acme.com", task_id=None,
-                idempotency_key=None)
+                tx,
+                AGENCY,
+                agency="Outbound",
+                role=None,
+                capability="email.send",
+                amount_cents=amounts[index] if amounts else 0,
+                target=f"lead{n}@acme.com",
+                task_id=None,
+                idempotency_key=None,
+            )
             assert view.answer == "needs_approval" and view.decision_id is not None
             if answer is not None:
                 await decisions.decide(tx, OPERATOR_CLI, view.decision_id, approve=answer)
@@ -82,9 +92,17 @@ async def task(store: Store, **fields: Any) -> str:
 async def act_for(store: Store, task_id: str, capability: str = "email.send") -> None:
     async with store.write() as tx:
         n = await tx.scalar("SELECT count(*) FROM authorizations")
-        view = await ledger.authorize(tx, AGENCY, agency="Outbound", role=None, capability=capability,
-                                         amount_cents=0, target=f"lead{n}@acme.com", task_id=task_id,
-                                         idempotency_key=None)
+        view = await ledger.authorize(
+            tx,
+            AGENCY,
+            agency="Outbound",
+            role=None,
+            capability=capability,
+            amount_cents=0,
+            target=f"lead{n}@acme.com",
+            task_id=task_id,
+            idempotency_key=None,
+        )
         assert view.answer == "allowed"
 
 
@@ -96,16 +114,24 @@ async def complete(store: Store, task_id: str, result: str) -> None:
 async def log(store: Store, count: int = 1, **fields: Any) -> None:
     async with store.write() as tx:
         for _ in range(count):
-            await outcomes.log_outcome(tx, AGENCY, **{"agency": "Outbound", "summary": "Worked",
-                                                      "result": "success", **fields})
+            await outcomes.log_outcome(
+                tx, AGENCY, **{"agency": "Outbound", "summary": "Worked", "result": "success", **fields}
+            )
 
 
 async def goal(store: Store, *specs: dict[str, Any]) -> None:
     """A goal of Outbound whose key results start 2026-11-09 and are due 2026-12-21 unless told."""
     async with store.write() as tx:
-        await goals.create_goal(tx, OPERATOR_CLI, agency="Outbound", title="Pipeline", key_results=[
-            KeyResultSpec(**{"unit": "", "start_date": "2026-11-09", "due_date": "2026-12-21", **spec})
-            for spec in specs])
+        await goals.create_goal(
+            tx,
+            OPERATOR_CLI,
+            agency="Outbound",
+            title="Pipeline",
+            key_results=[
+                KeyResultSpec(**{"unit": "", "start_date": "2026-11-09", "due_date": "2026-12-21", **spec})
+                for spec in specs
+            ],
+        )
 
 
 # --- grant_widen ---------------------------------------------------------------------------------
@@ -113,15 +139,18 @@ async def goal(store: Store, *specs: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize(("cap", "proposed_cap"), [(5000, 2500), (1000, 1000), (None, 2500)])
 async def test_five_approvals_in_a_row_propose_notify_within_the_largest_approved_amount(
-        world: Store, cap: int | None, proposed_cap: int) -> None:
+    world: Store, cap: int | None, proposed_cap: int
+) -> None:
     await grant(world, mode="approve", per_action_cap_cents=cap)
     # Newest last: five yeses, then one still waiting (neither a yes nor a no).
     await ask(world, [True, True, True, True, True, None], amounts=[1200, 2500, 800, 0, 1500, 9000])
     [hit] = await found(world, "grant_widen")
     assert hit.subject == "GR1"
     assert hit.evidence == {"approved_streak": 5, "denied": 0, "window_days": 90, "largest_approved_cents": 2500}
-    assert hit.adjustment.model_dump() == {"tool": "update_grant", "arguments": {
-        "grant_id": "GR1", "mode": "notify", "per_action_cap_cents": proposed_cap}}
+    assert hit.adjustment.model_dump() == {
+        "tool": "update_grant",
+        "arguments": {"grant_id": "GR1", "mode": "notify", "per_action_cap_cents": proposed_cap},
+    }
     assert "last 5 times" in hit.message
 
 
@@ -133,7 +162,8 @@ async def test_four_approvals_are_not_yet_a_record(world: Store) -> None:
 
 @pytest.mark.parametrize(("days_ago", "fires"), [(89, False), (91, True)])
 async def test_a_denial_inside_the_ninety_days_blocks_widening(
-        world: Store, clock: FixedClock, days_ago: int, fires: bool) -> None:
+    world: Store, clock: FixedClock, days_ago: int, fires: bool
+) -> None:
     clock.set(START - timedelta(days=100))
     await grant(world, mode="approve")
     clock.set(START - timedelta(days=days_ago))
@@ -148,7 +178,8 @@ async def test_a_denial_inside_the_ninety_days_blocks_widening(
 
 @pytest.mark.parametrize(("oldest", "streak"), [(False, None), (True, 50)])
 async def test_a_denial_older_than_the_fifty_decisions_read_still_counts(
-        world: Store, oldest: bool, streak: int | None) -> None:
+    world: Store, oldest: bool, streak: int | None
+) -> None:
     await grant(world, mode="approve")
     await ask(world, [oldest] + [True] * 50)
     hits = await found(world, "grant_widen")
@@ -191,20 +222,25 @@ async def test_failures_of_the_tasks_a_grant_served_count_once_per_outcome(world
     await act_for(world, second)
     await act_for(world, third)
     await log(world, result="failure", task_id=first)
-    for task_id, result in ((first, "failure"), (second, "failure"), (third, "success"), (old, "failure"),
-                            (unserved, "failure")):
+    for task_id, result in (
+        (first, "failure"),
+        (second, "failure"),
+        (third, "success"),
+        (old, "failure"),
+        (unserved, "failure"),
+    ):
         await complete(world, task_id, result)
     [hit] = await found(world, "grant_narrow")
     # first: 2 failures; second: 1 failure; third: 1 success. old and unserved do not count.
     assert hit.subject == "GR1"
     assert hit.evidence == {"failures": 3, "outcomes": 4, "failure_share": 0.75, "window_days": 14}
-    assert hit.adjustment.model_dump() == {"tool": "update_grant",
-                                           "arguments": {"grant_id": "GR1", "mode": "approve"}}
+    assert hit.adjustment.model_dump() == {"tool": "update_grant", "arguments": {"grant_id": "GR1", "mode": "approve"}}
 
 
 @pytest.mark.parametrize(("failures", "successes", "share"), [(3, 6, 0.333), (2, 0, None), (3, 7, None)])
 async def test_narrowing_needs_three_failures_and_a_third_of_the_outcomes(
-        world: Store, failures: int, successes: int, share: float | None) -> None:
+    world: Store, failures: int, successes: int, share: float | None
+) -> None:
     await grant(world, mode="auto")
     for result in ["failure"] * failures + ["success"] * successes:
         task_id = await task(world)
@@ -231,22 +267,27 @@ async def test_an_approve_grant_is_not_narrowed(world: Store) -> None:
 # --- goal_target ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("baseline", "target", "direction", "delta", "proposed"), [
-    (0, 12, "up", 5, 15.0),      # forecast 15: 3 past 12, a quarter of the journey
-    (0, 12, "up", 4.8, None),    # forecast 14.4: 20% past
-    (0, 12, "up", 5.1, 15.0),    # forecast 15.3, rounded to a whole number
-    (0, 12, "up", 3, 9.0),       # forecast 9: 25% short, but moved: aim at what it will do
-    (0, 12, "up", 3.2, None),    # forecast 9.6: 20% short
-    (0, 12, "up", -1, None),     # forecast -3: short, and not beyond the baseline
-    (10, 4, "down", -2.5, 2.5),  # forecast 2.5: 1.5 past 4 (a quarter of 6), one decimal under 10
-])
+@pytest.mark.parametrize(
+    ("baseline", "target", "direction", "delta", "proposed"),
+    [
+        (0, 12, "up", 5, 15.0),  # forecast 15: 3 past 12, a quarter of the journey
+        (0, 12, "up", 4.8, None),  # forecast 14.4: 20% past
+        (0, 12, "up", 5.1, 15.0),  # forecast 15.3, rounded to a whole number
+        (0, 12, "up", 3, 9.0),  # forecast 9: 25% short, but moved: aim at what it will do
+        (0, 12, "up", 3.2, None),  # forecast 9.6: 20% short
+        (0, 12, "up", -1, None),  # forecast -3: short, and not beyond the baseline
+        (10, 4, "down", -2.5, 2.5),  # forecast 2.5: 1.5 past 4 (a quarter of 6), one decimal under 10
+    ],
+)
 async def test_goal_target_follows_a_forecast_a_quarter_off(
-        world: Store, baseline: float, target: float, direction: str, delta: float, proposed: float | None) -> None:
+    world: Store, baseline: float, target: float, direction: str, delta: float, proposed: float | None
+) -> None:
     await goal(world, {"metric": "Meetings", "baseline": baseline, "target": target, "direction": direction})
     await log(world, metrics=[MetricDelta(key_result="KR1", delta=delta)])
     hits = await found(world, "goal_target")
     assert [h.adjustment.arguments for h in hits] == (
-        [{"goal_id": "G1", "key_results": [{"key_result": "KR1", "target": proposed}]}] if proposed else [])
+        [{"goal_id": "G1", "key_results": [{"key_result": "KR1", "target": proposed}]}] if proposed else []
+    )
 
 
 async def test_goal_target_evidence_names_the_numbers(world: Store) -> None:
@@ -254,15 +295,23 @@ async def test_goal_target_evidence_names_the_numbers(world: Store) -> None:
     await log(world, metrics=[MetricDelta(key_result="KR1", delta=5)])
     [hit] = await found(world, "goal_target")
     assert hit.subject == "KR1" and hit.adjustment.tool == "adjust_goal"
-    assert hit.evidence == {"current": 5.0, "target": 12.0, "forecast_at_due": 15.0, "rate_per_day": 0.357,
-                            "due_date": "2026-12-21"}
-    assert hit.message == ("KR1 Meetings of G1 (Outbound) is on course for 15 by 2026-12-21 at 0.357/day, 3 past "
-                           "its target of 12 (25% of the way from its baseline 0). Raise the target to 15.")
+    assert hit.evidence == {
+        "current": 5.0,
+        "target": 12.0,
+        "forecast_at_due": 15.0,
+        "rate_per_day": 0.357,
+        "due_date": "2026-12-21",
+    }
+    assert hit.message == (
+        "KR1 Meetings of G1 (Outbound) is on course for 15 by 2026-12-21 at 0.357/day, 3 past "
+        "its target of 12 (25% of the way from its baseline 0). Raise the target to 15."
+    )
 
 
 async def test_a_new_key_result_without_outcomes_is_left_alone(world: Store) -> None:
-    await goal(world, {"metric": "Meetings", "baseline": 0, "target": 12, "direction": "up",
-                       "start_date": "2026-11-23"})
+    await goal(
+        world, {"metric": "Meetings", "baseline": 0, "target": 12, "direction": "up", "start_date": "2026-11-23"}
+    )
     assert await found(world, "goal_target") == []
     assert await found(world, "routine_add") == []  # in its grace period: not at risk, not behind
 
@@ -272,12 +321,14 @@ async def test_a_new_key_result_without_outcomes_is_left_alone(world: Store) -> 
 
 @pytest.mark.parametrize(("routine", "fires"), [(None, True), ("active", False), ("paused", True)])
 async def test_a_lagging_key_result_without_an_active_routine_gets_one(
-        world: Store, routine: str | None, fires: bool) -> None:
+    world: Store, routine: str | None, fires: bool
+) -> None:
     await goal(world, {"metric": "Meetings", "unit": "meetings", "baseline": 0, "target": 12, "direction": "up"})
     if routine:
         async with world.write() as tx:
-            view = await routines.add_routine(tx, OPERATOR_CLI, agency="Outbound", title="Book", schedule="daily",
-                                           key_result="KR1")
+            view = await routines.add_routine(
+                tx, OPERATOR_CLI, agency="Outbound", title="Book", schedule="daily", key_result="KR1"
+            )
             if routine == "paused":
                 await routines.set_active(tx, OPERATOR_CLI, view.id, active=False)
     hits = await found(world, "routine_add")
@@ -286,9 +337,17 @@ async def test_a_lagging_key_result_without_an_active_routine_gets_one(
         # Day 14 of 42: 4 expected, 0 done.
         assert hits[0].subject == "KR1"
         assert hits[0].evidence == {"pace": "behind", "behind_by": 4.0, "forecast_at_due": 0.0}
-        assert hits[0].adjustment.model_dump() == {"tool": "add_routine", "arguments": {
-            "agency": "Outbound", "title": "Move Meetings toward 12 meetings", "priority": "P1",
-            "schedule": "weekdays", "goal_id": "G1", "key_result_id": "KR1"}}
+        assert hits[0].adjustment.model_dump() == {
+            "tool": "add_routine",
+            "arguments": {
+                "agency": "Outbound",
+                "title": "Move Meetings toward 12 meetings",
+                "priority": "P1",
+                "schedule": "weekdays",
+                "goal_id": "G1",
+                "key_result_id": "KR1",
+            },
+        }
 
 
 @pytest.mark.parametrize(("delta", "fires"), [(3.8, True), (4, False)])
@@ -298,7 +357,8 @@ async def test_an_on_track_key_result_at_risk_gets_a_routine(world: Store, delta
     hits = await found(world, "routine_add")
     # 3.8 is within 5% of the 4 expected (on track) but forecasts 11.4 < 12; 4 forecasts 12.
     assert [(h.evidence["pace"], h.evidence["forecast_at_due"]) for h in hits] == (
-        [("on_track", 11.4)] if fires else [])
+        [("on_track", 11.4)] if fires else []
+    )
     assert all(h.adjustment.arguments["title"] == "Move Meetings toward 12" for h in hits)
 
 
@@ -333,7 +393,8 @@ async def test_a_routine_whose_last_four_runs_never_ended_done_is_paused(world: 
 
 @pytest.mark.parametrize("results", [["failure", "success", "failure", "open"], ["failure", "failure", "open"]])
 async def test_one_done_run_or_fewer_than_four_runs_keep_a_routine(
-        world: Store, clock: FixedClock, results: list[str]) -> None:
+    world: Store, clock: FixedClock, results: list[str]
+) -> None:
     await _routine_runs(world, clock, results)
     assert await found(world, "routine_drop") == []
 
@@ -353,16 +414,22 @@ async def test_a_role_idle_for_four_weeks_is_retired(world: Store, clock: FixedC
     [hit] = await found(world, "role_retire")
     assert hit.subject == "R2"
     assert hit.evidence == {"idle_days": 28, "unfinished_tasks": 0, "outcomes": 0}
-    assert hit.adjustment.model_dump() == {"tool": "set_role", "arguments": {
-        "agency": "Outbound", "name": "Researcher", "status": "retired"}}
+    assert hit.adjustment.model_dump() == {
+        "tool": "set_role",
+        "arguments": {"agency": "Outbound", "name": "Researcher", "status": "retired"},
+    }
 
 
-@pytest.mark.parametrize(("worked_at", "fires"), [
-    (datetime(2026, 10, 26, 8, 0, tzinfo=UTC), False),   # in the quarter hour 28 days back: counts
-    (datetime(2026, 10, 26, 7, 59, tzinfo=UTC), True),   # the quarter hour before: idle
-])
+@pytest.mark.parametrize(
+    ("worked_at", "fires"),
+    [
+        (datetime(2026, 10, 26, 8, 0, tzinfo=UTC), False),  # in the quarter hour 28 days back: counts
+        (datetime(2026, 10, 26, 7, 59, tzinfo=UTC), True),  # the quarter hour before: idle
+    ],
+)
 async def test_an_outcome_in_the_last_four_weeks_keeps_a_role(
-        world: Store, clock: FixedClock, worked_at: datetime, fires: bool) -> None:
+    world: Store, clock: FixedClock, worked_at: datetime, fires: bool
+) -> None:
     await _researcher(world, clock, timedelta(days=40))
     clock.set(worked_at)
     await log(world, role="Researcher")
@@ -391,7 +458,8 @@ async def test_a_role_younger_than_four_weeks_is_kept(world: Store, clock: Fixed
 
 @pytest.mark.parametrize(("open_tasks", "recent", "fires"), [(15, 5, True), (14, 0, False), (15, 6, False)])
 async def test_a_backlog_three_weeks_deep_proposes_a_role(
-        world: Store, clock: FixedClock, open_tasks: int, recent: int, fires: bool) -> None:
+    world: Store, clock: FixedClock, open_tasks: int, recent: int, fires: bool
+) -> None:
     clock.set(utc(16, 12))  # 16 November in Berlin: outside the last 7 local days (17..23)
     await log(world, 10)
     clock.set(utc(17, 12))
@@ -404,8 +472,10 @@ async def test_a_backlog_three_weeks_deep_proposes_a_role(
     if fires:
         assert hits[0].subject == "A1"
         assert hits[0].evidence == {"open_tasks": 15, "outcomes_7d": 5}
-        assert hits[0].adjustment.model_dump() == {"tool": "set_role", "arguments": {
-            "agency": "Outbound", "name": "Backlog", "charter": BACKLOG_CHARTER}}
+        assert hits[0].adjustment.model_dump() == {
+            "tool": "set_role",
+            "arguments": {"agency": "Outbound", "name": "Backlog", "charter": BACKLOG_CHARTER},
+        }
 
 
 async def test_the_backlog_role_takes_a_free_name(world: Store) -> None:
@@ -439,8 +509,11 @@ async def busy(store: Store, clock: FixedClock) -> Store:
         await agencies.create_agency(tx, OPERATOR_CLI, name="Outbound", purpose="Book meetings")
         await agencies.set_role(tx, OPERATOR_CLI, agency="Outbound", name="Researcher", charter="Finds leads")
     await _routine_runs(store, clock, ["failure", "failure", "failure", "open"])
-    await goal(store, {"metric": "Meetings", "baseline": 0, "target": 12, "direction": "up"},
-               {"metric": "Demos", "baseline": 0, "target": 6, "direction": "up"})
+    await goal(
+        store,
+        {"metric": "Meetings", "baseline": 0, "target": 12, "direction": "up"},
+        {"metric": "Demos", "baseline": 0, "target": 6, "direction": "up"},
+    )
     await log(store, metrics=[MetricDelta(key_result="KR1", delta=5)])
     await grant(store, mode="approve")
     await ask(store, [True] * 5)
@@ -457,8 +530,14 @@ async def busy(store: Store, clock: FixedClock) -> Store:
 async def test_proposals_come_by_kind_then_subject(busy: Store) -> None:
     found_all = await found(busy)
     assert [(p.kind, p.subject) for p in found_all] == [
-        ("grant_widen", "GR1"), ("grant_narrow", "GR2"), ("goal_target", "KR1"), ("routine_add", "KR2"),
-        ("routine_drop", "RT1"), ("role_add", "A1"), ("role_retire", "R1")]
+        ("grant_widen", "GR1"),
+        ("grant_narrow", "GR2"),
+        ("goal_target", "KR1"),
+        ("routine_add", "KR2"),
+        ("routine_drop", "RT1"),
+        ("role_add", "A1"),
+        ("role_retire", "R1"),
+    ]
 
 
 async def test_proposals_write_nothing(busy: Store) -> None:
@@ -481,8 +560,17 @@ async def test_every_adjustment_is_accepted_as_sent(busy: Store) -> None:
     assert (left.kind, left.adjustment.arguments["name"]) == ("role_add", "Backlog 2")
 
 
-BIG_TABLES = ("outcomes", "outcome_metrics", "authorizations", "tasks", "decisions", "audit_log",
-              "agency_days", "key_result_days", "role_quarter_hours")
+BIG_TABLES = (
+    "outcomes",
+    "outcome_metrics",
+    "authorizations",
+    "tasks",
+    "decisions",
+    "audit_log",
+    "agency_days",
+    "key_result_days",
+    "role_quarter_hours",
+)
 
 
 async def test_proposals_never_scan_a_big_table(busy: Store) -> None:
@@ -493,8 +581,12 @@ async def test_proposals_never_scan_a_big_table(busy: Store) -> None:
         tx.trace(None)
         plans = {sql: await _plan(tx, sql) for sql in statements if sql.startswith("SELECT")}
     aliases = {"t", "o", "d", "q"}  # tasks, outcomes, agency_days and role_quarter_hours as the queries name them
-    scans = {sql[:60]: line for sql, lines in plans.items() for line in lines
-             if (m := re.match(r"SCAN (\w+)", line)) and (m.group(1) in BIG_TABLES or m.group(1) in aliases)}
+    scans = {
+        sql[:60]: line
+        for sql, lines in plans.items()
+        for line in lines
+        if (m := re.match(r"SCAN (\w+)", line)) and (m.group(1) in BIG_TABLES or m.group(1) in aliases)
+    }
     assert len(plans) >= 10 and scans == {}
 
 

@@ -44,30 +44,54 @@ async def world(store: Store) -> Store:
         await agencies.set_role(tx, OPERATOR_CLI, agency="Outbound", name="SDR", charter="Writes and sends")
         await agencies.set_role(tx, OPERATOR_CLI, agency="Outbound", name="Researcher", charter="Finds leads")
         await agencies.create_agency(tx, OPERATOR_CLI, name="Inbox", purpose="Answer mail")
-        await goals.create_goal(tx, OPERATOR_CLI, agency="Outbound", title="Pipeline", key_results=[
-            KeyResultSpec(metric="Meetings", unit="meetings", baseline=0, target=12, direction="up",
-                          due_date="2027-02-21", start_date="2026-11-01")])
+        await goals.create_goal(
+            tx,
+            OPERATOR_CLI,
+            agency="Outbound",
+            title="Pipeline",
+            key_results=[
+                KeyResultSpec(
+                    metric="Meetings",
+                    unit="meetings",
+                    baseline=0,
+                    target=12,
+                    direction="up",
+                    due_date="2027-02-21",
+                    start_date="2026-11-01",
+                )
+            ],
+        )
     return store
 
 
 async def log(store: Store, count: int = 1, **fields: Any) -> None:
     async with store.write() as tx:
         for _ in range(count):
-            await outcomes.log_outcome(tx, AGENCY, **{"agency": "Outbound", "summary": "Worked",
-                                                      "result": "success", **fields})
+            await outcomes.log_outcome(
+                tx, AGENCY, **{"agency": "Outbound", "summary": "Worked", "result": "success", **fields}
+            )
 
 
 async def ask(store: Store, count: int = 1, **fields: Any) -> list[str]:
-    request: dict[str, Any] = {"agency": "Outbound", "role": "SDR", "capability": "email.send", "amount_cents": 0,
-                               "target": "jane@acme.com", "task_id": None, "idempotency_key": None, **fields}
+    request: dict[str, Any] = {
+        "agency": "Outbound",
+        "role": "SDR",
+        "capability": "email.send",
+        "amount_cents": 0,
+        "target": "jane@acme.com",
+        "task_id": None,
+        "idempotency_key": None,
+        **fields,
+    }
     async with store.write() as tx:
         return [(await ledger.authorize(tx, AGENCY, **request)).answer for _ in range(count)]
 
 
 async def grant(store: Store, **fields: Any) -> None:
     async with store.write() as tx:
-        await grants.create_grant(tx, OPERATOR_CLI, GrantSpec(**{
-            "agency": "Outbound", "role": "SDR", "capability": "email.send", **fields}))
+        await grants.create_grant(
+            tx, OPERATOR_CLI, GrantSpec(**{"agency": "Outbound", "role": "SDR", "capability": "email.send", **fields})
+        )
 
 
 async def found(store: Store, kind: str, **options: Any) -> list[anomalies.Anomaly]:
@@ -90,29 +114,51 @@ async def _a_week_of_work(store: Store, clock: FixedClock) -> None:
     clock.set(utc(22, 23, 15))
     await log(store, role="SDR", minutes_saved=5)
     async with store.write() as tx:
-        await decisions.open_decision(tx, AGENCY, kind="question", title="Short-lived", request={"n": 1},
-                                      agency_id=1, role_id=None, ttl=timedelta(hours=1))
+        await decisions.open_decision(
+            tx,
+            AGENCY,
+            kind="question",
+            title="Short-lived",
+            request={"n": 1},
+            agency_id=1,
+            role_id=None,
+            ttl=timedelta(hours=1),
+        )
     clock.set(utc(23, 8))
     await log(store, role="SDR", cost_cents=600, minutes_saved=30, metrics=[MetricDelta(key_result="KR1", delta=2)])
     await log(store, role="SDR", result="failure", cost_cents=300)
-    await log(store, role="Researcher", result="partial", cost_cents=100, minutes_saved=15,
-              metrics=[MetricDelta(key_result="KR1", delta=1)])
+    await log(
+        store,
+        role="Researcher",
+        result="partial",
+        cost_cents=100,
+        minutes_saved=15,
+        metrics=[MetricDelta(key_result="KR1", delta=1)],
+    )
     await ask(store, 3, amount_cents=1200)
     async with store.write() as tx:
-        views = [await decisions.request_decision(tx, AGENCY, agency="Outbound", role=None, kind="question",
-                                                  title=title) for title in ("Yes?", "No?", "Later?")]
+        views = [
+            await decisions.request_decision(tx, AGENCY, agency="Outbound", role=None, kind="question", title=title)
+            for title in ("Yes?", "No?", "Later?")
+        ]
         await decisions.decide(tx, OPERATOR_CLI, views[0].id, approve=True)
         await decisions.decide(tx, OPERATOR_CLI, views[1].id, approve=False)
 
 
 async def test_scorecard_counts_the_week_by_local_day_with_hand_checked_figures(
-        world: Store, clock: FixedClock) -> None:
+    world: Store, clock: FixedClock
+) -> None:
     await _a_week_of_work(world, clock)
     async with world.read() as tx:
         outbound, inbox_card = await scorecards.scorecards(tx, **WEEK)
     # In the week: S(600, KR1 +2), F(300), P(100, KR1 +1) and the 00:15 S(0); Sunday's 5000 is out.
     assert (outbound.agency, outbound.outcomes, outbound.successes, outbound.partials, outbound.failures) == (
-        "Outbound", 4, 2, 1, 1)
+        "Outbound",
+        4,
+        2,
+        1,
+        1,
+    )
     assert outbound.success_rate == 0.5  # 2 of 4
     assert (outbound.cost_cents, outbound.cost_per_outcome_cents, outbound.minutes_saved) == (1000, 250, 50)
     [meetings] = outbound.key_results
@@ -131,7 +177,11 @@ async def test_scorecard_splits_the_agency_by_role(world: Store, clock: FixedClo
     assert (sdr.role, sdr.outcomes, sdr.successes, sdr.failures, sdr.success_rate) == ("SDR", 3, 2, 1, 0.667)
     assert (sdr.cost_cents, sdr.cost_per_outcome_cents, sdr.minutes_saved) == (900, 300, 35)
     assert (researcher.role, researcher.outcomes, researcher.partials, researcher.success_rate) == (
-        "Researcher", 1, 1, 0.0)
+        "Researcher",
+        1,
+        1,
+        0.0,
+    )
 
 
 async def test_scorecard_shows_each_grants_budgets_over_the_period(world: Store, clock: FixedClock) -> None:
@@ -141,10 +191,22 @@ async def test_scorecard_shows_each_grants_budgets_over_the_period(world: Store,
     assert (spend.grant, spend.capability, spend.role, spend.status) == ("GR1", "email.send", "SDR", "active")
     day, month = (b.model_dump() for b in spend.budgets)
     # Seven day budgets of 10, Monday's three draws (Sunday's is outside); the month holds all four.
-    assert day == {"period": "day", "periods": "2026-11-23..2026-11-29", "used_count": 3, "used_cents": 3600,
-                   "max_count": 70, "max_cents": None}
-    assert month == {"period": "month", "periods": "2026-11", "used_count": 4, "used_cents": 4800,
-                     "max_count": None, "max_cents": 50_000}
+    assert day == {
+        "period": "day",
+        "periods": "2026-11-23..2026-11-29",
+        "used_count": 3,
+        "used_cents": 3600,
+        "max_count": 70,
+        "max_cents": None,
+    }
+    assert month == {
+        "period": "month",
+        "periods": "2026-11",
+        "used_count": 4,
+        "used_cents": 4800,
+        "max_count": None,
+        "max_cents": 50_000,
+    }
 
 
 async def test_scorecard_lists_only_grants_in_force_during_the_period(world: Store) -> None:
@@ -168,9 +230,17 @@ async def test_scorecard_tallies_decisions_asked_in_the_period(world: Store, clo
 
 async def test_cost_per_unit_of_a_down_key_result_counts_units_toward_its_target(world: Store) -> None:
     async with world.write() as tx:
-        await goals.create_goal(tx, OPERATOR_CLI, agency="Outbound", title="Clean list", key_results=[
-            KeyResultSpec(metric="Bounce rate", unit="%", baseline=10, target=2, direction="down",
-                          due_date="2027-02-21")])
+        await goals.create_goal(
+            tx,
+            OPERATOR_CLI,
+            agency="Outbound",
+            title="Clean list",
+            key_results=[
+                KeyResultSpec(
+                    metric="Bounce rate", unit="%", baseline=10, target=2, direction="down", due_date="2027-02-21"
+                )
+            ],
+        )
     await log(world, cost_cents=900, metrics=[MetricDelta(key_result="KR2", delta=-4)])
     async with world.read() as tx:
         meetings, bounce = (await scorecards.scorecards(tx, **WEEK))[0].key_results
@@ -198,21 +268,29 @@ async def test_role_rollup_backfill_matches_what_the_trigger_keeps(world: Store,
         await tx.run(backfill)
         rebuilt = [tuple(r) for r in await tx.all("SELECT * FROM role_quarter_hours ORDER BY role_id, slot")]
     assert kept == rebuilt
-    assert [row[:3] for row in kept] == [(1, "2026-11-22T22:30", 1), (1, "2026-11-22T23:15", 1),
-                                         (1, "2026-11-23T08:00", 2), (2, "2026-11-23T08:00", 1)]
+    assert [row[:3] for row in kept] == [
+        (1, "2026-11-22T22:30", 1),
+        (1, "2026-11-22T23:15", 1),
+        (1, "2026-11-23T08:00", 2),
+        (2, "2026-11-23T08:00", 1),
+    ]
 
 
 # --- anomalies: failure rate ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("base_failures", "recent", "recent_failures", "fires"), [
-    (2, 10, 3, True),    # 30% this week against 10%: 20 points above
-    (4, 10, 3, False),   # 30% against 20%: exactly the 10-point margin, not above it
-    (0, 10, 2, False),   # 20% against 0%, but 2 failures are too few to call
-    (0, 9, 5, False),    # 56% against 0%, but 9 outcomes are too few to call
-])
+@pytest.mark.parametrize(
+    ("base_failures", "recent", "recent_failures", "fires"),
+    [
+        (2, 10, 3, True),  # 30% this week against 10%: 20 points above
+        (4, 10, 3, False),  # 30% against 20%: exactly the 10-point margin, not above it
+        (0, 10, 2, False),  # 20% against 0%, but 2 failures are too few to call
+        (0, 9, 5, False),  # 56% against 0%, but 9 outcomes are too few to call
+    ],
+)
 async def test_failure_rate_fires_only_above_the_baseline_with_enough_evidence(
-        world: Store, clock: FixedClock, base_failures: int, recent: int, recent_failures: int, fires: bool) -> None:
+    world: Store, clock: FixedClock, base_failures: int, recent: int, recent_failures: int, fires: bool
+) -> None:
     clock.set(utc(16, 8))  # Monday a week ago: the 28-day baseline, one day before the recent 7
     await log(world, 20 - base_failures)
     await log(world, base_failures, result="failure")
@@ -223,8 +301,14 @@ async def test_failure_rate_fires_only_above_the_baseline_with_enough_evidence(
     assert len(hits) == int(fires)
     if fires:
         assert hits[0].subject == "A1"
-        assert hits[0].evidence == {"failures": 3, "outcomes": 10, "failure_rate": 0.3, "baseline_failures": 2,
-                                    "baseline_outcomes": 20, "baseline_rate": 0.1}
+        assert hits[0].evidence == {
+            "failures": 3,
+            "outcomes": 10,
+            "failure_rate": 0.3,
+            "baseline_failures": 2,
+            "baseline_outcomes": 20,
+            "baseline_rate": 0.1,
+        }
 
 
 async def test_failure_rate_needs_a_baseline(world: Store) -> None:
@@ -250,8 +334,13 @@ async def test_lease_churn_fires_on_the_third_claim_of_an_unfinished_task(world:
 
 
 async def test_overdue_fires_for_unfinished_p0_and_p1_tasks_due_before_today(world: Store) -> None:
-    tasks = [("P1", "2026-11-22", None), ("P1", "2026-11-23", None), ("P2", "2026-11-01", None),
-             ("P0", "2026-11-20", "blocked"), ("P0", "2026-11-20", "cancelled")]
+    tasks = [
+        ("P1", "2026-11-22", None),
+        ("P1", "2026-11-23", None),
+        ("P2", "2026-11-01", None),
+        ("P0", "2026-11-20", "blocked"),
+        ("P0", "2026-11-20", "cancelled"),
+    ]
     async with world.write() as tx:
         for priority, due, status in tasks:
             task = await inbox.add_task(tx, AGENCY, title="Work", agency="Outbound", priority=priority, due_on=due)
@@ -259,7 +348,9 @@ async def test_overdue_fires_for_unfinished_p0_and_p1_tasks_due_before_today(wor
                 await inbox.update_task(tx, AGENCY, task.id, status=status)
     hits = await found(world, "overdue_task")
     assert [(a.subject, a.evidence["days_overdue"], a.evidence["status"]) for a in hits] == [
-        ("T4", 3, "blocked"), ("T1", 1, "open")]
+        ("T4", 3, "blocked"),
+        ("T1", 1, "open"),
+    ]
 
 
 # --- anomalies: budgets and denials --------------------------------------------------------------
@@ -274,8 +365,14 @@ async def test_budget_burn_fires_when_the_day_is_on_pace_to_exceed(world: Store,
     assert len(hits) == int(fires)
     if fires:
         assert hits[0].subject == "GR1"
-        assert hits[0].evidence == {"period": "2026-11-23", "unit": "count", "used": 4, "limit": 10,
-                                    "elapsed": 0.375, "projected": 10.67}
+        assert hits[0].evidence == {
+            "period": "2026-11-23",
+            "unit": "count",
+            "used": 4,
+            "limit": 10,
+            "elapsed": 0.375,
+            "projected": 10.67,
+        }
 
 
 @pytest.mark.parametrize(("amounts", "fires"), [([2400], False), ([2400, 100], True)])
@@ -288,14 +385,20 @@ async def test_budget_burn_waits_for_a_quarter_of_the_budget(world: Store, amoun
     # quarter yet, 25.00 is.
     assert len(hits) == int(fires)
     if fires:
-        assert hits[0].evidence == {"period": "2026-W48", "unit": "cents", "used": 2500, "limit": 10_000,
-                                    "elapsed": 0.054, "projected": 46666.67}
+        assert hits[0].evidence == {
+            "period": "2026-W48",
+            "unit": "cents",
+            "used": 2500,
+            "limit": 10_000,
+            "elapsed": 0.054,
+            "projected": 46666.67,
+        }
 
 
-@pytest.mark.parametrize(("baseline", "recent", "fires"), [(14, 6, False), (14, 7, True), (0, 4, False),
-                                                           (0, 5, True)])
+@pytest.mark.parametrize(("baseline", "recent", "fires"), [(14, 6, False), (14, 7, True), (0, 4, False), (0, 5, True)])
 async def test_denial_spike_compares_the_last_day_with_the_daily_average_before(
-        world: Store, clock: FixedClock, baseline: int, recent: int, fires: bool) -> None:
+    world: Store, clock: FixedClock, baseline: int, recent: int, fires: bool
+) -> None:
     await grant(world, scope_deny=["gmail.com"])
     clock.set(utc(20, 8))  # three days ago: inside the 7-day baseline
     await ask(world, baseline, target="bob@gmail.com")
@@ -328,9 +431,22 @@ async def test_denial_windows_are_whole_utc_hours(world: Store, clock: FixedCloc
 @pytest.mark.parametrize(("done", "kind"), [(0, "goal_behind"), (5, "goal_at_risk"), (6, None)])
 async def test_goal_anomalies_follow_pace_then_forecast(world: Store, done: int, kind: str | None) -> None:
     async with world.write() as tx:
-        await goals.create_goal(tx, OPERATOR_CLI, agency="Outbound", title="Sprint", key_results=[
-            KeyResultSpec(metric="Demos", baseline=0, target=10, direction="up", due_date="2026-12-03",
-                          start_date="2026-11-13")])
+        await goals.create_goal(
+            tx,
+            OPERATOR_CLI,
+            agency="Outbound",
+            title="Sprint",
+            key_results=[
+                KeyResultSpec(
+                    metric="Demos",
+                    baseline=0,
+                    target=10,
+                    direction="up",
+                    due_date="2026-12-03",
+                    start_date="2026-11-13",
+                )
+            ],
+        )
     if done:
         await log(world, metrics=[MetricDelta(key_result="KR2", delta=done)])
     hits = [a for a in await found(world, "goal_behind") + await found(world, "goal_at_risk") if a.subject == "KR2"]
@@ -364,8 +480,19 @@ async def test_a_quiet_workspace_has_no_anomalies(world: Store) -> None:
 
 # --- reading indexes, not tables -----------------------------------------------------------------
 
-BIG_TABLES = ("outcomes", "outcome_metrics", "authorizations", "tasks", "decisions", "audit_log", "budget_usage",
-              "agency_days", "key_result_days", "role_quarter_hours", "denial_hours")
+BIG_TABLES = (
+    "outcomes",
+    "outcome_metrics",
+    "authorizations",
+    "tasks",
+    "decisions",
+    "audit_log",
+    "budget_usage",
+    "agency_days",
+    "key_result_days",
+    "role_quarter_hours",
+    "denial_hours",
+)
 
 
 async def test_scorecards_and_anomalies_never_scan_a_big_table(world: Store, clock: FixedClock) -> None:
@@ -379,8 +506,12 @@ async def test_scorecards_and_anomalies_never_scan_a_big_table(world: Store, clo
         plans = {sql: await _plan(tx, sql) for sql in statements if sql.startswith("SELECT")}
     assert len(plans) >= 12 and any("SCAN a" in lines for lines in plans.values())
     aliases = {"q", "u", "h", "d"}  # role_quarter_hours, budget_usage, denial_hours, the day rollups/decisions
-    scans = {sql[:60]: line for sql, lines in plans.items() for line in lines
-             if (m := re.match(r"SCAN (\w+)", line)) and (m.group(1) in BIG_TABLES or m.group(1) in aliases)}
+    scans = {
+        sql[:60]: line
+        for sql, lines in plans.items()
+        for line in lines
+        if (m := re.match(r"SCAN (\w+)", line)) and (m.group(1) in BIG_TABLES or m.group(1) in aliases)
+    }
     assert scans == {}
 
 
