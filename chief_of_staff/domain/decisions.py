@@ -323,7 +323,7 @@ async def _check_chat_approval(tx: Tx, actor: Actor, row: Row, short_id: str) ->
             f"The operator can approve it from a terminal: {hint} (denying in chat is fine)."
         )
     if row["kind"] == "escalation" and row["amount_cents"] is not None:
-        ceiling = (await workspace.get(tx)).chat_ceiling_cents
+        ceiling = (await workspace.get(tx)).chat_allowance_cents
         trust.check_chat_amount(actor, f"Approving {short_id}", row["amount_cents"], ceiling, hint)
 
 

@@ -12,15 +12,17 @@ from chief_of_staff.core.db import Tx
 from chief_of_staff.core.errors import InvalidInput
 from chief_of_staff.core.fields import View
 
-# Chat-channel operator acts are accepted up to this amount (design brief, Trust).
-DEFAULT_CHAT_CEILING_CENTS = 10_000
+# Chat-channel operator acts may add at most this much money exposure per rolling window (Trust).
+DEFAULT_CHAT_ALLOWANCE_CENTS = 10_000
+DEFAULT_CHAT_WINDOW_DAYS = 7
 
 
 class Workspace(View):
     name: str
     timezone: str
     currency: str
-    chat_ceiling_cents: int
+    chat_allowance_cents: int
+    chat_window_days: int = DEFAULT_CHAT_WINDOW_DAYS
     daily_brief_at: str = "08:00"
 
 
@@ -58,7 +60,8 @@ async def get(tx: Tx) -> Workspace:
     if isinstance(cached, Workspace):
         return cached
     row = await tx.one(
-        "SELECT name, timezone, currency, chat_ceiling_cents, daily_brief_at FROM workspace WHERE id = 1"
+        "SELECT name, timezone, currency, chat_allowance_cents, chat_window_days, daily_brief_at "
+        "FROM workspace WHERE id = 1"
     )
     if row is None:
         raise InvalidInput("This workspace is not set up yet; run `chief-of-staff init` first.")
@@ -73,22 +76,22 @@ async def ensure(
     name: str = "My workspace",
     timezone: str | None = None,
     currency: str = "USD",
-    chat_ceiling_cents: int = DEFAULT_CHAT_CEILING_CENTS,
+    chat_allowance_cents: int = DEFAULT_CHAT_ALLOWANCE_CENTS,
 ) -> Workspace:
     """Create the workspace row if it is missing; an existing workspace is left as it is."""
     row = await tx.one("SELECT 1 FROM workspace WHERE id = 1")
     if row is None:
         zone = check_timezone(timezone or detect_timezone())
         await tx.run(
-            "INSERT INTO workspace (id, name, timezone, currency, chat_ceiling_cents, created_at) "
+            "INSERT INTO workspace (id, name, timezone, currency, chat_allowance_cents, created_at) "
             "VALUES (1, ?, ?, ?, ?, ?)",
-            (name, zone, currency.upper(), chat_ceiling_cents, tx.now_text),
+            (name, zone, currency.upper(), chat_allowance_cents, tx.now_text),
         )
         await audit.append(
             tx,
             actor,
             "workspace.create",
             "workspace",
-            {"name": name, "timezone": zone, "currency": currency.upper(), "chat_ceiling_cents": chat_ceiling_cents},
+            {"name": name, "timezone": zone, "currency": currency.upper(), "chat_allowance_cents": chat_allowance_cents},
         )
     return await get(tx)

@@ -214,7 +214,7 @@ async def create_grant(tx: Tx, actor: Actor, spec: GrantSpec) -> GrantView:
     trust.require_operator(actor, "Creating a grant", hint)
     space = await workspace.get(tx)
     # A grant with no money bound allows amount 0 only, so it counts as 0 against the chat ceiling.
-    trust.check_chat_amount(actor, "Creating a grant", largest_money_bound(spec) or 0, space.chat_ceiling_cents, hint)
+    trust.check_chat_amount(actor, "Creating a grant", largest_money_bound(spec) or 0, space.chat_allowance_cents, hint)
     if spec.on_timeout == "approve" and actor.channel == "chat":
         # Silence would then grant authority: that is the operator's call, made outside the model's reach.
         raise OperatorActRefused(
@@ -409,7 +409,7 @@ async def _apply_terms(
     space = await workspace.get(tx)
     reasons = widens(before, after)
     if reasons:
-        _allow_widening(actor, before, after, reasons, space.chat_ceiling_cents, hint)
+        _allow_widening(actor, before, after, reasons, space.chat_allowance_cents, hint)
     if after != before:
         expires_at = (
             row["expires_at"]
