@@ -268,17 +268,24 @@ async def _without_grant(tx: Tx, actor: Actor, request: _Request, digest: str) -
 
 
 def _scope_refusal(grant: Row, short: str, target: str | None, now_text: str) -> str | None:
-    """Expiry, then deny patterns (deny wins), then the allow list."""
+    """Expiry, then a missing target (a grant with patterns needs one), then deny patterns (deny wins), then allow."""
     if grant["expires_at"] is not None and grant["expires_at"] <= now_text:
         return f"{short} expired at {grant['expires_at']}; it allows nothing. Ask the operator to renew it."
-    if target is not None:
-        for pattern in json.loads(grant["scope_deny"]):
-            if target_matches(pattern, target):
-                return f"{short} never allows targets matching {pattern!r}; this target is out of bounds."
-    allow = json.loads(grant["scope_allow"])
-    if allow and target is None:
-        return f"{short} allows only listed targets ({', '.join(allow)}); send the target you will act on."
-    if allow and target is not None and not any(target_matches(p, target) for p in allow):
+    allow, deny = json.loads(grant["scope_allow"]), json.loads(grant["scope_deny"])
+    if target is None:
+        if allow:
+            return f"{short} allows only listed targets ({', '.join(allow)}); send the target you will act on."
+        if deny:
+            # Leaving the target out must not step around a deny pattern.
+            return (
+                f"{short} never allows targets matching {', '.join(deny)}, so it needs to see the target; "
+                "send the target you will act on."
+            )
+        return None
+    for pattern in deny:
+        if target_matches(pattern, target):
+            return f"{short} never allows targets matching {pattern!r}; this target is out of bounds."
+    if allow and not any(target_matches(p, target) for p in allow):
         return f"{short} allows only targets matching {', '.join(allow)}; this target is not one of them."
     return None
 

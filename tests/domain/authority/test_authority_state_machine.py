@@ -116,9 +116,11 @@ def covers(grant_capability: str, capability: str) -> bool:
 
 
 def in_scope(allow: list[str], deny: list[str], target: str | None) -> bool:
-    if target is not None and any(grants.target_matches(p, target) for p in deny):
+    if target is None:
+        return not allow and not deny  # a grant with patterns needs a target
+    if any(grants.target_matches(p, target) for p in deny):
         return False
-    return not allow or (target is not None and any(grants.target_matches(p, target) for p in allow))
+    return not allow or any(grants.target_matches(p, target) for p in allow)
 
 
 def needs_operator(grant: Grant, amount: int) -> bool:
