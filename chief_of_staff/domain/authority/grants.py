@@ -28,6 +28,7 @@ from chief_of_staff.core.db import Row, Tx
 from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound, OperatorActRefused
 from chief_of_staff.core.fields import Capability, Cents, LocalDate, Model, Text, money
 from chief_of_staff.domain import agencies, goals, outbox, trust, workspace
+from chief_of_staff.domain.authority.targets import canonical_pattern, canonical_target
 from chief_of_staff.domain.authority.terms import (
     BudgetSpec,
     GrantTerms,
@@ -116,15 +117,17 @@ class GrantView(Model):
 def target_matches(pattern: str, target: str) -> bool:
     """Does a scope pattern cover a target?
 
-    Globs (* and ?) match the whole target, case-insensitively. An email or URL also
-    matches by its host, and a plain domain covers its subdomains: "acme.com" covers
-    "jane@acme.com" and "mail.acme.com".
+    Both are read in their canonical spelling first (`targets`), so case, fullwidth letters,
+    trailing dots, IDNA and display names make no difference. Globs (* and ?) match the whole
+    target. An email or URL also matches by its host, and a plain domain covers its subdomains:
+    "acme.com" covers "jane@acme.com" and "mail.acme.com". A target with no canonical spelling
+    (several recipients, invisible characters) raises InvalidInput rather than match nothing.
     """
-    glob = pattern.strip().lower()
+    glob = canonical_pattern(pattern)
     if not glob or not target.strip():
         return False
     regex = re.compile(re.escape(glob).replace(r"\*", ".*").replace(r"\?", "."))
-    return any(regex.fullmatch(candidate) for candidate in _match_candidates(target.strip().lower()))
+    return any(regex.fullmatch(candidate) for candidate in _match_candidates(canonical_target(target)))
 
 
 def _match_candidates(target: str) -> list[str]:

@@ -32,6 +32,7 @@ from chief_of_staff.domain.authority.grants import (
     period_key,
     target_matches,
 )
+from chief_of_staff.domain.authority.targets import MAX_TARGET_LENGTH, canonical_target
 
 # An allowed action holds its reservation this long; unsettled ones then return to the budget.
 RESERVATION_TTL = timedelta(hours=24)
@@ -157,12 +158,15 @@ async def _read_request(
 ) -> _Request:
     agency_row = await agencies.resolve_agency(tx, agency, field="agency")
     role_row = await agencies.resolve_role(tx, agency_row["id"], role, field="role")
+    text = _optional_text(target, "target", MAX_TARGET_LENGTH)
+    # One spelling of the target for the ledger row, the decision's request hash and the patterns.
+    canonical = None if text is None else canonical_target(text)
     return _Request(
         agency_row,
         role_row,
         _concrete_capability(capability),
         _amount(amount_cents, "amount_cents"),
-        _optional_text(target, "target", 500),
+        canonical,
         await _task(tx, task_id),
         _optional_text(idempotency_key, "idempotency_key", 200),
     )
