@@ -1,3 +1,3 @@
-"""Bounded authority: grants, their terms, and the ledger that draws on them."""
+"""Bounded authority: grants, their terms, targets in one spelling, and the ledger that draws on them."""
 
-__all__ = ["grants", "ledger", "terms"]
+__all__ = ["grants", "ledger", "targets", "terms"]
