@@ -8,6 +8,8 @@ argument name is an error, never silently ignored.
 from __future__ import annotations
 
 import re
+import string
+import unicodedata
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -17,6 +19,61 @@ from chief_of_staff.core.errors import InvalidInput
 
 # A hundred million dollars: far above any sane single budget, far below SQLite's integer range.
 MAX_CENTS = 10_000_000_000
+# Dates a person means: far enough back for a baseline, far enough ahead for any plan, and well inside
+# what end-of-day and local-midnight arithmetic can compute in every timezone (9999-12-31 is not).
+EARLIEST_DATE = date(1900, 1, 1)
+DATES_BEFORE = date(2200, 1, 1)
+DATE_RANGE = f"from {EARLIEST_DATE.isoformat()} to {date(DATES_BEFORE.year - 1, 12, 31).isoformat()}"
+
+# Letters and marks that draw nothing although they are not in a format category: fillers, joiners,
+# variation selectors.
+_INVISIBLE = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u2800\u3164\uffa0")
+# Control, format (zero-width, bidirectional), surrogate, private-use, unassigned, line and paragraph separators.
+_UNSEEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+def is_unseen(ch: str) -> bool:
+    """Is this character a control, zero-width, bidirectional or otherwise invisible one?"""
+    return (
+        unicodedata.category(ch) in _UNSEEN_CATEGORIES
+        or ch in _INVISIBLE
+        or "\ufe00" <= ch <= "\ufe0f"
+        or "\U000e0100" <= ch <= "\U000e01ef"
+    )
+
+
+def first_unseen(text: str) -> str | None:
+    """The first character of `text` that `is_unseen`, if any."""
+    return next((ch for ch in text if is_unseen(ch)), None)
+
+
+def name_text(value: str) -> str:
+    """A name as stored and compared: NFKC (fullwidth letters become ASCII), whitespace runs as one space.
+
+    Raises ValueError naming the first invisible or control character, which could make a second
+    "Outbound" that reads the same as the first.
+    """
+    text = " ".join(unicodedata.normalize("NFKC", value).split())
+    unseen = first_unseen(text)
+    if unseen is not None:
+        raise ValueError(
+            f"holds the invisible or control character U+{ord(unseen):04X}; send the name as plain visible text"
+        )
+    return text
+
+
+def name_key(name: str) -> str:
+    """What two names are compared by: their NFKC form with ASCII case folded, exactly as SQLite's NOCASE
+    index compares stored names (so "Straße" and "STRASSE" stay two names, as the index holds them)."""
+    return unicodedata.normalize("NFKC", name).translate(_ASCII_LOWER)
+
+
+def check_date_range(day: date) -> date:
+    """A date within EARLIEST_DATE and DATES_BEFORE (a ValueError otherwise)."""
+    if not EARLIEST_DATE <= day < DATES_BEFORE:
+        raise ValueError(f"{day.isoformat()} is out of range; send a date {DATE_RANGE}")
+    return day
 
 
 class Model(BaseModel):
@@ -37,7 +94,16 @@ Cents = Annotated[
     StrictInt,
     Field(ge=0, le=MAX_CENTS, description="Whole cents: 1250 = 12.50"),
 ]
-Name = Annotated[str, Field(min_length=1, max_length=80)]
+
+
+def _name_after(value: str) -> str:
+    text = name_text(value)
+    if not 1 <= len(text) <= 80:
+        raise ValueError("send a name of 1 to 80 characters")
+    return text
+
+
+Name = Annotated[str, Field(min_length=1, max_length=80), AfterValidator(_name_after)]
 ShortText = Annotated[str, Field(min_length=1, max_length=200)]
 Text = Annotated[str, Field(max_length=4000)]
 LongText = Annotated[str, Field(max_length=20_000)]
@@ -63,15 +129,20 @@ def money(cents: int, currency: str = "") -> str:
 
 
 def parse_local_date(value: Any, field: str = "date") -> date:
-    """Accept exactly YYYY-MM-DD (a calendar date in the workspace timezone)."""
+    """Accept exactly YYYY-MM-DD (a calendar date in the workspace timezone), within the date range."""
     if isinstance(value, date):
-        return value
-    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+        day = value
+    elif not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
         raise InvalidInput(f"{field}: send a date as YYYY-MM-DD, e.g. 2026-12-31.")
+    else:
+        try:
+            day = date.fromisoformat(value.strip())
+        except ValueError:
+            raise InvalidInput(f"{field}: {value!r} is not a real calendar date; send YYYY-MM-DD.") from None
     try:
-        return date.fromisoformat(value.strip())
-    except ValueError:
-        raise InvalidInput(f"{field}: {value!r} is not a real calendar date; send YYYY-MM-DD.") from None
+        return check_date_range(day)
+    except ValueError as error:
+        raise InvalidInput(f"{field}: {error}.") from None
 
 
 def _date_before(value: Any) -> Any:
@@ -80,7 +151,7 @@ def _date_before(value: Any) -> Any:
     return value
 
 
-LocalDate = Annotated[date, BeforeValidator(_date_before)]
+LocalDate = Annotated[date, BeforeValidator(_date_before), AfterValidator(check_date_range)]
 
 
 def checked_text(value: object, field: str, limit: int, *, required: bool = False, what: str = "text") -> str:
