@@ -131,12 +131,18 @@ def target_matches(pattern: str, target: str) -> bool:
 
 
 def _match_candidates(target: str) -> list[str]:
-    """The target itself, then its host and every parent domain of the host."""
+    """The target itself, then its host and every parent domain of the host.
+
+    The host of a URL, of an email address, or of a URL without its scheme (a canonical target
+    whose part before the first /, ? or # holds a dot: acme.com/pricing).
+    """
     host = target
     if "://" in target:
         host = urlsplit(target).hostname or target
     elif "@" in target:
         host = target.rpartition("@")[2]
+    elif "." in (head := re.split(r"[/?#]", target, maxsplit=1)[0]):
+        host = head
     labels = host.split(".")
     return [target, *(".".join(labels[i:]) for i in range(len(labels)) if all(labels[i:]))]
 

@@ -6,8 +6,8 @@ Trust, property 5), and patterns are read the same way. The canonical form:
 
 - Unicode NFKC (fullwidth letters become ASCII), surrounding whitespace trimmed, then
   lower case; the ideographic full stop is a dot, as IDNA reads it.
-- A URL (`scheme://host/...`) keeps its path; its scheme and host are canonical and it
-  carries no user name. An email address may come wrapped in a display name
+- A URL (`scheme://host/...`, or `host/...` without a scheme) keeps its path; its scheme and
+  host are canonical and it carries no user name. An email address may come wrapped in a display name
   (`Jane <jane@acme.com>`) or as `mailto:`; it comes out as the bare address.
 - A domain (bare, an email's or a URL's) loses its trailing dots and is IDNA-encoded, so
   `bücher.de` and `xn--bcher-kva.de` are one domain.
@@ -30,6 +30,7 @@ from encodings import idna
 from urllib.parse import urlsplit
 
 from chief_of_staff.core.errors import InvalidInput
+from chief_of_staff.core.fields import first_unseen, is_unseen
 
 # The longest target a request may name, before and after canonicalisation (NFKC can lengthen text).
 MAX_TARGET_LENGTH = 500
@@ -38,15 +39,12 @@ _LINE_BREAKS = "\n\r\x0b\x0c\x85\u2028\u2029"
 # Characters that separate recipients in lists people paste: line breaks, and commas and semicolons
 # in any script that NFKC leaves apart.
 _SEPARATORS = frozenset(_LINE_BREAKS + ",;\u060c\u061b\u3001\u2e41\u2e4c\u2e4d\u204f\ufe50\ufe51\ufe54")
-# Letters and marks that draw nothing: fillers and joiners that are not in a format category.
-_INVISIBLE = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u2800\u3164\uffa0")
-# Control, format (zero-width, bidirectional), surrogate, private-use, unassigned, line and paragraph separators.
-_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 # The dots IDNA reads as label separators; NFKC already folds the fullwidth and halfwidth ones into these.
 _DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
 _HOSTNAME = re.compile(r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$")
 _LOCAL_PART = re.compile(r'^[^\s"(),:;<>@\[\\\]]+$')
+_PATH_START = re.compile(r"[/?#]")
 _DISPLAY_FORM = re.compile(r"^(?P<name>[^<>]*)<(?P<address>[^<>]*)>$")
 
 _ONE_PER_RECIPIENT = "ask once per recipient, with one target each time"
@@ -77,7 +75,7 @@ def canonical_pattern(pattern: str) -> str:
     are dropped rather than kept, so they cannot make a deny pattern miss.
     """
     text = unicodedata.normalize("NFKC", pattern).translate(_DOTS)
-    text = " ".join("".join(ch for ch in text if not _is_invisible(ch)).lower().split())
+    text = " ".join("".join(ch for ch in text if not is_unseen(ch)).lower().split())
     if "://" in text:
         scheme, _, rest = text.partition("://")
         host, slash, path = rest.partition("/")
@@ -110,17 +108,8 @@ def _refuse_several(text: str) -> None:
         raise InvalidInput(f"target: holds more than one '@', so more than one address; {_ONE_PER_RECIPIENT}.")
 
 
-def _is_invisible(ch: str) -> bool:
-    return (
-        unicodedata.category(ch) in _REFUSED_CATEGORIES
-        or ch in _INVISIBLE
-        or "\ufe00" <= ch <= "\ufe0f"  # variation selectors
-        or "\U000e0100" <= ch <= "\U000e01ef"
-    )
-
-
 def _refuse_invisible(text: str) -> None:
-    bad = next((ch for ch in text if _is_invisible(ch)), None)
+    bad = first_unseen(text)
     if bad is not None:
         raise InvalidInput(
             f"target: holds the invisible or control character U+{ord(bad):04X}; send the target as plain "
@@ -137,9 +126,19 @@ def _canonical_text(text: str) -> str:
         return _canonical_email(text[len("mailto:") :].strip())
     if "@" in text:
         return _canonical_email(text)
-    if "." in text:
-        return _canonical_domain(text, "target")
+    head = _PATH_START.split(text, maxsplit=1)[0]
+    if "." in head:  # a domain, or a URL without its scheme (acme.com/pricing)
+        return _canonical_domain(head, "target") + _path(text[len(head) :], text)
+    if "." in text and not head:  # //acme.com/x, /acme.com: a host with nothing before it
+        raise InvalidInput(f"target: {text!r} is not one target; send {_KINDS}.")
     return " ".join(text.lower().split())
+
+
+def _path(rest: str, text: str) -> str:
+    """What follows a schemeless URL's host (acme.com/pricing), kept as sent."""
+    if any(ch.isspace() for ch in rest):
+        raise InvalidInput(f"target: {text!r} holds spaces after its host; send one URL without spaces.")
+    return rest
 
 
 def _canonical_url(text: str) -> str:

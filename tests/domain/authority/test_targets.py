@@ -45,6 +45,8 @@ TABLES = ("authorizations", "decisions", "budget_usage", "audit_log")
         ("HTTPS://Shop.Evil.IO./Path?Q=1", "https://shop.evil.io/Path?Q=1"),
         ("https://bücher.de:8443/a", "https://xn--bcher-kva.de:8443/a"),
         ("http://[::1]/x", "http://[::1]/x"),
+        ("LinkedIn.com./company/Acme", "linkedin.com/company/Acme"),
+        ("crm/leads.csv", "crm/leads.csv"),
         ("newsletter-q4", "newsletter-q4"),
         ("list:VIP-1", "list:vip-1"),
         ("Q4   leads", "q4 leads"),
@@ -72,7 +74,8 @@ def test_spellings_of_one_target_come_out_as_one_canonical_target(spelling: str,
         ("https://acme.com@evil.io/", "without it"),
         ('"Jane <jane@gmail.com>', "bare email address"),
         ("jane@[10.0.0.1]", "not a domain"),
-        ("agency.gov/x", "a URL \\(https://"),
+        ("//agency.gov/x", "is not one target"),
+        ("agency.gov/a b", "holds spaces after its host"),
         ("a..gov", "not a domain"),
         ("@gmail.com", "name@domain"),
         ("   ", "empty"),
@@ -110,6 +113,7 @@ def test_patterns_are_read_in_the_same_spelling_with_their_globs(pattern: str, c
         ("*@gmail.com", "mailto:JANE@gmail.com."),
         ("bücher.de", "info@xn--bcher-kva.de"),
         ("evil.io", "https://shop.evil.io/x"),
+        ("*.gov", "Agency.GOV./x"),
         ("newsletter-*", "Newsletter-Q4"),
     ],
 )
@@ -215,7 +219,15 @@ async def _rows(store: Store) -> dict[str, int]:
 
 @pytest.mark.anyio
 @pytest.mark.parametrize(
-    "spelling", [None, "jane@agency.gov.", "ops@agency.ｇｏｖ", "Jane <jane@gmail.com>", "https://www.agency.gov./x"]
+    "spelling",
+    [
+        None,
+        "jane@agency.gov.",
+        "ops@agency.ｇｏｖ",
+        "Jane <jane@gmail.com>",
+        "https://www.agency.gov./x",
+        "agency.gov./x",
+    ],
 )
 async def test_every_known_spelling_of_a_denied_target_is_denied(store: Store, spelling: str | None) -> None:
     await _grant(store, scope_deny=DENY)
