@@ -15,7 +15,7 @@ from chief_of_staff.core import audit, ids
 from chief_of_staff.core.audit import Actor
 from chief_of_staff.core.db import Row, Tx
 from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound
-from chief_of_staff.core.fields import Model, checked_text
+from chief_of_staff.core.fields import Model, checked_text, name_key, name_text
 from chief_of_staff.domain import trust
 
 Status = Literal["active", "retired"]
@@ -75,7 +75,38 @@ def _looks_like_id(kind: str, text: str) -> bool:
 def _require_ref(ref: object, field: str, example: str) -> str:
     if not isinstance(ref, str) or not ref.strip():
         raise InvalidInput(f"{field}: send a name or an id, e.g. {example}.")
-    return ref.strip()
+    return _plain_name(ref, field)
+
+
+def _plain_name(value: str, field: str) -> str:
+    """The name as stored and looked up: NFKC, one space between words, nothing invisible."""
+    try:
+        return name_text(value)
+    except ValueError as error:
+        raise InvalidInput(f"{field}: {error}.") from None
+
+
+async def agency_named(tx: Tx, name: str) -> Row | None:
+    """The agency whose name is `name` compared as names are (NFKC, any case), or None.
+
+    The unique index answers for ASCII case; the scan (agencies are few) covers other scripts' case
+    and rows stored before names were normalised.
+    """
+    row = await tx.one("SELECT * FROM agencies WHERE name = ?", (name,))
+    if row is None:
+        key = name_key(name)
+        row = next((r for r in await tx.all("SELECT * FROM agencies ORDER BY id") if name_key(r["name"]) == key), None)
+    return row
+
+
+async def role_named(tx: Tx, agency_id: int, name: str) -> Row | None:
+    """The agency's role whose name is `name` compared as names are (NFKC, any case), or None."""
+    row = await tx.one("SELECT * FROM roles WHERE agency_id = ? AND name = ?", (agency_id, name))
+    if row is None:
+        key = name_key(name)
+        rows = await tx.all("SELECT * FROM roles WHERE agency_id = ? ORDER BY id", (agency_id,))
+        row = next((r for r in rows if name_key(r["name"]) == key), None)
+    return row
 
 
 def _known(rows: list[Row], kind: str) -> str:
@@ -93,7 +124,7 @@ async def resolve_agency(tx: Tx, ref: str, *, field: str = "agency") -> Row:
         number = ids.parse_id("agency", text, field=field)
         row = await tx.one("SELECT * FROM agencies WHERE id = ?", (number,))
     else:
-        row = await tx.one("SELECT * FROM agencies WHERE name = ?", (text,))
+        row = await agency_named(tx, text)
     if row is not None:
         return row
     known = await tx.all("SELECT id, name FROM agencies ORDER BY id LIMIT ?", (NAMES_IN_ERRORS + 1,))
@@ -111,7 +142,7 @@ async def resolve_role(tx: Tx, agency_id: int, ref: str | None, *, field: str = 
         number = ids.parse_id("role", text, field=field)
         row = await tx.one("SELECT * FROM roles WHERE id = ? AND agency_id = ?", (number, agency_id))
     else:
-        row = await tx.one("SELECT * FROM roles WHERE agency_id = ? AND name = ?", (agency_id, text))
+        row = await role_named(tx, agency_id, text)
     if row is not None:
         return row
     known = await tx.all(
@@ -134,7 +165,11 @@ async def agency_name(tx: Tx, agency_id: int) -> str:
 
 
 def _name(value: object, field: str, kind: str, example: str) -> str:
-    text = checked_text(value, field, MAX_NAME, required=True, what=f"a short name such as {example!r}")
+    text = _plain_name(
+        checked_text(value, field, MAX_NAME, required=True, what=f"a short name such as {example!r}"), field
+    )
+    if not text or len(text) > MAX_NAME:
+        raise InvalidInput(f"{field}: send a short name of 1 to {MAX_NAME} characters, such as {example!r}.")
     if _looks_like_id(kind, text):
         raise InvalidInput(f"{field}: {text!r} reads like an id; send a name with letters, e.g. {example!r}.")
     return text
@@ -196,7 +231,7 @@ async def create_agency(
     name = _name(name, "name", "agency", "Outbound")
     purpose = checked_text(purpose, "purpose", MAX_PURPOSE, required=True, what="what this agency is for")
     spec = checked_text(operating_spec, "operating_spec", MAX_SPEC, required=False, what="the operating spec")
-    taken = await tx.one("SELECT id, name FROM agencies WHERE name = ?", (name,))
+    taken = await agency_named(tx, name)
     if taken is not None:
         short = ids.format_id("agency", taken["id"])
         raise Conflict(
@@ -261,7 +296,7 @@ async def set_role(
         else checked_text(charter, "charter", MAX_CHARTER, required=True, what="what this role does")
     )
     new_status = None if status is None else _status(status)
-    existing = await tx.one("SELECT * FROM roles WHERE agency_id = ? AND name = ?", (agency_row["id"], role_name_text))
+    existing = await role_named(tx, agency_row["id"], role_name_text)
     if existing is None:
         role_id = await _create_role(tx, actor, agency_row, role_name_text, new_charter, new_status)
     else:

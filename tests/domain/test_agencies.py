@@ -125,6 +125,60 @@ async def test_agency_names_are_unique_in_any_case(store: Store) -> None:
 
 
 @pytest.mark.parametrize(
+    ("agency", "role"),
+    [
+        ("Ｏｕｔｂｏｕｎｄ", "ＳＤＲ"),
+        ("ＯＵＴＢＯＵＮＤ", "ｓｄｒ"),
+        ("Out\u200bbound", "S\u200bDR"),
+        ("Outbound\u202e", "SDR\u202e"),
+        ("Out\u2060bound", "\u2066SDR"),
+    ],
+)
+async def test_no_second_outbound_or_sdr_can_be_spelled_differently(store: Store, agency: str, role: str) -> None:
+    async with store.write() as tx:
+        await _setup(tx)
+    with pytest.raises((Conflict, InvalidInput), match=r"already exists|invisible or control character U\+"):
+        async with store.write() as tx:
+            await agencies.create_agency(tx, OPERATOR_CLI, name=agency, purpose="Again")
+    try:
+        async with store.write() as tx:
+            await agencies.set_role(tx, OPERATOR_CLI, agency="Outbound", name=role, charter="Another seat")
+    except InvalidInput as error:
+        assert "invisible or control character U+" in str(error)
+    async with store.read() as tx:
+        assert [tuple(r) for r in await tx.all("SELECT name FROM agencies UNION ALL SELECT name FROM roles")] == [
+            ("Outbound",),
+            ("SDR",),
+        ]
+
+
+async def test_names_are_stored_nfkc_and_looked_up_the_same_way(store: Store) -> None:
+    async with store.write() as tx:
+        view = await agencies.create_agency(tx, OPERATOR_CLI, name="Ｃｏｎｔｅｎｔ  Ｔｅａｍ", purpose="Write")
+        role = await agencies.set_role(tx, OPERATOR_CLI, agency="content team", name="Ｗｒｉｔｅｒ", charter="Drafts")
+        assert (view.name, role.name) == ("Content Team", "Writer")
+        assert (await agencies.resolve_agency(tx, "ＣＯＮＴＥＮＴ ＴＥＡＭ"))["id"] == 1
+        found = await agencies.resolve_role(tx, 1, "ｗｒｉｔｅｒ")
+        assert found is not None and found["name"] == "Writer"
+        with pytest.raises(InvalidInput, match=r"agency: holds the invisible or control character U\+200B"):
+            await agencies.resolve_agency(tx, "Content\u200b Team")
+
+
+async def test_a_name_stored_before_normalising_still_blocks_its_twin(store: Store) -> None:
+    async with store.write() as tx:
+        await tx.run(
+            "INSERT INTO agencies (name, purpose, operating_spec, created_at, updated_at) "
+            "VALUES ('Ｏｕｔｂｏｕｎｄ', 'Old', '', ?, ?)",
+            (tx.now_text, tx.now_text),
+        )
+    with pytest.raises(Conflict, match="already exists"):
+        async with store.write() as tx:
+            await agencies.create_agency(tx, OPERATOR_CLI, name="Outbound", purpose="Again")
+    async with store.read() as tx:
+        assert (await agencies.resolve_agency(tx, "outbound"))["id"] == 1
+
+
+@pytest.mark.parametrize(
     ("fields", "message"),
     [
         ({"name": "  ", "purpose": "x"}, "name: must not be empty"),

@@ -235,8 +235,8 @@ def _goal_inverse(subject: str, before: State, after: State) -> Adjustment | Non
 
 async def _role_row_id(tx: Tx, args: Any) -> int | None:
     agency = await agencies.resolve_agency(tx, args.agency)
-    found = await tx.scalar("SELECT id FROM roles WHERE agency_id = ? AND name = ?", (agency["id"], args.name))
-    return None if found is None else int(found)
+    found = await agencies.role_named(tx, agency["id"], args.name)
+    return None if found is None else int(found["id"])
 
 
 async def _role_subject(tx: Tx, args: Any) -> str:
