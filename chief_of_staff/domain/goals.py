@@ -9,18 +9,17 @@ never scans the outcome log. Every goal change is an operator act.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BeforeValidator, Field, ValidationError
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
 
 from chief_of_staff.core import audit, clock, ids
 from chief_of_staff.core.audit import Actor
 from chief_of_staff.core.db import Row, Tx
 from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound
-from chief_of_staff.core.fields import LocalDate, Model, Name, ShortText, checked_text
+from chief_of_staff.core.fields import LocalDate, Model, Name, ShortText, checked_text, name_key
 from chief_of_staff.domain import trust, workspace
 from chief_of_staff.domain.agencies import resolve_agency
 from chief_of_staff.domain.pace import RATE_WINDOW_DAYS, PaceLabel, forecast_of, pace_of
@@ -32,19 +31,39 @@ MAX_KEY_RESULTS = 10
 GOAL_HINT = "approve it in chat (confirm=true), or ask the operator to run it from the command line"
 
 
+# A trillion: beyond any count, amount or rate a key result tracks, and small enough that a key
+# result's sum of deltas, its pace and its forecast stay ordinary floats however many outcomes there are.
+MAX_METRIC_VALUE = 1e12
+_METRIC_RANGE = f"from {-MAX_METRIC_VALUE:,.0f} to {MAX_METRIC_VALUE:,.0f}"
+
+
 def _finite_before(value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError("send a plain number such as 12 or 0.5")
     return value
 
 
-FiniteNumber = Annotated[float, BeforeValidator(_finite_before), Field(allow_inf_nan=False)]
+def _bounded_after(value: float) -> float:
+    if not -MAX_METRIC_VALUE <= value <= MAX_METRIC_VALUE:
+        raise ValueError(f"is too large; send a number {_METRIC_RANGE}")
+    return value
+
+
+# The bound is checked after finiteness, so NaN is told it is not finite rather than too large.
+FiniteNumber = Annotated[
+    float,
+    BeforeValidator(_finite_before),
+    Field(allow_inf_nan=False, json_schema_extra={"minimum": -MAX_METRIC_VALUE, "maximum": MAX_METRIC_VALUE}),
+    AfterValidator(_bounded_after),
+]
 
 
 def check_finite(value: object, field: str) -> float:
-    """A real, finite number (not a bool, NaN or infinity), or InvalidInput naming the field."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InvalidInput(f"{field}: {value!r} is not a finite number; send a plain number such as 12 or 0.5.")
+    """A real, finite number of at most MAX_METRIC_VALUE either way, or InvalidInput naming the field."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:  # NaN is not itself
+        raise InvalidInput(f"{field}: {value!r} is not a number; send a plain number such as 12 or 0.5.")
+    if not -MAX_METRIC_VALUE <= value <= MAX_METRIC_VALUE:  # exact for ints of any size, and catches infinity
+        raise InvalidInput(f"{field}: is too large; send a number {_METRIC_RANGE}.")
     return float(value)
 
 
@@ -228,6 +247,11 @@ async def list_goals(tx: Tx, *, agency: str | None = None, include_closed: bool 
 # --- validation ----------------------------------------------------------------------------------
 
 
+def _metric_key(metric: str) -> str:
+    """Metrics of one goal are told apart after NFKC and in any case of any script."""
+    return name_key(metric).casefold()
+
+
 def coerce_input(model: type[Model], item: object, field: str) -> Any:
     """Accept a model or a plain dict; a bad dict becomes InvalidInput naming the exact field."""
     if isinstance(item, model):
@@ -271,9 +295,9 @@ def _check_specs(specs: Sequence[KeyResultSpec], today: date) -> None:
     seen: set[str] = set()
     for index, spec in enumerate(specs):
         field = f"key_results[{index}]"
-        if spec.metric.casefold() in seen:
+        if _metric_key(spec.metric) in seen:
             raise InvalidInput(f"{field}.metric: {spec.metric!r} appears twice; give each key result its own metric.")
-        seen.add(spec.metric.casefold())
+        seen.add(_metric_key(spec.metric))
         _check_spec(field, spec, today)
 
 
@@ -401,11 +425,11 @@ async def _plan_key_result_changes(
 ) -> list[Step]:
     """Validate every key-result change before any is written; return the writes to run."""
     existing = await tx.all("SELECT * FROM key_results WHERE goal_id = ? ORDER BY id", (goal_row["id"],))
-    by_metric = {row["metric"].casefold(): row for row in existing}
+    by_metric = {_metric_key(row["metric"]): row for row in existing}
     count, plan, added = len(existing), [], set()
     for index, change in enumerate(changes):
         field = f"key_results[{index}]"
-        if change.key_result.casefold() in added:
+        if _metric_key(change.key_result) in added:
             raise InvalidInput(f"{field}.key_result: {change.key_result!r} is added twice; send it once.")
         row = await _target_row(tx, goal_row, change.key_result, by_metric, field)
         if row is None:
@@ -414,7 +438,7 @@ async def _plan_key_result_changes(
                 raise InvalidInput(f"{field}: a goal has at most {MAX_KEY_RESULTS} key results.")
             spec = _spec_from_change(change, field)
             _check_spec(field, spec, today)
-            added.add(spec.metric.casefold())
+            added.add(_metric_key(spec.metric))
             plan.append(_add_step(goal_row["id"], spec, today))
         else:
             plan.append(_change_step(row, change, field))
@@ -431,7 +455,7 @@ async def _target_row(tx: Tx, goal_row: Row, ref: str, by_metric: dict[str, Row]
                 f"{field}.key_result: {ref} belongs to goal {owner}, not {this}; adjust that goal instead."
             )
         return row
-    return by_metric.get(ref.casefold())
+    return by_metric.get(_metric_key(ref))
 
 
 def _spec_from_change(change: KeyResultChange, field: str) -> KeyResultSpec:

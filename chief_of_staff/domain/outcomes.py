@@ -43,6 +43,13 @@ class MetricDelta(Model):
     delta: goals.FiniteNumber
 
 
+class MetricMoved(Model):
+    """A delta as the log holds it: unbounded, since a row written before the bound must still read."""
+
+    key_result: str
+    delta: float
+
+
 class OutcomeView(Model):
     id: str
     agency: str
@@ -54,7 +61,7 @@ class OutcomeView(Model):
     minutes_saved: int
     evidence: list[str]
     lesson: str | None
-    metrics: list[MetricDelta]
+    metrics: list[MetricMoved]
     created_at: str
 
 
@@ -309,8 +316,8 @@ def _task_label(task_id: int | None) -> str | None:
     return None if task_id is None else ids.format_id("task", task_id)
 
 
-def _metric_deltas(moves: Sequence[tuple[int, float]]) -> list[MetricDelta]:
-    return [MetricDelta(key_result=ids.format_id("key_result", kr_id), delta=delta) for kr_id, delta in moves]
+def _metric_deltas(moves: Sequence[tuple[int, float]]) -> list[MetricMoved]:
+    return [MetricMoved(key_result=ids.format_id("key_result", kr_id), delta=delta) for kr_id, delta in moves]
 
 
 async def _metrics_of(tx: Tx, outcome_ids: list[int]) -> dict[int, list[tuple[int, float]]]:

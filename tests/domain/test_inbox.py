@@ -227,6 +227,7 @@ async def test_a_key_result_implies_its_goal_and_agency(world: Store) -> None:
         ({"details": "x" * 4001}, InvalidInput, "details: 4001 characters"),
         ({"priority": "urgent"}, InvalidInput, "priority: 'urgent'"),
         ({"due_on": "next week"}, InvalidInput, "due_on: send a date as YYYY-MM-DD"),
+        ({"due_on": "9999-12-31"}, InvalidInput, "due_on: 9999-12-31 is out of range; send a date from 1900-01-01"),
         ({"source": "robot"}, InvalidInput, "source: 'robot'"),
         ({"depends_on": ["T1"] * 21}, InvalidInput, "depends_on: send a list of at most 20"),
         ({"depends_on": ["T1", "T9"]}, NotFound, "depends_on: there is no task T9"),

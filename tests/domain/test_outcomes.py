@@ -192,7 +192,7 @@ async def test_recent_outcomes_come_newest_first_per_agency(store: Store, clock:
         everything = await outcomes.recent_outcomes(tx)
         outbound = await outcomes.recent_outcomes(tx, agency="outbound", limit=1)
     assert [o.summary for o in everything] == ["second", "inbox", "first"]
-    assert [(o.id, o.metrics) for o in outbound] == [("O3", [MetricDelta(key_result="KR2", delta=-0.5)])]
+    assert [(o.id, [(m.key_result, m.delta) for m in o.metrics]) for o in outbound] == [("O3", [("KR2", -0.5)])]
     async with store.read() as tx:
         with pytest.raises(InvalidInput, match="limit: send a whole number from 1 to 100"):
             await outcomes.recent_outcomes(tx, limit=0)
@@ -223,6 +223,13 @@ def _delta(ref: str, delta: Any = 1) -> dict[str, Any]:
         ({"metrics": [_delta("KR1", float("nan"))]}, InvalidInput, r"metrics\[0\].delta: .*finite number"),
         ({"metrics": [_delta("KR1", float("inf"))]}, InvalidInput, r"metrics\[0\].delta: .*finite number"),
         ({"metrics": [_delta("KR1", True)]}, InvalidInput, r"metrics\[0\].delta: .*plain number"),
+        (
+            {"metrics": [_delta("KR1", 1e308)]},
+            InvalidInput,
+            r"metrics\[0\].delta: .*too large; send a number from -1,000,000,000,000 to 1,000,000,000,000",
+        ),
+        ({"metrics": [_delta("KR1", -1e13)]}, InvalidInput, r"metrics\[0\].delta: .*too large"),
+        ({"metrics": [_delta("KR1", 10**400)]}, InvalidInput, r"metrics\[0\].delta: "),
         ({"metrics": [_delta("KR1"), _delta("KR9")]}, NotFound, r"metrics\[1\].key_result: there is no key result KR9"),
         ({"metrics": [_delta("G1")]}, InvalidInput, r"metrics\[0\].key_result: 'G1' is not a key result id"),
         ({"metrics": [_delta("KR3")]}, InvalidInput, r"metrics\[0\].key_result: KR3 belongs to another agency"),

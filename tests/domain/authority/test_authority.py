@@ -235,6 +235,17 @@ async def test_create_grant_refuses_a_past_expiry_and_a_foreign_goal(store: Stor
     await fails_writing_nothing(store, InvalidInput, "belongs to another agency", foreign)
 
 
+async def test_an_expiry_beyond_the_date_range_is_refused_and_writes_nothing(store: Store) -> None:
+    with pytest.raises(ValidationError, match=r"(?s)expires_on.*send a date from 1900-01-01 to 2199-12-31"):
+        GrantSpec(agency="Outbound", capability="email.send", expires_on="9999-12-31")
+    await grant(store)
+
+    async def far(tx: Tx) -> None:
+        await grants.update_grant(tx, OPERATOR_CLI, "GR1", expires_on="9999-12-31")
+
+    await fails_writing_nothing(store, InvalidInput, "expires_on: 9999-12-31 is out of range", far)
+
+
 async def test_revoked_grant_allows_nothing_and_keeps_its_history(store: Store) -> None:
     await grant(store)
     assert (await ask(store)).answer == "allowed"
