@@ -1,4 +1,5 @@
-"""The workspace on the command line: set it up, read the brief, check its health and its audit log."""
+"""The workspace on the command line: set it up, read the brief, check its health and its audit log, and
+repair a workspace that refuses writes."""
 
 from __future__ import annotations
 
@@ -59,7 +60,9 @@ async def _examine(args: argparse.Namespace, store: Store) -> int:
 
 @workspace_command
 async def cmd_audit_verify(args: argparse.Namespace, store: Store) -> int:
-    config = anchor.locate(Settings.load(args.db))
+    if args.action == "repair":
+        return await _repair(store)
+    config = store.anchor
     exporting = args.action == "anchor" or args.update_anchor
     if exporting:
         result = await anchor.export(store, config)
@@ -74,10 +77,28 @@ async def cmd_audit_verify(args: argparse.Namespace, store: Store) -> int:
     if not chain.ok:
         print(f"Audit chain BROKEN at row {chain.first_bad_id}: {chain.problem}", file=sys.stderr)
     if result.problem is not None:
-        print(f"Audit anchor FAILS: {result.problem}", file=sys.stderr)
+        print(f"Audit anchor FAILS: {result.problem} (anchor file: {config.path})", file=sys.stderr)
     if exporting:
-        print(f"No anchor written; to accept the log as it is now, move {config.path} aside.", file=sys.stderr)
+        print(
+            f"No anchor written; to accept the log as it is now, run `{doctor.REPAIR_HINT}`.",
+            file=sys.stderr,
+        )
     return 1
+
+
+async def _repair(store: Store) -> int:
+    done = await doctor.repair(store, OPERATOR_CLI)
+    if done.found:
+        print("Found: " + "; ".join(done.found) + ".")
+    else:
+        print("Found nothing wrong.")
+    if done.restored:
+        print(f"Recreated the append-only triggers {', '.join(done.restored)}.")
+    print(
+        f"Anchored the log on row {done.anchored_row} (this repair, recorded as audit.repair) in {store.anchor.path}. "
+        "Changes are accepted again."
+    )
+    return 0
 
 
 def register(add: Add) -> None:
@@ -95,9 +116,10 @@ def register(add: Add) -> None:
     audit_cmd = add("audit", cmd_audit_verify, "Check the audit log's hash chain and its exported anchor.")
     audit_cmd.add_argument(
         "action",
-        choices=["verify", "anchor"],
+        choices=["verify", "anchor", "repair"],
         help="verify: recompute the chain, name the first bad row, compare the head with the "
-        "anchor; anchor: verify, then export the head to the anchor file",
+        "anchor; anchor: verify, then export the head to the anchor file; repair: after a refusal, "
+        "recreate missing append-only triggers, anchor the log on its head, record what was found",
     )
     audit_cmd.add_argument(
         "--update-anchor", action="store_true", help="with verify: export a fresh anchor when everything verifies"

@@ -6,6 +6,20 @@ hashes ("re-signs the tail"): what is left still chains. The anchor remembers th
 (row id and hash) somewhere else; verify checks that the anchored row still holds exactly that
 hash. With CHIEF_OF_STAFF_AUDIT_KEY set, the anchor carries an HMAC-SHA256, so whoever can write
 the anchor file but lacks the key cannot forge a new one.
+
+The anchor stays current with what is committed: every write unit that appended audit rows moves
+it to the new head after its COMMIT and before the caller hears the write is done (`Keeper`, run by
+the store). A kill between the two leaves it one unit behind, which is allowed: those rows were
+never acknowledged. A log found shorter than its anchor therefore lost rows that were
+acknowledged, and the store refuses writes until the operator has looked and run
+`chief-of-staff audit repair`.
+
+A commit moves the anchor by overwriting its one fixed-size record in place and fdatasyncing it,
+not by writing a temporary file and renaming it: on ext4 the rename path cost more than the commit
+it follows, the in-place write about a third of it (BENCHMARKS.md). The record fits one 512-byte
+sector, which a disk writes whole; were it torn even so, it would read as malformed and the store
+would refuse writes (safe, never silent). A missing or wrongly sized file is written whole
+(temporary file, fsync, rename), as `audit anchor` and the repair always do.
 """
 
 from __future__ import annotations
@@ -19,12 +33,14 @@ import re
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from chief_of_staff.core import audit
+from chief_of_staff.core import audit, files
 from chief_of_staff.core.audit import GENESIS, ChainReport
 from chief_of_staff.core.config import Settings
-from chief_of_staff.core.db import Store, Tx
+
+if TYPE_CHECKING:  # the store keeps the anchor, so it imports this module, not the other way round
+    from chief_of_staff.core.db import Store, Tx
 
 ANCHOR_ENV = "CHIEF_OF_STAFF_AUDIT_ANCHOR"
 KEY_ENV = "CHIEF_OF_STAFF_AUDIT_KEY"
@@ -36,6 +52,11 @@ log = logging.getLogger(__name__)
 # newest rows before anchoring the head: walking a million-row log took a minute, longer than a client
 # waits for a server to stop, so no anchor would ever be written. `audit verify` walks everything.
 FIRST_ANCHOR_ROWS = 10_000
+# The anchor file is one record of this many bytes (JSON padded with spaces), so a commit can
+# overwrite it in place.
+RECORD_BYTES = 512
+_BINARY = getattr(os, "O_BINARY", 0)
+_datasync = getattr(os, "fdatasync", os.fsync)  # macOS and Windows have no fdatasync
 
 
 class AnchorRefused(ValueError):
@@ -74,10 +95,9 @@ class AnchorCheck:
         return self.chain.ok and self.problem is None
 
 
-def locate(settings: Settings) -> AnchorConfig:
+def locate(db_path: Path) -> AnchorConfig:
     """`<db>.anchor.json` beside the database unless $CHIEF_OF_STAFF_AUDIT_ANCHOR says otherwise."""
     override = os.environ.get(ANCHOR_ENV)
-    db_path = settings.db_path
     path = Path(override).expanduser().resolve() if override else db_path.with_name(db_path.name + ".anchor.json")
     key = os.environ.get(KEY_ENV)
     return AnchorConfig(path, key.encode("utf-8") if key else None)
@@ -101,21 +121,21 @@ def _parse(data: Any) -> Anchor:
     return Anchor(row_id, row_hash, at, mac)
 
 
+# Refusals name no path: they reach a model verbatim, as the reason a workspace refuses writes.
 def _authenticate(config: AnchorConfig, anchor: Anchor) -> None:
-    where = config.path
     if config.key is None:
         if anchor.mac is not None:
-            raise AnchorRefused(f"the anchor {where} is keyed: set {KEY_ENV} to the key it was written with.")
+            raise AnchorRefused(f"the audit anchor is keyed: set {KEY_ENV} to the key it was written with")
         return
     if anchor.mac is None:
         raise AnchorRefused(
-            f"the anchor {where} carries no MAC although {KEY_ENV} is set: it was not written "
-            "with the key, so it may be forged."
+            f"the audit anchor carries no MAC although {KEY_ENV} is set: it was not written "
+            "with the key, so it may be forged"
         )
     if not hmac.compare_digest(anchor.mac, sign(config.key, anchor.row_id, anchor.hash, anchor.at)):
         raise AnchorRefused(
-            f"the anchor {where} has a MAC that does not verify: it was forged, or {KEY_ENV} "
-            "is not the key it was written with."
+            f"the audit anchor has a MAC that does not verify: it was forged, or {KEY_ENV} "
+            "is not the key it was written with"
         )
 
 
@@ -126,31 +146,58 @@ def read_anchor(config: AnchorConfig) -> Anchor | None:
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as exc:
-        raise AnchorRefused(f"cannot read the anchor {config.path}: {exc}") from exc
+        raise AnchorRefused(f"the audit anchor cannot be read ({type(exc).__name__})") from exc
     try:
         anchor = _parse(json.loads(text))
     except ValueError as exc:
-        raise AnchorRefused(f"the anchor {config.path} is not a valid anchor: {exc}") from exc
+        raise AnchorRefused(f"the audit anchor is not a valid anchor: {exc}") from exc
     _authenticate(config, anchor)
     return anchor
 
 
-def write_anchor(config: AnchorConfig, row_id: int, row_hash: str, at: str) -> Anchor:
-    """Write the anchor atomically (temp file, fsync, os.replace): a reader sees the old one or the new one."""
+def _signed(config: AnchorConfig, row_id: int, row_hash: str, at: str) -> tuple[Anchor, bytes]:
+    """The anchor and its record: compact JSON padded with spaces to RECORD_BYTES, ending in a newline."""
     mac = None if config.key is None else sign(config.key, row_id, row_hash, at)
     anchor = Anchor(row_id, row_hash, at, mac)
-    payload = {name: value for name, value in asdict(anchor).items() if value is not None}
-    config.path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=config.path.name + ".", suffix=".tmp", dir=config.path.parent)
+    payload = json.dumps({name: value for name, value in asdict(anchor).items() if value is not None})
+    return anchor, payload.encode("utf-8").ljust(RECORD_BYTES - 1) + b"\n"
+
+
+def write_anchor(config: AnchorConfig, row_id: int, row_hash: str, at: str) -> Anchor:
+    """Write the anchor file whole (temp file, fsync, os.replace): a reader sees the old one or the new one."""
+    anchor, record = _signed(config, row_id, row_hash, at)
+    files.make_private_folder(config.path.parent)
+    fd, temp = tempfile.mkstemp(prefix=config.path.name + ".", suffix=".tmp", dir=config.path.parent)  # 0600
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps(payload, indent=2) + "\n")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(record)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, config.path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+    return anchor
+
+
+def write_head(config: AnchorConfig, row_id: int, row_hash: str, at: str) -> Anchor:
+    """Move the anchor to a committed head: overwrite its one record in place, then fdatasync.
+
+    A missing file, or one that is not exactly one record long, is written whole instead.
+    """
+    anchor, record = _signed(config, row_id, row_hash, at)
+    try:
+        fd = os.open(config.path, os.O_WRONLY | _BINARY)
+    except FileNotFoundError:
+        return write_anchor(config, row_id, row_hash, at)
+    try:
+        if os.fstat(fd).st_size != RECORD_BYTES:
+            return write_anchor(config, row_id, row_hash, at)
+        if os.write(fd, record) != RECORD_BYTES:
+            raise OSError("a short write to the audit anchor")
+        _datasync(fd)
+    finally:
+        os.close(fd)
     return anchor
 
 
@@ -240,7 +287,7 @@ async def export_if_stale(store: Store, settings: Settings) -> Anchor | None:
     Only the rows after the existing anchor are walked (with none, the newest FIRST_ANCHOR_ROWS), so
     shutdown stays quick on a large log; `audit verify` still walks the whole chain.
     """
-    config = locate(settings)
+    config = locate(settings.db_path)
     try:
         async with store.read() as tx:
             chain = await _fresh_head(tx, read_anchor(config))
@@ -251,3 +298,54 @@ async def export_if_stale(store: Store, settings: Settings) -> Anchor | None:
     except (AnchorRefused, OSError) as exc:
         log.warning("audit anchor %s not updated (%s); run `chief-of-staff audit verify`", config.path, exc)
         return None
+
+
+class Keeper:
+    """One store's side of the anchor: the tail checked at open, the anchor moved at every commit.
+
+    `head` is the (row id, hash) this store knows the anchor holds: vouched for at open, then moved by
+    each of its commits. A unit whose first audit row would build on an older head than that found
+    the log shorter (or rewritten) while the store was open, and is refused before it commits.
+    """
+
+    def __init__(self, config: AnchorConfig) -> None:
+        self.config = config
+        self.head: tuple[int, str] | None = None
+
+    async def inspect(self, tx: Tx) -> str | None:
+        """None if the anchored row still holds the anchored hash (or there is no anchor yet), else what is wrong.
+
+        Rows after the anchor are allowed, however many: a kill between COMMIT and the anchor's
+        move leaves one unit of them, and an older version (or a tool) that did not anchor, more.
+        """
+        try:
+            found = read_anchor(self.config)
+        except AnchorRefused as exc:
+            return str(exc)
+        if found is None:
+            return None
+        problem = await _compare(tx, found)
+        if problem is None:
+            self.head = (found.row_id, found.hash)
+            return None
+        return f"the audit log no longer holds what its anchor vouches for: {problem}"
+
+    def refuses(self, base: tuple[int, str] | None) -> str | None:
+        """Why a unit built on `base` (the head before its first audit row) must not commit, if it must not."""
+        if base is None or self.head is None:
+            return None
+        known_id, known_hash = self.head
+        if base[0] < known_id:
+            return f"the audit log lost rows while the workspace was open: it reached row {known_id}, now row {base[0]}"
+        if base[0] == known_id and base[1] != known_hash:
+            return f"audit row {known_id} was rewritten while the workspace was open"
+        return None
+
+    def committed(self, head: tuple[int, str], at: str, *, whole: bool = False) -> None:
+        """Move the anchor to a committed head. Never raises: the unit is committed whatever happens here."""
+        try:
+            (write_anchor if whole else write_head)(self.config, head[0], head[1], at)
+        except OSError as exc:
+            log.warning("audit anchor %s not moved to row %d (%s)", self.config.path, head[0], exc)
+            return
+        self.head = head

@@ -14,9 +14,10 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from chief_of_staff.core.db import Row, Tx
+if TYPE_CHECKING:  # the store imports this module's neighbour, the anchor, which reads the chain
+    from chief_of_staff.core.db import Row, Tx
 
 GENESIS = "0" * 64
 Channel = Literal["verified", "chat", "agency", "system"]
@@ -75,6 +76,8 @@ async def append(tx: Tx, actor: Actor, action: str, subject: str = "", detail: d
         detail = {**(detail or {}), "change_set": tx.memo[_CHANGE_SET]}
     head = await tx.one("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
     prev_hash, row_id = (GENESIS, 1) if head is None else (head["hash"], head["id"] + 1)
+    if tx.audit_base is None:  # the head this unit builds on: the store checks it against its anchor
+        tx.audit_base = (row_id - 1, prev_hash)
     detail_text = canonical(detail or {})
     digest = row_hash(prev_hash, row_id, tx.now_text, actor.name, actor.channel, action, subject, detail_text)
     await tx.run(
@@ -82,6 +85,7 @@ async def append(tx: Tx, actor: Actor, action: str, subject: str = "", detail: d
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (row_id, tx.now_text, actor.name, actor.channel, action, subject, detail_text, prev_hash, digest),
     )
+    tx.audit_head = (row_id, digest)
     return row_id
 
 

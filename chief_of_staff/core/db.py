@@ -14,10 +14,18 @@ IMMEDIATE holds the write lock they cannot wait on a lock, WAL readers never
 do, and an indexed statement takes microseconds, while a hop to the thread
 costs a hundred or more. Each connection is used by one unit at a time (the
 locks), so the two threads never touch it at once.
+
+The audit tail: a unit that appended audit rows moves the anchor (core.anchor) to its new head
+after COMMIT, before it returns. Opening checks that the anchored row still holds its hash and
+that the append-only triggers are there; if not, the store refuses every write (WorkspaceSealed)
+until the operator repairs it (`Store.repair`), and reads go on. The file is created 0600 (its
+-wal and -shm copy that mode) in folders created 0700 (core.files).
 """
 
 from __future__ import annotations
 
+import functools
+import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -30,13 +38,18 @@ from typing import Any
 import aiosqlite
 import anyio
 
+from chief_of_staff.core import anchor, files
 from chief_of_staff.core.clock import Clock, format_ts
+from chief_of_staff.core.errors import WorkspaceSealed
 
 Row = sqlite3.Row
 Params = Sequence[Any] | Mapping[str, Any]
 
 # How long a writer waits for another process's write lock before SQLite reports "busy".
 BUSY_TIMEOUT_MS = 10_000
+# The triggers that keep a table append-only are named <table>_no_update and <table>_no_delete.
+_APPEND_ONLY = re.compile(r"CREATE TRIGGER (\w+_no_(?:update|delete))\b", re.IGNORECASE)
+REPAIR_HINT = "chief-of-staff audit repair"
 
 
 async def apply_pragmas(conn: aiosqlite.Connection) -> None:
@@ -67,6 +80,9 @@ class Tx:
         self.now_text = format_ts(now)
         # Values read once per unit (the workspace row); never carried into another unit.
         self.memo: dict[str, Any] = {}
+        # Set by audit.append: the head the unit's first row builds on, and the head it leaves.
+        self.audit_base: tuple[int, str] | None = None
+        self.audit_head: tuple[int, str] | None = None
 
     async def one(self, sql: str, params: Params = ()) -> Row | None:
         row: Row | None = self._db.execute(sql, params).fetchone()
@@ -114,6 +130,45 @@ def migration_files() -> list[Migration]:
     return sorted(found, key=lambda m: m.version)
 
 
+@functools.cache
+def append_only_triggers() -> dict[str, str]:
+    """The triggers that keep tables append-only, as the migrations create them: name -> CREATE statement."""
+    found = {}
+    for migration in migration_files():
+        for statement in split_statements(migration.sql):
+            if match := _APPEND_ONLY.match(statement):
+                found[match.group(1)] = statement
+    return found
+
+
+def _same_sql(found: str | None, statement: str) -> bool:
+    return found is not None and found.split() == statement.rstrip(";").split()
+
+
+async def missing_triggers(tx: Tx) -> list[str]:
+    """The append-only triggers gone from the file, or no longer what the migrations made them."""
+    present = {row[0]: row[1] for row in await tx.all("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")}
+    return [name for name, sql in append_only_triggers().items() if not _same_sql(present.get(name), sql)]
+
+
+async def restore_triggers(tx: Tx) -> list[str]:
+    """Recreate the missing append-only triggers from their migrations, inside the caller's unit; their names."""
+    missing = await missing_triggers(tx)
+    for name in missing:
+        await tx.run(f"DROP TRIGGER IF EXISTS {name}")  # a name from the shipped migrations, never input
+        await tx.run(append_only_triggers()[name])
+    return missing
+
+
+def sealed_message(problems: list[str]) -> str:
+    """Why a workspace refuses writes, and what the operator does about it."""
+    return (
+        "This workspace refuses changes: " + "; ".join(problems) + ". Reads still work. The operator can "
+        "see the details with `chief-of-staff doctor` and, once satisfied, run `" + REPAIR_HINT + "`, "
+        "which recreates the triggers, anchors the log on its current head and records what it found."
+    )
+
+
 def split_statements(script: str) -> list[str]:
     """Split a script into statements (trigger bodies included) without executescript's implicit COMMIT."""
     statements, pending = [], ""
@@ -139,10 +194,15 @@ class Store:
         self._reader = reader
         self._write_lock = anyio.Lock()
         self._read_lock = anyio.Lock()
+        self.anchor = anchor.locate(path)
+        self._keeper = anchor.Keeper(self.anchor)
+        # Why writes are refused (the tail or the triggers did not hold), or None when they are not.
+        self.refusal: str | None = None
 
     @classmethod
     async def open(cls, path: Path, clock: Clock) -> Store:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        files.make_private_folder(path.parent)
+        files.create_private(path)
         writer = await _connect(path)
         try:
             await _migrate(writer.thread, clock)
@@ -150,7 +210,27 @@ class Store:
         except BaseException:
             await writer.thread.close()
             raise
-        return cls(path, clock, writer, reader)
+        store = cls(path, clock, writer, reader)
+        try:
+            await store._inspect()
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    async def _inspect(self) -> None:
+        """At open: the anchored row still holds its hash, and every append-only trigger is there."""
+        async with self.read() as tx:
+            tail = await self._keeper.inspect(tx)
+            missing = await missing_triggers(tx)
+        problems = [] if tail is None else [tail]
+        if missing:
+            problems.append(
+                f"the append-only trigger{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+                f"{'are' if len(missing) > 1 else 'is'} missing or changed, so rows they guard could have been "
+                "rewritten or deleted"
+            )
+        self.refusal = sealed_message(problems) if problems else None
 
     async def close(self) -> None:
         await self._reader.thread.close()
@@ -158,9 +238,25 @@ class Store:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Tx]:
-        """One unit of work: BEGIN IMMEDIATE … COMMIT, rolled back whole on any error."""
+        """One unit of work: BEGIN IMMEDIATE … COMMIT, rolled back whole on any error.
+
+        Raises WorkspaceSealed, writing nothing, while the audit tail or the triggers do not hold.
+        """
+        if self.refusal is not None:
+            raise WorkspaceSealed(self.refusal)
         async with self._unit(keep=True) as tx:
             yield tx
+
+    @asynccontextmanager
+    async def repair(self) -> AsyncIterator[Tx]:
+        """The one write unit a sealed store takes: the operator's repair, which must append an audit row.
+
+        Its commit writes the anchor whole on the new head, whatever the old anchor said, and lifts
+        the refusal. What to restore and record is the caller's (domain.doctor.repair).
+        """
+        async with self._unit(keep=True, repairing=True) as tx:
+            yield tx
+        self.refusal = None
 
     @asynccontextmanager
     async def trial(self) -> AsyncIterator[Tx]:
@@ -174,19 +270,39 @@ class Store:
             yield tx
 
     @asynccontextmanager
-    async def _unit(self, *, keep: bool) -> AsyncIterator[Tx]:
+    async def _unit(self, *, keep: bool, repairing: bool = False) -> AsyncIterator[Tx]:
         async with self._write_lock:
             thread = self._writer.thread
             await thread.execute("BEGIN IMMEDIATE")  # may wait for another process's write lock
             try:
-                yield Tx(self._writer, self.clock.now())
+                tx = Tx(self._writer, self.clock.now())
+                yield tx
                 if keep:
+                    await self._check_tail(tx, repairing)
                     with anyio.CancelScope(shield=True):
                         await thread.commit()  # fsync, and now and then a checkpoint: never on the loop
+                        if tx.audit_head is not None:  # inline: an fdatasync of one record (core.anchor)
+                            self._keeper.committed(tx.audit_head, tx.now_text, whole=repairing)
             finally:
                 with anyio.CancelScope(shield=True):
                     if thread.in_transaction:  # an error, or a trial: nothing of it stays
                         await thread.rollback()
+
+    async def _check_tail(self, tx: Tx, repairing: bool) -> None:
+        """Before COMMIT: settle the head the anchor will hold, and refuse to commit on a log that got
+        shorter, or was rewritten, while this store had it open."""
+        if tx.audit_head is not None:
+            # Read, not remembered: rows appended inside a savepoint that was rolled back are gone.
+            head = await tx.one("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
+            tx.audit_head = None if head is None else (head["id"], head["hash"])
+        if repairing:
+            if tx.audit_head is None:
+                raise ValueError("a repair records what it found as an audit row")
+            return
+        problem = self._keeper.refuses(tx.audit_base)
+        if problem is not None:
+            self.refusal = sealed_message([problem])
+            raise WorkspaceSealed(self.refusal)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Tx]:

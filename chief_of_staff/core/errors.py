@@ -8,7 +8,8 @@ a file path or a secret.
     ├── InvalidInput        a value is malformed or out of range
     ├── NotFound            an id or name does not exist
     ├── Conflict            the thing exists but its state forbids the change
-    └── OperatorActRefused  an operator-only act came through a channel that may not make it
+    ├── OperatorActRefused  an operator-only act came through a channel that may not make it
+    └── WorkspaceSealed     the audit tail or the append-only triggers do not hold: no writes until repaired
 """
 
 from __future__ import annotations
@@ -32,3 +33,10 @@ class Conflict(ChiefOfStaffError):
 
 class OperatorActRefused(ChiefOfStaffError):
     """An operator-only act came through a channel that is not allowed to make it."""
+
+
+class WorkspaceSealed(ChiefOfStaffError):
+    """The workspace's audit log ends before its anchor, or an append-only trigger is gone.
+
+    Reads still work; every write is refused until the operator runs `chief-of-staff audit repair`.
+    """

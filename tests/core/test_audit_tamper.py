@@ -6,7 +6,9 @@ Every attack edits the file the way someone holding it would: raw sqlite3, appen
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from chief_of_staff.core.audit import OPERATOR_CLI
 from chief_of_staff.core.clock import FixedClock, format_ts
 from chief_of_staff.core.config import NOW_ENV, Settings
 from chief_of_staff.core.db import Store
+from chief_of_staff.core.errors import WorkspaceSealed
 from tests.conftest import START
 
 pytestmark = pytest.mark.anyio
@@ -200,21 +203,48 @@ def settings_for(store: Store) -> Settings:
     return Settings(db_path=store.path, clock=store.clock)
 
 
-async def test_export_if_stale_anchors_only_when_the_head_moved(logged: Store) -> None:
-    settings = settings_for(logged)
-    first = await anchor.export_if_stale(logged, settings)
-    assert first is not None and first.row_id == 10
-    assert Path(str(logged.path) + ".anchor.json").exists()
-    assert await anchor.export_if_stale(logged, settings) is None
+def anchored_row(store: Store) -> int | None:
+    found = anchor.read_anchor(store.anchor)
+    return None if found is None else found.row_id
+
+
+async def test_every_committed_unit_moves_the_anchor_to_its_head(logged: Store) -> None:
+    assert logged.anchor.path == Path(str(logged.path) + ".anchor.json")
+    assert anchored_row(logged) == 10
     async with logged.write() as tx:
         await audit.append(tx, OPERATOR_CLI, "test.change", "later")
-    moved = await anchor.export_if_stale(logged, settings)
-    assert moved is not None and moved.row_id == 11
+        await audit.append(tx, OPERATOR_CLI, "test.change", "later")
+    assert anchored_row(logged) == 12
+    assert await anchor.export_if_stale(logged, settings_for(logged)) is None  # shutdown finds it current
+
+
+async def test_units_without_audit_rows_or_that_roll_back_leave_the_anchor(logged: Store) -> None:
+    before = logged.anchor.path.read_bytes()
+    async with logged.write() as tx:
+        await tx.run("DELETE FROM server_processes")
+    with pytest.raises(RuntimeError):
+        async with logged.write() as tx:
+            await audit.append(tx, OPERATOR_CLI, "test.change", "never")
+            raise RuntimeError("the unit fails")
+    async with logged.trial() as tx:
+        await audit.append(tx, OPERATOR_CLI, "test.change", "tried")
+    assert logged.anchor.path.read_bytes() == before
+
+
+async def test_the_anchor_is_one_private_record_rewritten_in_place(logged: Store) -> None:
+    path = logged.anchor.path
+    inode = path.stat().st_ino
+    async with logged.write() as tx:
+        await audit.append(tx, OPERATOR_CLI, "test.change", "later")
+    assert path.stat().st_size == anchor.RECORD_BYTES and path.stat().st_ino == inode
+    if os.name != "nt":
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
 async def test_a_first_anchor_at_shutdown_checks_only_the_newest_rows(
     logged: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    logged.anchor.path.unlink()  # a log written before the anchor followed every commit
     monkeypatch.setattr(anchor, "FIRST_ANCHOR_ROWS", 4)
     tamper(logged.path, "UPDATE audit_log SET detail = '{\"n\": 99}' WHERE id = 3")  # older than the window
     first = await anchor.export_if_stale(logged, settings_for(logged))
@@ -226,6 +256,7 @@ async def test_a_first_anchor_at_shutdown_checks_only_the_newest_rows(
 async def test_a_first_anchor_refuses_a_break_among_the_newest_rows(
     logged: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    logged.anchor.path.unlink()
     monkeypatch.setattr(anchor, "FIRST_ANCHOR_ROWS", 4)
     tamper(logged.path, "UPDATE audit_log SET detail = '{\"n\": 99}' WHERE id = 8")
     assert await anchor.export_if_stale(logged, settings_for(logged)) is None
@@ -240,12 +271,39 @@ async def test_export_if_stale_keeps_a_mismatched_anchor_as_evidence(
     assert await anchor.export_if_stale(logged, settings) is not None
     before = (tmp_path / "off-box" / "a.json").read_text("utf-8")
     tamper(logged.path, "DELETE FROM audit_log WHERE id >= 9")
-    async with logged.write() as tx:  # new rows on top of the truncated log
-        await audit.append(tx, OPERATOR_CLI, "test.change", "cover")
-        await audit.append(tx, OPERATOR_CLI, "test.change", "cover")
-        await audit.append(tx, OPERATOR_CLI, "test.change", "cover")
+    raw = sqlite3.connect(logged.path)  # new rows on top of the truncated log, from outside the server
+    try:
+        prev = raw.execute("SELECT hash FROM audit_log WHERE id = 8").fetchone()[0]
+        for row_id in (9, 10, 11):
+            fields = ("x", "mallory", "system", "cover", "", "{}")
+            digest = audit.row_hash(prev, row_id, *fields)
+            raw.execute("INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (row_id, *fields, prev, digest))
+            prev = digest
+        raw.commit()
+    finally:
+        raw.close()
     assert await anchor.export_if_stale(logged, settings) is None
     assert (tmp_path / "off-box" / "a.json").read_text("utf-8") == before
+
+
+async def test_a_log_shortened_while_open_refuses_the_next_write_and_keeps_its_anchor(logged: Store) -> None:
+    before = logged.anchor.path.read_bytes()
+    tamper(logged.path, "DELETE FROM audit_log WHERE id >= 9")
+    with pytest.raises(WorkspaceSealed, match="lost rows while the workspace was open: it reached row 10, now row 8"):
+        async with logged.write() as tx:
+            await audit.append(tx, OPERATOR_CLI, "test.change", "cover")
+    assert (await chain_of(logged)).head_id == 8  # the covering row was rolled back
+    assert logged.anchor.path.read_bytes() == before
+    with pytest.raises(WorkspaceSealed):
+        async with logged.write():
+            pass
+
+
+async def test_a_rewritten_head_while_open_refuses_the_next_write(logged: Store) -> None:
+    resign_tail(logged.path, 10)
+    with pytest.raises(WorkspaceSealed, match="audit row 10 was rewritten while the workspace was open"):
+        async with logged.write() as tx:
+            await audit.append(tx, OPERATOR_CLI, "test.change", "cover")
 
 
 async def test_concurrent_appends_never_fork_the_chain(logged: Store) -> None:
@@ -287,12 +345,12 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_cli_audit_verify_passes_on_a_clean_file(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    head = sqlite3.connect(db).execute("SELECT max(id) FROM audit_log").fetchone()[0]
     capsys.readouterr()
     assert main(["audit", "verify", "--db", str(db)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("Audit chain verifies: ")
-    assert "no anchor at" in out
-    assert not Path(str(db) + ".anchor.json").exists()  # verify alone exports nothing
+    assert f"anchor at row {head} (hash " in out  # init's own commits anchored it
 
 
 def test_cli_audit_verify_names_the_bad_row(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -316,6 +374,10 @@ def test_cli_audit_anchor_with_a_key_refuses_a_forged_anchor(
     db: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(KEY_ENV, "operator-secret")
+    capsys.readouterr()
+    assert main(["audit", "anchor", "--db", str(db)]) == 1  # init's anchor carries no MAC: not to be trusted
+    assert "carries no MAC" in capsys.readouterr().err
+    assert main(["audit", "repair", "--db", str(db)]) == 0  # the operator accepts the log, signed from now on
     assert main(["audit", "anchor", "--db", str(db)]) == 0
     path = Path(str(db) + ".anchor.json")
     forged = json.loads(path.read_text("utf-8")) | {"mac": "0" * 64}
