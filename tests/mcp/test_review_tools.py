@@ -85,3 +85,20 @@ def _audit_actions(db_path: Path, change_set: str) -> list[str]:
     finally:
         conn.close()
     return [action for action, detail in rows if json.loads(detail).get("change_set") == change_set]
+
+
+async def test_the_review_returns_when_stored_numbers_are_absurd(db_path: Path, mode: str) -> None:
+    async with connect(db_path, mode) as client:
+        await stand_up(client)
+        conn = sqlite3.connect(db_path)
+        with conn:  # what deltas of 1e308, logged before deltas were bounded, left behind
+            conn.execute("UPDATE key_results SET current = 1e308")
+            conn.execute(
+                "INSERT INTO key_result_days (key_result_id, day, delta_sum, outcomes) "
+                "SELECT id, '2026-11-23', 1e308, 1 FROM key_results"
+            )
+        conn.close()
+        packet = await call(client, "review", days=7)
+        (content,) = (await client.read_resource("cos://review")).contents
+    assert packet["problems"] and [card["agency"] for card in packet["scorecards"]] == ["Outbound"]
+    assert isinstance(content, TextResourceContents) and "## Not shown" in content.text

@@ -5,11 +5,22 @@ and forecast, the agencies' scorecards for the period, the anomalies the server 
 decisions waiting, and proposals. It reads what the brief, the scorecards, the anomalies and the
 proposals read (rollups and index ranges), so it costs the same at ten thousand outcomes and at a
 million. Proposals are only proposals: accepting one is `changesets.record_review`.
+
+The packet never fails because of what is stored: a section the stored data does not let it
+compute (a number written before numbers were bounded, say) is left empty and named in
+`problems`, an item holding a number too large to show is left out and named there too, and the
+rest of the packet is shown.
 """
 
 from __future__ import annotations
 
+import logging
+import math
+from collections.abc import Awaitable
 from datetime import date, timedelta
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, Field
 
 from chief_of_staff.core.clock import local_date
 from chief_of_staff.core.db import Tx
@@ -22,6 +33,12 @@ from chief_of_staff.domain.review.scorecards import Scorecard
 
 MAX_DAYS = 92
 PENDING_SHOWN = 10
+# What bad stored data raises while a section is computed: overflow, a malformed date or JSON, a
+# value a view refuses. Anything else (the store failing, a bug) still fails the call.
+_DATA_ERRORS = (ArithmeticError, LookupError, TypeError, ValueError)
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class LastReview(Model):
@@ -47,6 +64,9 @@ class Packet(Model):
     pending_decisions: list[decisions.DecisionView]
     pending_decision_count: int
     proposals: list[proposals.Proposal]
+    problems: list[str] = Field(
+        default_factory=list, description="Sections or items the stored data did not let the packet show, and why"
+    )
 
 
 async def build_packet(tx: Tx, *, viewer: str = "operator", days: int = 7, mark_seen: bool = False) -> Packet:
@@ -56,8 +76,12 @@ async def build_packet(tx: Tx, *, viewer: str = "operator", days: int = 7, mark_
     space = await workspace.get(tx)
     today = local_date(tx.now, space.timezone)
     since = today - timedelta(days=days - 1)
-    changes, head = await brief.changes_since(tx, viewer)
-    pending, pending_count = await decisions.pending_with_count(tx, limit=PENDING_SHOWN)
+    problems: list[str] = []
+    unchanged = (brief.Changes(since=None, total=0, more=False, by_action={}, latest=[]), None)
+    changes, head = await _section(problems, "changes", brief.changes_since(tx, viewer), unchanged)
+    pending, pending_count = await _section(
+        problems, "pending_decisions", decisions.pending_with_count(tx, limit=PENDING_SHOWN), ([], 0)
+    )
     packet = Packet(
         workspace=space.name,
         timezone=space.timezone,
@@ -65,18 +89,65 @@ async def build_packet(tx: Tx, *, viewer: str = "operator", days: int = 7, mark_
         viewer=viewer,
         since=since,
         until=today,
-        last_review=await _last_review(tx),
+        last_review=await _section(problems, "last_review", _last_review(tx), None),
         changes=changes,
-        goals=await goals.list_goals(tx),
-        scorecards=await scorecards.scorecards(tx, since=since, until=today),
-        anomalies=await anomalies.anomalies(tx, today=today),
+        goals=_shown(problems, "goals", await _section(problems, "goals", goals.list_goals(tx), [])),
+        scorecards=_shown(
+            problems,
+            "scorecards",
+            await _section(problems, "scorecards", scorecards.scorecards(tx, since=since, until=today), []),
+        ),
+        anomalies=_shown(
+            problems, "anomalies", await _section(problems, "anomalies", anomalies.anomalies(tx, today=today), [])
+        ),
         pending_decisions=pending,
         pending_decision_count=pending_count,
-        proposals=await proposals.proposals(tx, today=today),
+        proposals=_shown(
+            problems, "proposals", await _section(problems, "proposals", proposals.proposals(tx, today=today), [])
+        ),
+        problems=problems,
     )
-    if mark_seen and changes.total:
+    if mark_seen and changes.total and head is not None:
         await brief.advance_viewer(tx, viewer, head)
     return packet
+
+
+async def _section(problems: list[str], name: str, compute: Awaitable[T], empty: T) -> T:
+    """One section of the packet, or `empty` and a line in `problems` when the stored data breaks it."""
+    try:
+        return await compute
+    except _DATA_ERRORS as error:
+        log.warning("review packet: the %s section could not be computed", name, exc_info=True)
+        problems.append(
+            f"{name}: could not be computed from the stored data ({type(error).__name__}); it is left empty "
+            "and the other sections are complete."
+        )
+        return empty
+
+
+def _shown(problems: list[str], name: str, items: list[T]) -> list[T]:
+    """The items whose every number can be shown; one left out is named in `problems`."""
+    kept = []
+    for item in items:
+        if _finite(item.model_dump() if isinstance(item, BaseModel) else item):
+            kept.append(item)
+        else:
+            label = getattr(item, "id", None) or getattr(item, "agency", None) or getattr(item, "kind", None) or "one"
+            problems.append(
+                f"{name}: {label} holds a number that cannot be shown (infinite or not a number, stored before "
+                "numbers were bounded); left out."
+            )
+    return kept
+
+
+def _finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return all(_finite(v) for v in value)
+    return True
 
 
 async def _last_review(tx: Tx) -> LastReview | None:
@@ -163,6 +234,8 @@ def render_packet(packet: Packet) -> str:
         f"## Proposals ({len(packet.proposals)})",
         *([f"- [{p.kind}] {p.message}" for p in packet.proposals] or ["- Nothing to propose."]),
     ]
+    if packet.problems:
+        lines += ["", f"## Not shown ({len(packet.problems)})", *[f"- {problem}" for problem in packet.problems]]
     if packet.proposals:
         lines += [
             "",
