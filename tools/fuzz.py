@@ -4,7 +4,10 @@ For every tool the server lists (tools/list through an in-process client) it dra
 the tool's own input schema (hypothesis-jsonschema), with the workspace's real ids mixed in, and
 malformed variants: wrong types, missing required and unknown extra properties, nulls, huge
 strings, deep nesting, odd unicode (NUL, lone surrogates, RTL, emoji), out-of-range, negative,
-float and bool numbers, non-object arguments; and calls to tool names that do not exist. Each
+float and bool numbers, non-object arguments; other spellings of targets and names wherever an
+argument (at any depth) is one (fullwidth, zero-width, bidirectional, trailing dots, display names,
+several recipients), huge and NaN-ish numbers at any depth, dates out of range; and calls to tool
+names that do not exist. Each
 case goes to an in-process `Client(server)` in the default (2026-07-28) mode and in mode="legacy"
 (the 2025-11-25 handshake Claude Desktop speaks), on a workspace stood up from the Outbound
 blueprint so the calls hit real rows. After every case it checks that:
@@ -166,6 +169,82 @@ WRONG_TYPES: tuple[Any, ...] = (
     "[1, 2]",
     '{"a": 1}',
 )
+# Other spellings of a target: each must come out as the canonical target or be refused, never slip
+# past a pattern (tests/domain/authority/test_targets.py holds the property; here: no crash, no write).
+NASTY_TARGETS = (
+    "jane@acme.com.",
+    "JANE@ACME.COM",
+    "ｊａｎｅ＠ａｃｍｅ．ｃｏｍ",
+    "jane@acme\u3002com",
+    "Jane <jane@acme.com>",
+    '"Doe, Jane" <jane@acme.com>',
+    '"Jane <jane@acme.com>',
+    "<jane@acme.com> <ceo@acme.com>",
+    "mailto:jane@acme.com",
+    "jane@acme.com, ceo@acme.com",
+    "jane@acme.com;ceo@acme.com",
+    "jane@acme.com\nceo@acme.com",
+    "jane@acme.com ceo@acme.com",
+    "jane@acme\u200b.com",
+    "jane@acme.com\u202e",
+    "\u2066jane@acme.com",
+    "ops@agency.ｇｏｖ",
+    "agency.gov.",
+    "agency.gov/x",
+    "https://acme.com@evil.io/",
+    "HTTPS://Shop.Evil.IO./x",
+    "https://[::1/",
+    "https://acme.com:99999/",
+    "bücher.de",
+    "xn--bcher-kva.de",
+    "a..b",
+    "*.gov",
+    "list:VIP-1",
+    "ﷺ" * 40,
+)
+# Other spellings of a name: none may become a second Outbound or SDR.
+NASTY_NAMES = (
+    "Ｏｕｔｂｏｕｎｄ",
+    "OUTBOUND",
+    "Out\u200bbound",
+    "Outbound\u202e",
+    "\u2066SDR",
+    "ＳＤＲ",
+    "S\u00adDR",
+    "Outbound\u0000",
+    "  Out   bound ",
+    "ﬁnance",
+    "Ａ１",
+    "Ｒ１",
+    "Ärzte",
+    "ÄRZTE",
+    "Meetings\ufe0f",
+)
+NASTY_NUMBERS: tuple[Any, ...] = (
+    1e308,
+    -1e308,
+    1e12 + 1,
+    -1e13,
+    10**400,
+    5e-324,
+    2**53 + 1,
+    float("inf"),
+    float("nan"),
+)
+NASTY_DATES = ("9999-12-31", "2200-01-01", "2199-12-31", "1899-12-31", "0001-01-01", "1900-01-01")
+# Where those go, by the argument's name at any depth; a list of such values is respelled item by item.
+SPELLED_BY_KEY = {
+    "target": NASTY_TARGETS,
+    "scope_allow": NASTY_TARGETS,
+    "scope_deny": NASTY_TARGETS,
+    "agency": NASTY_NAMES,
+    "role": NASTY_NAMES,
+    "name": NASTY_NAMES,
+    "agency_name": NASTY_NAMES,
+    "metric": NASTY_NAMES,
+    "key_result": NASTY_NAMES,
+    "viewer": NASTY_NAMES,
+}
 ODD_NAMES = ("priorty", "confirm ", "", "__proto__", "constructor", "id", "x" * 300, "\x00", "Title", "$ref")
 NON_OBJECTS: tuple[Any, ...] = ([], ["G1"], "G1", "", 5, 0, True, 1.5, [{"title": "x"}])
 HUGE_SIZES = (10_001, 100_000, 1_000_000)
@@ -180,6 +259,8 @@ MUTATIONS = (
     "deep_nesting",
     "odd_text",
     "odd_number",
+    "nasty_spelling",
+    "nasty_number",
 )
 
 # What must never reach a client. Paths are added per run (the workspace folder, the package, home).
@@ -301,11 +382,41 @@ def _with_real_ids(draw: st.DrawFn, schema: dict[str, Any]) -> dict[str, Any]:
     return arguments
 
 
+def _respelled(draw: st.DrawFn, key: str, value: Any, numbers: bool) -> Any:
+    """`value` with its targets, names and dates respelled (or, with `numbers`, its numbers made huge or NaN-ish)."""
+    if isinstance(value, dict):
+        return {k: _respelled(draw, k, v, numbers) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_respelled(draw, key, item, numbers) for item in value]
+    if numbers:
+        plain_number = isinstance(value, int | float) and not isinstance(value, bool)
+        return draw(st.sampled_from(NASTY_NUMBERS)) if plain_number else value
+    if isinstance(value, str) and key in SPELLED_BY_KEY:
+        return draw(st.sampled_from(SPELLED_BY_KEY[key]))
+    if isinstance(value, str) and key.endswith(("_on", "_date")):
+        return draw(st.sampled_from(NASTY_DATES))
+    return value
+
+
+def _respell(draw: st.DrawFn, properties: list[str], arguments: dict[str, Any], numbers: bool) -> None:
+    """Respell every matching argument; when none matched, add one the schema names, so each case tries."""
+    before = json.dumps(arguments, default=repr, sort_keys=True)
+    arguments.update(_respelled(draw, "", arguments, numbers))
+    if json.dumps(arguments, default=repr, sort_keys=True) != before:
+        return
+    keyed = [p for p in properties if p in SPELLED_BY_KEY or p.endswith(("_on", "_date"))]
+    if keyed and not numbers:
+        name = draw(st.sampled_from(keyed))
+        arguments[name] = _respelled(draw, name, "x", numbers=False)
+
+
 def _mutate(draw: st.DrawFn, kind: str, schema: dict[str, Any], arguments: dict[str, Any]) -> None:
     """Spoil the arguments one way; a property is picked from the schema so every one gets its turn."""
     properties = sorted(schema.get("properties", {}))
     name = draw(st.sampled_from(properties)) if properties else "x"
-    if kind == "drop_required":
+    if kind in ("nasty_spelling", "nasty_number"):
+        _respell(draw, properties, arguments, numbers=kind == "nasty_number")
+    elif kind == "drop_required":
         required = [p for p in schema.get("required", []) if p in arguments]
         if required:
             arguments.pop(draw(st.sampled_from(required)))
