@@ -15,8 +15,8 @@ acknowledged, and the store refuses writes until the operator has looked and run
 `chief-of-staff audit repair`.
 
 A commit moves the anchor by overwriting its one fixed-size record in place and fdatasyncing it,
-not by writing a temporary file and renaming it: on ext4 the rename path cost more than the commit
-it follows, the in-place write about a third of it (BENCHMARKS.md). The record fits one 512-byte
+not by writing a temporary file and renaming it: on ext4 the rename path cost more than the durable
+commit it follows, the in-place write about 0.7 of it (BENCHMARKS.md). The record fits one 512-byte
 sector, which a disk writes whole; were it torn even so, it would read as malformed and the store
 would refuse writes (safe, never silent). A missing or wrongly sized file is written whole
 (temporary file, fsync, rename), as `audit anchor` and the repair always do.
@@ -311,12 +311,16 @@ class Keeper:
     def __init__(self, config: AnchorConfig) -> None:
         self.config = config
         self.head: tuple[int, str] | None = None
+        self._behind: tuple[int, str] | None = None  # the head to catch up to, found by inspect
 
     async def inspect(self, tx: Tx) -> str | None:
         """None if the anchored row still holds the anchored hash (or there is no anchor yet), else what is wrong.
 
-        Rows after the anchor are allowed, however many: a kill between COMMIT and the anchor's
-        move leaves one unit of them, and an older version (or a tool) that did not anchor, more.
+        Rows after the anchor are allowed: a kill between COMMIT and the anchor's move leaves one
+        unit of them, never acknowledged. They must chain from the anchored row, and `catch_up`
+        then moves the anchor onto them, so kills in that window never leave it further behind.
+        (Past FIRST_ANCHOR_ROWS of them, left by a version that anchored only at shutdown, the
+        next commit moves it instead, unchecked, as shutdown used to.)
         """
         try:
             found = read_anchor(self.config)
@@ -325,10 +329,22 @@ class Keeper:
         if found is None:
             return None
         problem = await _compare(tx, found)
-        if problem is None:
-            self.head = (found.row_id, found.hash)
-            return None
-        return f"the audit log no longer holds what its anchor vouches for: {problem}"
+        if problem is not None:
+            return f"the audit log no longer holds what its anchor vouches for: {problem}"
+        self.head = (found.row_id, found.hash)
+        after = await tx.scalar("SELECT count(*) FROM audit_log WHERE id > ?", (found.row_id,))
+        if 0 < after <= FIRST_ANCHOR_ROWS:
+            chain = await audit.verify_chain(tx, after=self.head)
+            if not chain.ok:
+                return f"the audit rows after the anchored row {found.row_id} do not chain from it: {chain.problem}"
+            self._behind = (chain.head_id, chain.head_hash)
+        return None
+
+    def catch_up(self, at: str) -> None:
+        """Move the anchor onto the rows inspect found after it (and vouched for), if there were any."""
+        if self._behind is not None:
+            self.committed(self._behind, at)
+            self._behind = None
 
     def refuses(self, base: tuple[int, str] | None) -> str | None:
         """Why a unit built on `base` (the head before its first audit row) must not commit, if it must not."""

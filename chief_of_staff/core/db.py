@@ -16,9 +16,10 @@ costs a hundred or more. Each connection is used by one unit at a time (the
 locks), so the two threads never touch it at once.
 
 The audit tail: a unit that appended audit rows moves the anchor (core.anchor) to its new head
-after COMMIT, before it returns. Opening checks that the anchored row still holds its hash and
-that the append-only triggers are there; if not, the store refuses every write (WorkspaceSealed)
-until the operator repairs it (`Store.repair`), and reads go on. The file is created 0600 (its
+after COMMIT, before it returns. Opening checks that the anchored row still holds its hash, that
+rows after it chain from it (then anchors them), and that the append-only triggers are there; if
+not, the store refuses every write (WorkspaceSealed) until the operator repairs it
+(`Store.repair`), and reads go on. The file is created 0600 (its
 -wal and -shm copy that mode) in folders created 0700 (core.files).
 """
 
@@ -231,6 +232,8 @@ class Store:
                 "rewritten or deleted"
             )
         self.refusal = sealed_message(problems) if problems else None
+        if not problems:  # a mismatched anchor is evidence: it moves only with the operator's repair
+            self._keeper.catch_up(format_ts(self.clock.now()))
 
     async def close(self) -> None:
         await self._reader.thread.close()

@@ -109,8 +109,28 @@ async def test_an_anchor_one_unit_behind_is_accepted(closed: Path, clock: FixedC
     store = await Store.open(closed, clock)
     try:
         assert store.refusal is None
+        assert anchor.read_anchor(config).row_id == 13  # type: ignore[union-attr]  # opening caught it up
         await append(store)
         assert anchor.read_anchor(config).row_id == 14  # type: ignore[union-attr]
+    finally:
+        await store.close()
+
+
+async def test_rows_after_the_anchor_that_do_not_chain_from_it_refuse_writes(closed: Path, clock: FixedClock) -> None:
+    config = anchor.locate(closed)
+    behind = config.path.read_bytes()
+    store = await Store.open(closed, clock)
+    await append(store, 3)
+    await store.close()
+    config.path.write_bytes(behind)
+    raw(closed, "DROP TRIGGER audit_log_no_update", "UPDATE audit_log SET subject = 'forged' WHERE id = 12")
+    raw(closed, db.append_only_triggers()["audit_log_no_update"])
+    store = await Store.open(closed, clock)
+    try:
+        assert "the audit rows after the anchored row 10 do not chain from it: row 12 was altered" in (
+            store.refusal or ""
+        )
+        assert config.path.read_bytes() == behind  # evidence: the anchor does not move
     finally:
         await store.close()
 
