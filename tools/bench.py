@@ -43,6 +43,8 @@ import anyio
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
+from chief_of_staff.core import anchor
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_peer  # sibling scripts, not a package
 import bench_process
@@ -161,26 +163,36 @@ async def _measure(
         return samples, len(payload), rss
 
 
-def _commit_floor(work: Path, count: int) -> list[float]:
-    """Milliseconds per one-row commit with the server's own durability pragmas: a write tool's floor.
+def _commit_floor(work: Path, count: int) -> tuple[list[float], list[float]]:
+    """Milliseconds per one-row commit with the server's own durability pragmas, alone and then moving the
+    audit anchor as the store does after every audited commit; the two alternate, so drift hits both.
 
     Every tool call that changes something ends in one commit, and with synchronous=FULL a commit
-    waits for the disk (fsync). No code can be faster than this on the same disk.
+    waits for the disk (fsync). No code can be faster than this on the same disk. The second figure
+    is that floor plus what core.anchor adds: reading the head, then one record rewritten in place
+    and fdatasynced.
     """
+    config = anchor.AnchorConfig(work / "commit-floor.db.anchor.json")
     conn = sqlite3.connect(work / "commit-floor.db", isolation_level=None)
     try:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("CREATE TABLE IF NOT EXISTS floor (n INTEGER)")
-        samples = []
+        plain: list[float] = []
+        anchored: list[float] = []
         for n in range(count + 5):  # the first five warm up the file
-            started = time.perf_counter()
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute("INSERT INTO floor VALUES (?)", (n,))
-            conn.execute("COMMIT")
-            if n >= 5:
-                samples.append((time.perf_counter() - started) * 1000)
-        return samples
+            for into, anchoring in ((plain, False), (anchored, True)):
+                started = time.perf_counter()
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("INSERT INTO floor VALUES (?)", (n,))
+                if anchoring:
+                    head = conn.execute("SELECT rowid, n FROM floor ORDER BY rowid DESC LIMIT 1").fetchone()
+                conn.execute("COMMIT")
+                if anchoring:
+                    anchor.write_head(config, head[0], f"{head[1]:064x}", "2026-01-01T00:00:00.000000Z")
+                if n >= 5:
+                    into.append((time.perf_counter() - started) * 1000)
+        return plain, anchored
     finally:
         conn.close()
 
@@ -323,7 +335,7 @@ async def _run(args: argparse.Namespace, work: Path, cached: dict[str, Path], co
                     f"{label}: {args.rounds} rounds x {args.calls} calls x {len(TOOLS) + 1} tools "
                     f"in {time.perf_counter() - started:.1f}s"
                 )
-        figures.commit_floor = _commit_floor(work, args.rounds * args.calls)
+        figures.commit_floor, figures.anchored_floor = _commit_floor(work, args.rounds * args.calls)
         if args.peer:
             figures.peer = await _measure_peer(args, cached, work, errlog)
         started = time.perf_counter()
