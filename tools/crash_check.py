@@ -9,7 +9,10 @@
 - every rollup equals the rows it sums (key results, their days, the agency's days), so no
   transaction was applied in part;
 - the task claims in the audit log never overlap a lease still running, none follows a
-  completion, each task's lease count equals its claims, and closed tasks were completed.
+  completion, each task's lease count equals its claims, and closed tasks were completed;
+- the audit anchor holds a row that is still there with its hash, at or after the head of every
+  acknowledged write, and at most one unit behind the log (the rows after it share one instant:
+  the kill fell between that unit's COMMIT and the anchor's move, which is allowed).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chief_of_staff.core import audit, ids
+from chief_of_staff.core.anchor import Anchor
 from chief_of_staff.core.db import Row, Tx
 
 Ack = dict[str, Any]
@@ -39,6 +43,7 @@ class Check:
     chain_ok: bool = False
     budget_rows: int = 0
     unreported: int = 0  # committed by a writer, never acknowledged: the kill fell after COMMIT
+    anchor_behind: bool = False  # one unit of rows after the anchor: the kill fell before it moved
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -256,8 +261,24 @@ def _unreported(s: State, acks: list[Ack]) -> int:
     return authorizations + outcomes
 
 
+async def anchor_problems(tx: Tx, held: Anchor | None, acks: list[Ack]) -> tuple[bool, list[str]]:
+    """Whether the anchor the kill left (read before any store opened the file) is one unit behind the log,
+    and what is wrong with it, if anything."""
+    if held is None:
+        return False, ["anchor: there is none, though the seed and every writer committed audit rows"]
+    found = await tx.scalar("SELECT hash FROM audit_log WHERE id = ?", (held.row_id,))
+    problems = [] if found == held.hash else [f"anchor: row {held.row_id} reads {found}, anchored {held.hash}"]
+    acked = max((ack["head"] for ack in acks if "head" in ack), default=0)
+    if held.row_id < acked:
+        problems.append(f"anchor: it holds row {held.row_id}, but a write that ended at row {acked} was acknowledged")
+    after = await tx.all("SELECT DISTINCT at FROM audit_log WHERE id > ?", (held.row_id,))
+    if len(after) > 1:
+        problems.append(f"anchor: it holds row {held.row_id}, {len(after)} units behind the log (at most one)")
+    return bool(after), problems
+
+
 async def check_workspace(tx: Tx, acks: list[Ack]) -> Check:
-    """Everything this module checks, on one read snapshot."""
+    """Everything this module checks but the anchor, on one read snapshot."""
     check = Check(acked=len(acks))
     check.integrity = "; ".join(str(row[0]) for row in await tx.all("PRAGMA integrity_check"))
     if check.integrity != "ok":

@@ -15,6 +15,13 @@ then reopens the killed file itself, so recovery in place is part of every round
 the kills land on a blank file during its migrations instead: each migration and its record
 must be all or nothing, and a later start must finish the schema exactly as on a clean run.
 
+The audit anchor, which the store moves after every COMMIT, is checked too: the copy opens for
+writing (an anchor one unit behind is accepted, never flagged), and the anchor holds every
+acknowledged write. Every third writer waits 20 ms after each COMMIT before the anchor moves, so
+many kills land in between. After every kill a second copy has its committed tail cut (from the
+anchored row or a little before it, to the end, the append-only trigger put back after): opening
+it must refuse writes and name the missing anchored row.
+
 What this proves: durability across process crashes. A SIGKILL leaves the kernel's page cache
 intact, so it does not exercise power loss or an OS crash: whether fsync reaches the platter
 on real hardware is not tested here.
@@ -45,9 +52,10 @@ from typing import Any
 
 import anyio
 
+from chief_of_staff.core import anchor
 from chief_of_staff.core.audit import OPERATOR_CLI
 from chief_of_staff.core.clock import FixedClock, format_ts
-from chief_of_staff.core.db import Store, migration_files
+from chief_of_staff.core.db import Store, append_only_triggers, migration_files
 from chief_of_staff.domain import inbox, workspace
 from chief_of_staff.domain.authority.grants import GrantSpec
 from chief_of_staff.domain.authority.terms import BudgetSpec
@@ -71,6 +79,7 @@ RUN_SPAN = timedelta(hours=4)
 DAY_COUNT, MONTH_CENTS = 12, 40_000
 TASKS_PER_RUN = 15
 START_TIMEOUT = 60.0
+ANCHOR_DELAY = 0.02  # every third writer waits this long after each COMMIT before the anchor moves
 
 
 def log(message: str) -> None:
@@ -181,24 +190,58 @@ async def seed(db: Path, tasks: int) -> None:
 
 
 async def check_file(db: Path, acks: list[dict[str, Any]]) -> crash_check.Check:
-    """Open the file as the next process would (the project's Store), then check one read snapshot."""
+    """Open the file as the next process would (the project's Store), then check one read snapshot.
+
+    The anchor is read first, as the kill left it: opening moves it onto rows a kill left after it.
+    """
+    held = anchor.read_anchor(anchor.locate(db))
     store = await Store.open(db, FixedClock(FIRST_RUN))
     try:
         async with store.read() as tx:
-            return await crash_check.check_workspace(tx, acks)
+            check = await crash_check.check_workspace(tx, acks)
+            check.anchor_behind, problems = await crash_check.anchor_problems(tx, held, acks)
+        check.problems += problems
+        if store.refusal is not None:
+            check.problems.append(f"the store refused writes on opening: {store.refusal}")
+        return check
     finally:
         await store.close()
 
 
 def crashed_copy(db: Path, folder: Path) -> Path:
-    """The file and its WAL as the kill left them (no -shm: the copy's opener rebuilds it from the WAL)."""
+    """The file, its WAL and its anchor as the kill left them (no -shm: the copy's opener rebuilds it)."""
     folder.mkdir(exist_ok=True)
     copy = folder / db.name
-    for suffix in ("", "-wal", "-shm"):
+    for suffix in ("", "-wal", "-shm", ".anchor.json"):
         Path(f"{copy}{suffix}").unlink(missing_ok=True)
         if suffix != "-shm" and Path(f"{db}{suffix}").exists():
             shutil.copyfile(f"{db}{suffix}", f"{copy}{suffix}")
     return copy
+
+
+def cut_tail(db: Path, rng: random.Random) -> int:
+    """Delete the committed tail from the anchored row (or up to five rows before it) to the end, as someone
+    with the file would, putting the append-only trigger back after; returns the anchored row."""
+    held = anchor.read_anchor(anchor.locate(db))
+    assert held is not None, "every round's copy has an anchor"
+    conn = sqlite3.connect(db)
+    try:
+        conn.execute("DROP TRIGGER audit_log_no_delete")
+        conn.execute("DELETE FROM audit_log WHERE id >= ?", (max(1, held.row_id - rng.randint(0, 5)),))
+        conn.execute(append_only_triggers()["audit_log_no_delete"])
+        conn.commit()
+    finally:
+        conn.close()
+    return held.row_id
+
+
+async def cut_is_refused(db: Path, anchored: int) -> bool:
+    """Does opening a file whose tail was cut refuse writes, naming the anchored row that went missing?"""
+    store = await Store.open(db, FixedClock(FIRST_RUN))
+    try:
+        return f"anchored row {anchored} is missing" in (store.refusal or "")
+    finally:
+        await store.close()
 
 
 def _schema(db: Path) -> list[tuple[Any, ...]]:
@@ -245,6 +288,10 @@ class Figures:
     clean: int = 0
     migration_versions: Counter[str] = field(default_factory=Counter)
     migration_ok: int = 0
+    anchor_behind: int = 0  # checks that found the anchor one unit behind the log (accepted)
+    delayed_runs: int = 0  # writers that waited after each COMMIT before moving the anchor
+    tail_cuts: int = 0
+    tail_cuts_refused: int = 0
     last: crash_check.Check | None = None
     problems: list[str] = field(default_factory=list)
 
@@ -272,6 +319,7 @@ class Figures:
         self.integrity_ok += check.integrity == "ok"
         self.chain_ok += check.chain_ok
         self.clean += not check.problems
+        self.anchor_behind += check.anchor_behind
         self.last = check
         self.problems += [f"{label}: {problem}" for problem in check.problems[:20]]
 
@@ -305,8 +353,11 @@ def _writer_round(
     figures: Figures,
 ) -> None:
     start = format_ts(FIRST_RUN + run_number * RUN_SPAN)
+    delayed = run_number % 3 == 2
+    figures.delayed_runs += delayed
     done = spawn_and_kill(
-        ["--db", str(db), "--run", str(run_number), "--seed", str(seed_value), "--start", start],
+        ["--db", str(db), "--run", str(run_number), "--seed", str(seed_value), "--start", start]
+        + (["--anchor-delay", str(ANCHOR_DELAY)] if delayed else []),
         work / "runs",
         f"run-{run_number:04d}",
         rng,
@@ -315,6 +366,13 @@ def _writer_round(
     acks += [ack for ack in done.acks if ack["kind"] in crash_check.CHECKERS]
     check = anyio.run(check_file, crashed_copy(db, work / "copy"), acks)
     figures.add_check(check, f"after kill {run_number + 1}")
+    cut = crashed_copy(db, work / "cut")
+    anchored = cut_tail(cut, rng)
+    figures.tail_cuts += 1
+    if anyio.run(cut_is_refused, cut, anchored):
+        figures.tail_cuts_refused += 1
+    else:
+        figures.problems.append(f"after kill {run_number + 1}: a tail cut through anchored row {anchored} opened")
 
 
 def run(work: Path, kills: int, seed_value: int) -> Figures:
@@ -366,6 +424,11 @@ def report(figures: Figures, seconds: float, seed_value: int) -> str:
         + ", ".join(f"{k} ({n})" for k, n in sorted(figures.migration_versions.items()))
         + f" ({figures.finished_first} had finished and exited first); all or nothing and resumed to the "
         f"clean schema: {figures.migration_ok}/{sum(figures.migration_versions.values())}",
+        f"  audit anchor (any copy refused on opening, or an anchor short of an acknowledged write, is a "
+        f"PROBLEM below): one unit behind the log (a kill between COMMIT and the anchor's move, accepted) after "
+        f"{figures.anchor_behind} of {figures.checks} checks ({figures.delayed_runs} writers waited "
+        f"{ANCHOR_DELAY * 1000:.0f} ms after each COMMIT); committed tails cut through the anchored row and "
+        f"refused on opening: {figures.tail_cuts_refused}/{figures.tail_cuts}",
         "  This proves durability across process crashes (SIGKILL): the kernel outlives the process, so "
         "power loss and OS crashes are not exercised, nor is fsync on real hardware.",
     ]

@@ -17,7 +17,12 @@ Time is a FixedClock that starts where the harness says (each run four hours aft
 and moves one second per unit, so leases and reservations left by a killed writer run out
 for a later one, and the calendar days of the budget's periods go by.
 
+Each acknowledgment carries `head`, the audit row the unit left at the head of the log: the
+anchor must hold at least that row after any kill. With --anchor-delay the writer waits that
+long after every COMMIT before the store moves the anchor, so kills land in that window often.
+
     python tools/crash_writer.py --db W.db --run 3 --seed 7 --start 2026-03-22T05:00:00Z
+    python tools/crash_writer.py --db W.db --run 4 --anchor-delay 0.02   # kills between COMMIT and anchor
     python tools/crash_writer.py --db W.db --migrate-only    # start-up only, then exit
 """
 
@@ -28,6 +33,7 @@ import json
 import os
 import random
 import sys
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,9 +41,10 @@ from typing import Any
 
 import anyio
 
+from chief_of_staff.core import anchor
 from chief_of_staff.core.audit import Actor
 from chief_of_staff.core.clock import FixedClock
-from chief_of_staff.core.db import Store
+from chief_of_staff.core.db import Store, Tx
 from chief_of_staff.domain import goals, inbox, outcomes
 from chief_of_staff.domain.authority import ledger
 from chief_of_staff.domain.outcomes import MetricDelta
@@ -48,9 +55,25 @@ STEP = timedelta(seconds=1)
 RESULTS = ("success", "success", "partial", "failure")
 
 
-def emit(record: dict[str, Any]) -> None:
-    """One line, one write(2): the kill can cut it short but never interleave it with another."""
+def emit(record: dict[str, Any], tx: Tx | None = None) -> None:
+    """One line, one write(2): the kill can cut it short but never interleave it with another.
+
+    With the unit's `tx`, the line carries the audit head the unit committed.
+    """
+    if tx is not None and tx.audit_head is not None:
+        record["head"] = tx.audit_head[0]
     os.write(1, (json.dumps(record, separators=(",", ":")) + "\n").encode())
+
+
+def delay_anchoring(seconds: float) -> None:
+    """Wait `seconds` after each COMMIT before the anchor moves: the window a kill can leave it behind in."""
+    move = anchor.Keeper.committed
+
+    def committed(keeper: anchor.Keeper, head: tuple[int, str], at: str, *, whole: bool = False) -> None:
+        time.sleep(seconds)
+        move(keeper, head, at, whole=whole)
+
+    anchor.Keeper.committed = committed  # type: ignore[method-assign]
 
 
 @dataclass
@@ -99,7 +122,8 @@ async def authorize_then_close(w: Writer) -> None:
             "answer": view.answer,
             "amount": amount,
             "decision": view.decision_id,
-        }
+        },
+        tx,
     )
     if view.answer != "allowed":
         return
@@ -108,11 +132,11 @@ async def authorize_then_close(w: Writer) -> None:
         actual = w.rng.randint(0, amount)
         async with w.store.write() as tx:
             await ledger.settle(tx, w.actor, view.authorization_id, actual_cents=actual)
-        emit({"kind": "settle", "id": view.authorization_id, "actual": actual})
+        emit({"kind": "settle", "id": view.authorization_id, "actual": actual}, tx)
     else:
         async with w.store.write() as tx:
             await ledger.release(tx, w.actor, view.authorization_id)
-        emit({"kind": "release", "id": view.authorization_id})
+        emit({"kind": "release", "id": view.authorization_id}, tx)
 
 
 async def log_one_outcome(w: Writer) -> None:
@@ -130,7 +154,7 @@ async def log_one_outcome(w: Writer) -> None:
             metrics=[MetricDelta(key_result=key_result, delta=delta)],
             cost_cents=w.rng.randint(0, 100),
         )
-    emit({"kind": "outcome", "id": view.id, "summary": summary, "key_result": key_result, "delta": delta})
+    emit({"kind": "outcome", "id": view.id, "summary": summary, "key_result": key_result, "delta": delta}, tx)
 
 
 async def claim_then_complete(w: Writer) -> None:
@@ -140,7 +164,7 @@ async def claim_then_complete(w: Writer) -> None:
     if task is None:
         emit({"kind": "no_task"})
         return
-    emit({"kind": "claim", "task": task.id, "owner": w.actor.name, "lease_until": task.lease_expires_at})
+    emit({"kind": "claim", "task": task.id, "owner": w.actor.name, "lease_until": task.lease_expires_at}, tx)
     n = w.tick()
     key_result, delta = w.metric()
     result = w.rng.choice(RESULTS)
@@ -161,7 +185,8 @@ async def claim_then_complete(w: Writer) -> None:
             "outcome": outcome.id,
             "key_result": key_result,
             "delta": delta,
-        }
+        },
+        tx,
     )
 
 
@@ -198,7 +223,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--start", default="2026-03-22T05:00:00Z", help="UTC instant the run's clock starts at")
     parser.add_argument("--migrate-only", action="store_true", help="open (and migrate) the file, then exit")
+    parser.add_argument(
+        "--anchor-delay", type=float, default=0.0, help="seconds to wait after each COMMIT before the anchor moves"
+    )
     args = parser.parse_args(argv)
+    if args.anchor_delay:
+        delay_anchoring(args.anchor_delay)
     if args.migrate_only:
         anyio.run(migrate_only, args.db)
         return 0
