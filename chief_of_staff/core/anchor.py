@@ -96,9 +96,17 @@ class AnchorCheck:
 
 
 def locate(db_path: Path) -> AnchorConfig:
-    """`<db>.anchor.json` beside the database unless $CHIEF_OF_STAFF_AUDIT_ANCHOR says otherwise."""
+    """`<db>.anchor.json` beside the database unless $CHIEF_OF_STAFF_AUDIT_ANCHOR says otherwise.
+
+    An override that names a folder holds one anchor per workspace, `<db>-<digest of its path>.anchor.json`:
+    one server may serve several workspaces, and each commit moves its own workspace's anchor.
+    """
     override = os.environ.get(ANCHOR_ENV)
-    path = Path(override).expanduser().resolve() if override else db_path.with_name(db_path.name + ".anchor.json")
+    name = db_path.name + ".anchor.json"
+    path = db_path.with_name(name) if not override else Path(override).expanduser().resolve()
+    if override and path.is_dir():
+        digest = hashlib.sha256(str(db_path.resolve()).encode("utf-8", "surrogatepass")).hexdigest()[:12]
+        path = path / f"{db_path.name}-{digest}.anchor.json"
     key = os.environ.get(KEY_ENV)
     return AnchorConfig(path, key.encode("utf-8") if key else None)
 

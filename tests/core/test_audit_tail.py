@@ -246,3 +246,21 @@ async def test_rows_appended_in_a_rolled_back_savepoint_never_reach_the_anchor(r
     assert anchor.read_anchor(reopened.anchor).row_id == 11  # type: ignore[union-attr]
     await append(reopened)  # and the next unit builds on the head the anchor holds
     assert anchor.read_anchor(reopened.anchor).row_id == 12  # type: ignore[union-attr]
+
+
+async def test_an_anchor_folder_holds_one_anchor_per_workspace(
+    tmp_path: Path, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "off-box"
+    folder.mkdir()
+    monkeypatch.setenv(anchor.ANCHOR_ENV, str(folder))
+    first, second = anchor.locate(tmp_path / "a" / "w.db"), anchor.locate(tmp_path / "b" / "w.db")
+    assert first.path.parent == second.path.parent == folder.resolve() and first.path != second.path
+    for path in (tmp_path / "a" / "w.db", tmp_path / "b" / "w.db"):
+        store = await Store.open(path, clock)
+        await append(store)
+        await store.close()
+    for path in (tmp_path / "a" / "w.db", tmp_path / "b" / "w.db"):
+        store = await Store.open(path, clock)
+        assert store.refusal is None  # neither moved the other's anchor
+        await store.close()
