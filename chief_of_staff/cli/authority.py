@@ -85,8 +85,14 @@ async def _create_grant(args: argparse.Namespace, store: Store) -> int:
 @workspace_command
 async def cmd_revoke(args: argparse.Namespace, store: Store) -> int:
     async with store.write() as tx:
-        view = await grants.revoke_grant(tx, OPERATOR_CLI, args.grant, reason=args.reason)
-    print(f"{view.id} revoked: {_who(view)} may no longer {view.capability} under it.")
+        view = await grants.revoke_grant(tx, OPERATOR_CLI, args.grant, reason=args.reason, hand_over=args.hand_over)
+    if args.hand_over:
+        print(f"{view.id} handed over: broader grants, if any, now cover what it covered for {_who(view)}.")
+    else:
+        print(
+            f"{view.id} revoked: {_who(view)} may no longer {view.capability} under it. Requests it covered now "
+            f"come to you as decisions; `chief-of-staff revoke {view.id} --hand-over` lets broader grants cover them."
+        )
     return 0
 
 
@@ -208,6 +214,11 @@ def _add_grant_commands(add: Add) -> None:
     revoke = add("revoke", cmd_revoke, "Withdraw a grant at once (verified channel).")
     revoke.add_argument("grant", help="grant id, e.g. GR3")
     revoke.add_argument("--reason", default="", help="why, for the record")
+    revoke.add_argument(
+        "--hand-over",
+        action="store_true",
+        help="let broader grants cover what this grant covered (also for a grant already revoked or past its end)",
+    )
     _add_grant_update(add)
     add("grants", cmd_grants, "Print the authority letter: every active grant in plain words.")
 

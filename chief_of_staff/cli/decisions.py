@@ -10,12 +10,13 @@ from chief_of_staff.core.audit import OPERATOR_CLI
 from chief_of_staff.core.db import Store
 from chief_of_staff.core.fields import money
 from chief_of_staff.domain import decisions
+from chief_of_staff.domain.authority import ledger
 
 
 @workspace_command
 async def cmd_decisions(args: argparse.Namespace, store: Store) -> int:
     async with store.write() as tx:
-        await decisions.expire_due(tx)
+        await ledger.expire_decisions(tx)
         pending = await decisions.list_decisions(tx, status=args.status, limit=100)
     if not pending:
         print(f"No {args.status} decisions.")

@@ -13,7 +13,7 @@ from chief_of_staff.core.audit import Actor
 from chief_of_staff.core.clock import local_date
 from chief_of_staff.core.db import Tx
 from chief_of_staff.core.fields import View, money
-from chief_of_staff.domain import decisions, goals, inbox, outcomes, routines, workspace
+from chief_of_staff.domain import decisions, goals, inbox, outcomes, routines, trust, workspace
 from chief_of_staff.domain.authority import grants, ledger
 
 # The change count stops here: a viewer back from a long absence sees "10000+" rather than a table scan.
@@ -78,6 +78,15 @@ class Changes(View):
     latest: list[str]
 
 
+class ChatAllowance(View):
+    """What chat acts (confirm=true) may still add in money exposure, and over how many days."""
+
+    allowance_cents: int
+    window_days: int
+    used_cents: int
+    left_cents: int
+
+
 class Brief(View):
     workspace: str
     timezone: str
@@ -90,6 +99,7 @@ class Brief(View):
     pending_decisions: list[decisions.DecisionView]
     pending_decision_count: int
     recent_outcomes: list[outcomes.OutcomeView]
+    chat_allowance: ChatAllowance
 
 
 async def housekeeping(tx: Tx, actor: Actor) -> None:
@@ -105,9 +115,9 @@ async def housekeeping(tx: Tx, actor: Actor) -> None:
     )
     assert due is not None
     if due["decisions"]:
-        await decisions.expire_due(tx)
+        await ledger.expire_decisions(tx)
     if due["holds"]:
-        await ledger.release_expired(tx)
+        await ledger.spend_expired(tx)
     if due["routines"]:
         await routines.materialize_routines(tx, actor)
 
@@ -157,10 +167,21 @@ async def build_brief(tx: Tx, viewer: str = "operator", *, mark_seen: bool = Fal
         pending_decisions=pending,
         pending_decision_count=pending_count,
         recent_outcomes=await outcomes.recent_outcomes(tx, limit=5),
+        chat_allowance=await _chat_allowance(tx),
     )
     if mark_seen and changes.total:
         await advance_viewer(tx, viewer, head)
     return brief
+
+
+async def _chat_allowance(tx: Tx) -> ChatAllowance:
+    allowance = await trust.chat_allowance(tx)
+    return ChatAllowance(
+        allowance_cents=allowance.cents,
+        window_days=allowance.days,
+        used_cents=allowance.used_cents,
+        left_cents=allowance.left_cents,
+    )
 
 
 async def advance_viewer(tx: Tx, viewer: str, head: int) -> None:
@@ -237,6 +258,8 @@ def render_brief(brief: Brief) -> str:
         "",
         "## Authority used",
         *_authority_lines(brief),
+        f"- chat allowance: {money(brief.chat_allowance.left_cents)} of {money(brief.chat_allowance.allowance_cents)} "
+        f"left for approvals in chat over {brief.chat_allowance.window_days} days",
         "",
         "## Recent outcomes",
         *([f"- {o.id} {o.result}: {o.summary}" for o in brief.recent_outcomes] or ["- None yet."]),

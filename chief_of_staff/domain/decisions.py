@@ -8,13 +8,17 @@ so a decision decided in two places at once is decided exactly once.
 
     pending ──decide──> approved ──redeem──> redeemed
        │    └─decide──> denied
-       └──timeout─────> expired  (or approved, when timeout_policy = 'approve')
+       └──timeout─────> expired  (or approved, when timeout_policy = 'approve' and the grant,
+                                  read as it is then, could have allowed it)
+
+Revoking a grant cancels its pending decisions (status expired, with a note saying why).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -24,7 +28,7 @@ from chief_of_staff.core.clock import format_ts
 from chief_of_staff.core.db import Row, Tx
 from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound, OperatorActRefused
 from chief_of_staff.core.fields import MAX_CENTS, Model, checked_text
-from chief_of_staff.domain import agencies, outbox, trust, workspace
+from chief_of_staff.domain import agencies, outbox, trust
 
 DEFAULT_TTL = timedelta(hours=72)
 # An approval stays redeemable at least this long, so a late "yes" is not already stale when the
@@ -313,7 +317,7 @@ def _closed_message(row: Row) -> str:
 
 
 async def _check_chat_approval(tx: Tx, actor: Actor, row: Row, short_id: str) -> None:
-    """Chat may approve only bounded escalations under the ceiling; proposals widen authority or goals."""
+    """Chat approves escalations only within its allowance, and never a proposal (it widens authority or goals)."""
     if actor.channel != "chat":
         return
     hint = f"chief-of-staff approve {short_id}"
@@ -322,9 +326,8 @@ async def _check_chat_approval(tx: Tx, actor: Actor, row: Row, short_id: str) ->
             f"Approving {short_id} cannot be done in chat: proposals widen authority or change goals. "
             f"The operator can approve it from a terminal: {hint} (denying in chat is fine)."
         )
-    if row["kind"] == "escalation" and row["amount_cents"] is not None:
-        ceiling = (await workspace.get(tx)).chat_allowance_cents
-        trust.check_chat_amount(actor, f"Approving {short_id}", row["amount_cents"], ceiling, hint)
+    if row["kind"] == "escalation":
+        await trust.draw_chat(tx, actor, f"Approving {short_id}", row["amount_cents"] or 0, hint, subject=short_id)
 
 
 async def decide(tx: Tx, actor: Actor, decision: str, *, approve: bool, note: str = "") -> DecisionView:
@@ -378,21 +381,35 @@ async def _extend_for_redemption(tx: Tx, decision_id: int) -> None:
 
 
 # True when expire_due has work: an indexed probe a caller can fold into one statement with others.
-DUE_EXISTS = "EXISTS (SELECT 1 FROM decisions WHERE status = 'pending' AND expires_at <= :now)"
+# Also true when a pending decision's grant has reached its end date (the ledger cancels those).
+DUE_EXISTS = (
+    "EXISTS (SELECT 1 FROM decisions WHERE status = 'pending' AND (expires_at <= :now OR grant_id IN "
+    "(SELECT id FROM grants WHERE status = 'active' AND expires_at <= :now)))"
+)
 
 
-async def expire_due(tx: Tx) -> int:
-    """Close pending decisions past their expiry by their timeout policy; returns how many were closed."""
+# Why silence cannot approve a decision, read from its grant as it is now; None when it can.
+TimeoutJudge = Callable[[Tx, Row], Awaitable[str | None]]
+
+
+async def expire_due(tx: Tx, *, judge: TimeoutJudge) -> int:
+    """Close pending decisions past their expiry by their timeout policy; returns how many were closed.
+
+    Silence approves only what the grant could: a decision under `timeout_policy = 'approve'` is
+    approved only when `judge` (the ledger, reading the grant as it is at the timeout) finds no reason
+    against it; otherwise it expires, with that reason as its note.
+    """
     due = await tx.all(
-        "SELECT id, timeout_policy FROM decisions WHERE status = 'pending' AND expires_at <= ? ORDER BY expires_at",
-        (tx.now_text,),
+        "SELECT * FROM decisions WHERE status = 'pending' AND expires_at <= ? ORDER BY expires_at", (tx.now_text,)
     )
     for row in due:
-        status = "approved" if row["timeout_policy"] == "approve" else "expired"
+        refusal = await judge(tx, row) if row["timeout_policy"] == "approve" else None
+        status = "approved" if row["timeout_policy"] == "approve" and refusal is None else "expired"
+        note = None if refusal is None else f"Not approved by silence: {refusal}"
         await tx.run(
-            "UPDATE decisions SET status = ?, decided_at = ?, decided_channel = 'system' "
+            "UPDATE decisions SET status = ?, decided_at = ?, decided_channel = 'system', note = coalesce(?, note) "
             "WHERE id = ? AND status = 'pending'",
-            (status, tx.now_text, row["id"]),
+            (status, tx.now_text, note, row["id"]),
         )
         if status == "approved":
             await _extend_for_redemption(tx, row["id"])
@@ -401,9 +418,36 @@ async def expire_due(tx: Tx) -> int:
             audit.SYSTEM,
             "decision.expire",
             ids.format_id("decision", row["id"]),
-            {"timeout_policy": row["timeout_policy"], "status": status},
+            {"timeout_policy": row["timeout_policy"], "status": status, "refusal": refusal},
         )
     return len(due)
+
+
+CANCELLED = "Cancelled"
+
+
+async def cancel_pending_of_grant(tx: Tx, grant_id: int, why: str) -> list[str]:
+    """Close every pending decision under a grant that stopped (status expired, the note says why); their ids."""
+    rows = await tx.all("SELECT id FROM decisions WHERE grant_id = ? AND status = 'pending'", (grant_id,))
+    note = f"{CANCELLED}: {why}; nothing under it can be approved any more."
+    for row in rows:
+        await tx.run(
+            "UPDATE decisions SET status = 'expired', decided_at = ?, decided_channel = 'system', note = ? "
+            "WHERE id = ? AND status = 'pending'",
+            (tx.now_text, note, row["id"]),
+        )
+        await audit.append(tx, audit.SYSTEM, "decision.cancel", ids.format_id("decision", row["id"]), {"why": why})
+    return [ids.format_id("decision", row["id"]) for row in rows]
+
+
+async def last_cancelled(tx: Tx, digest: str) -> Row | None:
+    """The newest decision for this exact request that was cancelled because its grant stopped."""
+    row: Row | None = await tx.one(
+        "SELECT id, note FROM decisions WHERE request_hash = ? AND status = 'expired' AND note LIKE ? "
+        "ORDER BY id DESC LIMIT 1",
+        (digest, f"{CANCELLED}:%"),
+    )
+    return row
 
 
 # --- redeeming --------------------------------------------------------------------------------

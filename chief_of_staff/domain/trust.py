@@ -1,17 +1,32 @@
-"""The trust rule of the design brief: the agency never widens its own authority.
+"""The trust rules of the design brief: the agency never widens its own authority.
 
-Operator-only acts (creating or widening a grant, approving a decision, changing
-a goal's target, changing the roster) need an operator channel. `verified` (the
-command line) may make any of them. `chat` (the model called the tool with
-confirm=true after the operator agreed in the conversation) may make them only
-under the workspace's chat ceiling. The agency channel may make none.
+Every change comes through one channel, recorded on its audit row:
+
+- `verified` (the command line, an operator token, an approval the client's own prompt put to the
+  human) may make any operator act;
+- `chat` (the model called the tool with confirm=true, its word that the operator agreed in the
+  conversation) may make operator acts, but bounded in total: every act that adds money exposure
+  draws on the workspace's rolling **chat allowance** (default 100.00 per 7 days), and some acts are
+  never possible through it at any amount (widening a count, a scope, a mode, an expiry; removing a
+  budget; letting silence approve; handing a revoked grant's space over; removing a notification
+  endpoint);
+- `agency`, everything else, makes no operator act at all. Its acts are monotone: no act on the
+  agency channel ever makes a request `allowed` that was not allowed before it. The grants module
+  keeps that true for revoking, narrowing and expiring (a grant that stops keeps governing its space);
+  the ledger for naming roles and tasks.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import timedelta
+
 from chief_of_staff.core.audit import Actor
+from chief_of_staff.core.clock import format_ts
+from chief_of_staff.core.db import Tx
 from chief_of_staff.core.errors import OperatorActRefused
 from chief_of_staff.core.fields import money
+from chief_of_staff.domain import workspace
 
 
 def require_operator(actor: Actor, act: str, cli_hint: str) -> None:
@@ -24,17 +39,80 @@ def require_operator(actor: Actor, act: str, cli_hint: str) -> None:
     )
 
 
-def check_chat_amount(actor: Actor, act: str, cents: int | None, ceiling_cents: int, cli_hint: str) -> None:
-    """A chat-channel act must stay bounded and at or under the ceiling; the command line has no ceiling."""
+def refuse_in_chat(actor: Actor, act: str, why: str, cli_hint: str) -> None:
+    """Refuse an act chat may never make, at any amount; say where the operator can make it."""
+    if actor.channel == "chat":
+        raise OperatorActRefused(
+            f"{act} cannot be done in chat: {why}. Nothing was changed. The operator can do it on a verified "
+            f"channel, from a terminal: {cli_hint}"
+        )
+
+
+@dataclass(frozen=True)
+class Allowance:
+    """The chat allowance: its size, its window, and what chat acts drew from it within the window."""
+
+    cents: int
+    days: int
+    used_cents: int
+
+    @property
+    def left_cents(self) -> int:
+        return max(self.cents - self.used_cents, 0)
+
+    def words(self) -> str:
+        return (
+            f"{money(self.left_cents)} of the {money(self.cents)} chat allowance is left "
+            f"(the last {self.days} days' chat approvals drew {money(self.used_cents)})"
+        )
+
+
+async def chat_allowance(tx: Tx) -> Allowance:
+    """The allowance as it stands now: one indexed sum over the window."""
+    space = await workspace.get(tx)
+    used = await tx.scalar(
+        "SELECT coalesce(sum(cents), 0) FROM chat_draws WHERE at > ?", (_window_start(tx, space.chat_window_days),)
+    )
+    return Allowance(space.chat_allowance_cents, space.chat_window_days, int(used))
+
+
+def _window_start(tx: Tx, days: int) -> str:
+    return format_ts(tx.now - timedelta(days=days))
+
+
+async def draw_chat(tx: Tx, actor: Actor, act: str, cents: int | None, cli_hint: str, *, subject: str = "") -> None:
+    """A chat act adds `cents` of money exposure: draw it from the allowance, or refuse the act.
+
+    None means nothing bounds the exposure, which chat never accepts. The draw is one conditional
+    INSERT over the window's sum, inside the act's own write transaction, so two chat acts can never
+    both fit in the same room. Other channels draw nothing.
+    """
     if actor.channel != "chat":
         return
     if cents is None:
         raise OperatorActRefused(
-            f"{act} has no money limit, and chat approvals must stay within the workspace's chat ceiling "
-            f"({money(ceiling_cents)}). Set a limit at or under the ceiling, or have the operator run: {cli_hint}"
+            f"{act} would let money go out with no period limit, which chat never accepts. Add an amount or a "
+            f"count budget (max_cents or max_count per day, week or month), or have the operator run: {cli_hint}"
         )
-    if cents > ceiling_cents:
+    if cents == 0:
+        return
+    space = await workspace.get(tx)
+    drawn = await tx.one(
+        "INSERT INTO chat_draws (at, cents, act, subject) SELECT :now, :cents, :act, :subject "
+        "WHERE (SELECT coalesce(sum(cents), 0) FROM chat_draws WHERE at > :since) + :cents <= :allowance "
+        "RETURNING id",
+        {
+            "now": tx.now_text,
+            "cents": cents,
+            "act": act[:200],
+            "subject": subject[:80],
+            "since": _window_start(tx, space.chat_window_days),
+            "allowance": space.chat_allowance_cents,
+        },
+    )
+    if drawn is None:
+        left = await chat_allowance(tx)
         raise OperatorActRefused(
-            f"{act} involves {money(cents)}, above the chat ceiling of {money(ceiling_cents)}, so it cannot "
-            f"be approved in chat. The operator can do it from a terminal: {cli_hint}"
+            f"{act} adds {money(cents)} of money exposure, more than chat may add now: {left.words()}. "
+            f"Nothing was changed. The operator can do it on a verified channel, from a terminal: {cli_hint}"
         )

@@ -100,11 +100,13 @@ def test_revoke_withdraws_the_grant_and_records_why(db: str, capsys: pytest.Capt
     assert main(["grant", "--db", db, "--agency", "Outbound", "--capability", "spend.ads", "--cap-cents", "100"]) == 0
     grant_id = capsys.readouterr().out.split()[0]
     assert main(["revoke", grant_id, "--db", db, "--reason", "campaign over"]) == 0
-    assert capsys.readouterr().out == f"{grant_id} revoked: Outbound may no longer spend.ads under it.\n"
+    assert capsys.readouterr().out.startswith(f"{grant_id} revoked: Outbound may no longer spend.ads under it. ")
     assert last_audit(db) == ("grant.revoke", grant_id, "operator", "verified")
     assert db_rows(db, f"SELECT status FROM grants WHERE id = {grant_id[2:]}") == [("revoked",)]
     assert main(["grants", "--db", db]) == 0
-    assert f"**{grant_id}**" not in capsys.readouterr().out
+    letter = capsys.readouterr().out
+    assert f"**{grant_id}**:" not in letter  # no longer among the grants in force
+    assert f"**{grant_id}** (revoked): Outbound `spend.ads` comes to you as a decision each time" in letter
 
 
 @pytest.mark.parametrize(

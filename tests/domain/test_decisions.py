@@ -17,6 +17,13 @@ from chief_of_staff.domain import agencies, decisions
 pytestmark = pytest.mark.anyio
 
 CHAT = Actor("operator", "chat")
+
+
+async def _silence_may(tx: Tx, decision: Any) -> None:
+    """A grant that could allow every request: these tests are about the decision's own states."""
+    return None
+
+
 AGENCY = Actor("Outbound", "agency")
 REQUEST = {"capability": "spend.ads", "amount_cents": 5_000, "target": "linkedin.com"}
 
@@ -141,7 +148,7 @@ async def test_expire_due_denies_by_default(store: Store, clock: FixedClock, age
     await _open(store, agency_id)
     clock.advance(timedelta(hours=72))
     async with store.write() as tx:
-        assert await decisions.expire_due(tx) == 1
+        assert await decisions.expire_due(tx, judge=_silence_may) == 1
         assert await decisions.find_redeemable(tx, decisions.request_hash(REQUEST)) is None
     async with store.read() as tx:
         assert [v.status for v in await decisions.list_decisions(tx, status="expired")] == ["expired"]
@@ -155,7 +162,7 @@ async def test_expire_due_approves_when_the_timeout_policy_says_so(
     await _open(store, agency_id, timeout_policy="approve")
     clock.advance(timedelta(hours=73))
     async with store.write() as tx:
-        assert await decisions.expire_due(tx) == 1
+        assert await decisions.expire_due(tx, judge=_silence_may) == 1
         redeemable = await decisions.find_redeemable(tx, decisions.request_hash(REQUEST))
     assert redeemable is not None and redeemable["status"] == "approved"
     assert redeemable["decided_channel"] == "system"
@@ -169,8 +176,8 @@ async def test_expire_due_leaves_live_decisions_and_writes_one_row_per_decision(
     await _open(store, agency_id, {"n": 3}, ttl=timedelta(hours=100))
     clock.advance(timedelta(hours=80))
     async with store.write() as tx:
-        assert await decisions.expire_due(tx) == 2
-        assert await decisions.expire_due(tx) == 0
+        assert await decisions.expire_due(tx, judge=_silence_may) == 2
+        assert await decisions.expire_due(tx, judge=_silence_may) == 0
         assert await decisions.pending_count(tx) == 1
     assert [r["subject"] for r in await _audit_rows(store, "decision.expire")] == ["D1", "D2"]
 
@@ -224,7 +231,7 @@ async def test_deciding_after_expiry_is_a_conflict(store: Store, clock: FixedClo
     clock.advance(timedelta(hours=72))
     await _decide_fails(store, Conflict, OPERATOR_CLI, "D1", True, "D1 expired")
     async with store.write() as tx:
-        await decisions.expire_due(tx)
+        await decisions.expire_due(tx, judge=_silence_may)
     await _decide_fails(store, Conflict, OPERATOR_CLI, "D2", True, "D2 expired")
 
 
@@ -236,7 +243,9 @@ async def test_the_agency_cannot_decide(store: Store, agency_id: int) -> None:
 
 async def test_chat_approval_above_the_ceiling_is_refused(store: Store, agency_id: int) -> None:
     await _open(store, agency_id, amount_cents=10_001)
-    await _decide_fails(store, OperatorActRefused, CHAT, "D1", True, "above the chat ceiling of 100.00")
+    await _decide_fails(
+        store, OperatorActRefused, CHAT, "D1", True, r"adds 100\.01 .*100\.00 of the 100\.00 chat allowance"
+    )
 
 
 async def test_chat_approval_at_the_ceiling_is_accepted_and_recorded_as_chat(store: Store, agency_id: int) -> None:

@@ -17,7 +17,7 @@ from tests.conftest import START
 
 pytestmark = pytest.mark.anyio
 
-# Far above the default chat ceiling of 100.00: only a verified channel may grant it.
+# No period bounds its money, so chat never accepts it: only a verified channel may grant it.
 BIG_GRANT = {"agency": "Outbound", "capability": "spend.ads", "per_action_cap_cents": 500_000}
 
 
@@ -79,14 +79,26 @@ async def test_an_act_the_operator_turns_down_in_the_prompt_changes_nothing(
     assert len(_audit(db, "grant.create")) == before
 
 
-async def test_a_client_without_elicitation_is_never_asked_and_falls_back_to_the_chat_ceiling(
+async def test_a_client_without_elicitation_is_never_asked_and_falls_back_to_the_chat_allowance(
     tmp_path: Path, mode: str
 ) -> None:
     db = tmp_path / "w.db"
     await _workspace_with_outbound(db)
     result = await _call(db, mode, None, "grant", {**BIG_GRANT, "confirm": True})
-    assert result.is_error and "chat ceiling" in result.content[0].text
-    small = await _call(db, mode, None, "grant", {**BIG_GRANT, "per_action_cap_cents": 2_000, "confirm": True})
+    assert result.is_error and "chat never accepts" in result.content[0].text
+    small = await _call(
+        db,
+        mode,
+        None,
+        "grant",
+        # No money, so no exposure: applying the blueprint in chat drew the whole allowance.
+        {
+            "agency": "Outbound",
+            "capability": "spend.ads",
+            "budgets": [{"period": "week", "max_count": 3}],
+            "confirm": True,
+        },
+    )
     assert not small.is_error
     assert _audit(db, "grant.create")[-1] == ("operator", "chat")
 

@@ -9,6 +9,11 @@ from pathlib import Path
 import pytest
 from mcp.types import TextResourceContents
 
+from chief_of_staff.core.audit import OPERATOR_CLI
+from chief_of_staff.core.clock import FixedClock
+from chief_of_staff.core.db import Store
+from chief_of_staff.domain.review import changesets
+from tests.conftest import START
 from tests.mcp.test_mcp_surface import call, connect, count_rows, refused, stand_up
 
 pytestmark = pytest.mark.anyio
@@ -43,6 +48,15 @@ async def test_the_packet_is_a_tool_and_a_resource(db_path: Path, mode: str) -> 
             assert heading in content.text
 
 
+async def revert_in_a_terminal(db: Path, change_set: str) -> changesets.ChangeSetView:
+    store = await Store.open(db, FixedClock(START))
+    try:
+        async with store.write() as tx:
+            return await changesets.revert_change_set(tx, OPERATOR_CLI, change_set)
+    finally:
+        await store.close()
+
+
 async def test_record_review_applies_a_change_set_and_reverts_it(db_path: Path, mode: str) -> None:
     async with connect(db_path, mode) as client:
         await stand_up(client)
@@ -54,8 +68,11 @@ async def test_record_review_applies_a_change_set_and_reverts_it(db_path: Path, 
         packet = await call(client, "review")
         assert packet["last_review"]["id"] == "CS1" and packet["last_review"]["changes"] == 2
 
-        reverted = await call(client, "record_review", revert="CS1", confirm=True)
-        assert reverted["id"] == "CS2" and reverted["reverts"] == "CS1"
+        # Undoing the narrowing moves GR1 back to auto: a widening chat never makes; the terminal may.
+        refused = await client.call_tool("record_review", {"revert": "CS1", "confirm": True})
+        assert refused.is_error and "cannot be done in chat" in refused.content[0].text  # type: ignore[union-attr]
+        reverted = await revert_in_a_terminal(db_path, "CS1")
+        assert reverted.id == "CS2" and reverted.reverts == "CS1"
         grants = {g["id"]: g["mode"] for g in (await call(client, "list_grants"))["grants"]}
         goal = (await call(client, "list_goals"))["goals"][0]
     assert grants["GR1"] == "auto" and goal["key_results"][0]["target"] == 12

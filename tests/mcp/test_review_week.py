@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from mcp import Client
+from mcp.types import ElicitResult
 
 from chief_of_staff.core.audit import OPERATOR_CLI, Actor
 from chief_of_staff.core.clock import FixedClock
@@ -159,8 +160,14 @@ async def _post_with_approval(tx: Any, clock: FixedClock, amount: int) -> None:
     assert used.answer == "allowed", used.reason
 
 
+async def _operator_says_yes(context: Any, params: Any) -> ElicitResult:
+    """The human at the client's own approval prompt: a verified yes, as chat alone may not widen a mode."""
+    return ElicitResult(action="accept", content={"approve": True})
+
+
 def _connect(path: Path, mode: str) -> Client:
-    return Client(build_server(Settings(db_path=path, clock=FixedClock(REVIEW_AT))), mode=mode)
+    server = build_server(Settings(db_path=path, clock=FixedClock(REVIEW_AT)))
+    return Client(server, mode=mode, elicitation_callback=_operator_says_yes)
 
 
 def _audit(path: Path) -> list[tuple[str, str, dict[str, Any]]]:

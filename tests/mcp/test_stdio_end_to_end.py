@@ -87,10 +87,21 @@ async def _authority(client: Client) -> None:
         role="SDR",
         capability="discount.offer",
         mode="auto",
-        per_action_cap_cents=5000,
-        budgets=[{"period": "week", "max_count": 2, "max_cents": 8000}],
+        budgets=[{"period": "week", "max_count": 2}],
         confirm=True,
     )
+    # The blueprint's 100.00 a month for data tools used the whole default chat allowance: no more money in chat.
+    costly = await _error_text(
+        client,
+        "grant",
+        agency="Outbound",
+        role="SDR",
+        capability="gift.send",
+        per_action_cap_cents=5000,
+        budgets=[{"period": "week", "max_count": 2}],
+        confirm=True,
+    )
+    assert "0.00 of the 100.00 chat allowance is left" in costly
     letter = (await call(client, "list_grants", letter=True))["letter"]
     assert "discount.offer" in letter and "Delegation" in letter
     revoked = await call(client, "revoke", grant_id=granted["id"], reason="Not this quarter.")
@@ -211,8 +222,9 @@ async def _operator_reviews(client: Client) -> None:
         adjustments=[{"tool": "update_grant", "arguments": {"grant_id": "GR1", "mode": "approve"}}],
     )
     assert [change["subject"] for change in recorded["changes"]] == ["GR1"]
-    reverted = await call(client, "record_review", revert=recorded["id"], confirm=True)
-    assert reverted["reverts"] == recorded["id"]
+    # Undoing it would move GR1's mode back from approve to auto: a widening chat never makes.
+    refused = await _error_text(client, "record_review", revert=recorded["id"], confirm=True)
+    assert "cannot be done in chat" in refused and "chief-of-staff grant-update GR1 --restore 1" in refused
 
 
 async def test_the_operator_story_over_stdio_in_the_claude_desktop_protocol(tmp_path: Path) -> None:

@@ -5,8 +5,15 @@ month in the workspace timezone), allow and deny patterns for targets, an expiry
 a mode and the goal it serves. Creating one is an operator act; revoking one only
 narrows authority, so anyone may. Changing one (`update_grant`, `restore_version`)
 is classified by `widens`: a change that only narrows is open to any actor, one
-that widens in any way is an operator act. Every change is kept in grant_versions.
-The ledger that draws on grants lives in `authority`, which re-exports this API.
+that widens in any way is an operator act (in chat, only a raised money bound,
+drawn from the chat allowance). Every change is kept in grant_versions.
+
+A grant that stops (revoked, or past its end date) keeps governing the space it
+covered: a broader grant does not take over until the operator hands the space
+over on a verified channel (`revoke --hand-over`). Otherwise revoking or expiring
+a narrow grant would let a broad one allow what the narrow one held back, and the
+agency could widen its own authority by revoking (Trust, property 1). The ledger
+that draws on grants lives in `ledger`.
 """
 
 from __future__ import annotations
@@ -25,9 +32,9 @@ from chief_of_staff.core import audit, ids
 from chief_of_staff.core.audit import Actor
 from chief_of_staff.core.clock import format_ts, local_date, local_midnight_utc, parse_ts
 from chief_of_staff.core.db import Row, Tx
-from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound, OperatorActRefused
+from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound
 from chief_of_staff.core.fields import Capability, Cents, LocalDate, Model, Text, money
-from chief_of_staff.domain import agencies, goals, outbox, trust, workspace
+from chief_of_staff.domain import agencies, decisions, goals, outbox, trust, workspace
 from chief_of_staff.domain.authority.targets import canonical_pattern, canonical_target
 from chief_of_staff.domain.authority.terms import (
     BudgetSpec,
@@ -36,7 +43,8 @@ from chief_of_staff.domain.authority.terms import (
     OnTimeout,
     Patterns,
     Period,
-    largest_money_bound,
+    authority_widening,
+    money_exposure,
     one_per_period,
     update_command,
     widens,
@@ -218,18 +226,19 @@ def create_command(spec: GrantSpec) -> str:
 
 
 async def create_grant(tx: Tx, actor: Actor, spec: GrantSpec) -> GrantView:
-    """Give an agency (or one role) authority over one capability. Operator-only; chat under the ceiling."""
+    """Give an agency (or one role) authority over one capability. Operator-only; chat within its allowance.
+
+    A grant made in chat draws its worst-case money exposure from the chat allowance, and where it
+    and a grant made on a verified channel both cover a request, the verified grant's stricter
+    answer wins (see the ledger), so chat can add authority but never override the operator's.
+    """
     hint = create_command(spec)
     trust.require_operator(actor, "Creating a grant", hint)
     space = await workspace.get(tx)
-    # A grant with no money bound allows amount 0 only, so it counts as 0 against the chat ceiling.
-    trust.check_chat_amount(actor, "Creating a grant", largest_money_bound(spec) or 0, space.chat_allowance_cents, hint)
-    if spec.on_timeout == "approve" and actor.channel == "chat":
+    if spec.on_timeout == "approve":
         # Silence would then grant authority: that is the operator's call, made outside the model's reach.
-        raise OperatorActRefused(
-            "A grant whose unanswered decisions go ahead on their own cannot be made in chat. Create it with "
-            f"on_timeout 'deny', or have the operator run: {hint}"
-        )
+        trust.refuse_in_chat(actor, "Creating a grant", "its unanswered decisions would go ahead on their own", hint)
+    await trust.draw_chat(tx, actor, "Creating a grant", money_exposure(spec), hint, subject=spec.capability)
     agency = await agencies.resolve_agency(tx, spec.agency, field="agency")
     role = await agencies.resolve_role(tx, agency["id"], spec.role, field="role")
     _require_active(agency, role)
@@ -237,8 +246,8 @@ async def create_grant(tx: Tx, actor: Actor, spec: GrantSpec) -> GrantView:
     expires_at = _end_of_day(tx, spec.expires_on, space.timezone)
     grant_id = await tx.run(
         "INSERT INTO grants (agency_id, role_id, capability, mode, per_action_cap_cents, scope_allow, "
-        "scope_deny, expires_at, goal_id, rationale, on_timeout, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "scope_deny, expires_at, goal_id, rationale, on_timeout, origin_channel, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             agency["id"],
             role["id"] if role else None,
@@ -251,6 +260,7 @@ async def create_grant(tx: Tx, actor: Actor, spec: GrantSpec) -> GrantView:
             goal_id,
             spec.rationale,
             spec.on_timeout,
+            "chat" if actor.channel == "chat" else "verified",
             tx.now_text,
             tx.now_text,
         ),
@@ -264,21 +274,61 @@ async def create_grant(tx: Tx, actor: Actor, spec: GrantSpec) -> GrantView:
     return await _announce(tx, await _grant_view(tx, grant_id, space.timezone), "created")
 
 
-async def revoke_grant(tx: Tx, actor: Actor, grant: str, *, reason: str = "") -> GrantView:
-    """Withdraw a grant. Narrowing authority is safe, so any actor may do it."""
+async def revoke_grant(tx: Tx, actor: Actor, grant: str, *, reason: str = "", hand_over: bool = False) -> GrantView:
+    """Withdraw a grant; its pending decisions are cancelled. Narrowing authority is safe, so any actor may.
+
+    The revoked grant keeps governing its space: requests it covered go to the operator, not to a
+    broader grant. `hand_over` (verified channel only, since it widens) lets the broader grants
+    cover that space; it also works on a grant already revoked or past its end date.
+    """
     if not isinstance(reason, str) or len(reason) > 4000:
         raise InvalidInput("reason: send a short text of at most 4000 characters, or leave it out.")
     row = await grant_row(tx, ids.parse_id("grant", grant, field="grant"))
     short = ids.format_id("grant", row["id"])
+    if hand_over:
+        return await _hand_over(tx, actor, row, reason)
     if row["status"] == "revoked":
         raise Conflict(f"grant: {short} is already revoked. Call list_grants to see the active grants.")
     await tx.run(
         "UPDATE grants SET status = 'revoked', revoked_at = ?, updated_at = ?, version = version + 1 WHERE id = ?",
         (tx.now_text, tx.now_text, row["id"]),
     )
+    cancelled = await decisions.cancel_pending_of_grant(tx, row["id"], f"{short} was revoked")
     snapshot = await _snapshot(tx, row["id"], actor.channel, reason=reason)
-    await audit.append(tx, actor, "grant.revoke", short, {"version": snapshot["version"], "reason": reason})
+    await audit.append(
+        tx, actor, "grant.revoke", short, {"version": snapshot["version"], "reason": reason, "cancelled": cancelled}
+    )
     return await _announce(tx, await _grant_view(tx, row["id"], (await workspace.get(tx)).timezone), "revoked")
+
+
+def hand_over_command(short: str) -> str:
+    return f"chief-of-staff revoke {short} --hand-over"
+
+
+async def _hand_over(tx: Tx, actor: Actor, row: Row, reason: str) -> GrantView:
+    """Let broader grants cover what a stopped grant governed: a widening only the verified channel makes."""
+    short = ids.format_id("grant", row["id"])
+    hint = hand_over_command(short)
+    act = f"Handing {short}'s space over to broader grants"
+    trust.require_operator(actor, act, hint)
+    trust.refuse_in_chat(actor, act, "it may let a broader grant allow what this one held back", hint)
+    if row["handed_over_at"] is not None:
+        raise Conflict(f"grant: {short} was already handed over at {row['handed_over_at']}; nothing was changed.")
+    await tx.run(
+        "UPDATE grants SET status = 'revoked', revoked_at = coalesce(revoked_at, :now), handed_over_at = :now, "
+        "updated_at = :now, version = version + 1 WHERE id = :id",
+        {"now": tx.now_text, "id": row["id"]},
+    )
+    cancelled = await decisions.cancel_pending_of_grant(tx, row["id"], f"{short} was revoked")
+    snapshot = await _snapshot(tx, row["id"], actor.channel, reason=reason)
+    await audit.append(
+        tx,
+        actor,
+        "grant.hand_over",
+        short,
+        {"version": snapshot["version"], "reason": reason, "cancelled": cancelled},
+    )
+    return await _announce(tx, await _grant_view(tx, row["id"], (await workspace.get(tx)).timezone), "handed over")
 
 
 class _Unchanged(enum.Enum):
@@ -418,7 +468,7 @@ async def _apply_terms(
     space = await workspace.get(tx)
     reasons = widens(before, after)
     if reasons:
-        _allow_widening(actor, before, after, reasons, space.chat_allowance_cents, hint)
+        await _allow_widening(tx, actor, before, after, reasons, hint)
     if after != before:
         expires_at = (
             row["expires_at"]
@@ -472,18 +522,19 @@ async def _announce(tx: Tx, view: GrantView, change: str, *, widens: list[str] |
     return view
 
 
-def _allow_widening(
-    actor: Actor, before: GrantTerms, after: GrantTerms, reasons: list[str], ceiling: int, hint: str
+async def _allow_widening(
+    tx: Tx, actor: Actor, before: GrantTerms, after: GrantTerms, reasons: list[str], hint: str
 ) -> None:
+    """Widening is an operator act; in chat only a raised money bound, drawn from the chat allowance."""
     act = f"Widening a grant ({'; '.join(reasons)})"
     trust.require_operator(actor, act, hint)
-    trust.check_chat_amount(actor, act, largest_money_bound(after) or 0, ceiling, hint)
-    if actor.channel == "chat" and before.on_timeout == "deny" and after.on_timeout == "approve":
-        # As in create_grant: silence granting authority is the operator's call, outside the model's reach.
-        raise OperatorActRefused(
-            "Letting a grant's unanswered decisions go ahead on their own cannot be done in chat. Keep "
-            f"on_timeout 'deny', or have the operator run: {hint}"
-        )
+    never = authority_widening(before, after)
+    if never:
+        trust.refuse_in_chat(actor, act, f"chat may raise only money bounds, and this {'; '.join(never)}", hint)
+    old, new = money_exposure(before), money_exposure(after)
+    # From unbounded to bounded lowers the exposure; from bounded to unbounded is never for chat.
+    added = None if new is None else (0 if old is None else max(new - old, 0))
+    await trust.draw_chat(tx, actor, act, added, hint)
 
 
 async def _replace_budgets(tx: Tx, grant_id: int, budgets: list[BudgetSpec]) -> None:
@@ -670,6 +721,8 @@ async def authority_letter(tx: Tx) -> str:
         f"As of {local_date(tx.now, space.timezone)} ({space.timezone}). The agency acts only within "
         "these grants; anything else comes to you as a decision first.",
         "",
+        ROLES_NOTE,
+        "",
     ]
     if not grants:
         lines.append("No authority is delegated yet: every action comes to you for approval.")
@@ -677,7 +730,33 @@ async def authority_letter(tx: Tx) -> str:
         lines += [f"## {_plain(agency)}", ""]
         lines += [await _letter_line(tx, g) for g in grants if g.agency == agency]
         lines.append("")
+    lines += await _stopped_lines(tx, space.timezone)
     return "\n".join(lines).rstrip() + "\n"
+
+
+ROLES_NOTE = (
+    "Roles: over a local (stdio) connection the agency is one principal and may name any of its roles, "
+    "so a role's grants bind that role only when it connects with its own role token over HTTP."
+)
+
+
+async def _stopped_lines(tx: Tx, timezone: str) -> list[str]:
+    """Revoked or ended grants that still hold their space, so a broader grant does not take it over."""
+    rows = await tx.all(
+        f"{_VIEW_SELECT}WHERE g.handed_over_at IS NULL AND (g.status = 'revoked' OR g.expires_at <= ?) ORDER BY g.id",
+        (tx.now_text,),
+    )
+    if not rows:
+        return []
+    lines = ["## Stopped grants that still hold their space", ""]
+    for view in await _grant_views(tx, rows, timezone):
+        who = f"{_plain(view.agency)} ({_plain(view.role)})" if view.role else _plain(view.agency)
+        answer = "comes to you as a decision each time" if view.status == "revoked" else "is refused until renewed"
+        lines.append(
+            f"- **{view.id}** ({view.status}): {who} `{_plain(view.capability)}` {answer}; "
+            f"`{hand_over_command(view.id)}` lets broader grants cover it."
+        )
+    return [*lines, ""]
 
 
 async def _letter_line(tx: Tx, grant: GrantView) -> str:

@@ -1,13 +1,24 @@
 """Bounded authority: the agency asks before it acts, and the answer is drawn against its grants.
 
-`authorize` picks the most specific active grant for the request and answers
-`allowed` (with a reservation drawn from the grant's budgets by one conditional
-UPDATE per budget), `needs_approval` (with a decision opened for the operator) or
-`denied` (citing the grant). With no grant at all the request is escalated, never
-allowed silently (default deny). Every call appends one ledger row, whatever the
-answer. Afterwards the agency settles (the actual amount) or releases. `check` gives
-the answer authorize would give without acting or writing. The grant API itself
-lives in `grants` and is re-exported here.
+`authorize` picks the grant that governs the request and answers `allowed` (with a
+reservation drawn from the grant's budgets by one conditional UPDATE per budget),
+`needs_approval` (with a decision opened for the operator) or `denied` (citing the
+grant). With no grant at all the request is escalated, never allowed silently
+(default deny). Every call appends one ledger row, whatever the answer. Afterwards
+the agency settles (the actual amount) or releases; a hold that runs out unsettled
+is spent in full, never refunded. `check` gives the answer authorize would give
+without acting or writing.
+
+Which grant governs (Trust, property 1: agency acts are monotone):
+- the most specific grant that covers the request (role over agency-wide, exact over
+  wildcard, then newest), whether active, past its end date or revoked, until the
+  operator hands a stopped grant's space over; so revoking or expiring a narrow grant
+  never lets a broad one allow what it held back;
+- where that grant was made in chat, every active verified grant covering the request
+  applies too, and the strictest answer wins;
+- a request that names a task is judged as the task's role; a retired agency or role
+  gets nothing allowed. Over stdio the agency is one principal and may name any of its
+  roles, or none: role grants bound a role only over a role token.
 """
 
 from __future__ import annotations
@@ -29,12 +40,13 @@ from chief_of_staff.domain.authority.grants import (
     budget_rows,
     budget_usage,
     grant_row,
+    hand_over_command,
     period_key,
     target_matches,
 )
 from chief_of_staff.domain.authority.targets import MAX_TARGET_LENGTH, canonical_target
 
-# An allowed action holds its reservation this long; unsettled ones then return to the budget.
+# An allowed action holds its reservation this long; one still unsettled then is spent in full.
 RESERVATION_TTL = timedelta(hours=24)
 # The sweep inside authorize does a bounded slice of work, so one call never stalls on a backlog.
 _EXPIRE_BATCH = 100
@@ -118,7 +130,7 @@ async def authorize(
     idempotency_key: str | None,
 ) -> AuthorizationView:
     """Ask before acting: allowed (with a reservation), needs_approval (a decision is opened) or denied."""
-    await release_expired(tx, limit=_EXPIRE_BATCH)
+    await spend_expired(tx, limit=_EXPIRE_BATCH)
     request = await _read_request(tx, agency, role, capability, amount_cents, target, task_id, idempotency_key)
     digest = decisions.request_hash(request.params())
     replay = await _replay(tx, request.idempotency_key, digest)
@@ -158,6 +170,9 @@ async def _read_request(
 ) -> _Request:
     agency_row = await agencies.resolve_agency(tx, agency, field="agency")
     role_row = await agencies.resolve_role(tx, agency_row["id"], role, field="role")
+    task = await _task(tx, task_id)
+    if task is not None:
+        role_row = await _role_of_task(tx, task, agency_row, role_row)
     text = _optional_text(target, "target", MAX_TARGET_LENGTH)
     # One spelling of the target for the ledger row, the decision's request hash and the patterns.
     canonical = None if text is None else canonical_target(text)
@@ -167,9 +182,26 @@ async def _read_request(
         _concrete_capability(capability),
         _amount(amount_cents, "amount_cents"),
         canonical,
-        await _task(tx, task_id),
+        None if task is None else task["id"],
         _optional_text(idempotency_key, "idempotency_key", 200),
     )
+
+
+async def _role_of_task(tx: Tx, task: Row, agency: Row, role: Row | None) -> Row | None:
+    """A request that names a task is judged as the task's role (and must be the task's agency's)."""
+    short = ids.format_id("task", task["id"])
+    if task["agency_id"] is not None and task["agency_id"] != agency["id"]:
+        raise InvalidInput(
+            f"task_id: {short} belongs to another agency; send that agency, or leave task_id out for other work."
+        )
+    if task["role_id"] is None:
+        return role
+    if role is not None and role["id"] != task["role_id"]:
+        own = await tx.scalar("SELECT name FROM roles WHERE id = ?", (task["role_id"],))
+        raise InvalidInput(
+            f"role: {short} is {own}'s task, so its requests are {own}'s; send role {own!r} or leave it out."
+        )
+    return await tx.one("SELECT * FROM roles WHERE id = ?", (task["role_id"],))
 
 
 def _concrete_capability(value: str) -> str:
@@ -196,13 +228,14 @@ def _optional_text(value: str | None, label: str, limit: int) -> str | None:
     return value.strip() or None
 
 
-async def _task(tx: Tx, task_id: int | str | None) -> int | None:
+async def _task(tx: Tx, task_id: int | str | None) -> Row | None:
     if task_id is None:
         return None
     number = ids.parse_id("task", task_id, field="task_id")
-    if await tx.one("SELECT 1 FROM tasks WHERE id = ?", (number,)) is None:
+    row = await tx.one("SELECT id, agency_id, role_id FROM tasks WHERE id = ?", (number,))
+    if row is None:
         raise NotFound(f"task_id: there is no task {ids.format_id('task', number)}. Call list_tasks to see open tasks.")
-    return number
+    return row
 
 
 async def _replay(tx: Tx, key: str | None, digest: str) -> Row | None:
@@ -219,21 +252,60 @@ async def _replay(tx: Tx, key: str | None, digest: str) -> Row | None:
 
 
 async def _judge(tx: Tx, actor: Actor, request: _Request, digest: str) -> _Outcome:
-    grant = await _choose_grant(tx, request)
-    if grant is None:
+    retired = _retired(request)
+    if retired is not None:
+        return _Outcome("denied", retired)
+    governing = await _governing_grants(tx, request)
+    if not governing:
         return await _without_grant(tx, actor, request, digest)
-    short = ids.format_id("grant", grant["id"])
-    refusal = _scope_refusal(grant, short, request.target, tx.now_text)
-    if refusal is not None:
-        return _Outcome("denied", refusal, grant)
-    budgets = await budget_rows(tx, grant["id"])
-    approval_reason = _approval_reason(grant, short, budgets, request)
+    verdicts = [await _verdict(tx, g, request) for g in governing]
+    for verdict in verdicts:
+        if verdict.denial is not None:
+            return _Outcome("denied", verdict.denial, verdict.grant)
+    asking = [v for v in verdicts if v.approval is not None]
     approved: Row | None = None
-    if approval_reason is not None:
+    if asking:
         approved = await decisions.find_redeemable(tx, digest)
         if approved is None:
-            return await _escalate(tx, actor, request, approval_reason, grant)
-    return await _draw(tx, grant, short, budgets, request, approved)
+            why = " ".join(str(v.approval) for v in asking)
+            return await _escalate(tx, actor, request, why, asking[0].grant)
+    return await _draw(tx, verdicts, request, approved)
+
+
+def _retired(request: _Request) -> str | None:
+    """A retired agency or role gets nothing allowed."""
+    if request.agency["status"] != "active":
+        return f"{request.agency['name']} is retired, so nothing is allowed for it. Ask the operator to reactivate it."
+    if request.role is not None and request.role["status"] != "active":
+        return f"The role {request.role['name']} is retired, so nothing is allowed for it. Work as an active role."
+    return None
+
+
+@dataclass
+class _Verdict:
+    """One grant's reading of a request: a denial, a reason to ask the operator, or neither."""
+
+    grant: Row
+    budgets: list[Row]
+    denial: str | None
+    approval: str | None
+
+
+async def _verdict(tx: Tx, grant: Row, request: _Request) -> _Verdict:
+    short = ids.format_id("grant", grant["id"])
+    budgets = await budget_rows(tx, grant["id"])
+    denial = _scope_refusal(grant, short, request.target, tx.now_text)
+    if denial is not None and grant["expires_at"] is not None and grant["expires_at"] <= tx.now_text:
+        denial += f" Until then requests it covered stay with it (the operator can run `{hand_over_command(short)}`)."
+    approval = None if denial is not None else _approval_reason(grant, short, budgets, request)
+    if denial is None and grant["status"] == "revoked":
+        # A revoked grant still governs its space as if its mode were `approve`: its own scope and budgets
+        # still bind, and every request there goes to the operator, so revoking only ever narrows.
+        approval = (
+            f"{short} covered this and was revoked, so requests it covered go to the operator until they "
+            f"grant it anew or hand its space over (`{hand_over_command(short)}`)."
+        )
+    return _Verdict(grant, budgets, denial, approval)
 
 
 def _covering_capabilities(capability: str) -> list[str]:
@@ -242,20 +314,26 @@ def _covering_capabilities(capability: str) -> list[str]:
     return [capability, *(".".join(parts[:i]) + ".*" for i in range(len(parts) - 1, 0, -1))]
 
 
-async def _choose_grant(tx: Tx, request: _Request) -> Row | None:
-    """Unexpired first, then most specific: role-specific over agency-wide, exact over wildcard, then newest.
+async def _governing_grants(tx: Tx, request: _Request) -> list[Row]:
+    """The grant that governs the request first, then the active verified grants that also bind it.
 
-    An expired grant must not shadow a broader one still in force; it is chosen only when nothing
-    else covers the request, so the answer can say it expired.
+    The governing grant is the most specific covering grant that has not handed its space over:
+    role-specific over agency-wide, exact over wildcard, then newest. A revoked or expired grant
+    still governs, so stopping a narrow grant never lets a broader one take over. When the governing
+    grant was made in chat, each active verified grant covering the request applies as well, so a
+    chat grant cannot override the operator's denies, mode or bounds.
     """
     covering = _covering_capabilities(request.capability)
     marks = ", ".join("?" * len(covering))
-    return await tx.one(
-        f"SELECT * FROM grants WHERE capability IN ({marks}) AND status = 'active' AND agency_id = ? "
-        "AND (role_id IS NULL OR role_id = ?) "
-        "ORDER BY coalesce(expires_at <= ?, 0), role_id IS NULL, length(capability) DESC, id DESC LIMIT 1",
-        (*covering, request.agency["id"], request.role["id"] if request.role else None, tx.now_text),
+    rows = await tx.all(
+        f"SELECT * FROM grants WHERE capability IN ({marks}) AND agency_id = ? AND (role_id IS NULL OR role_id = ?) "
+        "AND handed_over_at IS NULL ORDER BY role_id IS NULL, length(capability) DESC, id DESC",
+        (*covering, request.agency["id"], request.role["id"] if request.role else None),
     )
+    if not rows or rows[0]["origin_channel"] != "chat":
+        return rows[:1]
+    verified = [r for r in rows[1:] if r["origin_channel"] == "verified" and r["status"] == "active"]
+    return [rows[0], *verified]
 
 
 async def _without_grant(tx: Tx, actor: Actor, request: _Request, digest: str) -> _Outcome:
@@ -328,22 +406,29 @@ async def _escalate(tx: Tx, actor: Actor, request: _Request, why: str, grant: Ro
         f"{why} Asked the operator in {short}. Once it is approved, call authorize again with the same "
         "parameters and a new idempotency_key."
     )
+    cancelled = await decisions.last_cancelled(tx, decisions.request_hash(request.params()))
+    if cancelled is not None:
+        reason += f" (An earlier ask, {ids.format_id('decision', cancelled['id'])}, was closed: {cancelled['note']})"
     return _Outcome("needs_approval", reason, grant, decision_id, why=why)
 
 
-async def _draw(
-    tx: Tx, grant: Row, short: str, budgets: list[Row], request: _Request, approved: Row | None
-) -> _Outcome:
+async def _draw(tx: Tx, verdicts: list[_Verdict], request: _Request, approved: Row | None) -> _Outcome:
+    """Draw the request from the budgets of every grant that binds it, all or none."""
     timezone = (await workspace.get(tx)).timezone
+    budgets = [b for verdict in verdicts for b in verdict.budgets]
     keys = {str(b["id"]): period_key(b["period"], tx.now, timezone) for b in budgets}
+    grant = next((v.grant for v in verdicts if v.grant["mode"] == "notify"), verdicts[0].grant)
     failed = await _draw_budgets(tx, budgets, keys, request.amount_cents)
     if failed is not None:
+        cited = next(v.grant for v in verdicts if v.grant["id"] == failed["grant_id"])
+        short = ids.format_id("grant", cited["id"])
         reason = await _exhausted(tx, short, request, failed, keys[str(failed["id"])], timezone)
-        return _Outcome("denied", reason, grant, period_keys=keys)
-    reason = f"Allowed by {short}; {money(request.amount_cents)} reserved. Settle with the actual amount or release."
+        return _Outcome("denied", reason, cited, period_keys=keys)
+    names = " and ".join(ids.format_id("grant", v.grant["id"]) for v in verdicts)
+    reason = f"Allowed by {names}; {money(request.amount_cents)} reserved. Settle with the actual amount or release."
     if approved is not None:
         reason = (
-            f"Allowed by {short} with the operator's approval in "
+            f"Allowed by {names} with the operator's approval in "
             f"{ids.format_id('decision', approved['id'])}; {money(request.amount_cents)} reserved."
         )
     if grant["mode"] == "notify":
@@ -474,7 +559,7 @@ async def check(
     # A read-only twin would re-implement the budget arithmetic and the sweep, and could drift.
     await tx.run("SAVEPOINT authority_check")
     try:
-        await release_expired(tx, limit=_EXPIRE_BATCH)
+        await spend_expired(tx, limit=_EXPIRE_BATCH)
         request = await _read_request(tx, agency, role, capability, amount_cents, target, task_id, None)
         outcome = await _judge(tx, actor, request, decisions.request_hash(request.params()))
         grant_id = outcome.grant["id"] if outcome.grant else None
@@ -517,7 +602,7 @@ def _check_reason(outcome: _Outcome, request: _Request, opens: bool) -> str:
 async def settle(tx: Tx, actor: Actor, authorization: str, *, actual_cents: int) -> AuthorizationView:
     """Close a held reservation at the actual amount (at most the reserved amount); the rest returns."""
     actual = _amount(actual_cents, "actual_cents")
-    await release_expired(tx, limit=_EXPIRE_BATCH)
+    await spend_expired(tx, limit=_EXPIRE_BATCH)
     row = await _held(tx, authorization, "settle")
     short = ids.format_id("authorization", row["id"])
     if actual > row["amount_cents"]:
@@ -535,7 +620,7 @@ async def settle(tx: Tx, actor: Actor, authorization: str, *, actual_cents: int)
 
 async def release(tx: Tx, actor: Actor, authorization: str) -> AuthorizationView:
     """Give a held reservation back whole: the action did not happen."""
-    await release_expired(tx, limit=_EXPIRE_BATCH)
+    await spend_expired(tx, limit=_EXPIRE_BATCH)
     row = await _held(tx, authorization, "release")
     await _give_back(tx, row, cents=row["amount_cents"], count=1)
     await _close(tx, row["id"], "released", None)
@@ -544,27 +629,74 @@ async def release(tx: Tx, actor: Actor, authorization: str) -> AuthorizationView
     return await _authorization_view(tx, await _authorization_row(tx, row["id"]))
 
 
-# True when release_expired has work: an indexed probe a caller can fold into one statement with others.
+# True when spend_expired has work: an indexed probe a caller can fold into one statement with others.
 EXPIRED_EXISTS = "EXISTS (SELECT 1 FROM authorizations WHERE status = 'held' AND expires_at <= :now)"
 
 
-async def release_expired(tx: Tx, *, limit: int | None = None) -> int:
-    """Held reservations past their expiry return to their budgets (status 'expired'); returns how many."""
+async def spend_expired(tx: Tx, *, limit: int | None = None) -> int:
+    """Held reservations past their expiry are spent in full (status 'expired'); returns how many.
+
+    Nothing returns to the budget: the agency may have acted and never settled, and a refund would
+    let a budget be overspent by never settling (Trust, property 4). Only `release` gives money back.
+    The review reports them as an anomaly.
+    """
     rows = await tx.all(
         "SELECT * FROM authorizations WHERE status = 'held' AND expires_at <= ? ORDER BY expires_at LIMIT ?",
         (tx.now_text, -1 if limit is None else limit),
     )
     for row in rows:
-        await _give_back(tx, row, cents=row["amount_cents"], count=1)
-        await _close(tx, row["id"], "expired", None)
+        await _close(tx, row["id"], "expired", row["amount_cents"])
         await audit.append(
             tx,
             SYSTEM,
             "authority.expire",
             ids.format_id("authorization", row["id"]),
-            {"reserved_cents": row["amount_cents"]},
+            {"reserved_cents": row["amount_cents"], "spent_cents": row["amount_cents"]},
         )
     return len(rows)
+
+
+async def expire_decisions(tx: Tx) -> int:
+    """Close decisions past their expiry, and cancel pending ones whose grant has reached its end date.
+
+    Silence approves only what the grant could (Trust, property 3): see `_timeout_refusal`.
+    """
+    stopped = await tx.all(
+        "SELECT DISTINCT g.id FROM decisions AS d JOIN grants AS g ON g.id = d.grant_id "
+        "WHERE d.status = 'pending' AND g.status = 'active' AND g.expires_at <= ?",
+        (tx.now_text,),
+    )
+    for grant in stopped:
+        await decisions.cancel_pending_of_grant(tx, grant["id"], f"{ids.format_id('grant', grant['id'])} expired")
+    return await decisions.expire_due(tx, judge=_timeout_refusal)
+
+
+async def _timeout_refusal(tx: Tx, decision: Row) -> str | None:
+    """Why silence may not approve this decision, reading its grant as it is now; None when it may."""
+    if decision["grant_id"] is None:
+        return "no grant covers it, and only the operator can approve what no grant covers."
+    grant = await grant_row(tx, decision["grant_id"])
+    short = ids.format_id("grant", grant["id"])
+    if grant["status"] != "active":
+        return f"{short} was revoked."
+    request = json.loads(decision["request"])
+    refusal = _scope_refusal(grant, short, request.get("target"), tx.now_text)
+    if refusal is not None:
+        return refusal
+    budgets = await budget_rows(tx, grant["id"])
+    amount = int(decision["amount_cents"] or 0)
+    cap = grant["per_action_cap_cents"]
+    if (cap is not None and amount > cap) or (
+        cap is None and amount > 0 and all(b["max_cents"] is None for b in budgets)
+    ):
+        return f"{money(amount)} is more than {short} allows for one action."
+    timezone = (await workspace.get(tx)).timezone
+    for budget in budgets:
+        used_count, used_cents = await budget_usage(tx, budget["id"], period_key(budget["period"], tx.now, timezone))
+        over_count = budget["max_count"] is not None and used_count + 1 > budget["max_count"]
+        if over_count or (budget["max_cents"] is not None and used_cents + amount > budget["max_cents"]):
+            return f"{short}'s {budget['period']} budget has no room for it."
+    return None
 
 
 async def _held(tx: Tx, ref: str, verb: str) -> Row:

@@ -80,6 +80,39 @@ def largest_money_bound(bounds: _Bounds) -> int | None:
     return max((a for a in amounts if a is not None), default=None)
 
 
+# How many of a shorter period fit in a longer one at most: a month touches up to 6 ISO weeks.
+_PERIODS_IN = {("week", "day"): 7, ("month", "day"): 31, ("month", "week"): 6}
+
+
+def money_exposure(bounds: _Bounds) -> int | None:
+    """The most money a grant can let out in its longest budget period; None when nothing bounds it.
+
+    What a chat act draws from the chat allowance when it creates or widens a grant. A grant with
+    no money bound at all allows amount 0 only, so it exposes nothing. Otherwise each action is
+    bounded by the cap (or, without one, by the smallest amount budget), and the period by its own
+    amount, its count times that per-action bound, or a shorter budget repeated across it.
+    """
+    if largest_money_bound(bounds) is None:
+        return 0
+    if not bounds.budgets:
+        return None
+    # One action can cost no more than the cap, nor more than the smallest amount budget lets through.
+    per_action = min(a for a in [bounds.per_action_cap_cents, *(b.max_cents for b in bounds.budgets)] if a is not None)
+    longest = max(bounds.budgets, key=lambda b: _PERIOD_ORDER.index(b.period))
+    limits = [_period_bound(b, per_action) for b in bounds.budgets]
+    spans = [
+        limit * _PERIODS_IN.get((longest.period, b.period), 1)
+        for b, limit in zip(bounds.budgets, limits, strict=True)
+        if limit is not None
+    ]
+    return min(spans, default=None)
+
+
+def _period_bound(budget: BudgetSpec, per_action: int) -> int | None:
+    bounds = [budget.max_cents, None if budget.max_count is None else budget.max_count * per_action]
+    return min((b for b in bounds if b is not None), default=None)
+
+
 def widens(before: GrantTerms, after: GrantTerms) -> list[str]:
     """Every way the change from `before` to `after` widens authority, in plain words; empty if it only narrows.
 
@@ -87,12 +120,27 @@ def widens(before: GrantTerms, after: GrantTerms) -> list[str]:
     only, yet is listed): a false "widens" only sends the change to the operator, a false
     "narrows" would let the agency raise its own authority.
     """
-    return [
-        *_money_widening(before, after),
-        *_budget_widening(before, after),
-        *_scope_widening(before, after),
-        *_standing_widening(before, after),
-    ]
+    return [*money_widening(before, after), *authority_widening(before, after)]
+
+
+def money_widening(before: GrantTerms, after: GrantTerms) -> list[str]:
+    """The ways a change raises how much money may go out: the only widening chat may make, against its allowance."""
+    reasons = _raised("per-action cap", before.per_action_cap_cents, after.per_action_cap_cents, money)
+    if largest_money_bound(before) is None and largest_money_bound(after) is not None:
+        reasons.append("lets actions cost money, where only amount 0 was allowed")
+    new = {b.period: b for b in after.budgets}
+    for old in before.budgets:
+        if old.period in new:
+            reasons += _raised(f"{old.period} amount limit", old.max_cents, new[old.period].max_cents, money)
+    return reasons
+
+
+def authority_widening(before: GrantTerms, after: GrantTerms) -> list[str]:
+    """Every widening that is not a raised money bound: counts, budgets removed, scope, expiry, mode, timeout.
+
+    Chat may never make these, at any amount (design brief, Trust, property 2).
+    """
+    return [*_count_widening(before, after), *_scope_widening(before, after), *_standing_widening(before, after)]
 
 
 def _raised(label: str, old: int | None, new: int | None, show: Callable[[int], str]) -> list[str]:
@@ -104,14 +152,7 @@ def _raised(label: str, old: int | None, new: int | None, show: Callable[[int], 
     return [f"raises the {label} from {show(old)} to {show(new)}"]
 
 
-def _money_widening(before: GrantTerms, after: GrantTerms) -> list[str]:
-    reasons = _raised("per-action cap", before.per_action_cap_cents, after.per_action_cap_cents, money)
-    if largest_money_bound(before) is None and largest_money_bound(after) is not None:
-        reasons.append("lets actions cost money, where only amount 0 was allowed")
-    return reasons
-
-
-def _budget_widening(before: GrantTerms, after: GrantTerms) -> list[str]:
+def _count_widening(before: GrantTerms, after: GrantTerms) -> list[str]:
     new = {b.period: b for b in after.budgets}
     reasons: list[str] = []
     for old in before.budgets:
@@ -119,7 +160,6 @@ def _budget_widening(before: GrantTerms, after: GrantTerms) -> list[str]:
             reasons.append(f"removes the {old.period} budget")
             continue
         reasons += _raised(f"{old.period} count limit", old.max_count, new[old.period].max_count, str)
-        reasons += _raised(f"{old.period} amount limit", old.max_cents, new[old.period].max_cents, money)
     return reasons
 
 

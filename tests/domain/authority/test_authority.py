@@ -16,7 +16,7 @@ from chief_of_staff.core.audit import OPERATOR_CLI, Actor
 from chief_of_staff.core.clock import FixedClock
 from chief_of_staff.core.db import Store, Tx
 from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound, OperatorActRefused
-from chief_of_staff.domain import agencies, decisions, goals, workspace
+from chief_of_staff.domain import agencies, decisions, goals, inbox, workspace
 from chief_of_staff.domain.authority import grants, ledger
 from chief_of_staff.domain.authority.grants import GrantSpec, GrantView
 from chief_of_staff.domain.authority.ledger import AuthorizationView
@@ -190,7 +190,7 @@ async def test_agency_channel_cannot_create_a_grant(store: Store) -> None:
     await fails_writing_nothing(store, OperatorActRefused, "operator decision", call)
 
 
-async def test_chat_grant_above_the_ceiling_is_refused_and_writes_nothing(store: Store) -> None:
+async def test_chat_grant_above_the_allowance_is_refused_and_writes_nothing(store: Store) -> None:
     spec = GrantSpec(
         agency="Outbound",
         capability="spend.ads",
@@ -201,7 +201,31 @@ async def test_chat_grant_above_the_ceiling_is_refused_and_writes_nothing(store:
     async def call(tx: Tx) -> None:
         await grants.create_grant(tx, CHAT, spec)
 
-    await fails_writing_nothing(store, OperatorActRefused, r"200\.00, above the chat ceiling of 100\.00", call)
+    await fails_writing_nothing(
+        store, OperatorActRefused, r"adds 200\.00 of money exposure.*100\.00 of the 100\.00", call
+    )
+
+
+async def test_chat_never_accepts_a_grant_whose_money_no_period_bounds(store: Store) -> None:
+    spec = GrantSpec(agency="Outbound", capability="spend.ads", per_action_cap_cents=10_000)
+
+    async def call(tx: Tx) -> None:
+        await grants.create_grant(tx, CHAT, spec)
+
+    await fails_writing_nothing(store, OperatorActRefused, "no period limit, which chat never accepts", call)
+
+
+async def test_chat_grants_draw_the_allowance_in_total_not_per_act(store: Store) -> None:
+    """Eight 100.00-a-month grants in chat used to give 800.00 a month; now the second is refused."""
+    month = [BudgetSpec(period="month", max_cents=6_000)]
+    await grant(store, CHAT, capability="spend.ads", per_action_cap_cents=1_000, budgets=month)
+
+    async def second(tx: Tx) -> None:
+        await grants.create_grant(
+            tx, CHAT, GrantSpec(agency="Outbound", capability="spend.tools", per_action_cap_cents=1_000, budgets=month)
+        )
+
+    await fails_writing_nothing(store, OperatorActRefused, r"40\.00 of the 100\.00 chat allowance is left", second)
 
 
 async def test_chat_grant_under_the_ceiling_is_recorded_as_chat(store: Store) -> None:
@@ -253,7 +277,8 @@ async def test_revoked_grant_allows_nothing_and_keeps_its_history(store: Store) 
         view = await grants.revoke_grant(tx, AGENCY, "GR1", reason="Bounced too often")
     assert (view.status, view.version) == ("revoked", 2)
     answer = await ask(store)
-    assert (answer.answer, answer.grant_id, answer.decision_id) == ("needs_approval", None, "D1")
+    assert (answer.answer, answer.grant_id, answer.decision_id) == ("needs_approval", "GR1", "D1")
+    assert "GR1 covered this and was revoked" in answer.reason
     async with store.read() as tx:
         versions = await tx.all("SELECT version, snapshot FROM grant_versions ORDER BY version")
         assert await grants.list_grants(tx) == []
@@ -701,17 +726,21 @@ async def test_release_returns_amount_and_count(store: Store) -> None:
     await fails_writing_nothing(store, Conflict, "AU1 is released", settle_after)
 
 
-async def test_unsettled_reservations_expire_back_into_the_budget(store: Store, clock: FixedClock) -> None:
-    await grant(store, budgets=[BudgetSpec(period="week", max_count=1)])
-    await ask(store)
+async def test_an_unsettled_reservation_is_spent_in_full_when_its_hold_runs_out(
+    store: Store, clock: FixedClock
+) -> None:
+    await grant(store, per_action_cap_cents=500, budgets=[BudgetSpec(period="week", max_count=2, max_cents=800)])
+    await ask(store, amount_cents=400)
     clock.advance(timedelta(hours=23, minutes=59))
     async with store.write() as tx:
-        assert await ledger.release_expired(tx) == 0
+        assert await ledger.spend_expired(tx) == 0
     clock.advance(timedelta(minutes=1))
     async with store.write() as tx:
-        assert await ledger.release_expired(tx) == 1
-        assert await tx.scalar("SELECT status FROM authorizations WHERE id = 1") == "expired"
-    assert await usage(store) == [(1, "2026-W48", 0, 0)]
+        assert await ledger.spend_expired(tx) == 1
+        row = await tx.one("SELECT status, settled_cents FROM authorizations WHERE id = 1")
+        assert row is not None and (row["status"], row["settled_cents"]) == ("expired", 400)
+    assert await usage(store) == [(1, "2026-W48", 1, 400)]
+    assert (await ask(store, amount_cents=500)).answer == "denied"  # 400 + 500 > 800: never refunded
 
     async def settle_late(tx: Tx) -> None:
         await ledger.settle(tx, AGENCY, "AU1", actual_cents=0)
@@ -719,13 +748,16 @@ async def test_unsettled_reservations_expire_back_into_the_budget(store: Store, 
     await fails_writing_nothing(store, Conflict, "AU1 is expired", settle_late)
 
 
-async def test_authorize_sweeps_expired_reservations_first(store: Store, clock: FixedClock) -> None:
-    await grant(store, budgets=[BudgetSpec(period="week", max_count=1)])
-    await ask(store)
-    clock.advance(timedelta(hours=24))
-    assert (await ask(store)).answer == "allowed"
+async def test_never_settling_cannot_overspend_a_budget(store: Store, clock: FixedClock) -> None:
+    """A 100.00 month budget once allowed 400.00 in four days when holds ran out unsettled."""
+    await grant(store, per_action_cap_cents=10_000, budgets=[BudgetSpec(period="month", max_cents=10_000)])
+    assert (await ask(store, amount_cents=10_000)).answer == "allowed"
+    for _ in range(3):
+        clock.advance(timedelta(hours=24))
+        assert (await ask(store, amount_cents=10_000)).answer == "denied"
     async with store.read() as tx:
         assert await tx.scalar("SELECT status FROM authorizations WHERE id = 1") == "expired"
+    assert await usage(store) == [(1, "2026-11", 1, 10_000)]
 
 
 # --- reading ------------------------------------------------------------------------------------
@@ -800,7 +832,7 @@ async def _ask_and_let_expire(store: Store, clock: FixedClock, **grant_fields: A
     asked = await ask(store, capability="spend.tools", amount_cents=500, target="enrich.io")
     clock.advance(timedelta(hours=73))
     async with store.write() as tx:
-        await decisions.expire_due(tx)
+        await ledger.expire_decisions(tx)
     return asked
 
 
@@ -818,6 +850,137 @@ async def test_a_grant_may_say_an_unanswered_decision_goes_ahead(store: Store, c
         assert (await decisions.get_decision(tx, asked.decision_id or "")).status == "approved"
     again = await ask(store, capability="spend.tools", amount_cents=500, target="enrich.io")
     assert again.answer == "allowed" and again.decision_id == asked.decision_id
+
+
+async def test_silence_approves_only_what_the_grant_could_when_it_times_out(store: Store, clock: FixedClock) -> None:
+    """A 500,000.00 request under a 20.00 cap was once allowed after 72 hours of silence."""
+    await grant(store, capability="spend.tools", mode="approve", per_action_cap_cents=2_000, on_timeout="approve")
+    asked = await ask(store, capability="spend.tools", amount_cents=50_000_000, target="enrich.io")
+    clock.advance(timedelta(hours=73))
+    async with store.write() as tx:
+        await ledger.expire_decisions(tx)
+        decision = await decisions.get_decision(tx, asked.decision_id or "")
+    assert decision.status == "expired" and "Not approved by silence" in (decision.note or "")
+    again = await ask(store, capability="spend.tools", amount_cents=50_000_000, target="enrich.io")
+    assert again.answer == "needs_approval"
+
+
+async def test_silence_reads_the_budget_as_it_is_when_the_decision_times_out(store: Store, clock: FixedClock) -> None:
+    await grant(
+        store,
+        capability="spend.tools",
+        mode="approve",
+        per_action_cap_cents=2_000,
+        budgets=[BudgetSpec(period="week", max_cents=2_000)],
+        on_timeout="approve",
+    )
+    first = await ask(store, capability="spend.tools", amount_cents=1_500, target="enrich.io")
+    second = await ask(store, capability="spend.tools", amount_cents=1_000, target="enrich.io")
+    await approve(store, first.decision_id or "")
+    assert (await ask(store, capability="spend.tools", amount_cents=1_500, target="enrich.io")).answer == "allowed"
+    clock.advance(timedelta(hours=73))
+    async with store.write() as tx:
+        await ledger.expire_decisions(tx)
+        decision = await decisions.get_decision(tx, second.decision_id or "")
+    assert decision.status == "expired" and "week budget has no room" in (decision.note or "")
+
+
+async def test_revoking_a_grant_cancels_its_pending_decisions_and_silence_cannot_revive_them(
+    store: Store, clock: FixedClock
+) -> None:
+    await grant(store, capability="spend.tools", mode="approve", per_action_cap_cents=2_000, on_timeout="approve")
+    asked = await ask(store, capability="spend.tools", amount_cents=500, target="enrich.io")
+    async with store.write() as tx:
+        await grants.revoke_grant(tx, OPERATOR_CLI, "GR1")
+        decision = await decisions.get_decision(tx, asked.decision_id or "")
+    assert decision.status == "expired" and "GR1 was revoked" in (decision.note or "")
+    clock.advance(timedelta(hours=73))
+    again = await ask(store, capability="spend.tools", amount_cents=500, target="enrich.io")
+    assert again.answer == "needs_approval" and again.decision_id != asked.decision_id
+    assert f"{asked.decision_id}, was closed" in again.reason
+
+
+async def test_an_agency_revoke_never_lets_a_broader_grant_take_over(store: Store) -> None:
+    """With spend.* in auto and SDR's spend.ads in approve, revoking the narrow one once allowed the spend."""
+    await grant(store, role=None, capability="spend.*", per_action_cap_cents=10_000)
+    await grant(store, capability="spend.ads", mode="approve", per_action_cap_cents=10_000)
+    assert (await ask(store, capability="spend.ads", amount_cents=100)).answer == "needs_approval"
+    async with store.write() as tx:
+        await grants.revoke_grant(tx, AGENCY, "GR2")
+    answer = await ask(store, capability="spend.ads", amount_cents=100)
+    assert (answer.answer, answer.grant_id) == ("needs_approval", "GR2")
+    async with store.write() as tx:
+        await grants.update_grant(tx, AGENCY, "GR1", expires_on="2026-11-23")  # narrowing: allowed for the agency
+
+    async def hand_over(tx: Tx) -> None:
+        await grants.revoke_grant(tx, AGENCY, "GR2", hand_over=True)
+
+    await fails_writing_nothing(store, OperatorActRefused, "operator decision", hand_over)
+
+    async def hand_over_in_chat(tx: Tx) -> None:
+        await grants.revoke_grant(tx, CHAT, "GR2", hand_over=True)
+
+    await fails_writing_nothing(store, OperatorActRefused, "cannot be done in chat", hand_over_in_chat)
+    async with store.write() as tx:
+        await grants.revoke_grant(tx, OPERATOR_CLI, "GR2", hand_over=True)
+    assert (await ask(store, capability="spend.ads", amount_cents=100)).answer == "allowed"
+
+
+async def test_an_expired_narrow_grant_keeps_its_space_from_a_broader_one(store: Store, clock: FixedClock) -> None:
+    await grant(store, role=None, capability="spend.*", per_action_cap_cents=10_000)
+    await grant(store, capability="spend.ads", mode="approve", per_action_cap_cents=10_000, expires_on="2026-11-23")
+    clock.advance(timedelta(days=1))
+    answer = await ask(store, capability="spend.ads", amount_cents=100)
+    assert (answer.answer, answer.grant_id) == ("denied", "GR2")
+    assert "--hand-over" in answer.reason
+
+
+async def test_a_request_naming_a_task_is_judged_as_the_tasks_role(store: Store) -> None:
+    await grant(store, role=None, capability="spend.*", per_action_cap_cents=10_000)
+    await grant(store, capability="spend.ads", mode="approve", per_action_cap_cents=10_000)
+    async with store.write() as tx:
+        task = await inbox.add_task(tx, AGENCY, title="Run the ad test", agency="Outbound", role="SDR")
+    answer = await ask(store, role=None, capability="spend.ads", amount_cents=100, task_id=task.id)
+    assert (answer.answer, answer.grant_id) == ("needs_approval", "GR2")
+
+    async def as_another_role(tx: Tx) -> None:
+        await ledger.authorize(
+            tx,
+            AGENCY,
+            agency="Outbound",
+            role="Researcher",
+            capability="spend.ads",
+            amount_cents=100,
+            target=None,
+            task_id=task.id,
+            idempotency_key=None,
+        )
+
+    await fails_writing_nothing(store, InvalidInput, "SDR's task", as_another_role)
+
+
+async def test_a_retired_role_gets_nothing_allowed(store: Store) -> None:
+    await grant(store)
+    async with store.write() as tx:
+        await agencies.set_role(tx, OPERATOR_CLI, agency="Outbound", name="SDR", status="retired")
+    answer = await ask(store)
+    assert answer.answer == "denied" and "retired" in answer.reason
+
+
+async def test_a_chat_grant_cannot_shadow_a_verified_grants_denies(store: Store) -> None:
+    """A newer chat grant of the same specificity once turned a denied .gov target into an allowed one."""
+    await grant(store, capability="spend.ads", per_action_cap_cents=5_000, scope_deny=["*.gov"])
+    await grant(
+        store,
+        CHAT,
+        capability="spend.ads",
+        per_action_cap_cents=5_000,
+        budgets=[BudgetSpec(period="month", max_cents=5_000)],
+    )
+    denied = await ask(store, capability="spend.ads", amount_cents=100, target="ads.agency.gov")
+    assert (denied.answer, denied.grant_id) == ("denied", "GR1")
+    allowed = await ask(store, capability="spend.ads", amount_cents=100, target="ads.acme.com")
+    assert allowed.answer == "allowed" and "GR2 and GR1" in allowed.reason
 
 
 async def test_chat_cannot_make_silence_grant_authority(store: Store) -> None:

@@ -143,13 +143,13 @@ async def test_check_does_not_use_up_an_approval(store: Store) -> None:
     assert done.decision_id == asked.decision_id
 
 
-async def test_check_counts_reservations_the_expiry_sweep_would_return(store: Store, clock: FixedClock) -> None:
+async def test_check_agrees_that_lapsed_reservations_stay_spent(store: Store, clock: FixedClock) -> None:
     await grant(store, budgets=[{"period": "week", "max_count": 2}])
     await authorize(store)
     await authorize(store)
     clock.advance(ledger.RESERVATION_TTL + timedelta(minutes=1))  # both reservations lapse, unswept
     said, _ = await agrees(store, amount_cents=100)
-    assert said.answer == "allowed"
+    assert said.answer == "denied"  # a hold that runs out is spent, never refunded
 
 
 async def test_check_keeps_the_callers_own_writes_and_leaves_the_unit_usable(store: Store) -> None:

@@ -57,6 +57,22 @@ AMOUNTS = [0, 0, 100, 250, 300, 300, 500, 1_000]
 
 Request = tuple[str, str | None, str, int, str | None]  # agency, role, capability, amount, target
 
+# The requests whose answers define "what the agency may do" for the monotonicity property.
+PROBES: list[Request] = [
+    (agency, role, capability, amount, target)
+    for agency, role in [("Outbound", None), ("Outbound", "SDR"), ("Content", "Writer")]
+    for capability in ["spend.ads", "spend.tools", "email.send"]
+    for amount in [0, 1_000]
+    for target in [None, "jane@acme.com", "ops@city.gov"]
+]
+# What the agency may do to a grant on its own: each only narrows.
+NARROWINGS: list[dict[str, Any]] = [
+    {"per_action_cap_cents": 250},
+    {"expires_on": "today"},
+    {"mode": "approve"},
+    {"scope_deny": ["*.gov"]},
+]
+
 
 @dataclass
 class Budget:
@@ -87,6 +103,7 @@ class Decision:
     request: Request
     status: str
     expires_at: datetime
+    grant_id: int | None = None
 
 
 @dataclass
@@ -183,6 +200,8 @@ class AuthorityMachine(RuleBasedStateMachine):
         self.decisions: dict[int, Decision] = {}
         self.auths: dict[int, Authorization] = {}
         self.keys: dict[str, int] = {}
+        self.baseline: frozenset[Request] | None = None
+        self.operator_acted = False
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """Run one step's async body on the machine's own loop (aiosqlite binds to threads, not loops)."""
@@ -238,6 +257,7 @@ class AuthorityMachine(RuleBasedStateMachine):
         )
 
     async def _create_grant(self, spec: GrantSpec) -> grants.GrantView:
+        self.operator_acted = True
         async with self.store.write() as tx:
             return await grants.create_grant(tx, OPERATOR_CLI, spec)
 
@@ -254,7 +274,84 @@ class AuthorityMachine(RuleBasedStateMachine):
         grant = self.grants[1 + which % len(self.grants)]
         expected = Conflict if grant.revoked else None
         self.expect(expected, grants.revoke_grant, Actor("Outbound", "agency"), f"GR{grant.id}")
+        if expected is not None:
+            return
         grant.revoked = True
+        for decision in self.decisions.values():
+            if decision.grant_id == grant.id and decision.status == "pending":
+                decision.status = "expired"  # cancelled: the note says its grant was revoked
+
+    @precondition(lambda self: self.grants)
+    @rule(which=st.integers(0, 100), change=st.sampled_from(NARROWINGS))
+    def narrow(self, which: int, change: dict[str, Any]) -> None:
+        """The agency narrows a grant: a lower cap, an end date today, a stricter mode, one more deny pattern."""
+        grant = self.grants[1 + which % len(self.grants)]
+        if grant.revoked:
+            return
+        fields = dict(change)
+        if "per_action_cap_cents" in fields:
+            if grant.cap is None:
+                return  # a first cap on a grant with no money bound would let money through: not a narrowing
+            fields["per_action_cap_cents"] = min(grant.cap, fields["per_action_cap_cents"])
+        if "expires_on" in fields:
+            fields["expires_on"] = self.now.astimezone(BERLIN).date()
+            end = _end_of(fields["expires_on"])
+            if grant.expires_at is not None and end is not None and grant.expires_at <= end:
+                return
+        if "mode" in fields and ["approve", "notify", "auto"].index(grant.mode) < ["approve", "notify", "auto"].index(
+            fields["mode"]
+        ):
+            return
+        if "scope_deny" in fields:
+            fields["scope_deny"] = [*grant.deny, *[p for p in fields["scope_deny"] if p not in grant.deny]]
+        self.expect(None, grants.update_grant, Actor("Outbound", "agency"), f"GR{grant.id}", **fields)
+        grant.cap = fields.get("per_action_cap_cents", grant.cap)
+        grant.mode = fields.get("mode", grant.mode)
+        grant.deny = fields.get("scope_deny", grant.deny)
+        if "expires_on" in fields:
+            grant.expires_at = _end_of(fields["expires_on"])
+
+    # --- monotone agency acts (Trust, property 1) -------------------------------------------------
+
+    def authority(self) -> frozenset[Request]:
+        """Every request in a fixed set that `check` would allow with every budget fresh.
+
+        Budgets are set aside because spending and releasing move them both ways by design; what
+        an agency act must never do is widen what the grants and decisions allow.
+        """
+        return self.run(self._authority())
+
+    async def _authority(self) -> frozenset[Request]:
+        allowed = set()
+        async with self.store.trial() as tx:
+            await tx.run("DELETE FROM budget_usage")
+            for request in PROBES:
+                agency, role, capability, amount, target = request
+                view = await ledger.check(
+                    tx,
+                    Actor(agency, "agency"),
+                    agency=agency,
+                    role=role,
+                    capability=capability,
+                    amount_cents=amount,
+                    target=target,
+                    task_id=None,
+                )
+                if view.answer == "allowed":
+                    allowed.add(request)
+        return frozenset(allowed)
+
+    @invariant()
+    def agency_acts_never_widen_authority(self) -> None:
+        """Trust, property 1: after any step but an operator's, nothing is allowed that was not before.
+
+        The operator's acts (a grant, a decision) reset the baseline; every other step is the
+        agency's (revoke, narrow, authorize, settle, release) or time passing, or a restart.
+        """
+        now = self.authority()
+        if self.baseline is not None and not self.operator_acted:
+            assert now <= self.baseline, f"an agency step allowed {sorted(now - self.baseline, key=str)}"
+        self.baseline, self.operator_acted = now, False
 
     # --- asking ---------------------------------------------------------------------------------
 
@@ -349,24 +446,21 @@ class AuthorityMachine(RuleBasedStateMachine):
         if self.expired(grant) or not in_scope(grant.allow, grant.deny, request[4]):
             return auth
         approved = None
-        if needs_operator(grant, request[3]):
+        if grant.revoked or needs_operator(grant, request[3]):  # a revoked grant governs as if in approve mode
             approved = self.redeemable(request)
             if approved is None:
-                return self.escalate(auth)
+                return self.escalate(auth, grant)
         return self.draw(auth, grant, approved)
 
     def choose_grant(self, request: Request) -> Grant | None:
-        """Unexpired before expired (which then denies), then role before agency-wide, exact, newest."""
+        """Role before agency-wide, exact before wildcard, newest; revoked and expired grants still govern."""
         agency, role, capability, _, _ = request
         candidates = [
             g
             for g in self.grants.values()
-            if not g.revoked
-            and g.agency == agency
-            and (g.role is None or g.role == role)
-            and covers(g.capability, capability)
+            if g.agency == agency and (g.role is None or g.role == role) and covers(g.capability, capability)
         ]
-        candidates.sort(key=lambda g: (self.expired(g), g.role is None, -len(g.capability), -g.id))
+        candidates.sort(key=lambda g: (g.role is None, -len(g.capability), -g.id))
         return candidates[0] if candidates else None
 
     def expired(self, grant: Grant) -> bool:
@@ -383,12 +477,13 @@ class AuthorityMachine(RuleBasedStateMachine):
         )
 
     def one_off_or_escalate(self, auth: Authorization) -> Authorization:
+        """No grant: only a one-off approval allows, drawing no budget."""
         approved = self.redeemable(auth.request)
         if approved is None:
-            return self.escalate(auth)
+            return self.escalate(auth, None)
         return self.allow(auth, approved, {})
 
-    def escalate(self, auth: Authorization) -> Authorization:
+    def escalate(self, auth: Authorization, grant: Grant | None) -> Authorization:
         live = [
             d
             for d in sorted(self.decisions.values(), key=lambda d: d.id)
@@ -397,7 +492,9 @@ class AuthorityMachine(RuleBasedStateMachine):
         if live:
             decision = live[0]
         else:
-            decision = Decision(len(self.decisions) + 1, auth.request, "pending", self.now + DECISION_TTL)
+            decision = Decision(
+                len(self.decisions) + 1, auth.request, "pending", self.now + DECISION_TTL, grant and grant.id
+            )
             self.decisions[decision.id] = decision
         auth.answer, auth.decision_id = "needs_approval", decision.id
         return auth
@@ -421,16 +518,16 @@ class AuthorityMachine(RuleBasedStateMachine):
         return auth
 
     def sweep(self) -> None:
-        """What release_expired does at the start of authorize, settle and release."""
+        """What spend_expired does at the start of authorize, settle and release: the hold is spent whole."""
         for auth in self.auths.values():
             if auth.status == "held" and auth.expires_at is not None and auth.expires_at <= self.now:
-                auth.status = "expired"
+                auth.status, auth.settled = "expired", auth.request[3]
 
     def expected_usage(self) -> dict[tuple[int, str], tuple[int, int]]:
-        """Held reservations count whole; settled ones count once at their actual amount."""
+        """Held and run-out reservations count whole; settled ones count once at their actual amount."""
         usage: dict[tuple[int, str], tuple[int, int]] = {}
         for auth in self.auths.values():
-            if auth.status in ("held", "settled"):
+            if auth.status in ("held", "settled", "expired"):
                 cents = auth.request[3] if auth.status == "held" else auth.settled or 0
                 for draw in auth.draws.items():
                     count, total = usage.get(draw, (0, 0))
@@ -476,6 +573,7 @@ class AuthorityMachine(RuleBasedStateMachine):
         pending = [d for d in self.decisions.values() if d.status == "pending" and d.expires_at > self.now]
         pool = pending if pending and not any_status else list(self.decisions.values())
         decision = pool[which % len(pool)]
+        self.operator_acted = True
         live = decision.status == "pending" and decision.expires_at > self.now
         self.expect(None if live else Conflict, decisions.decide, OPERATOR_CLI, f"D{decision.id}", approve=approve)
         if live:
@@ -562,16 +660,22 @@ class AuthorityMachine(RuleBasedStateMachine):
             if row["grant_id"] is None:
                 assert decision, f"AU{row['id']} was allowed with neither a grant nor an approval"
                 continue
-            grant = self.run(self.read_all("SELECT * FROM grants WHERE id = ?", (row["grant_id"],)))[0]
-            self.check_grant_allowed(row, grant, decision)
+            # The grant as it stood when asked: the version the ledger row names, from grant_versions.
+            stored = self.run(
+                self.read_all(
+                    "SELECT snapshot FROM grant_versions WHERE grant_id = ? AND version = ?",
+                    (row["grant_id"], row["grant_version"]),
+                )
+            )[0]
+            self.check_grant_allowed(row, json.loads(stored["snapshot"]), decision)
 
-    def check_grant_allowed(self, row: Any, grant: Any, redeemed: bool) -> None:
+    def check_grant_allowed(self, row: Any, grant: dict[str, Any], redeemed: bool) -> None:
         assert covers(grant["capability"], row["capability"]) and grant["agency_id"] == row["agency_id"]
         assert grant["role_id"] is None or grant["role_id"] == row["role_id"]
         assert grant["expires_at"] is None or grant["expires_at"] > row["created_at"]
-        assert self.run(self.active_when_asked(row["id"], grant["id"])), f"AU{row['id']}: revoked grant"
-        assert in_scope(json.loads(grant["scope_allow"]), json.loads(grant["scope_deny"]), row["target"])
-        budgets = self.run(self.read_all("SELECT max_cents FROM grant_budgets WHERE grant_id = ?", (grant["id"],)))
+        assert grant["status"] == "active" or redeemed, f"AU{row['id']}: revoked grant, no approval"
+        assert in_scope(grant["scope_allow"], grant["scope_deny"], row["target"])
+        budgets = grant["budgets"]
         cap = grant["per_action_cap_cents"]
         needed = (
             (cap is not None and row["amount_cents"] > cap)
@@ -588,17 +692,6 @@ class AuthorityMachine(RuleBasedStateMachine):
         assert decision is not None and decision["request_hash"] == row["request_hash"]
         assert decision["status"] == "redeemed" and decision["decided_channel"] == "verified"
         return True
-
-    async def active_when_asked(self, authorization_id: int, grant_id: int) -> bool:
-        async with self.store.read() as tx:
-            asked = await tx.scalar(
-                "SELECT id FROM audit_log WHERE action = 'authority.authorize' AND subject = ?",
-                (f"AU{authorization_id}",),
-            )
-            revoked = await tx.scalar(
-                "SELECT id FROM audit_log WHERE action = 'grant.revoke' AND subject = ?", (f"GR{grant_id}",)
-            )
-        return revoked is None or revoked > asked
 
     @invariant()
     def approvals_are_redeemed_at_most_once(self) -> None:
@@ -640,8 +733,8 @@ AuthorityMachine.TestCase.settings = settings(
 TestAuthorityStateMachine = AuthorityMachine.TestCase
 
 
-def test_an_expired_grant_does_not_shadow_a_broader_grant_still_in_force() -> None:
-    """The case the machine found: spend.ads ended last night, so spend.* (no end) answers."""
+def test_an_expired_narrow_grant_keeps_governing_its_space() -> None:
+    """spend.ads ended last night: it still answers for spend.ads (denied), so spend.* cannot take over."""
     machine = AuthorityMachine()
     try:
         machine.first_grants([(GrantSpec(agency="Outbound", capability="spend.*"), None)])
@@ -649,9 +742,9 @@ def test_an_expired_grant_does_not_shadow_a_broader_grant_still_in_force() -> No
         machine.advance_clock(timedelta(hours=15))  # 00:00 in Berlin: GR2's last day is over
         machine.authorize_fresh([("Outbound", None, "spend.ads", 0, None)])
         machine.authorize_fresh([("Outbound", None, "spend.tools", 0, None)])
-        assert [(a.answer, a.grant_id) for a in machine.auths.values()] == [("allowed", 1), ("allowed", 1)]
-        machine.revoke(0, act=True)
+        assert [(a.answer, a.grant_id) for a in machine.auths.values()] == [("denied", 2), ("allowed", 1)]
+        machine.revoke(1, act=True)  # the agency revokes the expired GR2: it still governs
         machine.authorize_fresh([("Outbound", None, "spend.ads", 0, None)])
-        assert (machine.auths[3].answer, machine.auths[3].grant_id) == ("denied", 2), "only the expired one left"
+        assert (machine.auths[3].answer, machine.auths[3].grant_id) == ("denied", 2)  # its end date still binds
     finally:
         machine.teardown()

@@ -195,25 +195,36 @@ async def test_a_change_that_narrows_and_widens_counts_as_widening(store: Store)
     )
 
 
-async def test_chat_may_widen_under_the_ceiling(store: Store) -> None:
-    view = await update(store, CHAT, per_action_cap_cents=8_000, expires_on=None)
-    assert (view.per_action_cap_cents, view.expires_on, view.version) == (8_000, None, 2)
+async def test_chat_may_raise_a_money_bound_drawing_the_added_exposure(store: Store) -> None:
+    # 5 a day at 50.00 exposes 250.00 a day; at 60.00 it exposes 300.00: chat draws the 50.00 added.
+    view = await update(store, CHAT, per_action_cap_cents=6_000)
+    assert (view.per_action_cap_cents, view.version) == (6_000, 2)
     channel, detail = await last_update(store)
     assert channel == "chat"
-    assert detail["widens"] == ["raises the per-action cap from 50.00 to 80.00", "removes the end date 2026-12-31"]
-
-
-async def test_chat_cannot_widen_above_the_ceiling_or_let_silence_approve(store: Store) -> None:
+    assert detail["widens"] == ["raises the per-action cap from 50.00 to 60.00"]
+    async with store.read() as tx:
+        assert await tx.scalar("SELECT sum(cents) FROM chat_draws") == 5_000
     await fails_writing_nothing(
-        store,
-        OperatorActRefused,
-        r"200\.00, above the chat ceiling of 100\.00",
-        actor=CHAT,
-        per_action_cap_cents=20_000,
+        store, OperatorActRefused, r"adds 100\.00 .*50\.00 of the 100\.00", actor=CHAT, per_action_cap_cents=8_000
     )
-    await fails_writing_nothing(store, OperatorActRefused, "--on-timeout approve", actor=CHAT, on_timeout="approve")
-    await update(store, OPERATOR_CLI, per_action_cap_cents=50_000)  # the terminal has no ceiling
-    await fails_writing_nothing(store, OperatorActRefused, "above the chat ceiling", actor=CHAT, scope_deny=[])
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"expires_on": None},
+        {"budgets": []},
+        {"budgets": [BudgetSpec(period="day", max_count=1_000_000)]},
+        {"scope_deny": []},
+        {"mode": "auto", "per_action_cap_cents": 100},
+        {"on_timeout": "approve"},
+    ],
+)
+async def test_chat_never_widens_anything_but_money_at_any_amount(store: Store, changes: dict[str, Any]) -> None:
+    async with store.write() as tx:
+        await grants.update_grant(tx, OPERATOR_CLI, "GR1", mode="approve")
+    await fails_writing_nothing(store, OperatorActRefused, "cannot be done in chat", actor=CHAT, **changes)
+    await update(store, OPERATOR_CLI, **changes)  # the terminal may
 
 
 async def test_a_raised_limit_keeps_the_usage_so_far(store: Store) -> None:
@@ -362,13 +373,12 @@ async def test_the_tool_narrows_without_confirm_and_widens_only_with_it(store: S
     assert narrowed.structured_content["version"] == 2
     refused = await call(store, mode, {"per_action_cap_cents": 9_000})
     assert refused.is_error and "is an operator decision" in refused.content[0].text
-    widened = await call(store, mode, {"per_action_cap_cents": 9_000, "expires_on": None, "confirm": True})
+    widened = await call(store, mode, {"per_action_cap_cents": 1_800, "confirm": True})
     assert not widened.is_error, widened.content
-    assert (widened.structured_content["per_action_cap_cents"], widened.structured_content["expires_on"]) == (
-        9_000,
-        None,
-    )
+    assert widened.structured_content["per_action_cap_cents"] == 1_800
     assert (await last_update(store))[0] == "chat"
+    endless = await call(store, mode, {"expires_on": None, "confirm": True})
+    assert endless.is_error and "cannot be done in chat" in endless.content[0].text
 
 
 async def test_the_tool_removes_a_cap_sent_as_null_and_restores_a_version(store: Store, mode: str) -> None:
@@ -377,9 +387,12 @@ async def test_the_tool_removes_a_cap_sent_as_null_and_restores_a_version(store:
     # With no money budget, no cap means amount 0 only; putting the cap back lets money through again.
     refused = await call(store, mode, {"restore_version": 1})
     assert refused.is_error and "lets actions cost money" in refused.content[0].text
-    restored = await call(store, mode, {"restore_version": 1, "confirm": True})
-    assert not restored.is_error, restored.content
-    assert (restored.structured_content["per_action_cap_cents"], restored.structured_content["version"]) == (5_000, 3)
+    # 5 a day at 50.00 is 250.00 of exposure, more than the chat allowance: only a verified channel restores it.
+    in_chat = await call(store, mode, {"restore_version": 1, "confirm": True})
+    assert in_chat.is_error and "chat allowance is left" in in_chat.content[0].text
+    async with store.write() as tx:
+        restored = await grants.restore_version(tx, OPERATOR_CLI, "GR1", 1)
+    assert (restored.per_action_cap_cents, restored.version) == (5_000, 3)
     mixed = await call(store, mode, {"restore_version": 1, "mode": "approve"})
     assert mixed.is_error and "restore_version: send it alone" in mixed.content[0].text
 

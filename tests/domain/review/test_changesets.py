@@ -81,8 +81,8 @@ async def grant_and_goal(store: Store) -> tuple[Any, Any]:
 
 async def test_two_adjustments_land_as_one_change_set_with_one_audit_trail(world: Store) -> None:
     async with world.write() as tx:
-        view = await changesets.record_review(tx, CHAT, adjustments=[WIDEN, RETARGET], note="Week 48")
-    assert view.id == "CS1" and view.kind == "review" and view.channel == "chat" and view.note == "Week 48"
+        view = await changesets.record_review(tx, OPERATOR_CLI, adjustments=[WIDEN, RETARGET], note="Week 48")
+    assert view.id == "CS1" and view.kind == "review" and view.channel == "verified" and view.note == "Week 48"
     assert [(c.tool, c.subject) for c in view.changes] == [("update_grant", "GR1"), ("adjust_goal", "G1")]
     assert view.changes[0].before == {"version": 1, "status": "active"}
     assert view.changes[0].after == {"version": 2, "status": "active"}
@@ -103,9 +103,9 @@ async def test_two_adjustments_land_as_one_change_set_with_one_audit_trail(world
 async def test_a_revert_restores_the_state_before_as_a_change_set_of_its_own(world: Store) -> None:
     before = await grant_and_goal(world)
     async with world.write() as tx:
-        await changesets.record_review(tx, CHAT, adjustments=[WIDEN, RETARGET])
+        await changesets.record_review(tx, OPERATOR_CLI, adjustments=[WIDEN, RETARGET])
     async with world.write() as tx:
-        revert = await changesets.revert_change_set(tx, CHAT, "CS1", note="Too soon")
+        revert = await changesets.revert_change_set(tx, OPERATOR_CLI, "CS1", note="Too soon")
     assert await grant_and_goal(world) == before
     assert revert.id == "CS2" and revert.kind == "revert" and revert.reverts == "CS1"
     assert [(c.tool, c.subject) for c in revert.changes] == [("adjust_goal", "G1"), ("update_grant", "GR1")]
@@ -123,10 +123,13 @@ async def test_a_revert_restores_the_state_before_as_a_change_set_of_its_own(wor
 
 async def test_reverting_a_revert_applies_the_review_again(world: Store) -> None:
     async with world.write() as tx:
-        await changesets.record_review(tx, CHAT, adjustments=[WIDEN, RETARGET])
-        await changesets.revert_change_set(tx, CHAT, "CS1")
+        await changesets.record_review(tx, OPERATOR_CLI, adjustments=[WIDEN, RETARGET])
+        await changesets.revert_change_set(tx, OPERATOR_CLI, "CS1")
+    with pytest.raises(OperatorActRefused, match="cannot be done in chat"):  # re-applying widens the mode
+        async with world.write() as tx:
+            await changesets.revert_change_set(tx, CHAT, "CS2")
     async with world.write() as tx:
-        await changesets.revert_change_set(tx, CHAT, "CS2")
+        await changesets.revert_change_set(tx, OPERATOR_CLI, "CS2")
     assert await grant_and_goal(world) == (("notify", 2_000), (9, "2026-12-31"))
 
 
@@ -143,7 +146,7 @@ async def test_a_change_set_is_reverted_once(world: Store) -> None:
 
 async def test_a_revert_refuses_to_undo_a_later_change(world: Store) -> None:
     async with world.write() as tx:
-        await changesets.record_review(tx, CHAT, adjustments=[WIDEN, RETARGET])
+        await changesets.record_review(tx, OPERATOR_CLI, adjustments=[WIDEN, RETARGET])
         await grants.update_grant(tx, AGENCY, "GR1", per_action_cap_cents=1_000)  # a narrowing, after the review
     before = await counts(world)
     with pytest.raises(Conflict, match="GR1 has changed since CS1"):
@@ -155,10 +158,18 @@ async def test_a_revert_refuses_to_undo_a_later_change(world: Store) -> None:
 async def test_one_refused_adjustment_refuses_the_whole_review(world: Store) -> None:
     above_ceiling = {"tool": "update_grant", "arguments": {"grant_id": "GR1", "per_action_cap_cents": 900_000}}
     before, state = await counts(world), await grant_and_goal(world)
-    with pytest.raises(OperatorActRefused, match=r"adjustments\[1\] \(update_grant\).*above the chat ceiling"):
+    with pytest.raises(OperatorActRefused, match=r"adjustments\[1\] \(update_grant\).*chat allowance is left"):
         async with world.write() as tx:
             await changesets.record_review(tx, CHAT, adjustments=[RETARGET, above_ceiling])
     assert await counts(world) == before and await grant_and_goal(world) == state
+
+
+async def test_chat_cannot_accept_a_proposal_that_widens_a_mode(world: Store) -> None:
+    before = await counts(world)
+    with pytest.raises(OperatorActRefused, match=r"adjustments\[0\] \(update_grant\).*cannot be done in chat"):
+        async with world.write() as tx:
+            await changesets.record_review(tx, CHAT, adjustments=[WIDEN, RETARGET])
+    assert await counts(world) == before
 
 
 async def test_the_agency_cannot_record_a_review(world: Store) -> None:

@@ -191,7 +191,7 @@ async def test_an_approval_by_timeout_is_nobodys_answer(world: Store, clock: Fix
     await ask(world, [None])
     clock.advance(timedelta(hours=73))
     async with world.write() as tx:
-        assert await decisions.expire_due(tx) == 1  # D1 approved by its timeout policy
+        assert await ledger.expire_decisions(tx) == 1  # D1 approved by its timeout policy
     await ask(world, [True] * 4)
     assert await found(world, "grant_widen") == []
 
