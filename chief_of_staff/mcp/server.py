@@ -5,6 +5,8 @@ Wiring only: no SQL here.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from chief_of_staff.core import anchor, processes
 from chief_of_staff.core.audit import SYSTEM
 from chief_of_staff.core.config import Settings
 from chief_of_staff.core.db import Store
+from chief_of_staff.core.errors import WorkspaceSealed
 from chief_of_staff.domain import workspace
 from chief_of_staff.mcp import schema_cache, subscriptions
 from chief_of_staff.mcp.completions import register_completions
@@ -42,6 +45,8 @@ from chief_of_staff.mcp.tools import (
     webhooks,
 )
 from chief_of_staff.notify import runner
+
+log = logging.getLogger(__name__)
 
 INSTRUCTIONS = (
     "Chief of Staff runs the operator's AI agency: goals, bounded authority, a task inbox, an outcome log "
@@ -75,9 +80,13 @@ class SharedStore:
         async with self._lock:
             if self._store is None:
                 store = await Store.open(self._settings.db_path, self._settings.clock)
-                async with store.write() as tx:
-                    await workspace.ensure(tx, SYSTEM)
-                    await processes.register(tx)  # so `doctor` sees how many processes write this file
+                try:
+                    async with store.write() as tx:
+                        await workspace.ensure(tx, SYSTEM)
+                        await processes.register(tx)  # so `doctor` sees how many processes write this file
+                except WorkspaceSealed as sealed:
+                    # A workspace that refuses changes still serves reads; each write tool says why and how to repair.
+                    log.warning("%s", sealed)
                 self._store = store
             self._users += 1
         try:
@@ -89,8 +98,9 @@ class SharedStore:
                     # Shutdown often arrives as a cancellation: shield the last writes.
                     with anyio.CancelScope(shield=True):
                         try:
-                            async with self._store.write() as tx:
-                                await processes.unregister(tx)
+                            with contextlib.suppress(WorkspaceSealed):
+                                async with self._store.write() as tx:
+                                    await processes.unregister(tx)
                             await anchor.export_if_stale(self._store, self._settings)
                         finally:
                             await self._store.close()

@@ -448,3 +448,21 @@ async def test_completions_offer_open_tasks_agencies_and_goals(db_path: Path, mo
             {"agency": "Outbound"},
         )
         assert set(roles.completion.values) == {"SDR", "Researcher"}
+
+
+async def test_a_workspace_that_refuses_changes_still_serves_reads_and_says_how_to_repair(
+    db_path: Path, mode: str
+) -> None:
+    async with connect(db_path, mode) as client:
+        await stand_up(client)
+    conn = sqlite3.connect(db_path)
+    try:
+        conn.execute("DROP TRIGGER audit_log_no_delete")  # tampering: the append-only rule is gone
+        conn.commit()
+    finally:
+        conn.close()
+    async with connect(db_path, mode) as client:
+        grants = (await call(client, "list_grants"))["grants"]
+        assert grants, "reads still work"
+        message = await refused(client, "authorize", AUTHORIZE)
+        assert "chief-of-staff audit repair" in message
