@@ -181,10 +181,11 @@ async def _budget_problems(tx: Tx, s: State) -> tuple[int, list[str]]:
         if (row["max_count"] is not None and row["used_count"] > row["max_count"])
         or (row["max_cents"] is not None and row["used_cents"] > row["max_cents"])
     ]
-    # What the ledger says each budget holds: held reservations whole, settled ones at the actual amount.
+    # What the ledger says each budget holds: held reservations whole, settled ones at the actual amount,
+    # and holds that ran out unsettled at the full amount they were settled at (never refunded).
     expected: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0, 0])
     for row in s.authorizations.values():
-        if row["status"] in ("held", "settled"):
+        if row["status"] in ("held", "settled", "expired"):
             for budget_id, key in json.loads(row["period_keys"]).items():
                 held = expected[(int(budget_id), key)]
                 held[0] += 1
