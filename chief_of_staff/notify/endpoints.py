@@ -218,7 +218,10 @@ async def add_endpoint(
 
 async def remove_endpoint(tx: Tx, actor: Actor, endpoint_id: str) -> EndpointView:
     """Stop sending to an endpoint at once: it is marked removed and whatever it was still owed is cancelled."""
-    trust.require_operator(actor, "Removing a webhook endpoint", f"chief-of-staff notify remove {endpoint_id}")
+    hint = f"chief-of-staff notify remove {endpoint_id}"
+    trust.require_operator(actor, "Removing a webhook endpoint", hint)
+    # The operator's alarms (decision.opened, decision.expiring) must not be silenced by the model's word.
+    trust.refuse_in_chat(actor, "Removing a webhook endpoint", "it would silence the operator's notifications", hint)
     row = await _row(tx, endpoint_id)
     if row["removed_at"] is not None:
         raise Conflict(f"NE{row['id']} was already removed at {row['removed_at']}; nothing was changed.")

@@ -222,8 +222,11 @@ async def test_the_notify_tool_lists_tests_and_removes_but_adds_only_on_a_verifi
         assert "secret" not in json.dumps(listed) and "whsec_" not in json.dumps(listed)
         assert "needs the endpoint" in await refused(client, "notify", {"action": "test"})
         assert "queued" in (await call(client, "notify", action="test", endpoint_id="NE1", confirm=True))["message"]
-        gone = await call(client, "notify", action="remove", endpoint_id="NE1", confirm=True)
-    assert gone["endpoints"][0]["status"] == "removed"
+        # Removing the operator's alarms is never the model's word to give: only a verified channel removes.
+        silenced = await refused(client, "notify", {"action": "remove", "endpoint_id": "NE1", "confirm": True})
+        assert "cannot be done in chat" in silenced and "chief-of-staff notify remove NE1" in silenced
+        listed = await call(client, "notify")
+    assert listed["endpoints"][0]["status"] != "removed"
 
 
 async def test_the_delivery_loop_has_work_only_with_an_endpoint_or_a_pending_delivery(store: Store) -> None:

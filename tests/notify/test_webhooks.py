@@ -161,7 +161,7 @@ async def test_removing_an_endpoint_cancels_what_it_was_owed_and_keeps_the_row(s
     await add(store)
     assert await emit(store, "decision.opened", DECISION) == 1
     async with store.write() as tx:
-        view = await endpoints.remove_endpoint(tx, CHAT, "NE1")
+        view = await endpoints.remove_endpoint(tx, OPERATOR_CLI, "NE1")
     assert view.status == "removed" and view.pending == 0
     assert await count(store, "SELECT count(*) FROM webhook_deliveries WHERE status = 'cancelled'") == 1
     async with store.read() as tx:
