@@ -91,7 +91,7 @@ async def cmd_revoke(args: argparse.Namespace, store: Store) -> int:
     else:
         print(
             f"{view.id} revoked: {_who(view)} may no longer {view.capability} under it. Requests it covered now "
-            f"come to you as decisions; `chief-of-staff revoke {view.id} --hand-over` lets broader grants cover them."
+            f"come to you as decisions; `{grants.hand_over_command(view.id)}` lets broader grants cover them."
         )
     return 0
 

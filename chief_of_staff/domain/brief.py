@@ -78,15 +78,6 @@ class Changes(View):
     latest: list[str]
 
 
-class ChatAllowance(View):
-    """What chat acts (confirm=true) may still add in money exposure, and over how many days."""
-
-    allowance_cents: int
-    window_days: int
-    used_cents: int
-    left_cents: int
-
-
 class Brief(View):
     workspace: str
     timezone: str
@@ -99,7 +90,7 @@ class Brief(View):
     pending_decisions: list[decisions.DecisionView]
     pending_decision_count: int
     recent_outcomes: list[outcomes.OutcomeView]
-    chat_allowance: ChatAllowance
+    chat_allowance: trust.Allowance
 
 
 async def housekeeping(tx: Tx, actor: Actor) -> None:
@@ -167,21 +158,11 @@ async def build_brief(tx: Tx, viewer: str = "operator", *, mark_seen: bool = Fal
         pending_decisions=pending,
         pending_decision_count=pending_count,
         recent_outcomes=await outcomes.recent_outcomes(tx, limit=5),
-        chat_allowance=await _chat_allowance(tx),
+        chat_allowance=await trust.chat_allowance(tx),
     )
     if mark_seen and changes.total:
         await advance_viewer(tx, viewer, head)
     return brief
-
-
-async def _chat_allowance(tx: Tx) -> ChatAllowance:
-    allowance = await trust.chat_allowance(tx)
-    return ChatAllowance(
-        allowance_cents=allowance.cents,
-        window_days=allowance.days,
-        used_cents=allowance.used_cents,
-        left_cents=allowance.left_cents,
-    )
 
 
 async def advance_viewer(tx: Tx, viewer: str, head: int) -> None:

@@ -18,14 +18,13 @@ Every change comes through one channel, recorded on its audit row:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 
 from chief_of_staff.core.audit import Actor
 from chief_of_staff.core.clock import format_ts
 from chief_of_staff.core.db import Tx
 from chief_of_staff.core.errors import OperatorActRefused
-from chief_of_staff.core.fields import money
+from chief_of_staff.core.fields import View, money
 from chief_of_staff.domain import workspace
 
 
@@ -48,22 +47,18 @@ def refuse_in_chat(actor: Actor, act: str, why: str, cli_hint: str) -> None:
         )
 
 
-@dataclass(frozen=True)
-class Allowance:
-    """The chat allowance: its size, its window, and what chat acts drew from it within the window."""
+class Allowance(View):
+    """The chat allowance: what chat acts (confirm=true) may add in money exposure per window, and what is left."""
 
-    cents: int
-    days: int
+    allowance_cents: int
+    window_days: int
     used_cents: int
-
-    @property
-    def left_cents(self) -> int:
-        return max(self.cents - self.used_cents, 0)
+    left_cents: int
 
     def words(self) -> str:
         return (
-            f"{money(self.left_cents)} of the {money(self.cents)} chat allowance is left "
-            f"(the last {self.days} days' chat approvals drew {money(self.used_cents)})"
+            f"{money(self.left_cents)} of the {money(self.allowance_cents)} chat allowance is left "
+            f"(the last {self.window_days} days' chat approvals drew {money(self.used_cents)})"
         )
 
 
@@ -73,7 +68,12 @@ async def chat_allowance(tx: Tx) -> Allowance:
     used = await tx.scalar(
         "SELECT coalesce(sum(cents), 0) FROM chat_draws WHERE at > ?", (_window_start(tx, space.chat_window_days),)
     )
-    return Allowance(space.chat_allowance_cents, space.chat_window_days, int(used))
+    return Allowance(
+        allowance_cents=space.chat_allowance_cents,
+        window_days=space.chat_window_days,
+        used_cents=int(used),
+        left_cents=max(space.chat_allowance_cents - int(used), 0),
+    )
 
 
 def _window_start(tx: Tx, days: int) -> str:

@@ -293,12 +293,7 @@ async def revoke_grant(tx: Tx, actor: Actor, grant: str, *, reason: str = "", ha
         "UPDATE grants SET status = 'revoked', revoked_at = ?, updated_at = ?, version = version + 1 WHERE id = ?",
         (tx.now_text, tx.now_text, row["id"]),
     )
-    cancelled = await decisions.cancel_pending_of_grant(tx, row["id"], f"{short} was revoked")
-    snapshot = await _snapshot(tx, row["id"], actor.channel, reason=reason)
-    await audit.append(
-        tx, actor, "grant.revoke", short, {"version": snapshot["version"], "reason": reason, "cancelled": cancelled}
-    )
-    return await _announce(tx, await _grant_view(tx, row["id"], (await workspace.get(tx)).timezone), "revoked")
+    return await _record_stop(tx, actor, row["id"], reason, "grant.revoke", "revoked")
 
 
 def hand_over_command(short: str) -> str:
@@ -319,16 +314,18 @@ async def _hand_over(tx: Tx, actor: Actor, row: Row, reason: str) -> GrantView:
         "updated_at = :now, version = version + 1 WHERE id = :id",
         {"now": tx.now_text, "id": row["id"]},
     )
-    cancelled = await decisions.cancel_pending_of_grant(tx, row["id"], f"{short} was revoked")
-    snapshot = await _snapshot(tx, row["id"], actor.channel, reason=reason)
+    return await _record_stop(tx, actor, row["id"], reason, "grant.hand_over", "handed over")
+
+
+async def _record_stop(tx: Tx, actor: Actor, grant_id: int, reason: str, action: str, change: str) -> GrantView:
+    """After a revoke or a hand-over: cancel the grant's pending decisions, keep the version, audit, announce."""
+    short = ids.format_id("grant", grant_id)
+    cancelled = await decisions.cancel_pending_of_grant(tx, grant_id, f"{short} was revoked")
+    snapshot = await _snapshot(tx, grant_id, actor.channel, reason=reason)
     await audit.append(
-        tx,
-        actor,
-        "grant.hand_over",
-        short,
-        {"version": snapshot["version"], "reason": reason, "cancelled": cancelled},
+        tx, actor, action, short, {"version": snapshot["version"], "reason": reason, "cancelled": cancelled}
     )
-    return await _announce(tx, await _grant_view(tx, row["id"], (await workspace.get(tx)).timezone), "handed over")
+    return await _announce(tx, await _grant_view(tx, grant_id, (await workspace.get(tx)).timezone), change)
 
 
 class _Unchanged(enum.Enum):

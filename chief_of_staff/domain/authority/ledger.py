@@ -325,15 +325,17 @@ async def _governing_grants(tx: Tx, request: _Request) -> list[Row]:
     """
     covering = _covering_capabilities(request.capability)
     marks = ", ".join("?" * len(covering))
-    rows = await tx.all(
-        f"SELECT * FROM grants WHERE capability IN ({marks}) AND agency_id = ? AND (role_id IS NULL OR role_id = ?) "
-        "AND handed_over_at IS NULL ORDER BY role_id IS NULL, length(capability) DESC, id DESC",
-        (*covering, request.agency["id"], request.role["id"] if request.role else None),
+    covers = (
+        f"FROM grants WHERE capability IN ({marks}) AND agency_id = ? AND (role_id IS NULL OR role_id = ?) "
+        "AND handed_over_at IS NULL"
     )
-    if not rows or rows[0]["origin_channel"] != "chat":
-        return rows[:1]
-    verified = [r for r in rows[1:] if r["origin_channel"] == "verified" and r["status"] == "active"]
-    return [rows[0], *verified]
+    params = (*covering, request.agency["id"], request.role["id"] if request.role else None)
+    order = "ORDER BY role_id IS NULL, length(capability) DESC, id DESC"
+    governing = await tx.one(f"SELECT * {covers} {order} LIMIT 1", params)
+    if governing is None or governing["origin_channel"] != "chat":
+        return [] if governing is None else [governing]
+    verified = await tx.all(f"SELECT * {covers} AND origin_channel = 'verified' AND status = 'active' {order}", params)
+    return [governing, *verified]
 
 
 async def _without_grant(tx: Tx, actor: Actor, request: _Request, digest: str) -> _Outcome:
@@ -373,13 +375,21 @@ def _scope_refusal(grant: Row, short: str, target: str | None, now_text: str) ->
 
 
 def _approval_reason(grant: Row, short: str, budgets: list[Row], request: _Request) -> str | None:
-    cap, amount = grant["per_action_cap_cents"], request.amount_cents
+    over = _above_one_action(grant, short, budgets, request.amount_cents)
+    if over is not None:
+        return over
+    if grant["mode"] == "approve":
+        return f"{short} asks the operator first for every {grant['capability']}."
+    return None
+
+
+def _above_one_action(grant: Row, short: str, budgets: list[Row], amount: int) -> str | None:
+    """Why one action of `amount` is more than the grant lets through on its own; None when it is not."""
+    cap = grant["per_action_cap_cents"]
     if cap is not None and amount > cap:
         return f"{money(amount)} is above {short}'s per-action cap of {money(cap)}."
     if cap is None and amount > 0 and all(b["max_cents"] is None for b in budgets):
         return f"{short} sets no money limit, so it allows amount 0 only; {money(amount)} needs the operator."
-    if grant["mode"] == "approve":
-        return f"{short} asks the operator first for every {grant['capability']}."
     return None
 
 
@@ -685,18 +695,19 @@ async def _timeout_refusal(tx: Tx, decision: Row) -> str | None:
         return refusal
     budgets = await budget_rows(tx, grant["id"])
     amount = int(decision["amount_cents"] or 0)
-    cap = grant["per_action_cap_cents"]
-    if (cap is not None and amount > cap) or (
-        cap is None and amount > 0 and all(b["max_cents"] is None for b in budgets)
-    ):
-        return f"{money(amount)} is more than {short} allows for one action."
+    over = _above_one_action(grant, short, budgets, amount)
+    if over is not None:
+        return over
+    # Authorize's own conditional draw, undone at once: a second copy of the budget arithmetic could drift.
     timezone = (await workspace.get(tx)).timezone
-    for budget in budgets:
-        used_count, used_cents = await budget_usage(tx, budget["id"], period_key(budget["period"], tx.now, timezone))
-        over_count = budget["max_count"] is not None and used_count + 1 > budget["max_count"]
-        if over_count or (budget["max_cents"] is not None and used_cents + amount > budget["max_cents"]):
-            return f"{short}'s {budget['period']} budget has no room for it."
-    return None
+    keys = {str(b["id"]): period_key(b["period"], tx.now, timezone) for b in budgets}
+    await tx.run("SAVEPOINT silence_check")
+    try:
+        full = await _draw_budgets(tx, budgets, keys, amount)
+    finally:
+        await tx.run("ROLLBACK TO silence_check")
+        await tx.run("RELEASE silence_check")
+    return None if full is None else f"{short}'s {full['period']} budget has no room for it."
 
 
 async def _held(tx: Tx, ref: str, verb: str) -> Row:
