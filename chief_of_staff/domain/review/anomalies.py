@@ -35,6 +35,8 @@ BURN_MIN_SHARE = Fraction(1, 4)
 # Denials: the last 24 hours against the daily average of the 7 days before; 5+ and over 3x.
 SPIKE_BASELINE_DAYS, SPIKE_FACTOR, SPIKE_MIN_DENIALS = 7, 3, 5
 DECISION_WAIT = timedelta(hours=24)
+# Reservations whose hold ran out unsettled (spent in full) in this many days: every one is reported.
+UNSETTLED_DAYS = 7
 # Anomalies about single tasks or decisions stop here (most urgent first); the inbox lists the rest.
 MAX_PER_KIND = 10
 
@@ -47,6 +49,7 @@ AnomalyKind = Literal[
     "goal_behind",
     "goal_at_risk",
     "decision_waiting",
+    "unsettled_holds",
 ]
 Evidence = dict[str, float | int | str]
 UNFINISHED = "('open', 'claimed', 'blocked', 'waiting')"
@@ -82,6 +85,7 @@ async def anomalies(
     found += await _denial_spikes(tx)
     found += _goals_behind(await goals.list_goals(tx))
     found += await _decisions_waiting(tx, decision_wait)
+    found += await _unsettled_holds(tx)
     return found
 
 
@@ -341,3 +345,30 @@ async def _decisions_waiting(tx: Tx, wait: timedelta) -> list[Anomaly]:
             )
         )
     return found
+
+
+async def _unsettled_holds(tx: Tx) -> list[Anomaly]:
+    """Per agency, the reservations whose hold ran out unsettled: each was spent in full, never refunded.
+
+    Holds last a day, so those that ran out in the window were made in it or the day before: an index
+    range on the ledger's creation time.
+    """
+    since = tx.now - timedelta(days=UNSETTLED_DAYS)
+    rows = await tx.all(
+        "SELECT a.id, a.name, count(*) AS holds, total(u.amount_cents) AS cents FROM authorizations AS u "
+        "INDEXED BY authorizations_by_time JOIN agencies AS a ON a.id = u.agency_id "
+        "WHERE u.created_at >= :made AND u.answer = 'allowed' AND u.status = 'expired' AND u.closed_at > :since "
+        "GROUP BY a.id ORDER BY a.id",
+        {"made": format_ts(since - timedelta(days=1)), "since": format_ts(since)},
+    )
+    return [
+        Anomaly(
+            kind="unsettled_holds",
+            subject=ids.format_id("agency", row["id"]),
+            message=f"{row['name']} never settled or released {row['holds']} reservation(s) in the last "
+            f"{UNSETTLED_DAYS} days; they were counted as spent in full ({money(int(row['cents']))}). The agency "
+            "should settle what it spent and release what it did not do.",
+            evidence={"reservations": int(row["holds"]), "spent_cents": int(row["cents"])},
+        )
+        for row in rows
+    ]

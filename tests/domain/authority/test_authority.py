@@ -21,6 +21,7 @@ from chief_of_staff.domain.authority import grants, ledger
 from chief_of_staff.domain.authority.grants import GrantSpec, GrantView
 from chief_of_staff.domain.authority.ledger import AuthorizationView
 from chief_of_staff.domain.authority.terms import BudgetSpec
+from chief_of_staff.domain.review import anomalies
 
 pytestmark = pytest.mark.anyio
 
@@ -997,3 +998,15 @@ async def test_chat_cannot_make_silence_grant_authority(store: Store) -> None:
         await grants.create_grant(tx, CHAT, spec)
 
     await fails_writing_nothing(store, OperatorActRefused, "--on-timeout approve", create)
+
+
+async def test_the_review_reports_reservations_that_were_never_settled(store: Store, clock: FixedClock) -> None:
+    await grant(store, per_action_cap_cents=1_000, budgets=[BudgetSpec(period="month", max_cents=10_000)])
+    await ask(store, amount_cents=700)
+    await ask(store, amount_cents=300)
+    clock.advance(timedelta(hours=25))
+    async with store.write() as tx:
+        await ledger.spend_expired(tx)
+        found = [a for a in await anomalies.anomalies(tx) if a.kind == "unsettled_holds"]
+    assert [(a.subject, a.evidence) for a in found] == [("A1", {"reservations": 2, "spent_cents": 1_000})]
+    assert "counted as spent in full (10.00)" in found[0].message
