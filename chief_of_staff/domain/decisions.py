@@ -27,7 +27,7 @@ from chief_of_staff.core.audit import Actor
 from chief_of_staff.core.clock import format_ts
 from chief_of_staff.core.db import Row, Tx
 from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound, OperatorActRefused
-from chief_of_staff.core.fields import MAX_CENTS, Model, checked_text
+from chief_of_staff.core.fields import MAX_CENTS, Model, checked_text, money
 from chief_of_staff.domain import agencies, outbox, trust
 
 DEFAULT_TTL = timedelta(hours=72)
@@ -482,6 +482,28 @@ async def redeem(tx: Tx, actor: Actor, decision_id: int, *, authorization_id: in
 
 
 # --- reading ----------------------------------------------------------------------------------
+
+
+async def terms_for_approval(tx: Tx, decision: str) -> str:
+    """What approving a decision means, from its own row (never from the caller's words): for a prompt."""
+    decision_id = ids.parse_id("decision", decision, field="decision_id")
+    row = await _load(tx, decision_id)
+    if row is None:
+        raise _not_found(decision_id)
+    request = json.loads(row["request"])
+    who = " / ".join(name for name in (row["agency_name"], row["role_name"]) if name) or "the workspace"
+    parts = [f"{ids.format_id('decision', row['id'])} is a {row['kind']} from {who}: {row['title']}"]
+    if row["amount_cents"] is not None:
+        parts.append(f"amount {money(row['amount_cents'])}")
+    if request.get("target"):
+        parts.append(f"target {request['target']}")
+    if request.get("task_id"):
+        parts.append(f"task {ids.format_id('task', request['task_id'])}")
+    if row["grant_id"] is not None:
+        parts.append(f"under grant {ids.format_id('grant', row['grant_id'])}")
+    parts.append(f"why it was asked: {row['details'] or 'no reason given'}")
+    parts.append(f"status {row['status']}, expires {row['expires_at']}")
+    return "; ".join(parts) + "."
 
 
 async def get_decision(tx: Tx, decision: str) -> DecisionView:

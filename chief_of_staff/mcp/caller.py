@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args, get_origin
 
@@ -34,7 +34,7 @@ from pydantic import BaseModel, Field, ValidationError
 from chief_of_staff.core import ids
 from chief_of_staff.core.audit import Actor, Channel
 from chief_of_staff.core.db import Store
-from chief_of_staff.core.errors import Conflict, InvalidInput, OperatorActRefused
+from chief_of_staff.core.errors import ChiefOfStaffError, Conflict, InvalidInput, OperatorActRefused
 from chief_of_staff.domain import lookup
 from chief_of_staff.domain.tokens import Principal
 
@@ -245,10 +245,15 @@ _FREE_TEXT = ("note", "rationale", "description", "details", "charter", "operati
 MESSAGE_LIMIT = 3000
 
 
-def approval_message(title: str, arguments: dict[str, Any]) -> str:
+def approval_message(title: str, arguments: dict[str, Any], facts: str | None = None) -> str:
+    """The prompt: what the server's own records say first, then the request, the assistant's free text last."""
     shown = {key: value for key, value in arguments.items() if key != "confirm" and key not in _FREE_TEXT}
-    shown |= {key: arguments[key] for key in _FREE_TEXT if key in arguments}
-    text = json.dumps(shown, ensure_ascii=False, default=str)
+    free = {key: arguments[key] for key in _FREE_TEXT if key in arguments}
+    parts = [] if facts is None else [f"From the server's records: {facts}"]
+    parts.append(f"Requested: {json.dumps(shown, ensure_ascii=False, default=str)}")
+    if free:
+        parts.append(f"Written by the assistant, not checked: {json.dumps(free, ensure_ascii=False, default=str)}")
+    text = "\n".join(parts)
     if len(text) > MESSAGE_LIMIT:
         text = (
             f"{text[:MESSAGE_LIMIT]} ... ({len(text) - MESSAGE_LIMIT} more characters not shown: if you cannot "
@@ -258,7 +263,10 @@ def approval_message(title: str, arguments: dict[str, Any]) -> str:
 
 
 def approval_resolver(
-    title: str, validate: Callable[[dict[str, Any]], Any], wanted: Callable[[Any], bool]
+    title: str,
+    validate: Callable[[dict[str, Any]], Any],
+    wanted: Callable[[Any], bool],
+    terms: Callable[[Context[Any, Any], Any], Awaitable[str | None]] | None = None,
 ) -> Callable[..., Any]:
     """A resolver that asks the operator only when the client can be asked and the act is real and valid."""
 
@@ -272,7 +280,13 @@ def approval_resolver(
             parsed = validate(arguments)
         except (ValidationError, Exception):
             return None  # the tool body reports the invalid arguments; never ask about them
-        return Elicit(approval_message(title, arguments), OperatorApproval) if wanted(parsed) else None
+        if not wanted(parsed):
+            return None
+        try:
+            facts = None if terms is None else await terms(ctx, parsed)
+        except ChiefOfStaffError:
+            return None  # an unknown id or a refused change: the tool body says so; never ask about it
+        return Elicit(approval_message(title, arguments, facts), OperatorApproval)
 
     return ask_operator
 

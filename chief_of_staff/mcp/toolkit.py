@@ -86,6 +86,9 @@ class ToolSpec(Generic[InputT, OutputT]):
     # `asks_operator` says whether these arguments are an act at all (a dry run is not).
     operator_act: bool = False
     asks_operator: Callable[[Any], bool] = lambda _: True
+    # What the act means, read from the store (a decision's request, a grant's bounds before and after),
+    # so the prompt never rests on the model's words alone.
+    terms: Callable[[Store, Any], Awaitable[str | None]] | None = None
     # The resources (chief_of_staff.mcp.subscriptions URIs) a successful call changes; subscribers hear of it.
     changes: tuple[str, ...] = ()
 
@@ -258,7 +261,12 @@ def _runner(spec: ToolSpec[Any, Any]) -> Callable[..., Awaitable[CallToolResult]
 
     if not spec.operator_act:
         return run
-    ask = approval_resolver(spec.title, lambda raw: parse_arguments(spec.input_model, raw), spec.asks_operator)
+    ask = approval_resolver(
+        spec.title,
+        lambda raw: parse_arguments(spec.input_model, raw),
+        spec.asks_operator,
+        None if spec.terms is None else _read_terms(spec.terms),
+    )
 
     async def run_operator_act(
         arguments: dict[str, Any], ctx: Context[Any, Any], approval: ElicitationResult[OperatorApproval]
@@ -346,6 +354,13 @@ def _plain_template() -> Tool:
 
 async def _no_handler(store: Store, caller: Caller, args: Any) -> BaseModel:
     raise NotImplementedError("the template tool is never registered")
+
+
+def _read_terms(terms: Callable[[Store, Any], Awaitable[str | None]]) -> Callable[..., Awaitable[str | None]]:
+    async def read(ctx: Context[Any, Any], parsed: Any) -> str | None:
+        return await terms(_store_of(ctx), parsed)
+
+    return read
 
 
 def _store_of(ctx: Context[Any, Any]) -> Store:

@@ -126,3 +126,69 @@ def test_the_approval_prompt_shows_the_changes_before_any_long_note() -> None:
     )
     assert shown.index("GR2") < shown.index("Weekly review")
     assert "more characters not shown" in shown and len(shown) < MESSAGE_LIMIT + 300
+
+
+# --- the prompt is built from the server's records (issue 14, item 6) ----------------------------
+
+
+async def test_approving_a_decision_shows_its_recorded_terms_before_the_assistants_note(
+    tmp_path: Path, mode: str
+) -> None:
+    """Once the prompt showed only {"decision_id": "D1", "note": "the 10.00 coffee order you mentioned"}."""
+    db = tmp_path / "w.db"
+    await _workspace_with_outbound(db)
+    asked = await _call(
+        db,
+        mode,
+        None,
+        "authorize",
+        {
+            "agency": "Outbound",
+            "role": "SDR",
+            "capability": "travel.book",
+            "amount_cents": 5_000_000,
+            "target": "acme.com",
+        },
+    )
+    decision = asked.structured_content["decision_id"]
+    prompter = Prompter()
+    note = "the 10.00 coffee order you mentioned"
+    result = await _call(
+        db, mode, prompter, "decide", {"decision_id": decision, "approve": True, "note": note, "confirm": True}
+    )
+    assert not result.is_error, result.content
+    (message,) = prompter.asked
+    facts, assistant = message.index("From the server's records"), message.index("Written by the assistant")
+    assert facts < assistant and message.index(note) > assistant
+    assert "amount 50,000.00" in message and "target acme.com" in message and "travel.book" in message
+
+
+async def test_changing_a_grant_shows_its_bounds_before_and_after(tmp_path: Path, mode: str) -> None:
+    db = tmp_path / "w.db"
+    await _workspace_with_outbound(db)
+    prompter = Prompter()
+    result = await _call(
+        db, mode, prompter, "update_grant", {"grant_id": "GR2", "per_action_cap_cents": 9_000, "confirm": True}
+    )
+    assert not result.is_error, result.content
+    (message,) = prompter.asked
+    assert '"per_action_cap_cents 5000' not in message
+    assert 'Bounds now: mode "notify", per_action_cap_cents 5000' in message
+    assert 'After: mode "notify", per_action_cap_cents 9000' in message
+    assert "This widens authority: raises the per-action cap from 50.00 to 90.00" in message
+    restored = Prompter()
+    back = await _call(db, mode, restored, "update_grant", {"grant_id": "GR2", "restore_version": 1, "confirm": True})
+    assert not back.is_error, back.content
+    assert 'After: mode "notify", per_action_cap_cents 5000' in restored.asked[0]
+
+
+async def test_a_revert_shows_every_change_it_will_undo(tmp_path: Path, mode: str) -> None:
+    db = tmp_path / "w.db"
+    await _workspace_with_outbound(db)
+    adjustment = {"tool": "update_grant", "arguments": {"grant_id": "GR1", "mode": "approve"}}
+    recorded = await _call(db, mode, None, "record_review", {"adjustments": [adjustment], "confirm": True})
+    assert not recorded.is_error, recorded.content
+    prompter = Prompter()
+    result = await _call(db, mode, prompter, "record_review", {"revert": "CS1", "confirm": True})
+    assert not result.is_error, result.content
+    assert "Reverting CS1 (review by operator via chat) undoes: update_grant GR1" in prompter.asked[0]

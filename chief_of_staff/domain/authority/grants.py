@@ -409,6 +409,32 @@ async def restore_version(tx: Tx, actor: Actor, grant: str, version: int) -> Gra
     return await _apply_terms(tx, actor, row, before, after, hint, {"restores_version": version})
 
 
+async def preview_change(tx: Tx, grant: str, *, restore_version: int | None = None, **given: Any) -> str:
+    """A change to a grant as its bounds stand now and would stand after, read from the store: for a prompt."""
+    row, space = await _changeable(tx, grant), await workspace.get(tx)
+    before = await _terms_of_row(tx, row, space.timezone)
+    if restore_version is None:
+        after = _changed_terms(before, given)
+    else:
+        stored = await tx.scalar(
+            "SELECT snapshot FROM grant_versions WHERE grant_id = ? AND version = ?", (row["id"], restore_version)
+        )
+        if stored is None:
+            raise NotFound(f"version: {ids.format_id('grant', row['id'])} has versions 1 to {row['version']}.")
+        after = _terms_of_snapshot(json.loads(stored), space.timezone)
+    widened = widens(before, after)
+    return (
+        f"{ids.format_id('grant', row['id'])} ({row['capability']}, version {row['version']}). "
+        f"Bounds now: {_terms_words(before)}. After: {_terms_words(after)}. "
+        + (f"This widens authority: {'; '.join(widened)}." if widened else "This only narrows authority.")
+    )
+
+
+def _terms_words(terms: GrantTerms) -> str:
+    shown = terms.model_dump(mode="json", exclude={"rationale"})
+    return ", ".join(f"{key} {json.dumps(value)}" for key, value in shown.items())
+
+
 async def _changeable(tx: Tx, grant: str) -> Row:
     row = await grant_row(tx, ids.parse_id("grant", grant, field="grant"))
     if row["status"] == "revoked":

@@ -157,6 +157,12 @@ async def change_grant(tx: Tx, actor: Actor, args: UpdateGrantArgs) -> grants.Gr
     return await grants.update_grant(tx, actor, args.grant_id, **given)
 
 
+async def describe_grant_change(tx: Tx, args: UpdateGrantArgs) -> str:
+    """What change_grant would do with these arguments, as the store reads: for the operator's prompt."""
+    given = {name: getattr(args, name) for name in args.model_fields_set - {"grant_id", "confirm"}}
+    return await grants.preview_change(tx, args.grant_id, **given)
+
+
 async def _apply_grant(tx: Tx, actor: Actor, args: Any) -> None:
     await change_grant(tx, actor, args)
 

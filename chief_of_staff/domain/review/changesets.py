@@ -207,6 +207,16 @@ async def _items(tx: Tx, change_set_id: int) -> list[Row]:
     return await tx.all("SELECT * FROM change_set_items WHERE change_set_id = ? ORDER BY position", (change_set_id,))
 
 
+async def describe_revert(tx: Tx, change_set: str) -> str:
+    """Every change a revert of `change_set` would undo, newest first, from the store: for a prompt."""
+    view = await get_change_set(tx, change_set)
+    undone = [
+        f"{change.tool} {change.subject} (was {json.dumps(change.before)}, now {json.dumps(change.after)})"
+        for change in reversed(view.changes)
+    ]
+    return f"Reverting {view.id} ({view.kind} by {view.by} via {view.channel}) undoes: " + "; ".join(undone) + "."
+
+
 async def get_change_set(tx: Tx, change_set: str) -> ChangeSetView:
     """One change set with its changes."""
     row = await _row(tx, change_set)

@@ -118,6 +118,11 @@ class UpdateGrantIn(UpdateGrantArgs):
     confirm: bool = CONFIRM
 
 
+async def _grant_change_terms(store: Store, args: UpdateGrantIn) -> str:
+    async with store.read() as tx:
+        return await adjustments.describe_grant_change(tx, args)
+
+
 async def _update_grant(store: Store, caller: Caller, args: UpdateGrantIn) -> grants.GrantView:
     # Narrowing needs nobody's approval, so the operator's prompt (asks_operator) comes only with confirm=true.
     async with store.write() as tx:
@@ -167,6 +172,7 @@ TOOLS: list[ToolSpec[Any, Any]] = [
         idempotent=True,
         operator_act=True,
         asks_operator=lambda args: args.confirm,
+        terms=_grant_change_terms,
         changes=_GRANTS,
     ),
     ToolSpec(

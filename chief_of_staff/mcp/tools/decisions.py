@@ -41,6 +41,11 @@ class DecideIn(Model):
     confirm: bool = CONFIRM
 
 
+async def _decision_terms(store: Store, args: DecideIn) -> str:
+    async with store.read() as tx:
+        return await decisions.terms_for_approval(tx, args.decision_id)
+
+
 async def _decide(store: Store, caller: Caller, args: DecideIn) -> decisions.DecisionView:
     async with store.write() as tx:
         return await decisions.decide(tx, caller.actor, args.decision_id, approve=args.approve, note=args.note)
@@ -89,6 +94,7 @@ TOOLS: list[ToolSpec[Any, Any]] = [
         decisions.DecisionView,
         _decide,
         operator_act=True,
+        terms=_decision_terms,
         changes=(BRIEF, DECISIONS),
     ),
     ToolSpec(

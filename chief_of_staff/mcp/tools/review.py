@@ -43,6 +43,14 @@ class RecordReviewIn(Model):
     confirm: bool = CONFIRM
 
 
+async def _revert_terms(store: Store, args: RecordReviewIn) -> str | None:
+    """For a revert, every change it will undo; a review's adjustments are its arguments, shown as sent."""
+    if args.revert is None:
+        return None
+    async with store.read() as tx:
+        return await changesets.describe_revert(tx, args.revert)
+
+
 async def _record_review(store: Store, caller: Caller, args: RecordReviewIn) -> changesets.ChangeSetView:
     async with store.write() as tx:
         if args.revert is None:
@@ -72,6 +80,7 @@ TOOLS: list[ToolSpec[Any, Any]] = [
         _record_review,
         destructive=True,
         operator_act=True,
+        terms=_revert_terms,
         changes=EVERYTHING,
     ),
 ]
