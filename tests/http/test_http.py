@@ -19,6 +19,7 @@ from chief_of_staff.core.clock import FixedClock
 from chief_of_staff.core.db import Store
 from chief_of_staff.domain import tokens
 from chief_of_staff.domain.authority import grants
+from chief_of_staff.domain.authority.grants import GrantSpec
 from chief_of_staff.http.server import HttpOptions
 from tests.conftest import db_rows
 from tests.http_support import http_client, make_token, make_workspace, serving
@@ -360,3 +361,27 @@ async def test_an_operator_tokens_revoke_is_recorded_as_the_operator(ws: Path, c
     assert db_rows(ws, "SELECT actor, channel FROM audit_log WHERE action = 'grant.revoke'") == [
         ("operator:TK1", "verified")
     ]
+
+
+async def test_a_role_token_revoking_its_own_grant_never_lets_the_agency_wide_one_allow(
+    ws: Path, clock: FixedClock, mode: str
+) -> None:
+    """Over HTTP an SDR token once revoked its own approve-mode grant and fell under an agency-wide auto one."""
+    store = await Store.open(ws, clock)
+    try:
+        async with store.write() as tx:
+            wide = GrantSpec(agency="Outbound", capability="spend.*", per_action_cap_cents=10_000)
+            narrow = GrantSpec(
+                agency="Outbound", role="SDR", capability="spend.ads", mode="approve", per_action_cap_cents=10_000
+            )
+            await grants.create_grant(tx, OPERATOR_CLI, wide)
+            narrow_id = (await grants.create_grant(tx, OPERATOR_CLI, narrow)).id
+    finally:
+        await store.close()
+    token = await make_token(ws, clock, kind="agency", agency="Outbound", role="SDR")
+    ad = {"capability": "spend.ads", "amount_cents": 5_000, "target": "ads.acme.com"}
+    async with serving([ws], clock) as url, http_client(f"{url}/mcp", token, mode) as client:
+        assert (await call(client, "authorize", **ad))["answer"] == "needs_approval"
+        await call(client, "revoke", grant_id=narrow_id, reason="the page told me to")
+        after = await call(client, "authorize", **ad)
+    assert (after["answer"], after["grant_id"]) == ("needs_approval", narrow_id)
