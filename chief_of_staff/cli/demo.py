@@ -121,14 +121,14 @@ async def _agency_session(client: Client, metrics: dict[str, str]) -> None:
         agency="Outbound",
         role="Researcher",
         capability="spend.tools",
-        amount_cents=2900,
+        amount_cents=1900,
         target="enrichment-tool",
         idempotency_key=str(uuid.uuid4()),
     )
-    _say(f"Researcher: authorize spend.tools 29.00: {tool['answer']} ({tool['reason']})")
+    _say(f"Researcher: authorize spend.tools 19.00: {tool['answer']} ({tool['reason']})")
     if tool["answer"] == "allowed":
-        await call(client, "settle", authorization_id=tool["authorization_id"], actual_cents=2400)
-        _say("Researcher: settled at 24.00 (the invoice came in lower); 5.00 returns to the budget.")
+        await call(client, "settle", authorization_id=tool["authorization_id"], actual_cents=1400)
+        _say("Researcher: settled at 14.00 (the invoice came in lower); 5.00 returns to the budget.")
     bigger = await call(
         client,
         "authorize",
@@ -147,7 +147,7 @@ async def _agency_session(client: Client, metrics: dict[str, str]) -> None:
         result="success",
         summary=f"Sent {sent} personalised first-touch emails; skipped one lead outside our scope.",
         metrics=[{"key_result": metrics["emails sent"], "delta": sent}],
-        cost_cents=2400,
+        cost_cents=1400,
         minutes_saved=25 * sent,
         evidence=["mailbox://sent/today"],
         lesson="Leads at .gov addresses are out of scope; drop them at research time.",

@@ -248,6 +248,17 @@ async def create_agency(
     return await _agency_view(tx, await resolve_agency(tx, short))
 
 
+def _refuse_reactivation_in_chat(actor: Actor, act: str) -> None:
+    """Bringing a retired agency or role back brings back every grant it held: a widening chat never makes."""
+    trust.refuse_in_chat(
+        actor,
+        act,
+        "it brings back every grant it held",
+        "there is no command yet; approve it in your client's own approval prompt, or from a client "
+        "connected with an operator token",
+    )
+
+
 async def update_agency(
     tx: Tx,
     actor: Actor,
@@ -269,6 +280,8 @@ async def update_agency(
         )
     if status is not None:
         changes["status"] = _status(status)
+        if changes["status"] == "active" and row["status"] != "active":
+            _refuse_reactivation_in_chat(actor, f"Reactivating the agency {row['name']}")
     if not changes:
         raise InvalidInput("Nothing to change: send purpose, operating_spec or status.")
     assignments = ", ".join(f"{column} = ?" for column in changes)
@@ -335,6 +348,8 @@ async def _create_role(
 async def _update_role(tx: Tx, actor: Actor, row: Row, charter: str | None, status: Status | None) -> int:
     if charter is None and status is None:
         raise InvalidInput(f"Nothing to change: role {row['name']} exists; send a new charter or status.")
+    if status == "active" and row["status"] != "active":
+        _refuse_reactivation_in_chat(actor, f"Reactivating the role {row['name']}")
     await tx.run(
         "UPDATE roles SET charter = coalesce(?, charter), status = coalesce(?, status), updated_at = ? WHERE id = ?",
         (charter, status, tx.now_text, row["id"]),

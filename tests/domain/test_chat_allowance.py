@@ -70,7 +70,7 @@ async def _act(store: Store, act: tuple[Any, Any, Any], serial: int) -> int | No
                 agency="Outbound", capability=f"spend.c{serial}", per_action_cap_cents=first, budgets=second
             )
             await grants.create_grant(tx, CHAT, spec)
-            exposure = money_exposure(spec)
+            exposure = money_exposure(spec, 7)
             assert exposure is not None
             return exposure
         if kind == "raise":
@@ -78,9 +78,9 @@ async def _act(store: Store, act: tuple[Any, Any, Any], serial: int) -> int | No
             if not views:
                 return 0
             view = views[first % len(views)]
-            before = money_exposure(view)
+            before = money_exposure(view, 7)
             after_view = await grants.update_grant(tx, CHAT, view.id, per_action_cap_cents=second)
-            after = money_exposure(after_view)
+            after = money_exposure(after_view, 7)
             assert after is not None
             return max(after - (before or 0), 0) if before is not None else 0
         asked = await ledger.authorize(

@@ -138,7 +138,7 @@ async def test_three_chat_approvals_cannot_add_up_past_the_allowance(db: Path, c
             chat, "decide", {"decision_id": asks[2]["decision_id"], "approve": True, "confirm": True}
         )
         brief = await call(chat, "brief")
-    assert "0.00 of the 100.00 chat allowance is left" in message
+    assert ": 0.00 of the 100.00 chat allowance is left" in message
     assert brief["chat_allowance"]["left_cents"] == 0
 
 

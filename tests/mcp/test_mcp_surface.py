@@ -18,11 +18,8 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp.types import PromptReference, ResourceTemplateReference, TextContent, TextResourceContents
 
-from chief_of_staff.core.audit import OPERATOR_CLI
 from chief_of_staff.core.clock import FixedClock
 from chief_of_staff.core.config import Settings
-from chief_of_staff.core.db import Store
-from chief_of_staff.domain import workspace
 from chief_of_staff.mcp.server import build_server
 from tests.conftest import START
 
@@ -86,15 +83,6 @@ async def refused(client: Client, tool: str, arguments: dict[str, Any]) -> str:
     assert result.is_error, message
     assert_clean(message)
     return message
-
-
-async def raise_chat_allowance(db: Path, cents: int) -> None:
-    store = await Store.open(db, FixedClock(START))
-    try:
-        async with store.write() as tx:
-            await workspace.update_settings(tx, OPERATOR_CLI, chat_allowance_cents=cents)
-    finally:
-        await store.close()
 
 
 async def stand_up(client: Client) -> None:
@@ -234,10 +222,8 @@ async def test_uncovered_capability_escalates_and_chat_decides_it(db_path: Path,
 
         message = await refused(client, "decide", {"decision_id": decision_id, "approve": True})
         assert "confirm=true" in message
-        # The blueprint's 100.00 a month for data tools drew the whole default chat allowance.
-        message = await refused(client, "decide", {"decision_id": decision_id, "approve": True, "confirm": True})
-        assert "0.00 of the 100.00 chat allowance is left" in message
-        await raise_chat_allowance(db_path, 20_000)  # the operator, in a terminal: workspace set
+        # The blueprint drew 50.00 of the 100.00 chat allowance (25.00 a week; 7 days touch two weeks).
+        assert (await call(client, "brief"))["chat_allowance"]["left_cents"] == 5_000
         decided = await call(client, "decide", decision_id=decision_id, approve=True, note="one test", confirm=True)
         assert decided["status"] == "approved"
         assert decided["decided_channel"] == "chat"

@@ -168,18 +168,17 @@ async def test_changing_a_grant_shows_its_bounds_before_and_after(tmp_path: Path
     await _workspace_with_outbound(db)
     prompter = Prompter()
     result = await _call(
-        db, mode, prompter, "update_grant", {"grant_id": "GR2", "per_action_cap_cents": 9_000, "confirm": True}
+        db, mode, prompter, "update_grant", {"grant_id": "GR2", "per_action_cap_cents": 4_000, "confirm": True}
     )
     assert not result.is_error, result.content
     (message,) = prompter.asked
-    assert '"per_action_cap_cents 5000' not in message
-    assert 'Bounds now: mode "notify", per_action_cap_cents 5000' in message
-    assert 'After: mode "notify", per_action_cap_cents 9000' in message
-    assert "This widens authority: raises the per-action cap from 50.00 to 90.00" in message
+    assert 'Bounds now: mode "notify", per_action_cap_cents 2500' in message
+    assert 'After: mode "notify", per_action_cap_cents 4000' in message
+    assert "This widens authority: raises the per-action cap from 25.00 to 40.00" in message
     restored = Prompter()
     back = await _call(db, mode, restored, "update_grant", {"grant_id": "GR2", "restore_version": 1, "confirm": True})
     assert not back.is_error, back.content
-    assert 'After: mode "notify", per_action_cap_cents 5000' in restored.asked[0]
+    assert 'After: mode "notify", per_action_cap_cents 2500' in restored.asked[0]
 
 
 async def test_a_revert_shows_every_change_it_will_undo(tmp_path: Path, mode: str) -> None:

@@ -90,7 +90,7 @@ async def _authority(client: Client) -> None:
         budgets=[{"period": "week", "max_count": 2}],
         confirm=True,
     )
-    # The blueprint's 100.00 a month for data tools used the whole default chat allowance: no more money in chat.
+    # The blueprint's 25.00 a week for data tools drew 50.00 of the chat allowance (7 days touch two weeks).
     costly = await _error_text(
         client,
         "grant",
@@ -101,7 +101,7 @@ async def _authority(client: Client) -> None:
         budgets=[{"period": "week", "max_count": 2}],
         confirm=True,
     )
-    assert "0.00 of the 100.00 chat allowance is left" in costly
+    assert ": 50.00 of the 100.00 chat allowance is left" in costly
     letter = (await call(client, "list_grants", letter=True))["letter"]
     assert "discount.offer" in letter and "Delegation" in letter
     revoked = await call(client, "revoke", grant_id=granted["id"], reason="Not this quarter.")

@@ -238,7 +238,8 @@ async def create_grant(tx: Tx, actor: Actor, spec: GrantSpec) -> GrantView:
     if spec.on_timeout == "approve":
         # Silence would then grant authority: that is the operator's call, made outside the model's reach.
         trust.refuse_in_chat(actor, "Creating a grant", "its unanswered decisions would go ahead on their own", hint)
-    await trust.draw_chat(tx, actor, "Creating a grant", money_exposure(spec), hint, subject=spec.capability)
+    exposure = money_exposure(spec, space.chat_window_days)
+    await trust.draw_chat(tx, actor, "Creating a grant", exposure, hint, subject=spec.capability)
     agency = await agencies.resolve_agency(tx, spec.agency, field="agency")
     role = await agencies.resolve_role(tx, agency["id"], spec.role, field="role")
     _require_active(agency, role)
@@ -554,7 +555,8 @@ async def _allow_widening(
     never = authority_widening(before, after)
     if never:
         trust.refuse_in_chat(actor, act, f"chat may raise only money bounds, and this {'; '.join(never)}", hint)
-    old, new = money_exposure(before), money_exposure(after)
+    days = (await workspace.get(tx)).chat_window_days
+    old, new = money_exposure(before, days), money_exposure(after, days)
     # From unbounded to bounded lowers the exposure; from bounded to unbounded is never for chat.
     added = None if new is None else (0 if old is None else max(new - old, 0))
     await trust.draw_chat(tx, actor, act, added, hint)

@@ -14,8 +14,8 @@ Which grant governs (Trust, property 1: agency acts are monotone):
   wildcard, then newest), whether active, past its end date or revoked, until the
   operator hands a stopped grant's space over; so revoking or expiring a narrow grant
   never lets a broad one allow what it held back;
-- where that grant was made in chat, every active verified grant covering the request
-  applies too, and the strictest answer wins;
+- where that grant was made in chat, every verified grant covering the request applies
+  too (stopped ones included, until handed over), and the strictest answer wins;
 - a request that names a task is judged as the task's role; a retired agency or role
   gets nothing allowed. Over stdio the agency is one principal and may name any of its
   roles, or none: role grants bound a role only over a role token.
@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from chief_of_staff.core import audit, ids
 from chief_of_staff.core.audit import SYSTEM, Actor
-from chief_of_staff.core.clock import format_ts
+from chief_of_staff.core.clock import format_ts, parse_ts
 from chief_of_staff.core.db import Row, Tx
 from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound
 from chief_of_staff.core.fields import MAX_CENTS, Model, money
@@ -320,8 +320,9 @@ async def _governing_grants(tx: Tx, request: _Request) -> list[Row]:
     The governing grant is the most specific covering grant that has not handed its space over:
     role-specific over agency-wide, exact over wildcard, then newest. A revoked or expired grant
     still governs, so stopping a narrow grant never lets a broader one take over. When the governing
-    grant was made in chat, each active verified grant covering the request applies as well, so a
-    chat grant cannot override the operator's denies, mode or bounds.
+    grant was made in chat, each verified grant covering the request that has not handed its space
+    over applies as well (a revoked one as if in approve mode, an ended one refusing), so a chat grant
+    cannot override the operator's denies, mode or bounds, nor take over what they held.
     """
     covering = _covering_capabilities(request.capability)
     marks = ", ".join("?" * len(covering))
@@ -334,7 +335,9 @@ async def _governing_grants(tx: Tx, request: _Request) -> list[Row]:
     governing = await tx.one(f"SELECT * {covers} {order} LIMIT 1", params)
     if governing is None or governing["origin_channel"] != "chat":
         return [] if governing is None else [governing]
-    verified = await tx.all(f"SELECT * {covers} AND origin_channel = 'verified' AND status = 'active' {order}", params)
+    # Every verified grant that still governs binds too, revoked or ended ones included: otherwise revoking
+    # the operator's grant, or outliving it, would free a chat grant from its denies, mode and bounds.
+    verified = await tx.all(f"SELECT * {covers} AND origin_channel = 'verified' {order}", params)
     return [governing, *verified]
 
 
@@ -689,6 +692,8 @@ async def _timeout_refusal(tx: Tx, decision: Row) -> str | None:
     short = ids.format_id("grant", grant["id"])
     if grant["status"] != "active":
         return f"{short} was revoked."
+    if grant["on_timeout"] != "approve":
+        return f"{short} no longer lets an unanswered decision go ahead."
     request = json.loads(decision["request"])
     refusal = _scope_refusal(grant, short, request.get("target"), tx.now_text)
     if refusal is not None:
@@ -699,8 +704,11 @@ async def _timeout_refusal(tx: Tx, decision: Row) -> str | None:
     if over is not None:
         return over
     # Authorize's own conditional draw, undone at once: a second copy of the budget arithmetic could drift.
+    # Budgets are read in the periods of the moment it timed out, not of whenever the sweep happens to run,
+    # so waiting for a fresh month cannot make room.
     timezone = (await workspace.get(tx)).timezone
-    keys = {str(b["id"]): period_key(b["period"], tx.now, timezone) for b in budgets}
+    timed_out = parse_ts(decision["expires_at"])
+    keys = {str(b["id"]): period_key(b["period"], timed_out, timezone) for b in budgets}
     await tx.run("SAVEPOINT silence_check")
     try:
         full = await _draw_budgets(tx, budgets, keys, amount)
@@ -712,6 +720,13 @@ async def _timeout_refusal(tx: Tx, decision: Row) -> str | None:
 
 async def _held(tx: Tx, ref: str, verb: str) -> Row:
     row = await _authorization_row(tx, ids.parse_id("authorization", ref, field="authorization_id"))
+    if row["status"] == "held" and row["expires_at"] <= tx.now_text:
+        # Ran out, not yet swept (the sweep works in batches): it is spent in full all the same.
+        short = ids.format_id("authorization", row["id"])
+        raise Conflict(
+            f"authorization_id: {short}'s hold ran out at {row['expires_at']}, so it counts as spent in full and "
+            "can no longer be settled or released. Call authorize for a new one if you still act."
+        )
     if row["status"] != "held":
         short = ids.format_id("authorization", row["id"])
         raise Conflict(

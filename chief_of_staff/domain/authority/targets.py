@@ -42,6 +42,8 @@ _SEPARATORS = frozenset(_LINE_BREAKS + ",;\u060c\u061b\u3001\u2e41\u2e4c\u2e4d\u
 # The dots IDNA reads as label separators; NFKC already folds the fullwidth and halfwidth ones into these.
 _DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
+# A scheme and its colon at the start of a target that has no "://" after it.
+_SCHEME_PREFIX = re.compile(r"^[a-z][a-z0-9+.-]*:", re.IGNORECASE)
 _HOSTNAME = re.compile(r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$")
 _LOCAL_PART = re.compile(r'^[^\s"(),:;<>@\[\\\]]+$')
 _PATH_START = re.compile(r"[/?#]")
@@ -124,6 +126,9 @@ def _canonical_text(text: str) -> str:
         return _canonical_email(_address_of_display_form(text))
     if text.lower().startswith("mailto:"):
         return _canonical_email(text[len("mailto:") :].strip())
+    if _SCHEME_PREFIX.match(text) and "." in text:
+        # https:/evil.com or http:\evil.com: browsers open these as URLs, so no pattern may read them as a name.
+        raise InvalidInput(f"target: {text!r} is not one URL; send it as scheme://host/path (https://acme.com/x).")
     if "@" in text:
         return _canonical_email(text)
     head = _PATH_START.split(text, maxsplit=1)[0]

@@ -80,30 +80,29 @@ def largest_money_bound(bounds: _Bounds) -> int | None:
     return max((a for a in amounts if a is not None), default=None)
 
 
-# How many of a shorter period fit in a longer one at most: a month touches up to 6 ISO weeks.
-_PERIODS_IN = {("week", "day"): 7, ("month", "day"): 31, ("month", "week"): 6}
+def _periods_touched(period: Period, window_days: int) -> int:
+    """How many calendar periods a rolling window of `window_days` can touch at most (it may start mid-period)."""
+    length = {"day": 1, "week": 7, "month": 28}[period]
+    return -(-window_days // length) + 1
 
 
-def money_exposure(bounds: _Bounds) -> int | None:
-    """The most money a grant can let out in its longest budget period; None when nothing bounds it.
+def money_exposure(bounds: _Bounds, window_days: int) -> int | None:
+    """The most money a grant can let out within any rolling window of `window_days`; None when nothing bounds it.
 
-    What a chat act draws from the chat allowance when it creates or widens a grant. A grant with
-    no money bound at all allows amount 0 only, so it exposes nothing. Otherwise each action is
-    bounded by the cap (or, without one, by the smallest amount budget), and the period by its own
-    amount, its count times that per-action bound, or a shorter budget repeated across it.
+    What a chat act draws from the chat allowance when it creates or widens a grant, so the money chat
+    lets out in any window never exceeds the allowance. A grant with no money bound at all allows
+    amount 0 only, so it exposes nothing. Otherwise each action is bounded by the cap (and by the
+    smallest amount budget), each budget bounds every calendar period the window can touch (a 7-day
+    window touches 8 days, 2 ISO weeks or 2 months), and the tightest budget wins.
     """
     if largest_money_bound(bounds) is None:
         return 0
-    if not bounds.budgets:
-        return None
     # One action can cost no more than the cap, nor more than the smallest amount budget lets through.
     per_action = min(a for a in [bounds.per_action_cap_cents, *(b.max_cents for b in bounds.budgets)] if a is not None)
-    longest = max(bounds.budgets, key=lambda b: _PERIOD_ORDER.index(b.period))
-    limits = [_period_bound(b, per_action) for b in bounds.budgets]
     spans = [
-        limit * _PERIODS_IN.get((longest.period, b.period), 1)
-        for b, limit in zip(bounds.budgets, limits, strict=True)
-        if limit is not None
+        limit * _periods_touched(b.period, window_days)
+        for b in bounds.budgets
+        if (limit := _period_bound(b, per_action)) is not None
     ]
     return min(spans, default=None)
 

@@ -203,7 +203,10 @@ async def test_chat_grant_above_the_allowance_is_refused_and_writes_nothing(stor
         await grants.create_grant(tx, CHAT, spec)
 
     await fails_writing_nothing(
-        store, OperatorActRefused, r"adds 200\.00 of money exposure.*100\.00 of the 100\.00", call
+        store,
+        OperatorActRefused,
+        r"adds 400\.00 of money exposure.*100\.00 of the 100\.00",  # 200.00 a month, two months a window
+        call,
     )
 
 
@@ -218,7 +221,7 @@ async def test_chat_never_accepts_a_grant_whose_money_no_period_bounds(store: St
 
 async def test_chat_grants_draw_the_allowance_in_total_not_per_act(store: Store) -> None:
     """Eight 100.00-a-month grants in chat used to give 800.00 a month; now the second is refused."""
-    month = [BudgetSpec(period="month", max_cents=6_000)]
+    month = [BudgetSpec(period="month", max_cents=3_000)]  # 60.00 in any 7 days: two months
     await grant(store, CHAT, capability="spend.ads", per_action_cap_cents=1_000, budgets=month)
 
     async def second(tx: Tx) -> None:
@@ -230,7 +233,7 @@ async def test_chat_grants_draw_the_allowance_in_total_not_per_act(store: Store)
 
 
 async def test_chat_grant_under_the_ceiling_is_recorded_as_chat(store: Store) -> None:
-    await grant(store, CHAT, per_action_cap_cents=2_000, budgets=[BudgetSpec(period="day", max_cents=10_000)])
+    await grant(store, CHAT, per_action_cap_cents=1_000, budgets=[BudgetSpec(period="day", max_cents=1_000)])
     async with store.read() as tx:
         assert await tx.scalar("SELECT channel FROM grant_versions WHERE grant_id = 1") == "chat"
 

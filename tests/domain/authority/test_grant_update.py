@@ -196,16 +196,16 @@ async def test_a_change_that_narrows_and_widens_counts_as_widening(store: Store)
 
 
 async def test_chat_may_raise_a_money_bound_drawing_the_added_exposure(store: Store) -> None:
-    # 5 a day at 50.00 exposes 250.00 a day; at 60.00 it exposes 300.00: chat draws the 50.00 added.
-    view = await update(store, CHAT, per_action_cap_cents=6_000)
-    assert (view.per_action_cap_cents, view.version) == (6_000, 2)
+    # 5 a day at 50.00, over the 8 days a 7-day window touches; at 50.10 that is 4.00 more: chat draws 4.00.
+    view = await update(store, CHAT, per_action_cap_cents=5_010)
+    assert (view.per_action_cap_cents, view.version) == (5_010, 2)
     channel, detail = await last_update(store)
     assert channel == "chat"
-    assert detail["widens"] == ["raises the per-action cap from 50.00 to 60.00"]
+    assert detail["widens"] == ["raises the per-action cap from 50.00 to 50.10"]
     async with store.read() as tx:
-        assert await tx.scalar("SELECT sum(cents) FROM chat_draws") == 5_000
+        assert await tx.scalar("SELECT sum(cents) FROM chat_draws") == 400
     await fails_writing_nothing(
-        store, OperatorActRefused, r"adds 100\.00 .*50\.00 of the 100\.00", actor=CHAT, per_action_cap_cents=8_000
+        store, OperatorActRefused, r"adds 1,196\.00 .*96\.00 of the 100\.00", actor=CHAT, per_action_cap_cents=8_000
     )
 
 
@@ -373,9 +373,9 @@ async def test_the_tool_narrows_without_confirm_and_widens_only_with_it(store: S
     assert narrowed.structured_content["version"] == 2
     refused = await call(store, mode, {"per_action_cap_cents": 9_000})
     assert refused.is_error and "is an operator decision" in refused.content[0].text
-    widened = await call(store, mode, {"per_action_cap_cents": 1_800, "confirm": True})
+    widened = await call(store, mode, {"per_action_cap_cents": 1_200, "confirm": True})  # draws 80.00
     assert not widened.is_error, widened.content
-    assert widened.structured_content["per_action_cap_cents"] == 1_800
+    assert widened.structured_content["per_action_cap_cents"] == 1_200
     assert (await last_update(store))[0] == "chat"
     endless = await call(store, mode, {"expires_on": None, "confirm": True})
     assert endless.is_error and "cannot be done in chat" in endless.content[0].text

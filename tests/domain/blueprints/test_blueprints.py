@@ -7,6 +7,7 @@ import pytest
 from chief_of_staff.core.audit import OPERATOR_CLI, Actor
 from chief_of_staff.core.db import Store
 from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound, OperatorActRefused
+from chief_of_staff.domain.authority.terms import money_exposure
 from chief_of_staff.domain.blueprints import schema
 from chief_of_staff.domain.blueprints.loader import apply_blueprint, list_blueprints, load_blueprint, plan_blueprint
 
@@ -96,8 +97,10 @@ def test_outbound_bounds_fit_the_default_chat_allowance_and_daily_limits() -> No
     grants = {grant.capability: grant for grant in load_blueprint("outbound").grants}
     assert grants["email.send"].budgets[0].model_dump() == {"period": "day", "max_count": 50, "max_cents": None}
     assert "*.gov" in grants["email.send"].scope_deny
-    assert grants["spend.tools"].per_action_cap_cents == 5000
-    assert grants["spend.tools"].budgets[0].max_cents == 10_000
+    assert grants["spend.tools"].per_action_cap_cents == 2500
+    assert grants["spend.tools"].budgets[0].model_dump() == {"period": "week", "max_count": None, "max_cents": 2500}
+    # Any 7 days touch two ISO weeks: applying it in chat draws 50.00 of the default 100.00 allowance.
+    assert money_exposure(grants["spend.tools"], 7) == 5000
     assert grants["meeting.book"].budgets[0].max_count == 10
 
 
@@ -182,9 +185,7 @@ async def test_a_plan_lists_what_would_be_created_and_writes_nothing(store: Stor
     # Monday 2026-11-23 in Berlin plus 90 days.
     assert "goal Book qualified meetings (3 key results, due 2027-02-21)" in plan.creates
     assert "grant email.send for SDR: auto, 50 per day, to *.com, *.io, *.co, never to *.gov" in " ".join(plan.creates)
-    assert "grant spend.tools for Researcher: notify, up to 50.00 USD per action, 100.00 USD per month" in (
-        plan.creates
-    )
+    assert "grant spend.tools for Researcher: notify, up to 25.00 USD per action, 25.00 USD per week" in (plan.creates)
     assert "routine weekdays: Research 20 new leads that fit the ICP (Researcher, P2)" in plan.creates
     assert "task Write the ideal customer profile (Researcher, P1, due 2026-11-25)" in plan.creates
 
