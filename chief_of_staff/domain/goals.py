@@ -49,11 +49,13 @@ def _bounded_after(value: float) -> float:
     return value
 
 
-# The bound is checked after finiteness, so NaN is told it is not finite rather than too large.
+# The bound is checked after finiteness, so NaN is told it is not finite rather than too large. It is not
+# published in the schema: six number fields' minimum and maximum cost ~320 bytes of tools/list on every
+# turn, and the refusal names the range the first time it matters.
 FiniteNumber = Annotated[
     float,
     BeforeValidator(_finite_before),
-    Field(allow_inf_nan=False, json_schema_extra={"minimum": -MAX_METRIC_VALUE, "maximum": MAX_METRIC_VALUE}),
+    Field(allow_inf_nan=False),
     AfterValidator(_bounded_after),
 ]
 
