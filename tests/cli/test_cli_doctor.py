@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from chief_of_staff.cli.main import main
 from chief_of_staff.core.config import NOW_ENV
+from tests.cli.test_cli import init_outbound
+from tests.cli.test_cli_workspace import run
 from tests.conftest import START
 
 
@@ -17,15 +18,8 @@ from tests.conftest import START
 def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv(NOW_ENV, START.isoformat())
     path = str(tmp_path / "cli.db")
-    assert main(["init", "--db", path, "--timezone", "Europe/Berlin", "--blueprint", "outbound"]) == 0
+    init_outbound(path)
     return path
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str, code: int = 0) -> tuple[str, str]:
-    capsys.readouterr()
-    assert main(list(argv)) == code
-    captured = capsys.readouterr()
-    return captured.out, captured.err
 
 
 def test_doctor_names_an_unbounded_grant_a_never_expiring_operator_token_and_a_readable_file(

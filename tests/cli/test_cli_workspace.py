@@ -8,6 +8,7 @@ import pytest
 
 from chief_of_staff.cli.main import main
 from chief_of_staff.core.config import NOW_ENV
+from tests.cli.test_cli import init_outbound
 from tests.conftest import START
 
 
@@ -15,7 +16,7 @@ from tests.conftest import START
 def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv(NOW_ENV, START.isoformat())
     path = str(tmp_path / "cli.db")
-    assert main(["init", "--db", path, "--timezone", "Europe/Berlin", "--blueprint", "outbound"]) == 0
+    init_outbound(path)
     return path
 
 
