@@ -22,7 +22,7 @@ from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound
 from chief_of_staff.core.fields import LocalDate, Model, Name, ShortText, checked_text, name_key
 from chief_of_staff.domain import trust, workspace
 from chief_of_staff.domain.agencies import resolve_agency
-from chief_of_staff.domain.pace import RATE_WINDOW_DAYS, PaceLabel, forecast_of, pace_of
+from chief_of_staff.domain.pace import MIN_HISTORY_DAYS, RATE_WINDOW_DAYS, PaceLabel, standing_of
 
 GoalStatus = Literal["active", "achieved", "dropped"]
 Direction = Literal["up", "down"]
@@ -108,10 +108,11 @@ class KeyResultView(Model):
     expected_now: float
     pace: PaceLabel
     behind_by: float
-    rate_per_day: float
-    forecast_at_due: float
+    rate_per_day: float | None
+    forecast_at_due: float | None
     at_risk: bool
     risk_reason: str | None
+    forecast_note: str | None = Field(None, description="Why there is no forecast yet (too little history)")
 
 
 class GoalView(Model):
@@ -160,11 +161,18 @@ async def _today(tx: Tx) -> date:
 
 def _key_result_view(row: Row, today: date, goal_active: bool) -> KeyResultView:
     start, due = date.fromisoformat(row["start_date"]), date.fromisoformat(row["due_date"])
-    line = (row["baseline"], row["target"], row["current"], start, due, today)
-    pace = pace_of(*line)
-    forecast = forecast_of(*line, recent_delta=row["recent_delta"], recent_outcomes=int(row["recent_outcomes"]))
     # A closed goal takes no more deltas: its key results are history, not a risk to act on.
-    at_risk = forecast.at_risk and goal_active
+    standing = standing_of(
+        row["baseline"],
+        row["target"],
+        row["current"],
+        start,
+        due,
+        today,
+        recent_delta=row["recent_delta"],
+        points=int(row["points"]),
+        active=goal_active,
+    )
     return KeyResultView(
         id=ids.format_id("key_result", row["id"]),
         metric=row["metric"],
@@ -175,23 +183,31 @@ def _key_result_view(row: Row, today: date, goal_active: bool) -> KeyResultView:
         start_date=row["start_date"],
         due_date=row["due_date"],
         current=row["current"],
-        progress=pace.progress,
-        expected_now=pace.expected_now,
-        pace=pace.pace,
-        behind_by=pace.behind_by,
-        rate_per_day=forecast.rate_per_day,
-        forecast_at_due=forecast.forecast_at_due,
-        at_risk=at_risk,
-        risk_reason=forecast.risk_reason if at_risk else None,
+        progress=standing.progress,
+        expected_now=standing.expected_now,
+        pace=standing.pace,
+        behind_by=standing.behind_by,
+        rate_per_day=standing.rate_per_day,
+        forecast_at_due=standing.forecast_at_due,
+        at_risk=standing.at_risk,
+        risk_reason=standing.risk_reason,
+        forecast_note=standing.forecast_note,
     )
 
 
-# The deltas (or the outcomes) of one key result over its rate window, by the rollup's primary key.
-# The window is pace.rate_window's: from max(first, min(start_date, today)) to today, where
+# The deltas of one key result over its rate window, by the rollup's primary key. The window is
+# pace.rate_window's: from max(first, min(start_date, today)) to today, where
 # first = today - (RATE_WINDOW_DAYS - 1); parameters are first, today, today.
 _WINDOW_SUM = (
-    "(SELECT total(d.{column}) FROM key_result_days AS d WHERE d.key_result_id = kr.id "
-    "AND d.day BETWEEN max(?, min(kr.start_date, ?)) AND ?) AS {alias}"
+    "(SELECT total(d.delta_sum) FROM key_result_days AS d WHERE d.key_result_id = kr.id "
+    "AND d.day BETWEEN max(?, min(kr.start_date, ?)) AND ?) AS recent_delta"
+)
+# The outcomes of its first MIN_HISTORY_DAYS days with any: exact whenever pace.no_forecast_yet shows
+# the count (younger than that, or fewer points than days), at least MIN_DATA_POINTS otherwise, and
+# read through the primary key at a fixed cost however long the key result has run.
+_POINTS = (
+    "(SELECT total(p.outcomes) FROM (SELECT d.outcomes FROM key_result_days AS d WHERE d.key_result_id = kr.id "
+    f"ORDER BY d.day LIMIT {MIN_HISTORY_DAYS}) AS p) AS points"
 )
 
 # Goals with their agency's name and their key results (one row per key result) with each key
@@ -200,8 +216,7 @@ _WINDOW_SUM = (
 _VIEW_SELECT = (
     "SELECT g.id AS g_id, g.agency_id AS g_agency_id, g.title AS g_title, g.description AS g_description, "
     "g.status AS g_status, a.name AS g_agency_name, kr.*, "
-    f"{_WINDOW_SUM.format(column='delta_sum', alias='recent_delta')}, "
-    f"{_WINDOW_SUM.format(column='outcomes', alias='recent_outcomes')} FROM goals AS g "
+    f"{_WINDOW_SUM}, {_POINTS} FROM goals AS g "
     "LEFT JOIN agencies AS a ON a.id = g.agency_id LEFT JOIN key_results AS kr ON kr.goal_id = g.id "
 )
 
@@ -211,7 +226,7 @@ async def _goal_views(tx: Tx, where: str, params: Sequence[Any]) -> list[GoalVie
     today = await _today(tx)
     first = today - timedelta(days=RATE_WINDOW_DAYS - 1)
     window = [first.isoformat(), today.isoformat(), today.isoformat()]
-    rows = await tx.all(f"{_VIEW_SELECT}WHERE {where} ORDER BY g.id, kr.id", [*window, *window, *params])
+    rows = await tx.all(f"{_VIEW_SELECT}WHERE {where} ORDER BY g.id, kr.id", [*window, *params])
     by_goal: dict[int, list[Row]] = {}
     for row in rows:
         by_goal.setdefault(row["g_id"], []).append(row)

@@ -22,8 +22,8 @@ START, DUE = date(2026, 11, 23), date(2027, 2, 21)  # 90 days apart
 DEC_23 = date(2026, 12, 23)  # day 30: 60 days left
 
 
-def _up(current: float, today: date, recent_delta: float, recent_outcomes: int = 3) -> pace.Forecast:
-    return forecast_of(0, 12, current, START, DUE, today, recent_delta=recent_delta, recent_outcomes=recent_outcomes)
+def _up(current: float, today: date, recent_delta: float, points: int = 3) -> pace.Forecast:
+    return forecast_of(0, 12, current, START, DUE, today, recent_delta=recent_delta, points=points)
 
 
 # --- forecast_of: hand-checked arithmetic --------------------------------------------------------
@@ -42,19 +42,20 @@ def test_an_up_key_result_whose_rate_falls_short_is_at_risk_with_the_numbers() -
 
 def test_a_down_key_result_falls_to_its_target_or_is_at_risk() -> None:
     # From 100 down to 40; at 85 on day 30 with 60 days left.
-    on_course = forecast_of(100, 40, 85, START, DUE, DEC_23, recent_delta=-14, recent_outcomes=5)
+    on_course = forecast_of(100, 40, 85, START, DUE, DEC_23, recent_delta=-14, points=5)
     assert on_course == pace.Forecast(-1.0, 25.0, False, None)  # 85 - 60
-    short = forecast_of(100, 40, 85, START, DUE, DEC_23, recent_delta=-7, recent_outcomes=5)
+    short = forecast_of(100, 40, 85, START, DUE, DEC_23, recent_delta=-7, points=5)
     assert (short.forecast_at_due, short.at_risk) == (55.0, True)  # 85 - 30
     assert short.risk_reason == "forecast 55 of 40 by 2027-02-21 at the last 14 days' rate (-0.5/day)"
 
 
 def test_the_window_is_the_days_since_the_start_when_fewer_than_fourteen() -> None:
-    day_4 = date(2026, 11, 27)  # 23rd to 27th: 5 days; 86 days left
+    day_4 = date(2026, 11, 27)  # 23rd to 27th: 5 days
     assert rate_window(START, day_4) == (START, 5)
-    forecast = _up(0.5, day_4, recent_delta=0.5, recent_outcomes=1)  # 0.1 a day: 0.5 + 8.6
+    day_6 = date(2026, 11, 29)  # 23rd to 29th: 7 days, the minimum history; 84 days left
+    forecast = _up(0.7, day_6, recent_delta=0.7)  # 0.1 a day: 0.7 + 8.4
     assert (forecast.rate_per_day, forecast.forecast_at_due) == (0.1, 9.1)
-    assert forecast.risk_reason == "forecast 9.1 of 12 by 2027-02-21 at the last 5 days' rate (0.1/day)"
+    assert forecast.risk_reason == "forecast 9.1 of 12 by 2027-02-21 at the last 7 days' rate (0.1/day)"
 
 
 def test_the_window_is_at_least_today_even_before_the_start_date() -> None:
@@ -63,31 +64,32 @@ def test_the_window_is_at_least_today_even_before_the_start_date() -> None:
     assert rate_window(START, DEC_23) == (date(2026, 12, 10), 14)
 
 
-def test_a_new_key_result_without_outcomes_is_not_at_risk_for_its_first_seven_days() -> None:
+def test_a_new_key_result_without_outcomes_has_no_forecast_and_says_why() -> None:
     for day in range(7):
-        forecast = _up(0, START + timedelta(days=day), recent_delta=0, recent_outcomes=0)
-        assert (forecast.rate_per_day, forecast.forecast_at_due, forecast.at_risk) == (0.0, 0.0, False)
-    week_on = _up(0, START + timedelta(days=7), recent_delta=0, recent_outcomes=0)
-    assert week_on.risk_reason == "forecast 0 of 12 by 2027-02-21 at the last 8 days' rate (0/day)"
+        forecast = _up(0, START + timedelta(days=day), recent_delta=0, points=0)
+        assert (forecast.rate_per_day, forecast.forecast_at_due, forecast.at_risk) == (None, None, False)
+    week_on = _up(0, START + timedelta(days=7), recent_delta=0, points=0)
+    assert week_on.note == "forecast after 7 days and 3 data points; 8 days, 0 points so far"
 
 
-def test_a_new_key_result_with_outcomes_is_judged_at_once() -> None:
-    forecast = _up(0.1, START, recent_delta=0.1, recent_outcomes=1)  # 0.1 + 0.1 * 90 = 9.1
-    assert forecast.risk_reason == "forecast 9.1 of 12 by 2027-02-21 at today's rate (0.1/day)"
+def test_a_new_key_result_with_outcomes_on_its_first_day_has_no_forecast_yet() -> None:
+    forecast = _up(0.1, START, recent_delta=0.1, points=1)  # today's rate alone would forecast 9.1
+    assert (forecast.forecast_at_due, forecast.at_risk) == (None, False)
+    assert forecast.note == "forecast after 7 days and 3 data points; 1 day, 1 point so far"
 
 
-def test_a_short_key_result_is_judged_after_half_its_span() -> None:
-    due = START + timedelta(days=6)  # half the span is 3 days
+def test_a_short_key_result_is_judged_by_its_line_until_it_has_a_forecast() -> None:
+    due = START + timedelta(days=6)  # expected 2 more each day; 0.6 is within the line
     quiet = [
-        forecast_of(0, 12, 0, START, due, START + timedelta(days=n), recent_delta=0, recent_outcomes=0).at_risk
-        for n in range(5)
+        pace.standing_of(0, 12, 0, START, due, START + timedelta(days=n), recent_delta=0, points=0) for n in range(3)
     ]
-    assert quiet == [False, False, False, True, True]
+    assert [(s.pace, s.at_risk) for s in quiet] == [("on_track", False), ("behind", True), ("behind", True)]
+    assert quiet[1].risk_reason == "behind the line: 0 against 2 expected by today"
 
 
 def test_an_achieved_key_result_is_never_at_risk_even_past_due() -> None:
     assert _up(12, DUE + timedelta(days=5), recent_delta=0) == pace.Forecast(0.0, 12.0, False, None)
-    assert not forecast_of(100, 40, 39, START, DUE, DEC_23, recent_delta=0, recent_outcomes=0).at_risk
+    assert not forecast_of(100, 40, 39, START, DUE, DEC_23, recent_delta=0, points=0).at_risk
 
 
 def test_an_overdue_key_result_is_at_risk_whatever_its_rate() -> None:
@@ -164,10 +166,10 @@ async def test_the_views_forecast_from_the_last_fourteen_local_days(store: Store
     assert bounce.current == pytest.approx(5.2)
     assert (bounce.rate_per_day, bounce.forecast_at_due, bounce.at_risk, bounce.risk_reason) == (
         -0.2,
-        -7.4,
+        0.0,
         False,
         None,
-    )  # -2.8 / 14; 5.2 - 12.6
+    )  # -2.8 / 14; 5.2 - 12.6 would be -7.4, but a bounce rate from 10 toward 2 cannot fall below 0
 
 
 async def test_a_day_leaves_the_window_the_next_morning(store: Store, clock: FixedClock) -> None:
@@ -180,8 +182,9 @@ async def test_a_day_leaves_the_window_the_next_morning(store: Store, clock: Fix
 async def test_a_brand_new_goal_is_not_at_risk_until_a_week_passes(store: Store, clock: FixedClock) -> None:
     await _setup(store)
     assert not any(kr.at_risk for kr in (await _views(store, clock, START)).values())
-    later = await _views(store, clock, START + timedelta(days=7))
-    assert later["KR2"].risk_reason == "forecast 10 of 2 by 2027-02-21 at the last 8 days' rate (0/day)"
+    later = await _views(store, clock, START + timedelta(days=7))  # no forecast without data: the line judges
+    assert later["KR2"].forecast_note == "forecast after 7 days and 3 data points; 8 days, 0 points so far"
+    assert later["KR2"].risk_reason == "behind the line: 10 against 9.38 expected by today"
 
 
 async def test_a_closed_goal_is_not_at_risk(store: Store, clock: FixedClock) -> None:

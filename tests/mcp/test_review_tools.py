@@ -109,10 +109,10 @@ async def test_the_review_returns_when_stored_numbers_are_absurd(db_path: Path, 
         await stand_up(client)
         conn = sqlite3.connect(db_path)
         with conn:  # what deltas of 1e308, logged before deltas were bounded, left behind
-            conn.execute("UPDATE key_results SET current = 1e308")
+            conn.execute("UPDATE key_results SET current = 1e308, start_date = '2026-11-01'")  # old enough to forecast
             conn.execute(
                 "INSERT INTO key_result_days (key_result_id, day, delta_sum, outcomes) "
-                "SELECT id, '2026-11-23', 1e308, 1 FROM key_results"
+                "SELECT id, '2026-11-23', 1e308, 3 FROM key_results"
             )
         conn.close()
         packet = await call(client, "review", days=7)

@@ -292,9 +292,10 @@ def _goals_behind(views: Iterable[goals.GoalView]) -> list[Anomaly]:
     found = []
     for goal in views:
         for kr in goal.key_results:
-            behind = kr.pace in ("behind", "overdue")
-            if not behind and not kr.at_risk:
+            # at_risk is pace.standing_of's verdict, drawn with the label: behind, overdue or at_risk.
+            if not kr.at_risk:
                 continue
+            behind = kr.pace in ("behind", "overdue")
             where = f"{kr.id} {kr.metric} of {goal.id} ({goal.agency})"
             state = (
                 f"is {kr.pace}: {kr.current:g} against {kr.expected_now:g} expected by today, "
@@ -302,21 +303,23 @@ def _goals_behind(views: Iterable[goals.GoalView]) -> list[Anomaly]:
                 if behind
                 else f"is at risk: {kr.risk_reason}"
             )
+            evidence: Evidence = {
+                "goal": goal.id,
+                "pace": kr.pace,
+                "current": kr.current,
+                "expected_now": kr.expected_now,
+                "behind_by": kr.behind_by,
+                "target": kr.target,
+                "due_date": kr.due_date,
+            }
+            if kr.forecast_at_due is not None:  # none before the key result's minimum history
+                evidence["forecast_at_due"] = kr.forecast_at_due
             found.append(
                 Anomaly(
                     kind="goal_behind" if behind else "goal_at_risk",
                     subject=kr.id,
                     message=f"{where} {state}.",
-                    evidence={
-                        "goal": goal.id,
-                        "pace": kr.pace,
-                        "current": kr.current,
-                        "expected_now": kr.expected_now,
-                        "behind_by": kr.behind_by,
-                        "target": kr.target,
-                        "due_date": kr.due_date,
-                        "forecast_at_due": kr.forecast_at_due,
-                    },
+                    evidence=evidence,
                 )
             )
     return found

@@ -29,6 +29,7 @@ from chief_of_staff.core.fields import Model, money
 from chief_of_staff.domain import brief, decisions, goals, workspace
 from chief_of_staff.domain.review import anomalies, changesets, proposals, scorecards
 from chief_of_staff.domain.review.anomalies import Anomaly
+from chief_of_staff.domain.pace import way
 from chief_of_staff.domain.review.scorecards import Scorecard
 
 MAX_DAYS = 92
@@ -196,9 +197,10 @@ def _goal_lines(packet: Packet) -> list[str]:
         lines.append(f"- **{goal.id} {goal.title}** ({goal.agency})")
         for kr in goal.key_results:
             risk = f"; at risk: {kr.risk_reason}" if kr.at_risk else ""
+            outlook = kr.forecast_note if kr.forecast_at_due is None else f"forecast {kr.forecast_at_due:g}"
             lines.append(
-                f"  - {kr.id} {kr.metric}: {kr.current:g} of {kr.target:g} {kr.unit} by {kr.due_date} "
-                f"({kr.pace}, expected {kr.expected_now:g} today; forecast {kr.forecast_at_due:g}){risk}"
+                f"  - {kr.id} {kr.metric}: {kr.current:g} of {kr.target:g} {kr.unit} by {kr.due_date}, "
+                f"{way(kr.progress)} ({kr.pace}, expected {kr.expected_now:g} today; {outlook}){risk}"
             )
     return lines or ["- No goals yet."]
 

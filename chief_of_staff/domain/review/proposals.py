@@ -22,7 +22,7 @@ from chief_of_staff.core.clock import format_ts, local_date
 from chief_of_staff.core.db import Row, Tx
 from chief_of_staff.core.fields import Model, money, parse_local_date
 from chief_of_staff.domain import goals, workspace
-from chief_of_staff.domain.pace import GRACE_DAYS
+from chief_of_staff.domain.pace import progress_of, way
 from chief_of_staff.domain.review.adjustments import Adjustment, AdjustmentTool
 
 # Autonomy follows the record: an "approve" grant whose last 5 answered decisions (newest first,
@@ -37,7 +37,8 @@ AUTONOMY_WINDOW_DAYS, AUTONOMY_STREAK, AUTONOMY_RECORD_LIMIT = 90, 5, 50
 NARROW_WINDOW_DAYS, NARROW_MIN_FAILURES, NARROW_AUTHORIZATION_LIMIT = 14, 3, 200
 NARROW_FAILURE_SHARE = Fraction(1, 3)
 # A key result whose forecast at its due date passes its target, or falls short of it, by a quarter
-# of the journey (|target - baseline|) or more is aimed wrong: retarget it at the forecast.
+# of the journey (|target - baseline|) or more is aimed wrong: retarget it at the forecast. A key
+# result has no forecast before pace.MIN_HISTORY_DAYS and MIN_DATA_POINTS, so none is retargeted.
 GOAL_MARGIN = Fraction(1, 4)
 # A routine whose last 4 tasks all ended other than done (failed, cancelled or still unfinished).
 ROUTINE_RECENT_RUNS = 4
@@ -223,12 +224,6 @@ async def _active_goal_views(tx: Tx) -> list[goals.GoalView]:
     return [goal for goal in await goals.list_goals(tx) if goal.agency in active]
 
 
-def _in_grace(kr: goals.KeyResultView, today: date) -> bool:
-    """pace.forecast_of's grace: nothing moved it lately and it is younger than GRACE_DAYS (or half its span)."""
-    start, due = date.fromisoformat(kr.start_date), date.fromisoformat(kr.due_date)
-    return kr.rate_per_day == 0 and (today - start).days < min(GRACE_DAYS, (due - start).days // 2)
-
-
 def _rounded(value: float) -> float:
     """Whole numbers from 10 up, else one decimal; halves away from zero."""
     scale = 1 if abs(value) >= 10 else 10
@@ -236,15 +231,17 @@ def _rounded(value: float) -> float:
 
 
 def _retarget(kr: goals.KeyResultView, today: date) -> float | None:
-    """The forecast as the new target when it passes or misses the target by GOAL_MARGIN of the journey."""
-    if today > date.fromisoformat(kr.due_date) or _in_grace(kr, today):
+    """The forecast as the new target when it passes or misses the target by GOAL_MARGIN of the journey;
+    never before the key result has a forecast (its minimum history) nor after its due date."""
+    forecast = kr.forecast_at_due
+    if forecast is None or today > date.fromisoformat(kr.due_date):
         return None
     sign, distance = math.copysign(1.0, kr.target - kr.baseline), abs(kr.target - kr.baseline)
-    past = (kr.forecast_at_due - kr.target) * sign
-    moved = (kr.forecast_at_due - kr.baseline) * sign > 0
+    past = (forecast - kr.target) * sign
+    moved = (forecast - kr.baseline) * sign > 0
     if past < GOAL_MARGIN * distance and not (-past >= GOAL_MARGIN * distance and moved):
         return None
-    proposed = _rounded(kr.forecast_at_due)
+    proposed = _rounded(forecast)
     if (proposed - kr.baseline) * sign <= 0 or proposed == kr.target:
         return None
     return proposed
@@ -261,13 +258,16 @@ def _goal_targets(views: Iterable[goals.GoalView], today: date) -> list[Proposal
 
 
 def _goal_target(goal: goals.GoalView, kr: goals.KeyResultView, target: float) -> Proposal:
-    gap = abs(kr.forecast_at_due - kr.target)
-    side = "past" if (kr.forecast_at_due - kr.target) * (kr.target - kr.baseline) > 0 else "short of"
+    assert kr.forecast_at_due is not None and kr.rate_per_day is not None  # _retarget needs a forecast
+    forecast = kr.forecast_at_due
+    gap = abs(forecast - kr.target)
+    side = "past" if (forecast - kr.target) * (kr.target - kr.baseline) > 0 else "short of"
     verb = "Raise" if target > kr.target else "Lower"
+    # The share is where the forecast stands between baseline and target, not the gap: 1.2 of 12 is 10%.
     message = (
-        f"{kr.id} {kr.metric} of {goal.id} ({goal.agency}) is on course for {kr.forecast_at_due:g} by "
+        f"{kr.id} {kr.metric} of {goal.id} ({goal.agency}) is on course for {forecast:g} by "
         f"{kr.due_date} at {kr.rate_per_day:g}/day, {round(gap, 2):g} {side} its target of {kr.target:g} "
-        f"({gap / abs(kr.target - kr.baseline):.0%} of the way from its baseline {kr.baseline:g}). "
+        f"({way(progress_of(kr.baseline, kr.target, forecast))} from its baseline {kr.baseline:g}). "
         f"{verb} the target to {target:g}."
     )
     return _proposal(
@@ -297,24 +297,30 @@ async def _routines_to_add(tx: Tx, views: Iterable[goals.GoalView]) -> list[Prop
     found = []
     for goal in views:
         for kr in goal.key_results:
-            lagging = kr.pace in ("behind", "overdue") or kr.at_risk
-            if lagging and ids.parse_id("key_result", kr.id) not in covered:
+            # at_risk is pace.standing_of's verdict: behind, overdue, or forecast to miss.
+            if kr.at_risk and ids.parse_id("key_result", kr.id) not in covered:
                 found.append(_routine_add(goal, kr))
     return found
 
 
 def _routine_add(goal: goals.GoalView, kr: goals.KeyResultView) -> Proposal:
     title = f"Move {kr.metric} toward {kr.target:g} {kr.unit}".strip()
-    state = f"is {kr.pace}" if kr.pace in ("behind", "overdue") else "is at risk"
+    state = "is at risk" if kr.pace == "at_risk" else f"is {kr.pace}"
+    evidence: Evidence = {"pace": kr.pace, "behind_by": kr.behind_by}
+    if kr.forecast_at_due is None:
+        outlook = "no forecast yet"
+    else:
+        outlook = f"forecast {kr.forecast_at_due:g} of {kr.target:g}"
+        evidence["forecast_at_due"] = kr.forecast_at_due
     message = (
-        f"{kr.id} {kr.metric} of {goal.id} ({goal.agency}) {state} (behind by {kr.behind_by:g}, forecast "
-        f"{kr.forecast_at_due:g} of {kr.target:g}) and no active routine works on it: add a weekday routine."
+        f"{kr.id} {kr.metric} of {goal.id} ({goal.agency}) {state} (behind by {kr.behind_by:g}, {outlook}) "
+        "and no active routine works on it: add a weekday routine."
     )
     return _proposal(
         "routine_add",
         kr.id,
         message,
-        {"pace": kr.pace, "behind_by": kr.behind_by, "forecast_at_due": kr.forecast_at_due},
+        evidence,
         "add_routine",
         {
             "agency": goal.agency,
