@@ -8,8 +8,7 @@ from collections.abc import Callable
 from chief_of_staff.cli.support import Add, workspace_command
 from chief_of_staff.core.audit import OPERATOR_CLI
 from chief_of_staff.core.db import Store
-from chief_of_staff.core.fields import money
-from chief_of_staff.domain import decisions
+from chief_of_staff.domain import deciding, decisions
 from chief_of_staff.domain.authority import ledger
 
 
@@ -21,24 +20,34 @@ async def cmd_decisions(args: argparse.Namespace, store: Store) -> int:
     if not pending:
         print(f"No {args.status} decisions.")
     for item in pending:
-        amount = f" {money(item.amount_cents)}" if item.amount_cents else ""
-        print(f"{item.id:6} {item.kind:10} {item.status:9}{amount}  {item.title}  (expires {item.expires_at})")
+        _print(item)
+        print()
     return 0
+
+
+def _print(view: decisions.DecisionView) -> None:
+    """A decision as the operator reads it in a terminal: the ask, the request it is bound to, what next."""
+    head, *rest = decisions.describe(view)
+    print(f"{head}  (expires {view.expires_at})" if view.status == "pending" else head)
+    for line in rest:
+        print(f"    {line}")
 
 
 def _decide(approve: bool) -> Callable[[argparse.Namespace], int]:
     @workspace_command
     async def command(args: argparse.Namespace, store: Store) -> int:
         async with store.write() as tx:
-            view = await decisions.decide(tx, OPERATOR_CLI, args.decision, approve=approve, note=args.note)
-        print(f"{view.id} {view.status}: {view.title}")
+            view = await deciding.decide(
+                tx, OPERATOR_CLI, args.decision, approve=approve, note=args.note, task_on_deny=args.task_on_deny
+            )
+        _print(view)
         return 0
 
     return command
 
 
 def register(add: Add) -> None:
-    pending = add("decisions", cmd_decisions, "List decisions waiting for you.")
+    pending = add("decisions", cmd_decisions, "List decisions waiting for you, each with the request it is bound to.")
     pending.add_argument(
         "--status",
         default="pending",
@@ -48,4 +57,10 @@ def register(add: Add) -> None:
     for name, approve in (("approve", True), ("deny", False)):
         sub = add(name, _decide(approve), f"{name.capitalize()} a decision (verified operator channel).")
         sub.add_argument("decision", help="decision id, e.g. D7")
-        sub.add_argument("--note", default="", help="why, for the record")
+        sub.add_argument("--note", default="", help="why, for the record (the agency reads it)")
+        sub.add_argument(
+            "--task-on-deny",
+            default="reopen",
+            choices=["reopen", "fail"],
+            help="denying: reopen the task that waits on it (default) or fail it",
+        )

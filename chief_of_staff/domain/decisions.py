@@ -12,28 +12,34 @@ so a decision decided in two places at once is decided exactly once.
                                   read as it is then, could have allowed it)
 
 Revoking a grant cancels its pending decisions (status expired, with a note saying why).
+Every view carries the request a decision is bound to, every bound it is past and, for an
+escalation, the exact authorize arguments that redeem it. The acts that decide, and what deciding
+moves (the waiting task, a proposal's ready change), are in `chief_of_staff.domain.deciding`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
 from chief_of_staff.core import audit, ids
 from chief_of_staff.core.audit import Actor
-from chief_of_staff.core.clock import format_ts
+from chief_of_staff.core.clock import format_ts, parse_ts
 from chief_of_staff.core.db import Row, Tx
-from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound, OperatorActRefused
+from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound
 from chief_of_staff.core.fields import MAX_CENTS, Model, checked_text, money
-from chief_of_staff.domain import agencies, outbox, trust
+from chief_of_staff.domain import inbox, outbox
 
 DEFAULT_TTL = timedelta(hours=72)
 # An approval stays redeemable at least this long, so a late "yes" is not already stale when the
 # agency's next session comes to use it.
 REDEEM_WINDOW = timedelta(hours=24)
+# The operator's "no" answers the same request this long, so the agency cannot ask again and again.
+DENIAL_STANDS = timedelta(days=7)
 MAX_TITLE = 200
 MAX_DETAILS = 4000
 MAX_NOTE = 2000
@@ -43,15 +49,28 @@ TIMEOUT_POLICIES = ("deny", "approve")
 LIST_STATUSES = ("pending", "approved", "denied", "expired", "redeemed", "all")
 
 Kind = Literal["escalation", "proposal", "question"]
+
+
+@dataclass(frozen=True)
+class Bound:
+    """One bound a request is past: a stable key ("cap:GR2", "budget:7", ...) and the words for the operator."""
+
+    key: str
+    text: str
+
+
 TimeoutPolicy = Literal["deny", "approve"]
 
-_VIEW_COLUMNS = "SELECT d.*, a.name AS agency_name, r.name AS role_name"
+_VIEW_COLUMNS = (
+    "SELECT d.*, a.name AS agency_name, r.name AS role_name, "
+    "(SELECT group_concat(t.id) FROM tasks AS t WHERE t.decision_id = d.id AND t.status = 'waiting') AS waiting"
+)
 _VIEW_FROM = " FROM decisions d LEFT JOIN agencies a ON a.id = d.agency_id LEFT JOIN roles r ON r.id = d.role_id"
 _VIEW_SELECT = _VIEW_COLUMNS + _VIEW_FROM
 
 
 class DecisionView(Model):
-    """One decision as the operator and the agency see it."""
+    """One decision as the operator and the agency see it, with the request it is bound to."""
 
     id: str
     kind: str
@@ -61,11 +80,20 @@ class DecisionView(Model):
     agency: str | None
     role: str | None
     amount_cents: int | None
+    capability: str | None
+    target: str | None
+    task_id: str | None
+    grant_id: str | None
+    exceeds: list[str]
+    redeem_with: dict[str, Any] | None
+    waiting_tasks: list[str]
+    adjustment: dict[str, Any] | None
+    change_set: str | None
     created_at: str
     expires_at: str
     decided_channel: str | None
     note: str | None
-    how_to_decide: str
+    next_step: str
 
 
 # --- hashing and validation -------------------------------------------------------------------
@@ -95,7 +123,7 @@ def _capped(value: str, limit: int) -> str:
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
-def _checked_amount(amount_cents: int | None) -> int | None:
+def checked_amount(amount_cents: int | None) -> int | None:
     if amount_cents is None:
         return None
     if isinstance(amount_cents, bool) or not isinstance(amount_cents, int):
@@ -129,11 +157,62 @@ def _how_to_decide(short_id: str, kind: str) -> str:
     )
 
 
+# What to do when a proposal carried no ready change: the commands that make each kind of change.
+NO_READY_CHANGE = (
+    "It carried no ready change, so approving it changed nothing. Make the change yourself: "
+    "`chief-of-staff grant-update GRn ...` for a limit, `chief-of-staff grant ...` for new authority, "
+    "or `chief-of-staff review-record` with the adjustment (update_grant, adjust_goal, set_role, add_routine)."
+)
+
+
+def _next_step(row: Row, short_id: str, live: bool, request: dict[str, Any]) -> str:
+    """What happens next, for whoever reads the decision: the operator while it waits, the agency after."""
+    status, kind = row["status"], row["kind"]
+    if live:
+        return _how_to_decide(short_id, kind)
+    if status == "pending" or status == "expired":
+        return "Closed unanswered; nothing was approved. The agency may ask again if it still needs this."
+    if status == "denied":
+        return (
+            f"Denied. The same request is answered denied from {short_id} until "
+            f"{format_ts(parse_ts(row['decided_at']) + DENIAL_STANDS)}; do not ask again with the same parameters."
+        )
+    if status == "redeemed":
+        return f"Used at {row['redeemed_at']}; an approval is used once."
+    if kind == "escalation":
+        return (
+            f"Approved for one use until {row['expires_at']}: call authorize with redeem_with "
+            "(and a new idempotency_key), then settle or release."
+        )
+    if kind == "proposal":
+        if row["change_set_id"] is not None:
+            return f"Approved and applied as change set {ids.format_id('change_set', row['change_set_id'])}."
+        return f"Approved. {NO_READY_CHANGE}"
+    return "Answered: the operator's note is the answer." if row["note"] else "Approved."
+
+
+def _redeem_with(row: Row, request: dict[str, Any]) -> dict[str, Any] | None:
+    """The exact authorize arguments that redeem an escalation (its request, in the names authorize takes)."""
+    if row["kind"] != "escalation" or row["status"] not in ("pending", "approved"):
+        return None
+    arguments = {
+        "agency": row["agency_name"],
+        "role": row["role_name"],
+        "capability": request.get("capability"),
+        "amount_cents": request.get("amount_cents"),
+        "target": request.get("target"),
+        "task_id": None if request.get("task_id") is None else ids.format_id("task", request["task_id"]),
+    }
+    return {name: value for name, value in arguments.items() if value is not None}
+
+
 def _view(row: Row, now_text: str) -> DecisionView:
     short_id = ids.format_id("decision", row["id"])
     live = _is_live(row, now_text)
     # A pending row past its expiry is expired in all but bookkeeping; expire_due will record it.
     status = "expired" if row["status"] == "pending" and not live else row["status"]
+    request = json.loads(row["request"]) if row["kind"] == "escalation" else {}
+    waiting = sorted(int(number) for number in row["waiting"].split(",")) if row["waiting"] else []
     return DecisionView(
         id=short_id,
         kind=row["kind"],
@@ -143,12 +222,58 @@ def _view(row: Row, now_text: str) -> DecisionView:
         agency=row["agency_name"],
         role=row["role_name"],
         amount_cents=row["amount_cents"],
+        capability=request.get("capability"),
+        target=request.get("target"),
+        task_id=None if request.get("task_id") is None else ids.format_id("task", request["task_id"]),
+        grant_id=None if row["grant_id"] is None else ids.format_id("grant", row["grant_id"]),
+        exceeds=[bound["text"] for bound in json.loads(row["exceeds"])],
+        redeem_with=_redeem_with(row, request),
+        waiting_tasks=[ids.format_id("task", number) for number in waiting],
+        adjustment=None if row["adjustment"] is None else json.loads(row["adjustment"]),
+        change_set=None if row["change_set_id"] is None else ids.format_id("change_set", row["change_set_id"]),
         created_at=row["created_at"],
         expires_at=row["expires_at"],
         decided_channel=row["decided_channel"],
         note=row["note"],
-        how_to_decide=_how_to_decide(short_id, row["kind"]) if live else "",
+        next_step=_next_step(row, short_id, live, request),
     )
+
+
+def redeem_call(view: DecisionView) -> str:
+    """The authorize call that uses an approved escalation, written out: `authorize(agency="Outbound", ...)`."""
+    arguments = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in (view.redeem_with or {}).items())
+    return f"authorize({arguments})"
+
+
+def describe(view: DecisionView, *, with_redeem: bool = True) -> list[str]:
+    """A decision in plain lines, for every text place it appears (brief, command line, Slack, prompts)."""
+    who = " / ".join(name for name in (view.agency, view.role) if name) or "the workspace"
+    facts = [f"{view.id} ({view.kind}, {view.status}) from {who}: {view.title}"]
+    bound = []
+    if view.capability:
+        bound.append(f"capability {view.capability}")
+    if view.amount_cents is not None:
+        bound.append(f"amount {money(view.amount_cents)}")
+    if view.target:
+        bound.append(f"target {view.target}")
+    if view.task_id:
+        bound.append(f"task {view.task_id}")
+    if view.grant_id:
+        bound.append(f"grant {view.grant_id}")
+    if bound:
+        facts.append("Request: " + ", ".join(bound) + ".")
+    if view.exceeds:
+        facts.append("Past: " + "; ".join(view.exceeds))
+    if view.adjustment is not None:
+        facts.append("Ready change: " + json.dumps(view.adjustment, sort_keys=True, ensure_ascii=False))
+    if view.waiting_tasks:
+        facts.append("Waiting on it: " + ", ".join(view.waiting_tasks) + ".")
+    if with_redeem and view.redeem_with:
+        facts.append(f"Redeem with: {redeem_call(view)}.")
+    if view.note:
+        facts.append(f"Operator's note: {view.note}")
+    facts.append(view.next_step)
+    return facts
 
 
 async def _load(tx: Tx, decision_id: int) -> Row | None:
@@ -185,15 +310,21 @@ async def open_decision(
     grant_id: int | None = None,
     timeout_policy: TimeoutPolicy = "deny",
     ttl: timedelta = DEFAULT_TTL,
+    exceeds: Sequence[Bound] = (),
+    adjustment: dict[str, Any] | None = None,
 ) -> DecisionView:
-    """Open a decision bound to `request`; a live pending one for the same request is returned instead."""
+    """Open a decision bound to `request`; a live pending one for the same request is returned instead.
+
+    `exceeds` names every bound the request is past, as the operator is shown it: approving admits the
+    request past exactly those. `adjustment` is a proposal's ready change, applied when it is approved.
+    """
     _check_choice(kind, "kind", KINDS)
     _check_choice(timeout_policy, "timeout_policy", TIMEOUT_POLICIES)
     if ttl <= timedelta(0):
         raise InvalidInput("ttl: a decision must stay open for some time; send a positive duration.")
     title_text = _capped(checked_text(title, "title", UNCAPPED, required=True, what=DECISION_TITLE), MAX_TITLE)
     details_text = _capped(checked_text(details, "details", UNCAPPED), MAX_DETAILS)
-    amount = _checked_amount(amount_cents)
+    amount = checked_amount(amount_cents)
     digest = request_hash(request)
     existing = await tx.one(
         "SELECT id FROM decisions WHERE request_hash = ? AND status = 'pending' AND expires_at > ? ORDER BY id LIMIT 1",
@@ -204,8 +335,8 @@ async def open_decision(
     expires_at = format_ts(tx.now + ttl)
     decision_id = await tx.run(
         "INSERT INTO decisions (kind, agency_id, role_id, title, details, request, request_hash, "
-        "amount_cents, grant_id, timeout_policy, expires_at, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "amount_cents, grant_id, timeout_policy, expires_at, created_at, exceeds, adjustment) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             kind,
             agency_id,
@@ -219,6 +350,8 @@ async def open_decision(
             timeout_policy,
             expires_at,
             tx.now_text,
+            json.dumps([{"key": bound.key, "text": bound.text} for bound in exceeds], ensure_ascii=False),
+            None if adjustment is None else json.dumps(adjustment, sort_keys=True, ensure_ascii=False),
         ),
     )
     await audit.append(
@@ -238,64 +371,32 @@ async def open_decision(
     )
     view = await _load_view(tx, decision_id)
     # In the decision's own transaction (the outbox): the operator hears of it if and only if it exists.
-    await outbox.emit(
-        tx,
-        "decision.opened",
-        {
-            "decision_id": view.id,
-            "title": view.title,
-            "kind": view.kind,
-            "amount_cents": view.amount_cents,
-            "agency": view.agency,
-            "role": view.role,
-            "expires_at": view.expires_at,
-        },
-    )
+    await outbox.emit(tx, "decision.opened", payload(view))
     return view
+
+
+def payload(view: DecisionView) -> dict[str, Any]:
+    """A decision as a webhook carries it: what is asked, the request it is bound to and how to redeem it."""
+    return {
+        "decision_id": view.id,
+        "title": view.title,
+        "kind": view.kind,
+        "amount_cents": view.amount_cents,
+        "agency": view.agency,
+        "role": view.role,
+        "capability": view.capability,
+        "target": view.target,
+        "task_id": view.task_id,
+        "grant_id": view.grant_id,
+        "exceeds": view.exceeds,
+        "redeem_with": view.redeem_with,
+        "adjustment": view.adjustment,
+        "expires_at": view.expires_at,
+    }
 
 
 def _request_text(request: dict[str, Any]) -> str:
     return json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-async def request_decision(
-    tx: Tx,
-    actor: Actor,
-    *,
-    agency: str,
-    role: str | None,
-    kind: Literal["proposal", "question"],
-    title: str,
-    details: str = "",
-    amount_cents: int | None = None,
-) -> DecisionView:
-    """The agency asks the operator: a proposal (to change limits, goals or roster) or a question."""
-    _check_choice(kind, "kind", ("proposal", "question"))
-    title_text = checked_text(title, "title", MAX_TITLE, required=True, what=DECISION_TITLE)
-    details_text = checked_text(details, "details", MAX_DETAILS, required=False)
-    amount = _checked_amount(amount_cents)
-    agency_row = await agencies.resolve_agency(tx, agency)
-    role_row = await agencies.resolve_role(tx, agency_row["id"], role)
-    role_id = None if role_row is None else role_row["id"]
-    request = {
-        "kind": kind,
-        "agency_id": agency_row["id"],
-        "role_id": role_id,
-        "title": title_text,
-        "details": details_text,
-        "amount_cents": amount,
-    }
-    return await open_decision(
-        tx,
-        actor,
-        kind=kind,
-        title=title_text,
-        details=details_text,
-        request=request,
-        agency_id=agency_row["id"],
-        role_id=role_id,
-        amount_cents=amount,
-    )
 
 
 # --- deciding ---------------------------------------------------------------------------------
@@ -316,46 +417,36 @@ def _closed_message(row: Row) -> str:
     )
 
 
-async def _check_chat_approval(tx: Tx, actor: Actor, row: Row, short_id: str) -> None:
-    """Chat approves escalations only within its allowance, and never a proposal (it widens authority or goals)."""
-    if actor.channel != "chat":
-        return
-    hint = f"chief-of-staff approve {short_id}"
-    if row["kind"] == "proposal":
-        raise OperatorActRefused(
-            f"Approving {short_id} cannot be done in chat: proposals widen authority or change goals. "
-            f"The operator can approve it from a terminal: {hint} (denying in chat is fine)."
-        )
-    if row["kind"] == "escalation":
-        await trust.draw_chat(tx, actor, f"Approving {short_id}", row["amount_cents"] or 0, hint, subject=short_id)
-
-
-async def decide(tx: Tx, actor: Actor, decision: str, *, approve: bool, note: str = "") -> DecisionView:
-    """The operator approves or denies a pending decision, exactly once, before it expires."""
+async def live_row(tx: Tx, decision: str) -> Row:
+    """The decision's row, if it can still be decided; NotFound or Conflict (saying why) otherwise."""
     decision_id = ids.parse_id("decision", decision, field="decision_id")
-    short_id = ids.format_id("decision", decision_id)
-    verb = "approve" if approve else "deny"
-    trust.require_operator(actor, f"Deciding {short_id}", f"chief-of-staff {verb} {short_id}")
-    note_text = checked_text(note, "note", MAX_NOTE, required=False)
     row = await _load(tx, decision_id)
     if row is None:
         raise _not_found(decision_id)
     if not _is_live(row, tx.now_text):
         raise Conflict(_closed_message(row))
-    if approve:
-        await _check_chat_approval(tx, actor, row, short_id)
-    await _compare_and_set_decided(tx, actor, row, approve, note_text)
+    return row
+
+
+async def record_decided(tx: Tx, actor: Actor, row: Row, *, approve: bool, note: str) -> None:
+    """Decide exactly once: a compare-and-set on status, audited in the same transaction."""
+    await _compare_and_set_decided(tx, actor, row, approve, note)
     await audit.append(
         tx,
         actor,
-        f"decision.{verb}",
-        short_id,
-        {
-            "channel": actor.channel,
-            "kind": row["kind"],
-            "amount_cents": row["amount_cents"],
-        },
+        f"decision.{'approve' if approve else 'deny'}",
+        ids.format_id("decision", row["id"]),
+        {"channel": actor.channel, "kind": row["kind"], "amount_cents": row["amount_cents"]},
     )
+
+
+async def record_change_set(tx: Tx, decision_id: int, change_set_id: int) -> None:
+    """Remember the change set an approved proposal applied."""
+    await tx.run("UPDATE decisions SET change_set_id = ? WHERE id = ?", (change_set_id, decision_id))
+
+
+async def view_of(tx: Tx, decision_id: int) -> DecisionView:
+    """The view of an existing decision."""
     return await _load_view(tx, decision_id)
 
 
@@ -420,7 +511,25 @@ async def expire_due(tx: Tx, *, judge: TimeoutJudge) -> int:
             ids.format_id("decision", row["id"]),
             {"timeout_policy": row["timeout_policy"], "status": status, "refusal": refusal},
         )
+        await _resume_tasks(tx, row["id"], approved=status == "approved")
     return len(due)
+
+
+async def _resume_tasks(tx: Tx, decision_id: int, *, approved: bool) -> list[str]:
+    """Reopen the tasks a decision held up once nobody decided it: approved by silence, or closed unanswered."""
+    short = ids.format_id("decision", decision_id)
+    if approved:
+        note = f"{short} was approved by timeout. Next: {redeem_hint(await _load_view(tx, decision_id))}"
+    else:
+        note = f"{short} closed without approval; do this task another way, or ask again if it is still needed."
+    return await inbox.resume_after_decision(tx, audit.SYSTEM, decision_id, status="open", note=note)
+
+
+def redeem_hint(view: DecisionView) -> str:
+    """What the agency does with an approval, for the note of the task that waited on it."""
+    if view.redeem_with is None:
+        return "carry on with the task."
+    return f"call {redeem_call(view)} with a new idempotency_key to use it once, then settle or release."
 
 
 CANCELLED = "Cancelled"
@@ -437,6 +546,7 @@ async def cancel_pending_of_grant(tx: Tx, grant_id: int, why: str) -> list[str]:
             (tx.now_text, note, row["id"]),
         )
         await audit.append(tx, audit.SYSTEM, "decision.cancel", ids.format_id("decision", row["id"]), {"why": why})
+        await _resume_tasks(tx, row["id"], approved=False)
     return [ids.format_id("decision", row["id"]) for row in rows]
 
 
@@ -454,10 +564,10 @@ async def last_cancelled(tx: Tx, digest: str) -> Row | None:
 
 
 async def find_redeemable(tx: Tx, request_hash: str) -> Row | None:
-    """The approved, unredeemed, unexpired decision for exactly this request, if any."""
+    """The newest approved, unredeemed, unexpired decision for exactly this request, if any."""
     row: Row | None = await tx.one(
         "SELECT * FROM decisions WHERE request_hash = ? AND status = 'approved' AND redeemed_at IS NULL "
-        "AND expires_at > ? ORDER BY id LIMIT 1",
+        "AND expires_at > ? ORDER BY id DESC LIMIT 1",
         (request_hash, tx.now_text),
     )
     return row
@@ -481,29 +591,49 @@ async def redeem(tx: Tx, actor: Actor, decision_id: int, *, authorization_id: in
     )
 
 
+async def standing_denial(tx: Tx, request_hash: str) -> Row | None:
+    """The operator's newest "no" to exactly this request, while it stands (DENIAL_STANDS after deciding)."""
+    row: Row | None = await tx.one(
+        "SELECT * FROM decisions WHERE request_hash = ? AND status = 'denied' AND decided_at > ? "
+        "ORDER BY id DESC LIMIT 1",
+        (request_hash, format_ts(tx.now - DENIAL_STANDS)),
+    )
+    return row
+
+
+def denial_reason(row: Row) -> str:
+    """Why an identical request is denied from the operator's standing "no", in words the agency can act on."""
+    short = ids.format_id("decision", row["id"])
+    until = format_ts(parse_ts(row["decided_at"]) + DENIAL_STANDS)
+    note = f' Their note: "{row["note"]}".' if row["note"] else ""
+    return (
+        f"The operator denied this exact request in {short} at {row['decided_at']}.{note} "
+        f"It stands until {until}: do not ask again with the same parameters; do the work another way "
+        "or propose a change with request_decision."
+    )
+
+
+async def approved_elsewhere(tx: Tx, agency_id: int, capability: str, request_hash: str) -> Row | None:
+    """An unused approval for this agency and capability bound to other parameters: the likely mis-sent redeem."""
+    row: Row | None = await tx.one(
+        "SELECT * FROM decisions WHERE agency_id = ? AND status = 'approved' AND redeemed_at IS NULL "
+        "AND expires_at > ? AND request_hash != ? AND json_extract(request, '$.capability') = ? "
+        "ORDER BY id DESC LIMIT 1",
+        (agency_id, tx.now_text, request_hash, capability),
+    )
+    return row
+
+
 # --- reading ----------------------------------------------------------------------------------
 
 
 async def terms_for_approval(tx: Tx, decision: str) -> str:
     """What approving a decision means, from its own row (never from the caller's words): for a prompt."""
-    decision_id = ids.parse_id("decision", decision, field="decision_id")
-    row = await _load(tx, decision_id)
-    if row is None:
-        raise _not_found(decision_id)
-    request = json.loads(row["request"])
-    who = " / ".join(name for name in (row["agency_name"], row["role_name"]) if name) or "the workspace"
-    parts = [f"{ids.format_id('decision', row['id'])} is a {row['kind']} from {who}: {row['title']}"]
-    if row["amount_cents"] is not None:
-        parts.append(f"amount {money(row['amount_cents'])}")
-    if request.get("target"):
-        parts.append(f"target {request['target']}")
-    if request.get("task_id"):
-        parts.append(f"task {ids.format_id('task', request['task_id'])}")
-    if row["grant_id"] is not None:
-        parts.append(f"under grant {ids.format_id('grant', row['grant_id'])}")
-    parts.append(f"why it was asked: {row['details'] or 'no reason given'}")
-    parts.append(f"status {row['status']}, expires {row['expires_at']}")
-    return "; ".join(parts) + "."
+    view = await get_decision(tx, decision)
+    lines = describe(view, with_redeem=False)[:-1]  # the record, without the operator's how-to
+    lines.append(f"Why it was asked: {view.details or 'no reason given'}.")
+    lines.append(f"Status {view.status}, expires {view.expires_at}.")
+    return " ".join(lines)
 
 
 async def get_decision(tx: Tx, decision: str) -> DecisionView:
@@ -515,15 +645,20 @@ async def get_decision(tx: Tx, decision: str) -> DecisionView:
     return _view(row, tx.now_text)
 
 
-async def list_decisions(tx: Tx, *, status: str = "pending", limit: int = 20) -> list[DecisionView]:
-    """Pending decisions oldest-expiry first (most urgent); closed ones newest first."""
+async def list_decisions(
+    tx: Tx, *, status: str = "pending", limit: int = 20, agency_id: int | None = None
+) -> list[DecisionView]:
+    """Pending decisions oldest-expiry first (most urgent); closed ones newest first; one agency's if named."""
     if status not in LIST_STATUSES:
         raise InvalidInput(f"status: {status!r} is not one of {', '.join(LIST_STATUSES)}.")
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST:
         raise InvalidInput(f"limit: send a whole number from 1 to {MAX_LIST}.")
     where, params = _list_filter(status, tx.now_text)
     order = "d.expires_at, d.id" if status == "pending" else "d.id DESC"
-    rows = await tx.all(f"{_VIEW_SELECT} WHERE {where} ORDER BY {order} LIMIT ?", (*params, limit))
+    rows = await tx.all(
+        f"{_VIEW_SELECT} WHERE {where} AND (? IS NULL OR d.agency_id = ?) ORDER BY {order} LIMIT ?",
+        (*params, agency_id, agency_id, limit),
+    )
     return [_view(row, tx.now_text) for row in rows]
 
 
@@ -538,16 +673,19 @@ def _list_filter(status: str, now_text: str) -> tuple[str, tuple[str, ...]]:
     return "d.status = ?", (status,)
 
 
-async def pending_with_count(tx: Tx, *, limit: int = 20) -> tuple[list[DecisionView], int]:
+async def pending_with_count(
+    tx: Tx, *, limit: int = 20, agency_id: int | None = None
+) -> tuple[list[DecisionView], int]:
     """The most urgent pending decisions (as list_decisions) and how many are pending, in one statement."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST:
         raise InvalidInput(f"limit: send a whole number from 1 to {MAX_LIST}.")
     # The count is an uncorrelated subquery over the same index, evaluated once; no rows means none pending.
+    mine = "(:agency IS NULL OR agency_id = :agency)"
     rows = await tx.all(
-        f"{_VIEW_COLUMNS}, (SELECT count(*) FROM decisions WHERE status = 'pending' AND expires_at > :now) "
-        f"AS pending_total{_VIEW_FROM} WHERE d.status = 'pending' AND d.expires_at > :now "
-        "ORDER BY d.expires_at, d.id LIMIT :limit",
-        {"now": tx.now_text, "limit": limit},
+        f"{_VIEW_COLUMNS}, (SELECT count(*) FROM decisions WHERE status = 'pending' AND expires_at > :now "
+        f"AND {mine}) AS pending_total{_VIEW_FROM} WHERE d.status = 'pending' AND d.expires_at > :now "
+        "AND (:agency IS NULL OR d.agency_id = :agency) ORDER BY d.expires_at, d.id LIMIT :limit",
+        {"now": tx.now_text, "limit": limit, "agency": agency_id},
     )
     return [_view(row, tx.now_text) for row in rows], int(rows[0]["pending_total"]) if rows else 0
 

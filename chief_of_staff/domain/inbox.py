@@ -17,7 +17,7 @@ from chief_of_staff.core.audit import Actor
 from chief_of_staff.core.db import Row, Tx
 from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound
 from chief_of_staff.core.fields import Model, Priority, checked_text
-from chief_of_staff.domain import agencies, outcomes, workspace
+from chief_of_staff.domain import agencies, outcomes, trust, workspace
 from chief_of_staff.domain import task_fields as fields
 from chief_of_staff.domain.outcomes import MetricDelta, OutcomeView
 from chief_of_staff.domain.routines import materialize_routines
@@ -50,6 +50,7 @@ class TaskView(Model):
     lease_expires_at: str | None
     note: str
     outcome: str | None
+    waiting_on: str | None
     created_at: str
 
 
@@ -81,6 +82,7 @@ _VIEW_FIELDS = (
     "lease_expires_at",
     "note",
     "outcome_id",
+    "decision_id",
     "created_at",
 )
 
@@ -103,7 +105,8 @@ def _view_select(index: str = "") -> str:
     return f"SELECT {_view_columns('t')} FROM tasks AS t {f'INDEXED BY {index} ' if index else ''}"
 
 
-# A task is ready when it is open (or its lease ran out) and every task it depends on is done.
+# A task is ready when it is open (or its lease ran out), its agency is not paused, and every task it
+# depends on is done. The paused agencies are one small list the planner reads once per statement.
 # INDEXED BY pins the claim order to tasks_ready: without statistics the planner would rather
 # read tasks_by_status and sort, and the statement fails loudly if the index ever goes missing.
 # The ORDER BY repeats the index's expressions exactly ('9999-12-31' stands for "no due date").
@@ -111,6 +114,7 @@ _READY_WHERE = (
     "WHERE t.status IN ('open', 'claimed') AND (t.status = 'open' OR t.lease_expires_at <= :now) "
     "AND (:agency IS NULL OR t.agency_id = :agency) "
     "AND (:role IS NULL OR t.role_id IS NULL OR t.role_id = :role) "
+    "AND (t.agency_id IS NULL OR t.agency_id NOT IN (SELECT id FROM agencies WHERE paused_at IS NOT NULL)) "
     "AND NOT EXISTS (SELECT 1 FROM task_dependencies AS d JOIN tasks AS dep ON dep.id = d.depends_on "
     "WHERE d.task_id = t.id AND dep.status != 'done') "
     "ORDER BY t.priority, coalesce(t.due_on, '9999-12-31'), t.id "
@@ -178,6 +182,7 @@ def _view(row: Row) -> TaskView:
         lease_expires_at=row["lease_expires_at"],
         note=row["note"],
         outcome=_optional_id("outcome", row["outcome_id"]),
+        waiting_on=_optional_id("decision", row["decision_id"]) if row["status"] == "waiting" else None,
         created_at=row["created_at"],
     )
 
@@ -304,12 +309,22 @@ async def claim_next_task(
         {"who": actor.name, "until": until, "now": tx.now_text, "agency": filters.agency_id, "role": filters.role_id},
     )
     if row is None:
+        if filters.agency_id is not None:
+            await _refuse_paused(tx, filters.agency_id)  # read only when nothing came: the claim's cost stays
         return None
     detail: dict[str, Any] = {"lease_until": until}
     if row["previous_owner"] is not None:
         detail["reclaimed_from"] = row["previous_owner"]
     await audit.append(tx, actor, "task.claim", _task_label(row["id"]), detail)
     return _view(row)
+
+
+async def _refuse_paused(tx: Tx, agency_id: int) -> None:
+    """A claim for a paused agency says so, and who may resume it, instead of "nothing is ready"."""
+    row = await tx.one("SELECT * FROM agencies WHERE id = ?", (agency_id,))
+    reason = None if row is None else agencies.paused_reason(row, "claimed")
+    if reason is not None:
+        raise Conflict(f"agency: {reason}")
 
 
 # --- changing and completing ---------------------------------------------------------------------------
@@ -388,32 +403,121 @@ async def update_task(
     title: str | None = None,
     details: str | None = None,
     renew_lease_minutes: int | None = None,
+    agency: fields.LinkChange = fields.KEEP,
+    role: fields.LinkChange = fields.KEEP,
+    goal: fields.LinkChange = fields.KEEP,
+    key_result: fields.LinkChange = fields.KEEP,
+    depends_on: Sequence[str] | None = None,
 ) -> TaskView:
-    """Change an unfinished task: reopen (unclaim), block, wait on the operator, cancel, re-prioritise, renew a lease.
+    """Change an unfinished task: reopen (unclaim), block, wait on the operator, cancel, re-prioritise, renew a
+    lease, move it to another goal, key result, role or agency, or replace its dependencies.
 
-    Fields left out stay as they are; sending a field's current value changes nothing.
+    Fields left out stay as they are (KEEP for the links; None clears a link); sending a field's current
+    value changes nothing. Moving a task to another agency or role is an operator act: requests that name
+    the task are judged as its role, so the move changes whose authority applies to it.
     """
     asked = _requested_changes(status, priority, due_on, note, title, details)
-    if not asked and renew_lease_minutes is None:
+    relinking = any(link is not fields.KEEP for link in (agency, role, goal, key_result))
+    if not asked and renew_lease_minutes is None and not relinking and depends_on is None:
         raise InvalidInput(
-            "Nothing to change: send status, priority, due_on, note, title, details or renew_lease_minutes."
+            "Nothing to change: send status, priority, due_on, note, title, details, renew_lease_minutes, "
+            "agency, role, goal_id, key_result_id or depends_on."
         )
     row = await _task_row(tx, task)
     _refuse_closed(row)
     changes = {column: value for column, value in asked.items() if row[column] != value}
     changes.update(_renewal(row, changes, renew_lease_minutes, tx))
-    if not changes:
+    if relinking:
+        changes.update(await _moved(tx, actor, row, agency=agency, role=role, goal=goal, key_result=key_result))
+    dependencies = None if depends_on is None else await _replaced_dependencies(tx, row, depends_on)
+    if not changes and dependencies is None:
         return await _view_by_id(tx, row["id"])
     columns = {**changes, **(_status_columns(changes["status"], tx.now_text) if "status" in changes else {})}
-    assignments = ", ".join(f"{column} = :{column}" for column in columns)
+    assignments = "".join(f"{column} = :{column}, " for column in columns)
     await tx.run(
-        f"UPDATE tasks SET {assignments}, updated_at = :now WHERE id = :id",
+        f"UPDATE tasks SET {assignments}updated_at = :now WHERE id = :id",
         {**columns, "now": tx.now_text, "id": row["id"]},
     )
-    if "priority" in changes:
-        changes["priority"] = fields.label(changes["priority"])
-    await audit.append(tx, actor, "task.update", _task_label(row["id"]), changes)
+    detail = _update_detail(changes)
+    if dependencies is not None:
+        await tx.run("DELETE FROM task_dependencies WHERE task_id = ?", (row["id"],))
+        await tx.run_many(
+            "INSERT INTO task_dependencies (task_id, depends_on) VALUES (?, ?)",
+            [(row["id"], number) for number in dependencies],
+        )
+        detail["depends_on"] = [_task_label(number) for number in dependencies]
+    await audit.append(tx, actor, "task.update", _task_label(row["id"]), detail)
     return await _view_by_id(tx, row["id"])
+
+
+_LINK_KINDS = {"agency_id": "agency", "role_id": "role", "goal_id": "goal", "key_result_id": "key_result"}
+
+
+def _update_detail(changes: dict[str, Any]) -> dict[str, Any]:
+    """The audit row's detail: priorities as labels, links as short ids."""
+    detail = dict(changes)
+    if "priority" in detail:
+        detail["priority"] = fields.label(detail["priority"])
+    for column, kind in _LINK_KINDS.items():
+        if column in detail:
+            detail[column] = _optional_id(kind, detail[column])
+    return detail
+
+
+async def _moved(
+    tx: Tx,
+    actor: Actor,
+    row: Row,
+    *,
+    agency: fields.LinkChange,
+    role: fields.LinkChange,
+    goal: fields.LinkChange,
+    key_result: fields.LinkChange,
+) -> dict[str, Any]:
+    """The link columns that change; moving to another agency or role must come from the operator."""
+    label = _task_label(row["id"])
+    links = await fields.relink(tx, row, label, agency=agency, role=role, goal=goal, key_result=key_result)
+    changed = {column: value for column, value in links.__dict__.items() if row[column] != value}
+    if "agency_id" in changed or "role_id" in changed:
+        trust.require_operator(
+            actor,
+            f"Moving {label} to another agency or role (requests that name a task are judged as its role, so "
+            "this changes whose authority applies to it)",
+            f"chief-of-staff task update {label} --agency NAME --role NAME",
+        )
+    return changed
+
+
+async def _replaced_dependencies(tx: Tx, row: Row, depends_on: Sequence[str]) -> list[int] | None:
+    """The new dependency list when it differs from the current one; refuses one that would make a cycle."""
+    numbers = await _dependency_ids(tx, depends_on)
+    current = sorted(number for number, _ in (await _dependencies(tx, [row["id"]]))[row["id"]])
+    if numbers == current:
+        return None
+    label = _task_label(row["id"])
+    if row["id"] in numbers:
+        raise InvalidInput(f"depends_on: {label} cannot depend on itself; leave it out of the list.")
+    cycle = await _first_waiting_on(tx, row["id"], numbers)
+    if cycle is not None:
+        raise InvalidInput(
+            f"depends_on: {_task_label(cycle)} already waits on {label} (directly or through other tasks), so "
+            f"{label} depending on it would make both wait forever; leave {_task_label(cycle)} out."
+        )
+    return numbers
+
+
+async def _first_waiting_on(tx: Tx, task_id: int, candidates: list[int]) -> int | None:
+    """The first of `candidates` that waits on the task, directly or through others (walked by the reverse index)."""
+    if not candidates:
+        return None
+    marks = ", ".join("?" * len(candidates))
+    found = await tx.scalar(
+        "WITH RECURSIVE after(id) AS (SELECT task_id FROM task_dependencies WHERE depends_on = ? "
+        "UNION SELECT d.task_id FROM task_dependencies AS d JOIN after ON d.depends_on = after.id) "
+        f"SELECT min(id) FROM after WHERE id IN ({marks})",
+        (task_id, *candidates),
+    )
+    return None if found is None else int(found)
 
 
 async def complete_task(
@@ -428,11 +532,15 @@ async def complete_task(
     minutes_saved: int = 0,
     evidence: Sequence[str] = (),
     lesson: str | None = None,
+    idempotency_key: str | None = None,
 ) -> tuple[TaskView, OutcomeView]:
-    """Close a task and log its outcome in the same transaction: success or partial -> done, failure -> failed."""
+    """Close a task and log its outcome in the same transaction: success or partial -> done, failure -> failed.
+
+    With an idempotency key already used for the same completion, return the task and its first outcome
+    and write nothing: a retried call never closes twice or counts a key result twice.
+    """
     row = await _task_row(tx, task)
     label = _task_label(row["id"])
-    _refuse_closed(row)
     if result not in RESULT_STATUS:
         raise InvalidInput(f"result: {result!r} is not a result; send success, partial or failure.")
     if row["agency_id"] is None:
@@ -441,10 +549,9 @@ async def complete_task(
             "Log the work with log_outcome (naming the agency), then close this task with "
             "update_task status=cancelled; give future tasks an agency when you add them."
         )
-    await _refuse_unfinished_dependencies(tx, row)
-    outcome = await outcomes.log_outcome(
+    request = await outcomes.read_request(
         tx,
-        actor,
+        operation="complete_task",
         agency=ids.format_id("agency", row["agency_id"]),
         role=_optional_id("role", row["role_id"]),
         task_id=row["id"],
@@ -455,7 +562,15 @@ async def complete_task(
         minutes_saved=minutes_saved,
         evidence=list(evidence),
         lesson=lesson,
+        idempotency_key=idempotency_key,
     )
+    # Before the closed check: the retry of a completion that went through finds its task closed.
+    first = await outcomes.replayed(tx, request)
+    if first is not None:
+        return await _view_by_id(tx, row["id"]), first
+    _refuse_closed(row)
+    await _refuse_unfinished_dependencies(tx, row)
+    outcome = await outcomes.record(tx, actor, request)
     status = RESULT_STATUS[result]
     await tx.run(
         "UPDATE tasks SET status = ?, outcome_id = ?, closed_at = ?, lease_owner = NULL, "
@@ -509,11 +624,12 @@ async def list_tasks(
     return _views(await tx.all(sql, (*wanted, agency_id, agency_id, count)))
 
 
-async def inbox_summary(tx: Tx) -> InboxSummary:
-    """Counts for the brief and the next few ready tasks, read from indexes only."""
+async def inbox_summary(tx: Tx, *, agency_id: int | None = None) -> InboxSummary:
+    """Counts for the brief and the next few ready tasks, read from indexes only; one agency's if named."""
     zone = (await workspace.get(tx)).timezone
     today = clock.local_date(tx.now, zone)
-    counts = await tx.all(_SUMMARY_COUNTS, (today.isoformat(), clock.format_ts(clock.local_midnight_utc(today, zone))))
+    midnight = clock.format_ts(clock.local_midnight_utc(today, zone))
+    counts = await tx.all(_SUMMARY_COUNTS, {"today": today.isoformat(), "midnight": midnight, "agency": agency_id})
     by_status = {row[1]: int(row[2]) for row in counts if row[0] == "unfinished"}
     closed = {row[1]: int(row[2]) for row in counts if row[0] == "closed"}
     overdue = sum(int(row[2]) for row in counts if row[0] == "overdue")
@@ -525,7 +641,7 @@ async def inbox_summary(tx: Tx) -> InboxSummary:
         overdue=overdue,
         done_today=closed.get("done", 0),
         failed_today=closed.get("failed", 0),
-        next_up=await _ready(tx, NEXT_UP),
+        next_up=await _ready(tx, NEXT_UP, agency_id),
     )
 
 
@@ -533,18 +649,60 @@ async def inbox_summary(tx: Tx) -> InboxSummary:
 # unfinished tasks by status, unfinished ones overdue (due before local today), closed since local midnight.
 _SUMMARY_COUNTS = (
     "SELECT 'unfinished', status, count(*) FROM tasks WHERE status IN ('open', 'claimed', 'blocked', 'waiting') "
-    "GROUP BY status "
+    "AND (:agency IS NULL OR agency_id = :agency) GROUP BY status "
     "UNION ALL SELECT 'overdue', NULL, count(*) FROM tasks INDEXED BY tasks_overdue "
-    "WHERE due_on IS NOT NULL AND status IN ('open', 'claimed', 'blocked', 'waiting') AND due_on < ? "
+    "WHERE due_on IS NOT NULL AND status IN ('open', 'claimed', 'blocked', 'waiting') AND due_on < :today "
+    "AND (:agency IS NULL OR agency_id = :agency) "
     "UNION ALL SELECT 'closed', status, count(*) FROM tasks INDEXED BY tasks_closed "
-    "WHERE closed_at IS NOT NULL AND closed_at >= ? GROUP BY status"
+    "WHERE closed_at IS NOT NULL AND closed_at >= :midnight AND (:agency IS NULL OR agency_id = :agency) "
+    "GROUP BY status"
 )
 
 
-async def _ready(tx: Tx, limit: int) -> list[TaskView]:
+async def _ready(tx: Tx, limit: int, agency_id: int | None = None) -> list[TaskView]:
     """The next `limit` ready tasks in claim order, read through tasks_ready in one statement."""
     rows = await tx.all(
         f"{_view_select('tasks_ready')}{_READY_WHERE}LIMIT :limit",
-        {"now": tx.now_text, "agency": None, "role": None, "limit": limit},
+        {"now": tx.now_text, "agency": agency_id, "role": None, "limit": limit},
     )
     return _views(rows)
+
+
+# --- waiting on the operator -------------------------------------------------------------------------
+
+
+async def wait_on_decision(tx: Tx, actor: Actor, task_id: int, decision_id: int) -> bool:
+    """Park an unfinished task on the decision its request opened: status waiting, lease ended.
+
+    Deciding (or the decision running out) moves it on; see `resume_after_decision`. True when it moved.
+    """
+    moved = await tx.run(
+        "UPDATE tasks SET status = 'waiting', decision_id = :decision, lease_owner = NULL, lease_expires_at = NULL, "
+        "updated_at = :now WHERE id = :task AND status IN ('open', 'claimed', 'blocked', 'waiting') "
+        "AND (status != 'waiting' OR decision_id IS NOT :decision)",
+        {"decision": decision_id, "task": task_id, "now": tx.now_text},
+    )
+    if moved:
+        detail = {"status": "waiting", "decision": ids.format_id("decision", decision_id)}
+        await audit.append(tx, actor, "task.wait", _task_label(task_id), detail)
+    return bool(moved)
+
+
+async def resume_after_decision(
+    tx: Tx, actor: Actor, decision_id: int, *, status: Literal["open", "failed"], note: str
+) -> list[str]:
+    """Move every task waiting on a closed decision: reopened (claimable again) or failed; their ids.
+
+    The note is appended to the task's own, so the session that claims it next reads what the operator
+    decided and what to do with it.
+    """
+    rows = await tx.all("SELECT id, note FROM tasks WHERE decision_id = ? AND status = 'waiting'", (decision_id,))
+    for row in rows:
+        text = note if not row["note"] else f"{row['note']}\n{note}"
+        await tx.run(
+            "UPDATE tasks SET status = ?, note = ?, closed_at = ?, updated_at = ? WHERE id = ? AND status = 'waiting'",
+            (status, text[-MAX_NOTE:], tx.now_text if status == "failed" else None, tx.now_text, row["id"]),
+        )
+        detail = {"status": status, "decision": ids.format_id("decision", decision_id)}
+        await audit.append(tx, actor, "task.resume", _task_label(row["id"]), detail)
+    return [_task_label(row["id"]) for row in rows]

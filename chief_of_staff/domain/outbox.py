@@ -7,8 +7,10 @@ themselves are managed by chief_of_staff.notify.endpoints.
 What `data` carries per event (ids are short strings, money is int cents, times are stored UTC text):
 
 - ``decision.opened``: decision_id ("D7"), title, kind, amount_cents (int or None), agency, role
-  (names or None), expires_at.
-- ``decision.expiring``: the same, plus hours_left (int).
+  (names or None), the request it is bound to (capability, target, task_id, grant_id; None when not
+  an escalation), exceeds (every bound the request is past, in words), redeem_with (the authorize
+  arguments that use an approval, or None), adjustment (a proposal's ready change, or None), expires_at.
+- ``decision.expiring``: the same, plus hours_left (a number).
 - ``grant.changed``: grant_id ("GR3"), change ("created", "updated" or "revoked"), version (int),
   agency, capability, mode.
 - ``anomaly.found``: kind, subject, summary.
@@ -113,6 +115,23 @@ async def _decision_text(tx: Tx, data: dict[str, Any], verb: str) -> str:
     lines = [f"Decision {decision} {verb}: *{_esc(data.get('title', ''))}*"]
     if facts:
         lines.append(" · ".join(facts))
+    bound = [
+        f"{label} {_esc(data[key])}"
+        for label, key in (
+            ("capability", "capability"),
+            ("target", "target"),
+            ("task", "task_id"),
+            ("grant", "grant_id"),
+        )
+        if data.get(key)
+    ]
+    if bound:
+        lines.append("Request: " + ", ".join(bound))
+    exceeds = data.get("exceeds")
+    if isinstance(exceeds, list) and exceeds:
+        lines.append("Past: " + " ".join(_esc(item) for item in exceeds))
+    if data.get("adjustment"):
+        lines.append("Ready change: " + _esc(json.dumps(data["adjustment"], sort_keys=True, ensure_ascii=False)))
     if data.get("expires_at"):
         lines.append(f"Expires {_local_time(data['expires_at'], space.timezone)}.")
     lines.append(f"Approve: `chief-of-staff approve {decision}`   Deny: `chief-of-staff deny {decision}`")

@@ -21,7 +21,7 @@ from chief_of_staff.core.audit import Actor
 from chief_of_staff.core.clock import format_ts, parse_ts
 from chief_of_staff.core.db import Tx
 from chief_of_staff.core.errors import InvalidInput, OperatorActRefused
-from chief_of_staff.domain import brief, outbox, workspace
+from chief_of_staff.domain import brief, decisions, outbox, workspace
 from chief_of_staff.domain.review import anomalies
 
 DAILY_EVENTS = frozenset({"brief.daily", "anomaly.found"})
@@ -77,32 +77,17 @@ async def queue_daily(tx: Tx, today: str, wanted: set[str]) -> int:
 
 
 async def _expiring_decisions(tx: Tx, decision_ids: list[int]) -> int:
-    marks = ",".join("?" * len(decision_ids))
-    rows = await tx.all(
-        "SELECT d.id, d.kind, d.title, d.amount_cents, d.expires_at, a.name AS agency, r.name AS role "
-        "FROM decisions AS d LEFT JOIN agencies AS a ON a.id = d.agency_id "
-        f"LEFT JOIN roles AS r ON r.id = d.role_id WHERE d.id IN ({marks}) AND d.status = 'pending' "
-        "AND d.expires_at > ?",
-        (*decision_ids, tx.now_text),
-    )
     queued = 0
-    for row in rows:
-        decision_id = ids.format_id("decision", row["id"])
-        left = parse_ts(row["expires_at"]) - tx.now
+    for decision_id in decision_ids:
+        view = await decisions.get_decision(tx, ids.format_id("decision", decision_id))
+        if view.status != "pending":
+            continue
+        left = parse_ts(view.expires_at) - tx.now
         queued += await outbox.emit(
             tx,
             "decision.expiring",
-            {
-                "decision_id": decision_id,
-                "title": row["title"],
-                "kind": row["kind"],
-                "amount_cents": row["amount_cents"],
-                "agency": row["agency"],
-                "role": row["role"],
-                "expires_at": row["expires_at"],
-                "hours_left": round(left.total_seconds() / 3600, 1),
-            },
-            dedupe_key=f"decision.expiring:{decision_id}",
+            {**decisions.payload(view), "hours_left": round(left.total_seconds() / 3600, 1)},
+            dedupe_key=f"decision.expiring:{view.id}",
         )
     return queued
 

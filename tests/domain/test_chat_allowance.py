@@ -23,7 +23,7 @@ from chief_of_staff.core.audit import OPERATOR_CLI, Actor
 from chief_of_staff.core.clock import FixedClock, format_ts
 from chief_of_staff.core.db import Store
 from chief_of_staff.core.errors import ChiefOfStaffError
-from chief_of_staff.domain import agencies, decisions, trust, workspace
+from chief_of_staff.domain import agencies, deciding, trust, workspace
 from chief_of_staff.domain.authority import grants, ledger
 from chief_of_staff.domain.authority.grants import GrantSpec
 from chief_of_staff.domain.authority.terms import BudgetSpec, money_exposure
@@ -95,7 +95,7 @@ async def _act(store: Store, act: tuple[Any, Any, Any], serial: int) -> int | No
             idempotency_key=None,
         )
         assert asked.decision_id is not None
-        await decisions.decide(tx, CHAT, asked.decision_id, approve=True)
+        await deciding.decide(tx, CHAT, asked.decision_id, approve=True)
         return first
 
 

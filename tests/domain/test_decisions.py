@@ -12,7 +12,7 @@ from chief_of_staff.core.audit import OPERATOR_CLI, Actor
 from chief_of_staff.core.clock import FixedClock
 from chief_of_staff.core.db import Store, Tx
 from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound, OperatorActRefused
-from chief_of_staff.domain import agencies, decisions
+from chief_of_staff.domain import agencies, deciding, decisions
 
 pytestmark = pytest.mark.anyio
 
@@ -72,7 +72,7 @@ async def _decide_fails(
         before = await _snapshot(tx)
     with pytest.raises(error, match=match):
         async with store.write() as tx:
-            await decisions.decide(tx, actor, decision, approve=approve)
+            await deciding.decide(tx, actor, decision, approve=approve)
     async with store.read() as tx:
         assert await _snapshot(tx) == before
 
@@ -91,7 +91,7 @@ async def test_open_decision_is_pending_for_72_hours(store: Store, agency_id: in
     )
     assert view.created_at == "2026-11-23T08:00:00.000000Z"
     assert view.expires_at == "2026-11-26T08:00:00.000000Z"
-    assert "chief-of-staff approve D1" in view.how_to_decide
+    assert "chief-of-staff approve D1" in view.next_step
     assert len(await _audit_rows(store, "decision.open")) == 1
 
 
@@ -198,13 +198,9 @@ async def test_expire_due_reads_the_pending_index(store: Store) -> None:
 async def test_operator_approves_from_the_command_line(store: Store, agency_id: int) -> None:
     await _open(store, agency_id)
     async with store.write() as tx:
-        view = await decisions.decide(tx, OPERATOR_CLI, "D1", approve=True, note="Go ahead")
-    assert (view.status, view.decided_channel, view.note, view.how_to_decide) == (
-        "approved",
-        "verified",
-        "Go ahead",
-        "",
-    )
+        view = await deciding.decide(tx, OPERATOR_CLI, "D1", approve=True, note="Go ahead")
+    assert (view.status, view.decided_channel, view.note) == ("approved", "verified", "Go ahead")
+    assert "Approved for one use" in view.next_step
     [row] = await _audit_rows(store, "decision.approve")
     assert (row["channel"], row["subject"]) == ("verified", "D1")
 
@@ -212,7 +208,7 @@ async def test_operator_approves_from_the_command_line(store: Store, agency_id: 
 async def test_operator_denies(store: Store, agency_id: int) -> None:
     await _open(store, agency_id)
     async with store.write() as tx:
-        view = await decisions.decide(tx, OPERATOR_CLI, "d1", approve=False)
+        view = await deciding.decide(tx, OPERATOR_CLI, "d1", approve=False)
         assert await decisions.find_redeemable(tx, decisions.request_hash(REQUEST)) is None
     assert view.status == "denied"
     assert len(await _audit_rows(store, "decision.deny")) == 1
@@ -221,7 +217,7 @@ async def test_operator_denies(store: Store, agency_id: int) -> None:
 async def test_deciding_twice_is_a_conflict_and_writes_nothing(store: Store, agency_id: int) -> None:
     await _open(store, agency_id)
     async with store.write() as tx:
-        await decisions.decide(tx, OPERATOR_CLI, "D1", approve=True)
+        await deciding.decide(tx, OPERATOR_CLI, "D1", approve=True)
     await _decide_fails(store, Conflict, OPERATOR_CLI, "D1", False, "already approved via verified")
 
 
@@ -251,7 +247,7 @@ async def test_chat_approval_above_the_ceiling_is_refused(store: Store, agency_i
 async def test_chat_approval_at_the_ceiling_is_accepted_and_recorded_as_chat(store: Store, agency_id: int) -> None:
     await _open(store, agency_id, amount_cents=10_000)
     async with store.write() as tx:
-        view = await decisions.decide(tx, CHAT, "D1", approve=True)
+        view = await deciding.decide(tx, CHAT, "D1", approve=True)
     assert (view.status, view.decided_channel) == ("approved", "chat")
     [row] = await _audit_rows(store, "decision.approve")
     assert row["channel"] == "chat"
@@ -259,12 +255,12 @@ async def test_chat_approval_at_the_ceiling_is_accepted_and_recorded_as_chat(sto
 
 async def test_chat_cannot_approve_a_proposal_but_can_deny_it(store: Store, agency_id: int) -> None:
     async with store.write() as tx:
-        await decisions.request_decision(
+        await deciding.request_decision(
             tx, AGENCY, agency="Outbound", role=None, kind="proposal", title="Raise the daily email cap to 80"
         )
     await _decide_fails(store, OperatorActRefused, CHAT, "D1", True, "proposals widen authority")
     async with store.write() as tx:
-        assert (await decisions.decide(tx, CHAT, "D1", approve=False)).status == "denied"
+        assert (await deciding.decide(tx, CHAT, "D1", approve=False)).status == "denied"
 
 
 async def test_unknown_decision_is_not_found_and_a_bad_id_is_invalid(store: Store) -> None:
@@ -283,7 +279,7 @@ async def test_an_approval_is_redeemed_at_most_once(store: Store, agency_id: int
     digest = decisions.request_hash(REQUEST)
     async with store.write() as tx:
         assert await decisions.find_redeemable(tx, digest) is None
-        await decisions.decide(tx, OPERATOR_CLI, "D1", approve=True)
+        await deciding.decide(tx, OPERATOR_CLI, "D1", approve=True)
         row = await decisions.find_redeemable(tx, digest)
         assert row is not None
         await decisions.redeem(tx, AGENCY, row["id"], authorization_id=12)
@@ -309,7 +305,7 @@ async def test_an_approval_given_late_stays_redeemable_for_a_day(
     await _open(store, agency_id)
     clock.advance(timedelta(hours=71))
     async with store.write() as tx:
-        await decisions.decide(tx, OPERATOR_CLI, "D1", approve=True)
+        await deciding.decide(tx, OPERATOR_CLI, "D1", approve=True)
     clock.advance(timedelta(hours=23))
     async with store.read() as tx:
         assert await decisions.find_redeemable(tx, decisions.request_hash(REQUEST)) is not None
@@ -323,11 +319,11 @@ async def test_an_approval_given_late_stays_redeemable_for_a_day(
 
 async def test_the_agency_asks_a_question_by_agency_and_role_name(store: Store, agency_id: int) -> None:
     async with store.write() as tx:
-        view = await decisions.request_decision(
+        view = await deciding.request_decision(
             tx, AGENCY, agency="outbound", role="sdr", kind="question", title="Which region first?", details="EU or US"
         )
     assert (view.kind, view.agency, view.role, view.details) == ("question", "Outbound", "SDR", "EU or US")
-    assert "Which region" not in view.how_to_decide
+    assert "Which region" not in view.next_step
 
 
 async def test_request_decision_refuses_bad_input_and_writes_nothing(store: Store, agency_id: int) -> None:
@@ -345,7 +341,7 @@ async def test_request_decision_refuses_bad_input_and_writes_nothing(store: Stor
         fields.update(override)
         with pytest.raises(error, match=match):
             async with store.write() as tx:
-                await decisions.request_decision(tx, AGENCY, **fields)
+                await deciding.request_decision(tx, AGENCY, **fields)
     async with store.read() as tx:
         assert await tx.scalar("SELECT count(*) FROM decisions") == 0
 
@@ -356,8 +352,8 @@ async def test_pending_lists_most_urgent_first_and_closed_newest_first(store: St
     await _open(store, agency_id, {"n": 3})
     await _open(store, agency_id, {"n": 4})
     async with store.write() as tx:
-        await decisions.decide(tx, OPERATOR_CLI, "D3", approve=True)
-        await decisions.decide(tx, OPERATOR_CLI, "D4", approve=False)
+        await deciding.decide(tx, OPERATOR_CLI, "D3", approve=True)
+        await deciding.decide(tx, OPERATOR_CLI, "D4", approve=False)
     async with store.read() as tx:
         assert [v.id for v in await decisions.list_decisions(tx)] == ["D2", "D1"]
         assert [v.id for v in await decisions.list_decisions(tx, status="all")] == ["D4", "D3", "D2", "D1"]
@@ -382,4 +378,5 @@ async def test_a_pending_decision_past_expiry_reads_as_expired_before_the_sweep(
     async with store.read() as tx:
         assert await decisions.list_decisions(tx) == []
         [view] = await decisions.list_decisions(tx, status="expired")
-    assert (view.id, view.status, view.how_to_decide) == ("D1", "expired", "")
+    assert (view.id, view.status) == ("D1", "expired")
+    assert view.next_step.startswith("Closed unanswered")

@@ -16,7 +16,7 @@ import pytest
 
 from chief_of_staff.core.audit import OPERATOR_CLI, Actor
 from chief_of_staff.core.db import Store, Tx
-from chief_of_staff.domain import brief, decisions, inbox, outcomes
+from chief_of_staff.domain import brief, deciding, decisions, inbox, outcomes
 from chief_of_staff.domain.authority import ledger
 from chief_of_staff.domain.blueprints import loader
 
@@ -110,7 +110,7 @@ async def counter(store: Store, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
         for number in range(6):
             await inbox.add_task(tx, AGENT, title=f"Write to lead {number}", agency="Outbound", role="SDR")
         for title in ("Raise the send limit?", "Which market first?"):
-            await decisions.request_decision(tx, AGENT, agency="Outbound", role="SDR", kind="question", title=title)
+            await deciding.request_decision(tx, AGENT, agency="Outbound", role="SDR", kind="question", title=title)
     for call in (_log, _log, _log, _log, _log, _brief, _claim, _log, _authorize):
         async with store.write() as tx:
             await call(tx)

@@ -25,7 +25,7 @@ from chief_of_staff.core.audit import OPERATOR_CLI, Actor
 from chief_of_staff.core.clock import FixedClock
 from chief_of_staff.core.config import Settings
 from chief_of_staff.core.db import Store
-from chief_of_staff.domain import decisions, inbox, outcomes, workspace
+from chief_of_staff.domain import deciding, inbox, outcomes, workspace
 from chief_of_staff.domain.authority import grants, ledger
 from chief_of_staff.domain.authority.grants import GrantSpec
 from chief_of_staff.domain.blueprints import loader
@@ -103,7 +103,7 @@ async def _workday(store: Store, clock: FixedClock, day: int) -> None:
         if day < len(POST_AMOUNTS):
             await _post_with_approval(tx, clock, POST_AMOUNTS[day])
         if day == 4:
-            await decisions.request_decision(
+            await deciding.request_decision(
                 tx,
                 SDR,
                 agency="Outbound",
@@ -155,7 +155,7 @@ async def _post_with_approval(tx: Any, clock: FixedClock, amount: int) -> None:
     }
     asked = await ledger.authorize(tx, SDR, **request, idempotency_key=f"ask-{clock.now():%j}")
     assert asked.answer == "needs_approval" and asked.decision_id is not None
-    await decisions.decide(tx, OPERATOR_CLI, asked.decision_id, approve=True)
+    await deciding.decide(tx, OPERATOR_CLI, asked.decision_id, approve=True)
     used = await ledger.authorize(tx, SDR, **request, idempotency_key=f"post-{clock.now():%j}")
     assert used.answer == "allowed", used.reason
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
@@ -35,7 +36,7 @@ from chief_of_staff.core.clock import format_ts, parse_ts
 from chief_of_staff.core.db import Row, Tx
 from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound
 from chief_of_staff.core.fields import MAX_CENTS, Model, money
-from chief_of_staff.domain import agencies, decisions, workspace
+from chief_of_staff.domain import agencies, decisions, inbox, workspace
 from chief_of_staff.domain.authority.grants import (
     budget_rows,
     budget_usage,
@@ -45,6 +46,7 @@ from chief_of_staff.domain.authority.grants import (
     target_matches,
 )
 from chief_of_staff.domain.authority.targets import MAX_TARGET_LENGTH, canonical_target
+from chief_of_staff.domain.decisions import Bound
 
 # An allowed action holds its reservation this long; one still unsettled then is spent in full.
 RESERVATION_TTL = timedelta(hours=24)
@@ -115,6 +117,7 @@ class _Outcome:
     redeem: bool = False
     period_keys: dict[str, str] = field(default_factory=dict)
     why: str = ""  # needs_approval: why the operator is asked, before what to do next
+    exceeded: list[Bound] = field(default_factory=list)  # allowed past these bounds by the operator's approval
 
 
 async def authorize(
@@ -153,6 +156,7 @@ async def authorize(
             "grant": _short("grant", row["grant_id"]),
             "decision": _short("decision", row["decision_id"]),
             "notify": _notifies(outcome),
+            "exceeded": [bound.key for bound in outcome.exceeded],
         },
     )
     return await _authorization_view(tx, row, outcome.grant)
@@ -262,20 +266,49 @@ async def _judge(tx: Tx, actor: Actor, request: _Request, digest: str) -> _Outco
     for verdict in verdicts:
         if verdict.denial is not None:
             return _Outcome("denied", verdict.denial, verdict.grant)
-    asking = [v for v in verdicts if v.approval is not None]
-    approved: Row | None = None
-    if asking:
-        approved = await decisions.find_redeemable(tx, digest)
-        if approved is None:
-            why = " ".join(str(v.approval) for v in asking)
-            return await _escalate(tx, actor, request, why, asking[0].grant)
-    return await _draw(tx, verdicts, request, approved)
+    asking = [v for v in verdicts if v.asks]
+    if not asking:
+        return await _draw(tx, verdicts, request)
+    bounds = [bound for v in asking for bound in v.asks] + await _budgets_past(tx, verdicts, request)
+    approved = await decisions.find_redeemable(tx, digest)
+    if approved is not None and _admits(approved, bounds):
+        return await _draw(tx, verdicts, request, approved, bounds)
+    return await _ask(tx, actor, request, digest, bounds, asking[0].grant, approved)
+
+
+def _admits(approved: Row, bounds: list[Bound]) -> bool:
+    """Whether an approval admits the request past every bound it is past now (and no bound it was not shown)."""
+    shown = json.loads(approved["exceeds"])
+    if not shown:
+        # Approved before decisions named their bounds: it admits what it was asked for, budgets excepted.
+        return all(not bound.key.startswith("budget:") for bound in bounds)
+    admitted = {bound["key"] for bound in shown}
+    return all(bound.key in admitted for bound in bounds)
+
+
+async def _ask(
+    tx: Tx, actor: Actor, request: _Request, digest: str, bounds: list[Bound], grant: Row | None, approved: Row | None
+) -> _Outcome:
+    """Go to the operator, unless they already said no to exactly this: then the "no" is the answer."""
+    denial = await decisions.standing_denial(tx, digest)
+    if denial is not None:
+        return _Outcome("denied", decisions.denial_reason(denial), grant, denial["id"])
+    outcome = await _escalate(tx, actor, request, bounds, grant)
+    if approved is not None:
+        outcome.reason += (
+            f" ({ids.format_id('decision', approved['id'])} approved it past fewer bounds than it is past now, "
+            "so the operator is asked again.)"
+        )
+    return outcome
 
 
 def _retired(request: _Request) -> str | None:
-    """A retired agency or role gets nothing allowed."""
+    """A retired agency or role gets nothing allowed, nor does a paused agency (saying who may resume it)."""
     if request.agency["status"] != "active":
         return f"{request.agency['name']} is retired, so nothing is allowed for it. Ask the operator to reactivate it."
+    paused = agencies.paused_reason(request.agency, "allowed")
+    if paused is not None:
+        return paused
     if request.role is not None and request.role["status"] != "active":
         return f"The role {request.role['name']} is retired, so nothing is allowed for it. Work as an active role."
     return None
@@ -283,12 +316,12 @@ def _retired(request: _Request) -> str | None:
 
 @dataclass
 class _Verdict:
-    """One grant's reading of a request: a denial, a reason to ask the operator, or neither."""
+    """One grant's reading of a request: a denial, the bounds that send it to the operator, or neither."""
 
     grant: Row
     budgets: list[Row]
     denial: str | None
-    approval: str | None
+    asks: list[Bound]
 
 
 async def _verdict(tx: Tx, grant: Row, request: _Request) -> _Verdict:
@@ -297,15 +330,48 @@ async def _verdict(tx: Tx, grant: Row, request: _Request) -> _Verdict:
     denial = _scope_refusal(grant, short, request.target, tx.now_text)
     if denial is not None and grant["expires_at"] is not None and grant["expires_at"] <= tx.now_text:
         denial += f" Until then requests it covered stay with it (the operator can run `{hand_over_command(short)}`)."
-    approval = None if denial is not None else _approval_reason(grant, short, budgets, request)
-    if denial is None and grant["status"] == "revoked":
+    asks = [] if denial is not None else _grant_bounds(grant, short, budgets, request.amount_cents)
+    return _Verdict(grant, budgets, denial, asks)
+
+
+def _grant_bounds(grant: Row, short: str, budgets: list[Row], amount: int) -> list[Bound]:
+    """Every bound of the grant itself (not its budgets) that sends this request to the operator."""
+    bounds = []
+    if grant["status"] == "revoked":
         # A revoked grant still governs its space as if its mode were `approve`: its own scope and budgets
         # still bind, and every request there goes to the operator, so revoking only ever narrows.
-        approval = (
-            f"{short} covered this and was revoked, so requests it covered go to the operator until they "
-            f"grant it anew or hand its space over (`{hand_over_command(short)}`)."
+        bounds.append(
+            Bound(
+                f"revoked:{short}",
+                f"{short} covered this and was revoked, so requests it covered go to the operator until they "
+                f"grant it anew or hand its space over (`{hand_over_command(short)}`).",
+            )
         )
-    return _Verdict(grant, budgets, denial, approval)
+    over = _above_one_action(grant, short, budgets, amount)
+    if over is not None:
+        bounds.append(Bound(f"{'cap' if grant['per_action_cap_cents'] is not None else 'money'}:{short}", over))
+    if grant["mode"] == "approve" and grant["status"] != "revoked":
+        bounds.append(Bound(f"mode:{short}", f"{short} asks the operator first for every {grant['capability']}."))
+    return bounds
+
+
+async def _budgets_past(tx: Tx, verdicts: list[_Verdict], request: _Request) -> list[Bound]:
+    """The budgets that have no room for the request now, each in words (its draw is tried, then undone)."""
+    timezone = (await workspace.get(tx)).timezone
+    past = []
+    await tx.run("SAVEPOINT budgets_past")
+    try:
+        for verdict in verdicts:
+            short = ids.format_id("grant", verdict.grant["id"])
+            for budget in verdict.budgets:
+                keys = {str(budget["id"]): period_key(budget["period"], tx.now, timezone)}
+                if not await _draw_one(tx, budget, keys, request.amount_cents):
+                    words = await _exhausted(tx, short, request, budget, keys[str(budget["id"])], timezone)
+                    past.append(Bound(f"budget:{budget['id']}", words))
+    finally:
+        await tx.run("ROLLBACK TO budgets_past")
+        await tx.run("RELEASE budgets_past")
+    return past
 
 
 def _covering_capabilities(capability: str) -> list[str]:
@@ -343,15 +409,55 @@ async def _governing_grants(tx: Tx, request: _Request) -> list[Row]:
 
 async def _without_grant(tx: Tx, actor: Actor, request: _Request, digest: str) -> _Outcome:
     """Default deny: escalate, unless the operator already approved this exact request as a one-off."""
+    await _refuse_near_miss(tx, request)
     approved = await decisions.find_redeemable(tx, digest)
+    bounds = [Bound("grant", f"No grant lets {_who(request)} do {request.capability}.")]
     if approved is not None:
         reason = (
             f"No grant covers {request.capability}, but the operator approved this exact request in "
-            f"{ids.format_id('decision', approved['id'])} (one use). Settle or release it when done."
+            f"{ids.format_id('decision', approved['id'])} (one use), as an operator exception. "
+            "Settle or release it when done."
         )
-        return _Outcome("allowed", reason, None, approved["id"], redeem=True)
-    who = request.agency["name"] + (f" ({request.role['name']})" if request.role else "")
-    return await _escalate(tx, actor, request, f"No grant lets {who} do {request.capability}.", None)
+        return _Outcome("allowed", reason, None, approved["id"], redeem=True, exceeded=bounds)
+    return await _ask(tx, actor, request, digest, bounds, None, None)
+
+
+def _who(request: _Request) -> str:
+    return request.agency["name"] + (f" ({request.role['name']})" if request.role else "")
+
+
+async def _refuse_near_miss(tx: Tx, request: _Request) -> None:
+    """A capability no grant covers but one edit away from one that does is a typo, not a new kind of action."""
+    rows = await tx.all(
+        "SELECT DISTINCT capability FROM grants WHERE agency_id = ? AND status = 'active'", (request.agency["id"],)
+    )
+    near = sorted(row["capability"] for row in rows if _one_edit_apart(request.capability, row["capability"]))
+    if near:
+        raise InvalidInput(
+            f"capability: no grant covers {request.capability!r}; did you mean {' or '.join(near)}? "
+            "Nothing was asked or reserved. Send the capability as the grant spells it; if you truly mean a new "
+            "kind of action, ask the operator with request_decision."
+        )
+
+
+def _one_edit_apart(asked: str, granted: str) -> bool:
+    """One insertion, deletion, substitution or swap of neighbours turns `asked` into what `granted` covers."""
+    if granted.endswith(".*"):
+        prefix = granted[:-2]
+        head = asked.rsplit(".", 1)[0] if "." in asked else asked
+        return head != prefix and _one_edit(head, prefix)
+    return asked != granted and _one_edit(asked, granted)
+
+
+def _one_edit(a: str, b: str) -> bool:
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
+        swapped = len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
+        return len(diff) == 1 or swapped
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    return any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
 
 
 def _scope_refusal(grant: Row, short: str, target: str | None, now_text: str) -> str | None:
@@ -377,15 +483,6 @@ def _scope_refusal(grant: Row, short: str, target: str | None, now_text: str) ->
     return None
 
 
-def _approval_reason(grant: Row, short: str, budgets: list[Row], request: _Request) -> str | None:
-    over = _above_one_action(grant, short, budgets, request.amount_cents)
-    if over is not None:
-        return over
-    if grant["mode"] == "approve":
-        return f"{short} asks the operator first for every {grant['capability']}."
-    return None
-
-
 def _above_one_action(grant: Row, short: str, budgets: list[Row], amount: int) -> str | None:
     """Why one action of `amount` is more than the grant lets through on its own; None when it is not."""
     cap = grant["per_action_cap_cents"]
@@ -396,10 +493,11 @@ def _above_one_action(grant: Row, short: str, budgets: list[Row], amount: int) -
     return None
 
 
-async def _escalate(tx: Tx, actor: Actor, request: _Request, why: str, grant: Row | None) -> _Outcome:
+async def _escalate(tx: Tx, actor: Actor, request: _Request, bounds: list[Bound], grant: Row | None) -> _Outcome:
     title = f"{request.agency['name']} asks to {request.capability}"
     if request.amount_cents:
         title += f" for {money(request.amount_cents)}"
+    why = " ".join(bound.text for bound in bounds)
     view = await decisions.open_decision(
         tx,
         actor,
@@ -412,26 +510,47 @@ async def _escalate(tx: Tx, actor: Actor, request: _Request, why: str, grant: Ro
         amount_cents=request.amount_cents,
         grant_id=grant["id"] if grant else None,
         timeout_policy=grant["on_timeout"] if grant else "deny",
+        exceeds=bounds,
     )
     decision_id = ids.parse_id("decision", view.id, field="decision")
     short = ids.format_id("decision", decision_id)
-    reason = (
-        f"{why} Asked the operator in {short}. Once it is approved, call authorize again with the same "
-        "parameters and a new idempotency_key."
+    reason = f"{why} Asked the operator in {short}."
+    if request.task_id is not None:
+        await inbox.wait_on_decision(tx, actor, request.task_id, decision_id)
+        reason += f" {ids.format_id('task', request.task_id)} waits on it; claim other work meanwhile."
+    reason += (
+        " Once it is approved, call authorize again with the same parameters (the decision's redeem_with) "
+        "and a new idempotency_key."
     )
     cancelled = await decisions.last_cancelled(tx, decisions.request_hash(request.params()))
     if cancelled is not None:
         reason += f" (An earlier ask, {ids.format_id('decision', cancelled['id'])}, was closed: {cancelled['note']})"
+    elsewhere = await decisions.approved_elsewhere(
+        tx, request.agency["id"], request.capability, decisions.request_hash(request.params())
+    )
+    if elsewhere is not None:
+        reason += (
+            f" Note: {ids.format_id('decision', elsewhere['id'])} is an unused approval for {request.capability} "
+            "with other parameters; if you meant that one, resend its redeem_with exactly (list_decisions "
+            "status=approved shows it)."
+        )
     return _Outcome("needs_approval", reason, grant, decision_id, why=why)
 
 
-async def _draw(tx: Tx, verdicts: list[_Verdict], request: _Request, approved: Row | None) -> _Outcome:
-    """Draw the request from the budgets of every grant that binds it, all or none."""
+async def _draw(
+    tx: Tx, verdicts: list[_Verdict], request: _Request, approved: Row | None = None, bounds: list[Bound] = ()
+) -> _Outcome:
+    """Draw the request from the budgets of every grant that binds it, all or none.
+
+    With an approval, the budgets it admitted the request past are drawn even when full (an operator
+    exception, recorded on the ledger row); every other budget must still have room.
+    """
     timezone = (await workspace.get(tx)).timezone
     budgets = [b for verdict in verdicts for b in verdict.budgets]
     keys = {str(b["id"]): period_key(b["period"], tx.now, timezone) for b in budgets}
     grant = next((v.grant for v in verdicts if v.grant["mode"] == "notify"), verdicts[0].grant)
-    failed = await _draw_budgets(tx, budgets, keys, request.amount_cents)
+    forced = {int(bound.key.split(":")[1]) for bound in bounds if bound.key.startswith("budget:")}
+    failed = await _draw_budgets(tx, budgets, keys, request.amount_cents, forced)
     if failed is not None:
         cited = next(v.grant for v in verdicts if v.grant["id"] == failed["grant_id"])
         short = ids.format_id("grant", cited["id"])
@@ -441,13 +560,20 @@ async def _draw(tx: Tx, verdicts: list[_Verdict], request: _Request, approved: R
     reason = f"Allowed by {names}; {money(request.amount_cents)} reserved. Settle with the actual amount or release."
     if approved is not None:
         reason = (
-            f"Allowed by {names} with the operator's approval in "
-            f"{ids.format_id('decision', approved['id'])}; {money(request.amount_cents)} reserved."
+            f"Allowed by {names} with the operator's approval in {ids.format_id('decision', approved['id'])} "
+            f"(one use), past: {' '.join(bound.text for bound in bounds)} {money(request.amount_cents)} reserved "
+            "as an operator exception. Settle with the actual amount or release."
         )
     if grant["mode"] == "notify":
         reason += " The operator will be told."
     return _Outcome(
-        "allowed", reason, grant, approved["id"] if approved else None, redeem=approved is not None, period_keys=keys
+        "allowed",
+        reason,
+        grant,
+        approved["id"] if approved else None,
+        redeem=approved is not None,
+        period_keys=keys,
+        exceeded=list(bounds) if approved is not None else [],
     )
 
 
@@ -467,16 +593,21 @@ _DRAW_SQL = (
 )
 
 
-async def _draw_budgets(tx: Tx, budgets: list[Row], keys: dict[str, str], amount: int) -> Row | None:
-    """Draw from every budget atomically, or from none; returns the budget that refused, if any."""
+async def _draw_budgets(
+    tx: Tx, budgets: list[Row], keys: dict[str, str], amount: int, forced: Collection[int] = ()
+) -> Row | None:
+    """Draw from every budget atomically, or from none; returns the budget that refused, if any.
+
+    A budget in `forced` is drawn whatever it holds: the operator admitted this one request past it.
+    """
     if len(budgets) == 1:  # one statement is atomic on its own
-        return None if await _draw_one(tx, budgets[0], keys, amount) else budgets[0]
+        return None if await _draw_one(tx, budgets[0], keys, amount, budgets[0]["id"] in forced) else budgets[0]
     if not budgets:
         return None
     await tx.run("SAVEPOINT authorize_budgets")
     refused = None
     for budget in budgets:
-        if not await _draw_one(tx, budget, keys, amount):
+        if not await _draw_one(tx, budget, keys, amount, budget["id"] in forced):
             refused = budget
             await tx.run("ROLLBACK TO authorize_budgets")
             break
@@ -484,15 +615,15 @@ async def _draw_budgets(tx: Tx, budgets: list[Row], keys: dict[str, str], amount
     return refused
 
 
-async def _draw_one(tx: Tx, budget: Row, keys: dict[str, str], amount: int) -> bool:
+async def _draw_one(tx: Tx, budget: Row, keys: dict[str, str], amount: int, force: bool = False) -> bool:
     drawn = await tx.one(
         _DRAW_SQL,
         {
             "amt": amount,
             "b": budget["id"],
             "p": keys[str(budget["id"])],
-            "max_count": budget["max_count"],
-            "max_cents": budget["max_cents"],
+            "max_count": None if force else budget["max_count"],
+            "max_cents": None if force else budget["max_cents"],
         },
     )
     return drawn is not None
@@ -523,7 +654,7 @@ async def _record(tx: Tx, request: _Request, digest: str, outcome: _Outcome) -> 
     row = await tx.one(
         "INSERT INTO authorizations (agency_id, role_id, capability, amount_cents, target, task_id, "
         "idempotency_key, request_hash, answer, reason, grant_id, grant_version, decision_id, status, "
-        "period_keys, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "period_keys, expires_at, created_at, exceeded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "RETURNING *",
         (
             request.agency["id"],
@@ -543,6 +674,7 @@ async def _record(tx: Tx, request: _Request, digest: str, outcome: _Outcome) -> 
             json.dumps(outcome.period_keys),
             format_ts(tx.now + RESERVATION_TTL) if held else None,
             tx.now_text,
+            json.dumps([bound.text for bound in outcome.exceeded], ensure_ascii=False) if outcome.exceeded else None,
         ),
     )
     assert row is not None  # an INSERT … RETURNING returns the row it inserted
@@ -616,6 +748,9 @@ async def settle(tx: Tx, actor: Actor, authorization: str, *, actual_cents: int)
     """Close a held reservation at the actual amount (at most the reserved amount); the rest returns."""
     actual = _amount(actual_cents, "actual_cents")
     await spend_expired(tx, limit=_EXPIRE_BATCH)
+    done = await _already(tx, authorization, "settled", actual)
+    if done is not None:
+        return await _authorization_view(tx, done)
     row = await _held(tx, authorization, "settle")
     short = ids.format_id("authorization", row["id"])
     if actual > row["amount_cents"]:
@@ -634,6 +769,9 @@ async def settle(tx: Tx, actor: Actor, authorization: str, *, actual_cents: int)
 async def release(tx: Tx, actor: Actor, authorization: str) -> AuthorizationView:
     """Give a held reservation back whole: the action did not happen."""
     await spend_expired(tx, limit=_EXPIRE_BATCH)
+    done = await _already(tx, authorization, "released", None)
+    if done is not None:
+        return await _authorization_view(tx, done)
     row = await _held(tx, authorization, "release")
     await _give_back(tx, row, cents=row["amount_cents"], count=1)
     await _close(tx, row["id"], "released", None)
@@ -716,6 +854,14 @@ async def _timeout_refusal(tx: Tx, decision: Row) -> str | None:
         await tx.run("ROLLBACK TO silence_check")
         await tx.run("RELEASE silence_check")
     return None if full is None else f"{short}'s {full['period']} budget has no room for it."
+
+
+async def _already(tx: Tx, ref: str, status: str, settled_cents: int | None) -> Row | None:
+    """The row when this exact settle or release was already done: a retry gets the same answer, writes nothing."""
+    row = await _authorization_row(tx, ids.parse_id("authorization", ref, field="authorization_id"))
+    if row["status"] == status and row["settled_cents"] == settled_cents:
+        return row
+    return None
 
 
 async def _held(tx: Tx, ref: str, verb: str) -> Row:

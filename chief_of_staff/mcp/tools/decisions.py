@@ -12,17 +12,19 @@ from pydantic import Field
 
 from chief_of_staff.core.db import Store
 from chief_of_staff.core.fields import Cents, Model, Name, ShortText, Text, View
-from chief_of_staff.domain import decisions
-from chief_of_staff.mcp.caller import Caller, DecisionRef
-from chief_of_staff.mcp.subscriptions import BRIEF, DECISIONS
+from chief_of_staff.domain import agencies, deciding, decisions
+from chief_of_staff.domain.review.adjustments import Adjustment
+from chief_of_staff.mcp.caller import Caller, DecisionRef, TaskRef
+from chief_of_staff.mcp.subscriptions import BRIEF, DECISIONS, INBOX
 from chief_of_staff.mcp.toolkit import CONFIRM, ToolSpec
 
-_ASKING = (BRIEF, DECISIONS)
+_ASKING = (BRIEF, DECISIONS, INBOX)
 
 
 class ListDecisionsIn(Model):
     status: Literal["pending", "approved", "denied", "expired", "redeemed", "all"] = "pending"
     limit: int = Field(20, ge=1, le=100)
+    agency: Name | None = Field(None, description="Only this agency's (an agency token: always its own)")
 
 
 class DecisionList(View):
@@ -31,13 +33,16 @@ class DecisionList(View):
 
 async def _list_decisions(store: Store, caller: Caller, args: ListDecisionsIn) -> DecisionList:
     async with store.read() as tx:
-        return DecisionList(decisions=await decisions.list_decisions(tx, status=args.status, limit=args.limit))
+        agency_id = None if args.agency is None else int((await agencies.resolve_agency(tx, args.agency))["id"])
+        found = await decisions.list_decisions(tx, status=args.status, limit=args.limit, agency_id=agency_id)
+        return DecisionList(decisions=found)
 
 
 class DecideIn(Model):
     decision_id: DecisionRef
-    approve: bool
-    note: Text = ""
+    approve: bool = Field(description="true approves, false denies")
+    note: Text = Field("", description="Why, for the record; the agency reads it")
+    task_on_deny: Literal["reopen", "fail"] = Field("reopen", description="Denied: the waiting task's fate")
     confirm: bool = CONFIRM
 
 
@@ -48,7 +53,7 @@ async def _decision_terms(store: Store, args: DecideIn) -> str:
 
 async def _decide(store: Store, caller: Caller, args: DecideIn) -> decisions.DecisionView:
     async with store.write() as tx:
-        return await decisions.decide(tx, caller.actor, args.decision_id, approve=args.approve, note=args.note)
+        return await deciding.decide(tx, caller.actor, args.decision_id, approve=args.approve, note=args.note)
 
 
 class RequestDecisionIn(Model):
@@ -58,11 +63,13 @@ class RequestDecisionIn(Model):
     title: ShortText
     details: Text = ""
     amount_cents: Cents | None = None
+    task_id: TaskRef | None = Field(None, description="The task that waits on the answer")
+    adjustment: Adjustment | None = Field(None, description="Proposal: the ready change, as record_review takes it")
 
 
 async def _request_decision(store: Store, caller: Caller, args: RequestDecisionIn) -> decisions.DecisionView:
     async with store.write() as tx:
-        return await decisions.request_decision(
+        return await deciding.request_decision(
             tx,
             caller.actor,
             agency=args.agency,
@@ -71,6 +78,8 @@ async def _request_decision(store: Store, caller: Caller, args: RequestDecisionI
             title=args.title,
             details=args.details,
             amount_cents=args.amount_cents,
+            task=args.task_id,
+            adjustment=None if args.adjustment is None else args.adjustment.model_dump(mode="json"),
         )
 
 
@@ -88,19 +97,20 @@ TOOLS: list[ToolSpec[Any, Any]] = [
     ToolSpec(
         "decide",
         "Decide",
-        "Operator act. Approve or deny a decision, once. An approved escalation is used by the next "
-        "matching authorize.",
+        "Operator act. Approve or deny a decision, once: the waiting task reopens (or fails), an approved "
+        "escalation admits its one request, an approved proposal applies its ready change.",
         DecideIn,
         decisions.DecisionView,
         _decide,
         operator_act=True,
         terms=_decision_terms,
-        changes=(BRIEF, DECISIONS),
+        changes=(BRIEF, DECISIONS, INBOX),
     ),
     ToolSpec(
         "request_decision",
         "Request decision",
-        "Ask the operator: a proposal (raise a limit, change a goal, add a role) or a question.",
+        "Ask the operator: a proposal (raise a limit, change a goal, add a role; attach the ready change) or "
+        "a question. A named task waits on the answer.",
         RequestDecisionIn,
         decisions.DecisionView,
         _request_decision,

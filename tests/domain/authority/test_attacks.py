@@ -21,7 +21,7 @@ from chief_of_staff.core.audit import OPERATOR_CLI, Actor
 from chief_of_staff.core.clock import FixedClock
 from chief_of_staff.core.db import Store
 from chief_of_staff.core.errors import ChiefOfStaffError, Conflict, InvalidInput, OperatorActRefused
-from chief_of_staff.domain import agencies, decisions
+from chief_of_staff.domain import agencies, deciding, decisions
 from chief_of_staff.domain.authority import grants, ledger
 from chief_of_staff.domain.authority.grants import GrantSpec, GrantView
 from chief_of_staff.domain.authority.ledger import AuthorizationView
@@ -381,7 +381,7 @@ async def test_silence_judges_the_grant_as_it_was_when_the_decision_timed_out(st
         asked = await ask(store, capability="spend.ads", amount_cents=10_000, target=None, idempotency_key=f"{key}1")
         assert asked.decision_id is not None
         async with store.write() as tx:
-            await decisions.decide(tx, OPERATOR_CLI, asked.decision_id, approve=True)
+            await deciding.decide(tx, OPERATOR_CLI, asked.decision_id, approve=True)
         used = await ask(store, capability="spend.ads", amount_cents=10_000, target=None, idempotency_key=f"{key}2")
         assert used.answer == "allowed"
 

@@ -16,7 +16,7 @@ from chief_of_staff.core.audit import OPERATOR_CLI, Actor
 from chief_of_staff.core.clock import FixedClock
 from chief_of_staff.core.db import Store, Tx
 from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound, OperatorActRefused
-from chief_of_staff.domain import agencies, decisions, goals, inbox, workspace
+from chief_of_staff.domain import agencies, deciding, decisions, goals, inbox, workspace
 from chief_of_staff.domain.authority import grants, ledger
 from chief_of_staff.domain.authority.grants import GrantSpec, GrantView
 from chief_of_staff.domain.authority.ledger import AuthorizationView
@@ -90,7 +90,7 @@ async def fails_writing_nothing(store: Store, error: type[Exception], match: str
 
 async def approve(store: Store, decision: str) -> None:
     async with store.write() as tx:
-        await decisions.decide(tx, OPERATOR_CLI, decision, approve=True)
+        await deciding.decide(tx, OPERATOR_CLI, decision, approve=True)
 
 
 # --- pure helpers -------------------------------------------------------------------------------
@@ -680,10 +680,13 @@ async def test_settle_returns_the_difference_and_keeps_the_count(store: Store) -
     assert (settled.status, settled.budgets_left) == ("settled", ["day: 4 of 5 left", "day: 7.50 of 10.00 left"])
     assert await usage(store) == [(1, "2026-11-23", 1, 250)]
 
-    async def twice(tx: Tx) -> None:
-        await ledger.settle(tx, AGENCY, "AU1", actual_cents=250)
+    async with store.write() as tx:  # a retry with the same amount gets the same answer
+        assert await ledger.settle(tx, AGENCY, held.authorization_id, actual_cents=250) == settled
 
-    await fails_writing_nothing(store, Conflict, "AU1 is settled", twice)
+    async def otherwise(tx: Tx) -> None:
+        await ledger.settle(tx, AGENCY, "AU1", actual_cents=200)
+
+    await fails_writing_nothing(store, Conflict, "AU1 is settled", otherwise)
 
 
 async def test_settling_above_the_reservation_is_refused(store: Store) -> None:

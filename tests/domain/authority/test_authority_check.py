@@ -14,7 +14,7 @@ from chief_of_staff.core.clock import FixedClock
 from chief_of_staff.core.config import Settings
 from chief_of_staff.core.db import Store
 from chief_of_staff.core.errors import InvalidInput
-from chief_of_staff.domain import agencies, decisions
+from chief_of_staff.domain import agencies, deciding
 from chief_of_staff.domain.authority import grants, ledger
 from chief_of_staff.domain.authority.grants import GrantSpec
 from chief_of_staff.domain.authority.ledger import AuthorizationView, CheckView
@@ -133,7 +133,7 @@ async def test_check_does_not_use_up_an_approval(store: Store) -> None:
     asked = await authorize(store)  # no grant covers it: the operator is asked
     assert asked.decision_id is not None
     async with store.write() as tx:
-        await decisions.decide(tx, OPERATOR_CLI, asked.decision_id, approve=True)
+        await deciding.decide(tx, OPERATOR_CLI, asked.decision_id, approve=True)
     said, done = await agrees(store)
     assert said.answer == "allowed"
     assert (

@@ -29,7 +29,7 @@ from chief_of_staff.core.audit import OPERATOR_CLI, Actor
 from chief_of_staff.core.clock import FixedClock
 from chief_of_staff.core.db import Store
 from chief_of_staff.core.errors import ChiefOfStaffError, Conflict, InvalidInput, NotFound
-from chief_of_staff.domain import agencies, decisions, workspace
+from chief_of_staff.domain import agencies, deciding, decisions, workspace
 from chief_of_staff.domain.authority import grants, ledger
 from chief_of_staff.domain.authority.grants import GrantSpec
 from chief_of_staff.domain.authority.terms import BudgetSpec
@@ -40,6 +40,7 @@ BERLIN = ZoneInfo(TIMEZONE)
 RESERVATION_TTL = timedelta(hours=24)
 DECISION_TTL = timedelta(hours=72)
 REDEEM_WINDOW = timedelta(hours=24)
+DENIAL_STANDS = timedelta(days=7)
 ROLES = {"Outbound": ["SDR", "Researcher"], "Content": ["Writer"]}
 # Weighted by repetition, so most asks meet a grant; "Writer" in Outbound (and "SDR" in Content) is unknown.
 ASK_ROLES = {
@@ -104,6 +105,8 @@ class Decision:
     status: str
     expires_at: datetime
     grant_id: int | None = None
+    exceeds: frozenset[str] = frozenset()  # the bounds the operator was shown, by key
+    decided_at: datetime | None = None
 
 
 @dataclass
@@ -117,6 +120,7 @@ class Authorization:
     expires_at: datetime | None = None
     draws: dict[int, str] = field(default_factory=dict)
     settled: int | None = None
+    forced: frozenset[int] = frozenset()  # budgets drawn past their limit by the operator's approval
 
 
 def periods(instant: datetime) -> dict[str, str]:
@@ -140,12 +144,19 @@ def in_scope(allow: list[str], deny: list[str], target: str | None) -> bool:
     return not allow or any(grants.target_matches(p, target) for p in allow)
 
 
-def needs_operator(grant: Grant, amount: int) -> bool:
+def own_bounds(grant: Grant, amount: int) -> set[str]:
+    """The grant's own bounds (not its budgets) that send a request to the operator, by key."""
+    short = f"GR{grant.id}"
+    bounds = set()
+    if grant.revoked:  # a revoked grant governs as if in approve mode
+        bounds.add(f"revoked:{short}")
     if grant.cap is not None and amount > grant.cap:
-        return True
+        bounds.add(f"cap:{short}")
     if grant.cap is None and amount > 0 and all(b.max_cents is None for b in grant.budgets):
-        return True
-    return grant.mode == "approve"
+        bounds.add(f"money:{short}")
+    if grant.mode == "approve" and not grant.revoked:
+        bounds.add(f"mode:{short}")
+    return bounds
 
 
 budget_specs = st.lists(
@@ -445,12 +456,15 @@ class AuthorityMachine(RuleBasedStateMachine):
         auth.grant_id = grant.id
         if self.expired(grant) or not in_scope(grant.allow, grant.deny, request[4]):
             return auth
-        approved = None
-        if grant.revoked or needs_operator(grant, request[3]):  # a revoked grant governs as if in approve mode
-            approved = self.redeemable(request)
-            if approved is None:
-                return self.escalate(auth, grant)
-        return self.draw(auth, grant, approved)
+        asks = own_bounds(grant, request[3])
+        if not asks:
+            return self.draw(auth, grant, None)
+        full = self.full_budgets(grant, request[3])
+        bounds = asks | {f"budget:{b}" for b in full}
+        approved = self.redeemable(request)
+        if approved is not None and bounds <= approved.exceeds:
+            return self.draw(auth, grant, approved, forced=full)
+        return self.denied_or_escalate(auth, grant, bounds)
 
     def choose_grant(self, request: Request) -> Grant | None:
         """Role before agency-wide, exact before wildcard, newest; revoked and expired grants still govern."""
@@ -467,23 +481,51 @@ class AuthorityMachine(RuleBasedStateMachine):
         return grant.expires_at is not None and grant.expires_at <= self.now
 
     def redeemable(self, request: Request) -> Decision | None:
+        """The newest unused approval of exactly this request."""
         return next(
             (
                 d
-                for d in sorted(self.decisions.values(), key=lambda d: d.id)
+                for d in sorted(self.decisions.values(), key=lambda d: -d.id)
                 if d.request == request and d.status == "approved" and d.expires_at > self.now
             ),
             None,
         )
 
+    def full_budgets(self, grant: Grant, amount: int) -> frozenset[int]:
+        """The grant's budgets with no room for `amount` now."""
+        keys, used = periods(self.now), self.expected_usage()
+        full = set()
+        for budget in grant.budgets:
+            count, cents = used.get((budget.id, keys[budget.period]), (0, 0))
+            if (budget.max_count is not None and count + 1 > budget.max_count) or (
+                budget.max_cents is not None and cents + amount > budget.max_cents
+            ):
+                full.add(budget.id)
+        return frozenset(full)
+
     def one_off_or_escalate(self, auth: Authorization) -> Authorization:
         """No grant: only a one-off approval allows, drawing no budget."""
         approved = self.redeemable(auth.request)
         if approved is None:
-            return self.escalate(auth, None)
+            return self.denied_or_escalate(auth, None, {"grant"})
         return self.allow(auth, approved, {})
 
-    def escalate(self, auth: Authorization, grant: Grant | None) -> Authorization:
+    def denied_or_escalate(self, auth: Authorization, grant: Grant | None, bounds: set[str]) -> Authorization:
+        """The operator's standing "no" to exactly this request answers it; otherwise the operator is asked."""
+        standing = [
+            d
+            for d in self.decisions.values()
+            if d.request == auth.request
+            and d.status == "denied"
+            and d.decided_at is not None
+            and d.decided_at > self.now - DENIAL_STANDS
+        ]
+        if standing:
+            auth.decision_id = max(d.id for d in standing)
+            return auth
+        return self.escalate(auth, grant, bounds)
+
+    def escalate(self, auth: Authorization, grant: Grant | None, bounds: set[str]) -> Authorization:
         live = [
             d
             for d in sorted(self.decisions.values(), key=lambda d: d.id)
@@ -493,16 +535,26 @@ class AuthorityMachine(RuleBasedStateMachine):
             decision = live[0]
         else:
             decision = Decision(
-                len(self.decisions) + 1, auth.request, "pending", self.now + DECISION_TTL, grant and grant.id
+                len(self.decisions) + 1,
+                auth.request,
+                "pending",
+                self.now + DECISION_TTL,
+                grant and grant.id,
+                frozenset(bounds),
             )
             self.decisions[decision.id] = decision
         auth.answer, auth.decision_id = "needs_approval", decision.id
         return auth
 
-    def draw(self, auth: Authorization, grant: Grant, approved: Decision | None) -> Authorization:
+    def draw(
+        self, auth: Authorization, grant: Grant, approved: Decision | None, forced: frozenset[int] = frozenset()
+    ) -> Authorization:
         keys = periods(self.now)
         used = self.expected_usage()
+        auth.forced = forced
         for budget in grant.budgets:
+            if budget.id in forced:
+                continue  # the operator admitted this one request past it
             count, cents = used.get((budget.id, keys[budget.period]), (0, 0))
             if budget.max_count is not None and count + 1 > budget.max_count:
                 return auth
@@ -523,13 +575,15 @@ class AuthorityMachine(RuleBasedStateMachine):
             if auth.status == "held" and auth.expires_at is not None and auth.expires_at <= self.now:
                 auth.status, auth.settled = "expired", auth.request[3]
 
-    def expected_usage(self) -> dict[tuple[int, str], tuple[int, int]]:
+    def expected_usage(self, *, forced_only: bool = False) -> dict[tuple[int, str], tuple[int, int]]:
         """Held and run-out reservations count whole; settled ones count once at their actual amount."""
         usage: dict[tuple[int, str], tuple[int, int]] = {}
         for auth in self.auths.values():
             if auth.status in ("held", "settled", "expired"):
                 cents = auth.request[3] if auth.status == "held" else auth.settled or 0
                 for draw in auth.draws.items():
+                    if forced_only and draw[0] not in auth.forced:
+                        continue
                     count, total = usage.get(draw, (0, 0))
                     usage[draw] = (count + 1, total + cents)
         return usage
@@ -548,6 +602,8 @@ class AuthorityMachine(RuleBasedStateMachine):
         auth = self.pick(which, any_status)
         actual = auth.request[3] * percent // 100 + (1 if percent > 100 else 0)
         error = self.closing_error(auth) or (InvalidInput if actual > auth.request[3] else None)
+        if auth.status == "settled" and auth.settled == actual:
+            error = None  # the same settle again gets the same answer and changes nothing
         self.expect(error, ledger.settle, Actor("Outbound", "agency"), f"AU{auth.id}", actual_cents=actual)
         if error is None:
             self.sweep()
@@ -557,7 +613,7 @@ class AuthorityMachine(RuleBasedStateMachine):
     @rule(which=st.integers(0, 100), any_status=st.booleans())
     def release(self, which: int, any_status: bool) -> None:
         auth = self.pick(which, any_status)
-        error = self.closing_error(auth)
+        error = None if auth.status == "released" else self.closing_error(auth)
         self.expect(error, ledger.release, Actor("Outbound", "agency"), f"AU{auth.id}")
         if error is None:
             self.sweep()
@@ -575,9 +631,10 @@ class AuthorityMachine(RuleBasedStateMachine):
         decision = pool[which % len(pool)]
         self.operator_acted = True
         live = decision.status == "pending" and decision.expires_at > self.now
-        self.expect(None if live else Conflict, decisions.decide, OPERATOR_CLI, f"D{decision.id}", approve=approve)
+        self.expect(None if live else Conflict, deciding.decide, OPERATOR_CLI, f"D{decision.id}", approve=approve)
         if live:
             decision.status = "approved" if approve else "denied"
+            decision.decided_at = self.now
             if approve:
                 decision.expires_at = max(decision.expires_at, self.now + REDEEM_WINDOW)
 
@@ -634,9 +691,12 @@ class AuthorityMachine(RuleBasedStateMachine):
                 "FROM budget_usage u JOIN grant_budgets b ON b.id = u.budget_id"
             )
         )
+        # Only an operator's exception (an approval shown the full budget) draws past a limit, by its own amount.
+        exceptions = self.expected_usage(forced_only=True)
         for row in rows:
-            assert row["max_count"] is None or row["used_count"] <= row["max_count"], tuple(row)
-            assert row["max_cents"] is None or row["used_cents"] <= row["max_cents"], tuple(row)
+            over_count, over_cents = exceptions.get((row["budget_id"], row["period_key"]), (0, 0))
+            assert row["max_count"] is None or row["used_count"] <= row["max_count"] + over_count, tuple(row)
+            assert row["max_cents"] is None or row["used_cents"] <= row["max_cents"] + over_cents, tuple(row)
         actual = {
             (r["budget_id"], r["period_key"]): (r["used_count"], r["used_cents"])
             for r in rows

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from chief_of_staff.core.audit import OPERATOR_CLI, Actor
 from chief_of_staff.core.db import Store
 from chief_of_staff.core.errors import InvalidInput
-from chief_of_staff.domain import agencies, decisions
+from chief_of_staff.domain import agencies, deciding
 from chief_of_staff.domain.authority import grants, ledger
 from chief_of_staff.domain.authority.grants import GrantSpec
 from chief_of_staff.domain.authority.ledger import AuthorizationView
@@ -262,6 +262,6 @@ async def test_an_approval_binds_the_target_not_its_spelling(store: Store) -> No
     asked = await _ask(store, "Jane <JANE@acme.com.>")
     assert (asked.answer, asked.decision_id) == ("needs_approval", "D1")
     async with store.write() as tx:
-        await decisions.decide(tx, OPERATOR_CLI, "D1", approve=True)
+        await deciding.decide(tx, OPERATOR_CLI, "D1", approve=True)
     allowed = await _ask(store, "jane@acme.com")
     assert (allowed.answer, allowed.decision_id) == ("allowed", "D1")

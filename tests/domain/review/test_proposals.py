@@ -18,7 +18,7 @@ import pytest
 from chief_of_staff.core.audit import OPERATOR_CLI, Actor
 from chief_of_staff.core.clock import FixedClock
 from chief_of_staff.core.db import Store, Tx
-from chief_of_staff.domain import agencies, decisions, goals, inbox, outcomes, routines
+from chief_of_staff.domain import agencies, deciding, goals, inbox, outcomes, routines
 from chief_of_staff.domain.authority import grants, ledger
 from chief_of_staff.domain.authority.grants import GrantSpec
 from chief_of_staff.domain.goals import KeyResultSpec
@@ -81,7 +81,7 @@ async def ask(store: Store, answers: Sequence[bool | None], amounts: Sequence[in
             )
             assert view.answer == "needs_approval" and view.decision_id is not None
             if answer is not None:
-                await decisions.decide(tx, OPERATOR_CLI, view.decision_id, approve=answer)
+                await deciding.decide(tx, OPERATOR_CLI, view.decision_id, approve=answer)
 
 
 async def task(store: Store, **fields: Any) -> str:

@@ -18,7 +18,7 @@ from chief_of_staff.core.audit import OPERATOR_CLI, Actor
 from chief_of_staff.core.clock import FixedClock
 from chief_of_staff.core.db import Store, Tx, split_statements
 from chief_of_staff.core.errors import InvalidInput
-from chief_of_staff.domain import agencies, decisions, goals, inbox, outcomes
+from chief_of_staff.domain import agencies, deciding, decisions, goals, inbox, outcomes
 from chief_of_staff.domain.authority import grants, ledger
 from chief_of_staff.domain.authority.grants import GrantSpec
 from chief_of_staff.domain.authority.terms import BudgetSpec
@@ -110,7 +110,7 @@ async def _a_week_of_work(store: Store, clock: FixedClock) -> None:
     await log(store, role="SDR", cost_cents=5000, metrics=[MetricDelta(key_result="KR1", delta=1)])
     await ask(store, amount_cents=1200)
     async with store.write() as tx:
-        await decisions.request_decision(tx, AGENCY, agency="Outbound", role=None, kind="question", title="Sunday")
+        await deciding.request_decision(tx, AGENCY, agency="Outbound", role=None, kind="question", title="Sunday")
     clock.set(utc(22, 23, 15))
     await log(store, role="SDR", minutes_saved=5)
     async with store.write() as tx:
@@ -138,11 +138,11 @@ async def _a_week_of_work(store: Store, clock: FixedClock) -> None:
     await ask(store, 3, amount_cents=1200)
     async with store.write() as tx:
         views = [
-            await decisions.request_decision(tx, AGENCY, agency="Outbound", role=None, kind="question", title=title)
+            await deciding.request_decision(tx, AGENCY, agency="Outbound", role=None, kind="question", title=title)
             for title in ("Yes?", "No?", "Later?")
         ]
-        await decisions.decide(tx, OPERATOR_CLI, views[0].id, approve=True)
-        await decisions.decide(tx, OPERATOR_CLI, views[1].id, approve=False)
+        await deciding.decide(tx, OPERATOR_CLI, views[0].id, approve=True)
+        await deciding.decide(tx, OPERATOR_CLI, views[1].id, approve=False)
 
 
 async def test_scorecard_counts_the_week_by_local_day_with_hand_checked_figures(
@@ -461,7 +461,7 @@ async def test_goal_anomalies_follow_pace_then_forecast(world: Store, done: int,
 
 async def test_decision_waiting_fires_after_a_full_day(world: Store, clock: FixedClock) -> None:
     async with world.write() as tx:
-        await decisions.request_decision(tx, AGENCY, agency="Outbound", role=None, kind="question", title="Go?")
+        await deciding.request_decision(tx, AGENCY, agency="Outbound", role=None, kind="question", title="Go?")
     clock.advance(timedelta(hours=24))
     assert await found(world, "decision_waiting") == []
     clock.advance(timedelta(minutes=1))
