@@ -18,10 +18,10 @@ from chief_of_staff.domain.authority import grants, ledger
 from chief_of_staff.domain.review import adjustments
 from chief_of_staff.domain.review.adjustments import UpdateGrantArgs
 from chief_of_staff.mcp.caller import AuthorizationRef, Caller, GrantRef, TaskRef
-from chief_of_staff.mcp.subscriptions import AUTHORITY_LETTER, BRIEF, DECISIONS
+from chief_of_staff.mcp.subscriptions import AUTHORITY_LETTER, BRIEF, DECISIONS, INBOX
 from chief_of_staff.mcp.toolkit import CONFIRM, ToolSpec
 
-_ASKING = (BRIEF, DECISIONS)
+_ASKING = (BRIEF, DECISIONS, INBOX)  # an escalation parks the task it names
 _GRANTS = (BRIEF, AUTHORITY_LETTER)
 
 
@@ -143,7 +143,7 @@ class GrantList(View):
 async def _list_grants(store: Store, caller: Caller, args: ListGrantsIn) -> GrantList:
     async with store.read() as tx:
         found = await grants.list_grants(tx, agency=args.agency, include_revoked=args.include_revoked)
-        letter = await grants.authority_letter(tx) if args.letter else None
+        letter = await grants.authority_letter(tx, agency=args.agency) if args.letter else None
     return GrantList(grants=found, letter=letter)
 
 
@@ -210,8 +210,8 @@ TOOLS: list[ToolSpec[Any, Any]] = [
         "authorize",
         "Authorize",
         "Ask before acting. Answers allowed (a reservation is held: act, then settle or release), "
-        "needs_approval (a decision is opened for the operator) or denied (with the grant and limit hit). "
-        "Actions no grant covers are never allowed silently. Amounts are whole cents.",
+        "needs_approval (a decision is opened; the task waits on it) or denied (with the grant and limit hit, "
+        "or the operator's standing no). Actions no grant covers are never allowed silently. Whole cents.",
         AuthorizeIn,
         ledger.AuthorizationView,
         _authorize,

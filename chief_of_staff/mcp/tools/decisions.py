@@ -53,7 +53,9 @@ async def _decision_terms(store: Store, args: DecideIn) -> str:
 
 async def _decide(store: Store, caller: Caller, args: DecideIn) -> decisions.DecisionView:
     async with store.write() as tx:
-        return await deciding.decide(tx, caller.actor, args.decision_id, approve=args.approve, note=args.note)
+        return await deciding.decide(
+            tx, caller.actor, args.decision_id, approve=args.approve, note=args.note, task_on_deny=args.task_on_deny
+        )
 
 
 class RequestDecisionIn(Model):
