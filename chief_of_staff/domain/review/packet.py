@@ -27,10 +27,10 @@ from chief_of_staff.core.db import Tx
 from chief_of_staff.core.errors import InvalidInput
 from chief_of_staff.core.fields import Model, money
 from chief_of_staff.domain import brief, decisions, goals, workspace
+from chief_of_staff.domain.pace import way
 from chief_of_staff.domain.review import anomalies, changesets, proposals, scorecards
 from chief_of_staff.domain.review.anomalies import Anomaly
-from chief_of_staff.domain.pace import way
-from chief_of_staff.domain.review.scorecards import Scorecard
+from chief_of_staff.domain.review.scorecards import GrantSpend, Scorecard
 
 MAX_DAYS = 92
 PENDING_SHOWN = 10
@@ -182,6 +182,7 @@ def _scorecard_lines(packet: Packet) -> list[str]:
             for kr in card.key_results
         ]
         lines += [f"  - role {role.role}: {role.outcomes} outcomes, {role.failures} failed" for role in card.roles]
+        lines += [_grant_line(grant) for grant in card.grants if grant.budgets]
         asked = card.decisions
         if asked.asked:
             lines.append(
@@ -189,6 +190,19 @@ def _scorecard_lines(packet: Packet) -> list[str]:
                 f"{asked.expired} expired, {asked.pending} pending"
             )
     return lines or ["- No agencies yet."]
+
+
+def _grant_line(grant: GrantSpend) -> str:
+    """Authority used against authority granted: "GR3 spend.ads (SDR): week 2026-W49 90.00 of 90.00"."""
+    used = []
+    for budget in grant.budgets:
+        parts = [f"{budget.used_count} of {budget.max_count}"] if budget.max_count is not None else []
+        if budget.max_cents is not None:
+            parts.append(f"{money(budget.used_cents)} of {money(budget.max_cents)}")
+        used.append(f"{budget.period} {budget.periods} {', '.join(parts)}")
+    who = f" ({grant.role})" if grant.role else ""
+    stopped = "" if grant.status == "active" else f" [{grant.status}]"
+    return f"  - {grant.grant} {grant.capability}{who}{stopped}: " + "; ".join(used)
 
 
 def _goal_lines(packet: Packet) -> list[str]:

@@ -236,6 +236,8 @@ def _retarget(kr: goals.KeyResultView, today: date) -> float | None:
     forecast = kr.forecast_at_due
     if forecast is None or today > date.fromisoformat(kr.due_date):
         return None
+    if forecast <= 0 <= min(kr.baseline, kr.target):
+        return None  # held at zero (pace.forecast_of): the rate cannot last, so it says nothing of where it lands
     sign, distance = math.copysign(1.0, kr.target - kr.baseline), abs(kr.target - kr.baseline)
     past = (forecast - kr.target) * sign
     moved = (forecast - kr.baseline) * sign > 0

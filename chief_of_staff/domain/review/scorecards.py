@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 from chief_of_staff.core import ids
-from chief_of_staff.core.clock import format_ts, local_midnight_utc
+from chief_of_staff.core.clock import format_ts, local_date, local_midnight_utc, parse_ts
 from chief_of_staff.core.db import Row, Tx
 from chief_of_staff.core.errors import InvalidInput
 from chief_of_staff.core.fields import Model, parse_local_date
@@ -55,7 +55,8 @@ class KeyResultCost(Model):
 
 
 class BudgetUse(Model):
-    """A budget's draw over the calendar periods that overlap the scorecard's (limits summed over them)."""
+    """A budget's draw over the calendar periods that overlap the scorecard's, against its limit summed
+    over those of them in which the grant was in force (`periods`)."""
 
     period: Literal["day", "week", "month"]
     periods: str
@@ -148,7 +149,8 @@ def _period(since: date | str, until: date | str, timezone: str) -> _Period:
 async def scorecards(tx: Tx, *, since: date | str, until: date | str) -> list[Scorecard]:
     """Per agency (and its roles) for the local days since..until inclusive: outcomes by result, success
     rate, cost per outcome and per key-result unit, minutes saved, each grant's budget use, decisions."""
-    span = _period(since, until, (await workspace.get(tx)).timezone)
+    timezone = (await workspace.get(tx)).timezone
+    span = _period(since, until, timezone)
     agencies = await tx.all(
         f"SELECT a.id, a.name, a.status, {_sums('d')} FROM agencies AS a LEFT JOIN agency_days AS d "
         "ON d.agency_id = a.id AND d.day BETWEEN ? AND ? GROUP BY a.id ORDER BY a.id",
@@ -156,7 +158,7 @@ async def scorecards(tx: Tx, *, since: date | str, until: date | str) -> list[Sc
     )
     roles = await _role_cards(tx, span)
     costs = await _key_result_moves(tx, span)
-    grants = await _grant_spend(tx, span)
+    grants = await _grant_spend(tx, span, timezone)
     asked = await _decision_tallies(tx, span)
     cards = []
     for row in agencies:
@@ -221,9 +223,9 @@ def _kr_cost(row: Row, cost_cents: int) -> KeyResultCost:
     )
 
 
-def _period_keys(period: str, span: _Period) -> tuple[str, str, int]:
-    """The first and last calendar period key overlapping the span, and how many periods that is."""
-    first, last = span.since, span.until
+def _period_keys(period: str, first: date, last: date) -> tuple[str, str, int]:
+    """The first and last calendar period key overlapping the local days first..last, and how many
+    periods that is."""
     if period == "day":
         count = (last - first).days + 1
     elif period == "week":
@@ -237,17 +239,29 @@ def _key_of(period: str, day: date) -> str:
     return period_key(period, datetime(day.year, day.month, day.day, 12, tzinfo=UTC), "UTC")
 
 
-async def _grant_spend(tx: Tx, span: _Period) -> dict[int, list[GrantSpend]]:
-    """Grants in force during the period, by agency, each budget summed over its overlapping periods."""
-    keys = {period: _period_keys(period, span) for period in ("day", "week", "month")}
+def _in_force(row: Row, span: _Period, timezone: str) -> tuple[date, date]:
+    """The local days of the span on which the grant was in force: from the day it was made to the day it
+    was revoked or expired (a grant that ends at a local midnight is not in force on the day that follows)."""
+    ends = [parse_ts(row[column]) for column in ("revoked_at", "expires_at") if row[column] is not None]
+    first = max(span.since, local_date(parse_ts(row["created_at"]), timezone))
+    last = min([span.until] + [local_date(end - timedelta(microseconds=1), timezone) for end in ends])
+    return first, max(first, last)
+
+
+async def _grant_spend(tx: Tx, span: _Period, timezone: str) -> dict[int, list[GrantSpend]]:
+    """Grants in force during the period, by agency. Each budget's use is summed over the calendar periods
+    overlapping the span, and its limit over those in which the grant was in force: a grant made on the
+    last day of a two-week review has one week's limit, not two."""
+    keys = {period: _period_keys(period, span.since, span.until) for period in ("day", "week", "month")}
     rows = await tx.all(
-        "SELECT g.id, g.agency_id, g.capability, g.status, g.expires_at, r.name AS role_name, b.period, "
+        "SELECT g.id, g.agency_id, g.capability, g.status, g.created_at, g.revoked_at, g.expires_at, "
+        "r.name AS role_name, b.period, "
         "b.max_count, b.max_cents, total(u.used_count) AS used_count, total(u.used_cents) AS used_cents "
         "FROM grants AS g LEFT JOIN roles AS r ON r.id = g.role_id LEFT JOIN grant_budgets AS b ON b.grant_id = g.id "
         "LEFT JOIN budget_usage AS u ON u.budget_id = b.id AND u.period_key "
         "BETWEEN CASE b.period WHEN 'day' THEN :d1 WHEN 'week' THEN :w1 ELSE :m1 END "
         "AND CASE b.period WHEN 'day' THEN :d2 WHEN 'week' THEN :w2 ELSE :m2 END "
-        "WHERE g.created_at < :end AND (g.revoked_at IS NULL OR g.revoked_at >= :start) "
+        "WHERE g.created_at < :end AND (g.revoked_at IS NULL OR g.revoked_at > :start) "
         "AND (g.expires_at IS NULL OR g.expires_at > :start) GROUP BY g.id, b.id ORDER BY g.id, b.id",
         {
             "d1": keys["day"][0],
@@ -273,12 +287,14 @@ async def _grant_spend(tx: Tx, span: _Period) -> dict[int, list[GrantSpend]]:
                 budgets=[],
             )
         if row["period"] is not None:
-            by_grant[row["id"]].budgets.append(_budget_use(row, keys[row["period"]]))
+            active = _period_keys(row["period"], *_in_force(row, span, timezone))
+            by_grant[row["id"]].budgets.append(_budget_use(row, active))
     return {agency: list(grants.values()) for agency, grants in spend.items()}
 
 
-def _budget_use(row: Row, keys: tuple[str, str, int]) -> BudgetUse:
-    first, last, count = keys
+def _budget_use(row: Row, active: tuple[str, str, int]) -> BudgetUse:
+    """Used over the span's periods (the grant drew nothing outside its own), limit over its active ones."""
+    first, last, count = active
     return BudgetUse(
         period=row["period"],
         periods=first if first == last else f"{first}..{last}",
