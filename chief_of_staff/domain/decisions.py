@@ -239,6 +239,12 @@ def _view(row: Row, now_text: str) -> DecisionView:
     )
 
 
+def markdown_item(view: DecisionView) -> str:
+    """A pending decision as one markdown list item (the brief and the review packet): the ask, then its facts."""
+    head, *rest = describe(view)
+    return "\n".join([f"- {head} (expires {view.expires_at})", *(f"  {line}" for line in rest)])
+
+
 def redeem_call(view: DecisionView) -> str:
     """The authorize call that uses an approved escalation, written out: `authorize(agency="Outbound", ...)`."""
     arguments = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in (view.redeem_with or {}).items())

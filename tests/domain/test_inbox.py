@@ -16,7 +16,7 @@ from chief_of_staff.core.audit import OPERATOR_CLI, Actor
 from chief_of_staff.core.clock import FixedClock
 from chief_of_staff.core.db import Store, Tx
 from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound
-from chief_of_staff.domain import agencies, goals, inbox, routines
+from chief_of_staff.domain import agencies, deciding, goals, inbox, routines
 from chief_of_staff.domain.goals import KeyResultSpec
 from chief_of_staff.domain.inbox import TaskView
 from chief_of_staff.domain.outcomes import MetricDelta
@@ -261,11 +261,11 @@ async def test_update_audits_only_the_fields_that_changed(world: Store) -> None:
     await add(world, "One", priority="P1")
     async with world.write() as tx:
         view = await inbox.update_task(
-            tx, SDR, "T1", status="waiting", priority="P1", note="Needs a price list", due_on="2026-11-27"
+            tx, SDR, "T1", status="blocked", priority="P1", note="Needs a price list", due_on="2026-11-27"
         )
-    assert (view.status, view.note, view.due_on) == ("waiting", "Needs a price list", date(2026, 11, 27))
+    assert (view.status, view.note, view.due_on) == ("blocked", "Needs a price list", date(2026, 11, 27))
     assert (await audit_rows(world, "task.update"))[-1]["detail"] == {
-        "status": "waiting",
+        "status": "blocked",
         "note": "Needs a price list",
         "due_on": "2026-11-27",
     }
@@ -421,7 +421,9 @@ async def test_summary_counts_by_status_overdue_and_local_today(world: Store, cl
     await add(world, "Ready", priority="P1", depends_on=["T4"])
     async with world.write() as tx:
         await inbox.update_task(tx, SDR, "T2", status="blocked")
-        await inbox.update_task(tx, SDR, "T3", status="waiting")
+        await deciding.request_decision(
+            tx, SDR, agency="Outbound", role=None, kind="question", title="Which list?", task="T3"
+        )
     clock.set(datetime(2026, 11, 23, 22, 30, tzinfo=UTC))  # 23:30 Monday in Berlin
     await complete(world, "T4")
     await complete(world, "T5", result="failure")
@@ -581,3 +583,16 @@ async def test_claim_list_and_summary_read_indexes_not_the_task_table(world: Sto
     claim_plans = [plan for sql, plan in plans.items() if sql.startswith("WITH pick")]
     assert len(claim_plans) == 1 and any("USING INDEX tasks_ready" in line for line in claim_plans[0])
     assert {sql: _bad_plan_lines(plan) for sql, plan in plans.items() if _bad_plan_lines(plan)} == {}
+
+
+async def test_a_task_waits_on_the_operator_only_through_a_decision(world: Store) -> None:
+    await add(world, "Needs a yes")
+    async with world.write() as tx:
+        with pytest.raises(InvalidInput, match="request_decision"):
+            await inbox.update_task(tx, SDR, "T1", status="waiting")
+        asked = await deciding.request_decision(
+            tx, SDR, agency="Outbound", role=None, kind="question", title="Which list?", task="T1"
+        )
+    async with world.read() as tx:
+        parked = await inbox.get_task(tx, "T1")
+    assert (parked.status, parked.waiting_on) == ("waiting", asked.id)
