@@ -5,10 +5,18 @@
 both in the same transaction. Progress and pace are read from `current` and the dates, the
 forecast from the recent days' rows (chief_of_staff.domain.pace does the arithmetic), so a goal view
 never scans the outcome log. Every goal change is an operator act.
+
+A key result is `cumulative` (outcomes send deltas: "+3 emails sent") or `level` (outcomes send
+observations: "subscribers are now 180"). A level observation is logged with the change it made
+as its delta, so `current` is the latest observation and the rollups read both kinds alike.
+
+A key result is named by its id ("KR3") or its metric ("emails sent", in any case): metric names
+are unique among the key results of an agency's active goals, so a name says which one is meant.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Annotated, Any, Literal, get_args
@@ -21,11 +29,12 @@ from chief_of_staff.core.db import Row, Tx
 from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound
 from chief_of_staff.core.fields import LocalDate, Model, Name, ShortText, checked_text, name_key
 from chief_of_staff.domain import trust, workspace
-from chief_of_staff.domain.agencies import resolve_agency
+from chief_of_staff.domain.agencies import agency_name, resolve_agency
 from chief_of_staff.domain.pace import MIN_HISTORY_DAYS, RATE_WINDOW_DAYS, PaceLabel, standing_of
 
 GoalStatus = Literal["active", "achieved", "dropped"]
 Direction = Literal["up", "down"]
+KeyResultKind = Literal["cumulative", "level"]
 
 MAX_KEY_RESULTS = 10
 GOAL_HINT = "approve it in chat (confirm=true), or ask the operator to run it from the command line"
@@ -69,6 +78,13 @@ def check_finite(value: object, field: str) -> float:
     return float(value)
 
 
+# Wherever a key result is named: its id or its metric name (metric names are at most 80 characters).
+KeyResultRef = Annotated[str, Field(min_length=1, max_length=80, description="KR id or metric name")]
+
+# Said once, in the spec's schema: what each kind makes an outcome send.
+_KIND_HELP = "cumulative: outcomes send delta (+3); level: outcomes send value (now 180)"
+
+
 class KeyResultSpec(Model):
     """One key result of a new goal. start_date defaults to today in the workspace timezone."""
 
@@ -79,11 +95,12 @@ class KeyResultSpec(Model):
     direction: Direction
     due_date: LocalDate
     start_date: LocalDate | None = None
+    kind: KeyResultKind = Field("cumulative", description=_KIND_HELP)
 
 
 class KeyResultChange(Model):
-    """Change key result "KR3" (new target, due date or unit), or add one by giving a new metric name
-    with baseline, target, direction and due_date."""
+    """Change key result "KR3" or "emails sent" (new target, due date or unit), or add one by giving a
+    new metric name with baseline, target, direction and due_date (and kind)."""
 
     key_result: ShortText
     target: FiniteNumber | None = None
@@ -92,11 +109,13 @@ class KeyResultChange(Model):
     baseline: FiniteNumber | None = None
     direction: Direction | None = None
     start_date: LocalDate | None = None
+    kind: KeyResultKind | None = Field(None, description="New key result only; default cumulative")
 
 
 class KeyResultView(Model):
     id: str
     metric: str
+    kind: KeyResultKind
     unit: str
     baseline: float
     target: float
@@ -136,20 +155,82 @@ async def resolve_goal(tx: Tx, ref: str, *, field: str = "goal") -> Row:
     return row
 
 
-async def resolve_key_result(tx: Tx, ref: str, *, field: str = "key_result") -> Row:
-    """The key_results row for "KR3", with its goal's agency_id and goal_status."""
+# "KR3", "kr 3" or "3": a reference in this form is an id, never a metric name (create_goal refuses
+# metric names of this form, so no key result can hide behind another's id).
+_KR_ID = re.compile(r"\s*(?:KR)?\s*\d{1,18}\s*", re.IGNORECASE)
+_KR_SELECT = (
+    "SELECT kr.*, g.agency_id AS agency_id, g.status AS goal_status FROM key_results AS kr "
+    "JOIN goals AS g ON g.id = kr.goal_id "
+)
+# Most matches listed in an ambiguity error: enough to choose from, never a page of ids.
+_MATCHES_SHOWN = 5
+
+
+def metric_key(metric: str) -> str:
+    """What two metric names are compared by: NFKC, whitespace runs as one space, any case of any script."""
+    return " ".join(name_key(metric).split()).casefold()
+
+
+def looks_like_key_result_id(ref: str) -> bool:
+    """Is this reference read as a key result id ("KR3", "kr 3", "3") rather than a metric name?"""
+    return _KR_ID.fullmatch(ref) is not None
+
+
+async def resolve_key_result(tx: Tx, ref: str | int, *, agency_id: int | None = None, field: str = "key_result") -> Row:
+    """The key_results row for "KR3" or a metric name ("emails sent", any case), with its goal's
+    agency_id and goal_status.
+
+    A name is looked up among the key results of the agency's goals (every agency's when agency_id is
+    None): active goals first, then closed ones. A name two key results share is an InvalidInput
+    listing the ids to send instead.
+    """
+    if isinstance(ref, int) or looks_like_key_result_id(ref):
+        return await _key_result_by_id(tx, ref, field)
+    if not isinstance(ref, str) or not ref.strip():
+        raise InvalidInput(f'{field}: send a key result id like KR3 or its metric name, e.g. "emails sent".')
+    return await _key_result_by_name(tx, ref, agency_id, field)
+
+
+async def _key_result_by_id(tx: Tx, ref: str | int, field: str) -> Row:
     number = ids.parse_id("key_result", ref, field=field)
-    row = await tx.one(
-        "SELECT kr.*, g.agency_id AS agency_id, g.status AS goal_status FROM key_results kr "
-        "JOIN goals g ON g.id = kr.goal_id WHERE kr.id = ?",
-        (number,),
-    )
+    row = await tx.one(f"{_KR_SELECT}WHERE kr.id = ?", (number,))
     if row is None:
         raise NotFound(
             f"{field}: there is no key result {ids.format_id('key_result', number)}. "
             "Call list_goals to see each goal's key results."
         )
     return row
+
+
+async def _key_result_by_name(tx: Tx, ref: str, agency_id: int | None, field: str) -> Row:
+    key = metric_key(ref)
+    for active in (True, False):
+        found = [row for row in await _key_results_of(tx, agency_id, active=active) if metric_key(row["metric"]) == key]
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise InvalidInput(f"{field}: {ref.strip()!r} names {_listing(found)}; send one of those ids instead.")
+    where = "" if agency_id is None else f" of agency {await agency_name(tx, agency_id)}"
+    raise NotFound(
+        f"{field}: no key result{where} is named {ref.strip()!r}; send an id like KR3 or a metric name "
+        "exactly as list_goals shows it."
+    )
+
+
+async def _key_results_of(tx: Tx, agency_id: int | None, *, active: bool) -> list[Row]:
+    """Key results of the agency's (or every agency's) active goals, or of its closed ones."""
+    status = "g.status = 'active'" if active else "g.status != 'active'"
+    if agency_id is None:
+        return await tx.all(f"{_KR_SELECT}WHERE {status} ORDER BY kr.id")
+    return await tx.all(f"{_KR_SELECT}WHERE g.agency_id = ? AND {status} ORDER BY kr.id", (agency_id,))
+
+
+def _listing(rows: Sequence[Row]) -> str:
+    """ "KR3 (goal G1) and KR7 (goal G2)": the key results a name could mean."""
+    shown = [f"{ids.format_id('key_result', r['id'])} (goal {ids.format_id('goal', r['goal_id'])})" for r in rows]
+    extra = len(shown) - _MATCHES_SHOWN
+    shown = shown[:_MATCHES_SHOWN] + ([f"{extra} more"] if extra > 0 else [])
+    return ", ".join(shown[:-1]) + f" and {shown[-1]}"
 
 
 # --- views ---------------------------------------------------------------------------------------
@@ -176,6 +257,7 @@ def _key_result_view(row: Row, today: date, goal_active: bool) -> KeyResultView:
     return KeyResultView(
         id=ids.format_id("key_result", row["id"]),
         metric=row["metric"],
+        kind=row["kind"],
         unit=row["unit"],
         baseline=row["baseline"],
         target=row["target"],
@@ -264,11 +346,6 @@ async def list_goals(tx: Tx, *, agency: str | None = None, include_closed: bool 
 # --- validation ----------------------------------------------------------------------------------
 
 
-def _metric_key(metric: str) -> str:
-    """Metrics of one goal are told apart after NFKC and in any case of any script."""
-    return name_key(metric).casefold()
-
-
 def coerce_input(model: type[Model], item: object, field: str) -> Any:
     """Accept a model or a plain dict; a bad dict becomes InvalidInput naming the exact field."""
     if isinstance(item, model):
@@ -306,26 +383,49 @@ def _check_spec(field: str, spec: KeyResultSpec, today: date) -> None:
     _check_line(field, spec.baseline, spec.target, spec.direction, spec.start_date or today, spec.due_date)
 
 
-def _check_specs(specs: Sequence[KeyResultSpec], today: date) -> None:
+def _check_specs(specs: Sequence[KeyResultSpec], today: date, taken: dict[str, Row]) -> None:
     if not 1 <= len(specs) <= MAX_KEY_RESULTS:
         raise InvalidInput(f"key_results: send 1 to {MAX_KEY_RESULTS} key results; a goal is measured by them.")
     seen: set[str] = set()
     for index, spec in enumerate(specs):
         field = f"key_results[{index}]"
-        if _metric_key(spec.metric) in seen:
+        if metric_key(spec.metric) in seen:
             raise InvalidInput(f"{field}.metric: {spec.metric!r} appears twice; give each key result its own metric.")
-        seen.add(_metric_key(spec.metric))
+        seen.add(metric_key(spec.metric))
+        _check_new_name(f"{field}.metric", spec.metric, taken)
         _check_spec(field, spec, today)
+
+
+async def _names_in_use(tx: Tx, agency_id: int, *, besides_goal: int | None = None) -> dict[str, Row]:
+    """The metric names of the agency's active goals' key results (by metric_key), but one goal's."""
+    rows = await _key_results_of(tx, agency_id, active=True)
+    return {metric_key(row["metric"]): row for row in rows if row["goal_id"] != besides_goal}
+
+
+def _check_new_name(field: str, metric: str, taken: dict[str, Row]) -> None:
+    """A new key result's name must read as a name and be free among the agency's active goals."""
+    if looks_like_key_result_id(metric):
+        raise InvalidInput(
+            f"{field}: {metric!r} reads like a key result id; name the metric in words, e.g. 'emails sent'."
+        )
+    other = taken.get(metric_key(metric))
+    if other is not None:
+        short, goal = ids.format_id("key_result", other["id"]), ids.format_id("goal", other["goal_id"])
+        raise InvalidInput(
+            f"{field}: {metric!r} is already {short} of goal {goal} in this agency, and outcomes name key results "
+            f"by their metric; give the new one another name, or close {goal} first (to change {short}, adjust {goal})."
+        )
 
 
 async def _insert_key_result(tx: Tx, goal_id: int, spec: KeyResultSpec, today: date) -> int:
     start = (spec.start_date or today).isoformat()
     return await tx.run(
-        "INSERT INTO key_results (goal_id, metric, unit, baseline, target, direction, start_date, due_date, "
-        "current, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO key_results (goal_id, metric, kind, unit, baseline, target, direction, start_date, due_date, "
+        "current, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             goal_id,
             spec.metric,
+            spec.kind,
             spec.unit,
             spec.baseline,
             spec.target,
@@ -354,7 +454,7 @@ async def create_goal(
     description = checked_text(description, "description", 4000, required=False)
     specs = [coerce_input(KeyResultSpec, item, f"key_results[{i}]") for i, item in enumerate(key_results)]
     today = await _today(tx)
-    _check_specs(specs, today)
+    _check_specs(specs, today, await _names_in_use(tx, agency_row["id"]))
     goal_id = await tx.run(
         "INSERT INTO goals (agency_id, title, description, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
         (agency_row["id"], title, description, tx.now_text, tx.now_text),
@@ -379,6 +479,7 @@ def _spec_detail(kr_id: int, spec: KeyResultSpec) -> dict[str, Any]:
     return {
         "id": ids.format_id("key_result", kr_id),
         "metric": spec.metric,
+        "kind": spec.kind,
         "baseline": spec.baseline,
         "target": spec.target,
         "direction": spec.direction,
@@ -404,7 +505,10 @@ async def adjust_goal(
     changes = [coerce_input(KeyResultChange, c, f"key_results[{i}]") for i, c in enumerate(key_results or [])]
     if not fields and not changes:
         raise InvalidInput("Nothing to change: send title, description, status or key_results.")
-    plan = await _plan_key_result_changes(tx, goal_row, changes, await _today(tx))
+    taken = await _names_in_use(tx, goal_row["agency_id"], besides_goal=goal_row["id"])
+    if fields.get("status") == "active" and goal_row["status"] != "active":
+        await _refuse_clashing_reopen(tx, goal_row, taken)
+    plan = await _plan_key_result_changes(tx, goal_row, changes, await _today(tx), taken)
     if fields:
         sets = ", ".join(f"{column} = ?" for column in fields)
         await tx.run(
@@ -434,28 +538,42 @@ def _brief_fields(fields: dict[str, str]) -> dict[str, Any]:
     return {k: ("(changed)" if k == "description" else v) for k, v in fields.items()}
 
 
+async def _refuse_clashing_reopen(tx: Tx, goal_row: Row, taken: dict[str, Row]) -> None:
+    """A reopened goal's key results must not share a name with another active goal's."""
+    for row in await tx.all("SELECT id, metric FROM key_results WHERE goal_id = ? ORDER BY id", (goal_row["id"],)):
+        other = taken.get(metric_key(row["metric"]))
+        if other is not None:
+            mine, theirs = ids.format_id("key_result", row["id"]), ids.format_id("key_result", other["id"])
+            goal = ids.format_id("goal", other["goal_id"])
+            raise InvalidInput(
+                f"status: reopening would give two active key results the name {row['metric']!r} ({mine} and "
+                f"{theirs} of goal {goal}), and outcomes name key results by their metric; close {goal} first."
+            )
+
+
 Step = Any  # an async callable (tx) -> dict: one validated write, run after every check has passed
 
 
 async def _plan_key_result_changes(
-    tx: Tx, goal_row: Row, changes: Sequence[KeyResultChange], today: date
+    tx: Tx, goal_row: Row, changes: Sequence[KeyResultChange], today: date, taken: dict[str, Row]
 ) -> list[Step]:
     """Validate every key-result change before any is written; return the writes to run."""
     existing = await tx.all("SELECT * FROM key_results WHERE goal_id = ? ORDER BY id", (goal_row["id"],))
-    by_metric = {_metric_key(row["metric"]): row for row in existing}
+    by_metric = {metric_key(row["metric"]): row for row in existing}
     count, plan, added = len(existing), [], set()
     for index, change in enumerate(changes):
         field = f"key_results[{index}]"
-        if _metric_key(change.key_result) in added:
+        if metric_key(change.key_result) in added:
             raise InvalidInput(f"{field}.key_result: {change.key_result!r} is added twice; send it once.")
         row = await _target_row(tx, goal_row, change.key_result, by_metric, field)
         if row is None:
             count += 1
             if count > MAX_KEY_RESULTS:
                 raise InvalidInput(f"{field}: a goal has at most {MAX_KEY_RESULTS} key results.")
+            _check_new_name(f"{field}.key_result", change.key_result, taken)
             spec = _spec_from_change(change, field)
             _check_spec(field, spec, today)
-            added.add(_metric_key(spec.metric))
+            added.add(metric_key(spec.metric))
             plan.append(_add_step(goal_row["id"], spec, today))
         else:
             plan.append(_change_step(row, change, field))
@@ -463,8 +581,8 @@ async def _plan_key_result_changes(
 
 
 async def _target_row(tx: Tx, goal_row: Row, ref: str, by_metric: dict[str, Row], field: str) -> Row | None:
-    """The key result a change refers to ("KR3" or an existing metric name), or None for a new metric."""
-    if ref.upper().startswith("KR") and ref[2:].strip().isdigit():
+    """The key result a change refers to ("KR3" or this goal's metric name), or None for a new metric."""
+    if looks_like_key_result_id(ref):
         row = await resolve_key_result(tx, ref, field=f"{field}.key_result")
         if row["goal_id"] != goal_row["id"]:
             owner, this = ids.format_id("goal", row["goal_id"]), ids.format_id("goal", goal_row["id"])
@@ -472,7 +590,7 @@ async def _target_row(tx: Tx, goal_row: Row, ref: str, by_metric: dict[str, Row]
                 f"{field}.key_result: {ref} belongs to goal {owner}, not {this}; adjust that goal instead."
             )
         return row
-    return by_metric.get(_metric_key(ref))
+    return by_metric.get(metric_key(ref))
 
 
 def _spec_from_change(change: KeyResultChange, field: str) -> KeyResultSpec:
@@ -483,7 +601,8 @@ def _spec_from_change(change: KeyResultChange, field: str) -> KeyResultSpec:
             f"{field}: {change.key_result!r} is a new metric for this goal; to add it send "
             f"{', '.join(missing)} too (or send an existing id like KR3 to change one)."
         )
-    fields = change.model_dump(include={"baseline", "target", "direction", "due_date", "start_date"})
+    fields = change.model_dump(include={"baseline", "target", "direction", "due_date", "start_date", "kind"})
+    fields["kind"] = fields["kind"] or "cumulative"
     spec: KeyResultSpec = coerce_input(
         KeyResultSpec, {"metric": change.key_result, "unit": change.unit or "", **fields}, field
     )
@@ -498,7 +617,7 @@ def _add_step(goal_id: int, spec: KeyResultSpec, today: date) -> Step:
 
 
 def _change_step(row: Row, change: KeyResultChange, field: str) -> Step:
-    for fixed in ("baseline", "direction", "start_date"):
+    for fixed in ("baseline", "direction", "start_date", "kind"):
         if getattr(change, fixed) is not None:
             raise InvalidInput(
                 f"{field}.{fixed}: an existing key result keeps its {fixed}; change only "

@@ -4,19 +4,28 @@ Logging an outcome touches a fixed handful of rows whatever the size of the log:
 and its metric rows, each key result's `current` rollup and its row for the local day in
 `key_result_days` (the recent rate pace forecasts read), the agency's row for the local day
 in `agency_days`, and a playbook lesson when one is given. Reads go newest first by index.
+
+A cumulative key result is sent a delta; a level one is sent its value now, and the log records the
+change that observation made as its delta (so `current` is the latest observation). An outcome sent
+with an idempotency key is logged once: the same key and request again returns the first outcome
+and writes nothing, as authorize does.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, get_args
+
+from pydantic import Field
 
 from chief_of_staff.core import audit, clock, ids
 from chief_of_staff.core.audit import Actor
 from chief_of_staff.core.db import Row, Tx
 from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound
-from chief_of_staff.core.fields import MAX_CENTS, Model, ShortText
+from chief_of_staff.core.fields import MAX_CENTS, Model
 from chief_of_staff.domain import agencies, goals, workspace
 
 Result = Literal["success", "partial", "failure"]
@@ -27,6 +36,7 @@ MAX_EVIDENCE_CHARS = 500
 MAX_METRICS = 10
 MAX_MINUTES = 1_000_000
 MAX_PAGE = 100
+MAX_IDEMPOTENCY_KEY = 200
 
 
 # An outcome with the names its view shows, in the one statement that reads it.
@@ -37,17 +47,20 @@ _VIEW_SELECT = (
 
 
 class MetricDelta(Model):
-    """How much one outcome moved one key result, in the key result's unit (negative to move it down)."""
+    """One key result this outcome moved: send delta for a cumulative key result, value for a level one."""
 
-    key_result: ShortText
-    delta: goals.FiniteNumber
+    key_result: goals.KeyResultRef
+    delta: goals.FiniteNumber | None = Field(None, description="Cumulative: change, e.g. 3 or -1")
+    value: goals.FiniteNumber | None = Field(None, description="Level: value now, e.g. 180")
 
 
 class MetricMoved(Model):
-    """A delta as the log holds it: unbounded, since a row written before the bound must still read."""
+    """A move as the log holds it (unbounded, so rows written before the bound still read): the change,
+    and for a level key result the value observed."""
 
     key_result: str
     delta: float
+    value: float | None = None
 
 
 class OutcomeView(Model):
@@ -126,33 +139,82 @@ async def _task(tx: Tx, task_id: object, agency_id: int) -> int | None:
     return number
 
 
-async def _metrics(tx: Tx, items: Sequence[MetricDelta], agency_id: int) -> list[tuple[int, float]]:
-    """Each delta as (key result id, delta); the key result must serve an active goal of this agency."""
+@dataclass(frozen=True)
+class _Sent:
+    """One metric item as sent: its key result's row, and the delta or the value (exactly one)."""
+
+    kr: Row
+    delta: float | None
+    value: float | None
+
+
+async def _metrics(tx: Tx, items: Sequence[MetricDelta], agency_id: int) -> list[_Sent]:
+    """Each item resolved (by id or by name within the agency) and checked against its key result's kind."""
     if len(items) > MAX_METRICS:
-        raise InvalidInput(f"metrics: send at most {MAX_METRICS} key-result deltas per outcome.")
-    moved: dict[int, float] = {}
+        raise InvalidInput(f"metrics: send at most {MAX_METRICS} key-result items per outcome.")
+    sent: dict[int, _Sent] = {}
     for index, item in enumerate(items):
         field = f"metrics[{index}]"
         metric: MetricDelta = goals.coerce_input(MetricDelta, item, field)
-        delta = goals.check_finite(metric.delta, f"{field}.delta")
-        kr = await goals.resolve_key_result(tx, metric.key_result, field=f"{field}.key_result")
-        _check_kr_open(kr, agency_id, f"{field}.key_result")
-        if kr["id"] in moved:
+        kr = await goals.resolve_key_result(tx, metric.key_result, agency_id=agency_id, field=f"{field}.key_result")
+        _check_kr_ours(kr, agency_id, f"{field}.key_result")
+        if kr["id"] in sent:
             raise InvalidInput(
                 f"{field}.key_result: {ids.format_id('key_result', kr['id'])} appears twice; "
-                "send one delta per key result (add them up)."
+                "send one item per key result (add deltas up; send a level's latest value)."
             )
-        moved[kr["id"]] = delta
-    return list(moved.items())
+        sent[kr["id"]] = _checked_kind(kr, metric, field)
+    return list(sent.values())
 
 
-def _check_kr_open(kr: Row, agency_id: int, field: str) -> None:
-    short, goal = ids.format_id("key_result", kr["id"]), ids.format_id("goal", kr["goal_id"])
+def _checked_kind(kr: Row, metric: MetricDelta, field: str) -> _Sent:
+    """A cumulative key result takes a delta and a level one a value: a model that sends 180 for
+    "subscribers are now 180" to a delta field would count them again, so the wrong field is refused."""
+    name = f"{ids.format_id('key_result', kr['id'])} ({kr['metric']})"
+    if kr["kind"] == "level":
+        if metric.delta is not None:
+            raise InvalidInput(
+                f"{field}.delta: {name} is a level key result; send value, its value now "
+                f"(e.g. value: 180), not a change. Nothing was logged."
+            )
+        if metric.value is None:
+            raise InvalidInput(f"{field}.value: {name} is a level key result; send value, its value now.")
+        return _Sent(kr, None, goals.check_finite(metric.value, f"{field}.value"))
+    if metric.value is not None:
+        raise InvalidInput(
+            f"{field}.value: {name} is a cumulative key result; send delta, how much this outcome moved it "
+            f"(e.g. delta: 3), not a total. Nothing was logged."
+        )
+    if metric.delta is None:
+        raise InvalidInput(f"{field}.delta: {name} is a cumulative key result; send delta, how much it moved.")
+    return _Sent(kr, goals.check_finite(metric.delta, f"{field}.delta"), None)
+
+
+def _moves(sent: Sequence[_Sent]) -> list[_Move]:
+    """(key result id, delta, value) per item, in key-result order; a level value moves by its change."""
+    moves = [
+        (item.kr["id"], item.value - item.kr["current"], item.value)
+        if item.value is not None
+        else (item.kr["id"], float(item.delta or 0.0), None)
+        for item in sent
+    ]
+    return sorted(moves, key=lambda move: move[0])
+
+
+_Move = tuple[int, float, float | None]
+
+
+def _check_kr_ours(kr: Row, agency_id: int, field: str) -> None:
     if kr["agency_id"] != agency_id:
+        short, goal = ids.format_id("key_result", kr["id"]), ids.format_id("goal", kr["goal_id"])
         raise InvalidInput(
             f"{field}: {short} belongs to another agency's goal {goal}; send a key result of "
             "this agency's goals (list_goals shows them)."
         )
+
+
+def _check_kr_open(kr: Row, field: str) -> None:
+    short, goal = ids.format_id("key_result", kr["id"]), ids.format_id("goal", kr["goal_id"])
     if kr["goal_status"] != "active":
         raise InvalidInput(
             f"{field}: {short} belongs to goal {goal}, which is {kr['goal_status']}; "
@@ -161,6 +223,106 @@ def _check_kr_open(kr: Row, agency_id: int, field: str) -> None:
 
 
 # --- writing -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutcomeRequest:
+    """An outcome as asked for, every field checked and resolved, before anything is written."""
+
+    operation: str
+    agency: Row
+    role: Row | None
+    task: int | None
+    summary: str
+    result: Result
+    cost: int
+    minutes: int
+    evidence: list[str]
+    lesson: str | None
+    metrics: list[_Sent]
+    idempotency_key: str | None
+
+    def digest(self) -> str:
+        """sha256 of the request as resolved: "emails sent" and "KR3" for the same key result are one request."""
+        metrics = sorted(
+            (m.kr["id"], "value" if m.value is not None else "delta", m.value if m.value is not None else m.delta)
+            for m in self.metrics
+        )
+        request = {
+            "operation": self.operation,
+            "agency": self.agency["id"],
+            "role": None if self.role is None else self.role["id"],
+            "task": self.task,
+            "summary": self.summary,
+            "result": self.result,
+            "cost_cents": self.cost,
+            "minutes_saved": self.minutes,
+            "evidence": self.evidence,
+            "lesson": self.lesson,
+            "metrics": metrics,
+        }
+        text = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _idempotency_key(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value.strip()) > MAX_IDEMPOTENCY_KEY:
+        raise InvalidInput(f"idempotency_key: send text of at most {MAX_IDEMPOTENCY_KEY} characters, or leave it out.")
+    return value.strip() or None
+
+
+async def read_request(
+    tx: Tx,
+    *,
+    operation: str,
+    agency: str,
+    role: str | None,
+    task_id: int | None,
+    summary: str,
+    result: str,
+    metrics: Sequence[MetricDelta],
+    cost_cents: int,
+    minutes_saved: int,
+    evidence: Sequence[str],
+    lesson: str | None,
+    idempotency_key: str | None,
+) -> OutcomeRequest:
+    """Check and resolve an outcome's fields; what depends on the moment (a retired agency, a closed
+    goal) is checked by `record`, after a retry has had the chance to be answered by `replayed`."""
+    agency_row = await agencies.resolve_agency(tx, agency)
+    role_row = await agencies.resolve_role(tx, agency_row["id"], role)
+    text, outcome_result = _summary(summary), _result(result)
+    cost = _whole(cost_cents, "cost_cents", MAX_CENTS, "the cost in cents (1250 = 12.50)")
+    minutes = _whole(minutes_saved, "minutes_saved", MAX_MINUTES, "the minutes saved")
+    links, lesson_text = _evidence(list(evidence)), _lesson(lesson)
+    key = _idempotency_key(idempotency_key)
+    task = await _task(tx, task_id, agency_row["id"])
+    sent = await _metrics(tx, list(metrics), agency_row["id"])
+    return OutcomeRequest(
+        operation, agency_row, role_row, task, text, outcome_result, cost, minutes, links, lesson_text, sent, key
+    )
+
+
+async def replayed(tx: Tx, request: OutcomeRequest) -> OutcomeView | None:
+    """The outcome first logged under the request's idempotency key, or None when the key is new (or
+    absent). The key reused for a different request is refused, naming the outcome it was used for."""
+    if request.idempotency_key is None:
+        return None
+    rows = await tx.all(
+        f"{_VIEW_SELECT}WHERE o.agency_id = ? AND o.idempotency_key = ?",
+        (request.agency["id"], request.idempotency_key),
+    )
+    if not rows:
+        return None
+    if rows[0]["request_hash"] != request.digest():
+        raise InvalidInput(
+            f"idempotency_key: {request.idempotency_key!r} was already used for a different outcome "
+            f"({ids.format_id('outcome', rows[0]['id'])}). Send a new idempotency_key for this one; "
+            "nothing was logged."
+        )
+    return (await _views(tx, rows))[0]
 
 
 async def log_outcome(
@@ -177,72 +339,98 @@ async def log_outcome(
     minutes_saved: int = 0,
     evidence: Sequence[str] = (),
     lesson: str | None = None,
+    idempotency_key: str | None = None,
 ) -> OutcomeView:
-    """Append an outcome, move its key results, roll it into the agency's day and keep its lesson."""
-    agency_row = await agencies.resolve_agency(tx, agency)
+    """Append an outcome, move its key results, roll it into the agency's day and keep its lesson.
+
+    With an idempotency key already used for the same request, return that first outcome and write nothing.
+    """
+    request = await read_request(
+        tx,
+        operation="log_outcome",
+        agency=agency,
+        role=role,
+        task_id=task_id,
+        summary=summary,
+        result=result,
+        metrics=metrics,
+        cost_cents=cost_cents,
+        minutes_saved=minutes_saved,
+        evidence=evidence,
+        lesson=lesson,
+        idempotency_key=idempotency_key,
+    )
+    first = await replayed(tx, request)
+    return first if first is not None else await record(tx, actor, request)
+
+
+async def record(tx: Tx, actor: Actor, request: OutcomeRequest) -> OutcomeView:
+    """Write a checked request: the outcome, its key results' moves and rollups, its lesson and audit row."""
+    agency_row = request.agency
     if agency_row["status"] != "active":
         raise Conflict(f"agency: {agency_row['name']} is retired; outcomes are logged for active agencies.")
-    role_row = await agencies.resolve_role(tx, agency_row["id"], role)
-    text, outcome_result = _summary(summary), _result(result)
-    cost = _whole(cost_cents, "cost_cents", MAX_CENTS, "the cost in cents (1250 = 12.50)")
-    minutes = _whole(minutes_saved, "minutes_saved", MAX_MINUTES, "the minutes saved")
-    links, lesson_text = _evidence(list(evidence)), _lesson(lesson)
-    task = await _task(tx, task_id, agency_row["id"])
-    moves = await _metrics(tx, list(metrics), agency_row["id"])
+    for index, item in enumerate(request.metrics):
+        _check_kr_open(item.kr, f"metrics[{index}].key_result")
+    moves = _moves(request.metrics)
+    key = request.idempotency_key
     outcome_id = await tx.run(
         "INSERT INTO outcomes (task_id, agency_id, role_id, summary, result, cost_cents, minutes_saved, "
-        "evidence, lesson, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "evidence, lesson, idempotency_key, request_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
-            task,
+            request.task,
             agency_row["id"],
-            None if role_row is None else role_row["id"],
-            text,
-            outcome_result,
-            cost,
-            minutes,
-            json.dumps(links, ensure_ascii=False),
-            lesson_text,
+            None if request.role is None else request.role["id"],
+            request.summary,
+            request.result,
+            request.cost,
+            request.minutes,
+            json.dumps(request.evidence, ensure_ascii=False),
+            request.lesson,
+            key,
+            None if key is None else request.digest(),
             tx.now_text,
         ),
     )
     await _apply_moves(tx, outcome_id, moves)
-    await _roll_up_day(tx, agency_row["id"], outcome_result, cost, minutes)
-    lesson_id = await _keep_lesson(tx, agency_row["id"], outcome_id, outcome_result, lesson_text)
+    await _roll_up_day(tx, agency_row["id"], request.result, request.cost, request.minutes)
+    lesson_id = await _keep_lesson(tx, agency_row["id"], outcome_id, request.result, request.lesson)
     await audit.append(
         tx,
         actor,
         "outcome.log",
         ids.format_id("outcome", outcome_id),
-        _audit_detail(agency_row["id"], task, outcome_result, cost, moves, lesson_id),
+        _audit_detail(agency_row["id"], request, moves, lesson_id),
     )
     # Built from what was just written rather than read back: the same view, without the statements.
     return OutcomeView(
         id=ids.format_id("outcome", outcome_id),
         agency=agency_row["name"],
-        role=None if role_row is None else role_row["name"],
-        task_id=_task_label(task),
-        summary=text,
-        result=outcome_result,
-        cost_cents=cost,
-        minutes_saved=minutes,
-        evidence=links,
-        lesson=lesson_text,
-        metrics=_metric_deltas(sorted(moves)),
+        role=None if request.role is None else request.role["name"],
+        task_id=_task_label(request.task),
+        summary=request.summary,
+        result=request.result,
+        cost_cents=request.cost,
+        minutes_saved=request.minutes,
+        evidence=request.evidence,
+        lesson=request.lesson,
+        metrics=_metric_moves(moves),
         created_at=tx.now_text,
     )
 
 
-async def _apply_moves(tx: Tx, outcome_id: int, moves: list[tuple[int, float]]) -> None:
+async def _apply_moves(tx: Tx, outcome_id: int, moves: list[_Move]) -> None:
     """The metric rows, each key result's `current`, and its local day in `key_result_days`."""
     if not moves:
         return
     await tx.run_many(
-        "INSERT INTO outcome_metrics (outcome_id, key_result_id, delta) VALUES (?, ?, ?)",
-        [(outcome_id, kr_id, delta) for kr_id, delta in moves],
+        "INSERT INTO outcome_metrics (outcome_id, key_result_id, delta, value) VALUES (?, ?, ?, ?)",
+        [(outcome_id, kr_id, delta, value) for kr_id, delta, value in moves],
     )
+    # A level key result takes the observed value itself, not current + (value - current), which
+    # floating point could leave a hair off what was reported.
     await tx.run_many(
-        "UPDATE key_results SET current = current + ?, updated_at = ? WHERE id = ?",
-        [(delta, tx.now_text, kr_id) for kr_id, delta in moves],
+        "UPDATE key_results SET current = coalesce(?, current + ?), updated_at = ? WHERE id = ?",
+        [(value, delta, tx.now_text, kr_id) for kr_id, delta, value in moves],
     )
     # One statement for every delta of the outcome: the statement count is log_outcome's latency.
     day = await _local_day(tx)
@@ -251,7 +439,7 @@ async def _apply_moves(tx: Tx, outcome_id: int, moves: list[tuple[int, float]]) 
         f"INSERT INTO key_result_days (key_result_id, day, delta_sum, outcomes) VALUES {rows} "
         "ON CONFLICT (key_result_id, day) DO UPDATE SET delta_sum = delta_sum + excluded.delta_sum, "
         "outcomes = outcomes + 1",
-        [value for kr_id, delta in moves for value in (kr_id, day, delta)],
+        [param for kr_id, delta, _ in moves for param in (kr_id, day, delta)],
     )
 
 
@@ -282,14 +470,21 @@ async def _keep_lesson(tx: Tx, agency_id: int, outcome_id: int, result: Result, 
     )
 
 
-def _audit_detail(
-    agency_id: int, task: int | None, result: Result, cost: int, moves: list[tuple[int, float]], lesson_id: int | None
-) -> dict[str, Any]:
-    detail: dict[str, Any] = {"agency": ids.format_id("agency", agency_id), "result": result, "cost_cents": cost}
-    if task is not None:
-        detail["task"] = ids.format_id("task", task)
+def _audit_detail(agency_id: int, request: OutcomeRequest, moves: list[_Move], lesson_id: int | None) -> dict[str, Any]:
+    detail: dict[str, Any] = {
+        "agency": ids.format_id("agency", agency_id),
+        "result": request.result,
+        "cost_cents": request.cost,
+    }
+    if request.task is not None:
+        detail["task"] = ids.format_id("task", request.task)
     if moves:
-        detail["metrics"] = {ids.format_id("key_result", kr_id): delta for kr_id, delta in moves}
+        detail["metrics"] = {ids.format_id("key_result", kr_id): delta for kr_id, delta, _ in moves}
+    observed = {ids.format_id("key_result", kr_id): value for kr_id, _, value in moves if value is not None}
+    if observed:
+        detail["observed"] = observed
+    if request.idempotency_key is not None:
+        detail["idempotency_key"] = request.idempotency_key
     if lesson_id is not None:
         detail["lesson"] = ids.format_id("lesson", lesson_id)
     return detail
@@ -316,23 +511,26 @@ def _task_label(task_id: int | None) -> str | None:
     return None if task_id is None else ids.format_id("task", task_id)
 
 
-def _metric_deltas(moves: Sequence[tuple[int, float]]) -> list[MetricMoved]:
-    return [MetricMoved(key_result=ids.format_id("key_result", kr_id), delta=delta) for kr_id, delta in moves]
+def _metric_moves(moves: Sequence[_Move]) -> list[MetricMoved]:
+    return [
+        MetricMoved(key_result=ids.format_id("key_result", kr_id), delta=delta, value=value)
+        for kr_id, delta, value in moves
+    ]
 
 
-async def _metrics_of(tx: Tx, outcome_ids: list[int]) -> dict[int, list[tuple[int, float]]]:
-    """Each outcome's deltas in key-result order (the primary key's), in one statement."""
+async def _metrics_of(tx: Tx, outcome_ids: list[int]) -> dict[int, list[_Move]]:
+    """Each outcome's moves in key-result order (the primary key's), in one statement."""
     if not outcome_ids:
         return {}
     marks = ", ".join("?" * len(outcome_ids))
     rows = await tx.all(
-        "SELECT outcome_id, key_result_id, delta FROM outcome_metrics "
+        "SELECT outcome_id, key_result_id, delta, value FROM outcome_metrics "
         f"WHERE outcome_id IN ({marks}) ORDER BY outcome_id, key_result_id",
         outcome_ids,
     )
-    found: dict[int, list[tuple[int, float]]] = {}
+    found: dict[int, list[_Move]] = {}
     for row in rows:
-        found.setdefault(row["outcome_id"], []).append((row["key_result_id"], row["delta"]))
+        found.setdefault(row["outcome_id"], []).append((row["key_result_id"], row["delta"], row["value"]))
     return found
 
 
@@ -353,7 +551,7 @@ async def _views(tx: Tx, rows: list[Row]) -> list[OutcomeView]:
             minutes_saved=row["minutes_saved"],
             evidence=json.loads(row["evidence"]),
             lesson=row["lesson"],
-            metrics=_metric_deltas(metrics.get(row["id"], [])),
+            metrics=_metric_moves(metrics.get(row["id"], [])),
             created_at=row["created_at"],
         )
         for row in rows

@@ -58,10 +58,13 @@ async def resolve_links(
 ) -> Links:
     """Resolve references to ids, checking they fit together; `new_work` also refuses a retired agency."""
     agency_id = None if agency is None else int((await agencies.resolve_agency(tx, agency))["id"])
-    goal_id = None if goal is None else int((await goals.resolve_goal(tx, goal))["id"])
+    goal_row = None if goal is None else await goals.resolve_goal(tx, goal)
+    goal_id = None if goal_row is None else int(goal_row["id"])
     kr_id = None
     if key_result is not None:
-        kr = await goals.resolve_key_result(tx, key_result)
+        # A metric name ("emails sent") is looked up within the agency the work belongs to.
+        scope = agency_id if agency_id is not None or goal_row is None else int(goal_row["agency_id"])
+        kr = await goals.resolve_key_result(tx, key_result, agency_id=scope)
         kr_id = int(kr["id"])
         if goal_id is not None and kr["goal_id"] != goal_id:
             raise InvalidInput(

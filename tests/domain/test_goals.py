@@ -243,7 +243,7 @@ async def test_list_goals_filters_by_agency_and_hides_closed_goals(store: Store)
         await _agency(tx)
         await _agency(tx, "Inbox")
         await _goal(tx)
-        await _goal(tx)
+        await _goal(tx, _kr(metric="Replies"))
         await goals.create_goal(tx, OPERATOR_CLI, agency="inbox", title="Zero inbox", key_results=[_kr()])
         await goals.adjust_goal(tx, OPERATOR_CLI, "G2", status="dropped")
         assert [g.id for g in await goals.list_goals(tx)] == ["G1", "G3"]
@@ -354,9 +354,9 @@ async def test_closing_a_goal_is_audited_once(store: Store) -> None:
         (
             OPERATOR_CLI,
             "G1",
-            {"key_results": [{"key_result": "Replies", "target": 30}]},
+            {"key_results": [{"key_result": "Bounces", "target": 30}]},
             InvalidInput,
-            r"key_results\[0\]: 'Replies' is a new metric .* send baseline, direction, due_date",
+            r"key_results\[0\]: 'Bounces' is a new metric .* send baseline, direction, due_date",
         ),
         (
             OPERATOR_CLI,
@@ -409,7 +409,7 @@ async def test_refused_goal_adjustments_write_nothing(
     async with store.write() as tx:
         await _agency(tx)
         await _goal(tx)
-        await _goal(tx)
+        await _goal(tx, _kr(metric="Replies"))
     async with store.read() as tx:
         before_rows = [dict(r) for r in await tx.all("SELECT * FROM key_results")]
     before = await _counts(store)

@@ -25,7 +25,8 @@ TABLES = ("audit_log", "outcomes", "outcome_metrics", "agency_days", "lessons")
 
 async def _setup(tx: Tx) -> None:
     """Outbound (A1, role SDR R1) with goal G1: KR1 meetings 0 -> 12 up, KR2 bounce rate 10 -> 2 down.
-    Inbox (A2) with goal G2: KR3. Goal G3 of Outbound (KR4) is dropped, G4 (KR5) achieved. Task T1."""
+    Inbox (A2) with goal G2: KR3 Meetings. Goal G3 of Outbound (KR4 Demos) is dropped, G4 (KR5 Calls) achieved.
+    Task T1."""
     await agencies.create_agency(tx, OPERATOR_CLI, name="Outbound", purpose="Book meetings")
     await agencies.set_role(tx, OPERATOR_CLI, agency="Outbound", name="SDR", charter="Write and send.")
     await agencies.create_agency(tx, OPERATOR_CLI, name="Inbox", purpose="Answer mail")
@@ -34,8 +35,13 @@ async def _setup(tx: Tx) -> None:
         metric="Bounce rate", unit="%", baseline=10, target=2, direction="down", due_date="2027-02-21"
     )
     await goals.create_goal(tx, OPERATOR_CLI, agency="Outbound", title="Pipeline", key_results=[meetings, bounce])
-    for agency, status in (("Inbox", None), ("Outbound", "dropped"), ("Outbound", "achieved")):
-        view = await goals.create_goal(tx, OPERATOR_CLI, agency=agency, title="Other", key_results=[meetings])
+    for agency, metric, status in (
+        ("Inbox", "Meetings", None),
+        ("Outbound", "Demos", "dropped"),
+        ("Outbound", "Calls", "achieved"),
+    ):
+        spec = meetings.model_copy(update={"metric": metric})
+        view = await goals.create_goal(tx, OPERATOR_CLI, agency=agency, title="Other", key_results=[spec])
         if status:
             await goals.adjust_goal(tx, OPERATOR_CLI, view.id, status=status)
     await tx.run(
@@ -90,7 +96,7 @@ async def test_log_outcome_records_everything_and_writes_one_audit_row(store: St
         "minutes_saved": 30,
         "evidence": ["https://crm.example/deal/1"],
         "lesson": None,
-        "metrics": [{"key_result": "KR1", "delta": 2.0}],
+        "metrics": [{"key_result": "KR1", "delta": 2.0, "value": None}],
         "created_at": "2026-11-23T08:00:00.000000Z",
     }
     after = await _snapshot(store)
@@ -231,7 +237,11 @@ def _delta(ref: str, delta: Any = 1) -> dict[str, Any]:
         ({"metrics": [_delta("KR1", -1e13)]}, InvalidInput, r"metrics\[0\].delta: .*too large"),
         ({"metrics": [_delta("KR1", 10**400)]}, InvalidInput, r"metrics\[0\].delta: "),
         ({"metrics": [_delta("KR1"), _delta("KR9")]}, NotFound, r"metrics\[1\].key_result: there is no key result KR9"),
-        ({"metrics": [_delta("G1")]}, InvalidInput, r"metrics\[0\].key_result: 'G1' is not a key result id"),
+        (
+            {"metrics": [_delta("G1")]},
+            NotFound,
+            r"metrics\[0\].key_result: no key result of agency Outbound is named 'G1'; send an id like KR3",
+        ),
         ({"metrics": [_delta("KR3")]}, InvalidInput, r"metrics\[0\].key_result: KR3 belongs to another agency"),
         (
             {"metrics": [_delta("KR4")]},

@@ -180,8 +180,10 @@ def _goal_lines(goal: GoalSection, today: date) -> list[str]:
     lines = [f"goal {goal.title} ({count} key result{'s' if count != 1 else ''}, due {due})"]
     for kr in goal.key_results:
         unit = f" {kr.unit}" if kr.unit else ""
+        level = " (level: outcomes send its value now)" if kr.kind == "level" else ""
         lines.append(
-            f"key result {kr.metric}: {kr.baseline:g} → {kr.target:g}{unit} by {today + timedelta(days=kr.due_in_days)}"
+            f"key result {kr.metric}: {kr.baseline:g} → {kr.target:g}{unit} by "
+            f"{today + timedelta(days=kr.due_in_days)}{level}"
         )
     return lines
 
@@ -284,6 +286,7 @@ async def _create_goals(
                 direction=kr.direction,
                 due_date=today + timedelta(days=kr.due_in_days),
                 start_date=today,
+                kind=kr.kind,
             )
             for kr in goal.key_results
         ]

@@ -75,6 +75,9 @@ class KeyResultSection(_Section):
     target: Number
     direction: Literal["up", "down"]
     due_in_days: Days
+    # cumulative: outcomes send deltas ("+3 emails sent"); level: outcomes send the value now
+    # (a median, a rate, a count of subscribers), which the key result then reads as its current value.
+    kind: Literal["cumulative", "level"] = "cumulative"
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -266,11 +269,11 @@ def _names_problems(blueprint: Blueprint) -> list[str]:
         f"goals: key {key!r} appears twice; each goal needs its own key."
         for key in _duplicates([g.key for g in blueprint.goals])
     ]
-    for goal in blueprint.goals:
-        problems += [
-            f"goals ({goal.key}) > key_results: metric {metric!r} appears twice."
-            for metric in _duplicates([kr.metric for kr in goal.key_results])
-        ]
+    # Outcomes name key results by metric within the agency, so a metric is unique across its goals.
+    problems += [
+        f"goals > key_results: metric {metric!r} appears twice; metrics are unique within an agency (in any case)."
+        for metric in _duplicates([kr.metric for goal in blueprint.goals for kr in goal.key_results])
+    ]
     return problems
 
 

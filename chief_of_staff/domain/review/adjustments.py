@@ -86,7 +86,7 @@ class AddRoutineArgs(Model):
     priority: Priority = "P2"
     schedule: str = Field(..., max_length=60, description='"daily", "weekdays", "weekly:mon,thu" or "monthly:1"')
     goal_id: Ref | None = None
-    key_result_id: Ref | None = None
+    key_result_id: goals.KeyResultRef | None = None
 
 
 class SetRoutineArgs(Model):
