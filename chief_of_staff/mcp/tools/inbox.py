@@ -12,7 +12,7 @@ from pydantic import Field
 
 from chief_of_staff.core.db import Store
 from chief_of_staff.core.fields import LocalDate, Model, Name, Priority, ShortText, Text, View
-from chief_of_staff.domain import inbox, outcomes, routines
+from chief_of_staff.domain import goals, inbox, outcomes, routines
 from chief_of_staff.domain.review.adjustments import (
     AddRoutineArgs,
 )
@@ -31,7 +31,7 @@ class AddTaskIn(Model):
     agency: Name | None = None
     role: Name | None = None
     goal_id: Ref | None = None
-    key_result_id: Ref | None = None
+    key_result_id: goals.KeyResultRef | None = None
     priority: Priority = "P2"
     due_on: LocalDate | None = None
     depends_on: list[TaskRef] = Field(default_factory=list, max_length=20)
@@ -104,6 +104,11 @@ async def _update_task(store: Store, caller: Caller, args: UpdateTaskIn) -> inbo
             title=args.title,
             details=args.details,
             renew_lease_minutes=args.renew_lease_minutes,
+            agency=_link(args, "to_agency"),
+            role=_link(args, "to_role"),
+            goal=_link(args, "goal_id"),
+            key_result=_link(args, "key_result_id"),
+            depends_on=args.depends_on,
         )
 
 

@@ -27,6 +27,9 @@ Summary = Annotated[str, Field(min_length=1, max_length=2000)]
 Link = Annotated[str, Field(min_length=1, max_length=500)]
 
 
+IdempotencyKey = Annotated[str, Field(min_length=1, max_length=100)]
+
+
 class OutcomeFields(Model):
     summary: Summary
     result: Literal["success", "partial", "failure"]
@@ -35,6 +38,7 @@ class OutcomeFields(Model):
     minutes_saved: int = Field(0, ge=0, le=100_000)
     evidence: list[Link] = Field(default_factory=list, max_length=10)
     lesson: Text | None = None
+    idempotency_key: IdempotencyKey | None = Field(None, description="Same key again returns the first result")
 
 
 class LogOutcomeIn(OutcomeFields):
@@ -59,6 +63,7 @@ async def _log_outcome(store: Store, caller: Caller, args: LogOutcomeIn) -> outc
             minutes_saved=args.minutes_saved,
             evidence=args.evidence,
             lesson=args.lesson,
+            idempotency_key=args.idempotency_key,
         )
 
 
@@ -66,8 +71,8 @@ TOOLS: list[ToolSpec[Any, Any]] = [
     ToolSpec(
         "log_outcome",
         "Log outcome",
-        "Record what happened (append-only): result, metric deltas per key result, cost in cents, "
-        "minutes saved, evidence, lesson. Goal progress moves with the deltas.",
+        "Record what happened (append-only): result, per key result a delta (cumulative) or value (level), "
+        "cost in cents, minutes saved, evidence, lesson. Goal progress moves with them.",
         LogOutcomeIn,
         outcomes.OutcomeView,
         _log_outcome,
