@@ -123,9 +123,11 @@ def test_decisions_lists_an_escalation_and_approve_decides_it(db: str, capsys: p
     assert main(["decisions", "--db", db]) == 0
     listed = capsys.readouterr().out
     assert decision_id in listed and "escalation" in listed and "50.00" in listed
+    assert "Request: capability spend.ads" in listed and "Redeem with: authorize(" in listed
 
     assert main(["approve", decision_id, "--db", db, "--note", "fine once"]) == 0
-    assert capsys.readouterr().out.startswith(f"{decision_id} approved:")
+    approved = capsys.readouterr().out
+    assert approved.startswith(f"{decision_id} (escalation, approved)") and "Operator's note: fine once" in approved
     assert decision_status(db, decision_id) == "approved"
 
     assert main(["decisions", "--db", db]) == 0
@@ -144,7 +146,8 @@ def test_deny_closes_the_decision(db: str, capsys: pytest.CaptureFixture[str]) -
     decision_id = escalate(db, 700)
     capsys.readouterr()
     assert main(["deny", decision_id, "--db", db]) == 0
-    assert capsys.readouterr().out.startswith(f"{decision_id} denied:")
+    denied = capsys.readouterr().out
+    assert denied.startswith(f"{decision_id} (escalation, denied)") and "do not ask again" in denied
     assert decision_status(db, decision_id) == "denied"
 
 
