@@ -18,5 +18,6 @@ __all__ = [
     "task_fields",
     "tokens",
     "trust",
+    "viewers",
     "workspace",
 ]

@@ -13,7 +13,7 @@ from chief_of_staff.core.audit import Actor
 from chief_of_staff.core.clock import local_date
 from chief_of_staff.core.db import Tx
 from chief_of_staff.core.fields import View, money
-from chief_of_staff.domain import decisions, goals, inbox, outcomes, routines, trust, workspace
+from chief_of_staff.domain import decisions, goals, inbox, outcomes, routines, trust, viewers, workspace
 from chief_of_staff.domain.authority import grants, ledger
 
 # The change count stops here: a viewer back from a long absence sees "10000+" rather than a table scan.
@@ -90,7 +90,7 @@ class Brief(View):
     pending_decisions: list[decisions.DecisionView]
     pending_decision_count: int
     recent_outcomes: list[outcomes.OutcomeView]
-    chat_allowance: trust.Allowance
+    chat_allowance: trust.Allowance | None = None
 
 
 async def housekeeping(tx: Tx, actor: Actor) -> None:
@@ -121,47 +121,80 @@ _CHANGES = (
     "UNION ALL SELECT * FROM (SELECT NULL, NULL, id, action, subject FROM audit_log "
     "WHERE id > coalesce((SELECT last_audit_id FROM viewers WHERE name = :viewer), 0) ORDER BY id LIMIT :limit)"
 )
+# The same for an agency's viewer: the tail is numbered and scanned to the same limit, and only the rows
+# about the agency's own work objects are returned (see chief_of_staff.domain.viewers), with the number of
+# rows scanned and the last id counted, so the cursor moves past everything scanned (others' rows too)
+# and "more" still means the scan stopped early.
+_AGENCY_CHANGES = (
+    "WITH tail AS MATERIALIZED (SELECT id, action, subject, row_number() OVER (ORDER BY id) AS n FROM "
+    "(SELECT id, action, subject FROM audit_log WHERE id > coalesce((SELECT last_audit_id FROM viewers "
+    "WHERE name = :viewer), 0) ORDER BY id LIMIT :scan)) "
+    "SELECT last_audit_id AS after, last_seen_at AS since, NULL AS id, NULL AS action, NULL AS subject, "
+    "NULL AS scanned, NULL AS head FROM viewers WHERE name = :viewer "
+    "UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, count(*), max(CASE WHEN n <= :limit THEN id END) FROM tail "
+    "UNION ALL SELECT NULL, NULL, id, action, subject, NULL, NULL FROM tail "
+    f"WHERE n <= :limit AND {viewers.owner_sql('subject', viewers.WORK_KINDS)} = :agency"
+)
 
 
-async def changes_since(tx: Tx, viewer: str) -> tuple[Changes, int]:
-    """What changed since the viewer's cursor, and the audit id to move the cursor to once it has looked."""
-    found = await tx.all(_CHANGES, {"viewer": viewer, "limit": CHANGE_SCAN_LIMIT + 1})
-    cursor = next((row for row in found if row["id"] is None), None)
+async def changes_since(tx: Tx, viewer: viewers.Viewer) -> tuple[Changes, int | None]:
+    """What changed since the viewer's cursor, and the audit id to move the cursor to once it has looked
+    (None when nothing was read past it).
+
+    An agency's viewer counts only the changes to its own work objects (chief_of_staff.domain.viewers).
+    """
+    if viewer.is_agency:
+        params = {"viewer": viewer.name, "scan": CHANGE_SCAN_LIMIT + 1, "limit": CHANGE_SCAN_LIMIT}
+        found = await tx.all(_AGENCY_CHANGES, {**params, "agency": viewer.agency_id})
+    else:
+        found = await tx.all(_CHANGES, {"viewer": viewer.name, "limit": CHANGE_SCAN_LIMIT + 1})
+    cursor = next((row for row in found if row["id"] is None and row["after"] is not None), None)
     after, since = (0, None) if cursor is None else (cursor["after"], cursor["since"])
     # A compound SELECT promises no order without an ORDER BY of its own; the tail is sorted here instead.
     rows = sorted((row for row in found if row["id"] is not None), key=lambda row: row["id"])
-    more = len(rows) > CHANGE_SCAN_LIMIT
-    rows = rows[:CHANGE_SCAN_LIMIT]
+    if viewer.is_agency:
+        scan = next(row for row in found if row["id"] is None and row["after"] is None)
+        more = scan["scanned"] > CHANGE_SCAN_LIMIT
+        head = after if scan["head"] is None else scan["head"]
+    else:
+        more = len(rows) > CHANGE_SCAN_LIMIT
+        rows = rows[:CHANGE_SCAN_LIMIT]
+        head = rows[-1]["id"] if rows else after
     by_action: dict[str, int] = {}
     for row in rows:
         by_action[row["action"]] = by_action.get(row["action"], 0) + 1
     notable = [r for r in rows if r["action"].startswith(NOTABLE)]
     latest = [f"{r['action']} {r['subject']}".strip() for r in notable[-HIGHLIGHTS:]]
-    head = rows[-1]["id"] if rows else after
-    return Changes(since=since, total=len(rows), more=more, by_action=by_action, latest=latest), head
+    changes = Changes(since=since, total=len(rows), more=more, by_action=by_action, latest=latest)
+    return changes, (head if head != after else None)
 
 
-async def build_brief(tx: Tx, viewer: str = "operator", *, mark_seen: bool = False) -> Brief:
-    """Assemble the brief; with mark_seen (a write transaction) move the viewer's cursor to now."""
+async def build_brief(tx: Tx, viewer: str = viewers.OPERATOR, *, mark_seen: bool = False) -> Brief:
+    """Assemble the brief as `viewer` sees it; with mark_seen (a write transaction) move its cursor to now.
+
+    An agency's viewer ("agency:Outbound/SDR") gets its own agency only, and no chat allowance (the
+    operator's setting): see chief_of_staff.domain.viewers for what each viewer sees.
+    """
     ws = await workspace.get(tx)
-    changes, head = await changes_since(tx, viewer)
-    pending, pending_count = await decisions.pending_with_count(tx, limit=10)
+    who = await viewers.resolve_viewer(tx, viewer)
+    changes, head = await changes_since(tx, who)
+    pending, pending_count = await decisions.pending_with_count(tx, limit=10, agency_id=who.agency_id)
     brief = Brief(
         workspace=ws.name,
         timezone=ws.timezone,
         today=local_date(tx.now, ws.timezone),
-        viewer=viewer,
+        viewer=who.name,
         changes=changes,
-        goals=await goals.list_goals(tx),
-        inbox=await inbox.inbox_summary(tx),
-        authority=await grants.list_grants(tx),
+        goals=await goals.list_goals(tx, agency=who.agency_ref),
+        inbox=await inbox.inbox_summary(tx, agency_id=who.agency_id),
+        authority=await grants.list_grants(tx, agency=who.agency_ref),
         pending_decisions=pending,
         pending_decision_count=pending_count,
-        recent_outcomes=await outcomes.recent_outcomes(tx, limit=5),
-        chat_allowance=await trust.chat_allowance(tx),
+        recent_outcomes=await outcomes.recent_outcomes(tx, agency=who.agency_ref, limit=5),
+        chat_allowance=None if who.is_agency else await trust.chat_allowance(tx),
     )
-    if mark_seen and changes.total:
-        await advance_viewer(tx, viewer, head)
+    if mark_seen and head is not None:
+        await advance_viewer(tx, who.name, head)
     return brief
 
 
@@ -211,9 +244,22 @@ def _authority_lines(brief: Brief) -> list[str]:
     return lines or ["- No authority granted yet: every action will ask you first."]
 
 
+def _allowance_lines(brief: Brief) -> list[str]:
+    allowance = brief.chat_allowance
+    if allowance is None:  # an agency's brief: the chat allowance is the operator's setting
+        return []
+    return [
+        f"- chat allowance: {money(allowance.left_cents)} of {money(allowance.allowance_cents)} "
+        f"left for approvals in chat over {allowance.window_days} days"
+    ]
+
+
 def render_brief(brief: Brief) -> str:
     """The brief as markdown, for the resource, the command line and the daily prompt."""
     box = brief.inbox
+    # An agency reads the same brief of its own agency; the decisions in it wait for the operator, not for it.
+    operator = brief.chat_allowance is not None
+    whom = "you" if operator else "the operator"
     lines = [
         f"# Brief for {brief.viewer} — {brief.workspace}, {brief.today.isoformat()} ({brief.timezone})",
         "",
@@ -221,11 +267,11 @@ def render_brief(brief: Brief) -> str:
         change_summary(brief.changes),
         *[f"- {item}" for item in brief.changes.latest],
         "",
-        f"## Decisions waiting for you ({brief.pending_decision_count})",
-        *([f"- {d.id} {d.title} (expires {d.expires_at})" for d in brief.pending_decisions] or ["- None."]),
+        f"## Decisions waiting for {whom} ({brief.pending_decision_count})",
+        *([decisions.markdown_item(d) for d in brief.pending_decisions] or ["- None."]),
         *(
             ["Decide in chat, or in a terminal: `chief-of-staff approve D…` / `chief-of-staff deny D…`."]
-            if brief.pending_decisions
+            if brief.pending_decisions and operator
             else []
         ),
         "",
@@ -233,14 +279,13 @@ def render_brief(brief: Brief) -> str:
         *_goal_lines(brief),
         "",
         "## Inbox",
-        f"- open {box.open}, claimed {box.claimed}, blocked {box.blocked}, waiting on you {box.waiting}, "
+        f"- open {box.open}, claimed {box.claimed}, blocked {box.blocked}, waiting on {whom} {box.waiting}, "
         f"overdue {box.overdue}; done today {box.done_today}, failed today {box.failed_today}",
         *[f"- next: {t.id} [{t.priority}] {t.title}" for t in box.next_up],
         "",
         "## Authority used",
         *_authority_lines(brief),
-        f"- chat allowance: {money(brief.chat_allowance.left_cents)} of {money(brief.chat_allowance.allowance_cents)} "
-        f"left for approvals in chat over {brief.chat_allowance.window_days} days",
+        *_allowance_lines(brief),
         "",
         "## Recent outcomes",
         *([f"- {o.id} {o.result}: {o.summary}" for o in brief.recent_outcomes] or ["- None yet."]),

@@ -169,6 +169,22 @@ def bind_arguments(principal: Principal | None, arguments: BaseModel) -> BaseMod
     return arguments.model_copy(update=updates) if updates else arguments
 
 
+def looking_as(caller: Caller, viewer: str | None) -> tuple[str, bool]:
+    """Whose view a read (brief, review) is, and whether it may move that viewer's "since you last looked" mark.
+
+    A token says who looks: an agency token reads as its own viewer, an operator token as the operator
+    unless it names another. Over a local connection the operator and the agency speak through one
+    model, so only a look that names its viewer moves a mark: a work session's `brief` without a
+    viewer must not mark as seen what the agency just did before the operator has seen it.
+    """
+    principal = caller.principal
+    if principal is not None and principal.kind == "agency":
+        return principal.viewer, True
+    if viewer is not None:
+        return viewer, True
+    return "operator", principal is not None
+
+
 # --- declared ownership ------------------------------------------------------------------------
 
 

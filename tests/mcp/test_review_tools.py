@@ -35,13 +35,13 @@ def db_path(tmp_path: Path) -> Path:
 async def test_the_packet_is_a_tool_and_a_resource(db_path: Path, mode: str) -> None:
     async with connect(db_path, mode) as client:
         await stand_up(client)
-        packet = await call(client, "review", days=7)
+        packet = await call(client, "review", viewer="operator", days=7)
         assert packet["since"] == "2026-11-17" and packet["until"] == "2026-11-23"
         assert [card["agency"] for card in packet["scorecards"]] == ["Outbound"]
         assert packet["last_review"] is None and packet["changes"]["total"] > 0
         assert {"goals", "anomalies", "pending_decisions", "proposals"} <= set(packet)
-        again = await call(client, "review")
-        assert again["changes"]["total"] == 0  # the first call moved the operator's mark
+        again = await call(client, "review", viewer="operator")
+        assert again["changes"]["total"] == 0  # the operator's own look moved the operator's mark
         (content,) = (await client.read_resource("cos://review")).contents
         assert isinstance(content, TextResourceContents) and content.mime_type == "text/markdown"
         for heading in ("## Goals: progress, pace and forecast", "## Scorecards", "## Anomalies", "## Proposals"):

@@ -736,10 +736,12 @@ async def _budget_views(tx: Tx, grant_ids: list[int], timezone: str) -> dict[int
 # --- the letter ---------------------------------------------------------------------------------
 
 
-async def authority_letter(tx: Tx) -> str:
-    """The active grants as a readable delegation-of-authority letter (markdown)."""
+async def authority_letter(tx: Tx, *, agency: str | None = None) -> str:
+    """The active grants as a readable delegation-of-authority letter (markdown); one agency's if named."""
     space = await workspace.get(tx)
-    grants = [g for g in await list_grants(tx) if g.status == "active"]
+    agency_id = None if agency is None else int((await agencies.resolve_agency(tx, agency))["id"])
+    own = None if agency_id is None else ids.format_id("agency", agency_id)
+    grants = [g for g in await list_grants(tx, agency=own) if g.status == "active"]
     lines = [
         f"# Delegation of authority — {_plain(space.name)}",
         "",
@@ -755,7 +757,7 @@ async def authority_letter(tx: Tx) -> str:
         lines += [f"## {_plain(agency)}", ""]
         lines += [await _letter_line(tx, g) for g in grants if g.agency == agency]
         lines.append("")
-    lines += await _stopped_lines(tx, space.timezone)
+    lines += await _stopped_lines(tx, space.timezone, agency_id)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -765,11 +767,12 @@ ROLES_NOTE = (
 )
 
 
-async def _stopped_lines(tx: Tx, timezone: str) -> list[str]:
+async def _stopped_lines(tx: Tx, timezone: str, agency_id: int | None = None) -> list[str]:
     """Revoked or ended grants that still hold their space, so a broader grant does not take it over."""
     rows = await tx.all(
-        f"{_VIEW_SELECT}WHERE g.handed_over_at IS NULL AND (g.status = 'revoked' OR g.expires_at <= ?) ORDER BY g.id",
-        (tx.now_text,),
+        f"{_VIEW_SELECT}WHERE g.handed_over_at IS NULL AND (g.status = 'revoked' OR g.expires_at <= ?) "
+        "AND (? IS NULL OR g.agency_id = ?) ORDER BY g.id",
+        (tx.now_text, agency_id, agency_id),
     )
     if not rows:
         return []

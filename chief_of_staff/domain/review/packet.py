@@ -26,7 +26,7 @@ from chief_of_staff.core.clock import local_date
 from chief_of_staff.core.db import Tx
 from chief_of_staff.core.errors import InvalidInput
 from chief_of_staff.core.fields import Model, money
-from chief_of_staff.domain import brief, decisions, goals, workspace
+from chief_of_staff.domain import brief, decisions, goals, viewers, workspace
 from chief_of_staff.domain.pace import way
 from chief_of_staff.domain.review import anomalies, changesets, proposals, scorecards
 from chief_of_staff.domain.review.anomalies import Anomaly
@@ -71,46 +71,63 @@ class Packet(Model):
 
 
 async def build_packet(tx: Tx, *, viewer: str = "operator", days: int = 7, mark_seen: bool = False) -> Packet:
-    """The packet for the `days` local days up to today; with mark_seen (a write unit) move the viewer's mark."""
+    """The packet for the `days` local days up to today; with mark_seen (a write unit) move the viewer's mark.
+
+    An agency's viewer ("agency:Outbound/SDR") gets its own agency's goals, scorecard, anomalies,
+    decisions and proposals only, and not the operator's last review (chief_of_staff.domain.viewers).
+    """
     if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
         raise InvalidInput(f"days: send a whole number of days from 1 to {MAX_DAYS}, e.g. 7 for a weekly review.")
     space = await workspace.get(tx)
+    who = await viewers.resolve_viewer(tx, viewer)
     today = local_date(tx.now, space.timezone)
     since = today - timedelta(days=days - 1)
     problems: list[str] = []
     unchanged = (brief.Changes(since=None, total=0, more=False, by_action={}, latest=[]), None)
-    changes, head = await _section(problems, "changes", brief.changes_since(tx, viewer), unchanged)
+    changes, head = await _section(problems, "changes", brief.changes_since(tx, who), unchanged)
     pending, pending_count = await _section(
-        problems, "pending_decisions", decisions.pending_with_count(tx, limit=PENDING_SHOWN), ([], 0)
+        problems,
+        "pending_decisions",
+        decisions.pending_with_count(tx, limit=PENDING_SHOWN, agency_id=who.agency_id),
+        ([], 0),
     )
+    cards = await _section(problems, "scorecards", scorecards.scorecards(tx, since=since, until=today), [])
+    found = await _section(problems, "anomalies", anomalies.anomalies(tx, today=today), [])
+    proposed = await _section(problems, "proposals", proposals.proposals(tx, today=today), [])
+    if who.is_agency:
+        cards = [card for card in cards if card.agency == who.agency]
+        found, proposed = await _own(tx, who, found), await _own(tx, who, proposed)
     packet = Packet(
         workspace=space.name,
         timezone=space.timezone,
         today=today,
-        viewer=viewer,
+        viewer=who.name,
         since=since,
         until=today,
-        last_review=await _section(problems, "last_review", _last_review(tx), None),
+        last_review=None if who.is_agency else await _section(problems, "last_review", _last_review(tx), None),
         changes=changes,
-        goals=_shown(problems, "goals", await _section(problems, "goals", goals.list_goals(tx), [])),
-        scorecards=_shown(
-            problems,
-            "scorecards",
-            await _section(problems, "scorecards", scorecards.scorecards(tx, since=since, until=today), []),
+        goals=_shown(
+            problems, "goals", await _section(problems, "goals", goals.list_goals(tx, agency=who.agency_ref), [])
         ),
-        anomalies=_shown(
-            problems, "anomalies", await _section(problems, "anomalies", anomalies.anomalies(tx, today=today), [])
-        ),
+        scorecards=_shown(problems, "scorecards", cards),
+        anomalies=_shown(problems, "anomalies", found),
         pending_decisions=pending,
         pending_decision_count=pending_count,
-        proposals=_shown(
-            problems, "proposals", await _section(problems, "proposals", proposals.proposals(tx, today=today), [])
-        ),
+        proposals=_shown(problems, "proposals", proposed),
         problems=problems,
     )
-    if mark_seen and changes.total and head is not None:
-        await brief.advance_viewer(tx, viewer, head)
+    if mark_seen and head is not None:
+        await brief.advance_viewer(tx, who.name, head)
     return packet
+
+
+Subjected = TypeVar("Subjected", Anomaly, proposals.Proposal)
+
+
+async def _own(tx: Tx, who: viewers.Viewer, items: list[Subjected]) -> list[Subjected]:
+    """The items whose subject (a task, a grant, a key result...) belongs to the viewer's agency."""
+    owner = await viewers.owners(tx, (item.subject for item in items))
+    return [item for item in items if owner.get(item.subject) == who.agency_id]
 
 
 async def _section(problems: list[str], name: str, compute: Awaitable[T], empty: T) -> T:
@@ -245,7 +262,7 @@ def render_packet(packet: Packet) -> str:
         *([f"- [{a.kind}] {a.message}" for a in packet.anomalies] or ["- None found."]),
         "",
         f"## Decisions waiting ({packet.pending_decision_count})",
-        *([f"- {d.id} {d.title} (expires {d.expires_at})" for d in packet.pending_decisions] or ["- None."]),
+        *([decisions.markdown_item(d) for d in packet.pending_decisions] or ["- None."]),
         "",
         f"## Proposals ({len(packet.proposals)})",
         *([f"- [{p.kind}] {p.message}" for p in packet.proposals] or ["- Nothing to propose."]),

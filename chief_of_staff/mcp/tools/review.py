@@ -13,25 +13,27 @@ from pydantic import Field
 from chief_of_staff.core.audit import SYSTEM
 from chief_of_staff.core.db import Store
 from chief_of_staff.core.errors import InvalidInput
-from chief_of_staff.core.fields import Model, Name, Text
+from chief_of_staff.core.fields import Model, ShortText, Text
 from chief_of_staff.domain import brief
 from chief_of_staff.domain.review import changesets, packet
 from chief_of_staff.domain.review.adjustments import Adjustment
-from chief_of_staff.mcp.caller import Caller
+from chief_of_staff.mcp.caller import Caller, looking_as
 from chief_of_staff.mcp.subscriptions import EVERYTHING
 from chief_of_staff.mcp.toolkit import CONFIRM, Ref, ToolSpec
+from chief_of_staff.mcp.tools.orient import MARK_SEEN, VIEWER
 
 
 class ReviewIn(Model):
-    viewer: Name = "operator"
+    viewer: ShortText | None = VIEWER
     days: int = Field(7, ge=1, le=92, description="The period: this many local days up to today")
-    mark_seen: bool = Field(True, description="Move this viewer's 'since you last looked' mark to now")
+    mark_seen: bool = MARK_SEEN
 
 
 async def _review(store: Store, caller: Caller, args: ReviewIn) -> packet.Packet:
+    viewer, may_mark = looking_as(caller, args.viewer)
     async with store.write() as tx:
         await brief.housekeeping(tx, SYSTEM)  # the server's chores, whoever happens to look
-        return await packet.build_packet(tx, viewer=args.viewer, days=args.days, mark_seen=args.mark_seen)
+        return await packet.build_packet(tx, viewer=viewer, days=args.days, mark_seen=args.mark_seen and may_mark)
 
 
 class RecordReviewIn(Model):
