@@ -12,15 +12,15 @@ from collections import Counter
 from datetime import date, timedelta
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field, ValidationError
 
 from chief_of_staff.core import audit, clock, ids
 from chief_of_staff.core.audit import Actor
 from chief_of_staff.core.db import Tx
 from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound
-from chief_of_staff.core.fields import Model, money
+from chief_of_staff.core.fields import Capability, Cents, LocalDate, Model, money
 from chief_of_staff.domain import agencies, goals, inbox, routines, trust, workspace
 from chief_of_staff.domain.authority import grants
 from chief_of_staff.domain.authority.terms import BudgetSpec
@@ -28,6 +28,7 @@ from chief_of_staff.domain.blueprints.schema import (
     Blueprint,
     GoalSection,
     GrantSection,
+    KeyResultSection,
     TaskSection,
     invalid_blueprint,
     looks_like_id,
@@ -113,6 +114,116 @@ def _summary(blueprint: Blueprint) -> BlueprintSummary:
         grants=len(blueprint.grants),
         routines=len(blueprint.routines),
     )
+
+
+# --- the operator's answers ----------------------------------------------------------------------
+#
+# A blueprint's numbers are starting points. The setup interview asks the operator for their own (a
+# target, a due date, a daily limit, who is off limits); these are applied to the blueprint before it
+# is planned, so the dry run shows exactly what applying will create, and both are the same call.
+
+Pattern = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+# The operator's numbers for one of the blueprint's key results; what is left out stays as written. (Comments,
+# not docstrings: a model's docstring is published in tools/list, which the operator pays for on every turn.)
+class KeyResultAnswer(Model):
+    metric: Annotated[str, Field(min_length=1, max_length=80)] = Field(
+        description='A blueprint key result, e.g. "meetings booked"'
+    )
+    baseline: goals.FiniteNumber | None = Field(None, description="Start value")
+    target: goals.FiniteNumber | None = Field(None, description="Target value")
+    due_on: LocalDate | None = Field(None, description="Due date, YYYY-MM-DD")
+
+
+# The operator's bounds for one of the blueprint's grants; what is left out stays as written.
+class GrantAnswer(Model):
+    capability: Capability = Field(description="A blueprint grant, e.g. email.send")
+    mode: Literal["auto", "notify", "approve"] | None = Field(None, description="Act, act+tell, or ask")
+    per_action_cap_cents: Cents | None = Field(None, description="Cap per action")
+    budgets: list[BudgetSpec] | None = Field(None, max_length=3, description="Replaces its budgets")
+
+
+class Answers(Model):
+    """Everything the interview may change in a blueprint before it is applied."""
+
+    key_results: list[KeyResultAnswer] = Field(
+        default_factory=list, max_length=20, description="Goal numbers by metric"
+    )
+    grants: list[GrantAnswer] = Field(default_factory=list, max_length=20, description="Limits by capability")
+    scope_deny: list[Pattern] = Field(default_factory=list, max_length=20, description="Never touch these (all grants)")
+
+
+def _section_problem(where: str, exc: ValidationError) -> InvalidInput:
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg'].removeprefix('Value error, ')}"
+        if e["loc"]
+        else e["msg"].removeprefix("Value error, ")
+        for e in exc.errors()[:4]
+    )
+    return InvalidInput(f"{where}: {problems}. Nothing was created.")
+
+
+def _revalidate(section: type[BaseModel], data: dict[str, Any], where: str) -> dict[str, Any]:
+    """A blueprint section with the operator's answers, held to the blueprint's own checks."""
+    try:
+        return section.model_validate(data).model_dump()
+    except ValidationError as exc:
+        raise _section_problem(where, exc) from None
+
+
+def _tune_key_result(data: dict[str, Any], answer: KeyResultAnswer, today: date) -> dict[str, Any]:
+    where = f"key_results ({answer.metric})"
+    changed = {**data, **answer.model_dump(include={"baseline", "target"}, exclude_none=True)}
+    if answer.due_on is not None:
+        if answer.due_on <= today:
+            raise InvalidInput(f"{where} > due_on: send a date after today ({today}). Nothing was created.")
+        changed["due_in_days"] = (answer.due_on - today).days
+    return _revalidate(KeyResultSection, changed, where)
+
+
+def _tune_grant(data: dict[str, Any], answer: GrantAnswer | None, deny: list[str]) -> dict[str, Any]:
+    changed = dict(data)
+    if answer is not None:
+        changed.update(answer.model_dump(include={"mode", "per_action_cap_cents"}, exclude_none=True))
+        if answer.budgets is not None:
+            changed["budgets"] = [budget.model_dump() for budget in answer.budgets]
+    # The operator's "never" narrows every grant: deny wins over allow, so it can only take authority away.
+    changed["scope_deny"] = list(dict.fromkeys([*data["scope_deny"], *deny]))
+    return _revalidate(GrantSection, changed, f"grants ({data['capability']})")
+
+
+def _matching(known: list[str], wanted: str, field: str, kind: str) -> int:
+    found = [index for index, name in enumerate(known) if name.casefold() == wanted.strip().casefold()]
+    if not found:
+        raise InvalidInput(
+            f"{field}: the blueprint has no {kind} {wanted!r}; its {kind}s are {', '.join(known)}. Nothing was created."
+        )
+    if len(found) > 1:
+        raise InvalidInput(
+            f"{field}: the blueprint has {len(found)} grants of {wanted!r} (one per role); apply it, then change "
+            "each with update_grant. Nothing was created."
+        )
+    return found[0]
+
+
+def tuned(blueprint: Blueprint, answers: Answers | None, today: date) -> Blueprint:
+    """The blueprint with the operator's answers in place of its own numbers (InvalidInput names a bad one)."""
+    if answers is None or answers == Answers():
+        return blueprint
+    data = blueprint.model_dump()
+    key_results = [kr for goal in data["goals"] for kr in goal["key_results"]]
+    for answer in answers.key_results:
+        index = _matching([kr["metric"] for kr in key_results], answer.metric, "key_results", "metric")
+        key_results[index].update(_tune_key_result(key_results[index], answer, today))
+    by_grant: dict[int, GrantAnswer] = {}
+    for limits in answers.grants:
+        index = _matching([g["capability"] for g in data["grants"]], limits.capability, "grants", "capability")
+        by_grant[index] = limits
+    data["grants"] = [
+        _tune_grant(grant, by_grant.get(index), answers.scope_deny) for index, grant in enumerate(data["grants"])
+    ]
+    return Blueprint.model_validate(data)
 
 
 # --- the plan (dry run) --------------------------------------------------------------------------
@@ -214,12 +325,17 @@ def _describe(blueprint: Blueprint, agency: str, today: date, currency: str) -> 
     return lines
 
 
-async def plan_blueprint(tx: Tx, name: str | Blueprint, *, agency_name: str | None = None) -> BlueprintPlan:
-    """What applying the blueprint would create, and what stands in the way. Writes nothing."""
-    blueprint = _resolve(name)
-    agency = _agency_name(blueprint, agency_name)
+async def plan_blueprint(
+    tx: Tx, name: str | Blueprint, *, agency_name: str | None = None, answers: Answers | None = None
+) -> BlueprintPlan:
+    """What applying the blueprint (with the operator's answers) would create, and what stands in the way.
+
+    Writes nothing.
+    """
     settings = await workspace.get(tx)
     today = clock.local_date(tx.now, settings.timezone)
+    blueprint = tuned(_resolve(name), answers, today)
+    agency = _agency_name(blueprint, agency_name)
     return BlueprintPlan(
         blueprint=blueprint.blueprint.name,
         agency=agency,
@@ -369,19 +485,20 @@ def _hint_name(name: str | Blueprint) -> str:
 
 
 async def apply_blueprint(
-    tx: Tx, actor: Actor, name: str | Blueprint, *, agency_name: str | None = None
+    tx: Tx, actor: Actor, name: str | Blueprint, *, agency_name: str | None = None, answers: Answers | None = None
 ) -> BlueprintPlan:
-    """Create the blueprint's agency, roles, goals, grants, routines, playbook and tasks (operator-only).
+    """Create the blueprint's agency, roles, goals, grants, routines, playbook and tasks (operator-only),
+    with the operator's answers in place of the blueprint's own numbers.
 
     Everything is written in the caller's transaction, so a failure half-way (a grant above the
     chat ceiling, say) leaves nothing behind.
     """
     trust.require_operator(actor, "Applying a blueprint", f"chief-of-staff init --blueprint {_hint_name(name)}")
-    blueprint = _resolve(name)
+    today = clock.local_date(tx.now, (await workspace.get(tx)).timezone)
+    blueprint = tuned(_resolve(name), answers, today)
     plan = await plan_blueprint(tx, blueprint, agency_name=agency_name)
     if plan.conflicts:
         raise Conflict(" ".join(plan.conflicts))
-    today = clock.local_date(tx.now, (await workspace.get(tx)).timezone)
     made = _Created()
     agency_id = await _create_roster(tx, actor, blueprint, plan.agency, made)
     await _create_goals(tx, actor, blueprint, agency_id, today, made)
@@ -398,6 +515,7 @@ async def apply_blueprint(
             "version": blueprint.blueprint.version,
             "agency": plan.agency,
             "created": {kind: len(found) for kind, found in made.ids.items()},
+            "answers": None if answers is None else answers.model_dump(mode="json", exclude_defaults=True),
         },
     )
     return plan.model_copy(update={"applied": True, "created_ids": made.ids})

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import Field
 
 from chief_of_staff.core.db import Store
-from chief_of_staff.core.fields import Model, Name, View
+from chief_of_staff.core.fields import Name, View
 from chief_of_staff.domain.blueprints import loader
 from chief_of_staff.mcp.caller import Caller
 from chief_of_staff.mcp.subscriptions import EVERYTHING
@@ -26,7 +26,7 @@ async def _list_blueprints(store: Store, caller: Caller, args: NoArguments) -> B
     return BlueprintList(blueprints=loader.list_blueprints())
 
 
-class ApplyBlueprintIn(Model):
+class ApplyBlueprintIn(loader.Answers):
     name: Name = Field(..., description='A blueprint name from list_blueprints, e.g. "outbound"')
     agency_name: Name | None = Field(None, description="Name the new agency differently")
     dry_run: bool = Field(True, description="Show what would be created without creating it")
@@ -34,11 +34,12 @@ class ApplyBlueprintIn(Model):
 
 
 async def _apply_blueprint(store: Store, caller: Caller, args: ApplyBlueprintIn) -> loader.BlueprintPlan:
+    answers = loader.Answers.model_validate(args.model_dump(include=set(loader.Answers.model_fields)))
     if args.dry_run:
         async with store.read() as tx:
-            return await loader.plan_blueprint(tx, args.name, agency_name=args.agency_name)
+            return await loader.plan_blueprint(tx, args.name, agency_name=args.agency_name, answers=answers)
     async with store.write() as tx:
-        return await loader.apply_blueprint(tx, caller.actor, args.name, agency_name=args.agency_name)
+        return await loader.apply_blueprint(tx, caller.actor, args.name, agency_name=args.agency_name, answers=answers)
 
 
 TOOLS: list[ToolSpec[Any, Any]] = [
@@ -55,8 +56,8 @@ TOOLS: list[ToolSpec[Any, Any]] = [
     ToolSpec(
         "apply_blueprint",
         "Apply blueprint",
-        "Operator act. Stand up an agency from a blueprint: roles, goals, grants, routines, playbook. "
-        "The default dry run shows what it would create.",
+        "Operator act. Stand up an agency from a blueprint: roles, goals, grants, routines, playbook, with "
+        "the operator's own numbers in place of its defaults. The default dry run shows what it would create.",
         ApplyBlueprintIn,
         loader.BlueprintPlan,
         _apply_blueprint,
