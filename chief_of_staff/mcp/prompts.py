@@ -7,6 +7,7 @@ itself contains braces is never expanded again.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import defaultdict
 from collections.abc import Callable
@@ -95,14 +96,27 @@ def load_prompts() -> list[PromptTemplate]:
     )
 
 
+def _in_json(text: str) -> str:
+    """Text as it stands inside a JSON string in a template (quotes and backslashes escaped)."""
+    return json.dumps(text, ensure_ascii=False)[1:-1]
+
+
 def _clauses(values: dict[str, str]) -> dict[str, str]:
-    """Phrases the templates use around optional arguments."""
+    """Phrases the templates use around optional arguments.
+
+    Calls in a template are written as JSON (`claim_next_task {{"agency": "{agency_json}"}}`), so the
+    values that go inside them are escaped: a model, or a script, can send them exactly as they read.
+    """
     agency, role = values.get("agency", ""), values.get("role", "")
+    viewer = f"agency:{agency}/{role}" if role else f"agency:{agency}"
     return {
         "role_clause": f" in the {role} seat" if role else "",
-        "role_arg": f' and role "{role}"' if role else "",
-        "viewer": f"agency:{agency}/{role}" if role else f"agency:{agency}",
+        "agency_json": _in_json(agency),
+        "role_json": f', "role": "{_in_json(role)}"' if role else "",
+        "role_or_task_role": _in_json(role) if role else "<the task's role>",
+        "viewer": _in_json(viewer),
         "viewer_clause": f" for {values['viewer']}" if values.get("viewer") else "",
+        "viewer_json": _in_json(values.get("viewer") or "operator"),
         "function_clause": f" for {values['function']}" if values.get("function") else "",
         "days_or_default": values.get("days") or "7",
     }
