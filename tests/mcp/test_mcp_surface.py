@@ -186,7 +186,7 @@ async def test_agency_works_a_task_under_its_grants_and_moves_the_goal(db_path: 
 async def test_uncovered_capability_escalates_and_chat_decides_it(db_path: Path, mode: str) -> None:
     async with connect(db_path, mode) as client:
         await stand_up(client)
-        await call(client, "brief")  # the operator has looked: later changes are new
+        await call(client, "brief", viewer="operator")  # the operator has looked: later changes are new
         asked = await call(
             client,
             "authorize",

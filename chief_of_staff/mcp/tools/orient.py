@@ -20,8 +20,7 @@ from chief_of_staff.mcp.toolkit import ToolSpec
 # Shared with the review tool: the same viewer reads both, and the same rule moves its mark.
 VIEWER = Field(
     None,
-    description='"agency:Outbound/SDR" in a work session: your agency only. "operator": everything. '
-    "Left out: the operator's view, no mark moved",
+    description='"operator", or "agency:Outbound/SDR" (that agency only). Left out: operator view, no mark moved',
 )
 MARK_SEEN = Field(True, description="Move the named viewer's 'since you last looked' mark to now")
 
