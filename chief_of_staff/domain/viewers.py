@@ -72,7 +72,7 @@ async def resolve_viewer(tx: Tx, text: str) -> Viewer:
     given = text.strip() if isinstance(text, str) else ""
     if given.casefold() == OPERATOR:
         return OPERATOR_VIEWER
-    if not given[: len(AGENCY_PREFIX)].casefold() == AGENCY_PREFIX:
+    if given[: len(AGENCY_PREFIX)].casefold() != AGENCY_PREFIX:
         raise InvalidInput(f"viewer: {given!r} is not a viewer; {VIEWER_HINT}. Nothing was changed.")
     seat = given[len(AGENCY_PREFIX) :].strip()
     if not seat:

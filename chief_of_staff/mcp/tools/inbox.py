@@ -6,19 +6,17 @@ validates the arguments. Operator acts take `confirm`; see chief_of_staff.domain
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import Field
 
-from chief_of_staff.core.db import Store
+from chief_of_staff.core.db import Store, Tx
+from chief_of_staff.core.errors import InvalidInput
 from chief_of_staff.core.fields import LocalDate, Model, Name, Priority, ShortText, Text, View
-from chief_of_staff.domain import goals, inbox, outcomes, routines
-from chief_of_staff.domain.review.adjustments import (
-    AddRoutineArgs,
-)
-from chief_of_staff.mcp.caller import Caller, TaskRef
+from chief_of_staff.domain import goals, inbox, outcomes, routines, task_fields
+from chief_of_staff.mcp.caller import Caller, RoutineRef, TaskRef
 from chief_of_staff.mcp.subscriptions import BRIEF, GOALS, INBOX
-from chief_of_staff.mcp.toolkit import Ref, ToolSpec
+from chief_of_staff.mcp.toolkit import CONFIRM, Ref, ToolSpec
 from chief_of_staff.mcp.tools.outcomes import OutcomeFields
 
 _TASKS = (BRIEF, INBOX)
@@ -82,13 +80,27 @@ async def _claim_next_task(store: Store, caller: Caller, args: ClaimIn) -> Claim
 
 class UpdateTaskIn(Model):
     task_id: TaskRef
-    status: Literal["open", "blocked", "waiting", "cancelled"] | None = None
+    status: Literal["open", "blocked", "cancelled"] | None = None
     priority: Priority | None = None
     due_on: LocalDate | None = None
     note: Text | None = None
     title: ShortText | None = None
     details: Text | None = None
     renew_lease_minutes: int | None = Field(None, ge=1, le=1440)
+    to_agency: Name | None = Field(None, description="Move it to this agency (operator act)")
+    to_role: Name | None = Field(None, description="Move it to this role (operator act); null: any role")
+    goal_id: Ref | None = Field(None, description="null clears it")
+    key_result_id: goals.KeyResultRef | None = Field(None, description="KR id or metric name; null clears it")
+    depends_on: list[TaskRef] | None = Field(None, max_length=20, description="Replaces the list; [] clears it")
+    confirm: bool = CONFIRM
+
+
+def _link(args: Model, field: str) -> task_fields.LinkChange:
+    """A link as sent: left out keeps it, null clears it (to_agency is never cleared: work has an agency)."""
+    value = getattr(args, field)
+    if field not in args.model_fields_set or (value is None and field == "to_agency"):
+        return task_fields.KEEP
+    return cast(str | None, value)
 
 
 async def _update_task(store: Store, caller: Caller, args: UpdateTaskIn) -> inbox.TaskView:
@@ -153,24 +165,73 @@ async def _list_tasks(store: Store, caller: Caller, args: ListTasksIn) -> TaskLi
         return TaskList(tasks=await inbox.list_tasks(tx, status=args.status, agency=args.agency, limit=args.limit))
 
 
-class AddRoutineIn(AddRoutineArgs):
-    pass
+class RoutinesIn(Model):
+    action: Literal["list", "add", "edit", "pause", "resume"] = "list"
+    routine_id: RoutineRef | None = Field(None, description="edit, pause, resume: which routine")
+    agency: Name | None = Field(None, description="list: filter; add: owner; edit: move it (operator act)")
+    role: Name | None = Field(None, description="add: for this role; edit: move it (operator act), null: any role")
+    title: ShortText | None = None
+    details: Text | None = None
+    priority: Priority | None = None
+    schedule: str | None = Field(None, max_length=60, description=routines.SCHEDULE_FORMS)
+    goal_id: Ref | None = Field(None, description="edit: null clears it")
+    key_result_id: goals.KeyResultRef | None = Field(None, description="KR id or metric name; edit: null clears it")
+    confirm: bool = CONFIRM
 
 
-async def _add_routine(store: Store, caller: Caller, args: AddRoutineIn) -> routines.RoutineView:
+class RoutinesOut(View):
+    routines: list[routines.RoutineView]
+
+
+async def _routines(store: Store, caller: Caller, args: RoutinesIn) -> RoutinesOut:
+    if args.action == "list":
+        async with store.read() as tx:
+            return RoutinesOut(routines=await routines.list_routines(tx, agency=args.agency))
     async with store.write() as tx:
-        return await routines.add_routine(
-            tx,
-            caller.actor,
-            agency=args.agency,
-            role=args.role,
-            title=args.title,
-            details=args.details,
-            priority=args.priority,
-            schedule=args.schedule,
-            goal=args.goal_id,
-            key_result=args.key_result_id,
-        )
+        if args.action == "add":
+            return RoutinesOut(routines=[await _add_routine(tx, caller, args)])
+        if args.routine_id is None:
+            raise InvalidInput(f'routine_id: {args.action} needs the routine, e.g. "RT2"; action list shows them.')
+        if args.action == "edit":
+            return RoutinesOut(routines=[await _edit_routine(tx, caller, args, args.routine_id)])
+        view = await routines.set_active(tx, caller.actor, args.routine_id, active=args.action == "resume")
+        return RoutinesOut(routines=[view])
+
+
+async def _add_routine(tx: Tx, caller: Caller, args: RoutinesIn) -> routines.RoutineView:
+    if args.agency is None or args.title is None or args.schedule is None:
+        raise InvalidInput('add: send agency, title and schedule, e.g. schedule "weekdays".')
+    return await routines.add_routine(
+        tx,
+        caller.actor,
+        agency=args.agency,
+        role=args.role,
+        title=args.title,
+        details=args.details or "",
+        priority=args.priority or "P2",
+        schedule=args.schedule,
+        goal=args.goal_id,
+        key_result=args.key_result_id,
+    )
+
+
+async def _edit_routine(tx: Tx, caller: Caller, args: RoutinesIn, routine: str) -> routines.RoutineView:
+    # An agency token's agency and role are filled in whatever it sends, and it never moves work (an
+    # operator act), so for it they are no move at all.
+    moves = not caller.is_agency_token
+    return await routines.edit_routine(
+        tx,
+        caller.actor,
+        routine,
+        title=args.title,
+        details=args.details,
+        priority=args.priority,
+        schedule=args.schedule,
+        agency=_link(args, "agency") if moves and args.agency is not None else task_fields.KEEP,
+        role=_link(args, "role") if moves else task_fields.KEEP,
+        goal=_link(args, "goal_id"),
+        key_result=_link(args, "key_result_id"),
+    )
 
 
 TOOLS: list[ToolSpec[Any, Any]] = [
@@ -223,12 +284,13 @@ TOOLS: list[ToolSpec[Any, Any]] = [
         idempotent=True,
     ),
     ToolSpec(
-        "add_routine",
-        "Add routine",
-        "A recurring task: the server adds one task on each scheduled day in the workspace timezone.",
-        AddRoutineIn,
-        routines.RoutineView,
-        _add_routine,
+        "routines",
+        "Routines",
+        "Recurring tasks: the server adds one task on each scheduled day (workspace timezone). Actions: list; "
+        "add; edit (fields left out stay); pause; resume.",
+        RoutinesIn,
+        RoutinesOut,
+        _routines,
         changes=_TASKS,
     ),
 ]
