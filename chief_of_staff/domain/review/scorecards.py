@@ -239,13 +239,18 @@ def _key_of(period: str, day: date) -> str:
     return period_key(period, datetime(day.year, day.month, day.day, 12, tzinfo=UTC), "UTC")
 
 
-def _in_force(row: Row, span: _Period, timezone: str) -> tuple[date, date]:
+def _in_force(row: Row, span: _Period, bounds: tuple[str, str], timezone: str) -> tuple[date, date] | None:
     """The local days of the span on which the grant was in force: from the day it was made to the day it
-    was revoked or expired (a grant that ends at a local midnight is not in force on the day that follows)."""
-    ends = [parse_ts(row[column]) for column in ("revoked_at", "expires_at") if row[column] is not None]
-    first = max(span.since, local_date(parse_ts(row["created_at"]), timezone))
-    last = min([span.until] + [local_date(end - timedelta(microseconds=1), timezone) for end in ends])
-    return first, max(first, last)
+    was revoked or expired (a grant that ends at a local midnight is not in force on the day that follows).
+    None when that is the whole span, the usual case, told from the stored text alone (`bounds` are the
+    span's UTC start and end as stored), so only a grant made or ended inside the span is parsed."""
+    start, end = bounds
+    ends = [row[column] for column in ("revoked_at", "expires_at") if row[column] is not None and row[column] < end]
+    if row["created_at"] <= start and not ends:
+        return None
+    made = span.since if row["created_at"] <= start else local_date(parse_ts(row["created_at"]), timezone)
+    last = min([span.until] + [local_date(parse_ts(text) - timedelta(microseconds=1), timezone) for text in ends])
+    return max(span.since, made), max(made, last)
 
 
 async def _grant_spend(tx: Tx, span: _Period, timezone: str) -> dict[int, list[GrantSpend]]:
@@ -253,6 +258,7 @@ async def _grant_spend(tx: Tx, span: _Period, timezone: str) -> dict[int, list[G
     overlapping the span, and its limit over those in which the grant was in force: a grant made on the
     last day of a two-week review has one week's limit, not two."""
     keys = {period: _period_keys(period, span.since, span.until) for period in ("day", "week", "month")}
+    bounds = (format_ts(span.start), format_ts(span.end))
     rows = await tx.all(
         "SELECT g.id, g.agency_id, g.capability, g.status, g.created_at, g.revoked_at, g.expires_at, "
         "r.name AS role_name, b.period, "
@@ -270,14 +276,16 @@ async def _grant_spend(tx: Tx, span: _Period, timezone: str) -> dict[int, list[G
             "w2": keys["week"][1],
             "m1": keys["month"][0],
             "m2": keys["month"][1],
-            "start": format_ts(span.start),
-            "end": format_ts(span.end),
+            "start": bounds[0],
+            "end": bounds[1],
         },
     )
     spend: dict[int, dict[int, GrantSpend]] = {}
+    windows: dict[int, tuple[date, date] | None] = {}
     for row in rows:
         by_grant = spend.setdefault(row["agency_id"], {})
         if row["id"] not in by_grant:
+            windows[row["id"]] = _in_force(row, span, bounds, timezone)
             status = row["status"] if row["expires_at"] is None or row["expires_at"] > tx.now_text else "expired"
             by_grant[row["id"]] = GrantSpend(
                 grant=ids.format_id("grant", row["id"]),
@@ -287,7 +295,8 @@ async def _grant_spend(tx: Tx, span: _Period, timezone: str) -> dict[int, list[G
                 budgets=[],
             )
         if row["period"] is not None:
-            active = _period_keys(row["period"], *_in_force(row, span, timezone))
+            window = windows[row["id"]]
+            active = keys[row["period"]] if window is None else _period_keys(row["period"], *window)
             by_grant[row["id"]].budgets.append(_budget_use(row, active))
     return {agency: list(grants.values()) for agency, grants in spend.items()}
 
