@@ -168,74 +168,69 @@ def as_result(result: BaseModel) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
 
 
-# In an output schema these tell the client nothing it cannot read off the value itself.
-_OUTPUT_ONLY_NOISE = ("description", "required", "enum", "format")
+# In an input schema these say what the server checks anyway, and its error names the bound when a value
+# is past it: a model writes names, ids and summaries well inside them, so they are enforced, not published.
+_INPUT_ONLY_NOISE = ("minLength", "maxLength")
 _SCHEMA_MAPS = ("properties", "$defs", "patternProperties")
 _SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
 _SCHEMA_ONES = ("items", "additionalProperties", "not")
+_NULL = {"type": "null"}
 
 
-def slim_schema(schema: Any, *, output: bool = False) -> Any:
-    """The same schema with fewer bytes: tools/list is paid for on every turn.
+def slim_schema(schema: Any) -> Any:
+    """An input schema with fewer bytes: tools/list is paid for on every turn.
 
-    Drops pydantic's generated titles and null defaults, and for output schemas keeps only
-    names and types: the result itself carries every field, so `required`, enums, formats and
-    descriptions add bytes, not meaning. Nullable fields stay `anyOf [T, null]` rather than
-    `type: [T, null]`: clients that map schemas onto single-type dialects reject the array form. Keys inside
-    `properties` are field names, not keywords, so they are kept whatever they are called.
+    Drops pydantic's generated titles, null defaults and string length bounds. An optional field
+    (`T | None = None`) is published as plain `T`: leaving it out already means "none", so its
+    `anyOf [T, null]` costs bytes and says nothing, except where null means something of its own
+    (the field's description says what null does, as update_grant's "null removes the cap"): there it
+    stays. Nullable fields are never `type: [T, null]`: clients that map schemas onto single-type
+    dialects reject the array form. Keys inside `properties` are field names, not keywords, so they
+    are kept whatever they are called.
     """
     if not isinstance(schema, dict):
         return schema
+    schema = _without_null(schema)
     slim: dict[str, Any] = {}
     for key, value in schema.items():
         if (key == "title" and isinstance(value, str)) or (key == "default" and value is None):
             continue
-        if output and (key in _OUTPUT_ONLY_NOISE or (key == "additionalProperties" and value is False)):
+        if key in _INPUT_ONLY_NOISE:
             continue
         if key in _SCHEMA_MAPS and isinstance(value, dict):
-            slim[key] = {name: slim_schema(sub, output=output) for name, sub in value.items()}
+            slim[key] = {name: slim_schema(sub) for name, sub in value.items()}
         elif key in _SCHEMA_LISTS and isinstance(value, list):
-            slim[key] = [slim_schema(sub, output=output) for sub in value]
+            slim[key] = [slim_schema(sub) for sub in value]
         elif key in _SCHEMA_ONES:
-            slim[key] = slim_schema(value, output=output)
+            slim[key] = slim_schema(value)
         else:
             slim[key] = value
     return slim
 
 
-def _top_level(schema: Any, defs: dict[str, Any], depth: int = 1) -> Any:
-    """Resolve local $refs and keep object properties `depth` levels down; deeper objects are just objects."""
-    if not isinstance(schema, dict):
+def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """`{anyOf: [T, null]}` as T, unless the field's own description gives null a meaning."""
+    branches = schema.get("anyOf")
+    if not isinstance(branches, list) or len(branches) != 2 or _NULL not in branches:
         return schema
-    if "$ref" in schema:
-        return _top_level(defs[schema["$ref"].rsplit("/", 1)[-1]], defs, depth)
-    shaped: dict[str, Any] = {}
-    for key, value in schema.items():
-        if key == "$defs":
-            continue
-        if key == "properties":
-            if depth <= 0:
-                return {"type": "object"}
-            shaped[key] = {name: _top_level(sub, defs, depth - 1) for name, sub in value.items()}
-        elif key in ("items", "additionalProperties"):
-            shaped[key] = _top_level(value, defs, depth)
-        elif key in _SCHEMA_LISTS:
-            shaped[key] = [_top_level(sub, defs, depth) for sub in value]
-        else:
-            shaped[key] = value
-    return shaped
+    if "null" in str(schema.get("description", "")) or schema.get("default") is not None:
+        return schema  # null is an answer of its own, not "left out"
+    (kept,) = [branch for branch in branches if branch != _NULL]
+    if not isinstance(kept, dict) or "anyOf" in kept:
+        return schema
+    # The field's own keys (its description, its default) win over the branch's.
+    return {**kept, **{key: value for key, value in schema.items() if key != "anyOf"}}
 
 
 def output_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """What a tool returns: every top-level field's name and type; nested objects are declared as objects.
+    """What a tool returns: the names of its top-level fields, each left open (`{}`).
 
-    The server validates each result against the full pydantic model before it is sent, so
-    the detail is enforced in one place; publishing it again in every tool's schema would
-    nearly double tools/list, which the operator pays for on every turn.
+    The server validates each result against the full pydantic model before it is sent, and the
+    result itself carries every value, so types, nesting, `required`, enums and descriptions would
+    add bytes, not meaning: publishing them would make output schemas a third of tools/list, which
+    the operator pays for on every turn. The names say what comes back.
     """
-    full = model.model_json_schema()
-    shaped: dict[str, Any] = slim_schema(_top_level(full, full.get("$defs", {})), output=True)
-    return shaped
+    return {"type": "object", "properties": {name: {} for name in model.model_fields}}
 
 
 def _runner(spec: ToolSpec[Any, Any]) -> Callable[..., Awaitable[CallToolResult]]:
