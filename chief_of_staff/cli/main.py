@@ -16,7 +16,19 @@ from typing import Any
 import anyio
 
 from chief_of_staff import __version__
-from chief_of_staff.cli import access, authority, decisions, install, notify, review, workspace
+from chief_of_staff.cli import (
+    access,
+    authority,
+    decisions,
+    goals,
+    install,
+    notify,
+    outcomes,
+    review,
+    roster,
+    tasks,
+    workspace,
+)
 from chief_of_staff.core.config import Settings
 from chief_of_staff.core.errors import ChiefOfStaffError, InvalidInput
 
@@ -69,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = add("demo", cmd_demo, "Run a throwaway Outbound agency end to end over stdio and print the brief.")
     demo.add_argument("--keep", action="store_true", help="keep the demo workspace and print where it is")
     workspace.register(add)
+    roster.register(add)
+    goals.register(add)
+    tasks.register(add)
+    outcomes.register(add)
     decisions.register(add)
     authority.register(add)
     review.register(add)

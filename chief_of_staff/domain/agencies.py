@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from typing import Literal, get_args
 
 from chief_of_staff.core import audit, ids
@@ -19,6 +20,8 @@ from chief_of_staff.core.fields import Model, checked_text, name_key, name_text
 from chief_of_staff.domain import trust
 
 Status = Literal["active", "retired"]
+# How the roster shows an agency: a paused one is active on the roster, with a stop put on it.
+AgencyStatus = Literal["active", "paused", "retired"]
 LessonKind = Literal["works", "breaks", "note"]
 LessonSource = Literal["blueprint", "outcome", "review", "operator", "agency"]
 
@@ -28,10 +31,10 @@ MAX_SPEC = 20_000
 MAX_CHARTER = 4000
 MAX_LESSON = 2000
 MAX_PLAYBOOK_PAGE = 200
+MAX_PAUSE_NOTE = 500
 # How many known names an error message lists before it says "and N more".
 NAMES_IN_ERRORS = 20
-CREATE_HINT = "chief-of-staff init --blueprint outbound"
-ROSTER_HINT = "approve it in chat (confirm=true)"
+CREATE_HINT = "chief-of-staff agency set NAME --purpose TEXT"
 
 
 class RoleView(Model):
@@ -47,7 +50,11 @@ class AgencyView(Model):
     name: str
     purpose: str
     operating_spec: str
-    status: Status
+    status: AgencyStatus
+    # While paused: when, on which channel (who may resume it depends on it), and the note given.
+    paused_at: str | None
+    paused_by: str | None
+    pause_note: str
     roles: list[RoleView]
     playbook_size: int
 
@@ -202,7 +209,10 @@ async def _agency_view(tx: Tx, row: Row) -> AgencyView:
         name=row["name"],
         purpose=row["purpose"],
         operating_spec=row["operating_spec"],
-        status=row["status"],
+        status="paused" if is_paused(row) else row["status"],
+        paused_at=row["paused_at"] if is_paused(row) else None,
+        paused_by=row["paused_by"] if is_paused(row) else None,
+        pause_note=row["pause_note"] if is_paused(row) else "",
         roles=[_role_view(r, row["name"]) for r in roles],
         playbook_size=int(size or 0),
     )
@@ -235,8 +245,8 @@ async def create_agency(
     if taken is not None:
         short = ids.format_id("agency", taken["id"])
         raise Conflict(
-            f"name: agency {taken['name']} ({short}) already exists; pick another name or call "
-            "update_agency to change it."
+            f"name: agency {taken['name']} ({short}) already exists; pick another name, or change "
+            "it with set_agency (`chief-of-staff agency set NAME`)."
         )
     agency_id = await tx.run(
         "INSERT INTO agencies (name, purpose, operating_spec, blueprint, created_at, updated_at) "
@@ -248,15 +258,14 @@ async def create_agency(
     return await _agency_view(tx, await resolve_agency(tx, short))
 
 
-def _refuse_reactivation_in_chat(actor: Actor, act: str) -> None:
+def _refuse_reactivation_in_chat(actor: Actor, act: str, command: str) -> None:
     """Bringing a retired agency or role back brings back every grant it held: a widening chat never makes."""
-    trust.refuse_in_chat(
-        actor,
-        act,
-        "it brings back every grant it held",
-        "there is no command yet; approve it in your client's own approval prompt, or from a client "
-        "connected with an operator token",
-    )
+    trust.refuse_in_chat(actor, act, "it brings back every grant it held", command)
+
+
+def _role_command(agency: str, role: str, *, reactivate: bool = False) -> str:
+    option = "--status active" if reactivate else "--charter TEXT"
+    return f"chief-of-staff role set --agency {shlex.quote(agency)} --name {shlex.quote(role)} " + option
 
 
 async def update_agency(
@@ -269,8 +278,8 @@ async def update_agency(
     status: str | None = None,
 ) -> AgencyView:
     """Change an agency's purpose, operating spec or status (operator-only)."""
-    trust.require_operator(actor, "Changing an agency", ROSTER_HINT)
     row = await resolve_agency(tx, agency)
+    trust.require_operator(actor, "Changing an agency", f"chief-of-staff agency set {shlex.quote(row['name'])}")
     changes: dict[str, str] = {}
     if purpose is not None:
         changes["purpose"] = checked_text(purpose, "purpose", MAX_PURPOSE, required=True, what="the agency's purpose")
@@ -281,7 +290,8 @@ async def update_agency(
     if status is not None:
         changes["status"] = _status(status)
         if changes["status"] == "active" and row["status"] != "active":
-            _refuse_reactivation_in_chat(actor, f"Reactivating the agency {row['name']}")
+            command = f"chief-of-staff agency reactivate {shlex.quote(row['name'])}"
+            _refuse_reactivation_in_chat(actor, f"Reactivating the agency {row['name']}", command)
     if not changes:
         raise InvalidInput("Nothing to change: send purpose, operating_spec or status.")
     assignments = ", ".join(f"{column} = ?" for column in changes)
@@ -300,8 +310,8 @@ async def set_role(
     tx: Tx, actor: Actor, *, agency: str, name: str, charter: str | None = None, status: str | None = None
 ) -> RoleView:
     """Create a role in an agency, or change an existing role's charter or status (operator-only)."""
-    trust.require_operator(actor, "Changing an agency's roles", ROSTER_HINT)
     agency_row = await resolve_agency(tx, agency)
+    trust.require_operator(actor, "Changing an agency's roles", _role_command(agency_row["name"], str(name)))
     role_name_text = _name(name, "name", "role", "SDR")
     new_charter = (
         None
@@ -328,8 +338,8 @@ async def _create_role(
         )
     if agency_row["status"] != "active":
         raise Conflict(
-            f"agency: {agency_row['name']} is retired; reactivate it with update_agency "
-            "(status='active') before adding roles."
+            f"agency: {agency_row['name']} is retired; reactivate it (set_agency status='active', or "
+            f"`chief-of-staff agency reactivate {shlex.quote(agency_row['name'])}`) before adding roles."
         )
     role_id = await tx.run(
         "INSERT INTO roles (agency_id, name, charter, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -349,7 +359,9 @@ async def _update_role(tx: Tx, actor: Actor, row: Row, charter: str | None, stat
     if charter is None and status is None:
         raise InvalidInput(f"Nothing to change: role {row['name']} exists; send a new charter or status.")
     if status == "active" and row["status"] != "active":
-        _refuse_reactivation_in_chat(actor, f"Reactivating the role {row['name']}")
+        agency = await agency_name(tx, row["agency_id"])
+        command = _role_command(agency, row["name"], reactivate=True)
+        _refuse_reactivation_in_chat(actor, f"Reactivating the role {row['name']}", command)
     await tx.run(
         "UPDATE roles SET charter = coalesce(?, charter), status = coalesce(?, status), updated_at = ? WHERE id = ?",
         (charter, status, tx.now_text, row["id"]),
@@ -361,10 +373,102 @@ async def _update_role(tx: Tx, actor: Actor, row: Row, charter: str | None, stat
     return int(row["id"])
 
 
+async def get_agency(tx: Tx, agency: str) -> AgencyView:
+    """One agency by name or id, as the roster shows it."""
+    return await _agency_view(tx, await resolve_agency(tx, agency))
+
+
 async def roster(tx: Tx) -> RosterView:
     """Every agency with its purpose, operating spec, roles and playbook size."""
     rows = await tx.all("SELECT * FROM agencies ORDER BY id")
     return RosterView(agencies=[await _agency_view(tx, row) for row in rows])
+
+
+# --- pausing -------------------------------------------------------------------------------------
+#
+# A pause stops an agency without changing its roster: nothing is claimed for it (claim_next_task skips
+# its tasks) and nothing is allowed (authorize answers denied), until it is resumed. Pausing only narrows,
+# so the agency may pause itself, as the operator may. Resuming gives back what its grants allowed, so it
+# is an operator act; and a pause is lifted only on a channel at least as trusted as the one that made it:
+# chat may lift a pause the agency or chat made (it restores no more than verified grants allowed before),
+# never one the operator made on a verified channel, whose stop the model's word must not undo.
+
+# How trusted each channel is, for lifting a pause: a pause is lifted only from the same rank or higher.
+_PAUSE_RANK = {"agency": 0, "system": 0, "chat": 1, "verified": 2}
+
+
+def is_paused(row: Row) -> bool:
+    """Whether an agencies row is paused (a retired agency is retired, whatever pause it carries)."""
+    return row["paused_at"] is not None and row["status"] == "active"
+
+
+def resume_command(name: str) -> str:
+    return f"chief-of-staff agency resume {shlex.quote(name)}"
+
+
+def who_resumes(row: Row) -> str:
+    """Who may lift this agency's pause, and how: for every message that meets the pause."""
+    command = resume_command(row["name"])
+    if row["paused_by"] == "verified":
+        return f"Only the operator can resume it, on a verified channel: `{command}`."
+    return (
+        f'The operator can resume it: in chat (set_agency name={json.dumps(row["name"])} status="active" '
+        f"confirm=true) or from a terminal: `{command}`."
+    )
+
+
+def paused_reason(row: Row, what: str) -> str | None:
+    """Why nothing is `what` (claimed, allowed) for a paused agency; None when it is not paused."""
+    if not is_paused(row):
+        return None
+    note = f' ("{row["pause_note"]}")' if row["pause_note"] else ""
+    return f"{row['name']} is paused{note}, so nothing is {what} for it. {who_resumes(row)}"
+
+
+async def pause_agency(tx: Tx, actor: Actor, agency: str, *, note: str = "") -> AgencyView:
+    """Stop an agency: nothing claimed, nothing allowed, until it is resumed. Any channel may pause.
+
+    Pausing again keeps the first pause's time; a pause made on a more trusted channel takes over the
+    record, so only that channel (or a higher one) can lift it.
+    """
+    row = await resolve_agency(tx, agency)
+    text = checked_text(note, "note", MAX_PAUSE_NOTE, what="why it is paused")
+    if row["status"] != "active":
+        raise Conflict(f"agency: {row['name']} is retired, so nothing is claimed or allowed for it already.")
+    rank = _PAUSE_RANK[actor.channel]
+    held = None if row["paused_at"] is None else _PAUSE_RANK[str(row["paused_by"])]
+    if held is not None and (rank < held or (rank == held and text in ("", row["pause_note"]))):
+        return await _agency_view(tx, row)  # paused already, by this channel or a more trusted one
+    await tx.run(
+        "UPDATE agencies SET paused_at = coalesce(paused_at, :now), paused_by = :by, pause_note = :note, "
+        "updated_at = :now WHERE id = :id",
+        {"now": tx.now_text, "by": actor.channel, "note": text or row["pause_note"], "id": row["id"]},
+    )
+    detail = {"paused_by": actor.channel, **({"note": text} if text else {})}
+    await audit.append(tx, actor, "agency.pause", ids.format_id("agency", row["id"]), detail)
+    return await _agency_view(tx, await resolve_agency(tx, ids.format_id("agency", row["id"])))
+
+
+async def resume_agency(tx: Tx, actor: Actor, agency: str) -> AgencyView:
+    """Lift an agency's pause (an operator act, on a channel at least as trusted as the pause's)."""
+    row = await resolve_agency(tx, agency)
+    act, command = f"Resuming the agency {row['name']}", resume_command(row["name"])
+    trust.require_operator(actor, act, command)
+    if row["paused_at"] is None:
+        return await _agency_view(tx, row)
+    if _PAUSE_RANK[actor.channel] < _PAUSE_RANK[str(row["paused_by"])]:
+        trust.refuse_in_chat(
+            actor, act, "the operator paused it on a verified channel, and only that channel lifts their stop", command
+        )
+    await tx.run(
+        "UPDATE agencies SET paused_at = NULL, paused_by = NULL, pause_note = '', updated_at = ? WHERE id = ?",
+        (tx.now_text, row["id"]),
+    )
+    short = ids.format_id("agency", row["id"])
+    await audit.append(
+        tx, actor, "agency.resume", short, {"paused_by": row["paused_by"], "paused_at": row["paused_at"]}
+    )
+    return await _agency_view(tx, await resolve_agency(tx, short))
 
 
 # --- the playbook --------------------------------------------------------------------------------

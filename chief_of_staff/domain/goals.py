@@ -17,6 +17,7 @@ are unique among the key results of an agency's active goals, so a name says whi
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Annotated, Any, Literal, get_args
@@ -37,7 +38,10 @@ Direction = Literal["up", "down"]
 KeyResultKind = Literal["cumulative", "level"]
 
 MAX_KEY_RESULTS = 10
-GOAL_HINT = "approve it in chat (confirm=true), or ask the operator to run it from the command line"
+GOAL_HINT = (
+    "chief-of-staff goal create --agency NAME --title TEXT --kr metric=NAME baseline=0 target=10 direction=up "
+    "due_date=YYYY-MM-DD"
+)
 
 
 # A trillion: beyond any count, amount or rate a key result tracks, and small enough that a key
@@ -499,7 +503,7 @@ async def adjust_goal(
 ) -> GoalView:
     """Retitle, re-describe, close or reopen a goal, change key results' targets, due dates or units,
     or add key results (operator-only). All of it lands as one audited change."""
-    trust.require_operator(actor, "Changing a goal", GOAL_HINT)
+    trust.require_operator(actor, "Changing a goal", f"chief-of-staff goal adjust {shlex.quote(str(goal))}")
     goal_row = await resolve_goal(tx, goal)
     fields = _goal_field_changes(title, description, status)
     changes = [coerce_input(KeyResultChange, c, f"key_results[{i}]") for i, c in enumerate(key_results or [])]

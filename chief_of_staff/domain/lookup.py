@@ -38,7 +38,13 @@ async def complete(tx: Tx, argument: str, typed: str, context: dict[str, str] | 
 
 
 # The objects an agency token may address by id, and the table that says whose they are.
-_OWNED_BY = {"authorization": "authorizations", "task": "tasks", "grant": "grants", "decision": "decisions"}
+_OWNED_BY = {
+    "authorization": "authorizations",
+    "task": "tasks",
+    "grant": "grants",
+    "decision": "decisions",
+    "routine": "routines",
+}
 
 
 async def owner(tx: Tx, kind: str, ref: str, *, field: str) -> tuple[int | None, int | None] | None:

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any, Literal, get_args
 
 from pydantic import Field
@@ -25,7 +27,7 @@ from chief_of_staff.core import audit, clock, ids
 from chief_of_staff.core.audit import Actor
 from chief_of_staff.core.db import Row, Tx
 from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound
-from chief_of_staff.core.fields import MAX_CENTS, Model
+from chief_of_staff.core.fields import MAX_CENTS, Model, checked_text, parse_local_date
 from chief_of_staff.domain import agencies, goals, workspace
 
 Result = Literal["success", "partial", "failure"]
@@ -556,3 +558,143 @@ async def _views(tx: Tx, rows: list[Row]) -> list[OutcomeView]:
         )
         for row in rows
     ]
+
+
+# --- searching the log ---------------------------------------------------------------------------
+#
+# A page is read newest first and stops at its limit: each filter that narrows by an index keeps that
+# order (outcomes_by_agency, outcomes_by_role, outcomes_by_time), so a page costs the same on a log of ten
+# outcomes or a million. A key result's outcomes are read through outcome_metrics_by_kr, in the order they
+# were logged (the id order, which is the time order of an append-only log on one clock). Paging is by
+# keyset: `before` is the last outcome of the previous page, so a deep page costs what the first does and
+# outcomes logged meanwhile never shift it. The WHERE clause holds only the filters sent: a
+# "(:x IS NULL OR ...)" form would keep SQLite off the index.
+
+# A key result's outcomes, driven from its index (CROSS JOIN keeps outcome_metrics the outer loop).
+_BY_KEY_RESULT = (
+    "SELECT o.*, a.name AS agency_name, r.name AS role_name FROM outcome_metrics AS m "
+    "INDEXED BY outcome_metrics_by_kr CROSS JOIN outcomes AS o ON o.id = m.outcome_id "
+    "LEFT JOIN agencies AS a ON a.id = o.agency_id LEFT JOIN roles AS r ON r.id = o.role_id "
+)
+MAX_SEARCH_TEXT = 200
+
+
+class OutcomePage(Model):
+    outcomes: list[OutcomeView]
+    # Send as `before` for the next page; None when this page is the last.
+    next: str | None
+
+
+async def list_outcomes(
+    tx: Tx,
+    *,
+    agency: str | None = None,
+    role: str | None = None,
+    key_result: str | None = None,
+    result: str | None = None,
+    since: date | str | None = None,
+    until: date | str | None = None,
+    text: str | None = None,
+    before: str | None = None,
+    limit: int = 20,
+) -> OutcomePage:
+    """Outcomes newest first, filtered by agency, role, key result (id or metric name), result, local dates
+    (since and until, inclusive, in the workspace timezone) and text in the summary or lesson; a page at a time.
+    """
+    count = _whole(limit, "limit", MAX_PAGE, "how many outcomes a page holds")
+    if count == 0:
+        raise InvalidInput(f"limit: send a whole number from 1 to {MAX_PAGE}.")
+    where: list[str] = []
+    params: dict[str, Any] = {"limit": count + 1}
+    agency_id = await _filter_agency(tx, agency, role, where, params)
+    kr_id = None if key_result is None else await _filter_key_result(tx, key_result, agency_id)
+    if result is not None:
+        where.append("o.result = :result")
+        params["result"] = _result(result)
+    await _filter_dates(tx, since, until, where, params)
+    if text is not None:
+        words = checked_text(text, "text", MAX_SEARCH_TEXT, required=True, what="words to look for")
+        where.append("(o.summary LIKE :text ESCAPE '\\' OR o.lesson LIKE :text ESCAPE '\\')")
+        params["text"] = "%" + re.sub(r"([\\%_])", r"\\\1", words) + "%"
+    if kr_id is not None:
+        select, order = _BY_KEY_RESULT, "m.outcome_id DESC"
+        where.insert(0, "m.key_result_id = :kr")
+        params["kr"] = kr_id
+        if before is not None:
+            where.append("m.outcome_id < :before")
+    else:
+        select, order = _VIEW_SELECT, "o.created_at DESC, o.id DESC"
+        if before is not None:
+            where.append("(o.created_at, o.id) < (SELECT created_at, id FROM outcomes WHERE id = :before)")
+    if before is not None:
+        params["before"] = await _outcome_number(tx, before)
+    condition = f"WHERE {' AND '.join(where)} " if where else ""
+    rows = await tx.all(f"{select}{condition}ORDER BY {order} LIMIT :limit", params)
+    page = await _views(tx, rows[:count])
+    return OutcomePage(outcomes=page, next=page[-1].id if len(rows) > count else None)
+
+
+async def _filter_key_result(tx: Tx, ref: str, agency_id: int | None) -> int:
+    kr = await goals.resolve_key_result(tx, ref, agency_id=agency_id, field="key_result")
+    if agency_id is not None and kr["agency_id"] != agency_id:
+        raise InvalidInput(
+            f"key_result: {ids.format_id('key_result', kr['id'])} serves another agency's goal, so no outcome "
+            "of this agency moved it; leave agency out, or send a key result of its goals."
+        )
+    return int(kr["id"])
+
+
+async def _filter_agency(
+    tx: Tx, agency: str | None, role: str | None, where: list[str], params: dict[str, Any]
+) -> int | None:
+    if agency is None:
+        if role is not None:
+            raise InvalidInput('role: a role belongs to an agency; send the agency too, e.g. agency="Outbound".')
+        return None
+    row = await agencies.resolve_agency(tx, agency)
+    role_row = await agencies.resolve_role(tx, row["id"], role)
+    if role_row is not None:
+        where.append("o.role_id = :role")
+        params["role"] = role_row["id"]
+    else:
+        where.append("o.agency_id = :agency")
+    params["agency"] = row["id"]
+    return int(row["id"])
+
+
+async def _filter_dates(
+    tx: Tx, since: date | str | None, until: date | str | None, where: list[str], params: dict[str, Any]
+) -> None:
+    """since and until are local calendar days, both inclusive: from since's midnight to the one after until."""
+    if since is None and until is None:
+        return
+    zone = (await workspace.get(tx)).timezone
+    first = None if since is None else parse_local_date(since, "since")
+    last = None if until is None else parse_local_date(until, "until")
+    if first is not None and last is not None and last < first:
+        raise InvalidInput(f"until: {last} is before since ({first}); send until on or after since.")
+    if first is not None:
+        where.append("o.created_at >= :since")
+        params["since"] = clock.format_ts(clock.local_midnight_utc(first, zone))
+    if last is not None:
+        where.append("o.created_at < :until")
+        params["until"] = clock.format_ts(clock.local_midnight_utc(last + timedelta(days=1), zone))
+
+
+async def _outcome_number(tx: Tx, ref: str) -> int:
+    number = ids.parse_id("outcome", ref, field="before")
+    if await tx.scalar("SELECT 1 FROM outcomes WHERE id = ?", (number,)) is None:
+        raise NotFound(
+            f"before: there is no outcome {ids.format_id('outcome', number)}; send the `next` of the previous "
+            "page, or leave before out for the newest."
+        )
+    return number
+
+
+async def get_outcome(tx: Tx, outcome: str) -> OutcomeView:
+    """One outcome by id ("O12")."""
+    number = ids.parse_id("outcome", outcome, field="outcome")
+    rows = await tx.all(f"{_VIEW_SELECT}WHERE o.id = ?", (number,))
+    if not rows:
+        raise NotFound(f"outcome: there is no outcome {ids.format_id('outcome', number)}; list_outcomes finds them.")
+    return (await _views(tx, rows))[0]

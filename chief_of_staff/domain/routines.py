@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from typing import Any
 
 from chief_of_staff.core import audit, clock, ids
 from chief_of_staff.core.audit import Actor
 from chief_of_staff.core.db import Row, Tx
 from chief_of_staff.core.errors import InvalidInput, NotFound
 from chief_of_staff.core.fields import Model, Priority, checked_text
+from chief_of_staff.domain import agencies, trust, workspace
 from chief_of_staff.domain import task_fields as fields
-from chief_of_staff.domain import workspace
 
+MAX_LIST = 100
+# The schedules there are, as an input field's description says them.
+SCHEDULE_FORMS = '"daily", "weekdays", "weekly:mon,thu" or "monthly:1"'
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HELP = (
     'send "daily", "weekdays", "weekly:mon,thu" (three-letter day names, comma-separated) '
@@ -31,8 +35,11 @@ class RoutineView(Model):
     agency: str
     role: str | None
     title: str
+    details: str
     schedule: str
     priority: Priority
+    goal: str | None
+    key_result: str | None
     active: bool
     last_run_on: date | None
 
@@ -119,10 +126,8 @@ async def add_routine(
 
 async def set_active(tx: Tx, actor: Actor, routine: str, *, active: bool) -> RoutineView:
     """Pause a routine (no more tasks from it) or resume it; tasks it already made stay in the inbox."""
-    routine_id = ids.parse_id("routine", routine, field="routine_id")
-    row = await tx.one("SELECT active FROM routines WHERE id = ?", (routine_id,))
-    if row is None:
-        raise NotFound(f"routine_id: there is no routine {ids.format_id('routine', routine_id)}.")
+    row = await _row(tx, routine)
+    routine_id = int(row["id"])
     if bool(row["active"]) != active:
         await tx.run(
             "UPDATE routines SET active = ?, updated_at = ? WHERE id = ?", (int(active), tx.now_text, routine_id)
@@ -133,29 +138,137 @@ async def set_active(tx: Tx, actor: Actor, routine: str, *, active: bool) -> Rou
     return await _view(tx, routine_id)
 
 
-async def _view(tx: Tx, routine_id: int) -> RoutineView:
-    row = await tx.one(
-        "SELECT r.*, a.name AS agency_name, ro.name AS role_name FROM routines AS r "
-        "JOIN agencies AS a ON a.id = r.agency_id LEFT JOIN roles AS ro ON ro.id = r.role_id WHERE r.id = ?",
-        (routine_id,),
+# A routine with the names its view shows.
+_VIEW_SELECT = (
+    "SELECT r.*, a.name AS agency_name, ro.name AS role_name FROM routines AS r "
+    "JOIN agencies AS a ON a.id = r.agency_id LEFT JOIN roles AS ro ON ro.id = r.role_id "
+)
+
+
+async def list_routines(
+    tx: Tx, *, agency: str | None = None, active: bool | None = None, limit: int = MAX_LIST
+) -> list[RoutineView]:
+    """Routines, oldest first: one agency's or all, active or paused ones or both."""
+    count = fields.whole_number(limit, "limit", 1, MAX_LIST, "routines")
+    agency_id = None if agency is None else int((await agencies.resolve_agency(tx, agency))["id"])
+    rows = await tx.all(
+        f"{_VIEW_SELECT}WHERE (:agency IS NULL OR r.agency_id = :agency) AND (:active IS NULL OR r.active = :active) "
+        "ORDER BY r.id LIMIT :limit",
+        {"agency": agency_id, "active": None if active is None else int(active), "limit": count},
     )
+    return [_row_view(row) for row in rows]
+
+
+async def edit_routine(
+    tx: Tx,
+    actor: Actor,
+    routine: str,
+    *,
+    title: str | None = None,
+    details: str | None = None,
+    priority: str | None = None,
+    schedule: str | None = None,
+    agency: fields.LinkChange = fields.KEEP,
+    role: fields.LinkChange = fields.KEEP,
+    goal: fields.LinkChange = fields.KEEP,
+    key_result: fields.LinkChange = fields.KEEP,
+) -> RoutineView:
+    """Change a routine outside a review: its title, details, priority, schedule, goal or key result, its role or
+    agency (an operator act, as moving a task is). Tasks it already made stay as they are.
+
+    Fields left out stay as they are (KEEP for the links; None clears one); the current value changes nothing.
+    """
+    asked = {
+        "title": None if title is None else checked_text(title, "title", fields.MAX_TITLE, required=True),
+        "details": None if details is None else checked_text(details, "details", fields.MAX_DETAILS),
+        "priority": None if priority is None else fields.priority_rank(priority),
+        "schedule": None if schedule is None else parse_schedule(schedule),
+    }
+    changes: dict[str, Any] = {column: value for column, value in asked.items() if value is not None}
+    links = (agency, role, goal, key_result)
+    if not changes and all(link is fields.KEEP for link in links):
+        raise InvalidInput(
+            "Nothing to change: send title, details, priority, schedule, agency, role, goal_id or key_result_id."
+        )
+    if agency is None:
+        raise InvalidInput('agency: a routine belongs to an agency; send its name or id, e.g. "Outbound".')
+    row = await _row(tx, routine)
+    short = ids.format_id("routine", row["id"])
+    changes = {column: value for column, value in changes.items() if row[column] != value}
+    if any(link is not fields.KEEP for link in links):
+        moved = await fields.relink(tx, row, short, agency=agency, role=role, goal=goal, key_result=key_result)
+        changes.update({column: value for column, value in moved.__dict__.items() if row[column] != value})
+    if "agency_id" in changes or "role_id" in changes:
+        trust.require_operator(
+            actor,
+            f"Moving {short} to another agency or role (its tasks are judged as their role, so this changes "
+            "whose authority applies to them)",
+            f"chief-of-staff routine edit {short} --agency NAME --role NAME",
+        )
+    if changes:
+        assignments = "".join(f"{column} = :{column}, " for column in changes)
+        await tx.run(
+            f"UPDATE routines SET {assignments}updated_at = :now WHERE id = :id",
+            {**changes, "now": tx.now_text, "id": row["id"]},
+        )
+        await audit.append(tx, actor, "routine.edit", short, _edit_detail(changes))
+    return await _view(tx, row["id"])
+
+
+def _edit_detail(changes: dict[str, Any]) -> dict[str, Any]:
+    detail = dict(changes)
+    if "priority" in detail:
+        detail["priority"] = fields.label(detail["priority"])
+    for column, kind in (
+        ("agency_id", "agency"),
+        ("role_id", "role"),
+        ("goal_id", "goal"),
+        ("key_result_id", "key_result"),
+    ):
+        if column in detail:
+            detail[column] = None if detail[column] is None else ids.format_id(kind, detail[column])
+    return detail
+
+
+async def _row(tx: Tx, routine: str) -> Row:
+    routine_id = ids.parse_id("routine", routine, field="routine_id")
+    row = await tx.one("SELECT * FROM routines WHERE id = ?", (routine_id,))
+    if row is None:
+        raise NotFound(
+            f"routine_id: there is no routine {ids.format_id('routine', routine_id)}. "
+            'Call routines with action "list" to see them.'
+        )
+    return row
+
+
+async def _view(tx: Tx, routine_id: int) -> RoutineView:
+    row = await tx.one(f"{_VIEW_SELECT}WHERE r.id = ?", (routine_id,))
     assert row is not None
+    return _row_view(row)
+
+
+def _row_view(row: Row) -> RoutineView:
     return RoutineView(
         id=ids.format_id("routine", row["id"]),
         agency=row["agency_name"],
         role=row["role_name"],
         title=row["title"],
+        details=row["details"],
         schedule=row["schedule"],
         priority=fields.label(row["priority"]),
+        goal=None if row["goal_id"] is None else ids.format_id("goal", row["goal_id"]),
+        key_result=None if row["key_result_id"] is None else ids.format_id("key_result", row["key_result_id"]),
         active=bool(row["active"]),
         last_run_on=fields.iso_date(row["last_run_on"]),
     )
 
 
 # The routines not yet run on local day :today; materialize_routines has work only when this holds.
+# A paused agency's routines make nothing: its days pass unmade, as a day nobody looked at does.
 _PENDING_WHERE = (
     "FROM routines AS r JOIN agencies AS a ON a.id = r.agency_id "
-    "WHERE r.active = 1 AND a.status = 'active' AND (r.last_run_on IS NULL OR r.last_run_on < :today)"
+    "WHERE r.active = 1 AND a.status = 'active' AND a.paused_at IS NULL "
+    "AND (r.last_run_on IS NULL OR r.last_run_on < :today)"
 )
 # A probe a caller can fold into one statement with others (params :today, the local date).
 DUE_EXISTS = f"EXISTS (SELECT 1 {_PENDING_WHERE})"

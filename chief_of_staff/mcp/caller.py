@@ -10,9 +10,9 @@ A tool call has one caller (design brief, Trust):
   channel, which the domain bounds;
 - anything else is the agency.
 
-Ids that name an ownable object (a task, an authorization, a grant, a decision) say so in their
-type (`TaskRef`, `AuthorizationRef`, `GrantRef`, `DecisionRef`). The runner checks every one of
-them before the handler runs: an agency token may not act on another agency's or role's object.
+Ids that name an ownable object (a task, an authorization, a grant, a decision, a routine) say so in
+their type (`TaskRef`, `AuthorizationRef`, `GrantRef`, `DecisionRef`, `RoutineRef`). The runner checks
+every one of them before the handler runs: an agency token may not act on another agency's or role's object.
 Objects with no agency, or no role, belong to everyone under them. Over stdio the agency is one
 principal, so nothing is checked there.
 """
@@ -41,7 +41,7 @@ from chief_of_staff.domain.tokens import Principal
 # The AccessToken claim the HTTP token verifier puts the Principal under.
 PRINCIPAL_CLAIM = "chief_of_staff.principal"
 
-OwnableKind = Literal["task", "authorization", "grant", "decision"]
+OwnableKind = Literal["task", "authorization", "grant", "decision", "routine"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,7 @@ TaskRef = _ref("task", "T42")
 AuthorizationRef = _ref("authorization", "AU7")
 GrantRef = _ref("grant", "GR3")
 DecisionRef = _ref("decision", "D7")
+RoutineRef = _ref("routine", "RT2")
 
 
 @dataclass(frozen=True)

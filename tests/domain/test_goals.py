@@ -189,7 +189,7 @@ async def test_invalid_key_results_write_nothing(store: Store, key_results: list
 @pytest.mark.parametrize(
     ("actor", "fields", "error", "message"),
     [
-        (AGENCY, {}, OperatorActRefused, "Setting a goal is an operator decision.*command line"),
+        (AGENCY, {}, OperatorActRefused, "Setting a goal is an operator decision.*chief-of-staff goal create"),
         (OPERATOR_CLI, {"agency": "Ghost"}, NotFound, "agency: there is no agency 'Ghost'"),
         (OPERATOR_CLI, {"title": " "}, InvalidInput, "title: must not be empty"),
         (OPERATOR_CLI, {"description": "d" * 4001}, InvalidInput, "description: 4001 characters is too long"),

@@ -15,7 +15,7 @@ from chief_of_staff.mcp.server import tool_specs
 
 SPECS = {spec.name: spec for spec in tool_specs()}
 # A field named for one of these kinds takes its id; `depends_on` takes task ids.
-OWNABLE_NAME = re.compile(r"^(?:.*_)?(task|authorization|grant|decision)_id$")
+OWNABLE_NAME = re.compile(r"^(?:.*_)?(task|authorization|grant|decision|routine)_id$")
 
 
 def _kind_by_name(name: str) -> str | None:

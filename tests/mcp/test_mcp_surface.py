@@ -26,7 +26,16 @@ from tests.conftest import START
 pytestmark = pytest.mark.anyio
 
 TOOLS_LIST_BUDGET = 40_960
-READ_ONLY = {"list_goals", "list_tasks", "list_grants", "list_decisions", "list_blueprints", "roster", "check"}
+READ_ONLY = {
+    "list_goals",
+    "list_tasks",
+    "list_grants",
+    "list_decisions",
+    "list_blueprints",
+    "roster",
+    "check",
+    "list_outcomes",
+}
 RESOURCES = {"cos://brief", "cos://goals", "cos://authority-letter", "cos://inbox", "cos://decisions", "cos://review"}
 PROMPTS = {"chief_of_staff", "daily_brief", "work_session", "setup_agency", "decide", "weekly_review"}
 LEAKS = ("Traceback", "/work/", ".py", "sqlite3.")

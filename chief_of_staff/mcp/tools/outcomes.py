@@ -11,12 +11,12 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from chief_of_staff.core.db import Store
-from chief_of_staff.core.fields import Cents, Model, Name, Text
+from chief_of_staff.core.fields import Cents, LocalDate, Model, Name, ShortText, Text
 from chief_of_staff.core.ids import parse_id
-from chief_of_staff.domain import outcomes
+from chief_of_staff.domain import goals, outcomes
 from chief_of_staff.mcp.caller import Caller, TaskRef
 from chief_of_staff.mcp.subscriptions import BRIEF, GOALS, INBOX
-from chief_of_staff.mcp.toolkit import ToolSpec
+from chief_of_staff.mcp.toolkit import Ref, ToolSpec
 
 _OUTCOMES = (BRIEF, GOALS, INBOX)
 
@@ -67,6 +67,34 @@ async def _log_outcome(store: Store, caller: Caller, args: LogOutcomeIn) -> outc
         )
 
 
+class ListOutcomesIn(Model):
+    agency: Name | None = None
+    role: Name | None = None
+    key_result: goals.KeyResultRef | None = None
+    result: Literal["success", "partial", "failure"] | None = None
+    since: LocalDate | None = Field(None, description="First local day")
+    until: LocalDate | None = Field(None, description="Last local day")
+    text: ShortText | None = Field(None, description="In summary or lesson")
+    before: Ref | None = Field(None, description="The last answer's next: the page after it")
+    limit: int = Field(20, ge=1, le=100)
+
+
+async def _list_outcomes(store: Store, caller: Caller, args: ListOutcomesIn) -> outcomes.OutcomePage:
+    async with store.read() as tx:
+        return await outcomes.list_outcomes(
+            tx,
+            agency=args.agency,
+            role=args.role,
+            key_result=args.key_result,
+            result=args.result,
+            since=args.since,
+            until=args.until,
+            text=args.text,
+            before=args.before,
+            limit=args.limit,
+        )
+
+
 TOOLS: list[ToolSpec[Any, Any]] = [
     ToolSpec(
         "log_outcome",
@@ -77,5 +105,15 @@ TOOLS: list[ToolSpec[Any, Any]] = [
         outcomes.OutcomeView,
         _log_outcome,
         changes=_OUTCOMES,
+    ),
+    ToolSpec(
+        "list_outcomes",
+        "List outcomes",
+        "Search the outcome log, newest first, a page at a time (next: send it as before).",
+        ListOutcomesIn,
+        outcomes.OutcomePage,
+        _list_outcomes,
+        read_only=True,
+        idempotent=True,
     ),
 ]

@@ -10,9 +10,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from chief_of_staff.core.db import Store
-from chief_of_staff.core.errors import NotFound
-from chief_of_staff.core.fields import LongText, Model, Name, Text, View
+from chief_of_staff.core.db import Row, Store
+from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound
+from chief_of_staff.core.fields import LongText, Model, Name, ShortText, Text, View
 from chief_of_staff.domain import agencies
 from chief_of_staff.domain.agencies import AgencyView, LessonView
 from chief_of_staff.domain.review.adjustments import (
@@ -44,7 +44,10 @@ class SetAgencyIn(Model):
     name: Name
     purpose: Text | None = Field(None, description="Required when creating")
     operating_spec: LongText | None = None
-    status: Literal["active", "retired"] | None = None
+    status: Literal["active", "paused", "retired"] | None = Field(
+        None, description="paused: nothing claimed or allowed (the agency may pause itself); active resumes"
+    )
+    note: ShortText | None = Field(None, description="Why it is paused")
     confirm: bool = CONFIRM
 
 
@@ -52,7 +55,7 @@ async def _set_agency(store: Store, caller: Caller, args: SetAgencyIn) -> agenci
     actor = caller.actor
     async with store.write() as tx:
         try:
-            await agencies.resolve_agency(tx, args.name, field="name")
+            row = await agencies.resolve_agency(tx, args.name, field="name")
         except NotFound:
             return await agencies.create_agency(
                 tx,
@@ -61,13 +64,31 @@ async def _set_agency(store: Store, caller: Caller, args: SetAgencyIn) -> agenci
                 purpose=args.purpose or "",
                 operating_spec=args.operating_spec or "",
             )
-        return await agencies.update_agency(
-            tx,
-            actor,
-            args.name,
-            purpose=args.purpose,
-            operating_spec=args.operating_spec,
-            status=args.status,
+        _refuse_another_agency(caller, row)
+        # A pause is no roster change: pausing and resuming go through their own rules (domain.agencies).
+        resuming = args.status == "active" and agencies.is_paused(row)
+        roster_status = None if args.status == "paused" or resuming else args.status
+        view = None
+        if args.purpose is not None or args.operating_spec is not None or roster_status is not None:
+            view = await agencies.update_agency(
+                tx, actor, args.name, purpose=args.purpose, operating_spec=args.operating_spec, status=roster_status
+            )
+        if args.status == "paused":
+            return await agencies.pause_agency(tx, actor, args.name, note=args.note or "")
+        if resuming:
+            return await agencies.resume_agency(tx, actor, args.name)
+        if view is None:
+            raise InvalidInput("Nothing to change: send purpose, operating_spec or status.")
+        return view
+
+
+def _refuse_another_agency(caller: Caller, row: Row) -> None:
+    """An agency token may pause its own agency only (it can make no other change here at all)."""
+    principal = caller.principal
+    if caller.is_agency_token and principal is not None and principal.agency_id != row["id"]:
+        raise Conflict(
+            f"name: {row['name']} is another agency; this connection's token acts for "
+            f"{principal.agency} only. Nothing was changed."
         )
 
 
@@ -101,13 +122,15 @@ TOOLS: list[ToolSpec[Any, Any]] = [
     ToolSpec(
         "set_agency",
         "Set agency",
-        "Operator act. Create an agency (a business function) or change its purpose, operating spec or status.",
+        "Operator act (pausing is not). Create an agency (a business function) or change its purpose, operating "
+        "spec or status.",
         SetAgencyIn,
         agencies.AgencyView,
         _set_agency,
         destructive=True,
         idempotent=True,
         operator_act=True,
+        asks_operator=lambda args: args.status != "paused",
         changes=EVERYTHING,
     ),
     ToolSpec(
