@@ -15,6 +15,7 @@ from chief_of_staff.core.db import Tx
 from chief_of_staff.core.fields import View, money
 from chief_of_staff.domain import decisions, goals, inbox, outcomes, routines, trust, viewers, workspace
 from chief_of_staff.domain.authority import grants, ledger
+from chief_of_staff.domain.pace import way
 
 # The change count stops here: a viewer back from a long absence sees "10000+" rather than a table scan.
 CHANGE_SCAN_LIMIT = 10_000
@@ -224,8 +225,8 @@ def _goal_lines(brief: Brief) -> list[str]:
         lines.append(f"- **{goal.id} {goal.title}** ({goal.agency})")
         for kr in goal.key_results:
             lines.append(
-                f"  - {kr.id} {kr.metric}: {kr.current:g} of {kr.target:g} {kr.unit} by {kr.due_date} "
-                f"— {kr.pace}" + (f", behind by {kr.behind_by:g}" if kr.behind_by else "")
+                f"  - {kr.id} {kr.metric}: {kr.current:g} of {kr.target:g} {kr.unit} by {kr.due_date}, "
+                f"{way(kr.progress)} — {kr.pace}" + (f", behind by {kr.behind_by:g}" if kr.behind_by else "")
             )
     return lines or ["- No goals yet. Apply a blueprint or create a goal."]
 

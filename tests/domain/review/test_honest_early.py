@@ -21,7 +21,7 @@ from chief_of_staff.core.audit import OPERATOR_CLI, Actor
 from chief_of_staff.core.clock import FixedClock
 from chief_of_staff.core.config import NOW_ENV
 from chief_of_staff.core.db import Store
-from chief_of_staff.domain import agencies, goals, outcomes, pace
+from chief_of_staff.domain import agencies, brief, goals, outcomes, pace
 from chief_of_staff.domain.authority import grants, ledger
 from chief_of_staff.domain.authority.grants import GrantSpec
 from chief_of_staff.domain.authority.terms import BudgetSpec
@@ -147,6 +147,14 @@ async def test_ten_percent_of_the_way_is_worded_as_ten_percent(world: Store) -> 
         "target of 12 (10% of the way from its baseline 0). Lower the target to 1.2."
     )
     assert "KR1 Meetings: 0.4 of 12 meetings by 2026-12-21, 3% of the way (behind" in await markdown(world)
+
+
+async def test_the_brief_words_the_share_of_the_way(world: Store) -> None:
+    await goal(world)
+    await log(world, 1.2)
+    async with world.read() as tx:
+        text = brief.render_brief(await brief.build_brief(tx))
+    assert "  - KR1 Meetings: 1.2 of 12 meetings by 2027-01-07, 10% of the way — ahead" in text
 
 
 def test_the_review_command_words_the_share_of_the_way(
