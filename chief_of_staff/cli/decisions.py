@@ -17,18 +17,24 @@ async def cmd_decisions(args: argparse.Namespace, store: Store) -> int:
     async with store.write() as tx:
         await ledger.expire_decisions(tx)
         pending = await decisions.list_decisions(tx, status=args.status, limit=100)
+        effects = {view.id: await deciding.describe_change(tx, view) for view in pending if view.status == "pending"}
     if not pending:
         print(f"No {args.status} decisions.")
     for item in pending:
-        _print(item)
+        _print(item, effects.get(item.id))
         print()
     return 0
 
 
-def _print(view: decisions.DecisionView) -> None:
-    """A decision as the operator reads it in a terminal: the ask, the request it is bound to, what next."""
+def _print(view: decisions.DecisionView, effect: str | None = None) -> None:
+    """A decision as the operator reads it in a terminal: the ask, the request it is bound to, what next.
+
+    A proposal's ready change is shown as what it would do, read from the store (not only as arguments).
+    """
     head, *rest = decisions.describe(view)
     print(f"{head}  (expires {view.expires_at})" if view.status == "pending" else head)
+    if effect:
+        print(f"    Approving applies: {effect}")
     for line in rest:
         print(f"    {line}")
 

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal, get_args
 
 from chief_of_staff.core import ids
@@ -55,7 +56,7 @@ async def request_decision(
     agency_row = await agencies.resolve_agency(tx, agency)
     role_row = await agencies.resolve_role(tx, agency_row["id"], role)
     task_row = None if task is None else await _own_unfinished_task(tx, task, agency_row)
-    change = None if adjustment is None else _ready_change(kind, adjustment)
+    change, pinned = (None, None) if adjustment is None else await _ready_change(tx, kind, adjustment, agency_row)
     role_id = None if role_row is None else role_row["id"]
     request = {
         "kind": kind,
@@ -66,6 +67,7 @@ async def request_decision(
         "amount_cents": amount,
         "task_id": None if task_row is None else task_row["id"],
         "adjustment": change,
+        "pinned": pinned,
     }
     view = await decisions.open_decision(
         tx,
@@ -82,7 +84,7 @@ async def request_decision(
     if task_row is None:
         return view
     decision_id = ids.parse_id("decision", view.id)
-    await inbox.wait_on_decision(tx, actor, task_row["id"], decision_id)
+    await inbox.wait_on_decision(tx, actor, task_row["id"], decision_id, agency_id=agency_row["id"])
     return await decisions.view_of(tx, decision_id)
 
 
@@ -92,15 +94,24 @@ async def _own_unfinished_task(tx: Tx, task: str, agency: Row) -> Row:
     short = ids.format_id("task", number)
     if row is None:
         raise NotFound(f"task_id: there is no task {short}. Call list_tasks to see open tasks.")
-    if row["agency_id"] is not None and row["agency_id"] != agency["id"]:
-        raise InvalidInput(f"task_id: {short} belongs to another agency; name one of {agency['name']}'s tasks.")
-    if row["status"] not in inbox.UNFINISHED:
-        raise Conflict(f"task_id: {short} is {row['status']}, so nothing can wait on the operator for it.")
+    if row["agency_id"] != agency["id"]:
+        raise InvalidInput(f"task_id: {short} is not {agency['name']}'s task; name one of its own tasks.")
+    if row["status"] not in ("open", "claimed", "blocked"):
+        raise Conflict(
+            f"task_id: {short} is {row['status']}, so it cannot wait on this question; "
+            "a waiting task comes back when the operator answers the decision it waits on."
+        )
     return row
 
 
-def _ready_change(kind: str, adjustment: dict[str, Any]) -> dict[str, Any]:
-    """A proposal's change, checked now (as a review would check it) so approving cannot fail on its shape."""
+async def _ready_change(
+    tx: Tx, kind: str, adjustment: dict[str, Any], agency: Row
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A proposal's change, checked now as a review would check it, and pinned to its subject as it is now.
+
+    The change must touch the asking agency's own grant, goal, role, routine or lesson; approving it
+    later applies it only if that subject has not changed since, so the operator approves what was shown.
+    """
     if kind != "proposal":
         raise InvalidInput("adjustment: only a proposal carries a ready change; leave it out of a question.")
     if not isinstance(adjustment, dict) or set(adjustment) != {"tool", "arguments"}:
@@ -110,7 +121,22 @@ def _ready_change(kind: str, adjustment: dict[str, Any]) -> dict[str, Any]:
     if tool not in allowed or not isinstance(adjustment["arguments"], dict):
         raise InvalidInput(f"adjustment.tool: send one of {', '.join(allowed)}, with its arguments as an object.")
     parsed = adjustments.parse_arguments(tool, adjustment["arguments"], "adjustment.arguments")
-    return {"tool": tool, "arguments": parsed.model_dump(exclude_none=True, mode="json")}
+    if await adjustments.agency_of(tx, tool, parsed) != agency["id"]:
+        raise InvalidInput(
+            f"adjustment: a proposal from {agency['name']} may change only {agency['name']}'s own grants, goals, "
+            "roles, routines and lessons."
+        )
+    change = {"tool": tool, "arguments": parsed.model_dump(exclude_none=True, mode="json")}
+    return change, await adjustments.pin(tx, tool, parsed)
+
+
+async def describe_change(tx: Tx, view: DecisionView) -> str | None:
+    """A proposal's ready change as what it would do, read from the store now (None without one)."""
+    if view.adjustment is None:
+        return None
+    tool = view.adjustment["tool"]
+    args = adjustments.parse_arguments(tool, view.adjustment["arguments"], "adjustment.arguments")
+    return await adjustments.describe(tx, tool, args)
 
 
 # --- answering ----------------------------------------------------------------------------------
@@ -133,6 +159,7 @@ async def decide(
     await decisions.record_decided(tx, actor, row, approve=approve, note=note_text)
     if approve and row["adjustment"] is not None:
         change = adjustments.Adjustment.model_validate_json(row["adjustment"])
+        await _refuse_moved_subject(tx, row, change, short)
         applied = await changesets.record_review(
             tx, actor, adjustments=[change], note=f"Approved {short}: {row['title']}"
         )
@@ -140,6 +167,16 @@ async def decide(
     view = await decisions.view_of(tx, decision_id)
     await _move_tasks(tx, actor, view, approve=approve, fail=task_on_deny == "fail", note=note_text)
     return await decisions.view_of(tx, decision_id)
+
+
+async def _refuse_moved_subject(tx: Tx, row: Row, change: adjustments.Adjustment, short: str) -> None:
+    pinned = json.loads(row["request"]).get("pinned")
+    if pinned and not await adjustments.still_pinned(tx, change.tool, pinned):
+        raise Conflict(
+            f"decision: {pinned['subject']} has changed since {short} was asked, so its ready change may no longer "
+            f"be what you read; nothing was changed. Deny {short} (`chief-of-staff deny {short}`) and let the "
+            "agency propose again."
+        )
 
 
 async def _check_chat_approval(tx: Tx, actor: Actor, row: Row, short_id: str) -> None:
@@ -150,6 +187,12 @@ async def _check_chat_approval(tx: Tx, actor: Actor, row: Row, short_id: str) ->
     if row["kind"] == "proposal":
         raise OperatorActRefused(
             f"Approving {short_id} cannot be done in chat: proposals widen authority or change goals. "
+            f"The operator can approve it from a terminal: {hint} (denying in chat is fine)."
+        )
+    if any(bound["key"].startswith("budget:") for bound in json.loads(row["exceeds"])):
+        # Past a budget is past a count or a period's money the operator set: chat never widens those.
+        raise OperatorActRefused(
+            f"Approving {short_id} cannot be done in chat: it goes past a budget, and chat never widens a budget. "
             f"The operator can approve it from a terminal: {hint} (denying in chat is fine)."
         )
     if row["kind"] == "escalation":

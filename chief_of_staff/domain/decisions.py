@@ -31,7 +31,7 @@ from chief_of_staff.core.audit import Actor
 from chief_of_staff.core.clock import format_ts, parse_ts
 from chief_of_staff.core.db import Row, Tx
 from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound
-from chief_of_staff.core.fields import MAX_CENTS, Model, checked_text, money
+from chief_of_staff.core.fields import MAX_CENTS, Model, checked_text, is_unseen, money
 from chief_of_staff.domain import inbox, outbox
 
 DEFAULT_TTL = timedelta(hours=72)
@@ -121,6 +121,17 @@ DECISION_TITLE = "a short line saying what needs deciding"
 def _capped(value: str, limit: int) -> str:
     """Callers inside the server may build text from outside data; cut it rather than fail the request."""
     return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def _one_line(text: str) -> str:
+    """Agency-written text as one visible line: no line breaks, controls or bidi marks that could draw a
+    second, fake line (a forged "Approve: ..." command) into the operator's terminal, brief or Slack."""
+    return " ".join("".join(" " if is_unseen(ch) else ch for ch in text).split())
+
+
+def _visible_lines(text: str) -> str:
+    """Details keep their lines, each cleaned as `_one_line`."""
+    return "\n".join(_one_line(line) for line in text.splitlines()).strip()
 
 
 def checked_amount(amount_cents: int | None) -> int | None:
@@ -328,8 +339,9 @@ async def open_decision(
     _check_choice(timeout_policy, "timeout_policy", TIMEOUT_POLICIES)
     if ttl <= timedelta(0):
         raise InvalidInput("ttl: a decision must stay open for some time; send a positive duration.")
-    title_text = _capped(checked_text(title, "title", UNCAPPED, required=True, what=DECISION_TITLE), MAX_TITLE)
-    details_text = _capped(checked_text(details, "details", UNCAPPED), MAX_DETAILS)
+    title = _one_line(checked_text(title, "title", UNCAPPED, required=True, what=DECISION_TITLE))
+    title_text = _capped(title or "(untitled)", MAX_TITLE)
+    details_text = _capped(_visible_lines(checked_text(details, "details", UNCAPPED)), MAX_DETAILS)
     amount = checked_amount(amount_cents)
     digest = request_hash(request)
     existing = await tx.one(
@@ -636,8 +648,16 @@ async def approved_elsewhere(tx: Tx, agency_id: int, capability: str, request_ha
 async def terms_for_approval(tx: Tx, decision: str) -> str:
     """What approving a decision means, from its own row (never from the caller's words): for a prompt."""
     view = await get_decision(tx, decision)
+    if view.kind != "escalation":
+        # A proposal's or question's words are the agency's own: shown as such, never as the server's facts.
+        return (
+            f"{view.id} is a {view.kind} from {view.agency or 'the workspace'}, status {view.status}, expires "
+            f"{view.expires_at}; it changes nothing unless it carries a ready change ({view.adjustment is not None}). "
+            f'The agency wrote (not checked by the server): "{_capped(view.title, 200)}"'
+            + (f' — "{_capped(view.details, 300)}"' if view.details else "")
+        )
     lines = describe(view, with_redeem=False)[:-1]  # the record, without the operator's how-to
-    lines.append(f"Why it was asked: {view.details or 'no reason given'}.")
+    lines.append(f"Why it was asked: {_capped(view.details, 600) or 'no reason given'}.")
     lines.append(f"Status {view.status}, expires {view.expires_at}.")
     return " ".join(lines)
 

@@ -26,7 +26,7 @@ TaskStatus = Literal["open", "claimed", "blocked", "waiting", "done", "failed", 
 TaskSource = Literal["operator", "agency", "routine", "blueprint"]
 UNFINISHED = ("open", "claimed", "blocked", "waiting")
 CLOSED = ("done", "failed", "cancelled")
-SETTABLE = ("open", "blocked", "waiting", "cancelled")
+SETTABLE = ("open", "blocked", "cancelled")
 RESULT_STATUS = {"success": "done", "partial": "done", "failure": "failed"}
 MAX_NOTE, MAX_DEPENDENCIES, MAX_LEASE_MINUTES, MAX_LIST = 2000, 20, 1440, 100
 NEXT_UP = 5
@@ -346,6 +346,13 @@ def _status(value: object) -> str:
         )
     if value == "claimed":
         raise InvalidInput("status: tasks are claimed with claim_next_task, which leases them; call that instead.")
+    if value == "waiting":
+        # A task waits on the operator only through a decision the operator can see and answer; deciding
+        # moves it on. A bare "waiting" would sit in the inbox with nothing for the operator to decide.
+        raise InvalidInput(
+            "status: a task waits on the operator through a decision: call request_decision with its task_id "
+            "(or authorize with task_id), and it comes back when the operator answers."
+        )
     if value not in SETTABLE:
         raise InvalidInput(f"status: {value!r} is not a status you can set; send one of {', '.join(SETTABLE)}.")
     return str(value)
@@ -426,6 +433,7 @@ async def update_task(
     row = await _task_row(tx, task)
     _refuse_closed(row)
     changes = {column: value for column, value in asked.items() if row[column] != value}
+    _refuse_leaving_a_wait(row, changes.get("status"))
     changes.update(_renewal(row, changes, renew_lease_minutes, tx))
     if relinking:
         changes.update(await _moved(tx, actor, row, agency=agency, role=role, goal=goal, key_result=key_result))
@@ -448,6 +456,17 @@ async def update_task(
         detail["depends_on"] = [_task_label(number) for number in dependencies]
     await audit.append(tx, actor, "task.update", _task_label(row["id"]), detail)
     return await _view_by_id(tx, row["id"])
+
+
+def _refuse_leaving_a_wait(row: Row, status: str | None) -> None:
+    """A task waiting on a decision leaves it only when the operator answers (or by being cancelled), so the
+    operator's "deny and fail" always reaches the task it was asked about."""
+    if row["status"] == "waiting" and status is not None and status != "cancelled":
+        decision = _optional_id("decision", row["decision_id"]) or "a decision"
+        raise Conflict(
+            f"status: {_task_label(row['id'])} waits on {decision}; it comes back when the operator answers. "
+            "Claim other work meanwhile, or cancel it if it is no longer needed."
+        )
 
 
 _LINK_KINDS = {"agency_id": "agency", "role_id": "role", "goal_id": "goal", "key_result_id": "key_result"}
@@ -671,16 +690,17 @@ async def _ready(tx: Tx, limit: int, agency_id: int | None = None) -> list[TaskV
 # --- waiting on the operator -------------------------------------------------------------------------
 
 
-async def wait_on_decision(tx: Tx, actor: Actor, task_id: int, decision_id: int) -> bool:
-    """Park an unfinished task on the decision its request opened: status waiting, lease ended.
+async def wait_on_decision(tx: Tx, actor: Actor, task_id: int, decision_id: int, *, agency_id: int) -> bool:
+    """Park the agency's own unfinished task on the decision its request opened: status waiting, lease ended.
 
-    Deciding (or the decision running out) moves it on; see `resume_after_decision`. True when it moved.
+    Deciding (or the decision running out) moves it on; see `resume_after_decision`. A task that already
+    waits on a decision stays with that one, so the operator's answer to it still reaches it. True when
+    it moved.
     """
     moved = await tx.run(
         "UPDATE tasks SET status = 'waiting', decision_id = :decision, lease_owner = NULL, lease_expires_at = NULL, "
-        "updated_at = :now WHERE id = :task AND status IN ('open', 'claimed', 'blocked', 'waiting') "
-        "AND (status != 'waiting' OR decision_id IS NOT :decision)",
-        {"decision": decision_id, "task": task_id, "now": tx.now_text},
+        "updated_at = :now WHERE id = :task AND agency_id = :agency AND status IN ('open', 'claimed', 'blocked')",
+        {"decision": decision_id, "task": task_id, "agency": agency_id, "now": tx.now_text},
     )
     if moved:
         detail = {"status": "waiting", "decision": ids.format_id("decision", decision_id)}

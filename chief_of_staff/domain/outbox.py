@@ -112,7 +112,9 @@ async def _decision_text(tx: Tx, data: dict[str, Any], verb: str) -> str:
     who = " / ".join(_esc(part) for part in (data.get("agency"), data.get("role")) if part)
     amount = _money(data.get("amount_cents"), space.currency)
     facts = [fact for fact in (amount, _esc(data.get("kind", "")), who) if fact]
-    lines = [f"Decision {decision} {verb}: *{_esc(data.get('title', ''))}*"]
+    # The title is the agency's: one line, no backticks, so it cannot draw a command of its own.
+    title = " ".join(str(data.get("title", "")).replace("`", "'").split())
+    lines = [f"Decision {decision} {verb}: *{_esc(title)}*"]
     if facts:
         lines.append(" · ".join(facts))
     bound = [

@@ -255,10 +255,11 @@ async def test_a_capability_one_edit_from_a_granted_one_is_a_typo_not_a_decision
     before = await count(store, "authorizations"), await count(store, "decisions")
     with pytest.raises(InvalidInput, match=r"did you mean email\.send"):
         await ask(store, capability="email_send", amount_cents=0, target=None)
-    await grant(store, capability="spend.*", per_action_cap_cents=100)
-    with pytest.raises(InvalidInput, match=r"did you mean spend\.\*"):
-        await ask(store, capability="spnd.ads", amount_cents=0, target=None)
     assert (await count(store, "authorizations"), await count(store, "decisions")) == before
+    # Next to a wildcard too many new kinds of action are one edit away: those reach the operator.
+    await grant(store, capability="spend.*", per_action_cap_cents=100)
+    new_kind = await ask(store, capability="send.email", amount_cents=0, target=None, task_id=None)
+    assert new_kind.answer == "needs_approval"
 
 
 async def test_settle_and_release_repeated_with_the_same_arguments_return_the_same_answer(store: Store) -> None:

@@ -9,9 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from mcp import Client
 
+from chief_of_staff.cli.main import main
+from tests.conftest import START
 from tests.mcp.test_mcp_surface import call, connect, count_rows, refused, stand_up
 
 pytestmark = pytest.mark.anyio
@@ -45,7 +48,10 @@ def ask(task_id: str | None, amount: int = 4000, target: str = "clearbit.com") -
     }
 
 
-async def test_an_approved_escalation_brings_its_task_back_and_is_redeemed_once(db_path: Path, mode: str) -> None:
+async def test_an_approved_escalation_brings_its_task_back_and_is_redeemed_once(
+    db_path: Path, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHIEF_OF_STAFF_NOW", START.isoformat())  # the terminal shares the server's clock
     async with connect(db_path, mode) as client:
         await stand_up(client)
         task_id = await buying_task(client)
@@ -64,7 +70,11 @@ async def test_an_approved_escalation_brings_its_task_back_and_is_redeemed_once(
         waiting = await call(client, "list_tasks", status="waiting")
         assert [t["id"] for t in waiting["tasks"]] == [task_id]
 
-        decided = await call(client, "decide", decision_id=decision["id"], approve=True, confirm=True)
+        # Past the week's budget: chat never widens a budget, so the operator approves it at a terminal.
+        refusal = await refused(client, "decide", {"decision_id": decision["id"], "approve": True, "confirm": True})
+        assert f"chief-of-staff approve {decision['id']}" in refusal
+        assert await anyio.to_thread.run_sync(main, ["approve", decision["id"], "--db", str(db_path)]) == 0
+        [decided] = (await call(client, "list_decisions", status="approved"))["decisions"]
         assert decided["status"] == "approved"
         reopened = await call(client, "list_tasks", status="open")
         note = next(t["note"] for t in reopened["tasks"] if t["id"] == task_id)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
@@ -270,19 +270,37 @@ async def _judge(tx: Tx, actor: Actor, request: _Request, digest: str) -> _Outco
     if not asking:
         return await _draw(tx, verdicts, request)
     bounds = [bound for v in asking for bound in v.asks] + await _budgets_past(tx, verdicts, request)
-    approved = await decisions.find_redeemable(tx, digest)
+    approved = await _standing_approval(tx, digest)
     if approved is not None and _admits(approved, bounds):
         return await _draw(tx, verdicts, request, approved, bounds)
     return await _ask(tx, actor, request, digest, bounds, asking[0].grant, approved)
 
 
+async def _standing_approval(tx: Tx, digest: str) -> Row | None:
+    """The newest unused approval of exactly this request, unless the operator has said no to it since."""
+    approved = await decisions.find_redeemable(tx, digest)
+    if approved is None:
+        return None
+    denial = await decisions.standing_denial(tx, digest)
+    return None if denial is not None and denial["id"] > approved["id"] else approved
+
+
+# Bounds an approval made before decisions named their bounds still admits: what it was asked for then.
+_LEGACY_ADMITS = ("cap:", "money:", "mode:", "grant")
+
+
 def _admits(approved: Row, bounds: list[Bound]) -> bool:
-    """Whether an approval admits the request past every bound it is past now (and no bound it was not shown)."""
+    """Whether an approval admits the request past every bound it is past now (and no bound it was not shown).
+
+    Silence never admits a budget: a timeout approves only what the grant could, and the grant's budgets
+    were the operator's word, so a budget full now sends the request back to the operator.
+    """
     shown = json.loads(approved["exceeds"])
     if not shown:
-        # Approved before decisions named their bounds: it admits what it was asked for, budgets excepted.
-        return all(not bound.key.startswith("budget:") for bound in bounds)
+        return all(bound.key.startswith(_LEGACY_ADMITS) for bound in bounds)
     admitted = {bound["key"] for bound in shown}
+    if approved["decided_channel"] == "system":
+        admitted = {key for key in admitted if not key.startswith("budget:")}
     return all(bound.key in admitted for bound in bounds)
 
 
@@ -364,10 +382,11 @@ async def _budgets_past(tx: Tx, verdicts: list[_Verdict], request: _Request) -> 
         for verdict in verdicts:
             short = ids.format_id("grant", verdict.grant["id"])
             for budget in verdict.budgets:
-                keys = {str(budget["id"]): period_key(budget["period"], tx.now, timezone)}
-                if not await _draw_one(tx, budget, keys, request.amount_cents):
-                    words = await _exhausted(tx, short, request, budget, keys[str(budget["id"])], timezone)
-                    past.append(Bound(f"budget:{budget['id']}", words))
+                key = period_key(budget["period"], tx.now, timezone)
+                if not await _draw_one(tx, budget, {str(budget["id"]): key}, request.amount_cents):
+                    words = await _exhausted(tx, short, request, budget, key, timezone)
+                    for dimension in await _full_dimensions(tx, budget, key, request.amount_cents):
+                        past.append(Bound(f"budget:{budget['id']}@{key}:{dimension}", words))
     finally:
         await tx.run("ROLLBACK TO budgets_past")
         await tx.run("RELEASE budgets_past")
@@ -423,13 +442,15 @@ async def _without_grant(tx: Tx, actor: Actor, request: _Request, digest: str) -
 
 
 def _who(request: _Request) -> str:
-    return request.agency["name"] + (f" ({request.role['name']})" if request.role else "")
+    return str(request.agency["name"]) + (f" ({request.role['name']})" if request.role else "")
 
 
 async def _refuse_near_miss(tx: Tx, request: _Request) -> None:
     """A capability no grant covers but one edit away from one that does is a typo, not a new kind of action."""
     rows = await tx.all(
-        "SELECT DISTINCT capability FROM grants WHERE agency_id = ? AND status = 'active'", (request.agency["id"],)
+        "SELECT DISTINCT capability FROM grants WHERE agency_id = :agency AND status = 'active' "
+        "AND (:role IS NULL OR role_id IS NULL OR role_id = :role) AND capability NOT LIKE '%*'",
+        {"agency": request.agency["id"], "role": request.role["id"] if request.role else None},
     )
     near = sorted(row["capability"] for row in rows if _one_edit_apart(request.capability, row["capability"]))
     if near:
@@ -441,11 +462,11 @@ async def _refuse_near_miss(tx: Tx, request: _Request) -> None:
 
 
 def _one_edit_apart(asked: str, granted: str) -> bool:
-    """One insertion, deletion, substitution or swap of neighbours turns `asked` into what `granted` covers."""
-    if granted.endswith(".*"):
-        prefix = granted[:-2]
-        head = asked.rsplit(".", 1)[0] if "." in asked else asked
-        return head != prefix and _one_edit(head, prefix)
+    """One insertion, deletion, substitution or swap of neighbours turns `asked` into `granted`.
+
+    Only exact grants are compared: next to a wildcard (spend.*) too many new kinds of action are one
+    edit away (send.email), and those must reach the operator as a question, not bounce as a typo.
+    """
     return asked != granted and _one_edit(asked, granted)
 
 
@@ -515,8 +536,9 @@ async def _escalate(tx: Tx, actor: Actor, request: _Request, bounds: list[Bound]
     decision_id = ids.parse_id("decision", view.id, field="decision")
     short = ids.format_id("decision", decision_id)
     reason = f"{why} Asked the operator in {short}."
-    if request.task_id is not None:
-        await inbox.wait_on_decision(tx, actor, request.task_id, decision_id)
+    if request.task_id is not None and await inbox.wait_on_decision(
+        tx, actor, request.task_id, decision_id, agency_id=request.agency["id"]
+    ):
         reason += f" {ids.format_id('task', request.task_id)} waits on it; claim other work meanwhile."
     reason += (
         " Once it is approved, call authorize again with the same parameters (the decision's redeem_with) "
@@ -538,7 +560,7 @@ async def _escalate(tx: Tx, actor: Actor, request: _Request, bounds: list[Bound]
 
 
 async def _draw(
-    tx: Tx, verdicts: list[_Verdict], request: _Request, approved: Row | None = None, bounds: list[Bound] = ()
+    tx: Tx, verdicts: list[_Verdict], request: _Request, approved: Row | None = None, bounds: Sequence[Bound] = ()
 ) -> _Outcome:
     """Draw the request from the budgets of every grant that binds it, all or none.
 
@@ -549,7 +571,7 @@ async def _draw(
     budgets = [b for verdict in verdicts for b in verdict.budgets]
     keys = {str(b["id"]): period_key(b["period"], tx.now, timezone) for b in budgets}
     grant = next((v.grant for v in verdicts if v.grant["mode"] == "notify"), verdicts[0].grant)
-    forced = {int(bound.key.split(":")[1]) for bound in bounds if bound.key.startswith("budget:")}
+    forced = _forced(bounds, keys)
     failed = await _draw_budgets(tx, budgets, keys, request.amount_cents, forced)
     if failed is not None:
         cited = next(v.grant for v in verdicts if v.grant["id"] == failed["grant_id"])
@@ -577,6 +599,19 @@ async def _draw(
     )
 
 
+def _forced(bounds: Sequence[Bound], keys: dict[str, str]) -> dict[int, set[str]]:
+    """The budget limits an approval admits this request past, per budget: only in the period it was shown."""
+    forced: dict[int, set[str]] = {}
+    for bound in bounds:
+        if not bound.key.startswith("budget:"):
+            continue
+        budget, _, rest = bound.key.removeprefix("budget:").partition("@")
+        period, _, dimension = rest.partition(":")
+        if keys.get(budget) == period:
+            forced.setdefault(int(budget), set()).add(dimension)
+    return forced
+
+
 # One conditional upsert draws one budget: the period's first draw inserts the usage row (when the
 # draw fits in an empty period), later ones update it only while it fits. No row back means refused,
 # and a refused draw changed nothing.
@@ -594,20 +629,22 @@ _DRAW_SQL = (
 
 
 async def _draw_budgets(
-    tx: Tx, budgets: list[Row], keys: dict[str, str], amount: int, forced: Collection[int] = ()
+    tx: Tx, budgets: list[Row], keys: dict[str, str], amount: int, forced: Mapping[int, set[str]] | None = None
 ) -> Row | None:
     """Draw from every budget atomically, or from none; returns the budget that refused, if any.
 
-    A budget in `forced` is drawn whatever it holds: the operator admitted this one request past it.
+    A limit in `forced` ("count", "cents" per budget) is drawn past: the operator admitted this one request.
     """
+    forced = forced or {}
     if len(budgets) == 1:  # one statement is atomic on its own
-        return None if await _draw_one(tx, budgets[0], keys, amount, budgets[0]["id"] in forced) else budgets[0]
+        past = forced.get(budgets[0]["id"], set())
+        return None if await _draw_one(tx, budgets[0], keys, amount, past) else budgets[0]
     if not budgets:
         return None
     await tx.run("SAVEPOINT authorize_budgets")
     refused = None
     for budget in budgets:
-        if not await _draw_one(tx, budget, keys, amount, budget["id"] in forced):
+        if not await _draw_one(tx, budget, keys, amount, forced.get(budget["id"], set())):
             refused = budget
             await tx.run("ROLLBACK TO authorize_budgets")
             break
@@ -615,18 +652,29 @@ async def _draw_budgets(
     return refused
 
 
-async def _draw_one(tx: Tx, budget: Row, keys: dict[str, str], amount: int, force: bool = False) -> bool:
+async def _draw_one(tx: Tx, budget: Row, keys: dict[str, str], amount: int, past: Collection[str] = ()) -> bool:
     drawn = await tx.one(
         _DRAW_SQL,
         {
             "amt": amount,
             "b": budget["id"],
             "p": keys[str(budget["id"])],
-            "max_count": None if force else budget["max_count"],
-            "max_cents": None if force else budget["max_cents"],
+            "max_count": None if "count" in past else budget["max_count"],
+            "max_cents": None if "cents" in past else budget["max_cents"],
         },
     )
     return drawn is not None
+
+
+async def _full_dimensions(tx: Tx, budget: Row, key: str, amount: int) -> list[str]:
+    """Which of a budget's limits has no room for one more action of `amount` in period `key`: count, cents."""
+    used_count, used_cents = await budget_usage(tx, budget["id"], key)
+    full = []
+    if budget["max_count"] is not None and used_count + 1 > budget["max_count"]:
+        full.append("count")
+    if budget["max_cents"] is not None and used_cents + amount > budget["max_cents"]:
+        full.append("cents")
+    return full
 
 
 async def _exhausted(tx: Tx, short: str, request: _Request, budget: Row, key: str, timezone: str) -> str:

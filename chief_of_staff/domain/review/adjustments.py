@@ -25,10 +25,10 @@ from chief_of_staff.core import ids
 from chief_of_staff.core.audit import Actor
 from chief_of_staff.core.db import Tx
 from chief_of_staff.core.errors import InvalidInput, NotFound
-from chief_of_staff.core.fields import Model, Name, Priority, ShortText, Text
+from chief_of_staff.core.fields import GoalRef, Model, Name, NameOrId, Note, Priority, ShortText, Text, Title
 from chief_of_staff.domain import agencies, goals, routines
 from chief_of_staff.domain.authority import grants
-from chief_of_staff.domain.authority.terms import BudgetSpec
+from chief_of_staff.domain.authority.terms import MODE_HELP, BudgetSpec
 
 AdjustmentTool = Literal[
     "update_grant", "adjust_goal", "set_role", "add_routine", "set_routine", "add_lesson", "set_lesson"
@@ -41,8 +41,8 @@ State = dict[str, Any] | None
 class Adjustment(Model):
     """One change a review applies: the tool's name and its arguments, as the tool itself takes them."""
 
-    tool: AdjustmentTool
-    arguments: dict[str, Any]
+    tool: AdjustmentTool = Field(description="The tool the change runs")
+    arguments: dict[str, Any] = Field(description="What that tool takes")
 
 
 # --- argument models (the MCP tools of the same names extend these with `confirm`) -----------------
@@ -50,32 +50,32 @@ class Adjustment(Model):
 
 class UpdateGrantArgs(Model):
     grant_id: Ref
-    mode: Literal["auto", "notify", "approve"] | None = None
+    mode: Literal["auto", "notify", "approve"] | None = Field(None, description=MODE_HELP)
     per_action_cap_cents: int | None = Field(None, description="null removes the cap")
     budgets: list[BudgetSpec] | None = Field(None, description="Replaces all; kept periods keep usage")
-    scope_allow: list[str] | None = None
-    scope_deny: list[str] | None = None
+    scope_allow: list[str] | None = Field(None, description="Replaces the allow globs")
+    scope_deny: list[str] | None = Field(None, description="Replaces the deny globs")
     expires_on: str | None = Field(None, description="YYYY-MM-DD; null removes the end date")
-    on_timeout: Literal["deny", "approve"] | None = None
-    rationale: Text | None = None
+    on_timeout: Literal["deny", "approve"] | None = Field(None, description="What silence becomes")
+    rationale: Note | None = None
     restore_version: Annotated[StrictInt, Field(ge=1, le=1_000_000_000)] | None = Field(
         None, description="Instead: bounds as they were at this version"
     )
 
 
 class AdjustGoalArgs(Model):
-    goal_id: Ref
-    title: ShortText | None = None
-    description: Text | None = None
-    status: Literal["active", "achieved", "dropped"] | None = None
-    key_results: list[goals.KeyResultChange] | None = Field(None, max_length=10)
+    goal_id: GoalRef
+    title: Title | None = None
+    description: Text | None = Field(None, description="Why it matters")
+    status: Literal["active", "achieved", "dropped"] | None = Field(None, description="Close or reopen it")
+    key_results: list[goals.KeyResultChange] | None = Field(None, max_length=10, description="Changes and additions")
 
 
 class SetRoleArgs(Model):
-    agency: Name
-    name: Name
+    agency: NameOrId
+    name: Name = Field(description="The role's name; a new one creates it")
     charter: Text | None = Field(None, description="Required when creating")
-    status: Literal["active", "retired"] | None = None
+    status: Literal["active", "retired"] | None = Field(None, description="retired: nothing allowed for it")
 
 
 class AddRoutineArgs(Model):
@@ -408,6 +408,45 @@ async def apply(tx: Tx, actor: Actor, tool: AdjustmentTool, args: Model) -> Appl
 async def state(tx: Tx, tool: AdjustmentTool, subject: str) -> State:
     """The subject's state now, comparable with a stored `Applied.after`."""
     return _plain(await TOOLS[tool].state(tx, subject))
+
+
+async def agency_of(tx: Tx, tool: AdjustmentTool, args: Any) -> int:
+    """The agency whose grant, goal, role, routine or lesson the adjustment changes (NotFound if none)."""
+    if tool == "update_grant":
+        return int((await grants.grant_row(tx, ids.parse_id("grant", args.grant_id, field="grant_id")))["agency_id"])
+    if tool == "adjust_goal":
+        return int((await goals.resolve_goal(tx, args.goal_id, field="goal_id"))["agency_id"])
+    if tool in ("set_role", "add_routine", "add_lesson"):
+        return int((await agencies.resolve_agency(tx, args.agency))["id"])
+    table, kind, ref = (
+        ("routines", "routine", args.routine_id) if tool == "set_routine" else ("lessons", "lesson", args.lesson_id)
+    )
+    number = ids.parse_id(kind, ref, field=f"{kind}_id")
+    owner = await tx.scalar(f"SELECT agency_id FROM {table} WHERE id = ?", (number,))
+    if owner is None:
+        raise NotFound(f"{kind}_id: there is no {kind} {ids.format_id(kind, number)}.")
+    return int(owner)
+
+
+async def pin(tx: Tx, tool: AdjustmentTool, args: Any) -> dict[str, Any]:
+    """The subject and its state now, so a change approved later applies only to what the operator was shown."""
+    subject = await TOOLS[tool].subject(tx, args)
+    return {"subject": subject, "state": _plain(await TOOLS[tool].state(tx, subject)) if subject else None}
+
+
+async def still_pinned(tx: Tx, tool: AdjustmentTool, pinned: dict[str, Any]) -> bool:
+    """Whether the subject is as it was when pinned (nothing to compare for a change that creates it)."""
+    if not pinned.get("subject"):
+        return True
+    return bool(_plain(await TOOLS[tool].state(tx, pinned["subject"])) == pinned["state"])
+
+
+async def describe(tx: Tx, tool: AdjustmentTool, args: Any) -> str:
+    """What the change would do, in words from the store where it can say (a grant's bounds before and after)."""
+    if tool == "update_grant":
+        return await describe_grant_change(tx, args)
+    shown = json.dumps(args.model_dump(mode="json", exclude_none=True), sort_keys=True, ensure_ascii=False)
+    return f"{tool} {shown}"
 
 
 def inverse(change: Applied) -> Adjustment | None:
