@@ -18,7 +18,7 @@ from chief_of_staff.core.audit import OPERATOR_CLI, Actor
 from chief_of_staff.core.clock import FixedClock
 from chief_of_staff.core.db import Store
 from chief_of_staff.core.errors import Conflict, InvalidInput
-from chief_of_staff.domain import agencies, deciding, decisions, inbox, workspace
+from chief_of_staff.domain import agencies, deciding, decisions, inbox, outbox, workspace
 from chief_of_staff.domain.authority import grants, ledger
 from chief_of_staff.domain.authority.grants import GrantSpec, GrantView
 from chief_of_staff.domain.authority.ledger import AuthorizationView
@@ -379,3 +379,23 @@ async def _opened_during_a_denial(store: Store) -> int:
                 datetime.fromisoformat(row["decided_at"].replace("Z", "+00:00"))
             )
     return broken
+
+
+async def test_a_redeem_sent_without_its_task_points_at_the_approval_it_missed(store: Store) -> None:
+    await ads_over_cap_and_month(store)
+    answer = await ask(store)
+    await decide(store, answer.decision_id or "", approve=True)
+    missed = await ask(store, task_id=None)  # the fortnight's slip: the same ask without its task
+    assert missed.answer == "needs_approval"
+    assert f"{answer.decision_id} is an unused approval for spend.ads with other parameters" in missed.reason
+
+
+async def test_the_operators_slack_message_carries_the_request_and_its_bounds(store: Store) -> None:
+    await ads_over_cap_and_month(store)
+    answer = await ask(store)
+    async with store.read() as tx:
+        view = await decisions.get_decision(tx, answer.decision_id or "")
+        text = await outbox._decision_text(tx, decisions.payload(view), "waits for you")
+    assert "Request: capability spend.ads, target ads.example.com, task T1, grant GR1" in text
+    assert "per-action cap of 50.00" in text and "per month" in text
+    assert f"`chief-of-staff approve {view.id}`" in text
