@@ -31,7 +31,7 @@ from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound
 from chief_of_staff.core.fields import LocalDate, Model, Name, ShortText, checked_text, name_key
 from chief_of_staff.domain import trust, workspace
 from chief_of_staff.domain.agencies import agency_name, resolve_agency
-from chief_of_staff.domain.pace import MIN_HISTORY_DAYS, RATE_WINDOW_DAYS, PaceLabel, standing_of
+from chief_of_staff.domain.pace import MIN_HISTORY_DAYS, RATE_WINDOW_DAYS, Observed, PaceLabel, standing_of
 
 GoalStatus = Literal["active", "achieved", "dropped"]
 Direction = Literal["up", "down"]
@@ -256,6 +256,7 @@ def _key_result_view(row: Row, today: date, goal_active: bool) -> KeyResultView:
         today,
         recent_delta=row["recent_delta"],
         points=int(row["points"]),
+        level=_observed(row),
         active=goal_active,
     )
     return KeyResultView(
@@ -281,12 +282,35 @@ def _key_result_view(row: Row, today: date, goal_active: bool) -> KeyResultView:
     )
 
 
-# The deltas of one key result over its rate window, by the rollup's primary key. The window is
-# pace.rate_window's: from max(first, min(start_date, today)) to today, where
-# first = today - (RATE_WINDOW_DAYS - 1); parameters are first, today, today.
-_WINDOW_SUM = (
-    "(SELECT total(d.delta_sum) FROM key_result_days AS d WHERE d.key_result_id = kr.id "
-    "AND d.day BETWEEN max(?, min(kr.start_date, ?)) AND ?) AS recent_delta"
+def _observed(row: Row) -> Observed | None:
+    """A level key result's observations for pace.forecast_of; None for a cumulative one, or for a level
+    one not observed in the rate window (then nothing moved it there)."""
+    if row["kind"] != "level" or row["level_latest"] is None:
+        return None
+    since, latest = date.fromisoformat(row["level_since"]), date.fromisoformat(row["level_latest"])
+    return Observed(since, row["level_change"], (latest - since).days)
+
+
+# The rate window is pace.rate_window's: from max(first, min(start_date, today)) to today, where
+# first = today - (RATE_WINDOW_DAYS - 1). Numbered parameters ?1 (first) and ?2 (today) let every read
+# below share them; the caller's own `?` parameters follow.
+_FIRST = "max(?1, min(kr.start_date, ?2))"
+_DAYS = "FROM key_result_days AS d WHERE d.key_result_id = kr.id AND d.day"
+_WINDOW = f"{_DAYS} BETWEEN {_FIRST} AND ?2"
+# The deltas of one key result over its rate window, by the rollup's primary key.
+_WINDOW_SUM = f"(SELECT total(d.delta_sum) {_WINDOW}) AS recent_delta"
+# A level key result's trend runs between two of its observations: from the last day it was observed on
+# or before the window's first day (the first in the window when there is none, so the step from its
+# baseline to a first measurement is never taken for a rate) to the last day observed in the window.
+# Each a seek on the rollup's primary key, and the CASE skips them for a cumulative key result.
+_SINCE = f"coalesce((SELECT max(d.day) {_DAYS} <= {_FIRST}), (SELECT min(d.day) {_WINDOW}))"
+_LEVEL = ", ".join(
+    f"CASE WHEN kr.kind = 'level' THEN {read} END AS {alias}"
+    for read, alias in (
+        (f"(SELECT max(d.day) {_WINDOW})", "level_latest"),
+        (_SINCE, "level_since"),
+        (f"(SELECT total(d.delta_sum) {_DAYS} > {_SINCE} AND d.day <= ?2)", "level_change"),
+    )
 )
 # The outcomes of its first MIN_HISTORY_DAYS days with any: exact whenever pace.no_forecast_yet shows
 # the count (younger than that, or fewer points than days), at least MIN_DATA_POINTS otherwise, and
@@ -302,7 +326,7 @@ _POINTS = (
 _VIEW_SELECT = (
     "SELECT g.id AS g_id, g.agency_id AS g_agency_id, g.title AS g_title, g.description AS g_description, "
     "g.status AS g_status, a.name AS g_agency_name, kr.*, "
-    f"{_WINDOW_SUM}, {_POINTS} FROM goals AS g "
+    f"{_WINDOW_SUM}, {_LEVEL}, {_POINTS} FROM goals AS g "
     "LEFT JOIN agencies AS a ON a.id = g.agency_id LEFT JOIN key_results AS kr ON kr.goal_id = g.id "
 )
 
@@ -311,8 +335,9 @@ async def _goal_views(tx: Tx, where: str, params: Sequence[Any]) -> list[GoalVie
     """Goals matching `where` (over alias g), oldest first, each with its key results in id order."""
     today = await _today(tx)
     first = today - timedelta(days=RATE_WINDOW_DAYS - 1)
-    window = [first.isoformat(), today.isoformat(), today.isoformat()]
-    rows = await tx.all(f"{_VIEW_SELECT}WHERE {where} ORDER BY g.id, kr.id", [*window, *params])
+    rows = await tx.all(
+        f"{_VIEW_SELECT}WHERE {where} ORDER BY g.id, kr.id", [first.isoformat(), today.isoformat(), *params]
+    )
     by_goal: dict[int, list[Row]] = {}
     for row in rows:
         by_goal.setdefault(row["g_id"], []).append(row)

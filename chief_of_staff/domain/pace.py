@@ -2,9 +2,10 @@
 
 `pace_of` compares the current value with a straight line from baseline at the start date to
 target at the due date. `forecast_of` extends the recent rate (the deltas of the trailing
-window, read from the `key_result_days` rollup) to the due date and says whether that misses
-the target, once the key result has a minimum history (MIN_HISTORY_DAYS and MIN_DATA_POINTS):
-before that it says why there is no forecast yet. `standing_of` is the one place that turns the
+window, read from the `key_result_days` rollup; for a level key result, the trend between its
+observations in that window) to the due date and says whether that misses the target, once the
+key result has a minimum history (MIN_HISTORY_DAYS and MIN_DATA_POINTS): before that it says
+why there is no forecast yet. `standing_of` is the one place that turns the
 two into the label and the at-risk flag a reader sees, so they never contradict. All of them
 work for "down" key results: the journey and every shortfall carry the sign of target - baseline.
 """
@@ -39,6 +40,17 @@ class Pace:
     expected_now: float
     pace: PaceLabel
     behind_by: float
+
+
+@dataclass(frozen=True)
+class Observed:
+    """A level key result's recent observations: how much its value changed from the day it was observed
+    `since` (the last on or before the rate window's first day, else the first in it) to its latest
+    observation in the window, and the days between the two."""
+
+    since: date
+    change: float
+    days: int
 
 
 @dataclass(frozen=True)
@@ -143,12 +155,18 @@ def forecast_of(
     *,
     recent_delta: float,
     points: int,
+    level: Observed | None = None,
     window_days: int = RATE_WINDOW_DAYS,
 ) -> Forecast:
     """The value at the due date if the recent rate holds, and whether that misses the target.
 
     `recent_delta` is the sum over `rate_window(start, today, window_days)`; `points` counts the
-    outcomes that moved the key result since it began (exact up to what the minimum needs). Before
+    outcomes that moved the key result since it began (exact up to what the minimum needs). A level
+    key result observed in the window (`level`) moves at the trend between two of its observations
+    instead, over the days that really separate them: the step from its baseline to a first
+    measurement is not a rate (a cost per post first measured at 30 against a baseline of 40 did not
+    fall by 10 in a day), and a change since an observation made before the window did not all happen
+    inside it. Its value holds where it was when it was observed on one day only. Before
     MIN_HISTORY_DAYS and MIN_DATA_POINTS there is no forecast, only the note saying why. The forecast
     never goes below zero for a key result whose baseline and target are both at least zero (a count,
     a cost, a rate: it cannot), nor beyond where the recent rate leads. Not at risk once achieved; at
@@ -160,19 +178,22 @@ def forecast_of(
     if note is not None:
         return Forecast(None, None, passed is not None, passed, note)
     days = rate_window(start, today, window_days)[1]
-    rate = recent_delta / days
+    if level is None:
+        rate, basis = recent_delta / days, "today's rate" if days == 1 else f"the last {days} days' rate"
+    else:
+        rate = level.change / level.days if level.days else 0.0
+        basis = f"the trend of its observations since {level.since.isoformat()}"
     forecast = round(_plausible(current + rate * max(0, (due - today).days), baseline, target, current), 2) + 0.0
     rate_shown = round(rate, 3) + 0.0  # + 0.0 turns -0.0 into 0.0
     if achieved or passed is not None:
         return Forecast(rate_shown, forecast, passed is not None, passed)
     if (target - forecast) * math.copysign(1.0, target - baseline) <= 0:
         return Forecast(rate_shown, forecast, False, None)
-    window = "today's rate" if days == 1 else f"the last {days} days' rate"
     return Forecast(
         rate_shown,
         forecast,
         True,
-        f"forecast {_num(forecast)} of {_num(target)} by {due.isoformat()} at {window} ({_num(rate_shown, 3)}/day)",
+        f"forecast {_num(forecast)} of {_num(target)} by {due.isoformat()} at {basis} ({_num(rate_shown, 3)}/day)",
     )
 
 
@@ -194,6 +215,7 @@ def standing_of(
     *,
     recent_delta: float,
     points: int,
+    level: Observed | None = None,
     active: bool = True,
     window_days: int = RATE_WINDOW_DAYS,
 ) -> Standing:
@@ -206,7 +228,16 @@ def standing_of(
     """
     line = pace_of(baseline, target, current, start, due, today)
     forecast = forecast_of(
-        baseline, target, current, start, due, today, recent_delta=recent_delta, points=points, window_days=window_days
+        baseline,
+        target,
+        current,
+        start,
+        due,
+        today,
+        recent_delta=recent_delta,
+        points=points,
+        level=level,
+        window_days=window_days,
     )
     label, reason = line.pace, forecast.risk_reason
     if label not in ("achieved", "overdue") and forecast.at_risk:

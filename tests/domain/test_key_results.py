@@ -204,10 +204,15 @@ async def test_a_level_key_results_pace_and_forecast_read_its_observations(store
         subscribers = (await goals.get_goal(tx, "G1")).key_results[1]
     # 34 of 90 days: the line expects 120 + 180 * 34/90 = 188; 180 is 60 of the 180 to go.
     assert (subscribers.current, subscribers.progress, subscribers.expected_now) == (180.0, 0.333, 188.0)
-    assert subscribers.pace == "on_track"
-    # The last 14 days moved it from 150 to 180: 30 / 14 a day, the 56 days left lead to 300 exactly.
-    assert subscribers.rate_per_day == round(30 / 14, 3)
-    assert subscribers.forecast_at_due == 300.0
+    # Its trend runs between observations: from 150 (day 19, the last one before the 14-day window) to
+    # 180 (day 34), 2 a day over the 15 days between them; the 56 days left lead to 292, short of 300,
+    # so a key result on the line is at risk (pace.standing_of).
+    assert (subscribers.rate_per_day, subscribers.forecast_at_due) == (2.0, 292.0)
+    assert (subscribers.pace, subscribers.at_risk) == ("at_risk", True)
+    assert (
+        subscribers.risk_reason
+        == "forecast 292 of 300 by 2027-02-21 at the trend of its observations since 2026-12-12 (2/day)"
+    )
 
 
 @pytest.mark.parametrize(

@@ -201,6 +201,48 @@ async def test_a_falling_cost_per_post_never_forecasts_below_zero(world: Store) 
     assert await goal_targets(world) == []  # a forecast held at zero says the rate cannot last, not where it lands
 
 
+async def observe(store: Store, clock: FixedClock, *values: tuple[int, float]) -> None:
+    """A level KR1 observed at `value` on day `day` (0 is today), one outcome each."""
+    for day, value in values:
+        clock.set(morning(TODAY + timedelta(days=day)))
+        async with store.write() as tx:
+            await outcomes.log_outcome(
+                tx,
+                AGENCY,
+                agency="Outbound",
+                summary="Measured",
+                result="success",
+                metrics=[MetricDelta(key_result="KR1", value=value)],
+            )
+
+
+async def test_a_level_cost_per_post_forecasts_from_its_observations_never_below_zero(
+    world: Store, clock: FixedClock
+) -> None:
+    await goal(world, metric="Cost per post", unit="USD", baseline=40, target=10, direction="down", kind="level")
+    await observe(world, clock, (1, 30), (3, 24), (7, 18))
+    kr = await key_result(world)
+    # From 30 on day 1 to 18 on day 7 is -2 a day; 38 days left would lead to -58 USD a post.
+    assert (kr.current, kr.rate_per_day, kr.forecast_at_due) == (18.0, -2.0, 0.0)
+    assert (kr.pace, kr.at_risk) == ("ahead", False)
+    assert await goal_targets(world) == []
+
+
+async def test_a_level_first_measured_off_its_baseline_does_not_take_the_step_for_a_trend(
+    world: Store, clock: FixedClock
+) -> None:
+    # Subscribers set at 100, first counted at 180 the next day: that step is the baseline being stale.
+    await goal(world, metric="Subscribers", unit="", baseline=100, target=300, kind="level")
+    await observe(world, clock, (1, 180), (4, 182), (7, 184))
+    kr = await key_result(world)
+    # 180 to 184 over the 6 days between day 1 and day 7; 38 days left: 184 + 25.33. (84 over the
+    # 8 days since the start would have forecast 583.)
+    assert (kr.rate_per_day, kr.forecast_at_due, kr.pace) == (0.667, 209.33, "at_risk")
+    assert kr.risk_reason == (
+        "forecast 209.33 of 300 by 2027-01-07 at the trend of its observations since 2026-11-24 (0.667/day)"
+    )
+
+
 async def test_a_quantity_that_can_go_negative_forecasts_where_its_rate_leads() -> None:
     # Net promoter score from -20 to 10: below zero is a real place for it.
     standing = standing_of(
@@ -233,6 +275,7 @@ DIRECTIONS = st.sampled_from([1, -1])
     day=st.integers(-10, 430),
     rate_share=st.floats(-3, 3, allow_nan=False),
     points=st.integers(0, 12),
+    observed=st.none() | st.tuples(st.integers(0, 30), st.integers(0, 30)),
     active=st.booleans(),
 )
 def test_pace_and_risk_never_contradict(
@@ -244,6 +287,7 @@ def test_pace_and_risk_never_contradict(
     day: int,
     rate_share: float,
     points: int,
+    observed: tuple[int, int] | None,
     active: bool,
 ) -> None:
     target = baseline + sign * distance
@@ -251,8 +295,19 @@ def test_pace_and_risk_never_contradict(
     start = TODAY
     due, today = start + timedelta(days=span), start + timedelta(days=day)
     recent_delta = rate_share * (target - baseline)
+    # A level key result: its change since an observation `back` days ago, seen again `gap` days later.
+    level = None if observed is None else pace.Observed(today - timedelta(days=observed[0]), recent_delta, observed[1])
     s = standing_of(
-        baseline, target, current, start, due, today, recent_delta=recent_delta, points=points, active=active
+        baseline,
+        target,
+        current,
+        start,
+        due,
+        today,
+        recent_delta=recent_delta,
+        points=points,
+        level=level,
+        active=active,
     )
     # One verdict: an active key result is at risk exactly when its label says so; a closed one never.
     assert s.at_risk == (active and s.pace in RISK_LABELS)
@@ -265,8 +320,8 @@ def test_pace_and_risk_never_contradict(
         assert s.forecast_at_due is not None and (target - s.forecast_at_due) * sign > 0
     if s.forecast_at_due is not None:
         # Between where it stands and where its recent rate leads, and never below zero when it cannot be.
-        window = pace.rate_window(start, today)[1]
-        leads = current + recent_delta / window * max(0, (due - today).days)
+        days = pace.rate_window(start, today)[1] if level is None else level.days
+        leads = current + (recent_delta / days if days else 0.0) * max(0, (due - today).days)
         assert min(current, leads) - 0.01 <= s.forecast_at_due <= max(current, leads) + 0.01
         if baseline >= 0 and target >= 0 and current >= 0:
             assert s.forecast_at_due >= 0
