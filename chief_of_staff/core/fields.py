@@ -109,6 +109,22 @@ Text = Annotated[str, Field(max_length=4000)]
 LongText = Annotated[str, Field(max_length=20_000)]
 Priority = Literal["P0", "P1", "P2", "P3"]
 
+# --- described input fields ------------------------------------------------------------------------
+#
+# What a model reads beside a field in tools/list, said once for every tool that takes it. tools/list is
+# paid for on every turn, so each says what the field's name and type do not, in as few words as that takes.
+
+# An agency or a role, as every tool takes them: "Outbound" or "A1", "SDR" or "R2".
+NameOrId = Annotated[Name, Field(description="Name or id")]
+Title = Annotated[ShortText, Field(description="One line")]
+Details = Annotated[Text, Field(description="In full")]
+Note = Annotated[Text, Field(description="For the record")]
+TaskPriority = Annotated[Priority, Field(description="P0 urgent to P3 someday")]
+GoalRef = Annotated[str, Field(min_length=1, max_length=24, description='e.g. "G1"')]
+IdempotencyKey = Annotated[
+    str, Field(min_length=1, max_length=100, description="Same key again returns the first result")
+]
+
 _CAPABILITY = re.compile(r"^[a-z][a-z0-9_-]{0,30}(\.[a-z0-9_*-]{1,30}){0,4}$")
 
 
@@ -151,7 +167,9 @@ def _date_before(value: Any) -> Any:
     return value
 
 
-LocalDate = Annotated[date, BeforeValidator(_date_before), AfterValidator(check_date_range)]
+LocalDate = Annotated[
+    date, BeforeValidator(_date_before), AfterValidator(check_date_range), Field(description="Local day")
+]
 
 
 def checked_text(value: object, field: str, limit: int, *, required: bool = False, what: str = "text") -> str:

@@ -92,13 +92,13 @@ _KIND_HELP = "cumulative: outcomes send delta (+3); level: outcomes send value (
 class KeyResultSpec(Model):
     """One key result of a new goal. start_date defaults to today in the workspace timezone."""
 
-    metric: Name
-    unit: Annotated[str, Field(max_length=40)] = ""
-    baseline: FiniteNumber
-    target: FiniteNumber
-    direction: Direction
+    metric: Name = Field(description="What is counted, e.g. emails sent")
+    unit: Annotated[str, Field(max_length=40)] = Field("", description="e.g. emails")
+    baseline: FiniteNumber = Field(description="Value at the start")
+    target: FiniteNumber = Field(description="Value by due_date")
+    direction: Direction = Field(description="Which way is better")
     due_date: LocalDate
-    start_date: LocalDate | None = None
+    start_date: LocalDate | None = Field(None, description="Default: today")
     kind: KeyResultKind = Field("cumulative", description=_KIND_HELP)
 
 
@@ -106,13 +106,13 @@ class KeyResultChange(Model):
     """Change key result "KR3" or "emails sent" (new target, due date or unit), or add one by giving a
     new metric name with baseline, target, direction and due_date (and kind)."""
 
-    key_result: ShortText
-    target: FiniteNumber | None = None
+    key_result: ShortText = Field(description="KR id or metric; a new metric adds one")
+    target: FiniteNumber | None = Field(None, description="New target")
     due_date: LocalDate | None = None
-    unit: Annotated[str, Field(max_length=40)] | None = None
-    baseline: FiniteNumber | None = None
-    direction: Direction | None = None
-    start_date: LocalDate | None = None
+    unit: Annotated[str, Field(max_length=40)] | None = Field(None, description="New unit")
+    baseline: FiniteNumber | None = Field(None, description="A new one's start value")
+    direction: Direction | None = Field(None, description="A new one's better way")
+    start_date: LocalDate | None = Field(None, description="A new one's start")
     kind: KeyResultKind | None = Field(None, description="New key result only; default cumulative")
 
 

@@ -48,7 +48,7 @@ OutputT = TypeVar("OutputT", bound=BaseModel)
 # A short id as the model sends it: "T42", "G3", "D7".
 Ref = Annotated[str, Field(min_length=1, max_length=24)]
 # The field every operator act takes: the model's word that the operator agreed (the chat channel).
-CONFIRM = Field(False, description="true only once the operator said yes to this exact change here")
+CONFIRM = Field(False, description="true only if the operator said yes to this change, here")
 
 
 class NoArguments(Model):
@@ -169,8 +169,10 @@ def as_result(result: BaseModel) -> CallToolResult:
 
 
 # In an input schema these say what the server checks anyway, and its error names the bound when a value
-# is past it: a model writes names, ids and summaries well inside them, so they are enforced, not published.
-_INPUT_ONLY_NOISE = ("minLength", "maxLength")
+# is past it: a model writes names, ids, summaries and lists well inside them, so they are enforced, not
+# published. So is a maximum no real value comes near (MAX_CENTS is a hundred million dollars).
+_INPUT_ONLY_NOISE = ("minLength", "maxLength", "maxItems")
+_UNREACHED = 1_000_000_000
 _SCHEMA_MAPS = ("properties", "$defs", "patternProperties")
 _SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
 _SCHEMA_ONES = ("items", "additionalProperties", "not")
@@ -180,7 +182,8 @@ _NULL = {"type": "null"}
 def slim_schema(schema: Any) -> Any:
     """An input schema with fewer bytes: tools/list is paid for on every turn.
 
-    Drops pydantic's generated titles, null defaults and string length bounds. An optional field
+    Drops pydantic's generated titles, empty defaults (null or ""), length bounds and maximums no real
+    value reaches. An optional field
     (`T | None = None`) is published as plain `T`: leaving it out already means "none", so its
     `anyOf [T, null]` costs bytes and says nothing, except where null means something of its own
     (the field's description says what null does, as update_grant's "null removes the cap"): there it
@@ -193,9 +196,9 @@ def slim_schema(schema: Any) -> Any:
     schema = _without_null(schema)
     slim: dict[str, Any] = {}
     for key, value in schema.items():
-        if (key == "title" and isinstance(value, str)) or (key == "default" and value is None):
+        if (key == "title" and isinstance(value, str)) or (key == "default" and value in (None, "")):
             continue
-        if key in _INPUT_ONLY_NOISE:
+        if key in _INPUT_ONLY_NOISE or (key == "maximum" and isinstance(value, int) and value >= _UNREACHED):
             continue
         if key in _SCHEMA_MAPS and isinstance(value, dict):
             slim[key] = {name: slim_schema(sub) for name, sub in value.items()}
@@ -295,8 +298,17 @@ def _refusal_for(principal: Principal | None, exc: OperatorActRefused) -> str:
 
 
 def published_schemas(spec: ToolSpec[Any, Any]) -> dict[str, Any]:
-    """The schemas tools/list shows for a tool: its input model's, slimmed, and its output's top level."""
-    return {"parameters": slim_schema(spec.input_model.model_json_schema()), "output": output_schema(spec.output_model)}
+    """The schemas tools/list shows for a tool: its input model's, slimmed, and its output's field names.
+
+    Models' docstrings are left out, the input model's and those of the models nested in it: they are
+    written for the code, the tool's description says what the tool is for, and every field of every
+    model carries its own description (tests/mcp/test_field_descriptions.py).
+    """
+    parameters = slim_schema(spec.input_model.model_json_schema())
+    parameters.pop("description", None)
+    for nested in parameters.get("$defs", {}).values():
+        nested.pop("description", None)
+    return {"parameters": parameters, "output": output_schema(spec.output_model)}
 
 
 def build_tool(spec: ToolSpec[Any, Any], schemas: dict[str, Any] | None = None) -> Tool:

@@ -37,6 +37,7 @@ from chief_of_staff.core.fields import Capability, Cents, LocalDate, Model, Text
 from chief_of_staff.domain import agencies, decisions, goals, outbox, trust, workspace
 from chief_of_staff.domain.authority.targets import canonical_pattern, canonical_target
 from chief_of_staff.domain.authority.terms import (
+    MODE_HELP,
     BudgetSpec,
     GrantTerms,
     Mode,
@@ -71,17 +72,17 @@ GrantCapability = Annotated[Capability, AfterValidator(_check_wildcard)]
 class GrantSpec(Model):
     """Authority for one agency (or one role in it) over one capability, with its bounds."""
 
-    agency: str
-    role: str | None = None
-    capability: GrantCapability
-    mode: Mode = "auto"
+    agency: str = Field(description="Name or id")
+    role: str | None = Field(None, description="Only this role")
+    capability: GrantCapability = Field(description="Dotted action kind, e.g. email.send or spend.*")
+    mode: Mode = Field("auto", description=MODE_HELP)
     per_action_cap_cents: Cents | None = None
-    budgets: Annotated[list[BudgetSpec], Field(max_length=3)] = Field(default_factory=list)
-    scope_allow: Patterns = Field(default_factory=list)
-    scope_deny: Patterns = Field(default_factory=list)
-    expires_on: LocalDate | None = None
-    goal: str | None = None
-    rationale: Text = ""
+    budgets: Annotated[list[BudgetSpec], Field(max_length=3)] = Field(default_factory=list, description="Per period")
+    scope_allow: Patterns = Field(default_factory=list, description="Target globs it may touch")
+    scope_deny: Patterns = Field(default_factory=list, description="Target globs it never may (wins)")
+    expires_on: LocalDate | None = Field(None, description="Last local day")
+    goal: str | None = Field(None, description='The goal it serves, e.g. "G1"')
+    rationale: Text = Field("", description="Why, for the record")
     on_timeout: OnTimeout = Field(
         default="deny", description="What an unanswered decision under this grant becomes when it expires"
     )

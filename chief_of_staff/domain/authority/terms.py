@@ -18,6 +18,8 @@ from chief_of_staff.core.fields import Cents, LocalDate, Model, Text, money
 
 Period = Literal["day", "week", "month"]
 Mode = Literal["auto", "notify", "approve"]
+# What each mode does, as a mode field's description says it.
+MODE_HELP = "auto acts; notify acts and tells; approve asks each time"
 OnTimeout = Literal["deny", "approve"]
 Pattern = Annotated[str, Field(min_length=1, max_length=200)]
 Patterns = Annotated[list[Pattern], Field(max_length=20)]
@@ -30,8 +32,10 @@ _MODE_ORDER = ("approve", "notify", "auto")
 class BudgetSpec(Model):
     """A per-period budget: a count and/or an amount per calendar day, ISO week or month."""
 
-    period: Period
-    max_count: Annotated[StrictInt, Field(ge=0, le=1_000_000_000)] | None = None
+    period: Period = Field(description="Calendar, in the workspace time zone")
+    max_count: Annotated[StrictInt, Field(ge=0, le=1_000_000_000)] | None = Field(
+        None, description="Actions per period"
+    )
     max_cents: Cents | None = None
 
     @model_validator(mode="after")

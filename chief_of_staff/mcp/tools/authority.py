@@ -7,12 +7,12 @@ validates the arguments. Operator acts take `confirm`; see chief_of_staff.domain
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic import Field
 
 from chief_of_staff.core.db import Store
-from chief_of_staff.core.fields import Cents, Model, Name, ShortText, Text, View
+from chief_of_staff.core.fields import Cents, IdempotencyKey, Model, NameOrId, ShortText, Text, View
 from chief_of_staff.core.ids import parse_id
 from chief_of_staff.domain.authority import grants, ledger
 from chief_of_staff.domain.review import adjustments
@@ -25,12 +25,9 @@ _ASKING = (BRIEF, DECISIONS, INBOX)  # an escalation parks the task it names
 _GRANTS = (BRIEF, AUTHORITY_LETTER)
 
 
-IdempotencyKey = Annotated[str, Field(min_length=1, max_length=100)]
-
-
 class CheckIn(Model):
-    agency: Name
-    role: Name | None = None
+    agency: NameOrId
+    role: NameOrId | None = None
     capability: ShortText = Field(..., description="Dotted action kind, e.g. email.send")
     amount_cents: Cents = 0
     target: ShortText | None = Field(None, description="Who or what the action touches, e.g. jane@acme.com")
@@ -105,7 +102,7 @@ async def _grant(store: Store, caller: Caller, args: GrantIn) -> grants.GrantVie
 
 class RevokeIn(Model):
     grant_id: GrantRef
-    reason: Text = ""
+    reason: Text = Field("", description="Why, for the record")
 
 
 async def _revoke(store: Store, caller: Caller, args: RevokeIn) -> grants.GrantView:
@@ -130,8 +127,8 @@ async def _update_grant(store: Store, caller: Caller, args: UpdateGrantIn) -> gr
 
 
 class ListGrantsIn(Model):
-    agency: Name | None = None
-    include_revoked: bool = False
+    agency: NameOrId | None = None
+    include_revoked: bool = Field(False, description="Also revoked ones")
     letter: bool = Field(False, description="Also return the grants as a delegation-of-authority letter")
 
 

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from chief_of_staff.core.db import Store
-from chief_of_staff.core.fields import Cents, Model, Name, ShortText, Text, View
+from chief_of_staff.core.fields import Cents, Details, Model, Name, NameOrId, Text, Title, View
 from chief_of_staff.domain import agencies, deciding, decisions
 from chief_of_staff.domain.review.adjustments import Adjustment
 from chief_of_staff.mcp.caller import Caller, DecisionRef, TaskRef
@@ -22,8 +22,10 @@ _ASKING = (BRIEF, DECISIONS, INBOX)
 
 
 class ListDecisionsIn(Model):
-    status: Literal["pending", "approved", "denied", "expired", "redeemed", "all"] = "pending"
-    limit: int = Field(20, ge=1, le=100)
+    status: Literal["pending", "approved", "denied", "expired", "redeemed", "all"] = Field(
+        "pending", description="Which ones"
+    )
+    limit: int = Field(20, ge=1, le=100, description="At most this many")
     agency: Name | None = Field(None, description="Only this agency's (an agency token: always its own)")
 
 
@@ -59,11 +61,11 @@ async def _decide(store: Store, caller: Caller, args: DecideIn) -> decisions.Dec
 
 
 class RequestDecisionIn(Model):
-    agency: Name
-    role: Name | None = None
-    kind: Literal["proposal", "question"]
-    title: ShortText
-    details: Text = ""
+    agency: NameOrId
+    role: NameOrId | None = None
+    kind: Literal["proposal", "question"] = Field(description="proposal: a change to approve")
+    title: Title
+    details: Details = ""
     amount_cents: Cents | None = None
     task_id: TaskRef | None = Field(None, description="The task that waits on the answer")
     adjustment: Adjustment | None = Field(None, description="Proposal: the ready change, as record_review takes it")

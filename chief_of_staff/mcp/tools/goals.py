@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import Field
 
 from chief_of_staff.core.db import Store
-from chief_of_staff.core.fields import Model, Name, ShortText, Text, View
+from chief_of_staff.core.fields import Model, NameOrId, Text, Title, View
 from chief_of_staff.domain import goals
 from chief_of_staff.domain.review.adjustments import (
     AdjustGoalArgs,
@@ -24,8 +24,8 @@ _GOALS = (BRIEF, GOALS)
 
 
 class GoalsIn(Model):
-    agency: Name | None = None
-    include_closed: bool = False
+    agency: NameOrId | None = None
+    include_closed: bool = Field(False, description="Also achieved and dropped ones")
 
 
 class GoalList(View):
@@ -38,10 +38,10 @@ async def _list_goals(store: Store, caller: Caller, args: GoalsIn) -> GoalList:
 
 
 class CreateGoalIn(Model):
-    agency: Name
-    title: ShortText
-    description: Text = ""
-    key_results: list[goals.KeyResultSpec] = Field(..., min_length=1, max_length=10)
+    agency: NameOrId
+    title: Title
+    description: Text = Field("", description="Why it matters")
+    key_results: list[goals.KeyResultSpec] = Field(..., min_length=1, max_length=10, description="1 to 10")
     confirm: bool = CONFIRM
 
 

@@ -12,11 +12,22 @@ from pydantic import Field
 
 from chief_of_staff.core.db import Store, Tx
 from chief_of_staff.core.errors import InvalidInput
-from chief_of_staff.core.fields import LocalDate, Model, Name, Priority, ShortText, Text, View
+from chief_of_staff.core.fields import (
+    Details,
+    GoalRef,
+    LocalDate,
+    Model,
+    Name,
+    NameOrId,
+    Note,
+    TaskPriority,
+    Title,
+    View,
+)
 from chief_of_staff.domain import goals, inbox, outcomes, routines, task_fields
 from chief_of_staff.mcp.caller import Caller, RoutineRef, TaskRef
 from chief_of_staff.mcp.subscriptions import BRIEF, GOALS, INBOX
-from chief_of_staff.mcp.toolkit import CONFIRM, Ref, ToolSpec
+from chief_of_staff.mcp.toolkit import CONFIRM, ToolSpec
 from chief_of_staff.mcp.tools.outcomes import OutcomeFields
 
 _TASKS = (BRIEF, INBOX)
@@ -24,15 +35,15 @@ _OUTCOMES = (BRIEF, GOALS, INBOX)
 
 
 class AddTaskIn(Model):
-    title: ShortText
-    details: Text = ""
-    agency: Name | None = None
-    role: Name | None = None
-    goal_id: Ref | None = None
+    title: Title
+    details: Details = ""
+    agency: NameOrId | None = None
+    role: NameOrId | None = None
+    goal_id: GoalRef | None = None
     key_result_id: goals.KeyResultRef | None = None
-    priority: Priority = "P2"
+    priority: TaskPriority = "P2"
     due_on: LocalDate | None = None
-    depends_on: list[TaskRef] = Field(default_factory=list, max_length=20)
+    depends_on: list[TaskRef] = Field(default_factory=list, max_length=20, description="Tasks done first")
 
 
 async def _add_task(store: Store, caller: Caller, args: AddTaskIn) -> inbox.TaskView:
@@ -54,9 +65,9 @@ async def _add_task(store: Store, caller: Caller, args: AddTaskIn) -> inbox.Task
 
 
 class ClaimIn(Model):
-    agency: Name | None = None
-    role: Name | None = None
-    lease_minutes: int = Field(60, ge=1, le=1440)
+    agency: NameOrId | None = None
+    role: NameOrId | None = None
+    lease_minutes: int = Field(60, ge=1, le=1440, description="Yours this long")
 
 
 class ClaimOut(View):
@@ -80,16 +91,16 @@ async def _claim_next_task(store: Store, caller: Caller, args: ClaimIn) -> Claim
 
 class UpdateTaskIn(Model):
     task_id: TaskRef
-    status: Literal["open", "blocked", "cancelled"] | None = None
-    priority: Priority | None = None
+    status: Literal["open", "blocked", "cancelled"] | None = Field(None, description="open: unclaims it")
+    priority: TaskPriority | None = None
     due_on: LocalDate | None = None
-    note: Text | None = None
-    title: ShortText | None = None
-    details: Text | None = None
-    renew_lease_minutes: int | None = Field(None, ge=1, le=1440)
+    note: Note | None = None
+    title: Title | None = None
+    details: Details | None = None
+    renew_lease_minutes: int | None = Field(None, ge=1, le=1440, description="Keep it this long more")
     to_agency: Name | None = Field(None, description="Move it to this agency (operator act)")
     to_role: Name | None = Field(None, description="Move it to this role (operator act); null: any role")
-    goal_id: Ref | None = Field(None, description="null clears it")
+    goal_id: GoalRef | None = Field(None, description="null clears it")
     key_result_id: goals.KeyResultRef | None = Field(None, description="KR id or metric name; null clears it")
     depends_on: list[TaskRef] | None = Field(None, max_length=20, description="Replaces the list; [] clears it")
     confirm: bool = CONFIRM
@@ -166,15 +177,15 @@ async def _list_tasks(store: Store, caller: Caller, args: ListTasksIn) -> TaskLi
 
 
 class RoutinesIn(Model):
-    action: Literal["list", "add", "edit", "pause", "resume"] = "list"
+    action: Literal["list", "add", "edit", "pause", "resume"] = Field("list", description="What to do")
     routine_id: RoutineRef | None = Field(None, description="edit, pause, resume: which routine")
-    agency: Name | None = Field(None, description="list: filter; add: owner; edit: move it (operator act)")
-    role: Name | None = Field(None, description="add: for this role; edit: move it (operator act), null: any role")
-    title: ShortText | None = None
-    details: Text | None = None
-    priority: Priority | None = None
+    agency: NameOrId | None = Field(None, description="list: filter; add: owner; edit: move it (operator act)")
+    role: NameOrId | None = Field(None, description="add: for this role; edit: move it (operator act), null: any")
+    title: Title | None = None
+    details: Details | None = None
+    priority: TaskPriority | None = None
     schedule: str | None = Field(None, max_length=60, description=routines.SCHEDULE_FORMS)
-    goal_id: Ref | None = Field(None, description="edit: null clears it")
+    goal_id: GoalRef | None = Field(None, description="edit: null clears it")
     key_result_id: goals.KeyResultRef | None = Field(None, description="KR id or metric name; edit: null clears it")
     confirm: bool = CONFIRM
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from chief_of_staff.core.db import Store
-from chief_of_staff.core.fields import Cents, LocalDate, Model, Name, ShortText, Text
+from chief_of_staff.core.fields import Cents, IdempotencyKey, LocalDate, Model, NameOrId, ShortText, Text
 from chief_of_staff.core.ids import parse_id
 from chief_of_staff.domain import goals, outcomes
 from chief_of_staff.mcp.caller import Caller, TaskRef
@@ -21,29 +21,26 @@ from chief_of_staff.mcp.toolkit import Ref, ToolSpec
 _OUTCOMES = (BRIEF, GOALS, INBOX)
 
 
-Summary = Annotated[str, Field(min_length=1, max_length=2000)]
+Summary = Annotated[str, Field(min_length=1, max_length=2000, description="What happened")]
 
 
 Link = Annotated[str, Field(min_length=1, max_length=500)]
 
 
-IdempotencyKey = Annotated[str, Field(min_length=1, max_length=100)]
-
-
 class OutcomeFields(Model):
     summary: Summary
-    result: Literal["success", "partial", "failure"]
-    metrics: list[outcomes.MetricDelta] = Field(default_factory=list, max_length=10)
+    result: Literal["success", "partial", "failure"] = Field(description="How it went")
+    metrics: list[outcomes.MetricDelta] = Field(default_factory=list, max_length=10, description="Key results moved")
     cost_cents: Cents = 0
-    minutes_saved: int = Field(0, ge=0, le=100_000)
-    evidence: list[Link] = Field(default_factory=list, max_length=10)
-    lesson: Text | None = None
-    idempotency_key: IdempotencyKey | None = Field(None, description="Same key again returns the first result")
+    minutes_saved: int = Field(0, ge=0, le=100_000, description="The operator's time it saved")
+    evidence: list[Link] = Field(default_factory=list, max_length=10, description="Links or short notes")
+    lesson: Text | None = Field(None, description="For the playbook")
+    idempotency_key: IdempotencyKey | None = None
 
 
 class LogOutcomeIn(OutcomeFields):
-    agency: Name
-    role: Name | None = None
+    agency: NameOrId
+    role: NameOrId | None = None
     task_id: TaskRef | None = None
 
 
@@ -68,15 +65,15 @@ async def _log_outcome(store: Store, caller: Caller, args: LogOutcomeIn) -> outc
 
 
 class ListOutcomesIn(Model):
-    agency: Name | None = None
-    role: Name | None = None
+    agency: NameOrId | None = None
+    role: NameOrId | None = None
     key_result: goals.KeyResultRef | None = None
-    result: Literal["success", "partial", "failure"] | None = None
+    result: Literal["success", "partial", "failure"] | None = Field(None, description="Only this result")
     since: LocalDate | None = Field(None, description="First local day")
     until: LocalDate | None = Field(None, description="Last local day")
     text: ShortText | None = Field(None, description="In summary or lesson")
     before: Ref | None = Field(None, description="The last answer's next: the page after it")
-    limit: int = Field(20, ge=1, le=100)
+    limit: int = Field(20, ge=1, le=100, description="At most this many")
 
 
 async def _list_outcomes(store: Store, caller: Caller, args: ListOutcomesIn) -> outcomes.OutcomePage:

@@ -13,7 +13,7 @@ from pydantic import Field
 from chief_of_staff.core.audit import SYSTEM
 from chief_of_staff.core.db import Store
 from chief_of_staff.core.errors import InvalidInput
-from chief_of_staff.core.fields import Model, ShortText, Text
+from chief_of_staff.core.fields import Model, Note, ShortText
 from chief_of_staff.domain import brief
 from chief_of_staff.domain.review import changesets, packet
 from chief_of_staff.domain.review.adjustments import Adjustment
@@ -40,7 +40,7 @@ class RecordReviewIn(Model):
     adjustments: list[Adjustment] = Field(
         [], max_length=changesets.MAX_ADJUSTMENTS, description="Accepted proposals' adjustments, or your own"
     )
-    note: Text = ""
+    note: Note = ""
     revert: Ref | None = Field(None, description='Instead: undo change set "CS3"')
     confirm: bool = CONFIRM
 

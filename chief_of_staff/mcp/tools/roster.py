@@ -25,7 +25,7 @@ from chief_of_staff.mcp.toolkit import CONFIRM, ToolSpec
 
 class RosterIn(Model):
     agency: Name | None = Field(None, description="Include this agency's playbook")
-    playbook_limit: int = Field(10, ge=1, le=50)
+    playbook_limit: int = Field(10, ge=1, le=50, description="Lessons shown")
 
 
 class RosterOut(View):
@@ -41,9 +41,9 @@ async def _roster(store: Store, caller: Caller, args: RosterIn) -> RosterOut:
 
 
 class SetAgencyIn(Model):
-    name: Name
+    name: Name = Field(description="Name or id; a new name creates it")
     purpose: Text | None = Field(None, description="Required when creating")
-    operating_spec: LongText | None = None
+    operating_spec: LongText | None = Field(None, description="How its agents work")
     status: Literal["active", "paused", "retired"] | None = Field(
         None, description="paused: nothing claimed or allowed (the agency may pause itself); active resumes"
     )

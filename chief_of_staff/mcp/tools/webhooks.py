@@ -20,12 +20,12 @@ from chief_of_staff.notify.endpoints import EndpointView
 
 
 class NotifyIn(Model):
-    action: Literal["list", "add", "test", "remove"] = "list"
+    action: Literal["list", "add", "test", "remove"] = Field("list", description="What to do")
     url: ShortText | None = Field(None, description="add: https URL to POST signed events to")
     events: list[Literal["decision.opened", "decision.expiring", "brief.daily", "anomaly.found", "grant.changed"]] = (
         Field([], max_length=5, description="add: what to send")
     )
-    format: Literal["standard", "slack"] = "standard"
+    format: Literal["standard", "slack"] = Field("standard", description="slack: a readable message")
     endpoint_id: Ref | None = Field(None, description='test/remove: "NE1"')
     confirm: bool = CONFIRM
 
