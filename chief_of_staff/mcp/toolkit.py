@@ -91,6 +91,10 @@ class ToolSpec(Generic[InputT, OutputT]):
     terms: Callable[[Store, Any], Awaitable[str | None]] | None = None
     # The resources (chief_of_staff.mcp.subscriptions URIs) a successful call changes; subscribers hear of it.
     changes: tuple[str, ...] = ()
+    # Whether these arguments change anything at all (a list or a dry run does not); left out, the ones
+    # asks_operator puts to the operator. Apart from it where only some acts are the operator's: a pause
+    # asks nobody, and still changes the brief.
+    acts: Callable[[Any], bool] | None = None
 
 
 def _wants_container(annotation: Any) -> bool:
@@ -250,7 +254,7 @@ def _runner(spec: ToolSpec[Any, Any]) -> Callable[..., Awaitable[CallToolResult]
             raise ToolError(_refusal_for(principal, exc)) from None
         except ChiefOfStaffError as exc:
             raise ToolError(str(exc)) from None
-        if spec.changes and spec.asks_operator(parsed):  # arguments that are no act (a dry run) change nothing
+        if spec.changes and (spec.acts or spec.asks_operator)(parsed):  # no act (a dry run, a list): no change
             await notify_changed(ctx, spec.changes)
         return as_result(result)
 

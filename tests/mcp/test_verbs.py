@@ -10,11 +10,16 @@ import pytest
 
 from chief_of_staff.core.audit import OPERATOR_CLI
 from chief_of_staff.core.clock import FixedClock
+from chief_of_staff.core.config import Settings
 from chief_of_staff.core.db import Store
 from chief_of_staff.domain import agencies, routines
-from tests.conftest import db_rows
+from chief_of_staff.mcp.server import build_server
+from chief_of_staff.mcp.subscriptions import BRIEF, GOALS, INBOX
+from tests.conftest import START, db_rows
 from tests.http_support import http_client, make_token, make_workspace, serving
 from tests.mcp.test_mcp_surface import call, connect, count_rows, refused, stand_up
+from tests.mcp.test_notifications import Heard, legacy, subscribe
+from tests.mcp.test_notifications import call as notified_call
 
 pytestmark = pytest.mark.anyio
 
@@ -163,3 +168,20 @@ async def test_an_agency_token_sees_and_changes_only_its_own_agencys_routines_ou
         ("Outbound", None),
         ("Support", "agency"),
     ]
+
+
+async def test_subscribers_hear_of_a_pause_but_not_of_a_routines_listing(tmp_path: Path) -> None:
+    """A pause asks nobody and still changes the brief; a listing changes nothing: the outcome logged after it
+    announces the goals before the inbox, so an inbox update from the listing would arrive ahead of it."""
+    server = build_server(Settings(db_path=tmp_path / "w.db", clock=FixedClock(START)))
+    listing, pausing = Heard(), Heard()
+    async with legacy(server, listing) as client:
+        await notified_call(client, "apply_blueprint", name="outbound", dry_run=False, confirm=True)
+        await subscribe(client, GOALS, INBOX)
+        await notified_call(client, "routines")
+        await notified_call(client, "log_outcome", agency="Outbound", summary="Marker", result="success")
+        assert (await listing.until(GOALS))[0] == GOALS
+    async with legacy(server, pausing) as client:
+        await subscribe(client, BRIEF)
+        await notified_call(client, "set_agency", name="Outbound", status="paused")
+        assert BRIEF in await pausing.until(BRIEF)

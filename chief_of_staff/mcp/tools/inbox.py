@@ -162,9 +162,11 @@ async def _complete_task(store: Store, caller: Caller, args: CompleteTaskIn) -> 
 
 
 class ListTasksIn(Model):
-    status: Literal["unfinished", "open", "claimed", "blocked", "waiting", "done", "failed", "cancelled"] = "unfinished"
-    agency: Name | None = None
-    limit: int = Field(20, ge=1, le=100)
+    status: Literal["unfinished", "open", "claimed", "blocked", "waiting", "done", "failed", "cancelled"] = Field(
+        "unfinished", description="Which ones"
+    )
+    agency: NameOrId | None = None
+    limit: int = Field(20, ge=1, le=100, description="At most this many")
 
 
 class TaskList(View):
@@ -303,5 +305,6 @@ TOOLS: list[ToolSpec[Any, Any]] = [
         RoutinesOut,
         _routines,
         changes=_TASKS,
+        acts=lambda args: args.action != "list",
     ),
 ]

@@ -130,7 +130,8 @@ TOOLS: list[ToolSpec[Any, Any]] = [
         destructive=True,
         idempotent=True,
         operator_act=True,
-        asks_operator=lambda args: args.status != "paused",
+        asks_operator=lambda args: args.status != "paused",  # pausing only narrows: nobody is asked
+        acts=lambda _: True,
         changes=EVERYTHING,
     ),
     ToolSpec(
