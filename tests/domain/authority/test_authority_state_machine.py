@@ -29,7 +29,7 @@ from chief_of_staff.core.audit import OPERATOR_CLI, Actor
 from chief_of_staff.core.clock import FixedClock
 from chief_of_staff.core.db import Store
 from chief_of_staff.core.errors import ChiefOfStaffError, Conflict, InvalidInput, NotFound
-from chief_of_staff.domain import agencies, deciding, decisions, workspace
+from chief_of_staff.domain import agencies, deciding, workspace
 from chief_of_staff.domain.authority import grants, ledger
 from chief_of_staff.domain.authority.grants import GrantSpec
 from chief_of_staff.domain.authority.terms import BudgetSpec
