@@ -270,7 +270,8 @@ TOOLS: list[ToolSpec[Any, Any]] = [
     ToolSpec(
         "update_task",
         "Update task",
-        "Reopen, block, wait on the operator, cancel, re-prioritise, note or renew a task's lease.",
+        "Reopen, block, cancel, re-prioritise, note or renew a task's lease; change its goal, key result or "
+        "dependencies. Moving it to another agency or role is an operator act.",
         UpdateTaskIn,
         inbox.TaskView,
         _update_task,
