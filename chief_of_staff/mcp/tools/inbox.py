@@ -157,6 +157,7 @@ async def _complete_task(store: Store, caller: Caller, args: CompleteTaskIn) -> 
             minutes_saved=args.minutes_saved,
             evidence=args.evidence,
             lesson=args.lesson,
+            idempotency_key=args.idempotency_key,
         )
     return CompleteOut(task=task, outcome=outcome)
 
