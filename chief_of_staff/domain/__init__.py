@@ -5,6 +5,7 @@ __all__ = [
     "authority",
     "blueprints",
     "brief",
+    "deciding",
     "decisions",
     "doctor",
     "goals",

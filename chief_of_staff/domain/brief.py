@@ -170,14 +170,14 @@ async def changes_since(tx: Tx, viewer: viewers.Viewer) -> tuple[Changes, int | 
     return changes, (head if head != after else None)
 
 
-async def build_brief(tx: Tx, viewer: str = viewers.OPERATOR, *, mark_seen: bool = False) -> Brief:
+async def build_brief(tx: Tx, viewer: str | viewers.Viewer = viewers.OPERATOR, *, mark_seen: bool = False) -> Brief:
     """Assemble the brief as `viewer` sees it; with mark_seen (a write transaction) move its cursor to now.
 
     An agency's viewer ("agency:Outbound/SDR") gets its own agency only, and no chat allowance (the
     operator's setting): see chief_of_staff.domain.viewers for what each viewer sees.
     """
     ws = await workspace.get(tx)
-    who = await viewers.resolve_viewer(tx, viewer)
+    who = viewer if isinstance(viewer, viewers.Viewer) else await viewers.resolve_viewer(tx, viewer)
     changes, head = await changes_since(tx, who)
     pending, pending_count = await decisions.pending_with_count(tx, limit=10, agency_id=who.agency_id)
     brief = Brief(

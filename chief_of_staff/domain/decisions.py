@@ -170,9 +170,10 @@ def _how_to_decide(short_id: str, kind: str) -> str:
 
 # What to do when a proposal carried no ready change: the commands that make each kind of change.
 NO_READY_CHANGE = (
-    "It carried no ready change, so approving it changed nothing. Make the change yourself: "
-    "`chief-of-staff grant-update GRn ...` for a limit, `chief-of-staff grant ...` for new authority, "
-    "or `chief-of-staff review-record` with the adjustment (update_grant, adjust_goal, set_role, add_routine)."
+    "It carried no ready change, so approving it changed nothing. Make the change yourself: `chief-of-staff grants` "
+    "lists the grants and `chief-of-staff grant-update GR1 --cap-cents 5000` changes one (its id, the new bounds); "
+    "`chief-of-staff goal list`, `chief-of-staff role list` and `chief-of-staff routine list` show where goals, "
+    "roles and routines change; or record it as a review: `chief-of-staff review-record --file FILE.json`."
 )
 
 

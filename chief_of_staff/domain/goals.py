@@ -478,7 +478,7 @@ async def create_goal(
     trust.require_operator(actor, "Setting a goal", GOAL_HINT)
     agency_row = await resolve_agency(tx, agency)
     if agency_row["status"] != "active":
-        raise Conflict(f"agency: {agency_row['name']} is retired; reactivate it with update_agency first.")
+        raise Conflict(f"agency: {agency_row['name']} is retired; reactivate it with set_agency (status active) first.")
     title = checked_text(title, "title", 200, required=True)
     description = checked_text(description, "description", 4000, required=False)
     specs = [coerce_input(KeyResultSpec, item, f"key_results[{i}]") for i, item in enumerate(key_results)]

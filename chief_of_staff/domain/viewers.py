@@ -60,6 +60,9 @@ class Viewer:
 
 
 OPERATOR_VIEWER = Viewer(OPERATOR)
+# The daily brief a webhook sends reads as the operator with a cursor of its own, so sending it never
+# moves the operator's mark. Built in by the server only: no tool argument names it.
+WEBHOOK_VIEWER = Viewer("webhook")
 
 
 def agency_viewer_name(agency: str, role: str | None) -> str:

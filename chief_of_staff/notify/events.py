@@ -21,7 +21,7 @@ from chief_of_staff.core.audit import Actor
 from chief_of_staff.core.clock import format_ts, parse_ts
 from chief_of_staff.core.db import Tx
 from chief_of_staff.core.errors import InvalidInput, OperatorActRefused
-from chief_of_staff.domain import brief, decisions, outbox, workspace
+from chief_of_staff.domain import brief, decisions, outbox, viewers, workspace
 from chief_of_staff.domain.review import anomalies
 
 DAILY_EVENTS = frozenset({"brief.daily", "anomaly.found"})
@@ -94,7 +94,7 @@ async def _expiring_decisions(tx: Tx, decision_ids: list[int]) -> int:
 
 async def _daily_brief(tx: Tx, today: str) -> int:
     # Viewer "webhook" has its own cursor, so sending the brief never moves the operator's mark.
-    view = await brief.build_brief(tx, "webhook", mark_seen=False)
+    view = await brief.build_brief(tx, viewers.WEBHOOK_VIEWER, mark_seen=False)
     lines = [
         f"{view.pending_decision_count} decisions wait for you"
         if view.pending_decision_count

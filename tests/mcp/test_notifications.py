@@ -115,7 +115,8 @@ async def test_every_resource_an_outcome_changes_is_announced(server: MCPServer[
         await subscribe(client, BRIEF, GOALS, INBOX, DECISIONS)
         await call(client, "log_outcome", **OUTCOME)
         await call(client, "request_decision", **QUESTION)
-        assert await heard.until(DECISIONS) == [BRIEF, GOALS, INBOX, BRIEF, DECISIONS]
+        # A question may park the task it names, so it may announce the inbox too, after the decisions.
+        assert (await heard.until(DECISIONS))[:5] == [BRIEF, GOALS, INBOX, BRIEF, DECISIONS]
 
 
 async def test_another_session_subscribed_to_the_brief_hears_of_the_outcome(server: MCPServer[Any]) -> None:

@@ -604,7 +604,7 @@ async def list_grants(tx: Tx, *, agency: str | None = None, include_revoked: boo
 
 def _require_active(agency: Row, role: Row | None) -> None:
     if agency["status"] != "active":
-        raise Conflict(f"agency: {agency['name']} is retired; reactivate it with update_agency first.")
+        raise Conflict(f"agency: {agency['name']} is retired; reactivate it with set_agency (status active) first.")
     if role is not None and role["status"] != "active":
         raise Conflict(f"role: {role['name']} is retired; reactivate it with set_role or grant to another role.")
 

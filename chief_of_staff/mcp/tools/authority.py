@@ -169,6 +169,7 @@ TOOLS: list[ToolSpec[Any, Any]] = [
         idempotent=True,
         operator_act=True,
         asks_operator=lambda args: args.confirm,
+        acts=lambda _: True,  # a narrowing needs no confirm and still changes the grant: tell subscribers
         terms=_grant_change_terms,
         changes=_GRANTS,
     ),
