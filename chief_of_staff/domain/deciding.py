@@ -189,7 +189,7 @@ async def _check_chat_approval(tx: Tx, actor: Actor, row: Row, short_id: str) ->
             f"Approving {short_id} cannot be done in chat: proposals widen authority or change goals. "
             f"The operator can approve it from a terminal: {hint} (denying in chat is fine)."
         )
-    if any(bound["key"].startswith("budget:") for bound in json.loads(row["exceeds"])):
+    if decisions.past_a_budget(row):
         # Past a budget is past a count or a period's money the operator set: chat never widens those.
         raise OperatorActRefused(
             f"Approving {short_id} cannot be done in chat: it goes past a budget, and chat never widens a budget. "

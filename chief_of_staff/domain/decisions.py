@@ -156,16 +156,22 @@ def _is_live(row: Row, now_text: str) -> bool:
     return bool(row["status"] == "pending" and row["expires_at"] > now_text)
 
 
-def _how_to_decide(short_id: str, kind: str) -> str:
-    if kind == "proposal":
+def _how_to_decide(short_id: str, kind: str, past_a_budget: bool = False) -> str:
+    if kind == "proposal" or past_a_budget:
+        why = "Proposals" if kind == "proposal" else "A request past a budget"
         return (
             f"Operator: run `chief-of-staff approve {short_id}` / `chief-of-staff deny {short_id}`. "
-            "Proposals cannot be approved in chat; denying in chat (confirm=true) is fine."
+            f"{why} cannot be approved in chat; denying in chat (confirm=true) is fine."
         )
     return (
         f"Operator: say approve/deny in chat (confirm=true) or run "
         f"`chief-of-staff approve {short_id}` / `chief-of-staff deny {short_id}`"
     )
+
+
+def past_a_budget(row: Row) -> bool:
+    """Whether the request is past a budget the operator set: only a verified channel approves that."""
+    return any(bound["key"].startswith("budget:") for bound in json.loads(row["exceeds"]))
 
 
 # What to do when a proposal carried no ready change: the commands that make each kind of change.
@@ -181,7 +187,7 @@ def _next_step(row: Row, short_id: str, live: bool, request: dict[str, Any]) -> 
     """What happens next, for whoever reads the decision: the operator while it waits, the agency after."""
     status, kind = row["status"], row["kind"]
     if live:
-        return _how_to_decide(short_id, kind)
+        return _how_to_decide(short_id, kind, past_a_budget(row))
     if status == "pending" or status == "expired":
         return "Closed unanswered; nothing was approved. The agency may ask again if it still needs this."
     if status == "denied":
@@ -281,7 +287,7 @@ def describe(view: DecisionView, *, with_redeem: bool = True) -> list[str]:
     if bound:
         facts.append("Request: " + ", ".join(bound) + ".")
     if view.exceeds:
-        facts.append("Past: " + "; ".join(view.exceeds))
+        facts.append("Past: " + " ".join(view.exceeds))
     if view.adjustment is not None:
         facts.append("Ready change: " + json.dumps(view.adjustment, sort_keys=True, ensure_ascii=False))
     if view.waiting_tasks:

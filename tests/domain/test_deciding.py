@@ -109,6 +109,7 @@ async def test_an_escalation_shows_its_request_every_bound_it_is_past_and_how_to
     }
     text = "\n".join(decisions.describe(view))
     assert "task T1" in text and "grant GR1" in text and 'authorize(agency="Outbound"' in text
+    assert "past a budget cannot be approved in chat" in view.next_step  # so the operator is not sent to chat
 
 
 # --- deciding moves the work -------------------------------------------------------------------------
