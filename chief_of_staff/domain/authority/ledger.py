@@ -9,6 +9,15 @@ the agency settles (the actual amount) or releases; a hold that runs out unsettl
 is spent in full, never refunded. `check` gives the answer authorize would give
 without acting or writing.
 
+What the operator decided answers the next identical request:
+- an escalation names every bound the request is past (its grant's cap, mode or revocation, and each
+  full budget with its period and limit); an approval admits that one request past exactly those
+  bounds, drawing the named budgets even when full (an operator exception, kept on the ledger row),
+  and a bound it did not show sends the request back to the operator; an approval by silence never
+  admits a budget;
+- a denial answers the same request `denied` for `decisions.DENIAL_STANDS`, and beats an older approval;
+- an escalation that names a task parks it on the decision (see `deciding`).
+
 Which grant governs (Trust, property 1: agency acts are monotone):
 - the most specific grant that covers the request (role over agency-wide, exact over
   wildcard, then newest), whether active, past its end date or revoked, until the
