@@ -3,6 +3,7 @@
 __all__ = [
     "access",
     "authority",
+    "console",
     "decisions",
     "demo",
     "goals",

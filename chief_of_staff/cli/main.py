@@ -19,6 +19,7 @@ from chief_of_staff import __version__
 from chief_of_staff.cli import (
     access,
     authority,
+    console,
     decisions,
     goals,
     install,
@@ -86,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     tasks.register(add)
     outcomes.register(add)
     decisions.register(add)
+    console.register(add)
     authority.register(add)
     review.register(add)
     install.register(add)

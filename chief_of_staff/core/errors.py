@@ -9,7 +9,8 @@ a file path or a secret.
     ├── NotFound            an id or name does not exist
     ├── Conflict            the thing exists but its state forbids the change
     ├── OperatorActRefused  an operator-only act came through a channel that may not make it
-    └── WorkspaceSealed     the audit tail or the append-only triggers do not hold: no writes until repaired
+    ├── WorkspaceSealed     the audit tail or the append-only triggers do not hold: no writes until repaired
+    └── AccessRefused       a console login link or session is unknown, used, expired or ended: log in again
 """
 
 from __future__ import annotations
@@ -39,4 +40,11 @@ class WorkspaceSealed(ChiefOfStaffError):
     """The workspace's audit log ends before its anchor, or an append-only trigger is gone.
 
     Reads still work; every write is refused until the operator runs `chief-of-staff audit repair`.
+    """
+
+
+class AccessRefused(ChiefOfStaffError):
+    """A console login link or session does not let this request in; nothing was changed.
+
+    The message says why (not a link of this workspace, used, expired, logged out) and how to get a fresh link.
     """

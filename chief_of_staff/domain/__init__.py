@@ -5,6 +5,7 @@ __all__ = [
     "authority",
     "blueprints",
     "brief",
+    "console_access",
     "deciding",
     "decisions",
     "doctor",

@@ -362,6 +362,21 @@ async def get_goal(tx: Tx, goal: str) -> GoalView:
     return (await _goal_views(tx, "g.id = ?", [(await resolve_goal(tx, goal))["id"]]))[0]
 
 
+async def key_result_history(tx: Tx, key_result: str | int) -> list[tuple[date, float]]:
+    """The key result's value at the end of each local day an outcome moved it, oldest first.
+
+    Baseline plus the deltas up to that day, read from the `key_result_days` rollup (one row per day
+    with outcomes, never the outcome log): what a chart of the actual value draws.
+    """
+    row = await resolve_key_result(tx, key_result)
+    days = await tx.all("SELECT day, delta_sum FROM key_result_days WHERE key_result_id = ? ORDER BY day", (row["id"],))
+    value, history = float(row["baseline"]), []
+    for day in days:
+        value += day["delta_sum"]
+        history.append((date.fromisoformat(day["day"]), round(value, 6) + 0.0))
+    return history
+
+
 async def list_goals(tx: Tx, *, agency: str | None = None, include_closed: bool = False) -> list[GoalView]:
     """Goals (active only unless include_closed), oldest first, with progress and pace."""
     statuses = list(get_args(GoalStatus)) if include_closed else ["active"]

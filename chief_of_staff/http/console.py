@@ -1,0 +1,641 @@
+"""The operator's console: a loopback web page that is the verified channel, with pictures.
+
+`chief-of-staff console` (chief_of_staff.cli.console) serves it for one workspace file on 127.0.0.1 and
+opens the browser on a one-time login link; `ensure_console` starts the same app inside a running
+server process, for the chat's "open the console". The door is chief_of_staff.domain.console_access:
+the link's secret is exchanged once, within minutes, for a session cookie; every act of the session is
+audited as `operator:console-N` on the verified channel, through the same domain functions as the
+command line (deciding.decide, ...): the console writes no business SQL of its own.
+
+Security, as for any local web app that can spend money:
+
+- **Host and Origin** are checked on every request, before routing: the console's own loopback
+  host:port only (127.0.0.1, localhost and [::1] at its port), plus what a deployment names. A foreign
+  Host is refused with 421 (DNS rebinding), a foreign Origin with 403. A form's own POST carries
+  `Origin: null` (the pages send `Referrer-Policy: no-referrer`, and browsers then hide the origin), so
+  "null" and a missing Origin prove nothing either way; `Sec-Fetch-Site` saying cross-site or same-site
+  is refused on every POST, and the CSRF token and the SameSite=Strict cookie hold regardless.
+- **Every form carries the session's CSRF token**; a POST without it (or with another) is refused with
+  403 and changes nothing.
+- **The session cookie** is HttpOnly, SameSite=Strict, Path=/, Secure when served over https, and
+  expires with the session; its name is per workspace file (cookies do not tell ports apart).
+- **Every response** carries a strict Content-Security-Policy (nothing external, no script at all,
+  styles only from the console's own CSS file), `X-Content-Type-Options: nosniff`,
+  `Referrer-Policy: no-referrer` and `Cache-Control: no-store`.
+- **Nothing secret in a URL** after login: `/login?token=...` answers with a 303 to the page, and
+  flash messages ride in the session (in this process), not the query string.
+- **Every page escapes what it shows** (Jinja2 with autoescape): agency names, task titles, targets
+  and notes are data from outside.
+
+Pages work without JavaScript: links and forms that post.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import threading
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit
+
+import anyio
+import jinja2
+import uvicorn
+from starlette.applications import Starlette
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from chief_of_staff.core import files, processes
+from chief_of_staff.core.audit import SYSTEM, Actor
+from chief_of_staff.core.clock import local_date
+from chief_of_staff.core.db import Store, Tx
+from chief_of_staff.core.errors import AccessRefused, ChiefOfStaffError, WorkspaceSealed
+from chief_of_staff.core.fields import money
+from chief_of_staff.domain import brief, console_access, deciding, decisions, goals, inbox, viewers, workspace
+from chief_of_staff.domain.console_access import ConsoleSession
+from chief_of_staff.domain.pace import way
+from chief_of_staff.http import console_charts
+from chief_of_staff.http.server import HttpOptions, bind
+
+log = logging.getLogger(__name__)
+
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+SECURITY_HEADERS = {
+    "content-security-policy": CSP,
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "cache-control": "no-store",
+    "x-frame-options": "DENY",
+    "cross-origin-resource-policy": "same-origin",
+}
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+COOKIE_PREFIX = "cos_console_"
+MAX_FORM_BYTES = 64 * 1024
+MAX_FORM_FIELDS = 20
+# What a foreign request is told; never more than that it was refused and what to do.
+FOREIGN_HOST = (
+    "This console answers only at its own address (127.0.0.1 and its port). "
+    "Open the link `chief-of-staff console` printed."
+)
+FOREIGN_ORIGIN = "This request came from another site, so the console refused it; nothing was changed."
+NO_CSRF = (
+    "This form did not come from your console session (its CSRF token is missing or wrong), so nothing "
+    "was changed. Reload the page and try again."
+)
+STATE_SUFFIX = ".console.json"
+START_TIMEOUT = 10.0
+
+Flash = tuple[Literal["done", "refused"], str]
+
+
+# --- addresses --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConsoleOptions:
+    """Where the console listens and what it answers to. Loopback, on a free port, unless told otherwise."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    # A deployment behind a proxy names its own host and origin, and its public URL (https: Secure cookies).
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    public_url: str | None = None
+
+    def base_url(self, port: int) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{port}"
+
+
+def _addresses(base_url: str, hosts: Sequence[str], origins: Sequence[str]) -> tuple[set[str], set[str]]:
+    """The Host values and Origins the console answers to: its own, the loopback names at its port, and more."""
+    parts = urlsplit(base_url)
+    allowed_hosts = {parts.netloc.lower(), *(host.lower() for host in hosts)}
+    allowed_origins = {f"{parts.scheme}://{parts.netloc}".lower(), *(origin.lower() for origin in origins)}
+    if parts.hostname in ("127.0.0.1", "localhost", "::1") and parts.port is not None:
+        allowed_hosts |= {f"{name}:{parts.port}" for name in LOOPBACK_NAMES}
+        allowed_origins |= {f"http://{name}:{parts.port}" for name in LOOPBACK_NAMES}
+    return allowed_hosts, allowed_origins
+
+
+def cookie_name(db_path: Path) -> str:
+    """The session cookie's name, one per workspace file: browsers share cookies across a host's ports."""
+    return COOKIE_PREFIX + hashlib.sha256(str(db_path).encode("utf-8", "surrogatepass")).hexdigest()[:12]
+
+
+# --- the guard: addresses checked and headers set on every response ------------------------------------
+
+
+class _Guard:
+    """Refuse a foreign Host or Origin before routing, and put the security headers on every response."""
+
+    def __init__(self, app: ASGIApp, hosts: set[str], origins: set[str]) -> None:
+        self._app = app
+        self._hosts = hosts
+        self._origins = origins
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+
+        async def secured(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers[name] = value
+            await send(message)
+
+        refusal = self._refusal(scope)
+        if refusal is not None:
+            await refusal(scope, receive, secured)
+            return
+        await self._app(scope, receive, secured)
+
+    def _refusal(self, scope: Scope) -> Response | None:
+        headers = Headers(scope=scope)
+        if headers.get("host", "").lower() not in self._hosts:
+            return Response(FOREIGN_HOST, status_code=421, media_type="text/plain")
+        origin = headers.get("origin")
+        if origin is not None and origin != "null" and origin.lower() not in self._origins:
+            return Response(FOREIGN_ORIGIN, status_code=403, media_type="text/plain")
+        fetch_site = headers.get("sec-fetch-site")
+        if scope["method"] not in ("GET", "HEAD") and fetch_site in ("cross-site", "same-site"):
+            return Response(FOREIGN_ORIGIN, status_code=403, media_type="text/plain")
+        return None
+
+
+# --- the app -----------------------------------------------------------------------------------------
+
+
+class _Refused(Exception):
+    """A request the console turns away with a page of its own: the status and what to do."""
+
+    def __init__(self, status: int, title: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.title = title
+        self.message = message
+
+
+def _templates() -> Jinja2Templates:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("chief_of_staff.http", "templates"),
+        autoescape=True,  # every page escapes what it shows: agency text is data from outside
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["money"] = money
+    env.filters["number"] = console_charts.number
+    env.filters["pace"] = console_charts.PACE_WORDS.__getitem__
+    env.globals["way"] = way
+    return Jinja2Templates(env=env)
+
+
+def _static(name: str) -> bytes:
+    return resources.files("chief_of_staff.http").joinpath("static", name).read_bytes()
+
+
+@dataclass
+class _Console:
+    """The console's state: the store, the cookie, the templates, and each session's flash message."""
+
+    store: Store
+    cookie: str
+    secure: bool
+    templates: Jinja2Templates = field(default_factory=_templates)
+    flashes: dict[int, Flash] = field(default_factory=dict)
+
+    # --- pages ---
+
+    async def today(self, request: Request) -> Response:
+        session = await self._session(request)
+        context = await self._today(session)
+        return self._page(request, "today.html", session, {**context, "title": "Today", "page": "today"})
+
+    async def goals_page(self, request: Request) -> Response:
+        session = await self._session(request)
+        async with self.store.read() as tx:
+            ws = await workspace.get(tx)
+            today = local_date(tx.now, ws.timezone)
+            shown = await goals.list_goals(tx)
+            charts = {
+                kr.id: console_charts.chart(kr, await goals.key_result_history(tx, kr.id), today)
+                for goal in shown
+                for kr in goal.key_results
+            }
+        context = {"workspace": ws, "today": today, "goals": shown, "charts": charts, "title": "Goals", "page": "goals"}
+        return self._page(request, "goals.html", session, context)
+
+    async def decision_page(self, request: Request) -> Response:
+        """A decision's own address (a login link may land there): the Today page, at that decision."""
+        await self._session(request)
+        anchor = "".join(ch for ch in request.path_params["decision"] if ch.isalnum()).upper()
+        return RedirectResponse(f"{self._root(request)}/#{anchor}", status_code=303)
+
+    # --- acts ---
+
+    async def login(self, request: Request) -> Response:
+        try:
+            async with self.store.write() as tx:
+                opened = await console_access.redeem_login(tx, request.query_params.get("token", ""))
+        except AccessRefused as refused:
+            raise _Refused(401, "This login link does not open the console", str(refused)) from None
+        response = RedirectResponse(self._root(request) + opened.page, status_code=303)
+        response.set_cookie(
+            self.cookie,
+            opened.secret,
+            max_age=int(console_access.SESSION_TTL.total_seconds()),
+            path="/",
+            secure=self.secure,
+            httponly=True,
+            samesite="strict",
+        )
+        return response
+
+    async def logout(self, request: Request) -> Response:
+        session = await self._session(request)
+        await self._checked_form(request, session)
+        async with self.store.write() as tx:
+            await console_access.end_session(tx, session)
+        self.flashes.pop(session.id, None)
+        context = {"title": "Logged out", "message": f"You are logged out. {console_access.AGAIN}"}
+        response = self._page(request, "message.html", None, context)
+        response.delete_cookie(self.cookie, path="/", secure=self.secure, httponly=True, samesite="strict")
+        return response
+
+    async def decide(self, request: Request) -> Response:
+        session = await self._session(request)
+        form = await self._checked_form(request, session)
+        verb = form.get("action")
+        if verb not in ("approve", "deny"):
+            raise _Refused(400, "Nothing was decided", "Send action=approve or action=deny; nothing was changed.")
+        try:
+            async with self.store.write() as tx:
+                view = await deciding.decide(
+                    tx,
+                    session.actor,
+                    request.path_params["decision"],
+                    approve=verb == "approve",
+                    note=form.get("note", ""),
+                    task_on_deny=form.get("task_on_deny", "reopen"),
+                )
+        except ChiefOfStaffError as refused:
+            self.flashes[session.id] = ("refused", str(refused))
+        else:
+            self.flashes[session.id] = ("done", f"{view.id} {view.status}. {view.next_step}")
+        return RedirectResponse(f"{self._root(request)}/", status_code=303)
+
+    async def stylesheet(self, _: Request) -> Response:
+        return Response(_static("console.css"), media_type="text/css")
+
+    async def icon(self, _: Request) -> Response:
+        return Response(_static("icon.svg"), media_type="image/svg+xml")
+
+    # --- reading the Today page ---
+
+    async def _today(self, session: ConsoleSession) -> dict[str, Any]:
+        """Today's page, as the operator's brief reads it: opening it moves the operator's mark."""
+        try:
+            async with self.store.write() as tx:
+                await brief.housekeeping(tx, SYSTEM)  # the server's chores, whoever happens to look
+                return await self._today_in(tx, session, mark_seen=True)
+        except WorkspaceSealed as sealed:
+            async with self.store.read() as tx:
+                return {**await self._today_in(tx, session, mark_seen=False), "sealed": str(sealed)}
+
+    async def _today_in(self, tx: Tx, session: ConsoleSession, *, mark_seen: bool) -> dict[str, Any]:
+        ws = await workspace.get(tx)
+        view = await brief.build_brief(tx, viewers.OPERATOR_VIEWER, mark_seen=mark_seen)
+        pending = await decisions.list_decisions(tx, status="pending", limit=decisions.MAX_LIST)
+        unfinished = await inbox.list_tasks(tx, limit=inbox.MAX_LIST)
+        tasks = {item.task_id: await inbox.get_task(tx, item.task_id) for item in pending if item.task_id}
+        return {
+            "workspace": ws,
+            "brief": view,
+            "changes": brief.change_summary(view.changes),
+            "pending": [(item, await deciding.describe_change(tx, item)) for item in pending],
+            "tasks": tasks,
+            "overdue": [task for task in unfinished if task.due_on is not None and task.due_on < view.today],
+            "flash": self.flashes.pop(session.id, None),
+            "sealed": None,
+        }
+
+    # --- sessions, forms and pages ---
+
+    async def _session(self, request: Request) -> ConsoleSession:
+        """The request's live session, or a 401 page saying how to log in; its last use is kept current."""
+        async with self.store.read() as tx:
+            session = await console_access.session_of(tx, request.cookies.get(self.cookie, ""))
+        if console_access.seen_is_stale(session, self.store.clock.now()):
+            with contextlib.suppress(WorkspaceSealed):  # bookkeeping: a sealed workspace still shows its pages
+                async with self.store.write() as tx:
+                    await console_access.mark_seen(tx, session)
+        return session
+
+    async def _checked_form(self, request: Request, session: ConsoleSession) -> dict[str, str]:
+        """The posted form, once its CSRF token is the session's own; 403 (nothing changed) otherwise."""
+        form = await _form(request)
+        sent = form.get("csrf", "").encode("utf-8", "surrogatepass")
+        if not secrets.compare_digest(sent, session.csrf.encode("ascii")):
+            raise _Refused(403, "Nothing was changed", NO_CSRF)
+        return form
+
+    def _page(
+        self, request: Request, name: str, session: ConsoleSession | None, context: dict[str, Any], status: int = 200
+    ) -> Response:
+        shared = {"root": self._root(request), "csrf": None if session is None else session.csrf}
+        return self.templates.TemplateResponse(request, name, {**shared, **context}, status_code=status)
+
+    def _root(self, request: Request) -> str:
+        return str(request.scope.get("root_path", "")).rstrip("/")
+
+    def refused_page(self, request: Request, refused: _Refused) -> Response:
+        context = {"title": refused.title, "message": refused.message}
+        return self._page(request, "message.html", None, context, status=refused.status)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """An urlencoded form of bounded size: the first value of each field."""
+    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if kind != "application/x-www-form-urlencoded":  # not one of the console's forms, so not its token either
+        raise _Refused(403, "Nothing was changed", NO_CSRF)
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise _Refused(413, "Nothing was changed", "That form is too large; nothing was changed.")
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
+    except ValueError:  # not UTF-8, or too many fields
+        raise _Refused(400, "Nothing was changed", "That form could not be read; nothing was changed.") from None
+    form: dict[str, str] = {}
+    for name, value in pairs:
+        form.setdefault(name, value)
+    return form
+
+
+def _handled(
+    console: _Console, endpoint: Callable[[Request], Awaitable[Response]]
+) -> Callable[[Request], Awaitable[Response]]:
+    """An endpoint whose refusals (not logged in, no CSRF token, a bad form) become pages of their own."""
+
+    async def handle(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except AccessRefused as refused:
+            return console.refused_page(request, _Refused(401, "Log in to the console", str(refused)))
+        except _Refused as refused:
+            return console.refused_page(request, refused)
+        except ChiefOfStaffError as refused:  # e.g. a workspace that refuses changes: its message says what to do
+            status = 503 if isinstance(refused, WorkspaceSealed) else 400
+            return console.refused_page(request, _Refused(status, "The console could not do that", str(refused)))
+
+    return handle
+
+
+def build_console_app(
+    store: Store, *, base_url: str, allowed_hosts: Sequence[str] = (), allowed_origins: Sequence[str] = ()
+) -> ASGIApp:
+    """The console for `store`'s workspace, answering at `base_url` (and any host and origin allowed besides)."""
+    console = _Console(store, cookie_name(store.path), secure=base_url.startswith("https://"))
+
+    def route(path: str, endpoint: Callable[[Request], Awaitable[Response]], method: str = "GET") -> Route:
+        return Route(path, _handled(console, endpoint), methods=[method])
+
+    app = Starlette(
+        routes=[
+            route("/", console.today),
+            route("/goals", console.goals_page),
+            route("/login", console.login),
+            route("/logout", console.logout, "POST"),
+            route("/decisions/{decision}", console.decision_page),
+            route("/decisions/{decision}", console.decide, "POST"),
+            route("/static/console.css", console.stylesheet),
+            route("/static/icon.svg", console.icon),
+        ]
+    )
+    hosts, origins = _addresses(base_url, allowed_hosts, allowed_origins)
+    return _Guard(app, hosts, origins)
+
+
+# --- serving -----------------------------------------------------------------------------------------
+
+
+class _ConsoleServer(uvicorn.Server):
+    """uvicorn, minus what does not fit a console: in a server process it leaves the signals alone (they
+    are the process's), and on its own it stops on SIGINT or SIGTERM without re-raising them afterwards,
+    so the command cleans up (its running-console file, the store) and returns."""
+
+    def __init__(self, config: uvicorn.Config, *, embedded: bool) -> None:
+        super().__init__(config)
+        self._embedded = embedded
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if self._embedded or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        stops = (signal.SIGINT, signal.SIGTERM)
+        previous = {number: signal.signal(number, self.handle_exit) for number in stops}
+        try:
+            yield
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+
+
+def _server(app: ASGIApp, *, embedded: bool) -> _ConsoleServer:
+    # No access log (a login link's token is in its URL), no lifespan (the store is the caller's), and
+    # no proxy headers: nothing in front of a loopback console may say who the client is.
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        proxy_headers=False,
+        server_header=False,
+        ws="none",
+        timeout_graceful_shutdown=5,
+    )
+    return _ConsoleServer(config, embedded=embedded)
+
+
+@dataclass
+class ConsoleHandle:
+    """A console serving a workspace: in this process, or in another that announced itself for the same file."""
+
+    url: str
+    store: Store
+    _server: _ConsoleServer | None = None
+    _task: asyncio.Task[None] | None = None
+    _socket: socket.socket | None = None
+
+    async def login_url(self, actor: Actor, *, page: str = "/") -> str:
+        """A fresh one-time login link, landing on `page`; minted (and audited) for `actor` in the workspace.
+
+        The link is a secret: hand it to the operator's browser or terminal only, never to a tool result or a log.
+        """
+        async with self.store.write() as tx:
+            secret = await console_access.mint_login(tx, actor, page=page)
+        return f"{self.url}/login?token={secret}"
+
+    @property
+    def running(self) -> bool:
+        """True while the console answers (one in another process is taken to, while it is announced)."""
+        if self._task is not None:
+            return not self._task.done()
+        return running_console_url(self.store.path) == self.url
+
+    async def close(self) -> None:
+        """Stop a console started in this process (one in another process is left alone)."""
+        if self._server is None or self._task is None:
+            return
+        self._server.should_exit = True
+        with anyio.fail_after(START_TIMEOUT), contextlib.suppress(Exception):
+            await self._task
+        if self._socket is not None:
+            self._socket.close()
+        withdraw(self.store.path)
+        if _EMBEDDED.get(self.store.path) is self:
+            del _EMBEDDED[self.store.path]
+
+
+_EMBEDDED: dict[Path, ConsoleHandle] = {}
+_STARTING = anyio.Lock()
+
+
+async def ensure_console(store: Store, options: ConsoleOptions | None = None) -> ConsoleHandle:
+    """The console for `store`'s workspace, started in this process (on this event loop) if none is running.
+
+    A console already serving the same workspace file (this process's, or another's that announced itself,
+    such as `chief-of-staff console`) is used instead: its sessions live in the same file, so a link minted
+    here opens it. Call `await handle.login_url(actor, page=...)` for a fresh one-time link each time.
+    """
+    async with _STARTING:
+        here = _EMBEDDED.get(store.path)
+        if here is not None:
+            if here.store is store and here.running:
+                return here
+            await here.close()  # its server stopped, or it serves a store that was closed and reopened since
+        elsewhere = running_console_url(store.path)
+        if elsewhere is not None:
+            return ConsoleHandle(elsewhere, store)
+        chosen = options or ConsoleOptions()
+        sock = bind(HttpOptions(host=chosen.host, port=chosen.port))
+        url = chosen.base_url(sock.getsockname()[1])
+        app = build_console_app(
+            store, base_url=url, allowed_hosts=chosen.allowed_hosts, allowed_origins=chosen.allowed_origins
+        )
+        server = _server(app, embedded=True)
+        task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
+        try:
+            await _started(server, task.done)
+        except BaseException:
+            server.should_exit = True
+            sock.close()
+            raise
+        handle = ConsoleHandle(url, store, server, task, sock)
+        _EMBEDDED[store.path] = handle
+        announce(store.path, url)
+        return handle
+
+
+async def _started(server: uvicorn.Server, stopped: Callable[[], bool]) -> None:
+    with anyio.fail_after(START_TIMEOUT):
+        while not server.started:
+            if stopped():
+                raise ChiefOfStaffError("The console stopped while starting; see the server's log on stderr.")
+            await anyio.sleep(0.01)  # readiness, not timing: uvicorn offers no event to wait on
+
+
+async def serve_console(
+    store: Store, options: ConsoleOptions, ready: Callable[[ConsoleHandle], Awaitable[None]]
+) -> None:
+    """Serve the console until SIGINT or SIGTERM; `ready` runs once it answers (to mint and hand out a link).
+
+    While it runs, the console announces itself beside the workspace file (`<db>.console.json`, 0600:
+    its URL and process id), so `chief-of-staff console --link` and the chat's open_console find it.
+    """
+    sock = bind(HttpOptions(host=options.host, port=options.port))
+    with sock:
+        url = options.base_url(sock.getsockname()[1])
+        app = build_console_app(
+            store, base_url=url, allowed_hosts=options.allowed_hosts, allowed_origins=options.allowed_origins
+        )
+        server = _server(app, embedded=False)
+        stopped = anyio.Event()
+
+        async def run() -> None:
+            try:
+                await server.serve(sockets=[sock])
+            finally:
+                stopped.set()
+
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(run)
+                await _started(server, stopped.is_set)
+                announce(store.path, url)
+                await ready(ConsoleHandle(url, store))
+        finally:
+            withdraw(store.path)
+
+
+# --- the running console, announced beside the workspace ------------------------------------------------
+
+
+def state_path(db_path: Path) -> Path:
+    """Where a running console of this workspace says where it is: beside the file, `<db>.console.json`."""
+    return db_path.with_name(db_path.name + STATE_SUFFIX)
+
+
+def announce(db_path: Path, url: str) -> None:
+    """Say where this process serves the workspace's console (a new file is created 0600)."""
+    files.write_atomically(state_path(db_path), json.dumps({"url": url, "pid": os.getpid()}) + "\n")
+
+
+def withdraw(db_path: Path) -> None:
+    """Take back this process's announcement (another process's is left as it is)."""
+    path = state_path(db_path)
+    with contextlib.suppress(OSError, ValueError):
+        if json.loads(path.read_text("utf-8")).get("pid") == os.getpid():
+            path.unlink()
+
+
+def running_console_url(db_path: Path) -> str | None:
+    """The URL of a console that serves this workspace now: announced, its process alive, its port answering."""
+    try:
+        state = json.loads(state_path(db_path).read_text("utf-8"))
+        url, pid = str(state["url"]), int(state["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    parts = urlsplit(url)
+    if not processes.is_alive(pid) or parts.hostname is None or parts.port is None:
+        return None
+    try:
+        with socket.create_connection((parts.hostname, parts.port), timeout=1):
+            return url
+    except OSError:
+        return None

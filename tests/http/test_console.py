@@ -1,0 +1,359 @@
+"""The console in-process over ASGI: the one-time login, the Today page's acts, and every refusal.
+
+The app is the real one (chief_of_staff.http.console) over the test's store and fixed clock, reached
+through httpx's ASGI transport at the loopback address it was built for; nothing is faked.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from chief_of_staff.core.audit import OPERATOR_CLI, Actor
+from chief_of_staff.core.clock import FixedClock
+from chief_of_staff.core.db import Store
+from chief_of_staff.domain import agencies, console_access, decisions, inbox
+from chief_of_staff.domain.authority import ledger
+from chief_of_staff.domain.blueprints import loader
+from chief_of_staff.http import console
+from chief_of_staff.http.console import CSP, build_console_app
+
+pytestmark = pytest.mark.anyio
+
+BASE = "http://127.0.0.1:8123"
+AGENCY = Actor("agency:Outbound", "agency")
+SCRIPT = "<script>alert('owned')</script>"
+
+
+@pytest.fixture
+async def store(store: Store) -> Store:
+    """The Outbound blueprint, and D1: an escalation of 123.45 for spend.ads that parks its task."""
+    async with store.write() as tx:
+        await loader.apply_blueprint(tx, OPERATOR_CLI, "outbound")
+    await escalate(store, "Outbound", "SDR", "Buy the ad slot")
+    return store
+
+
+async def escalate(store: Store, agency: str, role: str | None, title: str) -> str:
+    """The agency adds a task and asks for money no grant covers: a decision that parks the task."""
+    actor = Actor(f"agency:{agency}", "agency")
+    async with store.write() as tx:
+        task = await inbox.add_task(tx, actor, title=title, agency=agency, role=role, source="agency")
+        answer = await ledger.authorize(
+            tx,
+            actor,
+            agency=agency,
+            role=role,
+            capability="spend.ads",
+            amount_cents=12345,
+            target="ads.example.com",
+            task_id=task.id,
+            idempotency_key=None,
+        )
+    assert answer.answer == "needs_approval" and answer.decision_id is not None
+    return answer.decision_id
+
+
+@pytest.fixture
+async def client(store: Store) -> AsyncIterator[httpx.AsyncClient]:
+    app = build_console_app(store, base_url=BASE)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as http:
+        yield http
+
+
+async def link(store: Store, page: str = "/") -> str:
+    async with store.write() as tx:
+        secret = await console_access.mint_login(tx, OPERATOR_CLI, page=page)
+    return f"/login?token={secret}"
+
+
+async def logged_in(store: Store, client: httpx.AsyncClient) -> str:
+    """Log in through a fresh link; the CSRF token the Today page's forms carry."""
+    answer = await client.get(await link(store))
+    assert answer.status_code == 303
+    today = await client.get("/")
+    assert today.status_code == 200
+    return csrf_of(today.text)
+
+
+def csrf_of(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found is not None
+    return found.group(1)
+
+
+async def state(store: Store) -> tuple[Any, ...]:
+    """What an act would change: the decisions, the tasks and the audit log's length."""
+    async with store.read() as tx:
+        return (
+            [tuple(row) for row in await tx.all("SELECT id, status, note FROM decisions")],
+            [tuple(row) for row in await tx.all("SELECT id, status, note FROM tasks")],
+            await tx.scalar("SELECT count(*) FROM audit_log"),
+        )
+
+
+async def decision(store: Store, ref: str = "D1") -> decisions.DecisionView:
+    async with store.read() as tx:
+        return await decisions.get_decision(tx, ref)
+
+
+# --- logging in -------------------------------------------------------------------------------------
+
+
+async def test_a_login_link_sets_a_strict_session_cookie_and_drops_the_token_from_the_url(
+    store: Store, client: httpx.AsyncClient
+) -> None:
+    path = await link(store)
+    answer = await client.get(path)
+    assert answer.status_code == 303 and answer.headers["location"] == "/"
+    cookie = answer.headers["set-cookie"]
+    name, value = cookie.split(";", 1)[0].split("=", 1)
+    assert name == console.cookie_name(store.path) and value.startswith(console_access.SESSION_PREFIX)
+    flags = [flag.strip().lower() for flag in cookie.split(";")[1:]]
+    assert {"httponly", "samesite=strict", "path=/"} <= set(flags)
+    assert "secure" not in flags  # plain http on loopback; see the https test
+    assert f"max-age={int(console_access.SESSION_TTL.total_seconds())}" in flags
+    assert path.split("=", 1)[1] not in cookie
+    assert "Decisions waiting for you (1)" in (await client.get("/")).text
+
+
+async def test_a_login_link_works_once(store: Store, client: httpx.AsyncClient) -> None:
+    path = await link(store)
+    assert (await client.get(path)).status_code == 303
+    again = await client.get(path)
+    assert again.status_code == 401
+    assert "already used" in again.text and "chief-of-staff console" in again.text
+    assert "set-cookie" not in again.headers
+
+
+async def test_an_expired_login_link_is_refused(store: Store, client: httpx.AsyncClient, clock: FixedClock) -> None:
+    path = await link(store)
+    clock.advance(console_access.LOGIN_TTL + timedelta(seconds=1))
+    answer = await client.get(path)
+    assert answer.status_code == 401 and "expired" in answer.text and "chief-of-staff console" in answer.text
+    assert (await client.get("/")).status_code == 401
+
+
+async def test_a_link_lands_on_its_page(store: Store, client: httpx.AsyncClient) -> None:
+    answer = await client.get(await link(store, page="/decisions/D1"))
+    assert answer.headers["location"] == "/decisions/D1"
+    at_decision = await client.get("/decisions/D1")
+    assert at_decision.status_code == 303 and at_decision.headers["location"] == "/#D1"
+
+
+async def test_the_cookie_is_secure_when_served_over_https(store: Store) -> None:
+    app = build_console_app(store, base_url="https://cos.example.com")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://cos.example.com") as http:
+        answer = await http.get(await link(store))
+    assert answer.status_code == 303
+    assert "secure" in [flag.strip().lower() for flag in answer.headers["set-cookie"].split(";")]
+
+
+async def test_without_a_session_every_page_says_how_to_log_in(store: Store, client: httpx.AsyncClient) -> None:
+    for path in ("/", "/goals", "/decisions/D1"):
+        answer = await client.get(path)
+        assert answer.status_code == 401 and "chief-of-staff console" in answer.text
+    client.cookies.set(console.cookie_name(store.path), console_access.SESSION_PREFIX + "forged")
+    assert (await client.get("/")).status_code == 401
+
+
+async def test_logging_out_ends_the_session(store: Store, client: httpx.AsyncClient) -> None:
+    csrf = await logged_in(store, client)
+    answer = await client.post("/logout", data={"csrf": csrf})
+    assert answer.status_code == 200 and "logged out" in answer.text
+    assert (await client.get("/")).status_code == 401
+
+
+async def test_a_session_left_idle_ends(store: Store, client: httpx.AsyncClient, clock: FixedClock) -> None:
+    await logged_in(store, client)
+    clock.advance(console_access.IDLE_TIMEOUT)
+    answer = await client.get("/")
+    assert answer.status_code == 401 and "unused" in answer.text
+
+
+# --- acting from the Today page -----------------------------------------------------------------------
+
+
+async def test_today_shows_each_waiting_decision_with_its_full_request(store: Store, client: httpx.AsyncClient) -> None:
+    await logged_in(store, client)
+    page = (await client.get("/")).text
+    d1 = page.split('id="D1"', 1)[1].split("</article>", 1)[0]
+    task = (await decision(store)).task_id
+    assert task is not None
+    for fact in ("spend.ads", "123.45 USD", "ads.example.com", task, "Buy the ad slot", "No grant lets Outbound"):
+        assert fact in d1
+    assert 'action="/decisions/D1"' in d1 and "Approve D1" in d1 and "Deny D1" in d1
+    for section in ("Since you last looked", "Goals", "Budgets", "Inbox", "GR1 email.send", "Chat allowance"):
+        assert section in page
+
+
+async def test_approving_from_today_decides_through_the_domain_as_the_console_session(
+    store: Store, client: httpx.AsyncClient
+) -> None:
+    csrf = await logged_in(store, client)
+    answer = await client.post("/decisions/D1", data={"csrf": csrf, "action": "approve", "note": "one-off, fine"})
+    assert answer.status_code == 303 and answer.headers["location"] == "/"
+    view = await decision(store)
+    assert (view.status, view.decided_channel, view.note) == ("approved", "verified", "one-off, fine")
+    async with store.read() as tx:
+        actor = await tx.one("SELECT actor, channel FROM audit_log WHERE action = 'decision.approve'")
+        task = await inbox.get_task(tx, view.task_id or "")
+    assert actor is not None and tuple(actor) == ("operator:console-1", "verified")
+    assert task.status == "open" and "authorize(" in task.note  # the work moved, as deciding.decide moves it
+    after = (await client.get("/")).text
+    assert "D1 approved." in after and 'id="D1"' not in after
+    assert "D1 approved." not in (await client.get("/")).text  # a flash is shown once
+
+
+async def test_denying_from_today_can_fail_the_waiting_task(store: Store, client: httpx.AsyncClient) -> None:
+    csrf = await logged_in(store, client)
+    form = {"csrf": csrf, "action": "deny", "note": "not this month", "task_on_deny": "fail"}
+    assert (await client.post("/decisions/D1", data=form)).status_code == 303
+    view = await decision(store)
+    async with store.read() as tx:
+        task = await inbox.get_task(tx, view.task_id or "")
+        actor = await tx.one("SELECT actor, channel FROM audit_log WHERE action = 'decision.deny'")
+    assert view.status == "denied" and task.status == "failed"
+    assert actor is not None and tuple(actor) == ("operator:console-1", "verified")
+
+
+async def test_a_refused_act_shows_its_message_on_the_page(store: Store, client: httpx.AsyncClient) -> None:
+    csrf = await logged_in(store, client)
+    await client.post("/decisions/D1", data={"csrf": csrf, "action": "approve"})
+    before = await state(store)
+    stale = await client.post("/decisions/D1", data={"csrf": csrf, "action": "deny"})
+    assert stale.status_code == 303
+    page = (await client.get("/")).text
+    assert 'class="flash refused"' in page and "D1 was already approved" in page
+    assert (await state(store))[:2] == before[:2]
+
+
+async def test_opening_today_moves_the_operators_mark(store: Store, client: httpx.AsyncClient) -> None:
+    await logged_in(store, client)
+    async with store.read() as tx:
+        mark = await tx.scalar("SELECT last_audit_id FROM viewers WHERE name = 'operator'")
+        head = await tx.scalar("SELECT max(id) FROM audit_log")
+    assert mark == head
+    assert "Nothing has changed" in (await client.get("/")).text
+
+
+# --- hostile requests ---------------------------------------------------------------------------------
+
+
+async def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(
+    store: Store, client: httpx.AsyncClient
+) -> None:
+    await logged_in(store, client)
+    before = await state(store)
+    for form in ({"action": "approve"}, {"action": "approve", "csrf": "guessed"}, {"action": "approve", "csrf": ""}):
+        answer = await client.post("/decisions/D1", data=form)
+        assert answer.status_code == 403 and "Nothing was changed" in answer.text
+    assert (await client.post("/logout", data={})).status_code == 403
+    csrf = csrf_of((await client.get("/")).text)
+    assert (await client.post("/decisions/D1", json={"csrf": csrf, "action": "approve"})).status_code == 403
+    assert await state(store) == before
+    assert (await client.get("/")).status_code == 200  # still logged in
+
+
+async def test_a_post_from_a_foreign_origin_is_refused_and_changes_nothing(
+    store: Store, client: httpx.AsyncClient
+) -> None:
+    csrf = await logged_in(store, client)
+    before = await state(store)
+    form = {"csrf": csrf, "action": "approve"}
+    for headers in (
+        {"Origin": "https://evil.example"},
+        {"Origin": "http://127.0.0.1:9999"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+    ):
+        answer = await client.post("/decisions/D1", data=form, headers=headers)
+        assert answer.status_code == 403, headers
+    assert await state(store) == before
+    # A form's own POST carries "Origin: null" under Referrer-Policy no-referrer; its token lets it in.
+    own = await client.post("/decisions/D1", data=form, headers={"Origin": "null", "Sec-Fetch-Site": "same-origin"})
+    assert own.status_code == 303 and (await decision(store)).status == "approved"
+
+
+async def test_a_request_for_a_foreign_host_is_refused_and_changes_nothing(
+    store: Store, client: httpx.AsyncClient
+) -> None:
+    csrf = await logged_in(store, client)
+    before = await state(store)
+    for host in ("evil.example", "evil.example:8123", "127.0.0.1:9999", "localhost"):
+        assert (await client.get("/", headers={"Host": host})).status_code == 421
+        answer = await client.post("/decisions/D1", data={"csrf": csrf, "action": "approve"}, headers={"Host": host})
+        assert answer.status_code == 421
+        assert (await client.get(await link(store), headers={"Host": host})).status_code == 421
+    for host in ("localhost:8123", "[::1]:8123"):
+        assert (await client.get("/goals", headers={"Host": host})).status_code == 200
+    after = await state(store)
+    assert after[:2] == before[:2]  # the links minted above are the only rows written
+
+
+async def test_script_in_an_agency_name_and_a_task_title_is_shown_escaped(
+    store: Store, client: httpx.AsyncClient
+) -> None:
+    async with store.write() as tx:
+        await agencies.create_agency(tx, OPERATOR_CLI, name=SCRIPT, purpose="Hostile")
+    await escalate(store, SCRIPT, None, f'<img src=x onerror="alert(1)"> {SCRIPT}')
+    await logged_in(store, client)
+    page = (await client.get("/")).text
+    assert "<script" not in page and "<img" not in page
+    assert "&lt;script&gt;alert(&#39;owned&#39;)&lt;/script&gt;" in page
+    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in page
+
+
+async def test_every_answer_carries_the_security_headers(store: Store, client: httpx.AsyncClient) -> None:
+    answers = [await client.get("/"), await client.get("/login?token=cosl_nope")]
+    await logged_in(store, client)
+    answers += [await client.get(path) for path in ("/", "/goals", "/static/console.css", "/static/icon.svg", "/nope")]
+    answers += [
+        await client.post("/decisions/D1", data={}),
+        await client.get("/", headers={"Host": "evil.example"}),
+        await client.get("/", headers={"Origin": "https://evil.example"}),
+    ]
+    for answer in answers:
+        assert answer.headers["content-security-policy"] == CSP, answer.url
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["referrer-policy"] == "no-referrer"
+        assert answer.headers["cache-control"] == "no-store"
+    assert "script-src" not in CSP and "'unsafe-inline'" not in CSP and "default-src 'none'" in CSP
+
+
+async def test_pages_load_nothing_from_elsewhere_and_run_no_script(store: Store, client: httpx.AsyncClient) -> None:
+    await logged_in(store, client)
+    for path in ("/", "/goals"):
+        page = (await client.get(path)).text
+        assert "<script" not in page.lower() and " style=" not in page and " on" + "click" not in page
+        urls = re.findall(r'(?:href|src|action)="([^"]*)"', page)
+        assert urls and all(url.startswith("/") and not url.startswith("//") for url in urls), urls
+
+
+async def test_a_workspace_that_refuses_changes_still_shows_today_and_says_why_nothing_moves(
+    store: Store, client: httpx.AsyncClient
+) -> None:
+    csrf = await logged_in(store, client)
+    # Someone with the file drops an append-only trigger: a store opened on it now refuses every write.
+    with sqlite3.connect(store.path) as conn:
+        conn.execute("DROP TRIGGER audit_log_no_delete")
+    sealed = await Store.open(store.path, store.clock)
+    try:
+        app = build_console_app(sealed, base_url=BASE)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as http:
+            http.cookies = client.cookies
+            today = await http.get("/")
+            assert today.status_code == 200 and "refuses changes" in today.text and 'id="D1"' in today.text
+            await http.post("/decisions/D1", data={"csrf": csrf, "action": "approve"})
+            assert "refuses changes" in (await http.get("/")).text
+            refused = await http.get(await link(store))
+            assert refused.status_code == 503 and "chief-of-staff audit repair" in refused.text
+    finally:
+        await sealed.close()
+    assert (await decision(store)).status == "pending"
