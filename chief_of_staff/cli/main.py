@@ -37,6 +37,7 @@ log = logging.getLogger("chief_of_staff")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from chief_of_staff.http.console_opener import LocalConsoleOpener
     from chief_of_staff.mcp.server import build_server
 
     if args.http:
@@ -47,7 +48,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise InvalidInput("--workspace serves several workspaces over HTTP; add --http, or use --db for stdio.")
     settings = Settings.load(args.db)
     log.info("serving %s over stdio", settings.db_path)
-    build_server(settings).run("stdio")
+    # On the operator's machine: the chat's open_console starts the console here and opens their browser.
+    build_server(settings, console_opener=LocalConsoleOpener()).run("stdio")
     return 0
 
 

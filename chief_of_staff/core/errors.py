@@ -10,7 +10,8 @@ a file path or a secret.
     ├── Conflict            the thing exists but its state forbids the change
     ├── OperatorActRefused  an operator-only act came through a channel that may not make it
     ├── WorkspaceSealed     the audit tail or the append-only triggers do not hold: no writes until repaired
-    └── AccessRefused       a console login link or session is unknown, used, expired or ended: log in again
+    ├── AccessRefused       a console login link or session is unknown, used, expired or ended: log in again
+    └── Unavailable         this server cannot do it where it runs (open a browser): the message says where to
 """
 
 from __future__ import annotations
@@ -48,3 +49,7 @@ class AccessRefused(ChiefOfStaffError):
 
     The message says why (not a link of this workspace, used, expired, logged out) and how to get a fresh link.
     """
+
+
+class Unavailable(ChiefOfStaffError):
+    """What was asked cannot be done where this server runs (no browser to open here); the message says where."""

@@ -149,7 +149,7 @@ async def decide(
     decision_id = ids.parse_id("decision", decision, field="decision_id")
     short = ids.format_id("decision", decision_id)
     verb = "approve" if approve else "deny"
-    trust.require_operator(actor, f"Deciding {short}", f"chief-of-staff {verb} {short}")
+    trust.require_operator(actor, f"Deciding {short}", f"chief-of-staff {verb} {short}", console=True)
     note_text = checked_text(note, "note", MAX_NOTE, required=False)
     if task_on_deny not in TASK_ON_DENY:
         raise InvalidInput(f"task_on_deny: {task_on_deny!r} is not one of {', '.join(TASK_ON_DENY)}.")
@@ -187,16 +187,18 @@ async def _check_chat_approval(tx: Tx, actor: Actor, row: Row, short_id: str) ->
     if row["kind"] == "proposal":
         raise OperatorActRefused(
             f"Approving {short_id} cannot be done in chat: proposals widen authority or change goals. "
-            f"The operator can approve it from a terminal: {hint} (denying in chat is fine)."
+            f"The operator can approve it from a terminal: {hint}, {trust.IN_CONSOLE}. Denying in chat is fine."
         )
     if decisions.past_a_budget(row):
         # Past a budget is past a count or a period's money the operator set: chat never widens those.
         raise OperatorActRefused(
             f"Approving {short_id} cannot be done in chat: it goes past a budget, and chat never widens a budget. "
-            f"The operator can approve it from a terminal: {hint} (denying in chat is fine)."
+            f"The operator can approve it from a terminal: {hint}, {trust.IN_CONSOLE}. Denying in chat is fine."
         )
     if row["kind"] == "escalation":
-        await trust.draw_chat(tx, actor, f"Approving {short_id}", row["amount_cents"] or 0, hint, subject=short_id)
+        await trust.draw_chat(
+            tx, actor, f"Approving {short_id}", row["amount_cents"] or 0, hint, subject=short_id, console=True
+        )
 
 
 async def _move_tasks(tx: Tx, actor: Actor, view: DecisionView, *, approve: bool, fail: bool, note: str) -> None:

@@ -27,23 +27,35 @@ from chief_of_staff.core.errors import OperatorActRefused
 from chief_of_staff.core.fields import View, money
 from chief_of_staff.domain import workspace
 
+# The other verified channel a refusal can name: the operator's console, which the chat can open for them.
+IN_CONSOLE = "or in the console (open_console)"
 
-def require_operator(actor: Actor, act: str, cli_hint: str) -> None:
-    """Refuse an operator-only act that does not come through an operator channel."""
+
+def _verified_channels(cli_hint: str, console: bool) -> str:
+    """Where the operator can make the act: the terminal command, and the console when it makes this act."""
+    return f"{cli_hint}, {IN_CONSOLE}" if console else cli_hint
+
+
+def require_operator(actor: Actor, act: str, cli_hint: str, *, console: bool = False) -> None:
+    """Refuse an operator-only act that does not come through an operator channel.
+
+    `console`: the console makes this act too (deciding), so the refusal names it beside the terminal.
+    """
     if actor.is_operator:
         return
     raise OperatorActRefused(
         f"{act} is an operator decision. Ask the operator; if they agree in this conversation, call the "
-        f"tool again with confirm=true. The operator can also do it from a terminal: {cli_hint}"
+        f"tool again with confirm=true. The operator can also do it from a terminal: "
+        f"{_verified_channels(cli_hint, console)}"
     )
 
 
-def refuse_in_chat(actor: Actor, act: str, why: str, cli_hint: str) -> None:
+def refuse_in_chat(actor: Actor, act: str, why: str, cli_hint: str, *, console: bool = False) -> None:
     """Refuse an act chat may never make, at any amount; say where the operator can make it."""
     if actor.channel == "chat":
         raise OperatorActRefused(
             f"{act} cannot be done in chat: {why}. Nothing was changed. The operator can do it on a verified "
-            f"channel, from a terminal: {cli_hint}"
+            f"channel, from a terminal: {_verified_channels(cli_hint, console)}"
         )
 
 
@@ -80,7 +92,9 @@ def _window_start(tx: Tx, days: int) -> str:
     return format_ts(tx.now - timedelta(days=days))
 
 
-async def draw_chat(tx: Tx, actor: Actor, act: str, cents: int | None, cli_hint: str, *, subject: str = "") -> None:
+async def draw_chat(
+    tx: Tx, actor: Actor, act: str, cents: int | None, cli_hint: str, *, subject: str = "", console: bool = False
+) -> None:
     """A chat act adds `cents` of money exposure: draw it from the allowance, or refuse the act.
 
     None means nothing bounds the exposure, which chat never accepts. The draw is one conditional
@@ -92,7 +106,8 @@ async def draw_chat(tx: Tx, actor: Actor, act: str, cents: int | None, cli_hint:
     if cents is None:
         raise OperatorActRefused(
             f"{act} would let money go out with no period limit, which chat never accepts. Add an amount or a "
-            f"count budget (max_cents or max_count per day, week or month), or have the operator run: {cli_hint}"
+            f"count budget (max_cents or max_count per day, week or month), or have the operator run: "
+            f"{_verified_channels(cli_hint, console)}"
         )
     if cents == 0:
         return
@@ -114,5 +129,6 @@ async def draw_chat(tx: Tx, actor: Actor, act: str, cents: int | None, cli_hint:
         left = await chat_allowance(tx)
         raise OperatorActRefused(
             f"{act} adds {money(cents)} of money exposure, more than chat may add now: {left.words()}. "
-            f"Nothing was changed. The operator can do it on a verified channel, from a terminal: {cli_hint}"
+            f"Nothing was changed. The operator can do it on a verified channel, from a terminal: "
+            f"{_verified_channels(cli_hint, console)}"
         )

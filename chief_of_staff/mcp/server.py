@@ -35,6 +35,7 @@ from chief_of_staff.mcp.toolkit import ToolSpec, build_tool, published_schemas
 from chief_of_staff.mcp.tools import (
     authority,
     blueprints,
+    console,
     decisions,
     goals,
     inbox,
@@ -44,6 +45,7 @@ from chief_of_staff.mcp.tools import (
     roster,
     webhooks,
 )
+from chief_of_staff.mcp.tools.console import ConsoleOpener
 from chief_of_staff.notify import runner
 
 log = logging.getLogger(__name__)
@@ -108,16 +110,20 @@ class SharedStore:
 
 
 # The tool modules in the README's order of activities: what tools/list shows, in that order.
-TOOL_MODULES = (orient, goals, roster, authority, decisions, inbox, outcomes, review, blueprints, webhooks)
+TOOL_MODULES = (orient, goals, roster, authority, decisions, console, inbox, outcomes, review, blueprints, webhooks)
 
 
-def tool_specs() -> list[ToolSpec[Any, Any]]:
-    """Every tool the server registers, by activity."""
-    return [spec for module in TOOL_MODULES for spec in module.TOOLS]
+def tool_specs(console_opener: ConsoleOpener | None = None) -> list[ToolSpec[Any, Any]]:
+    """Every tool the server registers, by activity; open_console opens through `console_opener`."""
+    return [
+        spec
+        for module in TOOL_MODULES
+        for spec in (console.tools(console_opener) if module is console else module.TOOLS)
+    ]
 
 
-def _tools() -> list[Tool]:
-    specs = {spec.name: spec for spec in tool_specs()}
+def _tools(console_opener: ConsoleOpener | None) -> list[Tool]:
+    specs = {spec.name: spec for spec in tool_specs(console_opener)}
     schemas = schema_cache.tool_schemas(list(specs), lambda name: published_schemas(specs[name]))
     return [build_tool(spec, schemas[name]) for name, spec in specs.items()]
 
@@ -129,12 +135,17 @@ def build_server(
     auth: AuthSettings | None = None,
     token_verifier: TokenVerifier | None = None,
     deliveries: bool = True,
+    console_opener: ConsoleOpener | None = None,
 ) -> MCPServer[AppState]:
     """The Chief of Staff MCP server over the workspace at settings.db_path.
 
     Over HTTP (`http_server`) the caller passes the store it holds open for the server's life,
     the resource-server settings and token verifier that authenticate every request, and
     deliveries=False: it runs one webhook delivery loop per workspace itself, not one per session.
+
+    A stdio server on the operator's machine is given a `console_opener` (chief_of_staff.http.console_opener),
+    so `open_console` can open the operator's browser there; it stops the console it started when the
+    session ends. Without one, `open_console` says where the console can be opened instead.
     """
     shared = shared or SharedStore(settings)
 
@@ -147,6 +158,9 @@ def build_server(
                 yield AppState(store=store)
             finally:
                 group.cancel_scope.cancel()
+                if console_opener is not None:
+                    with anyio.CancelScope(shield=True):  # shutdown arrives as a cancellation; the store is still open
+                        await console_opener.close()
 
     state = shared.get
 
@@ -157,7 +171,7 @@ def build_server(
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
         log_level="WARNING",
-        tools=_tools(),
+        tools=_tools(console_opener),
         auth=auth,
         token_verifier=token_verifier,
     )

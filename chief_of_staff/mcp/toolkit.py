@@ -82,6 +82,8 @@ class ToolSpec(Generic[InputT, OutputT]):
     read_only: bool = False
     destructive: bool = False
     idempotent: bool = False
+    # Whether the tool reaches beyond the workspace (open_console opens the operator's browser).
+    open_world: bool = False
     # Operator acts are put to the human through elicitation when the client supports it;
     # `asks_operator` says whether these arguments are an act at all (a dry run is not).
     operator_act: bool = False
@@ -326,7 +328,7 @@ def build_tool(spec: ToolSpec[Any, Any], schemas: dict[str, Any] | None = None) 
         read_only_hint=spec.read_only,
         destructive_hint=spec.destructive,
         idempotent_hint=spec.idempotent,
-        open_world_hint=False,
+        open_world_hint=spec.open_world,
     )
     # from_function wires the resolver of an operator act; every other runner has one and the same
     # signature, so the SDK inspects it once (a tenth of the start-up was thirty such inspections).

@@ -3,6 +3,7 @@
 __all__ = [
     "authority",
     "blueprints",
+    "console",
     "decisions",
     "goals",
     "inbox",
