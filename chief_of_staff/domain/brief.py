@@ -65,6 +65,11 @@ PHRASES = {
     "decision.deny": ("decision denied", "decisions denied"),
     "decision.expire": ("decision expired", "decisions expired"),
     "decision.redeem": ("approval used", "approvals used"),
+    "decision.cancel": ("decision cancelled", "decisions cancelled"),
+    "task.wait": ("task waiting on you", "tasks waiting on you"),
+    "task.resume": ("task back from a decision", "tasks back from decisions"),
+    "console.link": ("console link made", "console links made"),
+    "console.login": ("console login", "console logins"),
     "grant.create": ("grant created", "grants created"),
     "grant.revoke": ("grant revoked", "grants revoked"),
     "grant.update": ("grant changed", "grants changed"),
@@ -271,7 +276,10 @@ def render_brief(brief: Brief) -> str:
         f"## Decisions waiting for {whom} ({brief.pending_decision_count})",
         *([decisions.markdown_item(d) for d in brief.pending_decisions] or ["- None."]),
         *(
-            ["Decide in chat, or in a terminal: `chief-of-staff approve D…` / `chief-of-staff deny D…`."]
+            [
+                "Decide in chat, in the console (open_console), or in a terminal: "
+                "`chief-of-staff approve D…` / `chief-of-staff deny D…`."
+            ]
             if brief.pending_decisions and operator
             else []
         ),
