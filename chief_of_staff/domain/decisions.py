@@ -160,11 +160,12 @@ def _how_to_decide(short_id: str, kind: str, past_a_budget: bool = False) -> str
     if kind == "proposal" or past_a_budget:
         why = "Proposals" if kind == "proposal" else "A request past a budget"
         return (
-            f"Operator: run `chief-of-staff approve {short_id}` / `chief-of-staff deny {short_id}`. "
-            f"{why} cannot be approved in chat; denying in chat (confirm=true) is fine."
+            f"Operator: decide in the console (open_console) or run `chief-of-staff approve {short_id}` / "
+            f"`chief-of-staff deny {short_id}`. {why} cannot be approved in chat; denying in chat "
+            "(confirm=true) is fine."
         )
     return (
-        f"Operator: say approve/deny in chat (confirm=true) or run "
+        f"Operator: say approve/deny in chat (confirm=true), decide in the console (open_console), or run "
         f"`chief-of-staff approve {short_id}` / `chief-of-staff deny {short_id}`"
     )
 
