@@ -4,8 +4,10 @@ The console (chief_of_staff.http.console) is the operator's verified channel in 
 takes a login link minted on the operator's machine (`chief-of-staff console`, or the server when the
 chat asks it to open the console): a one-time secret that expires within minutes. Redeeming it opens a
 session, whose own secret becomes the browser's cookie and whose CSRF token every form of the session
-carries. Only SHA-256 digests of the two secrets are stored: they are high-entropy random strings, so a
-plain digest is enough (as for access tokens), and a copy of the file opens no console.
+carries. The two secrets (the link's and the session's) are stored only as SHA-256 digests: they are
+high-entropy random strings, so a plain digest is enough (as for access tokens), and a copy of the file
+opens no console. The CSRF token is stored as it is: it is not a credential on its own (a form is
+accepted only with the session's cookie too), and the pages must show it to put it in their forms.
 
 Every act made in a session is audited as `Actor("operator:console-N", "verified")`: the verified
 channel, and console session N made it. Minting a link, logging in and logging out are audited in

@@ -13,17 +13,27 @@ Security, as for any local web app that can spend money:
   host:port only (127.0.0.1, localhost and [::1] at its port), plus what a deployment names. A foreign
   Host is refused with 421 (DNS rebinding), a foreign Origin with 403. A form's own POST carries
   `Origin: null` (the pages send `Referrer-Policy: no-referrer`, and browsers then hide the origin), so
-  "null" and a missing Origin prove nothing either way; `Sec-Fetch-Site` saying cross-site or same-site
-  is refused on every POST, and the CSRF token and the SameSite=Strict cookie hold regardless.
+  "null" and a missing Origin prove nothing either way. A request whose `Sec-Fetch-Site` says cross-site
+  or same-site is refused (403) whatever its method, login included: another port of 127.0.0.1 is the
+  same site, so an `<img>` there would otherwise reach the pages; the console's own links say
+  same-origin, and a link typed or opened from outside the browser says none. The CSRF token and the
+  SameSite=Strict cookie hold regardless.
+- **A secret path**: each console run serves everything (pages, forms, static files, login) under a
+  random prefix, `/c/<32 random characters>/`, and answers 404 outside it. Browsers do not tell ports
+  apart for cookies, so the cookie's Path is that prefix: another server on 127.0.0.1 is sent the
+  cookie only if the browser asks it for the console's secret path.
 - **Every form carries the session's CSRF token**; a POST without it (or with another) is refused with
   403 and changes nothing.
-- **The session cookie** is HttpOnly, SameSite=Strict, Path=/, Secure when served over https, and
-  expires with the session; its name is per workspace file (cookies do not tell ports apart).
+- **The session cookie** is HttpOnly, SameSite=Strict, Path=<the secret prefix>/, Secure when served
+  over https, and expires with the session; its name is per workspace file.
 - **Every response** carries a strict Content-Security-Policy (nothing external, no script at all,
   styles only from the console's own CSS file), `X-Content-Type-Options: nosniff`,
   `Referrer-Policy: no-referrer` and `Cache-Control: no-store`.
-- **Nothing secret in a URL** after login: `/login?token=...` answers with a 303 to the page, and
-  flash messages ride in the session (in this process), not the query string.
+- **Nothing secret in a URL** after login but the prefix: `/login?token=...` answers with a 303 to the
+  page (only a GET redeems it: a HEAD, such as a prefetch, does not), and flash messages ride in the
+  session (in this process), not the query string.
+- **Only a look moves the mark**: the Today page moves the operator's "since you last looked" mark on a
+  top-level navigation only (`Sec-Fetch-Dest: document`, or no such header from a non-browser client).
 - **Every page escapes what it shows** (Jinja2 with autoescape): agency names, task titles, targets
   and notes are data from outside.
 
@@ -96,11 +106,14 @@ FOREIGN_HOST = (
     "Open the link `chief-of-staff console` printed."
 )
 FOREIGN_ORIGIN = "This request came from another site, so the console refused it; nothing was changed."
+LOGIN_BY_GET = "Open this login link in your browser to log in; it was not used."
 NO_CSRF = (
     "This form did not come from your console session (its CSRF token is missing or wrong), so nothing "
     "was changed. Reload the page and try again."
 )
+NOT_HERE = "Not found."
 STATE_SUFFIX = ".console.json"
+PREFIX_ROOT = "/c/"
 START_TIMEOUT = 10.0
 
 Flash = tuple[Literal["done", "refused"], str]
@@ -127,6 +140,11 @@ class ConsoleOptions:
         return f"http://{host}:{port}"
 
 
+def _with_secret_prefix(base_url: str) -> str:
+    """`base_url` plus a fresh random path prefix for one console run (cookies are not scoped by port)."""
+    return base_url.rstrip("/") + PREFIX_ROOT + secrets.token_urlsafe(24)  # 32 URL-safe characters
+
+
 def _addresses(base_url: str, hosts: Sequence[str], origins: Sequence[str]) -> tuple[set[str], set[str]]:
     """The Host values and Origins the console answers to: its own, the loopback names at its port, and more."""
     parts = urlsplit(base_url)
@@ -147,12 +165,14 @@ def cookie_name(db_path: Path) -> str:
 
 
 class _Guard:
-    """Refuse a foreign Host or Origin before routing, and put the security headers on every response."""
+    """Refuse a foreign Host or Origin, or a path outside the console's prefix, before routing; and put the
+    security headers on every response. Inside the prefix, the app sees it as its root_path."""
 
-    def __init__(self, app: ASGIApp, hosts: set[str], origins: set[str]) -> None:
+    def __init__(self, app: ASGIApp, hosts: set[str], origins: set[str], prefix: str = "") -> None:
         self._app = app
         self._hosts = hosts
         self._origins = origins
+        self._prefix = prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -170,6 +190,12 @@ class _Guard:
         if refusal is not None:
             await refusal(scope, receive, secured)
             return
+        if self._prefix:
+            path = str(scope["path"])
+            if path != self._prefix and not path.startswith(self._prefix + "/"):
+                await Response(NOT_HERE, status_code=404, media_type="text/plain")(scope, receive, secured)
+                return
+            scope = {**scope, "root_path": self._prefix}
         await self._app(scope, receive, secured)
 
     def _refusal(self, scope: Scope) -> Response | None:
@@ -179,8 +205,7 @@ class _Guard:
         origin = headers.get("origin")
         if origin is not None and origin != "null" and origin.lower() not in self._origins:
             return Response(FOREIGN_ORIGIN, status_code=403, media_type="text/plain")
-        fetch_site = headers.get("sec-fetch-site")
-        if scope["method"] not in ("GET", "HEAD") and fetch_site in ("cross-site", "same-site"):
+        if headers.get("sec-fetch-site") in ("cross-site", "same-site"):  # every method: GETs have effects too
             return Response(FOREIGN_ORIGIN, status_code=403, media_type="text/plain")
         return None
 
@@ -231,7 +256,9 @@ class _Console:
 
     async def today(self, request: Request) -> Response:
         session = await self._session(request)
-        context = await self._today(session)
+        # Only the operator looking moves the mark: a top-level page, not a subresource or a prefetch.
+        looked = request.method == "GET" and request.headers.get("sec-fetch-dest", "document") == "document"
+        context = await self._today(session, mark_seen=looked)
         return self._page(request, "today.html", session, {**context, "title": "Today", "page": "today"})
 
     async def goals_page(self, request: Request) -> Response:
@@ -257,6 +284,8 @@ class _Console:
     # --- acts ---
 
     async def login(self, request: Request) -> Response:
+        if request.method != "GET":  # a HEAD (a prefetch, a link preview) leaves the one-time link unused
+            return self._page(request, "message.html", None, {"title": "Log in", "message": LOGIN_BY_GET})
         try:
             async with self.store.write() as tx:
                 opened = await console_access.redeem_login(tx, request.query_params.get("token", ""))
@@ -267,7 +296,7 @@ class _Console:
             self.cookie,
             opened.secret,
             max_age=int(console_access.SESSION_TTL.total_seconds()),
-            path="/",
+            path=self._root(request) + "/",
             secure=self.secure,
             httponly=True,
             samesite="strict",
@@ -282,7 +311,9 @@ class _Console:
         self.flashes.pop(session.id, None)
         context = {"title": "Logged out", "message": f"You are logged out. {console_access.AGAIN}"}
         response = self._page(request, "message.html", None, context)
-        response.delete_cookie(self.cookie, path="/", secure=self.secure, httponly=True, samesite="strict")
+        response.delete_cookie(
+            self.cookie, path=self._root(request) + "/", secure=self.secure, httponly=True, samesite="strict"
+        )
         return response
 
     async def decide(self, request: Request) -> Response:
@@ -315,8 +346,11 @@ class _Console:
 
     # --- reading the Today page ---
 
-    async def _today(self, session: ConsoleSession) -> dict[str, Any]:
-        """Today's page, as the operator's brief reads it: opening it moves the operator's mark."""
+    async def _today(self, session: ConsoleSession, *, mark_seen: bool) -> dict[str, Any]:
+        """Today's page, as the operator's brief reads it: the operator opening it moves their mark."""
+        if not mark_seen:
+            async with self.store.read() as tx:
+                return await self._today_in(tx, session, mark_seen=False)
         try:
             async with self.store.write() as tx:
                 await brief.housekeeping(tx, SYSTEM)  # the server's chores, whoever happens to look
@@ -418,7 +452,12 @@ def _handled(
 def build_console_app(
     store: Store, *, base_url: str, allowed_hosts: Sequence[str] = (), allowed_origins: Sequence[str] = ()
 ) -> ASGIApp:
-    """The console for `store`'s workspace, answering at `base_url` (and any host and origin allowed besides)."""
+    """The console for `store`'s workspace, answering at `base_url` (and any host and origin allowed besides).
+
+    The path of `base_url` (e.g. `/c/<secret>`) is the console's prefix: it answers only under it (404
+    elsewhere), and its cookie is scoped to it. The path is matched against the request's full path, so
+    the app also works mounted by a parent at a public URL whose path ends in the prefix.
+    """
     console = _Console(store, cookie_name(store.path), secure=base_url.startswith("https://"))
 
     def route(path: str, endpoint: Callable[[Request], Awaitable[Response]], method: str = "GET") -> Route:
@@ -437,7 +476,7 @@ def build_console_app(
         ]
     )
     hosts, origins = _addresses(base_url, allowed_hosts, allowed_origins)
-    return _Guard(app, hosts, origins)
+    return _Guard(app, hosts, origins, urlsplit(base_url).path.rstrip("/"))
 
 
 # --- serving -----------------------------------------------------------------------------------------
@@ -544,7 +583,7 @@ async def ensure_console(store: Store, options: ConsoleOptions | None = None) ->
             return ConsoleHandle(elsewhere, store)
         chosen = options or ConsoleOptions()
         sock = bind(HttpOptions(host=chosen.host, port=chosen.port))
-        url = chosen.base_url(sock.getsockname()[1])
+        url = _with_secret_prefix(chosen.base_url(sock.getsockname()[1]))
         app = build_console_app(
             store, base_url=url, allowed_hosts=chosen.allowed_hosts, allowed_origins=chosen.allowed_origins
         )
@@ -580,7 +619,7 @@ async def serve_console(
     """
     sock = bind(HttpOptions(host=options.host, port=options.port))
     with sock:
-        url = options.base_url(sock.getsockname()[1])
+        url = _with_secret_prefix(options.base_url(sock.getsockname()[1]))
         app = build_console_app(
             store, base_url=url, allowed_hosts=options.allowed_hosts, allowed_origins=options.allowed_origins
         )

@@ -83,8 +83,13 @@ class Console:
         parts = urlsplit(self.link)
         return f"{parts.scheme}://{parts.netloc}"
 
+    @property
+    def base(self) -> str:
+        """The console's address: its origin and this run's secret path prefix (`/c/<random>`)."""
+        return self.link.split("/login?", 1)[0]
+
     def url(self, path: str) -> str:
-        return self.origin + path
+        return self.base + path
 
 
 def _pump(stream: Iterable[str], lines: queue.Queue[str | None]) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -39,3 +42,42 @@ async def test_the_login_link_opens_the_console_once(workspace: Path, console: C
     assert fresh is not None and fresh.group(0) != console.link
     reopened = await stranger.goto(fresh.group(0))
     assert reopened is not None and reopened.ok and stranger.url == console.url("/")
+
+
+class _OtherLocalServer(BaseHTTPRequestHandler):
+    """Some other server on 127.0.0.1 (a dev server): it records the cookies browsers send it."""
+
+    cookies: ClassVar[list[str]] = []
+    console = ""
+
+    def do_GET(self) -> None:
+        _OtherLocalServer.cookies.append(self.headers.get("Cookie", ""))
+        body = f'<html><body><img src="{self.console}/" alt=""></body></html>'.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+async def test_another_port_of_127_0_0_1_is_not_sent_the_session_cookie(console: Console, browser: Browser) -> None:
+    """Browsers do not scope cookies by port; the console's cookie is scoped to its secret path instead."""
+    operator = await new_page(browser)
+    landed = await operator.goto(console.link)
+    assert landed is not None and landed.ok
+    [cookie] = await operator.context.cookies()
+    assert cookie["path"] == urlsplit(console.base).path + "/" and len(cookie["path"]) == len("/c//") + 32
+
+    _OtherLocalServer.console = console.base  # even knowing the console's address, it only gets a 403 image
+    other = HTTPServer(("127.0.0.1", 0), _OtherLocalServer)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        answered = await operator.goto(f"http://127.0.0.1:{other.server_address[1]}/")
+        assert answered is not None and answered.ok
+        await operator.wait_for_load_state("networkidle")
+    finally:
+        other.shutdown()
+        other.server_close()
+    assert _OtherLocalServer.cookies and not any("cos_console_" in sent for sent in _OtherLocalServer.cookies)

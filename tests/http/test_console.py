@@ -18,7 +18,7 @@ import pytest
 from chief_of_staff.core.audit import OPERATOR_CLI, Actor
 from chief_of_staff.core.clock import FixedClock
 from chief_of_staff.core.db import Store
-from chief_of_staff.domain import agencies, console_access, decisions, inbox
+from chief_of_staff.domain import agencies, brief, console_access, decisions, inbox, viewers
 from chief_of_staff.domain.authority import ledger
 from chief_of_staff.domain.blueprints import loader
 from chief_of_staff.http import console
@@ -357,3 +357,87 @@ async def test_a_workspace_that_refuses_changes_still_shows_today_and_says_why_n
     finally:
         await sealed.close()
     assert (await decision(store)).status == "pending"
+
+
+# --- the secret prefix, same-site requests, and prefetches (review findings F1, F2, F5) --------------------
+
+PREFIX = "/c/s3cret-Prefix_0123456789abcdefgh"  # 32 characters, like a real run's
+
+
+async def test_a_console_under_a_secret_prefix_answers_only_there_and_scopes_its_cookie_to_it(store: Store) -> None:
+    """Cookies are not scoped by port: Path=<prefix>/ keeps them from other servers on 127.0.0.1."""
+    app = build_console_app(store, base_url=BASE + PREFIX)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as http:
+        answer = await http.get(PREFIX + await link(store))
+        assert answer.status_code == 303 and answer.headers["location"] == PREFIX + "/"
+        flags = [flag.strip().lower() for flag in answer.headers["set-cookie"].split(";")[1:]]
+        assert f"path={PREFIX.lower()}/" in flags and "path=/" not in flags
+        today = await http.get(PREFIX + "/")
+        assert today.status_code == 200
+        for own in ("/static/console.css", "/static/icon.svg", "/goals", "/logout"):
+            assert f'"{PREFIX}{own}"' in today.text, own  # every link and form stays under the prefix
+        assert (await http.get(PREFIX + "/static/console.css")).status_code == 200
+        for outside in (
+            "/",
+            "/goals",
+            "/static/console.css",
+            "/login?token=x",
+            "/c/",
+            PREFIX[:-1] + "/",
+            PREFIX + "x/",
+        ):
+            elsewhere = await http.get(outside)
+            assert elsewhere.status_code == 404 and elsewhere.headers["content-security-policy"] == CSP, outside
+
+
+async def test_a_prefixed_console_mounted_at_a_public_url_still_answers(store: Store) -> None:
+    """A future `serve --http` mounts the console under its public URL; the prefix is matched on the full path."""
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    public = "https://cos.example.com/console" + PREFIX
+    parent = Starlette(routes=[Mount("/console", app=build_console_app(store, base_url=public))])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=parent), base_url="https://cos.example.com") as http:
+        answer = await http.get("/console" + PREFIX + await link(store, "/goals"))
+        assert answer.status_code == 303 and answer.headers["location"] == f"/console{PREFIX}/goals"
+        assert f"Path=/console{PREFIX}/" in answer.headers["set-cookie"]
+        assert (await http.get(f"/console{PREFIX}/goals")).status_code == 200
+        assert (await http.get("/console/goals")).status_code == 404
+
+
+async def _changes(store: Store) -> dict[str, int]:
+    async with store.read() as tx:
+        return brief.change_summary((await brief.build_brief(tx, viewers.OPERATOR_VIEWER, mark_seen=False)).changes)
+
+
+async def test_a_same_site_or_cross_site_get_is_refused_and_moves_no_mark(
+    store: Store, client: httpx.AsyncClient
+) -> None:
+    """Another port of 127.0.0.1 is the same site: its <img src=console> must not render Today nor move the mark."""
+    await logged_in(store, client)
+    await escalate(store, "Outbound", "SDR", "Something new to notice")
+    before = await _changes(store)
+    for site in ("same-site", "cross-site"):
+        for path in ("/", "/goals", "/static/console.css", "/decisions/D2"):
+            answer = await client.get(path, headers={"Sec-Fetch-Site": site, "Sec-Fetch-Dest": "image"})
+            assert answer.status_code == 403 and "Decisions waiting" not in answer.text, (site, path)
+    # the console's own subresource or prefetch of Today shows it, but only a look moves the mark
+    for dest in ("image", "iframe", "empty"):
+        shown = await client.get("/", headers={"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Dest": dest})
+        assert shown.status_code == 200
+    assert await _changes(store) == before
+    looked = await client.get("/", headers={"Sec-Fetch-Site": "none", "Sec-Fetch-Dest": "document"})
+    assert looked.status_code == 200 and await _changes(store) != before
+
+
+async def test_a_head_request_or_a_foreign_navigation_does_not_use_a_login_link(
+    store: Store, client: httpx.AsyncClient
+) -> None:
+    path = await link(store)
+    head = await client.head(path)  # a prefetch or a link preview
+    assert head.status_code == 200 and "set-cookie" not in head.headers
+    for site in ("cross-site", "same-site"):
+        foreign = await client.get(path, headers={"Sec-Fetch-Site": site, "Origin": "null"})
+        assert foreign.status_code == 403 and "set-cookie" not in foreign.headers
+    opened = await client.get(path, headers={"Sec-Fetch-Site": "none", "Sec-Fetch-Dest": "document"})
+    assert opened.status_code == 303 and "set-cookie" in opened.headers  # the link was still unused

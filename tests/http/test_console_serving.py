@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import stat
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import anyio
 import httpx
@@ -33,7 +35,16 @@ NOW = "2026-11-23T08:00:00Z"
 async def login(client: httpx.AsyncClient, url: str) -> None:
     """Log a browser-like client in through the link."""
     answer = await client.get(url)
-    assert answer.status_code == 303 and answer.headers["location"] == "/", answer.text
+    prefix = urlsplit(url).path.removesuffix("/login")
+    assert answer.status_code == 303 and answer.headers["location"] == prefix + "/", answer.text
+    assert f"Path={prefix}/" in answer.headers["set-cookie"]  # other ports of 127.0.0.1 are not sent it
+
+
+def secret_prefix(url: str) -> str:
+    """The console's per-run path prefix, `/c/<32 random characters>`."""
+    path = urlsplit(url).path
+    assert re.fullmatch(r"/c/[A-Za-z0-9_-]{32}", path), url
+    return path
 
 
 async def test_ensure_console_serves_the_workspace_in_process_and_hands_out_fresh_links(
@@ -43,6 +54,7 @@ async def test_ensure_console_serves_the_workspace_in_process_and_hands_out_fres
     handle = await console.ensure_console(store)
     try:
         assert handle.url.startswith("http://127.0.0.1:") and handle.running
+        prefix = secret_prefix(handle.url)
         assert await console.ensure_console(store) is handle
         announced = console.state_path(store.path)
         assert stat.S_IMODE(announced.stat().st_mode) == 0o600
@@ -54,6 +66,10 @@ async def test_ensure_console_serves_the_workspace_in_process_and_hands_out_fres
             today = await client.get(handle.url + "/")
             assert today.status_code == 200 and "Decisions waiting for you" in today.text
             assert (await client.get(first)).status_code == 401  # once
+            # Outside its secret prefix the console is not there: not even the stylesheet, nor with the cookie.
+            origin = handle.url.removesuffix(prefix)
+            for elsewhere in ("/", "/goals", "/static/console.css", "/c/", prefix[:-1] + "/"):
+                assert (await client.get(origin + elsewhere)).status_code == 404, elsewhere
         # The server's own logs (the test's HTTP client logs the URLs it fetches, as a browser's history would).
         logged = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith(("httpx", "httpcore")))
         assert "Started server process" in logged
@@ -101,7 +117,8 @@ async def test_the_console_command_prints_a_link_that_logs_in_once_and_console_l
             minted = await _link(db, env)
             assert minted.returncode == 0, minted.stderr
             fresh = minted.stdout.decode().strip()
-            assert fresh != link and fresh.split("/login")[0] == link.split("/login")[0]
+            assert fresh != link and fresh.split("/login")[0] == link.split("/login")[0]  # the run keeps its prefix
+            secret_prefix(fresh.split("/login")[0])
             async with httpx.AsyncClient(timeout=10) as browser:
                 await login(browser, fresh)
 
