@@ -4,7 +4,9 @@ It serves the console for the workspace on 127.0.0.1 (a free port unless --port)
 login link and opens the browser on it (`--no-browser` prints it instead, on stdout). The link is a
 secret for a few minutes: it goes to the browser or the terminal, never to a log. While it runs, the
 console announces its address beside the workspace file (`<db>.console.json`, readable by its owner
-only), so `chief-of-staff console --link` can mint a fresh link for it from another terminal.
+only), so `chief-of-staff console --link` can mint a fresh link for it from another terminal. The
+browser is opened on a private file:// page that redirects to the link, not on the link: a browser's
+command line is readable by every local user while it starts (chief_of_staff.http.console_local).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from chief_of_staff.core.config import Settings
 from chief_of_staff.core.db import Store
 from chief_of_staff.core.errors import InvalidInput, WorkspaceSealed
 from chief_of_staff.domain import console_access, workspace
-from chief_of_staff.http import console
+from chief_of_staff.http import console, console_local
 from chief_of_staff.http.console import ConsoleHandle, ConsoleOptions
 
 log = logging.getLogger(__name__)
@@ -86,15 +88,25 @@ async def _serve(settings: Settings, options: ConsoleOptions, browser: bool) -> 
                     await processes.unregister(tx)
             await anchor.export_if_stale(store, settings)
             await store.close()
+            console_local.remove_handoffs()
     return 0
 
 
 def _open_browser(link: str) -> bool:
-    """Open the operator's default browser on the link; False when there is none to open (then it is printed)."""
+    """Open the operator's default browser on the link; False when there is none to open (then it is printed).
+
+    The browser is given the file:// URL of a private page that redirects to the link, never the link itself.
+    """
+    page = console_local.handoff_page(link)
     try:
-        return webbrowser.open(link)
+        opened = webbrowser.open(page.as_uri())
     except webbrowser.Error:
+        opened = False
+    if not opened:
+        console_local.remove_handoff(page)
         return False
+    console_local.remove_later(page)
+    return True
 
 
 def _say(text: str) -> None:

@@ -70,7 +70,7 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from chief_of_staff.core import files, processes
+from chief_of_staff.core import processes
 from chief_of_staff.core.audit import SYSTEM, Actor
 from chief_of_staff.core.clock import local_date
 from chief_of_staff.core.db import Store, Tx
@@ -79,7 +79,7 @@ from chief_of_staff.core.fields import money
 from chief_of_staff.domain import brief, console_access, deciding, decisions, goals, inbox, viewers, workspace
 from chief_of_staff.domain.console_access import ConsoleSession
 from chief_of_staff.domain.pace import way
-from chief_of_staff.http import console_charts
+from chief_of_staff.http import console_charts, console_local
 from chief_of_staff.http.server import HttpOptions, bind
 
 log = logging.getLogger(__name__)
@@ -651,30 +651,46 @@ def state_path(db_path: Path) -> Path:
 
 
 def announce(db_path: Path, url: str) -> None:
-    """Say where this process serves the workspace's console (a new file is created 0600)."""
-    files.write_atomically(state_path(db_path), json.dumps({"url": url, "pid": os.getpid()}) + "\n")
+    """Say where this process serves the workspace's console: a new 0600 file of this user, every time."""
+    console_local.write_private(state_path(db_path), json.dumps({"url": url, "pid": os.getpid()}) + "\n")
 
 
 def withdraw(db_path: Path) -> None:
-    """Take back this process's announcement (another process's is left as it is)."""
+    """Take back this process's announcement (another process's, or a file that is not ours, is left as it is)."""
     path = state_path(db_path)
-    with contextlib.suppress(OSError, ValueError):
-        if json.loads(path.read_text("utf-8")).get("pid") == os.getpid():
+    state = console_local.read_private_json(path)
+    if state is not None and state.get("pid") == os.getpid():
+        with contextlib.suppress(OSError):
             path.unlink()
 
 
 def running_console_url(db_path: Path) -> str | None:
-    """The URL of a console that serves this workspace now: announced, its process alive, its port answering."""
+    """The URL of a console that serves this workspace now, or None: then start one, never mint a link for it.
+
+    The announcement is believed only if it is this user's own private file (console_local.read_private_json),
+    names an http URL on a loopback name with an explicit port, and its process (alive, this user's) holds
+    the socket listening on that port (console_local.holds_listener). A forged, symlinked, loose or stale
+    file, or one naming any other host, is ignored: a login link minted for it would go to whoever listens.
+    """
+    state = console_local.read_private_json(state_path(db_path))
+    if state is None:
+        return None
+    url, pid = state.get("url"), state.get("pid")
+    if not isinstance(url, str) or not isinstance(pid, int) or isinstance(pid, bool):
+        return None
     try:
-        state = json.loads(state_path(db_path).read_text("utf-8"))
-        url, pid = str(state["url"]), int(state["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
         return None
-    parts = urlsplit(url)
-    if not processes.is_alive(pid) or parts.hostname is None or parts.port is None:
+    host = parts.hostname
+    if parts.scheme != "http" or host not in _ANNOUNCED_HOSTS or port is None or not 0 < port < 65536:
         return None
-    try:
-        with socket.create_connection((parts.hostname, parts.port), timeout=1):
-            return url
-    except OSError:
+    if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
         return None
+    if not processes.is_alive(pid) or not console_local.holds_listener(pid, port):
+        return None
+    return url
+
+
+_ANNOUNCED_HOSTS = ("127.0.0.1", "::1", "localhost")  # urlsplit's hostname: "[::1]" reads as "::1"

@@ -10,7 +10,10 @@ the tool (which reports only the page), not to a log.
 The browser is opened from a short-lived child process whose stdin, stdout and stderr are not the
 server's: a stdio server's stdout is the protocol, and browser launchers (xdg-open, a browser's own
 "opening in existing session") print to theirs, sometimes the link with them. A text browser (lynx,
-w3m) is never run: it would wait for a terminal the server does not have.
+w3m) is never run: it would wait for a terminal the server does not have. Nor is the link in the
+launcher's arguments (webbrowser runs `xdg-open <url>`, then `<browser> <url>`, readable by every local
+user in /proc while they start): the browser is opened on a private file:// page that redirects to it
+(chief_of_staff.http.console_local.handoff_page), removed a minute later or when the opener closes.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import anyio
 
 from chief_of_staff.core.audit import Actor
 from chief_of_staff.core.db import Store
+from chief_of_staff.http import console_local
 
 if TYPE_CHECKING:  # the console (uvicorn, Jinja2) is imported when first opened: `serve` starts without it
     from chief_of_staff.http.console import ConsoleHandle, ConsoleOptions
@@ -32,7 +36,7 @@ if TYPE_CHECKING:  # the console (uvicorn, Jinja2) is imported when first opened
 Browser = Callable[[str], Awaitable[bool]]
 BROWSER_TIMEOUT = 20.0
 
-# Run as `python -I -c`; the link comes on stdin, never in an argument list another user could read.
+# Run as `python -I -c`; the page's URL comes on stdin (the link itself is only in the 0600 page).
 _OPEN_BROWSER = """
 import sys, webbrowser
 link = sys.stdin.readline().strip()
@@ -47,19 +51,28 @@ sys.exit(0 if browser.open(link) else 1)
 
 
 async def open_in_browser(link: str) -> bool:
-    """Open the operator's default graphical browser on `link`; False when there is none here (no display)."""
+    """Open the operator's default graphical browser on `link`; False when there is none here (no display).
+
+    The browser gets the file:// URL of a private page that redirects to the link, never the link itself.
+    """
+    page = console_local.handoff_page(link)
     try:
         with anyio.fail_after(BROWSER_TIMEOUT):  # a launcher that hangs is killed, and counts as no browser
             done = await anyio.run_process(
                 [sys.executable, "-I", "-c", _OPEN_BROWSER],
-                input=f"{link}\n".encode(),
+                input=f"{page.as_uri()}\n".encode(),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 check=False,
             )
     except (OSError, TimeoutError):
+        console_local.remove_handoff(page)
         return False
-    return done.returncode == 0
+    if done.returncode != 0:
+        console_local.remove_handoff(page)
+        return False
+    console_local.remove_later(page)
+    return True
 
 
 class LocalConsoleOpener:
@@ -81,5 +94,6 @@ class LocalConsoleOpener:
     async def close(self) -> None:
         """Stop the console this process started (one another process serves is left running)."""
         handle, self._handle = self._handle, None
+        console_local.remove_handoffs()
         if handle is not None:
             await handle.close()

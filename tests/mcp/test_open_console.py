@@ -7,8 +7,11 @@ in a sandbox) says what to do instead; an agency token never opens the operator'
 
 from __future__ import annotations
 
+import html
 import json
 import logging
+import re
+import stat
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,7 +32,7 @@ from chief_of_staff.core.db import Store
 from chief_of_staff.core.errors import OperatorActRefused
 from chief_of_staff.domain import console_access
 from chief_of_staff.domain.tokens import Principal
-from chief_of_staff.http import console
+from chief_of_staff.http import console, console_local
 from chief_of_staff.http.console_opener import LocalConsoleOpener, open_in_browser
 from chief_of_staff.mcp.caller import Caller
 from chief_of_staff.mcp.server import build_server
@@ -207,13 +210,20 @@ async def test_the_real_console_opens_once_on_the_link_and_nothing_else_carries_
 
 
 def _fake_desktop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, display: bool) -> Path:
-    """A PATH with only a fake `xdg-open` that records its argument and prints it on stdout and stderr."""
+    """A PATH with only a fake `xdg-open` that records its argument and prints it on stdout and stderr.
+
+    The argument is the file:// URL of the page that redirects to the link; it keeps a copy of that page.
+    """
     bin_dir, seen = tmp_path / "bin", tmp_path / "opened.txt"
     bin_dir.mkdir()
     opener = bin_dir / "xdg-open"
     # It stays up a moment, as a real launcher does while it hands over: webbrowser counts a launcher
     # that is still running when asked as opened. Nothing in the test waits for it.
-    opener.write_text(f'#!/bin/sh\necho "$1" > "{seen}"\necho "$1"\necho "$1" >&2\nexec /bin/sleep 2\n')
+    page_copy = tmp_path / "page.html"
+    opener.write_text(
+        f'#!/bin/sh\n/bin/cat "${{1#file://}}" > "{page_copy}"\n'
+        f'echo "$1" > "{seen}"\necho "$1"\necho "$1" >&2\nexec /bin/sleep 2\n'
+    )
     opener.chmod(0o755)
     monkeypatch.setenv("PATH", str(bin_dir))
     for name in (
@@ -240,9 +250,24 @@ async def test_the_default_browser_gets_the_link_and_the_servers_output_does_not
     with anyio.fail_after(10):
         while not (seen.exists() and seen.read_text().endswith("\n")):
             await anyio.sleep(0.01)  # the desktop's opener runs on its own; wait for it, bounded
-    assert seen.read_text() == f"{link}\n"
+    # The launcher's command line (readable by every local user) names a private page, not the link.
+    uri = seen.read_text().strip()
+    assert uri.startswith("file:///") and "token" not in uri
+    page = Path(uri.removeprefix("file://"))
+    assert stat.S_IMODE(page.stat().st_mode) == 0o600 and stat.S_IMODE(page.parent.stat().st_mode) == 0o700
+    assert _link_in(page.read_text()) == link
     printed = capfd.readouterr()
     assert link not in printed.out and link not in printed.err
+    console_local.remove_handoffs()  # what the opener's close does (else a minute later)
+    assert not page.exists() and not page.parent.exists()
+
+
+def _link_in(page: str) -> str:
+    """The link a handoff page redirects to (its meta refresh), the same as its fallback anchor's."""
+    (refresh,) = re.findall(r"content='0;url=([^']*)'", page)
+    (anchor,) = re.findall(r"<a href='([^']*)'", page)
+    assert refresh == anchor
+    return html.unescape(refresh)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a Linux machine with no display")
@@ -272,7 +297,9 @@ async def test_over_stdio_the_chat_opens_the_console_in_the_desktops_browser(
             assert result.structured_content is not None and result.structured_content["page"] == "goals"
             while not (seen.exists() and seen.read_text().endswith("\n")):
                 await anyio.sleep(0.01)  # the desktop's opener runs on its own; wait for it, bounded
-            link = seen.read_text().strip()
+            assert "token" not in seen.read_text()  # the launcher was given the page, not the link
+            handoff = Path(seen.read_text().strip().removeprefix("file://"))
+            link = _link_in((tmp_path / "page.html").read_text())
             assert "token=" not in text_of(result) and _secret_of(link) not in text_of(result)
             async with httpx.AsyncClient(timeout=5) as http:
                 first = await http.get(link)
@@ -281,3 +308,4 @@ async def test_over_stdio_the_chat_opens_the_console_in_the_desktops_browser(
             assert (await client.call_tool("brief", {})).is_error is False  # the protocol still speaks
     assert _secret_of(link) not in (tmp_path / "server.log").read_text()
     assert console.running_console_url(db) is None  # the server stopped its console when the session ended
+    assert not handoff.exists()  # nor is the page that handed the link over left behind
