@@ -205,9 +205,25 @@ class _Guard:
         origin = headers.get("origin")
         if origin is not None and origin != "null" and origin.lower() not in self._origins:
             return Response(FOREIGN_ORIGIN, status_code=403, media_type="text/plain")
-        if headers.get("sec-fetch-site") in ("cross-site", "same-site"):  # every method: GETs have effects too
+        site = headers.get("sec-fetch-site")
+        if site in ("cross-site", "same-site") and not self._hand_off(scope, headers):  # GETs have effects too
             return Response(FOREIGN_ORIGIN, status_code=403, media_type="text/plain")
         return None
+
+    def _hand_off(self, scope: Scope, headers: Headers) -> bool:
+        """The one cross-site request let in: a browser opened on the login link by a file:// hand-off page.
+
+        A file:// page has no origin, so the browser calls its navigation cross-site. Only a top-level GET
+        navigation to the login path passes, and it carries both secrets (the path prefix, the one-time
+        token); the login answers with a page of the console's own that continues same-origin.
+        """
+        return (
+            headers.get("sec-fetch-site") == "cross-site"
+            and scope["method"] == "GET"
+            and str(scope["path"]) == f"{self._prefix}/login"
+            and headers.get("sec-fetch-mode") == "navigate"
+            and headers.get("sec-fetch-dest") == "document"
+        )
 
 
 # --- the app -----------------------------------------------------------------------------------------
@@ -291,7 +307,12 @@ class _Console:
                 opened = await console_access.redeem_login(tx, request.query_params.get("token", ""))
         except AccessRefused as refused:
             raise _Refused(401, "This login link does not open the console", str(refused)) from None
-        response = RedirectResponse(self._root(request) + opened.page, status_code=303)
+        landing = self._root(request) + opened.page
+        response: Response = RedirectResponse(landing, status_code=303)
+        if request.headers.get("sec-fetch-site") == "cross-site":
+            # Every step of a redirect chain that began cross-site is cross-site too (the guard would refuse
+            # the landing), so continue from a page of the console's own: the next navigation is same-origin.
+            response = self._page(request, "continue.html", None, {"title": "Logged in", "landing": landing})
         response.set_cookie(
             self.cookie,
             opened.secret,

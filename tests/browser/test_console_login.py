@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from playwright.async_api import Browser
 
+from chief_of_staff.http.console_local import handoff_page, remove_handoff
 from tests.browser.support import LINK, Console, new_page, run_cli
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -81,3 +82,20 @@ async def test_another_port_of_127_0_0_1_is_not_sent_the_session_cookie(console:
         other.shutdown()
         other.server_close()
     assert _OtherLocalServer.cookies and not any("cos_console_" in sent for sent in _OtherLocalServer.cookies)
+
+
+async def test_the_hand_off_page_a_browser_is_opened_on_logs_in(console: Console, browser: Browser) -> None:
+    """What open_console and `chief-of-staff console` open: a private file:// page sending the browser on.
+
+    A file:// page has no origin, so the browser calls the navigation cross-site; the console lets that
+    one request in (its secret path and the one-time token are in it), then continues from its own page.
+    """
+    page_file = handoff_page(console.link)
+    try:
+        operator = await new_page(browser)
+        await operator.goto(page_file.as_uri())
+        await operator.wait_for_url(console.url("/"))
+        assert await operator.get_by_role("heading", name="Today").count() >= 1
+        assert "token" not in operator.url
+    finally:
+        remove_handoff(page_file)

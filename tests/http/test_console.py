@@ -441,3 +441,21 @@ async def test_a_head_request_or_a_foreign_navigation_does_not_use_a_login_link(
         assert foreign.status_code == 403 and "set-cookie" not in foreign.headers
     opened = await client.get(path, headers={"Sec-Fetch-Site": "none", "Sec-Fetch-Dest": "document"})
     assert opened.status_code == 303 and "set-cookie" in opened.headers  # the link was still unused
+
+
+async def test_only_a_top_level_navigation_to_the_login_is_let_in_cross_site(
+    store: Store, client: httpx.AsyncClient
+) -> None:
+    """The file:// hand-off page has no origin, so its navigation is cross-site: that one request passes."""
+    navigate = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}
+    for path, headers in (
+        (await link(store), {**navigate, "Sec-Fetch-Dest": "image"}),  # an <img> elsewhere cannot use a link
+        (await link(store), {**navigate, "Sec-Fetch-Mode": "no-cors"}),
+        ("/", navigate),  # nor reach any other page cross-site
+    ):
+        refused = await client.get(path, headers=headers)
+        assert refused.status_code == 403 and "set-cookie" not in refused.headers
+    assert (await client.post(await link(store), headers=navigate)).status_code == 403
+    handed = await client.get(await link(store), headers=navigate)
+    assert handed.status_code == 200 and "set-cookie" in handed.headers
+    assert 'http-equiv="refresh"' in handed.text and "token" not in handed.text  # continues same-origin
