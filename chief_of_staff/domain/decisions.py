@@ -639,14 +639,17 @@ def denial_reason(row: Row) -> str:
     )
 
 
+# Read through decisions_approved: approved, unredeemed decisions are few, however many were ever made.
+APPROVED_ELSEWHERE = (
+    "SELECT * FROM decisions WHERE agency_id = ? AND status = 'approved' AND redeemed_at IS NULL "
+    "AND expires_at > ? AND request_hash != ? AND json_extract(request, '$.capability') = ? "
+    "ORDER BY id DESC LIMIT 1"
+)
+
+
 async def approved_elsewhere(tx: Tx, agency_id: int, capability: str, request_hash: str) -> Row | None:
     """An unused approval for this agency and capability bound to other parameters: the likely mis-sent redeem."""
-    row: Row | None = await tx.one(
-        "SELECT * FROM decisions WHERE agency_id = ? AND status = 'approved' AND redeemed_at IS NULL "
-        "AND expires_at > ? AND request_hash != ? AND json_extract(request, '$.capability') = ? "
-        "ORDER BY id DESC LIMIT 1",
-        (agency_id, tx.now_text, request_hash, capability),
-    )
+    row: Row | None = await tx.one(APPROVED_ELSEWHERE, (agency_id, tx.now_text, request_hash, capability))
     return row
 
 

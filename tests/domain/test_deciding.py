@@ -400,3 +400,9 @@ async def test_the_operators_slack_message_carries_the_request_and_its_bounds(st
     assert "Request: capability spend.ads, target ads.example.com, task T1, grant GR1" in text
     assert "per-action cap of 50.00" in text and "per month" in text
     assert f"`chief-of-staff approve {view.id}`" in text
+
+
+async def test_looking_for_a_missed_approval_reads_only_approved_decisions(store: Store) -> None:
+    async with store.read() as tx:
+        plan = await tx.all(f"EXPLAIN QUERY PLAN {decisions.APPROVED_ELSEWHERE}", (1, tx.now_text, "x", "spend.ads"))
+    assert any("decisions_approved" in row["detail"] for row in plan), [row["detail"] for row in plan]
