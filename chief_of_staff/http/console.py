@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import anyio
 import jinja2
@@ -76,10 +76,21 @@ from chief_of_staff.core.clock import local_date
 from chief_of_staff.core.db import Store, Tx
 from chief_of_staff.core.errors import AccessRefused, ChiefOfStaffError, WorkspaceSealed
 from chief_of_staff.core.fields import money
-from chief_of_staff.domain import brief, console_access, deciding, decisions, goals, inbox, viewers, workspace
+from chief_of_staff.domain import (
+    agencies,
+    brief,
+    console_access,
+    deciding,
+    decisions,
+    goals,
+    inbox,
+    outcomes,
+    viewers,
+    workspace,
+)
 from chief_of_staff.domain.console_access import ConsoleSession
 from chief_of_staff.domain.pace import way
-from chief_of_staff.http import console_charts, console_local
+from chief_of_staff.http import console_charts, console_local, console_tables
 from chief_of_staff.http.server import HttpOptions, bind
 
 log = logging.getLogger(__name__)
@@ -291,6 +302,81 @@ class _Console:
         context = {"workspace": ws, "today": today, "goals": shown, "charts": charts, "title": "Goals", "page": "goals"}
         return self._page(request, "goals.html", session, context)
 
+    async def inbox_page(self, request: Request) -> Response:
+        """The inbox as a table, filtered by status and agency (a GET form); read only, it moves no mark."""
+        session = await self._session(request)
+        sent = console_tables.filters(request.query_params, console_tables.TASK_FILTERS)
+        tasks: list[inbox.TaskView] = []
+        error = None
+        async with self.store.read() as tx:
+            ws = await workspace.get(tx)
+            names = [agency.name for agency in (await agencies.roster(tx)).agencies]
+            try:
+                tasks = await inbox.list_tasks(
+                    tx, status=sent.get("status"), agency=sent.get("agency"), limit=console_tables.INBOX_ROWS
+                )
+            except ChiefOfStaffError as refused:  # a filter the domain refuses: its message, on the page
+                error = str(refused)
+        context = {
+            "workspace": ws,
+            "tasks": tasks,
+            "sent": sent,
+            "statuses": console_tables.TASK_STATUSES,
+            "agencies": names,
+            "error": error,
+            "most": console_tables.INBOX_ROWS,
+            "short": console_tables.short,
+            "title": "Inbox",
+            "page": "inbox",
+        }
+        return self._page(request, "inbox.html", session, context, status=200 if error is None else 400)
+
+    async def outcomes_page(self, request: Request) -> Response:
+        """The outcome log as a table, filtered (a GET form) and paged newest first; read only."""
+        session = await self._session(request)
+        sent = console_tables.filters(request.query_params, console_tables.OUTCOME_FILTERS)
+        before = request.query_params.get("before") or None
+        shown = outcomes.OutcomePage(outcomes=[], next=None)
+        error = None
+        async with self.store.read() as tx:
+            ws = await workspace.get(tx)
+            names = [agency.name for agency in (await agencies.roster(tx)).agencies]
+            try:
+                shown = await console_tables.outcome_page(tx, sent, before=before, limit=console_tables.OUTCOME_PAGE)
+            except ChiefOfStaffError as refused:
+                error = str(refused)
+        query = urlencode(sent)
+        context = {
+            "workspace": ws,
+            "outcomes": shown.outcomes,
+            "next": None if shown.next is None else urlencode({**sent, "before": shown.next}),
+            "csv": query,
+            "first": query if before is not None else None,
+            "sent": sent,
+            "results": console_tables.RESULTS,
+            "agencies": names,
+            "error": error,
+            "most": console_tables.CSV_MAX_ROWS,
+            "local": lambda stamp: console_tables.local_time(stamp, ws.timezone),
+            "moved": console_tables.moved,
+            "title": "Outcomes",
+            "page": "outcomes",
+        }
+        return self._page(request, "outcomes.html", session, context, status=200 if error is None else 400)
+
+    async def outcomes_csv(self, request: Request) -> Response:
+        """The outcome log as CSV with the page's filters, newest first, at most CSV_MAX_ROWS rows."""
+        await self._session(request)
+        sent = console_tables.filters(request.query_params, console_tables.OUTCOME_FILTERS)
+        async with self.store.read() as tx:
+            rows, more = await console_tables.outcomes_for_csv(tx, sent)
+        headers = {
+            "content-disposition": 'attachment; filename="outcomes.csv"',
+            # Say when the cap cut the log short: the newest rows are in the file, the rest are not.
+            "x-rows-left-out": "yes" if more else "no",
+        }
+        return Response(console_tables.outcomes_csv(rows), media_type="text/csv; charset=utf-8", headers=headers)
+
     async def decision_page(self, request: Request) -> Response:
         """A decision's own address (a login link may land there): the Today page, at that decision."""
         await self._session(request)
@@ -488,6 +574,9 @@ def build_console_app(
         routes=[
             route("/", console.today),
             route("/goals", console.goals_page),
+            route("/inbox", console.inbox_page),
+            route("/outcomes", console.outcomes_page),
+            route("/outcomes.csv", console.outcomes_csv),
             route("/login", console.login),
             route("/logout", console.logout, "POST"),
             route("/decisions/{decision}", console.decision_page),

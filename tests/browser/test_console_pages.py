@@ -3,6 +3,8 @@ is fetched from anywhere but the console, and the README's pictures are this run
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -49,7 +51,7 @@ async def test_every_page_loads_with_no_errors_and_nothing_from_elsewhere(
     links = page.get_by_role("navigation", name="Pages").get_by_role("link")
     pages = [href for href in [await link.get_attribute("href") for link in await links.all()] if href]
     prefix = urlsplit(busy_console.base).path  # every link stays under the run's secret prefix
-    assert {prefix + "/", prefix + "/goals"} <= set(pages)
+    assert {prefix + "/", prefix + "/goals", prefix + "/inbox", prefix + "/outcomes"} <= set(pages)
     for path in pages:
         answered = await page.goto(busy_console.origin + path)
         assert answered is not None and answered.status == 200, path
@@ -57,6 +59,24 @@ async def test_every_page_loads_with_no_errors_and_nothing_from_elsewhere(
     assert seen.errors == []
     assert seen.foreign(busy_console.origin) == []
     assert any(url.endswith("/static/console.css") for url in seen.requests)  # the watch saw the page's own loads
+
+
+async def test_the_outcomes_page_downloads_its_filtered_log_as_csv(busy_console: Console, browser: Browser) -> None:
+    page = await logged_in(browser, busy_console.link)
+    seen = watch(page)
+    await page.get_by_role("navigation", name="Pages").get_by_role("link", name="Outcomes").click()
+    await page.get_by_label("Result", exact=True).select_option("success")
+    async with page.expect_navigation():
+        await page.get_by_role("button", name="Show").click()
+    assert await page.locator("table.outcomes tbody tr").count() == 15  # three weeks of weekdays, one page
+    async with page.expect_download() as downloading:
+        await page.get_by_role("link", name="Download these outcomes as CSV").click()
+    download = await downloading.value
+    assert download.suggested_filename == "outcomes.csv"
+    table = list(csv.reader(io.StringIO(Path(await download.path()).read_text("utf-8"))))
+    assert table[0][:3] == ["id", "logged_at_utc", "agency"] and len(table) == 16
+    assert {row[5] for row in table[1:]} == {"success"}
+    assert seen.errors == [] and seen.foreign(busy_console.origin) == []
 
 
 def keep_if_changed(path: Path, picture: bytes) -> None:

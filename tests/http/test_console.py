@@ -6,6 +6,8 @@ through httpx's ASGI transport at the loopback address it was built for; nothing
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import sqlite3
 from collections.abc import AsyncIterator
@@ -18,10 +20,10 @@ import pytest
 from chief_of_staff.core.audit import OPERATOR_CLI, Actor
 from chief_of_staff.core.clock import FixedClock
 from chief_of_staff.core.db import Store
-from chief_of_staff.domain import agencies, brief, console_access, decisions, inbox, viewers
+from chief_of_staff.domain import agencies, brief, console_access, decisions, inbox, outcomes, viewers
 from chief_of_staff.domain.authority import ledger
 from chief_of_staff.domain.blueprints import loader
-from chief_of_staff.http import console
+from chief_of_staff.http import console, console_tables
 from chief_of_staff.http.console import CSP, build_console_app
 
 pytestmark = pytest.mark.anyio
@@ -329,7 +331,7 @@ async def test_every_answer_carries_the_security_headers(store: Store, client: h
 
 async def test_pages_load_nothing_from_elsewhere_and_run_no_script(store: Store, client: httpx.AsyncClient) -> None:
     await logged_in(store, client)
-    for path in ("/", "/goals"):
+    for path in ("/", "/goals", "/inbox", "/outcomes"):
         page = (await client.get(path)).text
         assert "<script" not in page.lower() and " style=" not in page and " on" + "click" not in page
         urls = re.findall(r'(?:href|src|action)="([^"]*)"', page)
@@ -459,3 +461,142 @@ async def test_only_a_top_level_navigation_to_the_login_is_let_in_cross_site(
     handed = await client.get(await link(store), headers=navigate)
     assert handed.status_code == 200 and "set-cookie" in handed.headers
     assert 'http-equiv="refresh"' in handed.text and "token" not in handed.text  # continues same-origin
+
+
+# --- the inbox and outcome tables (read only) ---------------------------------------------------------
+
+SDR = Actor("agency:Outbound", "agency")
+
+
+async def log(store: Store, summary: str, *, result: str = "success", lesson: str | None = None, **more: Any) -> str:
+    async with store.write() as tx:
+        logged = await outcomes.log_outcome(
+            tx, SDR, agency="Outbound", role="SDR", summary=summary, result=result, lesson=lesson, **more
+        )
+    return logged.id
+
+
+def rows_of(page: str, table: str) -> list[str]:
+    """The ids of a table's rows, in order."""
+    body = page.split(f'<table class="{table}">', 1)[1].split("</table>", 1)[0]
+    return re.findall(r'<tr id="([^"]+)"', body)
+
+
+async def test_the_inbox_lists_unfinished_tasks_and_filters_by_status_and_agency(
+    store: Store, client: httpx.AsyncClient
+) -> None:
+    async with store.write() as tx:
+        await agencies.create_agency(tx, OPERATOR_CLI, name="Other", purpose="Elsewhere")
+        other = await inbox.add_task(tx, OPERATOR_CLI, title="Other agency's chore", agency="Other")
+        done = await inbox.add_task(tx, OPERATOR_CLI, title="Not needed after all", agency="Outbound")
+        await inbox.update_task(tx, OPERATOR_CLI, done.id, status="cancelled", note="Shipped " + "x" * 200)
+    await logged_in(store, client)
+    page = await client.get("/inbox")
+    assert page.status_code == 200 and 'aria-current="page">Inbox' in page.text
+    shown = rows_of(page.text, "tasks")
+    assert other.id in shown and done.id not in shown
+    waiting = re.search(r'<tr id="(T\d+)">\s*<td>T\d+</td>\s*<td>Buy the ad slot</td>(.*?)</tr>', page.text, re.S)
+    assert waiting is not None and "<td>waiting</td>" in waiting.group(2) and "<td>D1</td>" in waiting.group(2)
+    assert rows_of((await client.get("/inbox", params={"agency": "Other"})).text, "tasks") == [other.id]
+    closed = (await client.get("/inbox", params={"status": "cancelled", "agency": ""})).text
+    assert rows_of(closed, "tasks") == [done.id]
+    assert "Shipped xxx" in closed and "x" * 100 not in closed  # the note, shortened
+
+
+async def test_the_outcomes_page_filters_pages_and_links_the_same_filters_as_csv(
+    store: Store, client: httpx.AsyncClient, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(console_tables, "OUTCOME_PAGE", 2)
+    first = await log(
+        store, "Sent the first emails", metrics=[outcomes.MetricDelta(key_result="meetings booked", delta=1)]
+    )
+    clock.advance(timedelta(days=1))
+    failed = await log(store, "The list bounced", result="failure", lesson="Verify addresses first")
+    newer = [await log(store, f"Follow-up round {n}") for n in range(3)]
+    await logged_in(store, client)
+
+    page = (await client.get("/outcomes")).text
+    assert rows_of(page, "outcomes") == [newer[2], newer[1]]
+    following = re.search(r'href="(/outcomes\?before=[^"]+)" rel="next"', page)
+    assert following is not None
+    second = (await client.get(following.group(1).replace("&amp;", "&"))).text
+    assert rows_of(second, "outcomes") == [newer[0], failed]
+    assert 'href="/outcomes.csv"' in page
+
+    assert rows_of((await client.get("/outcomes", params={"result": "failure"})).text, "outcomes") == [failed]
+    assert rows_of((await client.get("/outcomes", params={"text": "bounced"})).text, "outcomes") == [failed]
+    by_kr = (await client.get("/outcomes", params={"key_result": "meetings booked"})).text
+    assert rows_of(by_kr, "outcomes") == [first]
+    today = (clock.now() + timedelta(hours=1)).date().isoformat()
+    filtered = (await client.get("/outcomes", params={"since": today, "until": today, "agency": "Outbound"})).text
+    assert first not in rows_of(filtered, "outcomes") and newer[2] in rows_of(filtered, "outcomes")
+    assert f'href="/outcomes.csv?agency=Outbound&amp;since={today}&amp;until={today}"' in filtered
+
+
+async def test_the_outcome_csv_is_an_attachment_with_a_header_row_and_no_formulas(
+    store: Store, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain = await log(store, "Booked a meeting", evidence=["https://crm.example.com/1"])
+    hostile = await log(store, '=HYPERLINK("https://evil.example","x")', result="partial", lesson="+1 then -2 @once")
+    await logged_in(store, client)
+    answer = await client.get("/outcomes.csv")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/csv")
+    assert answer.headers["content-disposition"] == 'attachment; filename="outcomes.csv"'
+    assert answer.headers["content-security-policy"] == CSP
+    table = list(csv.reader(io.StringIO(answer.text)))
+    assert table[0] == list(console_tables.CSV_HEADER)
+    assert [row[0] for row in table[1:]] == [hostile, plain]
+    assert table[1][6] == '\'=HYPERLINK("https://evil.example","x")' and table[1][7] == "'+1 then -2 @once"
+    assert table[2][6] == "Booked a meeting" and table[2][11] == "https://crm.example.com/1"
+    assert all(not cell.startswith(("=", "+", "-", "@")) for row in table for cell in row)
+    assert [row[0] for row in csv.reader(io.StringIO((await client.get("/outcomes.csv?result=success")).text))] == [
+        "id",
+        plain,
+    ]
+    monkeypatch.setattr(console_tables, "CSV_MAX_ROWS", 1)  # the cap: the newest rows, and a header saying so
+    capped = await client.get("/outcomes.csv")
+    assert len(list(csv.reader(io.StringIO(capped.text)))) == 2 and capped.headers["x-rows-left-out"] == "yes"
+
+
+async def test_the_tables_escape_what_they_show(store: Store, client: httpx.AsyncClient) -> None:
+    async with store.write() as tx:
+        hostile = await inbox.add_task(tx, OPERATOR_CLI, title=SCRIPT, agency="Outbound")
+        await inbox.update_task(tx, OPERATOR_CLI, hostile.id, note=SCRIPT)
+    await log(store, SCRIPT, lesson=SCRIPT)
+    await logged_in(store, client)
+    for path in ("/inbox", "/outcomes"):
+        page = (await client.get(path)).text
+        assert "<script" not in page and "&lt;script&gt;alert(&#39;owned&#39;)&lt;/script&gt;" in page, path
+
+
+async def test_the_tables_need_a_session_and_a_bad_filter_shows_the_domains_message(
+    store: Store, client: httpx.AsyncClient
+) -> None:
+    for path in ("/inbox", "/outcomes", "/outcomes.csv"):
+        answer = await client.get(path)
+        assert answer.status_code == 401 and "chief-of-staff console" in answer.text, path
+    await logged_in(store, client)
+    for path, query, says in (
+        ("/inbox", {"agency": "Nobody"}, "Nobody"),
+        ("/inbox", {"status": "<b>lost</b>"}, "is not a task status"),
+        ("/outcomes", {"since": "2026-13-45"}, "since"),
+        ("/outcomes", {"agency": "Nobody"}, "Nobody"),
+        ("/outcomes", {"result": "meh"}, "is not a result"),
+        ("/outcomes", {"before": "O999"}, "there is no outcome O999"),
+        ("/outcomes.csv", {"until": "yesterday"}, "until"),
+    ):
+        answer = await client.get(path, params=query)
+        assert answer.status_code == 400 and says in answer.text, (path, query, answer.text)
+        assert "<b>" not in answer.text and "Traceback" not in answer.text
+
+
+async def test_the_tables_are_get_only_and_move_no_mark(store: Store, client: httpx.AsyncClient) -> None:
+    csrf = await logged_in(store, client)
+    await escalate(store, "Outbound", "SDR", "Something new to notice")
+    await log(store, "Something else new")
+    before = await _changes(store)
+    for path in ("/inbox", "/outcomes", "/outcomes.csv"):
+        assert (await client.get(path, headers={"Sec-Fetch-Dest": "document"})).status_code == 200
+        assert (await client.post(path, data={"csrf": csrf})).status_code == 405
+    assert await _changes(store) == before
