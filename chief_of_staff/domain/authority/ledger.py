@@ -320,7 +320,7 @@ async def _ask(
     denial = await decisions.standing_denial(tx, digest)
     if denial is not None:
         return _Outcome("denied", decisions.denial_reason(denial), grant, denial["id"])
-    outcome = await _escalate(tx, actor, request, bounds, grant)
+    outcome = await _escalate(tx, actor, request, digest, bounds, grant)
     if approved is not None:
         outcome.reason += (
             f" ({ids.format_id('decision', approved['id'])} approved it past fewer bounds than it is past now, "
@@ -523,7 +523,9 @@ def _above_one_action(grant: Row, short: str, budgets: list[Row], amount: int) -
     return None
 
 
-async def _escalate(tx: Tx, actor: Actor, request: _Request, bounds: list[Bound], grant: Row | None) -> _Outcome:
+async def _escalate(
+    tx: Tx, actor: Actor, request: _Request, digest: str, bounds: list[Bound], grant: Row | None
+) -> _Outcome:
     title = f"{request.agency['name']} asks to {request.capability}"
     if request.amount_cents:
         title += f" for {money(request.amount_cents)}"
@@ -553,12 +555,10 @@ async def _escalate(tx: Tx, actor: Actor, request: _Request, bounds: list[Bound]
         " Once it is approved, call authorize again with the same parameters (the decision's redeem_with) "
         "and a new idempotency_key."
     )
-    cancelled = await decisions.last_cancelled(tx, decisions.request_hash(request.params()))
+    cancelled = await decisions.last_cancelled(tx, digest)
     if cancelled is not None:
         reason += f" (An earlier ask, {ids.format_id('decision', cancelled['id'])}, was closed: {cancelled['note']})"
-    elsewhere = await decisions.approved_elsewhere(
-        tx, request.agency["id"], request.capability, decisions.request_hash(request.params())
-    )
+    elsewhere = await decisions.approved_elsewhere(tx, request.agency["id"], request.capability, digest)
     if elsewhere is not None:
         reason += (
             f" Note: {ids.format_id('decision', elsewhere['id'])} is an unused approval for {request.capability} "
