@@ -53,21 +53,17 @@ import signal
 import socket
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from importlib import resources
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import anyio
-import jinja2
 import uvicorn
 from starlette.applications import Starlette
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import Route
-from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chief_of_staff.core import processes
@@ -75,7 +71,6 @@ from chief_of_staff.core.audit import SYSTEM, Actor
 from chief_of_staff.core.clock import local_date
 from chief_of_staff.core.db import Store, Tx
 from chief_of_staff.core.errors import AccessRefused, ChiefOfStaffError, WorkspaceSealed
-from chief_of_staff.core.fields import money
 from chief_of_staff.domain import (
     agencies,
     brief,
@@ -89,8 +84,16 @@ from chief_of_staff.domain import (
     workspace,
 )
 from chief_of_staff.domain.console_access import ConsoleSession
-from chief_of_staff.domain.pace import way
-from chief_of_staff.http import console_charts, console_local, console_tables
+from chief_of_staff.http import (
+    console_audit,
+    console_authority,
+    console_charts,
+    console_local,
+    console_review,
+    console_settings,
+    console_tables,
+)
+from chief_of_staff.http.console_kit import ConsoleCore, Refused, first, static
 from chief_of_staff.http.server import HttpOptions, bind
 
 log = logging.getLogger(__name__)
@@ -109,8 +112,6 @@ SECURITY_HEADERS = {
 }
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 COOKIE_PREFIX = "cos_console_"
-MAX_FORM_BYTES = 64 * 1024
-MAX_FORM_FIELDS = 20
 # What a foreign request is told; never more than that it was refused and what to do.
 FOREIGN_HOST = (
     "This console answers only at its own address (127.0.0.1 and its port). "
@@ -118,16 +119,10 @@ FOREIGN_HOST = (
 )
 FOREIGN_ORIGIN = "This request came from another site, so the console refused it; nothing was changed."
 LOGIN_BY_GET = "Open this login link in your browser to log in; it was not used."
-NO_CSRF = (
-    "This form did not come from your console session (its CSRF token is missing or wrong), so nothing "
-    "was changed. Reload the page and try again."
-)
 NOT_HERE = "Not found."
 STATE_SUFFIX = ".console.json"
 PREFIX_ROOT = "/c/"
 START_TIMEOUT = 10.0
-
-Flash = tuple[Literal["done", "refused"], str]
 
 
 # --- addresses --------------------------------------------------------------------------------------
@@ -240,56 +235,20 @@ class _Guard:
 # --- the app -----------------------------------------------------------------------------------------
 
 
-class _Refused(Exception):
-    """A request the console turns away with a page of its own: the status and what to do."""
-
-    def __init__(self, status: int, title: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.title = title
-        self.message = message
-
-
-def _templates() -> Jinja2Templates:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("chief_of_staff.http", "templates"),
-        autoescape=True,  # every page escapes what it shows: agency text is data from outside
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["money"] = money
-    env.filters["number"] = console_charts.number
-    env.filters["pace"] = console_charts.PACE_WORDS.__getitem__
-    env.globals["way"] = way
-    return Jinja2Templates(env=env)
-
-
-def _static(name: str) -> bytes:
-    return resources.files("chief_of_staff.http").joinpath("static", name).read_bytes()
-
-
-@dataclass
-class _Console:
-    """The console's state: the store, the cookie, the templates, and each session's flash message."""
-
-    store: Store
-    cookie: str
-    secure: bool
-    templates: Jinja2Templates = field(default_factory=_templates)
-    flashes: dict[int, Flash] = field(default_factory=dict)
+class _Console(ConsoleCore):
+    """The console's first pages (Today, Goals, Inbox, Outcomes), its login and its decisions."""
 
     # --- pages ---
 
     async def today(self, request: Request) -> Response:
-        session = await self._session(request)
+        session = await self.session(request)
         # Only the operator looking moves the mark: a top-level page, not a subresource or a prefetch.
         looked = request.method == "GET" and request.headers.get("sec-fetch-dest", "document") == "document"
         context = await self._today(session, mark_seen=looked)
-        return self._page(request, "today.html", session, {**context, "title": "Today", "page": "today"})
+        return self.page(request, "today.html", session, {**context, "title": "Today", "page": "today"})
 
     async def goals_page(self, request: Request) -> Response:
-        session = await self._session(request)
+        session = await self.session(request)
         async with self.store.read() as tx:
             ws = await workspace.get(tx)
             today = local_date(tx.now, ws.timezone)
@@ -300,11 +259,11 @@ class _Console:
                 for kr in goal.key_results
             }
         context = {"workspace": ws, "today": today, "goals": shown, "charts": charts, "title": "Goals", "page": "goals"}
-        return self._page(request, "goals.html", session, context)
+        return self.page(request, "goals.html", session, context)
 
     async def inbox_page(self, request: Request) -> Response:
         """The inbox as a table, filtered by status and agency (a GET form); read only, it moves no mark."""
-        session = await self._session(request)
+        session = await self.session(request)
         sent = console_tables.filters(request.query_params, console_tables.TASK_FILTERS)
         tasks: list[inbox.TaskView] = []
         error = None
@@ -329,11 +288,11 @@ class _Console:
             "title": "Inbox",
             "page": "inbox",
         }
-        return self._page(request, "inbox.html", session, context, status=200 if error is None else 400)
+        return self.page(request, "inbox.html", session, context, status=200 if error is None else 400)
 
     async def outcomes_page(self, request: Request) -> Response:
         """The outcome log as a table, filtered (a GET form) and paged newest first; read only."""
-        session = await self._session(request)
+        session = await self.session(request)
         sent = console_tables.filters(request.query_params, console_tables.OUTCOME_FILTERS)
         before = request.query_params.get("before") or None
         shown = outcomes.OutcomePage(outcomes=[], next=None)
@@ -362,11 +321,11 @@ class _Console:
             "title": "Outcomes",
             "page": "outcomes",
         }
-        return self._page(request, "outcomes.html", session, context, status=200 if error is None else 400)
+        return self.page(request, "outcomes.html", session, context, status=200 if error is None else 400)
 
     async def outcomes_csv(self, request: Request) -> Response:
         """The outcome log as CSV with the page's filters, newest first, at most CSV_MAX_ROWS rows."""
-        await self._session(request)
+        await self.session(request)
         sent = console_tables.filters(request.query_params, console_tables.OUTCOME_FILTERS)
         async with self.store.read() as tx:
             rows, more = await console_tables.outcomes_for_csv(tx, sent)
@@ -379,31 +338,31 @@ class _Console:
 
     async def decision_page(self, request: Request) -> Response:
         """A decision's own address (a login link may land there): the Today page, at that decision."""
-        await self._session(request)
+        await self.session(request)
         anchor = "".join(ch for ch in request.path_params["decision"] if ch.isalnum()).upper()
-        return RedirectResponse(f"{self._root(request)}/#{anchor}", status_code=303)
+        return RedirectResponse(f"{self.root(request)}/#{anchor}", status_code=303)
 
     # --- acts ---
 
     async def login(self, request: Request) -> Response:
         if request.method != "GET":  # a HEAD (a prefetch, a link preview) leaves the one-time link unused
-            return self._page(request, "message.html", None, {"title": "Log in", "message": LOGIN_BY_GET})
+            return self.page(request, "message.html", None, {"title": "Log in", "message": LOGIN_BY_GET})
         try:
             async with self.store.write() as tx:
                 opened = await console_access.redeem_login(tx, request.query_params.get("token", ""))
         except AccessRefused as refused:
-            raise _Refused(401, "This login link does not open the console", str(refused)) from None
-        landing = self._root(request) + opened.page
+            raise Refused(401, "This login link does not open the console", str(refused)) from None
+        landing = self.root(request) + opened.page
         response: Response = RedirectResponse(landing, status_code=303)
         if request.headers.get("sec-fetch-site") == "cross-site":
             # Every step of a redirect chain that began cross-site is cross-site too (the guard would refuse
             # the landing), so continue from a page of the console's own: the next navigation is same-origin.
-            response = self._page(request, "continue.html", None, {"title": "Logged in", "landing": landing})
+            response = self.page(request, "continue.html", None, {"title": "Logged in", "landing": landing})
         response.set_cookie(
             self.cookie,
             opened.secret,
             max_age=int(console_access.SESSION_TTL.total_seconds()),
-            path=self._root(request) + "/",
+            path=self.root(request) + "/",
             secure=self.secure,
             httponly=True,
             samesite="strict",
@@ -411,24 +370,24 @@ class _Console:
         return response
 
     async def logout(self, request: Request) -> Response:
-        session = await self._session(request)
-        await self._checked_form(request, session)
+        session = await self.session(request)
+        await self.checked_form(request, session)
         async with self.store.write() as tx:
             await console_access.end_session(tx, session)
         self.flashes.pop(session.id, None)
         context = {"title": "Logged out", "message": f"You are logged out. {console_access.AGAIN}"}
-        response = self._page(request, "message.html", None, context)
+        response = self.page(request, "message.html", None, context)
         response.delete_cookie(
-            self.cookie, path=self._root(request) + "/", secure=self.secure, httponly=True, samesite="strict"
+            self.cookie, path=self.root(request) + "/", secure=self.secure, httponly=True, samesite="strict"
         )
         return response
 
     async def decide(self, request: Request) -> Response:
-        session = await self._session(request)
-        form = await self._checked_form(request, session)
-        verb = form.get("action")
+        session = await self.session(request)
+        form = await self.checked_form(request, session)
+        verb = first(form, "action")
         if verb not in ("approve", "deny"):
-            raise _Refused(400, "Nothing was decided", "Send action=approve or action=deny; nothing was changed.")
+            raise Refused(400, "Nothing was decided", "Send action=approve or action=deny; nothing was changed.")
         try:
             async with self.store.write() as tx:
                 view = await deciding.decide(
@@ -436,20 +395,20 @@ class _Console:
                     session.actor,
                     request.path_params["decision"],
                     approve=verb == "approve",
-                    note=form.get("note", ""),
-                    task_on_deny=form.get("task_on_deny", "reopen"),
+                    note=first(form, "note"),
+                    task_on_deny=first(form, "task_on_deny", "reopen"),
                 )
         except ChiefOfStaffError as refused:
             self.flashes[session.id] = ("refused", str(refused))
         else:
             self.flashes[session.id] = ("done", f"{view.id} {view.status}. {view.next_step}")
-        return RedirectResponse(f"{self._root(request)}/", status_code=303)
+        return RedirectResponse(f"{self.root(request)}/", status_code=303)
 
     async def stylesheet(self, _: Request) -> Response:
-        return Response(_static("console.css"), media_type="text/css")
+        return Response(static("console.css"), media_type="text/css")
 
     async def icon(self, _: Request) -> Response:
-        return Response(_static("icon.svg"), media_type="image/svg+xml")
+        return Response(static("icon.svg"), media_type="image/svg+xml")
 
     # --- reading the Today page ---
 
@@ -479,81 +438,8 @@ class _Console:
             "pending": [(item, await deciding.describe_change(tx, item)) for item in pending],
             "tasks": tasks,
             "overdue": [task for task in unfinished if task.due_on is not None and task.due_on < view.today],
-            "flash": self.flashes.pop(session.id, None),
             "sealed": None,
         }
-
-    # --- sessions, forms and pages ---
-
-    async def _session(self, request: Request) -> ConsoleSession:
-        """The request's live session, or a 401 page saying how to log in; its last use is kept current."""
-        async with self.store.read() as tx:
-            session = await console_access.session_of(tx, request.cookies.get(self.cookie, ""))
-        if console_access.seen_is_stale(session, self.store.clock.now()):
-            with contextlib.suppress(WorkspaceSealed):  # bookkeeping: a sealed workspace still shows its pages
-                async with self.store.write() as tx:
-                    await console_access.mark_seen(tx, session)
-        return session
-
-    async def _checked_form(self, request: Request, session: ConsoleSession) -> dict[str, str]:
-        """The posted form, once its CSRF token is the session's own; 403 (nothing changed) otherwise."""
-        form = await _form(request)
-        sent = form.get("csrf", "").encode("utf-8", "surrogatepass")
-        if not secrets.compare_digest(sent, session.csrf.encode("ascii")):
-            raise _Refused(403, "Nothing was changed", NO_CSRF)
-        return form
-
-    def _page(
-        self, request: Request, name: str, session: ConsoleSession | None, context: dict[str, Any], status: int = 200
-    ) -> Response:
-        shared = {"root": self._root(request), "csrf": None if session is None else session.csrf}
-        return self.templates.TemplateResponse(request, name, {**shared, **context}, status_code=status)
-
-    def _root(self, request: Request) -> str:
-        return str(request.scope.get("root_path", "")).rstrip("/")
-
-    def refused_page(self, request: Request, refused: _Refused) -> Response:
-        context = {"title": refused.title, "message": refused.message}
-        return self._page(request, "message.html", None, context, status=refused.status)
-
-
-async def _form(request: Request) -> dict[str, str]:
-    """An urlencoded form of bounded size: the first value of each field."""
-    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if kind != "application/x-www-form-urlencoded":  # not one of the console's forms, so not its token either
-        raise _Refused(403, "Nothing was changed", NO_CSRF)
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            raise _Refused(413, "Nothing was changed", "That form is too large; nothing was changed.")
-    try:
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
-    except ValueError:  # not UTF-8, or too many fields
-        raise _Refused(400, "Nothing was changed", "That form could not be read; nothing was changed.") from None
-    form: dict[str, str] = {}
-    for name, value in pairs:
-        form.setdefault(name, value)
-    return form
-
-
-def _handled(
-    console: _Console, endpoint: Callable[[Request], Awaitable[Response]]
-) -> Callable[[Request], Awaitable[Response]]:
-    """An endpoint whose refusals (not logged in, no CSRF token, a bad form) become pages of their own."""
-
-    async def handle(request: Request) -> Response:
-        try:
-            return await endpoint(request)
-        except AccessRefused as refused:
-            return console.refused_page(request, _Refused(401, "Log in to the console", str(refused)))
-        except _Refused as refused:
-            return console.refused_page(request, refused)
-        except ChiefOfStaffError as refused:  # e.g. a workspace that refuses changes: its message says what to do
-            status = 503 if isinstance(refused, WorkspaceSealed) else 400
-            return console.refused_page(request, _Refused(status, "The console could not do that", str(refused)))
-
-    return handle
 
 
 def build_console_app(
@@ -567,9 +453,7 @@ def build_console_app(
     """
     console = _Console(store, cookie_name(store.path), secure=base_url.startswith("https://"))
 
-    def route(path: str, endpoint: Callable[[Request], Awaitable[Response]], method: str = "GET") -> Route:
-        return Route(path, _handled(console, endpoint), methods=[method])
-
+    route = console.route
     app = Starlette(
         routes=[
             route("/", console.today),
@@ -583,6 +467,10 @@ def build_console_app(
             route("/decisions/{decision}", console.decide, "POST"),
             route("/static/console.css", console.stylesheet),
             route("/static/icon.svg", console.icon),
+            *console_authority.routes(console),
+            *console_review.routes(console),
+            *console_audit.routes(console),
+            *console_settings.routes(console),
         ]
     )
     hosts, origins = _addresses(base_url, allowed_hosts, allowed_origins)

@@ -1,0 +1,172 @@
+"""What every console page is made with: the session behind a request, a checked form, a page, a refusal.
+
+chief_of_staff.http.console builds the app (the guard, the routes, serving); each page lives in a module
+of its own (console_authority, console_review, ...) as plain functions of a `ConsoleCore` and a request,
+listed by that module's `routes(core)`. Every act goes through the domain's own functions with the
+session's actor (`operator:console-N` on the verified channel); a page writes no business SQL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Literal
+from urllib.parse import parse_qsl
+
+import jinja2
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+from starlette.templating import Jinja2Templates
+
+from chief_of_staff.core.db import Store
+from chief_of_staff.core.errors import AccessRefused, ChiefOfStaffError, WorkspaceSealed
+from chief_of_staff.core.fields import money
+from chief_of_staff.domain import console_access
+from chief_of_staff.domain.console_access import ConsoleSession
+from chief_of_staff.domain.pace import way
+from chief_of_staff.http import console_charts, console_tables
+
+MAX_FORM_BYTES = 64 * 1024
+MAX_FORM_FIELDS = 200  # the review's proposal checkboxes are one field each
+NO_CSRF = (
+    "This form did not come from your console session (its CSRF token is missing or wrong), so nothing "
+    "was changed. Reload the page and try again."
+)
+
+Flash = tuple[Literal["done", "refused"], str]
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class Refused(Exception):
+    """A request the console turns away with a page of its own: the status and what to do."""
+
+    def __init__(self, status: int, title: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.title = title
+        self.message = message
+
+
+def _templates() -> Jinja2Templates:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("chief_of_staff.http", "templates"),
+        autoescape=True,  # every page escapes what it shows: agency text is data from outside
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["money"] = money
+    env.filters["number"] = console_charts.number
+    env.filters["pace"] = console_charts.PACE_WORDS.__getitem__
+    env.globals["way"] = way
+    return Jinja2Templates(env=env)
+
+
+def static(name: str) -> bytes:
+    return resources.files("chief_of_staff.http").joinpath("static", name).read_bytes()
+
+
+@dataclass
+class ConsoleCore:
+    """The console's state: the store, the cookie, the templates, and each session's flash message."""
+
+    store: Store
+    cookie: str
+    secure: bool
+    templates: Jinja2Templates = field(default_factory=_templates)
+    flashes: dict[int, Flash] = field(default_factory=dict)
+
+    async def session(self, request: Request) -> ConsoleSession:
+        """The request's live session, or a 401 page saying how to log in; its last use is kept current."""
+        async with self.store.read() as tx:
+            session = await console_access.session_of(tx, request.cookies.get(self.cookie, ""))
+        if console_access.seen_is_stale(session, self.store.clock.now()):
+            with contextlib.suppress(WorkspaceSealed):  # bookkeeping: a sealed workspace still shows its pages
+                async with self.store.write() as tx:
+                    await console_access.mark_seen(tx, session)
+        return session
+
+    async def checked_form(self, request: Request, session: ConsoleSession) -> dict[str, list[str]]:
+        """The posted form (every value of each field), once its CSRF token is the session's own; 403 otherwise."""
+        form = await _form(request)
+        sent = (form.get("csrf") or [""])[0].encode("utf-8", "surrogatepass")
+        if not secrets.compare_digest(sent, session.csrf.encode("ascii")):
+            raise Refused(403, "Nothing was changed", NO_CSRF)
+        return form
+
+    def page(
+        self, request: Request, name: str, session: ConsoleSession | None, context: dict[str, Any], status: int = 200
+    ) -> Response:
+        shared = {
+            "root": self.root(request),
+            "csrf": None if session is None else session.csrf,
+            "flash": None if session is None else self.flashes.pop(session.id, None),
+            "short": console_tables.short,
+        }
+        return self.templates.TemplateResponse(request, name, {**shared, **context}, status_code=status)
+
+    def root(self, request: Request) -> str:
+        return str(request.scope.get("root_path", "")).rstrip("/")
+
+    def done(self, request: Request, session: ConsoleSession, message: str, page: str) -> Response:
+        """After an act: say what happened on the next page the operator sees (303, so a reload repeats nothing)."""
+        self.flashes[session.id] = ("done", message)
+        return RedirectResponse(self.root(request) + page, status_code=303)
+
+    def refused(self, request: Request, session: ConsoleSession, message: str, page: str) -> Response:
+        """After an act the domain refused: its message (what to send instead) on the page, nothing changed."""
+        self.flashes[session.id] = ("refused", message)
+        return RedirectResponse(self.root(request) + page, status_code=303)
+
+    def refused_page(self, request: Request, refused: Refused) -> Response:
+        context = {"title": refused.title, "message": refused.message}
+        return self.page(request, "message.html", None, context, status=refused.status)
+
+    def route(self, path: str, endpoint: Endpoint, method: str = "GET") -> Route:
+        """A route whose refusals (not logged in, no CSRF token, a bad form) become pages of their own."""
+        return Route(path, _handled(self, endpoint), methods=[method])
+
+
+def first(form: dict[str, list[str]], name: str, default: str = "") -> str:
+    """A form field's first value (a field sent twice is read once), or `default` when it was not sent."""
+    values = form.get(name)
+    return values[0] if values else default
+
+
+async def _form(request: Request) -> dict[str, list[str]]:
+    """An urlencoded form of bounded size: every value of each field, in order."""
+    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if kind != "application/x-www-form-urlencoded":  # not one of the console's forms, so not its token either
+        raise Refused(403, "Nothing was changed", NO_CSRF)
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise Refused(413, "Nothing was changed", "That form is too large; nothing was changed.")
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
+    except ValueError:  # not UTF-8, or too many fields
+        raise Refused(400, "Nothing was changed", "That form could not be read; nothing was changed.") from None
+    form: dict[str, list[str]] = {}
+    for name, value in pairs:
+        form.setdefault(name, []).append(value)
+    return form
+
+
+def _handled(core: ConsoleCore, endpoint: Endpoint) -> Endpoint:
+    async def handle(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except AccessRefused as refused:
+            return core.refused_page(request, Refused(401, "Log in to the console", str(refused)))
+        except Refused as refused:
+            return core.refused_page(request, refused)
+        except ChiefOfStaffError as refused:  # e.g. a workspace that refuses changes: its message says what to do
+            status = 503 if isinstance(refused, WorkspaceSealed) else 400
+            return core.refused_page(request, Refused(status, "The console could not do that", str(refused)))
+
+    return handle
