@@ -114,7 +114,7 @@ def _require_verified(actor: Actor, act: str) -> None:
     if actor.channel != "verified":
         raise OperatorActRefused(
             f"{act} hands out access to the workspace, so only the operator can do it, from a terminal on "
-            f"their own machine: {_CREATE_HINT}"
+            f"their own machine: {_CREATE_HINT}, or in the console's Settings page (open_console)"
         )
 
 

@@ -192,7 +192,7 @@ async def update_settings(
     chat_window_days: int | None = None,
 ) -> SettingsChange:
     """Change the operator's settings; None leaves a field as it is. One audit row for the change."""
-    trust.require_operator(actor, "Changing the workspace's settings", SET_HINT)
+    trust.require_operator(actor, "Changing the workspace's settings", SET_HINT, console=True)
     before = await get(tx)
     wanted: dict[str, Any] = {
         "name": before.name if name is None else check_name(name),

@@ -197,7 +197,7 @@ async def add_endpoint(
     if actor.channel != "verified":
         raise OperatorActRefused(
             "Adding a webhook endpoint sends workspace data to another machine, so only the operator can do "
-            f"it, from a terminal on their own machine: {_ADD_HINT}"
+            f"it, from a terminal on their own machine: {_ADD_HINT}, or in the console's Settings page (open_console)"
         )
     url = check_url(url)
     chosen, kind = _check_events(events), _check_format(format)
@@ -219,9 +219,11 @@ async def add_endpoint(
 async def remove_endpoint(tx: Tx, actor: Actor, endpoint_id: str) -> EndpointView:
     """Stop sending to an endpoint at once: it is marked removed and whatever it was still owed is cancelled."""
     hint = f"chief-of-staff notify remove {endpoint_id}"
-    trust.require_operator(actor, "Removing a webhook endpoint", hint)
+    trust.require_operator(actor, "Removing a webhook endpoint", hint, console=True)
     # The operator's alarms (decision.opened, decision.expiring) must not be silenced by the model's word.
-    trust.refuse_in_chat(actor, "Removing a webhook endpoint", "it would silence the operator's notifications", hint)
+    trust.refuse_in_chat(
+        actor, "Removing a webhook endpoint", "it would silence the operator's notifications", hint, console=True
+    )
     row = await _row(tx, endpoint_id)
     if row["removed_at"] is not None:
         raise Conflict(f"NE{row['id']} was already removed at {row['removed_at']}; nothing was changed.")
@@ -263,7 +265,9 @@ async def list_endpoints(tx: Tx, *, include_removed: bool = False) -> list[Endpo
 
 async def queue_test(tx: Tx, actor: Actor, endpoint_id: str) -> str:
     """Queue a `webhook.test` message to this endpoint alone; returns its message id (the `webhook-id`)."""
-    trust.require_operator(actor, "Testing a webhook endpoint", f"chief-of-staff notify test {endpoint_id}")
+    trust.require_operator(
+        actor, "Testing a webhook endpoint", f"chief-of-staff notify test {endpoint_id}", console=True
+    )
     row = await _row(tx, endpoint_id)
     name = ids.format_id("webhook_endpoint", row["id"])
     if _status(row) != "active":

@@ -234,11 +234,13 @@ async def create_grant(tx: Tx, actor: Actor, spec: GrantSpec) -> GrantView:
     answer wins (see the ledger), so chat can add authority but never override the operator's.
     """
     hint = create_command(spec)
-    trust.require_operator(actor, "Creating a grant", hint)
+    trust.require_operator(actor, "Creating a grant", hint, console=True)
     space = await workspace.get(tx)
     if spec.on_timeout == "approve":
         # Silence would then grant authority: that is the operator's call, made outside the model's reach.
-        trust.refuse_in_chat(actor, "Creating a grant", "its unanswered decisions would go ahead on their own", hint)
+        trust.refuse_in_chat(
+            actor, "Creating a grant", "its unanswered decisions would go ahead on their own", hint, console=True
+        )
     exposure = money_exposure(spec, space.chat_window_days)
     await trust.draw_chat(tx, actor, "Creating a grant", exposure, hint, subject=spec.capability)
     agency = await agencies.resolve_agency(tx, spec.agency, field="agency")
@@ -552,10 +554,12 @@ async def _allow_widening(
 ) -> None:
     """Widening is an operator act; in chat only a raised money bound, drawn from the chat allowance."""
     act = f"Widening a grant ({'; '.join(reasons)})"
-    trust.require_operator(actor, act, hint)
+    trust.require_operator(actor, act, hint, console=True)
     never = authority_widening(before, after)
     if never:
-        trust.refuse_in_chat(actor, act, f"chat may raise only money bounds, and this {'; '.join(never)}", hint)
+        trust.refuse_in_chat(
+            actor, act, f"chat may raise only money bounds, and this {'; '.join(never)}", hint, console=True
+        )
     days = (await workspace.get(tx)).chat_window_days
     old, new = money_exposure(before, days), money_exposure(after, days)
     # From unbounded to bounded lowers the exposure; from bounded to unbounded is never for chat.

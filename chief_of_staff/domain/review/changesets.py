@@ -123,7 +123,7 @@ async def record_review(
 
     An empty list records the review itself (its note, and that it happened). Any refusal refuses all.
     """
-    trust.require_operator(actor, "Recording a review", REVIEW_HINT)
+    trust.require_operator(actor, "Recording a review", REVIEW_HINT, console=True)
     text = checked_text(note, "note", MAX_NOTE, what="what you concluded")
     if not isinstance(adjustments, list | tuple) or len(adjustments) > MAX_ADJUSTMENTS:
         raise InvalidInput(f"adjustments: send a list of at most {MAX_ADJUSTMENTS} adjustments.")
@@ -140,7 +140,7 @@ async def record_review(
 
 async def revert_change_set(tx: Tx, actor: Actor, change_set: str, *, note: str = "") -> ChangeSetView:
     """Undo a change set as a new one, newest change first; refused if anything it touched moved since."""
-    trust.require_operator(actor, "Reverting a review", f"chief-of-staff review-revert {change_set}")
+    trust.require_operator(actor, "Reverting a review", f"chief-of-staff review-revert {change_set}", console=True)
     text = checked_text(note, "note", MAX_NOTE, what="why it is undone")
     row = await _row(tx, change_set)
     label = ids.format_id("change_set", row["id"])

@@ -178,7 +178,7 @@ async def test_the_agency_cannot_widen_and_is_told_the_terminal_command(store: S
         store,
         OperatorActRefused,
         r"raises the per-action cap from 50\.00 to 100\.00\) is an operator decision.*"
-        r"chief-of-staff grant-update GR1 --cap-cents 10000$",
+        r"chief-of-staff grant-update GR1 --cap-cents 10000, or in the console \(open_console\)$",
         actor=AGENCY,
         per_action_cap_cents=10_000,
     )
