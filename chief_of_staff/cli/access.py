@@ -32,6 +32,7 @@ def cmd_serve_http(args: argparse.Namespace) -> int:
         allowed_hosts=tuple(args.allow_host),
         allowed_origins=tuple(args.allow_origin),
         public_url=args.public_url,
+        console=args.console,
     )
     anyio.run(serve_http, served, options)
     return 0
@@ -66,6 +67,11 @@ def add_http_options(serve: argparse.ArgumentParser) -> None:
         help="also accept this Origin header, e.g. https://cos.example.com",
     )
     serve.add_argument("--public-url", help="the URL clients reach the server at, if not http://HOST:PORT")
+    serve.add_argument(
+        "--console",
+        action="store_true",
+        help="with --http: also serve each workspace's operator console; log in with `chief-of-staff console --link`",
+    )
 
 
 @workspace_command

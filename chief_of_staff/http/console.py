@@ -94,7 +94,7 @@ from chief_of_staff.http import (
     console_tables,
 )
 from chief_of_staff.http.console_kit import ConsoleCore, Refused, first, static
-from chief_of_staff.http.server import HttpOptions, bind
+from chief_of_staff.http.sockets import listen
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +170,14 @@ def cookie_name(db_path: Path) -> str:
 # --- the guard: addresses checked and headers set on every response ------------------------------------
 
 
+def _allowed(value: str, allowed: set[str]) -> bool:
+    """Is a Host or Origin allowed: named exactly, or by its name with any port (`cos.example.com:*`)?"""
+    if value in allowed and not value.endswith(":*"):  # a pattern is not a host
+        return True
+    name, colon, port = value.rpartition(":")
+    return bool(colon) and port.isdigit() and f"{name}:*" in allowed
+
+
 class _Guard:
     """Refuse a foreign Host or Origin, or a path outside the console's prefix, before routing; and put the
     security headers on every response. Inside the prefix, the app sees it as its root_path."""
@@ -206,10 +214,10 @@ class _Guard:
 
     def _refusal(self, scope: Scope) -> Response | None:
         headers = Headers(scope=scope)
-        if headers.get("host", "").lower() not in self._hosts:
+        if not _allowed(headers.get("host", "").lower(), self._hosts):
             return Response(FOREIGN_HOST, status_code=421, media_type="text/plain")
         origin = headers.get("origin")
-        if origin is not None and origin != "null" and origin.lower() not in self._origins:
+        if origin is not None and origin != "null" and not _allowed(origin.lower(), self._origins):
             return Response(FOREIGN_ORIGIN, status_code=403, media_type="text/plain")
         site = headers.get("sec-fetch-site")
         if site in ("cross-site", "same-site") and not self._hand_off(scope, headers):  # GETs have effects too
@@ -580,7 +588,7 @@ async def ensure_console(store: Store, options: ConsoleOptions | None = None) ->
         if elsewhere is not None:
             return ConsoleHandle(elsewhere, store)
         chosen = options or ConsoleOptions()
-        sock = bind(HttpOptions(host=chosen.host, port=chosen.port))
+        sock = listen(chosen.host, chosen.port)
         url = _with_secret_prefix(chosen.base_url(sock.getsockname()[1]))
         app = build_console_app(
             store, base_url=url, allowed_hosts=chosen.allowed_hosts, allowed_origins=chosen.allowed_origins
@@ -615,7 +623,7 @@ async def serve_console(
     While it runs, the console announces itself beside the workspace file (`<db>.console.json`, 0600:
     its URL and process id), so `chief-of-staff console --link` and the chat's open_console find it.
     """
-    sock = bind(HttpOptions(host=options.host, port=options.port))
+    sock = listen(options.host, options.port)
     with sock:
         url = _with_secret_prefix(options.base_url(sock.getsockname()[1]))
         app = build_console_app(
@@ -648,9 +656,17 @@ def state_path(db_path: Path) -> Path:
     return db_path.with_name(db_path.name + STATE_SUFFIX)
 
 
-def announce(db_path: Path, url: str) -> None:
-    """Say where this process serves the workspace's console: a new 0600 file of this user, every time."""
-    console_local.write_private(state_path(db_path), json.dumps({"url": url, "pid": os.getpid()}) + "\n")
+def announce(db_path: Path, url: str, *, listening_port: int | None = None) -> None:
+    """Say where this process serves the workspace's console: a new 0600 file of this user, every time.
+
+    `listening_port`: the console is mounted on `serve --http` and reached at `url`, a public address
+    (a proxy, TLS) that is not the loopback socket this process listens on; that socket's port is kept
+    so `running_console_url` can still ask the kernel that this process holds it.
+    """
+    state: dict[str, object] = {"url": url, "pid": os.getpid()}
+    if listening_port is not None:
+        state["listening_port"] = listening_port
+    console_local.write_private(state_path(db_path), json.dumps(state) + "\n")
 
 
 def withdraw(db_path: Path) -> None:
@@ -669,26 +685,36 @@ def running_console_url(db_path: Path) -> str | None:
     names an http URL on a loopback name with an explicit port, and its process (alive, this user's) holds
     the socket listening on that port (console_local.holds_listener). A forged, symlinked, loose or stale
     file, or one naming any other host, is ignored: a login link minted for it would go to whoever listens.
+    The one other address believed is that of a console mounted on `serve --http` (`listening_port` in
+    the file): the public URL the operator gave that server, when its process holds its listening port.
     """
     state = console_local.read_private_json(state_path(db_path))
     if state is None:
         return None
-    url, pid = state.get("url"), state.get("pid")
-    if not isinstance(url, str) or not isinstance(pid, int) or isinstance(pid, bool):
+    url, pid, mounted = state.get("url"), state.get("pid"), state.get("listening_port")
+    if not isinstance(url, str) or not _an_int(pid) or (mounted is not None and not _an_int(mounted)):
         return None
     try:
         parts = urlsplit(url)
-        port = parts.port
+        port = parts.port if mounted is None else mounted
     except ValueError:
-        return None
-    host = parts.hostname
-    if parts.scheme != "http" or host not in _ANNOUNCED_HOSTS or port is None or not 0 < port < 65536:
         return None
     if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
         return None
+    if mounted is None and (parts.scheme != "http" or parts.hostname not in _ANNOUNCED_HOSTS):
+        return None
+    if mounted is not None and (parts.scheme not in ("http", "https") or not parts.hostname):
+        return None
+    if not isinstance(port, int) or not 0 < port < 65536:
+        return None
+    assert isinstance(pid, int)
     if not processes.is_alive(pid) or not console_local.holds_listener(pid, port):
         return None
     return url
+
+
+def _an_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 _ANNOUNCED_HOSTS = ("127.0.0.1", "::1", "localhost")  # urlsplit's hostname: "[::1]" reads as "::1"

@@ -20,14 +20,17 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
+import shlex
 import socket
 import sys
-from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import uvicorn
@@ -43,9 +46,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chief_of_staff import __version__
 from chief_of_staff.core.config import Settings
+from chief_of_staff.core.db import Store
 from chief_of_staff.core.errors import InvalidInput
 from chief_of_staff.domain import tokens
 from chief_of_staff.domain.tokens import Principal
+from chief_of_staff.http import console
+from chief_of_staff.http.sockets import listen
 from chief_of_staff.mcp.caller import PRINCIPAL_CLAIM
 from chief_of_staff.mcp.server import SharedStore, build_server
 from chief_of_staff.notify import runner
@@ -66,6 +72,8 @@ class HttpOptions:
     allowed_origins: tuple[str, ...] = ()
     # The URL clients reach the server at, when it differs from http://host:port (a proxy, TLS).
     public_url: str | None = None
+    # Mount each workspace's operator console beside its endpoint (`serve --http --console`).
+    console: bool = False
 
 
 @dataclass
@@ -78,6 +86,10 @@ class ServedWorkspace:
     path: str = "/mcp"
     resource_url: str = ""
     app: Starlette | None = None
+    # The mounted console: its secret path and public URL, and its app once the store is open.
+    console_path: str = ""
+    console_url: str = ""
+    console_app: ASGIApp | None = None
 
     def __post_init__(self) -> None:
         self.shared = SharedStore(self.settings)
@@ -167,9 +179,10 @@ class _HostGuard:
 
 
 class _Dispatch:
-    """Hand a request to the workspace whose endpoint (or metadata) it names."""
+    """Hand a request to the workspace whose endpoint (or metadata, or console) it names."""
 
     def __init__(self, workspaces: Sequence[ServedWorkspace]) -> None:
+        self._workspaces = workspaces
         self._routes: dict[str, ASGIApp] = {}
         for workspace in workspaces:
             assert workspace.app is not None
@@ -179,11 +192,19 @@ class _Dispatch:
         self._endpoints = "/mcp" if len(workspaces) == 1 else "/<workspace>/mcp"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        app = self._routes.get(scope["path"].rstrip("/") or "/")
+        path = str(scope["path"])
+        app = self._routes.get(path.rstrip("/") or "/") or self._console(path)
         if app is None:
             await _not_here(self._endpoints)(scope, receive, send)
             return
         await app(scope, receive, send)
+
+    def _console(self, path: str) -> ASGIApp | None:
+        for workspace in self._workspaces:
+            prefix = workspace.console_path
+            if prefix and (path == prefix or path.startswith(prefix + "/")):
+                return workspace.console_app  # None until the lifespan opened its store
+        return None
 
 
 def _not_here(endpoints: str) -> Response:
@@ -225,6 +246,43 @@ def _mount(
     )
 
 
+def _place_console(workspace: ServedWorkspace, base_url: str) -> None:
+    """Where the workspace's console answers: beside its endpoint, under a secret path fresh for this run.
+
+    The secret path scopes the console's cookie (browsers do not tell ports apart), as for the loopback
+    console; the public URL's own path must be empty, since the app sees paths as the client sent them.
+    """
+    if urlsplit(base_url).path.strip("/"):
+        raise InvalidInput(
+            f"--console: the console is served at the root of --public-url, so send a URL without a path "
+            f"(e.g. https://cos.example.com), not {base_url}; or leave out --console."
+        )
+    workspace.console_path = workspace.path.removesuffix("/mcp") + "/console/" + secrets.token_urlsafe(24)
+    workspace.console_url = base_url + workspace.console_path
+
+
+@contextmanager
+def _console_served(workspace: ServedWorkspace, store: Store, options: HttpOptions, port: int) -> Iterator[None]:
+    """The console's app over the open store, announced beside the workspace file while it serves.
+
+    Its Host and Origin rules are the server's: the public URL's, the loopback names at the listening
+    port, and what --allow-host and --allow-origin add.
+    """
+    loopback_hosts = tuple(f"{name}:{port}" for name in console.LOOPBACK_NAMES)
+    workspace.console_app = console.build_console_app(
+        store,
+        base_url=workspace.console_url,
+        allowed_hosts=(*loopback_hosts, *options.allowed_hosts),
+        allowed_origins=(*(f"http://{host}" for host in loopback_hosts), *options.allowed_origins),
+    )
+    console.announce(store.path, workspace.console_url, listening_port=port)
+    try:
+        yield
+    finally:
+        console.withdraw(store.path)
+        workspace.console_app = None
+
+
 def build_http_app(workspaces: Sequence[ServedWorkspace], options: HttpOptions, port: int) -> Starlette:
     """The ASGI app serving every workspace; its lifespan opens each store and session manager."""
     if not workspaces:
@@ -236,6 +294,8 @@ def build_http_app(workspaces: Sequence[ServedWorkspace], options: HttpOptions, 
         workspace.path = "/mcp" if len(workspaces) == 1 else f"/{workspace.name}/mcp"
         workspace.resource_url = base_url + workspace.path
         _mount(workspace, base_url, verifier, security, options.host)
+        if options.console:
+            _place_console(workspace, base_url)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -243,7 +303,9 @@ def build_http_app(workspaces: Sequence[ServedWorkspace], options: HttpOptions, 
             stores = []
             for workspace in workspaces:
                 assert workspace.app is not None
-                stores.append(await stack.enter_async_context(workspace.shared.session()))  # open for its life
+                stores.append(store := await stack.enter_async_context(workspace.shared.session()))  # for its life
+                if options.console:
+                    stack.enter_context(_console_served(workspace, store, options, port))
                 await stack.enter_async_context(workspace.app.router.lifespan_context(workspace.app))
             # Entered last, so cancelling the delivery loops at shutdown cancels nothing else.
             async with anyio.create_task_group() as group:
@@ -263,21 +325,8 @@ def build_http_app(workspaces: Sequence[ServedWorkspace], options: HttpOptions, 
 
 
 def bind(options: HttpOptions) -> socket.socket:
-    """The listening socket, bound before the app is built so port 0 can pick a free port."""
-    family = socket.AF_INET6 if ":" in options.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((options.host, options.port))
-    except OSError as exc:
-        sock.close()
-        raise InvalidInput(
-            f"Cannot listen on {options.host}:{options.port} ({exc.strerror}); "
-            "pick another --port or stop what holds it."
-        ) from None
-    sock.listen(128)
-    sock.setblocking(False)
-    return sock
+    """The listening socket for `options`, bound before the app is built so port 0 can pick a free port."""
+    return listen(options.host, options.port)
 
 
 def uvicorn_server(app: Starlette) -> uvicorn.Server:
@@ -293,6 +342,12 @@ async def serve_http(workspaces: Sequence[ServedWorkspace], options: HttpOptions
     app = build_http_app(workspaces, options, port)
     for workspace in workspaces:
         print(f"chief-of-staff: serving {workspace.settings.db_path} at {workspace.resource_url}", file=sys.stderr)
+        if options.console:
+            print(
+                f"chief-of-staff: its console is served too; log in with a one-time link from "
+                f"`chief-of-staff console --link --db {shlex.quote(str(workspace.settings.db_path))}`",
+                file=sys.stderr,
+            )
     print(
         f"chief-of-staff: health at {_base_url(options, port)}/health; "
         "tokens: chief-of-staff token create --agency NAME (or --operator)",

@@ -141,3 +141,36 @@ async def test_the_announcement_is_written_0600_whatever_was_there(store: Store)
         assert console.running_console_url(store.path) == handle.url
     finally:
         await handle.close()
+
+
+async def test_a_mounted_consoles_public_url_is_believed_only_while_its_process_holds_the_listening_port(
+    store: Store,
+) -> None:
+    """`serve --http --console` announces its public URL and the port it listens on; only that port is asked."""
+    announced = console.state_path(store.path)
+    sink = _Sink()  # a port some other process might hold: here, this one does
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen(1)
+    try:
+        public = "https://cos.example.com/console/" + "a" * 32
+        console.announce(store.path, public, listening_port=held.getsockname()[1])
+        assert console.running_console_url(store.path) == public
+        state = json.loads(announced.read_text())
+        for forged in (
+            {**state, "listening_port": 1},  # a port nobody here holds
+            {**state, "listening_port": True},
+            {**state, "listening_port": "8765"},
+            {**state, "pid": 1},  # alive, but not the process that listens there
+            {**state, "url": "ftp://cos.example.com/console"},
+            {**state, "url": "https://user@cos.example.com/console"},
+        ):
+            _write(announced, forged)
+            assert console.running_console_url(store.path) is None, forged
+        _write(announced, state, 0o644)
+        assert console.running_console_url(store.path) is None
+    finally:
+        held.close()
+        sink.sock.close()
+        announced.unlink(missing_ok=True)
+    assert sink.lines == []  # nothing was sent to anyone while checking
