@@ -16,6 +16,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import anyio
@@ -100,6 +101,25 @@ async def test_open_console_opens_the_page_asked_for_and_says_only_that(tmp_path
         opener.opened[0][0].channel == "agency"
     )  # the model asked; the link is minted in its name, not the operator's
     assert opener.closed == 1  # the session ended: the console it started is stopped
+
+
+async def test_opened_more_than_three_times_a_minute_it_refuses_until_the_minute_passes(
+    tmp_path: Path, mode: str
+) -> None:
+    """A model told by what it reads to open the console again and again does not flood the screen with tabs."""
+    opener = RecordingOpener()
+    clock = FixedClock(START)
+    server = build_server(Settings(db_path=tmp_path / "w.db", clock=clock), console_opener=opener)
+    async with Client(server, mode=mode) as client:
+        for _ in range(3):
+            await call(client, "open_console")
+        message = await refused(client, "open_console", {"page": "goals"})
+        assert "opened 3 times in the last minute" in message and "Nothing was opened" in message
+        clock.advance(timedelta(seconds=59))
+        await refused(client, "open_console", {})
+        clock.advance(timedelta(seconds=1))
+        await call(client, "open_console", page="goals")
+    assert [page for _, page in opener.opened] == ["/", "/", "/", "/goals"]
 
 
 async def test_a_page_that_is_not_a_console_page_is_refused_before_anything_opens(tmp_path: Path, mode: str) -> None:

@@ -13,7 +13,9 @@ A server without one (over HTTP, in tests) says what to do instead.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from pydantic import Field
@@ -40,6 +42,13 @@ NO_BROWSER = (
     f"or only a text browser). Nothing was opened. {ELSEWHERE}"
 )
 _PAGES = {"today": "/", "goals": "/goals"}
+# A model told by what it reads to open the console again and again would flood the operator's screen
+# with tabs: a few opens a minute is more than a person asks for.
+OPENS_PER_WINDOW, OPEN_WINDOW = 3, timedelta(minutes=1)
+TOO_OFTEN = (
+    f"The console was opened {OPENS_PER_WINDOW} times in the last minute, so it was not opened again: "
+    "the operator has it in their browser already. Nothing was opened; ask them to look at that tab."
+)
 
 
 class ConsoleOpener(Protocol):
@@ -82,12 +91,22 @@ async def _landing(store: Store, page: str) -> tuple[str, str]:
 
 
 def _handler(opener: ConsoleOpener | None) -> Callable[[Store, Caller, OpenConsoleIn], Awaitable[OpenConsoleOut]]:
+    opened: deque[datetime] = deque()  # this server's recent opens, oldest first
+
+    def _not_too_often(now: datetime) -> None:
+        while opened and now - opened[0] >= OPEN_WINDOW:
+            opened.popleft()
+        if len(opened) >= OPENS_PER_WINDOW:
+            raise Unavailable(TOO_OFTEN)
+        opened.append(now)
+
     async def open_console(store: Store, caller: Caller, args: OpenConsoleIn) -> OpenConsoleOut:
         if caller.is_agency_token:
             raise OperatorActRefused("An agency token never opens the operator's console. Nothing was opened.")
         if opener is None:
             raise Unavailable(NOT_WIRED)
         path, shown = await _landing(store, args.page)
+        _not_too_often(store.clock.now())
         if not await opener.open(store, caller.actor, path):
             raise Unavailable(NO_BROWSER)
         return OpenConsoleOut(
