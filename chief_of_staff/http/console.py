@@ -446,6 +446,7 @@ class _Console(ConsoleCore):
             "pending": [(item, await deciding.describe_change(tx, item)) for item in pending],
             "tasks": tasks,
             "overdue": [task for task in unfinished if task.due_on is not None and task.due_on < view.today],
+            "local": lambda stamp: console_tables.local_time(stamp, ws.timezone),
             "sealed": None,
         }
 
