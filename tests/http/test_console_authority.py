@@ -20,8 +20,10 @@ from chief_of_staff.core.db import Store
 from chief_of_staff.domain import agencies, console_access
 from chief_of_staff.domain.authority import grants, ledger
 from chief_of_staff.domain.authority.grants import GrantSpec, GrantView
+from chief_of_staff.domain.authority.terms import BudgetSpec
 from chief_of_staff.domain.blueprints import loader
 from chief_of_staff.http.console import build_console_app
+from chief_of_staff.http.console_gauges import gauge, level
 
 pytestmark = pytest.mark.anyio
 
@@ -170,6 +172,23 @@ async def test_the_page_shows_the_letter_each_budget_as_a_gauge_and_in_words_and
     allowance = text_of(part(page, "chat-allowance", "</section>"))
     assert "0.00 USD of 100.00 USD drawn by chat approvals in the last 7 days; 100.00 USD left." in allowance
     assert "as of 2026-11-23 09:00 (Europe/Berlin)" in text_of(page)  # the workspace's local time
+
+
+async def test_a_limit_lowered_below_what_was_used_shows_a_full_bar_and_says_how_far_over(
+    store: Store, client: httpx.AsyncClient
+) -> None:
+    async with store.write() as tx:  # narrowing is open to the agency; the week's 10.00 stays drawn
+        await grants.update_grant(tx, RESEARCHER, "GR2", budgets=[BudgetSpec(period="week", max_cents=500)])
+    await logged_in(store, client)
+    gr2 = part((await client.get("/authority")).text, "GR2", "</article>")
+    assert 'class="usage level-over"' in gr2 and 'width="240.0"' in gr2
+    assert "This week (2026-W48): 10.00 USD of 5.00 USD used, 5.00 USD over the limit." in text_of(gr2)
+
+
+async def test_a_gauge_fills_in_proportion_never_past_its_track_and_warns_near_the_limit() -> None:
+    assert [gauge("k", "t", used, 10, "").fill for used in (0, 4, 10, 15)] == [0.0, 96.0, 240.0, 240.0]
+    assert [level(used, 10) for used in (0, 7, 8, 10, 11)] == ["ok", "ok", "near", "full", "over"]
+    assert (gauge("k", "t", 0, 0, "").fill, level(0, 0)) == (240.0, "full")  # a limit of 0 leaves nothing
 
 
 async def test_the_page_loads_nothing_from_elsewhere_and_has_no_script_or_inline_style(
