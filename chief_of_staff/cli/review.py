@@ -14,7 +14,7 @@ from typing import Any
 from chief_of_staff.cli.support import Add, workspace_command
 from chief_of_staff.core import audit
 from chief_of_staff.core.audit import OPERATOR_CLI
-from chief_of_staff.core.db import Store, Tx
+from chief_of_staff.core.db import Store
 from chief_of_staff.core.errors import InvalidInput
 from chief_of_staff.domain import brief
 from chief_of_staff.domain.review import changesets, packet, proposals
@@ -29,7 +29,7 @@ async def cmd_review(args: argparse.Namespace, store: Store) -> int:
     if view.proposals:
         print("\nTo accept, name them: chief-of-staff review-record --accept KEY,KEY")
     for proposal in view.proposals:
-        print(f"  {_proposal_key(proposal)}  {json.dumps(proposal.adjustment.model_dump())}")
+        print(f"  {proposals.proposal_key(proposal)}  {json.dumps(proposal.adjustment.model_dump())}")
     return 0
 
 
@@ -47,30 +47,12 @@ def _adjustments_file(path: str) -> tuple[list[Any], str | None]:
     raise InvalidInput('--file: send a JSON list of {"tool": ..., "arguments": {...}} adjustments.')
 
 
-def _proposal_key(proposal: proposals.Proposal) -> str:
-    # Kind and subject, not a position: the list can change between reading it and accepting from it.
-    return f"{proposal.kind}:{proposal.subject}"
-
-
-async def _accepted(tx: Tx, keys: str) -> list[Any]:
-    offered = {_proposal_key(p): p.adjustment for p in (await packet.build_packet(tx)).proposals}
-    picked = [key.strip() for key in keys.split(",") if key.strip()]
-    missing = [key for key in picked if key not in offered]
-    if not picked or missing:
-        what = f"{', '.join(missing)} is not proposed now" if missing else "no proposal named"
-        raise InvalidInput(
-            f"--accept: {what} (proposed: {', '.join(offered) or 'none'}); send keys as "
-            "`chief-of-staff review` lists them, e.g. grant_widen:GR4."
-        )
-    return [offered[key] for key in picked]
-
-
 @workspace_command
 async def cmd_review_record(args: argparse.Namespace, store: Store) -> int:
     async with store.write() as tx:
         listed, note = _adjustments_file(args.file) if args.file else ([], None)
         if args.accept:
-            listed += await _accepted(tx, args.accept)
+            listed += await packet.accepted_adjustments(tx, args.accept.split(","), field="--accept")
         view = await changesets.record_review(tx, OPERATOR_CLI, adjustments=listed, note=args.note or note or "")
     print(f"{view.id}: review recorded with {len(view.changes)} adjustments.")
     for change in view.changes:

@@ -100,6 +100,10 @@ def test_adjustments_from_a_file(db: str, tmp_path: Path, capsys: pytest.Capture
     [
         (["--accept", "grant_widen:GR1"], "--accept: grant_widen:GR1 is not proposed now (proposed: none)"),
         (["--accept", ","], "--accept: no proposal named (proposed: none)"),
+        (
+            ["--accept", "grant_widen:GR1, role_add:A9"],
+            "--accept: grant_widen:GR1, role_add:A9 are not proposed now (proposed: none); nothing was changed.",
+        ),
         (["--file", "/nonexistent/review.json"], "--file: could not read JSON"),
     ],
 )

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any, TypeVar
 
@@ -29,6 +29,7 @@ from chief_of_staff.core.fields import Model, money
 from chief_of_staff.domain import brief, decisions, goals, viewers, workspace
 from chief_of_staff.domain.pace import way
 from chief_of_staff.domain.review import anomalies, changesets, proposals, scorecards
+from chief_of_staff.domain.review.adjustments import Adjustment
 from chief_of_staff.domain.review.anomalies import Anomaly
 from chief_of_staff.domain.review.scorecards import GrantSpend, Scorecard
 
@@ -119,6 +120,47 @@ async def build_packet(tx: Tx, *, viewer: str = "operator", days: int = 7, mark_
     if mark_seen and head is not None:
         await brief.advance_viewer(tx, who.name, head)
     return packet
+
+
+async def accepted_adjustments(
+    tx: Tx, keys: Sequence[str], *, field: str = "accept", shown: Mapping[str, str] | None = None
+) -> list[Adjustment]:
+    """The adjustments of the proposals the operator accepts by key (proposals.proposal_key), in the order named.
+
+    Keys are matched against what the operator's packet proposes now, so a proposal that is gone since
+    the operator read the list refuses the whole acceptance (InvalidInput naming it and what is proposed
+    now). With `shown` (key -> proposals.proposal_version of the proposal the caller showed), a proposal
+    that now makes another change under the same key is refused too. A key named twice counts once.
+    """
+    picked = list(dict.fromkeys(key.strip() for key in keys if key.strip()))
+    offered = {proposals.proposal_key(p): p for p in await _operator_proposals(tx)}
+    missing = [key for key in picked if key not in offered]
+    if not picked or missing:
+        what = f"{', '.join(missing)} {_is(missing)} not proposed now" if missing else "no proposal named"
+        raise InvalidInput(
+            f"{field}: {what} (proposed: {', '.join(offered) or 'none'}); nothing was changed. Name proposals "
+            "by the keys the review lists now, e.g. grant_widen:GR4."
+        )
+    moved = [key for key in picked if shown and key in shown and shown[key] != proposals.proposal_version(offered[key])]
+    if moved:
+        now = " ".join(f"{key} now proposes: {offered[key].message}" for key in moved)
+        raise InvalidInput(
+            f"{field}: {', '.join(moved)} {_is(moved)} no longer the change you read; nothing was changed. {now} "
+            "Read the review again and accept what it proposes now."
+        )
+    return [offered[key].adjustment for key in picked]
+
+
+def _is(keys: Sequence[str]) -> str:
+    return "is" if len(keys) == 1 else "are"
+
+
+async def _operator_proposals(tx: Tx) -> list[proposals.Proposal]:
+    """The proposals the operator's packet shows now, and only those (build_packet computes them the same way)."""
+    problems: list[str] = []
+    today = local_date(tx.now, (await workspace.get(tx)).timezone)
+    found = await _section(problems, "proposals", proposals.proposals(tx, today=today), [])
+    return _shown(problems, "proposals", found)
 
 
 Subjected = TypeVar("Subjected", Anomaly, proposals.Proposal)

@@ -11,6 +11,8 @@ tasks_by_status, role_quarter_hours and agency_days.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
@@ -85,6 +87,21 @@ async def proposals(tx: Tx, *, today: date | str | None = None) -> list[Proposal
     found += await _roles_to_add(tx, day)
     found += await _roles_to_retire(tx)
     return sorted(found, key=lambda p: (_KIND_ORDER.index(p.kind), _number(p.subject)))
+
+
+def proposal_key(proposal: Proposal) -> str:
+    """How the operator names a proposal to accept it: its kind and subject ("grant_widen:GR4").
+
+    Not its position: the list can change between reading it and accepting from it.
+    """
+    return f"{proposal.kind}:{proposal.subject}"
+
+
+def proposal_version(proposal: Proposal) -> str:
+    """A short digest of the change a proposal would make, so a caller that showed it can tell when the
+    proposal under the same key now makes another (a goal's forecast moved, a larger amount was approved)."""
+    change = json.dumps(proposal.adjustment.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(change.encode("utf-8")).hexdigest()[:16]
 
 
 def _number(subject: str) -> int:
