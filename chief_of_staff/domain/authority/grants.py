@@ -386,8 +386,7 @@ async def update_grant(
     row, space = await _changeable(tx, grant), await workspace.get(tx)
     before = await _terms_of_row(tx, row, space.timezone)
     after = _changed_terms(before, given)
-    if after.expires_on != before.expires_on and after.expires_on is not None:
-        _end_of_day(tx, after.expires_on, space.timezone)  # refuses a past date
+    _check_new_end(tx, before, after, space.timezone)
     hint = update_command(ids.format_id("grant", row["id"]), before, after)
     return await _apply_terms(tx, actor, row, before, after, hint, {})
 
@@ -419,6 +418,7 @@ async def preview_change(tx: Tx, grant: str, *, restore_version: int | None = No
     before = await _terms_of_row(tx, row, space.timezone)
     if restore_version is None:
         after = _changed_terms(before, given)
+        _check_new_end(tx, before, after, space.timezone)  # what update_grant would refuse, refused here too
     else:
         stored = await tx.scalar(
             "SELECT snapshot FROM grant_versions WHERE grant_id = ? AND version = ?", (row["id"], restore_version)
@@ -432,6 +432,12 @@ async def preview_change(tx: Tx, grant: str, *, restore_version: int | None = No
         f"Bounds now: {_terms_words(before)}. After: {_terms_words(after)}. "
         + (f"This widens authority: {'; '.join(widened)}." if widened else "This only narrows authority.")
     )
+
+
+def _check_new_end(tx: Tx, before: GrantTerms, after: GrantTerms, timezone: str) -> None:
+    """A changed last day may not be in the past (a grant that ended yesterday is revoked, not changed)."""
+    if after.expires_on != before.expires_on and after.expires_on is not None:
+        _end_of_day(tx, after.expires_on, timezone)  # refuses a past date
 
 
 def _terms_words(terms: GrantTerms) -> str:

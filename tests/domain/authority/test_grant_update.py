@@ -342,6 +342,13 @@ async def test_invalid_changes_name_the_field_and_write_nothing(
     await fails_writing_nothing(store, InvalidInput, message, **changes)
 
 
+async def test_a_preview_refuses_a_past_last_day_as_the_change_itself_would(store: Store) -> None:
+    """What the operator is shown before confirming is never a change the confirming call then refuses."""
+    async with store.read() as tx:
+        with pytest.raises(InvalidInput, match="expires_on: 2026-11-01 is already past"):
+            await grants.preview_change(tx, "GR1", expires_on="2026-11-01")
+
+
 async def test_the_letter_shows_the_changed_bounds(store: Store) -> None:
     await update(
         store, OPERATOR_CLI, mode="approve", budgets=[], scope_deny=[], per_action_cap_cents=None, expires_on=None
