@@ -8,6 +8,7 @@ the largest amount approved; and twenty open tasks with no outcomes propose a Ba
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import AsyncIterator
 from typing import Any, get_args
 
@@ -248,6 +249,26 @@ async def test_nothing_checked_records_the_review_and_its_note_alone(store: Stor
 
 
 # --- refusals ------------------------------------------------------------------------------------------
+
+
+async def test_a_workspace_that_refuses_changes_still_shows_the_review_and_records_nothing(
+    store: Store, client: httpx.AsyncClient
+) -> None:
+    page = await review(store, client)
+    with sqlite3.connect(store.path) as conn:  # an append-only trigger dropped: the store now refuses writes
+        conn.execute("DROP TRIGGER audit_log_no_delete")
+    sealed = await Store.open(store.path, store.clock)
+    try:
+        app = build_console_app(sealed, base_url=BASE)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as http:
+            http.cookies = client.cookies
+            shown = await http.get("/review")
+            assert shown.status_code == 200 and "refuses changes" in shown.text and "Proposals (2)" in shown.text
+            assert (await http.post("/review", data=accepting(page, *BOTH))).headers["location"] == "/review"
+            assert "refuses changes" in (await http.get("/review")).text
+    finally:
+        await sealed.close()
+    assert await grant_and_backlog(store) == (("approve", None), None)
 
 
 async def test_a_key_no_longer_proposed_refuses_the_whole_record_and_changes_nothing(
