@@ -54,7 +54,8 @@ async def cmd_review_record(args: argparse.Namespace, store: Store) -> int:
         if args.accept:
             listed += await packet.accepted_adjustments(tx, args.accept.split(","), field="--accept")
         view = await changesets.record_review(tx, OPERATOR_CLI, adjustments=listed, note=args.note or note or "")
-    print(f"{view.id}: review recorded with {len(view.changes)} adjustments.")
+    count = len(view.changes)
+    print(f"{view.id}: review recorded with {count} adjustment{'' if count == 1 else 's'}.")
     for change in view.changes:
         print(f"  {change.tool} {change.subject}")
     print(f"Undo it with: chief-of-staff review-revert {view.id}")
@@ -65,7 +66,8 @@ async def cmd_review_record(args: argparse.Namespace, store: Store) -> int:
 async def cmd_review_revert(args: argparse.Namespace, store: Store) -> int:
     async with store.write() as tx:
         view = await changesets.revert_change_set(tx, OPERATOR_CLI, args.change_set, note=args.note)
-    print(f"{view.id}: reverted {view.reverts} ({len(view.changes)} changes undone).")
+    count = len(view.changes)
+    print(f"{view.id}: reverted {view.reverts} ({count} change{'' if count == 1 else 's'} undone).")
     return 0
 
 

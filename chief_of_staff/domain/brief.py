@@ -221,7 +221,8 @@ def change_summary(changes: Changes) -> str:
     parts = [f"{count} {PHRASES.get(action, (action, action))[count != 1]}" for action, count in counted]
     plus = "+" if changes.more else ""
     since = f" since {changes.since}" if changes.since else ""
-    return f"{changes.total}{plus} changes{since}: " + ", ".join(parts) + "."
+    noun = "change" if changes.total == 1 and not changes.more else "changes"
+    return f"{changes.total}{plus} {noun}{since}: " + ", ".join(parts) + "."
 
 
 def _goal_lines(brief: Brief) -> list[str]:

@@ -32,8 +32,8 @@ Security, as for any local web app that can spend money:
 - **Nothing secret in a URL** after login but the prefix: `/login?token=...` answers with a 303 to the
   page (only a GET redeems it: a HEAD, such as a prefetch, does not), and flash messages ride in the
   session (in this process), not the query string.
-- **Only a look moves the mark**: the Today page moves the operator's "since you last looked" mark on a
-  top-level navigation only (`Sec-Fetch-Dest: document`, or no such header from a non-browser client).
+- **Only a look moves the mark**: the Today and Review pages move the operator's "since you last looked"
+  mark on a top-level navigation only (`Sec-Fetch-Dest: document`, or no such header from a non-browser client).
 - **Every page escapes what it shows** (Jinja2 with autoescape): agency names, task titles, targets
   and notes are data from outside.
 

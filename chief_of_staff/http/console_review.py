@@ -47,8 +47,6 @@ from chief_of_staff.http.console_kit import ConsoleCore, Endpoint, Refused, firs
 SHOWN = "shown-"
 # The newest change sets listed on the page; any other is reachable by its id.
 RECENT_SETS = 6
-# How far past the last review the page looks for the reverts made since (each one a change set).
-LOOK_AHEAD = 50
 # Each kind of proposal, as its heading says it.
 KINDS: dict[ProposalKind, str] = {
     "grant_widen": "let a grant act and notify you",
@@ -119,7 +117,7 @@ async def _packet_in(tx: Tx, *, mark_seen: bool) -> dict[str, Any]:
         "packet": view,
         "changes": brief.change_summary(view.changes),
         "cards": [await _card(tx, proposal, ws.currency) for proposal in view.proposals],
-        "recent": await _recent_change_sets(tx),
+        "recent": await changesets.recent(tx, RECENT_SETS),
         "kinds": KINDS,
         "local": lambda stamp: console_tables.local_time(stamp, ws.timezone),
         "sealed": None,
@@ -174,27 +172,6 @@ def _value(value: Any) -> str:
 
 
 # --- change sets --------------------------------------------------------------------------------------
-
-
-async def _recent_change_sets(tx: Tx) -> list[ChangeSetView]:
-    """The newest change sets, newest first: the last review, the reverts made since, and the sets before.
-
-    changesets offers the last review and any set by id, so the reverts recorded after the last review
-    (every set after it is one) are found by reading the next ids, at most LOOK_AHEAD of them.
-    """
-    last = await changesets.last_review(tx)
-    if last is None:
-        return []  # no review yet, so no revert either
-    number = ids.parse_id("change_set", last.id)
-    newest = number
-    while newest - number < LOOK_AHEAD and await _change_set(tx, newest + 1) is not None:
-        newest += 1
-    found = []
-    for candidate in range(newest, max(newest - RECENT_SETS, 0), -1):
-        view = last if candidate == number else await _change_set(tx, candidate)
-        if view is not None:
-            found.append(view)
-    return found
 
 
 async def _change_set(tx: Tx, number: int) -> ChangeSetView | None:

@@ -67,10 +67,10 @@ def test_accepting_a_proposal_by_its_key_records_and_reverts(db: str, capsys: py
     pile_up_backlog(db)
     assert main(["review-record", "--db", db, "--accept", "role_add:A1", "--note", "Backlog needs a seat"]) == 0
     out = capsys.readouterr().out
-    assert "CS1: review recorded with 1 adjustments." in out and "review-revert CS1" in out
+    assert "CS1: review recorded with 1 adjustment." in out and "review-revert CS1" in out
     assert roles(db)["Backlog"] == "active"
     assert main(["review-revert", "--db", db, "CS1"]) == 0
-    assert "CS2: reverted CS1 (1 changes undone)." in capsys.readouterr().out
+    assert "CS2: reverted CS1 (1 change undone)." in capsys.readouterr().out
     assert roles(db)["Backlog"] == "retired"
 
 

@@ -247,3 +247,9 @@ async def last_review(tx: Tx) -> ChangeSetView | None:
     """The newest recorded review (not a revert), if any."""
     found = await tx.scalar("SELECT max(id) FROM change_sets WHERE kind = 'review'")
     return None if found is None else await get_change_set(tx, ids.format_id("change_set", found))
+
+
+async def recent(tx: Tx, limit: int) -> list[ChangeSetView]:
+    """The newest change sets of any kind (reviews, reverts, approved proposals), newest first."""
+    numbers = await tx.all("SELECT id FROM change_sets ORDER BY id DESC LIMIT ?", (max(limit, 0),))
+    return [await get_change_set(tx, ids.format_id("change_set", row["id"])) for row in numbers]

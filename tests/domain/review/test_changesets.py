@@ -133,6 +133,20 @@ async def test_reverting_a_revert_applies_the_review_again(world: Store) -> None
     assert await grant_and_goal(world) == (("notify", 2_000), (9, "2026-12-31"))
 
 
+async def test_recent_lists_every_kind_of_change_set_newest_first(world: Store) -> None:
+    async with world.write() as tx:
+        await changesets.record_review(tx, OPERATOR_CLI, adjustments=[WIDEN])
+        await changesets.revert_change_set(tx, OPERATOR_CLI, "CS1")
+        await changesets.record_review(tx, OPERATOR_CLI, note="Quiet week")
+    async with world.read() as tx:
+        assert [(v.id, v.kind) for v in await changesets.recent(tx, 5)] == [
+            ("CS3", "review"),
+            ("CS2", "revert"),
+            ("CS1", "review"),
+        ]
+        assert [v.id for v in await changesets.recent(tx, 2)] == ["CS3", "CS2"]
+
+
 async def test_a_change_set_is_reverted_once(world: Store) -> None:
     async with world.write() as tx:
         await changesets.record_review(tx, CHAT, adjustments=[RETARGET])
