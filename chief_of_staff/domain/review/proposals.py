@@ -47,7 +47,7 @@ ROUTINE_RECENT_RUNS = 4
 # A role at least 28 days old with no outcome in the last 28 days and no unfinished task.
 ROLE_IDLE_DAYS = 28
 # A backlog growing faster than it is worked: 15+ open tasks and at least 3 x the outcomes of the
-# last 7 local days (three weeks of work waiting).
+# last 7 local days (three weeks of work waiting), in an agency no review gave a new role in the last 7 days.
 BACKLOG_MIN, BACKLOG_WEEKS, BACKLOG_DAYS = 15, 3, 7
 
 ProposalKind = Literal[
@@ -429,8 +429,13 @@ async def _roles_to_add(tx: Tx, today: date) -> list[Proposal]:
     rows = await tx.all(
         "SELECT a.id, a.name, (SELECT count(*) FROM tasks AS t WHERE t.status = 'open' AND t.agency_id = a.id) "
         "AS open_tasks, (SELECT total(d.outcomes) FROM agency_days AS d WHERE d.agency_id = a.id "
-        "AND d.day BETWEEN ? AND ?) AS outcomes FROM agencies AS a WHERE a.status = 'active' ORDER BY a.id",
-        (first.isoformat(), today.isoformat()),
+        "AND d.day BETWEEN ? AND ?) AS outcomes FROM agencies AS a WHERE a.status = 'active' "
+        # A role a review added this last week has not had its chance at the backlog yet: no second on top.
+        # The few change sets of the week first (CROSS JOIN keeps that order), then each one's items by key.
+        "AND NOT EXISTS (SELECT 1 FROM change_sets AS c CROSS JOIN change_set_items AS i ON i.change_set_id = c.id "
+        "WHERE c.created_at >= ? AND c.reverted_by IS NULL AND i.tool = 'set_role' AND i.before = 'null' "
+        "AND json_extract(i.arguments, '$.agency') = a.name COLLATE NOCASE) ORDER BY a.id",
+        (first.isoformat(), today.isoformat(), format_ts(tx.now - timedelta(days=BACKLOG_DAYS))),
     )
     found = []
     for row in rows:

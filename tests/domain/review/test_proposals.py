@@ -23,7 +23,7 @@ from chief_of_staff.domain.authority import grants, ledger
 from chief_of_staff.domain.authority.grants import GrantSpec
 from chief_of_staff.domain.goals import KeyResultSpec
 from chief_of_staff.domain.outcomes import MetricDelta
-from chief_of_staff.domain.review import adjustments, proposals
+from chief_of_staff.domain.review import adjustments, changesets, proposals
 from chief_of_staff.domain.review.proposals import Proposal
 from tests.conftest import START
 
@@ -565,6 +565,24 @@ async def test_every_adjustment_is_accepted_as_sent(busy: Store) -> None:
     # Accepted, each one is answered: only the backlog remains (and the new Backlog role is taken).
     [left] = await found(busy)
     assert (left.kind, left.adjustment.arguments["name"]) == ("role_add", "Backlog 2")
+
+
+async def test_a_backlog_role_accepted_in_a_review_has_its_week_before_another_is_proposed(
+    world: Store, clock: FixedClock
+) -> None:
+    for _ in range(15):
+        await task(world)
+    [first] = await found(world, "role_add")
+    async with world.write() as tx:
+        await changesets.record_review(tx, OPERATOR_CLI, adjustments=[first.adjustment])
+    assert await found(world, "role_add") == []  # the new role has its week
+    clock.advance(timedelta(days=7, seconds=1))
+    [again] = await found(world, "role_add")
+    assert again.adjustment.arguments["name"] == "Backlog 2"
+    async with world.write() as tx:  # undone, the role is gone again: the backlog is proposed at once
+        await changesets.record_review(tx, OPERATOR_CLI, adjustments=[again.adjustment])
+        await changesets.revert_change_set(tx, OPERATOR_CLI, "CS2")
+    assert [p.adjustment.arguments["name"] for p in await found(world, "role_add")] == ["Backlog 3"]
 
 
 BIG_TABLES = (
