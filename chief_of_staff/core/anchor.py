@@ -213,7 +213,7 @@ def _short(digest: str) -> str:
     return digest[:16] + "…"
 
 
-async def _compare(tx: Tx, anchor: Anchor) -> str | None:
+async def compare(tx: Tx, anchor: Anchor) -> str | None:
     """None if the anchored row still holds the anchored hash, else what happened to it."""
     if anchor.row_id == 0:
         return None if anchor.hash == GENESIS else "the anchor names row 0 with a hash other than the genesis"
@@ -249,7 +249,7 @@ async def check(tx: Tx, config: AnchorConfig) -> AnchorCheck:
             f"no anchor at {config.path} yet (`chief-of-staff audit anchor` "
             "writes one; until then a truncated or re-signed tail goes unseen)",
         )
-    problem = await _compare(tx, anchor)
+    problem = await compare(tx, anchor)
     note = problem or f"anchor at row {anchor.row_id} (hash {_short(anchor.hash)}) matches"
     return AnchorCheck(chain, anchor, problem, note)
 
@@ -279,7 +279,7 @@ async def _fresh_head(tx: Tx, previous: Anchor | None) -> ChainReport | None:
         )
         chain = await audit.verify_chain(tx, after=None if window is None else (window["id"], window["hash"]))
     else:
-        problem = await _compare(tx, previous)
+        problem = await compare(tx, previous)
         if problem is not None:
             raise AnchorRefused(problem)
         chain = await audit.verify_chain(tx, after=(previous.row_id, previous.hash))
@@ -336,7 +336,7 @@ class Keeper:
             return str(exc)
         if found is None:
             return None
-        problem = await _compare(tx, found)
+        problem = await compare(tx, found)
         if problem is not None:
             return f"the audit log no longer holds what its anchor vouches for: {problem}"
         self.head = (found.row_id, found.hash)

@@ -90,6 +90,35 @@ async def append(tx: Tx, actor: Actor, action: str, subject: str = "", detail: d
 
 
 @dataclass(frozen=True)
+class AuditRow:
+    """One row of the log as the operator reads it: when, who, on which channel, what, and its detail (JSON)."""
+
+    id: int
+    at: str
+    actor: str
+    channel: str
+    action: str
+    subject: str
+    detail: str
+
+
+async def newest_rows(tx: Tx, *, before: int | None = None, limit: int = 50) -> list[AuditRow]:
+    """The newest rows, newest first; `before` (a row id) pages back from there. Read by the primary key."""
+    rows = await tx.all(
+        "SELECT id, at, actor, channel, action, subject, detail FROM audit_log "
+        + ("" if before is None else "WHERE id < ? ")
+        + "ORDER BY id DESC LIMIT ?",
+        (limit,) if before is None else (before, limit),
+    )
+    return [AuditRow(**dict(row)) for row in rows]
+
+
+async def head_id(tx: Tx) -> int:
+    """The newest row's id (0 for an empty log)."""
+    return int(await tx.scalar("SELECT coalesce(max(id), 0) FROM audit_log"))
+
+
+@dataclass(frozen=True)
 class ChainReport:
     """What a walk of the chain found: rows checked, the last good row, and the first bad one if any."""
 
