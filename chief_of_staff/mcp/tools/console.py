@@ -41,10 +41,19 @@ NO_BROWSER = (
     "The console is running, but no browser could be opened where this server runs (no display, a sandbox, "
     f"or only a text browser). Nothing was opened. {ELSEWHERE}"
 )
-_PAGES = {"today": "/", "goals": "/goals"}
+_PAGES = {
+    "today": "/",
+    "goals": "/goals",
+    "inbox": "/inbox",
+    "outcomes": "/outcomes",
+    "authority": "/authority",
+    "review": "/review",
+    "audit": "/audit",
+    "settings": "/settings",
+}
 # A model told by what it reads to open the console again and again would flood the operator's screen
 # with tabs: a few opens a minute is more than a person asks for.
-OPENS_PER_WINDOW, OPEN_WINDOW = 3, timedelta(minutes=1)
+OPENS_PER_WINDOW, OPEN_WINDOW = 5, timedelta(minutes=1)
 TOO_OFTEN = (
     f"The console was opened {OPENS_PER_WINDOW} times in the last minute, so it was not opened again: "
     "the operator has it in their browser already. Nothing was opened; ask them to look at that tab."
@@ -68,7 +77,10 @@ class ConsoleOpener(Protocol):
 
 
 class OpenConsoleIn(Model):
-    page: ShortText = Field("today", description='"today", "goals", or a decision id ("D7") to land on')
+    page: ShortText = Field(
+        "today",
+        description="today, goals, inbox, outcomes, authority, review, audit, settings, or a decision id (D7)",
+    )
 
 
 class OpenConsoleOut(View):
@@ -84,7 +96,8 @@ async def _landing(store: Store, page: str) -> tuple[str, str]:
     try:
         number = ids.parse_id("decision", page.strip(), field="page")
     except InvalidInput:
-        raise InvalidInput(f'page: send "today", "goals" or a decision id such as "D7", not {page!r}.') from None
+        pages = ", ".join(_PAGES)
+        raise InvalidInput(f"page: send one of {pages}, or a decision id such as D7, not {page!r}.") from None
     async with store.read() as tx:
         found = await decisions.get_decision(tx, ids.format_id("decision", number))
     return f"/decisions/{found.id}", found.id
