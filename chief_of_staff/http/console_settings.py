@@ -46,10 +46,7 @@ EVENT_WORDS = {
     "anomaly.found": "something looks wrong (an anomaly)",
     "grant.changed": "a grant was given, changed or revoked",
 }
-FORMAT_WORDS = (
-    ("standard", "signed JSON (Standard Webhooks)"),
-    ("slack", "a readable message (Slack and alike)"),
-)
+FORMAT_WORDS = (("standard", "signed JSON"), ("slack", "a readable message"))
 # The settings' names as the page labels them: what a change and a refusal say.
 SETTING_LABELS = {
     "name": "Name",
@@ -117,7 +114,7 @@ def time_zones() -> list[str]:
 
 def holders(roster: agencies.RosterView) -> list[tuple[str, str]]:
     """Whom a new token may act for, as the create form's choices: the operator, each active agency and role."""
-    choices = [("operator", "the operator (verified: may approve and widen)")]
+    choices = [("operator", "the operator")]
     for agency in roster.agencies:
         if agency.status != "active":
             continue
@@ -345,7 +342,7 @@ async def add_webhook(core: ConsoleCore, request: Request) -> Response:
             ("Endpoint", view.endpoint_id),
             ("Sends to", view.url),
             ("Events", ", ".join(view.events)),
-            ("Format", dict(FORMAT_WORDS)[view.format]),
+            ("Format", f"{view.format}: {dict(FORMAT_WORDS)[view.format]}"),
         ],
         "secret_name": "Its signing secret",
         "secret": secret,
