@@ -383,6 +383,7 @@ class _Console(ConsoleCore):
         async with self.store.write() as tx:
             await console_access.end_session(tx, session)
         self.flashes.pop(session.id, None)
+        self.once.pop(session.id, None)
         context = {"title": "Logged out", "message": f"You are logged out. {console_access.AGAIN}"}
         response = self.page(request, "message.html", None, context)
         response.delete_cookie(

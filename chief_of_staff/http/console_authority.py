@@ -40,7 +40,7 @@ from chief_of_staff.domain.authority.terms import BudgetSpec, GrantTerms, Period
 from chief_of_staff.domain.console_access import ConsoleSession
 from chief_of_staff.http import console_tables
 from chief_of_staff.http.console_gauges import Gauge, allowance_gauge, budget_gauges
-from chief_of_staff.http.console_kit import ConsoleCore, Endpoint, first
+from chief_of_staff.http.console_kit import ConsoleCore, Endpoint, cents_of, first
 
 PERIODS: tuple[Period, ...] = ("day", "week", "month")
 MODES = (
@@ -75,7 +75,6 @@ LABELS = {
 }
 # The domain models' fields that have a form field of another name.
 _FORM_NAMES = {"per_action_cap_cents": "cap", "scope_allow": "allow", "scope_deny": "deny"}
-_AMOUNT = re.compile(r"(?:[0-9]{1,3}(?:,[0-9]{3}){1,5}|[0-9]{1,15})(?:\.[0-9]{1,2})?")
 _COUNT = re.compile(r"[0-9]{1,12}")
 _PATTERN_GAPS = re.compile(r"[\s,]+")
 NOT_PREVIEWED = (
@@ -377,13 +376,11 @@ class FormReader:
             return None
         if text.startswith("-"):
             self._problem(name, f"a limit is zero or more, not {_quoted(text)}; leave it empty for no limit.")
-        elif not _AMOUNT.fullmatch(text):
+        elif (cents := cents_of(text)) is None:
             self._problem(name, f"send an amount like 12.50, or leave it empty for no limit; not {_quoted(text)}.")
+        elif cents <= MAX_CENTS:
+            return cents
         else:
-            whole, _, part = text.replace(",", "").partition(".")
-            cents = int(whole) * 100 + int(part.ljust(2, "0"))
-            if cents <= MAX_CENTS:
-                return cents
             self._problem(name, f"send at most {money(MAX_CENTS)}, or leave it empty for no limit.")
         return None
 

@@ -9,6 +9,7 @@ session's actor (`operator:console-N` on the verified channel); a page writes no
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -31,10 +32,16 @@ from chief_of_staff.domain.pace import way
 from chief_of_staff.http import console_charts, console_tables
 
 MAX_FORM_BYTES = 64 * 1024
+# An amount as people type one: thousands grouped by commas or not, at most two decimals.
+_AMOUNT = re.compile(r"(?:[0-9]{1,3}(?:,[0-9]{3}){1,5}|[0-9]{1,15})(?:\.[0-9]{1,2})?")
 MAX_FORM_FIELDS = 200  # the review's proposal checkboxes are one field each
 NO_CSRF = (
     "This form did not come from your console session (its CSRF token is missing or wrong), so nothing "
     "was changed. Reload the page and try again."
+)
+
+SHOWN_ONCE = (
+    "A secret is shown once, on the page that made it, and cannot be shown again; make a new one if it was lost."
 )
 
 Flash = tuple[Literal["done", "refused"], str]
@@ -79,6 +86,8 @@ class ConsoleCore:
     secure: bool
     templates: Jinja2Templates = field(default_factory=_templates)
     flashes: dict[int, Flash] = field(default_factory=dict)
+    # A page holding a secret (a new token's), kept in this process for the one GET that follows its post.
+    once: dict[int, tuple[str, dict[str, Any]]] = field(default_factory=dict)
 
     async def session(self, request: Request) -> ConsoleSession:
         """The request's live session, or a 401 page saying how to log in; its last use is kept current."""
@@ -101,6 +110,8 @@ class ConsoleCore:
     def page(
         self, request: Request, name: str, session: ConsoleSession | None, context: dict[str, Any], status: int = 200
     ) -> Response:
+        if session is not None:
+            self.once.pop(session.id, None)  # a secret not fetched at once is not kept for later
         shared = {
             "root": self.root(request),
             "csrf": None if session is None else session.csrf,
@@ -122,6 +133,25 @@ class ConsoleCore:
         self.flashes[session.id] = ("refused", message)
         return RedirectResponse(self.root(request) + page, status_code=303)
 
+    def show_once(
+        self, request: Request, session: ConsoleSession, name: str, context: dict[str, Any], path: str
+    ) -> Response:
+        """After an act that made a secret: 303 to `path`, whose next GET shows the page once (`shown_once`).
+
+        The post is answered with a redirect, so a reload of the secret's page re-sends nothing (no second
+        token); the secret rides in this process's memory, never in the URL, and is gone once shown.
+        """
+        self.once[session.id] = (name, context)
+        return RedirectResponse(self.root(request) + path, status_code=303)
+
+    def shown_once(self, request: Request, session: ConsoleSession, back: str) -> Response:
+        """The page `show_once` kept, this once; after that, back to `back` saying it cannot be shown again."""
+        held = self.once.pop(session.id, None)
+        if held is None:
+            return self.refused(request, session, SHOWN_ONCE, back)
+        name, context = held
+        return self.page(request, name, session, context)
+
     def refused_page(self, request: Request, refused: Refused) -> Response:
         context = {"title": refused.title, "message": refused.message}
         return self.page(request, "message.html", None, context, status=refused.status)
@@ -129,6 +159,14 @@ class ConsoleCore:
     def route(self, path: str, endpoint: Endpoint, method: str = "GET") -> Route:
         """A route whose refusals (not logged in, no CSRF token, a bad form) become pages of their own."""
         return Route(path, _handled(self, endpoint), methods=[method])
+
+
+def cents_of(text: str) -> int | None:
+    """An amount typed in the currency ("12.50", "1,250", "7") in whole cents; None if it is not one."""
+    if not _AMOUNT.fullmatch(text):
+        return None
+    whole, _, part = text.replace(",", "").partition(".")
+    return int(whole) * 100 + int(part.ljust(2, "0"))
 
 
 def first(form: dict[str, list[str]], name: str, default: str = "") -> str:

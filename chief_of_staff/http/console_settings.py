@@ -6,9 +6,10 @@ chief_of_staff.notify.events.set_daily_brief_at), chief_of_staff.domain.tokens, 
 chief_of_staff.notify.endpoints. A refusal comes back as the page's message, and nothing changes.
 
 A token's secret and an endpoint's signing secret exist once, in the domain's answer to the act that made
-them: the console shows that answer as the response to the create post itself (a page of its own, never a
-redirect), and puts the secret in no flash message, URL, log or audit row. The Settings page lists tokens
-and endpoints afterwards without them, and cannot show them again.
+them: the create post answers with a redirect to `/settings/created`, whose next GET shows that answer once
+(console_kit.show_once: the page is held in this process's memory for that one GET, so a reload makes no
+second token and shows nothing), and the secret is in no flash message, URL, log or audit row. The Settings
+page lists tokens and endpoints afterwards without them, and cannot show them again.
 """
 
 from __future__ import annotations
@@ -31,12 +32,13 @@ from chief_of_staff.domain import agencies, outbox, tokens, workspace
 from chief_of_staff.domain.tokens import TokenView
 from chief_of_staff.domain.workspace import SettingsChange
 from chief_of_staff.http import console_tables
-from chief_of_staff.http.console_kit import ConsoleCore, Endpoint, first
-from chief_of_staff.notify import endpoints, events
+from chief_of_staff.http.console_kit import ConsoleCore, Endpoint, cents_of, first
+from chief_of_staff.notify import delivery, endpoints, events
+from chief_of_staff.notify.delivery import DeliveryOutcome
 from chief_of_staff.notify.endpoints import EndpointView
 
 PAGE = "/settings"
-_AMOUNT = re.compile(r"(?:[0-9]{1,3}(?:,[0-9]{3}){1,5}|[0-9]{1,15})(?:\.[0-9]{1,2})?")
+CREATED = "/settings/created"  # where a new secret is shown, once
 _WHOLE = re.compile(r"[0-9]{1,6}")
 # What each webhook event tells the operator, beside its checkbox.
 EVENT_WORDS = {
@@ -64,6 +66,7 @@ def routes(core: ConsoleCore) -> list[Route]:
 
     return [
         core.route(PAGE, bound(settings_page)),
+        core.route(CREATED, bound(created_page)),
         core.route(f"{PAGE}/workspace", bound(change_workspace), "POST"),
         core.route(f"{PAGE}/tokens", bound(create_token), "POST"),
         core.route(f"{PAGE}/tokens/{{token}}/revoke", bound(revoke_token), "POST"),
@@ -193,13 +196,11 @@ class SettingsReader:
         text = self.text("chat_allowance")
         if text.startswith("-"):
             self._problem("chat_allowance_cents", f"send zero or more, not {_quoted(text)}.")
-        elif not _AMOUNT.fullmatch(text):
+        elif (cents := cents_of(text)) is None:
             self._problem("chat_allowance_cents", f"send an amount like 100.00, not {_quoted(text)}.")
+        elif cents <= MAX_CENTS:
+            return cents
         else:
-            whole, _, part = text.replace(",", "").partition(".")
-            cents = int(whole) * 100 + int(part.ljust(2, "0"))
-            if cents <= MAX_CENTS:
-                return cents
             self._problem("chat_allowance_cents", f"send at most {money(MAX_CENTS)}.")
         return None
 
@@ -232,6 +233,12 @@ class SettingsReader:
 
 def _quoted(text: str) -> str:
     return repr(console_tables.short(text, 40))
+
+
+async def created_page(core: ConsoleCore, request: Request) -> Response:
+    """A new token's or endpoint's secret, on the one GET after the post that made it; never again."""
+    session = await core.session(request)
+    return core.shown_once(request, session, PAGE)
 
 
 # --- tokens --------------------------------------------------------------------------------------------
@@ -279,7 +286,7 @@ async def create_token(core: ConsoleCore, request: Request) -> Response:
         "again": "token",
         "page": "settings",
     }
-    return core.page(request, "secret_once.html", session, context)
+    return core.show_once(request, session, "secret_once.html", context, CREATED)
 
 
 def _holder(value: str) -> tuple[str, str | None, str | None]:
@@ -355,7 +362,7 @@ async def add_webhook(core: ConsoleCore, request: Request) -> Response:
         "again": "endpoint",
         "page": "settings",
     }
-    return core.page(request, "secret_once.html", session, context)
+    return core.show_once(request, session, "secret_once.html", context, CREATED)
 
 
 def _events(form: dict[str, list[str]]) -> list[str]:
@@ -366,7 +373,7 @@ def _events(form: dict[str, list[str]]) -> list[str]:
 
 
 async def test_webhook(core: ConsoleCore, request: Request) -> Response:
-    """Queue a test message to one endpoint; a running server sends it, and its health shows how that went."""
+    """Send a test message to one endpoint now, as `chief-of-staff notify test` does, and say how it went."""
     session = await core.session(request)
     await core.checked_form(request, session)
     ref = request.path_params["endpoint"]
@@ -374,13 +381,29 @@ async def test_webhook(core: ConsoleCore, request: Request) -> Response:
         async with core.store.write() as tx:
             message_id = await endpoints.queue_test(tx, session.actor, ref)
             view = await _endpoint(tx, ref)
+            timezone = (await workspace.get(tx)).timezone
     except ChiefOfStaffError as refused:
         return core.refused(request, session, str(refused), PAGE)
-    said = (
-        f"Queued a test message ({message_id}) to {view.endpoint_id} at {view.url}. A running server sends it within "
-        "seconds; reload this page to see in its health whether it was delivered."
-    )
-    return core.done(request, session, said, PAGE)
+    async with delivery.http_client() as http:  # one attempt, bounded by the delivery timeout
+        outcome = await delivery.deliver_message(core.store, http, message_id)
+    said, ok = _test_said(view, message_id, outcome, timezone)
+    return (core.done if ok else core.refused)(request, session, said, PAGE)
+
+
+def _test_said(view: EndpointView, message_id: str, outcome: DeliveryOutcome | None, timezone: str) -> tuple[str, bool]:
+    """What became of a test message, in a sentence, and whether it arrived."""
+    to = f"{view.endpoint_id} at {view.url}"
+    if outcome is None:  # a running server's delivery loop took it first
+        return f"Queued a test message ({message_id}) to {to}; a running server is sending it.", True
+    answer = f" (HTTP {outcome.http_status})" if outcome.http_status else ""
+    if outcome.status == "delivered":
+        return f"Delivered a test message ({message_id}) to {to}{answer}.", True
+    if outcome.status == "pending":
+        when = (
+            "later" if outcome.next_attempt_at is None else console_tables.local_time(outcome.next_attempt_at, timezone)
+        )
+        return f"The test message to {to} was not delivered yet{answer}: {outcome.error}. Retried from {when}.", False
+    return f"The test message to {to} was not delivered{answer}: {outcome.error}", False
 
 
 async def remove_webhook(core: ConsoleCore, request: Request) -> Response:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
 from html import unescape
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -83,6 +85,14 @@ def flash(page: str) -> str:
     return unescape(found.group(1))
 
 
+async def made(client: httpx.AsyncClient, path: str, form: dict[str, Any]) -> httpx.Response:
+    """Post a create form; it answers 303 to the page that shows the new secret once: that page."""
+    posted = await client.post(path, data=form)
+    assert posted.status_code == 303 and posted.headers["location"] == "/settings/created", posted.text
+    assert "secret" not in posted.headers["location"]
+    return await client.get("/settings/created")
+
+
 def secret_on(page: str) -> str:
     found = re.search(r'id="secret-value">([^<]+)<', page)
     assert found is not None
@@ -136,9 +146,9 @@ async def test_the_page_loads_nothing_from_elsewhere_and_has_no_script_or_inline
     store: Store, client: httpx.AsyncClient
 ) -> None:
     csrf = await logged_in(store, client)
-    made = await client.post("/settings/tokens", data={"csrf": csrf, "holder": "operator"})
-    added = await client.post("/settings/webhooks", data={"csrf": csrf, "url": HOOK, "events": "brief.daily"})
-    for page in ((await client.get("/settings")).text, made.text, added.text):
+    token = await made(client, "/settings/tokens", {"csrf": csrf, "holder": "operator"})
+    added = await made(client, "/settings/webhooks", {"csrf": csrf, "url": HOOK, "events": "brief.daily"})
+    for page in ((await client.get("/settings")).text, token.text, added.text):
         assert "<script" not in page.lower() and " style=" not in page and " on" + "click" not in page
         urls = re.findall(r'(?:href|src|action)="([^"]*)"', page)
         assert urls and all(url.startswith(("/", "#")) and not url.startswith("//") for url in urls), urls
@@ -243,7 +253,7 @@ async def test_a_new_tokens_secret_is_shown_once_in_the_create_response_and_nowh
 ) -> None:
     csrf = await logged_in(store, client)
     form = {"csrf": csrf, "holder": "A1/R2", "label": "Cowork laptop", "expires_in_days": "30"}
-    answer = await client.post("/settings/tokens", data=form)
+    answer = await made(client, "/settings/tokens", form)
     assert answer.status_code == 200 and answer.headers["cache-control"] == "no-store"
     secret = secret_on(answer.text)
     assert secret.startswith(tokens.TOKEN_PREFIX) and answer.text.count(secret) == 1
@@ -257,13 +267,15 @@ async def test_a_new_tokens_secret_is_shown_once_in_the_create_response_and_nowh
     page = (await client.get("/settings")).text
     assert secret not in page and 'class="flash' not in page  # no flash: the create answered with a page
     assert "TK1 Outbound / Researcher active" in text_of(part(page, "TK1", "</tr>"))
+    again = await client.get("/settings/created", follow_redirects=True)  # a reload shows it no more
+    assert secret not in again.text and "cannot be shown again" in flash(again.text)
     assert secret not in await everything_audited(store)
     assert secret not in str(answer.headers) and secret not in str(answer.url)
 
 
 async def test_an_operator_token_acts_for_the_operator(store: Store, client: httpx.AsyncClient) -> None:
     csrf = await logged_in(store, client)
-    answer = await client.post("/settings/tokens", data={"csrf": csrf, "holder": "operator", "expires_in_days": ""})
+    answer = await made(client, "/settings/tokens", {"csrf": csrf, "holder": "operator", "expires_in_days": ""})
     assert "Acts for the operator Valid until it is revoked Label none" in text_of(answer.text)
     async with store.read() as tx:
         principal = await tokens.authenticate(tx, secret_on(answer.text))
@@ -294,7 +306,7 @@ async def test_a_bad_token_form_says_what_was_wrong_and_creates_nothing(
 
 async def test_revoking_a_token_withdraws_it_as_the_console_session(store: Store, client: httpx.AsyncClient) -> None:
     csrf = await logged_in(store, client)
-    secret = secret_on((await client.post("/settings/tokens", data={"csrf": csrf, "holder": "A1"})).text)
+    secret = secret_on((await made(client, "/settings/tokens", {"csrf": csrf, "holder": "A1"})).text)
     answer = await client.post("/settings/tokens/TK1/revoke", data={"csrf": csrf})
     assert answer.status_code == 303 and answer.headers["location"] == "/settings"
     async with store.read() as tx:
@@ -321,7 +333,7 @@ async def test_a_new_endpoints_signing_secret_is_shown_once_and_it_is_listed_wit
 ) -> None:
     csrf = await logged_in(store, client)
     form = {"csrf": csrf, "url": HOOK, "events": ["decision.opened", "brief.daily"], "format": "slack"}
-    answer = await client.post("/settings/webhooks", data=form)
+    answer = await made(client, "/settings/webhooks", form)
     assert answer.status_code == 200
     secret = secret_on(answer.text)
     assert secret.startswith(endpoints.SECRET_PREFIX) and answer.text.count(secret) == 1
@@ -359,21 +371,54 @@ async def test_a_bad_endpoint_form_says_what_was_wrong_and_adds_nothing(
     assert await state(store) == before
 
 
-async def test_testing_an_endpoint_queues_a_message_to_it_as_the_console_session(
-    store: Store, client: httpx.AsyncClient
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, list[int]]]:
+    """A webhook receiver on this machine (plain http is allowed to loopback): answers each POST with the
+    next status in its list (204 when the list is empty), and counts what it was sent."""
+    statuses: list[int] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["content-length"]))
+            self.send_response(statuses.pop(0) if statuses else 204)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", statuses
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+async def test_testing_an_endpoint_sends_a_message_now_as_the_console_session_and_says_how_it_went(
+    store: Store, client: httpx.AsyncClient, receiver: tuple[str, list[int]]
 ) -> None:
+    url, statuses = receiver
     csrf = await logged_in(store, client)
-    await client.post("/settings/webhooks", data={"csrf": csrf, "url": HOOK, "events": "decision.opened"})
+    await made(client, "/settings/webhooks", {"csrf": csrf, "url": url, "events": "decision.opened"})
     answer = await client.post("/settings/webhooks/NE1/test", data={"csrf": csrf})
     assert answer.status_code == 303 and answer.headers["location"] == "/settings"
     async with store.read() as tx:
-        queued = [tuple(row) for row in await tx.all("SELECT endpoint_id, event, status FROM webhook_deliveries")]
-    assert queued == [(1, "webhook.test", "pending")]
+        sent = [tuple(row) for row in await tx.all("SELECT endpoint_id, event, status FROM webhook_deliveries")]
+    assert sent == [(1, "webhook.test", "delivered")]
     [(actor, channel, subject, _)] = await audit_rows(store, "webhook.test")
     assert (actor, channel, subject) == ("operator:console-1", "verified", "NE1")
     page = (await client.get("/settings")).text
-    assert "Queued a test message" in flash(page) and "to NE1 at https://hooks.example.com/…ound" in flash(page)
-    assert "Waiting 1 to send" in text_of(part(page, "NE1", "</article>"))
+    assert "Delivered a test message" in flash(page) and "to NE1 at http://127.0.0.1:" in flash(page)
+    assert "(HTTP 204)" in flash(page)
+
+    statuses.append(503)  # the receiver is down: the message waits for a retry, and the page says so
+    await client.post("/settings/webhooks/NE1/test", data={"csrf": csrf})
+    said = flash((await client.get("/settings")).text)
+    assert "was not delivered yet (HTTP 503)" in said and "Retried from 2026-11-23 09:" in said
 
 
 async def test_removing_an_endpoint_stops_it_and_drops_what_it_was_owed(
@@ -433,10 +478,10 @@ async def test_script_in_a_token_label_and_a_webhook_url_is_shown_escaped(
     store: Store, client: httpx.AsyncClient
 ) -> None:
     csrf = await logged_in(store, client)
-    made = await client.post("/settings/tokens", data={"csrf": csrf, "holder": "A1", "label": SCRIPT})
-    assert "<script" not in made.text and ESCAPED in made.text
-    added = await client.post(
-        "/settings/webhooks", data={"csrf": csrf, "url": HOOK + "/" + SCRIPT, "events": "brief.daily"}
+    token = await made(client, "/settings/tokens", {"csrf": csrf, "holder": "A1", "label": SCRIPT})
+    assert "<script" not in token.text and ESCAPED in token.text
+    added = await made(
+        client, "/settings/webhooks", {"csrf": csrf, "url": HOOK + "/" + SCRIPT, "events": "brief.daily"}
     )
     assert added.status_code == 200 and "<script" not in added.text
     page = (await client.get("/settings")).text
