@@ -148,7 +148,7 @@ def parse_local_date(value: Any, field: str = "date") -> date:
     """Accept exactly YYYY-MM-DD (a calendar date in the workspace timezone), within the date range."""
     if isinstance(value, date):
         day = value
-    elif not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+    elif not isinstance(value, str) or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value.strip()):
         raise InvalidInput(f"{field}: send a date as YYYY-MM-DD, e.g. 2026-12-31.")
     else:
         try:
@@ -162,7 +162,7 @@ def parse_local_date(value: Any, field: str = "date") -> date:
 
 
 def _date_before(value: Any) -> Any:
-    if isinstance(value, str) and not re.fullmatch(r"\s*\d{4}-\d{2}-\d{2}\s*", value):
+    if isinstance(value, str) and not re.fullmatch(r"\s*[0-9]{4}-[0-9]{2}-[0-9]{2}\s*", value):
         raise ValueError("send a date as YYYY-MM-DD, e.g. 2026-12-31")
     return value
 

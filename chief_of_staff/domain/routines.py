@@ -54,7 +54,7 @@ def parse_schedule(text: object) -> str:
         return value
     if kind == "weekly" and rest:
         return "weekly:" + ",".join(_day_names(rest.split(",")))
-    if kind == "monthly" and re.fullmatch(r"\d{1,2}", rest):
+    if kind == "monthly" and re.fullmatch(r"[0-9]{1,2}", rest):
         if 1 <= int(rest) <= 28:
             return f"monthly:{int(rest)}"
         raise InvalidInput(

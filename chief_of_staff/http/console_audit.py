@@ -11,6 +11,7 @@ for the terminal, where the operator reads what it found).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -97,7 +98,7 @@ def _before(sent: str) -> int | None:
     """The `before` row id of an older page, or a 400 page saying what to send."""
     if not sent:
         return None
-    if not sent.isdigit() or len(sent) > 18:
+    if not re.fullmatch(r"[0-9]{1,18}", sent):
         raise Refused(400, "No such page", f"before: send a row id (a whole number), not {sent[:40]!r}.")
     return int(sent)
 

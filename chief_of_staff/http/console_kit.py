@@ -32,6 +32,7 @@ from chief_of_staff.domain.pace import way
 from chief_of_staff.http import console_charts, console_tables
 
 MAX_FORM_BYTES = 64 * 1024
+MAX_COOKIE_VALUES = 4  # the session cookie's values tried, in the order sent
 # An amount as people type one: thousands grouped by commas or not, at most two decimals.
 _AMOUNT = re.compile(r"(?:[0-9]{1,3}(?:,[0-9]{3}){1,5}|[0-9]{1,15})(?:\.[0-9]{1,2})?")
 MAX_FORM_FIELDS = 200  # the review's proposal checkboxes are one field each
@@ -91,13 +92,35 @@ class ConsoleCore:
 
     async def session(self, request: Request) -> ConsoleSession:
         """The request's live session, or a 401 page saying how to log in; its last use is kept current."""
+        sent = self._cookie_values(request) or [""]
         async with self.store.read() as tx:
-            session = await console_access.session_of(tx, request.cookies.get(self.cookie, ""))
+            for index, secret in enumerate(sent):
+                try:
+                    session = await console_access.session_of(tx, secret)
+                    break
+                except AccessRefused:
+                    if index == len(sent) - 1:
+                        raise
         if console_access.seen_is_stale(session, self.store.clock.now()):
             with contextlib.suppress(WorkspaceSealed):  # bookkeeping: a sealed workspace still shows its pages
                 async with self.store.write() as tx:
                     await console_access.mark_seen(tx, session)
         return session
+
+    def _cookie_values(self, request: Request) -> list[str]:
+        """Every value the browser sent under the session cookie's name, in its order (at most a few).
+
+        Browsers share cookies across a host's ports, so a page on another port of 127.0.0.1 can set one
+        of the same name (Path=/); Starlette would keep only the last value, and that stray one would log
+        the operator out. Any of the values that is a live session will do.
+        """
+        found = []
+        for header in request.headers.getlist("cookie"):
+            for pair in header.split(";"):
+                name, equals, value = pair.strip().partition("=")
+                if equals and name == self.cookie:
+                    found.append(value.strip().strip('"'))
+        return found[:MAX_COOKIE_VALUES]
 
     async def checked_form(self, request: Request, session: ConsoleSession) -> dict[str, list[str]]:
         """The posted form (every value of each field), once its CSRF token is the session's own; 403 otherwise."""
@@ -146,6 +169,9 @@ class ConsoleCore:
 
     def shown_once(self, request: Request, session: ConsoleSession, back: str) -> Response:
         """The page `show_once` kept, this once; after that, back to `back` saying it cannot be shown again."""
+        if request.method != "GET" or request.headers.get("sec-fetch-dest", "document") != "document":
+            # A HEAD, a prefetch or a subresource is not the operator looking: it must not use the secret up.
+            return Response(status_code=204)
         held = self.once.pop(session.id, None)
         if held is None:
             return self.refused(request, session, SHOWN_ONCE, back)

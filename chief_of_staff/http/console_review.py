@@ -43,8 +43,6 @@ from chief_of_staff.domain.review.proposals import Proposal, ProposalKind, propo
 from chief_of_staff.http import console_charts, console_tables
 from chief_of_staff.http.console_kit import ConsoleCore, Endpoint, Refused, first
 
-# The hidden field beside each checkbox: "shown-<key>" carries the version of the change the operator read.
-SHOWN = "shown-"
 # The newest change sets listed on the page; any other is reachable by its id.
 RECENT_SETS = 6
 # Each kind of proposal, as its heading says it.
@@ -249,15 +247,33 @@ async def record(core: ConsoleCore, request: Request) -> Response:
     """The checked proposals and the note, recorded as one change set; then that change set, to revert."""
     session = await core.session(request)
     form = await core.checked_form(request, session)
-    keys = form.get("accept", [])
-    shown = {name.removeprefix(SHOWN): first(form, name) for name in form if name.startswith(SHOWN)}
     try:
+        keys, shown = _accepted(form.get("accept", []))
         async with core.store.write() as tx:
             accepted = await packet.accepted_adjustments(tx, keys, field="accept", shown=shown) if keys else []
             view = await changesets.record_review(tx, session.actor, adjustments=accepted, note=first(form, "note"))
     except ChiefOfStaffError as refused:
         return core.refused(request, session, str(refused), "/review")
     return core.done(request, session, _recorded(view), f"/review/change-sets/{view.id}")
+
+
+def _accepted(values: list[str]) -> tuple[list[str], dict[str, str]]:
+    """The checked boxes, each `key@version` (the change the operator read), as keys and their versions.
+
+    The version rides in the checkbox's own value, so only checked proposals send a field (an agency
+    cannot swell the form past its field limit with proposals of its making), and no key arrives without
+    the version it must match.
+    """
+    shown: dict[str, str] = {}
+    for value in values:
+        key, at, version = value.rpartition("@")
+        if not at or not key.strip() or not version:
+            raise InvalidInput(
+                f"accept: {value[:80]!r} does not name a proposal as the review shows it (key@version); nothing "
+                "was changed. Reload the review and check the proposals again."
+            )
+        shown.setdefault(key.strip(), version)
+    return list(shown), shown
 
 
 def _recorded(view: ChangeSetView) -> str:

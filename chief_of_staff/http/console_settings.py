@@ -14,6 +14,8 @@ page lists tokens and endpoints afterwards without them, and cannot show them ag
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import zoneinfo
 from collections.abc import Awaitable, Callable
@@ -26,7 +28,7 @@ from starlette.routing import Route
 
 from chief_of_staff.core import ids
 from chief_of_staff.core.db import Tx
-from chief_of_staff.core.errors import ChiefOfStaffError, InvalidInput, NotFound
+from chief_of_staff.core.errors import ChiefOfStaffError, Conflict, InvalidInput, NotFound
 from chief_of_staff.core.fields import MAX_CENTS, money
 from chief_of_staff.domain import agencies, outbox, tokens, workspace
 from chief_of_staff.domain.tokens import TokenView
@@ -38,6 +40,11 @@ from chief_of_staff.notify.delivery import DeliveryOutcome
 from chief_of_staff.notify.endpoints import EndpointView
 
 PAGE = "/settings"
+# The form sends every setting; sent from a page opened before another change, it would quietly undo it.
+MOVED_SINCE = (
+    "The settings changed since this page was opened (in chat, at a terminal or in another tab), so nothing "
+    "was changed: saving them would have put back what was there. Reload Settings and make your change again."
+)
 CREATED = "/settings/created"  # where a new secret is shown, once
 _WHOLE = re.compile(r"[0-9]{1,6}")
 # What each webhook event tells the operator, beside its checkbox.
@@ -93,6 +100,7 @@ async def settings_page(core: ConsoleCore, request: Request) -> Response:
         "as_of": as_of,
         "file": str(core.store.path),
         "allowance": money(ws.chat_allowance_cents),
+        "seen": settings_seen(ws),
         "zones": time_zones(),
         "max_window": workspace.MAX_CHAT_WINDOW_DAYS,
         "tokens": shown_tokens,
@@ -149,12 +157,20 @@ async def change_workspace(core: ConsoleCore, request: Request) -> Response:
         brief_at = wanted.pop("daily_brief_at")
         async with core.store.write() as tx:
             before = await workspace.get(tx)
+            if first(form, "seen") != settings_seen(before):
+                raise Conflict(MOVED_SINCE)
             change = await workspace.update_settings(tx, session.actor, **wanted)
             if brief_at != before.daily_brief_at:
                 await events.set_daily_brief_at(tx, session.actor, brief_at)
     except ChiefOfStaffError as refused:
         return core.refused(request, session, str(refused), PAGE)
     return core.done(request, session, settings_said(change, before.daily_brief_at, brief_at), PAGE)
+
+
+def settings_seen(ws: workspace.Workspace) -> str:
+    """The settings as the page showed them, as a short digest the form sends back (see MOVED_SINCE)."""
+    shown = [ws.name, ws.timezone, ws.currency, ws.chat_allowance_cents, ws.chat_window_days, ws.daily_brief_at]
+    return hashlib.sha256(json.dumps(shown).encode()).hexdigest()[:16]
 
 
 def settings_said(change: SettingsChange, brief_before: str, brief_after: str) -> str:

@@ -28,7 +28,7 @@ DAILY_EVENTS = frozenset({"brief.daily", "anomaly.found"})
 
 # A pending decision is announced as expiring this long before it does.
 EXPIRING_WINDOW = timedelta(hours=12)
-_CLOCK_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+_CLOCK_TIME = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 
 
 async def subscribed_events(tx: Tx) -> set[str]:

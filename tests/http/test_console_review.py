@@ -87,10 +87,16 @@ async def review(store: Store, client: httpx.AsyncClient) -> str:
     return page.text
 
 
+def checkboxes(page: str) -> dict[str, str]:
+    """Each proposal's checkbox value (`key@version`: the change the page showed), by its key."""
+    values = re.findall(r'<input type="checkbox" id="[^"]+" name="accept" value="([^"]+)">', page)
+    return {value.rpartition("@")[0]: value for value in values}
+
+
 def accepting(page: str, *keys: str, note: str = "") -> dict[str, Any]:
-    """The review form as the browser sends it with `keys` checked: every proposal's shown version rides along."""
-    shown = dict(re.findall(r'name="(shown-[^"]+)" value="([^"]+)"', page))
-    return {"csrf": csrf_of(page), "accept": list(keys), "note": note, **shown}
+    """The review form as the browser sends it with `keys` checked: each checkbox carries the version it showed."""
+    shown = checkboxes(page)
+    return {"csrf": csrf_of(page), "accept": [shown.get(key, key + "@gone") for key in keys], "note": note}
 
 
 async def state(store: Store) -> tuple[Any, ...]:
@@ -126,7 +132,7 @@ async def test_the_page_shows_the_packet_and_each_proposal_with_a_checkbox(
     for section in ("Since you last looked", "Goals: progress, pace and forecast", "Scorecards", "Anomalies"):
         assert section in page
     assert "Decisions waiting (0)" in page and "Proposals (2)" in page and "Last review: none yet." in page
-    assert re.findall(r'<input type="checkbox" id="[^"]+" name="accept" value="([^"]+)">', page) == list(BOTH)
+    assert list(checkboxes(page)) == list(BOTH)
     widen = proposal(page, "grant_widen:GR4")
     assert "You approved GR4 crm.update (Outbound) the last 5 times" in widen
     assert "approved streak</span> 5" in widen and "largest approved</span> 50.00 USD" in widen
@@ -200,7 +206,7 @@ async def test_recording_two_checked_proposals_makes_one_change_set_as_the_conso
     assert "After: mode &#34;approve&#34;, per_action_cap_cents null" in undoes
     after = (await client.get("/review")).text
     assert 'Last review: <a href="/review/change-sets/CS1">CS1</a>' in after
-    assert 'value="grant_widen:GR4"' not in after  # accepted, so no longer proposed
+    assert 'value="grant_widen:GR4@' not in after  # accepted, so no longer proposed
 
 
 async def test_reverting_undoes_the_change_set_as_a_new_one(store: Store, client: httpx.AsyncClient) -> None:
@@ -291,7 +297,7 @@ async def test_a_proposal_that_now_makes_another_change_refuses_the_record(
 ) -> None:
     page = await review(store, client)
     form = accepting(page, *BOTH)
-    form["shown-grant_widen:GR4"] = "0123456789abcdef"  # the change the operator read was another one
+    form["accept"][0] = "grant_widen:GR4@0123456789abcdef"  # the change the operator read was another one
     before = await state(store)
     assert (await client.post("/review", data=form)).headers["location"] == "/review"
     assert await state(store) == before

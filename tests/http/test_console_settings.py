@@ -64,6 +64,13 @@ async def logged_in(store: Store, client: httpx.AsyncClient) -> str:
     return csrf_of((await client.get("/settings")).text)
 
 
+async def seen(client: httpx.AsyncClient) -> str:
+    """The settings' digest the Settings page's form carries: the settings as it showed them."""
+    found = re.search(r'name="seen" value="([^"]+)"', (await client.get("/settings")).text)
+    assert found is not None
+    return found.group(1)
+
+
 def csrf_of(page: str) -> str:
     found = re.search(r'name="csrf" value="([^"]+)"', page)
     assert found is not None
@@ -175,7 +182,7 @@ async def test_a_settings_change_is_applied_and_audited_as_the_console_session(
         "chat_window_days": "14",
         "daily_brief_at": "07:30",
     }
-    answer = await client.post("/settings/workspace", data={"csrf": csrf, **form})
+    answer = await client.post("/settings/workspace", data={"csrf": csrf, "seen": await seen(client), **form})
     assert answer.status_code == 303 and answer.headers["location"] == "/settings"
     async with store.read() as tx:
         ws = await workspace.get(tx)
@@ -202,7 +209,7 @@ async def test_a_settings_change_is_applied_and_audited_as_the_console_session(
 async def test_the_form_as_it_was_changes_nothing_and_says_so(store: Store, client: httpx.AsyncClient) -> None:
     csrf = await logged_in(store, client)
     before = await state(store)
-    await client.post("/settings/workspace", data={"csrf": csrf, **SETTINGS})
+    await client.post("/settings/workspace", data={"csrf": csrf, "seen": await seen(client), **SETTINGS})
     assert flash((await client.get("/settings")).text) == "Nothing changed: the settings already were these."
     assert await state(store) == before
 
@@ -230,7 +237,9 @@ async def test_a_bad_setting_says_what_was_wrong_and_changes_nothing(
 ) -> None:
     csrf = await logged_in(store, client)
     before = await state(store)
-    answer = await client.post("/settings/workspace", data={"csrf": csrf, **SETTINGS, **changed})
+    answer = await client.post(
+        "/settings/workspace", data={"csrf": csrf, "seen": await seen(client), **SETTINGS, **changed}
+    )
     assert answer.status_code == 303 and answer.headers["location"] == "/settings"
     assert said in flash((await client.get("/settings")).text)
     assert await state(store) == before
@@ -239,7 +248,8 @@ async def test_a_bad_setting_says_what_was_wrong_and_changes_nothing(
 async def test_every_field_the_page_cannot_read_is_named_at_once(store: Store, client: httpx.AsyncClient) -> None:
     csrf = await logged_in(store, client)
     await client.post(
-        "/settings/workspace", data={"csrf": csrf, **SETTINGS, "chat_allowance": "x", "chat_window_days": ""}
+        "/settings/workspace",
+        data={"csrf": csrf, "seen": await seen(client), **SETTINGS, "chat_allowance": "x", "chat_window_days": ""},
     )
     said = flash((await client.get("/settings")).text)
     assert said.startswith("Nothing was changed:") and "Chat allowance:" in said and "Chat allowance window:" in said
@@ -488,6 +498,8 @@ async def test_script_in_a_token_label_and_a_webhook_url_is_shown_escaped(
     assert "<script" not in page and ESCAPED in part(page, "TK1", "</tr>")
     assert 'id="NE1"' in page
     # A refusal that quotes what was sent shows it escaped too.
-    await client.post("/settings/workspace", data={"csrf": csrf, **SETTINGS, "timezone": SCRIPT})
+    await client.post(
+        "/settings/workspace", data={"csrf": csrf, "seen": await seen(client), **SETTINGS, "timezone": SCRIPT}
+    )
     page = (await client.get("/settings")).text
     assert "<script" not in page and "is not an IANA time zone" in flash(page)

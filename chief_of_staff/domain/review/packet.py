@@ -141,7 +141,8 @@ async def accepted_adjustments(
             f"{field}: {what} (proposed: {', '.join(offered) or 'none'}); nothing was changed. Name proposals "
             "by the keys the review lists now, e.g. grant_widen:GR4."
         )
-    moved = [key for key in picked if shown and key in shown and shown[key] != proposals.proposal_version(offered[key])]
+    # With `shown`, a key without the version it was read at is as good as moved: the check fails closed.
+    moved = [key for key in picked if shown is not None and shown.get(key) != proposals.proposal_version(offered[key])]
     if moved:
         now = " ".join(f"{key} now proposes: {offered[key].message}" for key in moved)
         raise InvalidInput(
