@@ -5,7 +5,12 @@ opens the browser on a one-time login link; `ensure_console` starts the same app
 server process, for the chat's "open the console". The door is chief_of_staff.domain.console_access:
 the link's secret is exchanged once, within minutes, for a session cookie; every act of the session is
 audited as `operator:console-N` on the verified channel, through the same domain functions as the
-command line (deciding.decide, ...): the console writes no business SQL of its own.
+command line (deciding.decide, ...): the console writes no business SQL of its own. `serve --http
+--console` mounts the same app beside each workspace's MCP endpoint (chief_of_staff.http.server).
+
+This module holds the app, its guard, serving, and the first pages (Today, Goals, Inbox, Outcomes, the
+login and deciding); the other pages are modules of their own over console_kit (console_authority,
+console_review, console_audit, console_settings).
 
 Security, as for any local web app that can spend money:
 

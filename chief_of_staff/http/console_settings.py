@@ -389,7 +389,7 @@ def _events(form: dict[str, list[str]]) -> list[str]:
 
 
 async def test_webhook(core: ConsoleCore, request: Request) -> Response:
-    """Send a test message to one endpoint now, as `chief-of-staff notify test` does, and say how it went."""
+    """Send a test message to one endpoint now, as `chief-of-staff notify test NE1` does, and say how it went."""
     session = await core.session(request)
     await core.checked_form(request, session)
     ref = request.path_params["endpoint"]
