@@ -9,8 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import sqlite3
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -21,73 +19,31 @@ from chief_of_staff.core.audit import OPERATOR_CLI, Actor
 from chief_of_staff.core.clock import FixedClock
 from chief_of_staff.core.db import Store
 from chief_of_staff.domain import agencies, brief, console_access, decisions, inbox, outcomes, viewers
-from chief_of_staff.domain.authority import ledger
-from chief_of_staff.domain.blueprints import loader
 from chief_of_staff.http import console, console_tables
 from chief_of_staff.http.console import CSP, build_console_app
+from tests.http.console_support import (
+    BASE,
+    SCRIPT,
+    apply_outbound,
+    assert_self_contained,
+    csrf_of,
+    escalate,
+    link,
+    login,
+    refusing_changes,
+)
 
 pytestmark = pytest.mark.anyio
 
-BASE = "http://127.0.0.1:8123"
 AGENCY = Actor("agency:Outbound", "agency")
-SCRIPT = "<script>alert('owned')</script>"
 
 
 @pytest.fixture
 async def store(store: Store) -> Store:
     """The Outbound blueprint, and D1: an escalation of 123.45 for spend.ads that parks its task."""
-    async with store.write() as tx:
-        await loader.apply_blueprint(tx, OPERATOR_CLI, "outbound")
+    await apply_outbound(store)
     await escalate(store, "Outbound", "SDR", "Buy the ad slot")
     return store
-
-
-async def escalate(store: Store, agency: str, role: str | None, title: str) -> str:
-    """The agency adds a task and asks for money no grant covers: a decision that parks the task."""
-    actor = Actor(f"agency:{agency}", "agency")
-    async with store.write() as tx:
-        task = await inbox.add_task(tx, actor, title=title, agency=agency, role=role, source="agency")
-        answer = await ledger.authorize(
-            tx,
-            actor,
-            agency=agency,
-            role=role,
-            capability="spend.ads",
-            amount_cents=12345,
-            target="ads.example.com",
-            task_id=task.id,
-            idempotency_key=None,
-        )
-    assert answer.answer == "needs_approval" and answer.decision_id is not None
-    return answer.decision_id
-
-
-@pytest.fixture
-async def client(store: Store) -> AsyncIterator[httpx.AsyncClient]:
-    app = build_console_app(store, base_url=BASE)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as http:
-        yield http
-
-
-async def link(store: Store, page: str = "/") -> str:
-    async with store.write() as tx:
-        secret = await console_access.mint_login(tx, OPERATOR_CLI, page=page)
-    return f"/login?token={secret}"
-
-
-async def logged_in(store: Store, client: httpx.AsyncClient) -> str:
-    """Log in through a fresh link; the CSRF token the Today page's forms carry."""
-    answer = await client.get(await link(store))
-    assert answer.status_code == 303
-    today = await client.get("/")
-    assert today.status_code == 200
-    return csrf_of(today.text)
-
-
-def csrf_of(page: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', page)
-    assert found is not None
-    return found.group(1)
 
 
 async def state(store: Store) -> tuple[Any, ...]:
@@ -166,14 +122,14 @@ async def test_without_a_session_every_page_says_how_to_log_in(store: Store, cli
 
 
 async def test_logging_out_ends_the_session(store: Store, client: httpx.AsyncClient) -> None:
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client)
     answer = await client.post("/logout", data={"csrf": csrf})
     assert answer.status_code == 200 and "logged out" in answer.text
     assert (await client.get("/")).status_code == 401
 
 
 async def test_a_session_left_idle_ends(store: Store, client: httpx.AsyncClient, clock: FixedClock) -> None:
-    await logged_in(store, client)
+    await login(store, client)
     clock.advance(console_access.IDLE_TIMEOUT)
     answer = await client.get("/")
     assert answer.status_code == 401 and "unused" in answer.text
@@ -183,7 +139,7 @@ async def test_a_session_left_idle_ends(store: Store, client: httpx.AsyncClient,
 
 
 async def test_today_shows_each_waiting_decision_with_its_full_request(store: Store, client: httpx.AsyncClient) -> None:
-    await logged_in(store, client)
+    await login(store, client)
     page = (await client.get("/")).text
     d1 = page.split('id="D1"', 1)[1].split("</article>", 1)[0]
     task = (await decision(store)).task_id
@@ -198,7 +154,7 @@ async def test_today_shows_each_waiting_decision_with_its_full_request(store: St
 async def test_approving_from_today_decides_through_the_domain_as_the_console_session(
     store: Store, client: httpx.AsyncClient
 ) -> None:
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client)
     answer = await client.post("/decisions/D1", data={"csrf": csrf, "action": "approve", "note": "one-off, fine"})
     assert answer.status_code == 303 and answer.headers["location"] == "/"
     view = await decision(store)
@@ -214,7 +170,7 @@ async def test_approving_from_today_decides_through_the_domain_as_the_console_se
 
 
 async def test_denying_from_today_can_fail_the_waiting_task(store: Store, client: httpx.AsyncClient) -> None:
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client)
     form = {"csrf": csrf, "action": "deny", "note": "not this month", "task_on_deny": "fail"}
     assert (await client.post("/decisions/D1", data=form)).status_code == 303
     view = await decision(store)
@@ -226,7 +182,7 @@ async def test_denying_from_today_can_fail_the_waiting_task(store: Store, client
 
 
 async def test_a_refused_act_shows_its_message_on_the_page(store: Store, client: httpx.AsyncClient) -> None:
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client)
     await client.post("/decisions/D1", data={"csrf": csrf, "action": "approve"})
     before = await state(store)
     stale = await client.post("/decisions/D1", data={"csrf": csrf, "action": "deny"})
@@ -237,7 +193,7 @@ async def test_a_refused_act_shows_its_message_on_the_page(store: Store, client:
 
 
 async def test_opening_today_moves_the_operators_mark(store: Store, client: httpx.AsyncClient) -> None:
-    await logged_in(store, client)
+    await login(store, client)
     async with store.read() as tx:
         mark = await tx.scalar("SELECT last_audit_id FROM viewers WHERE name = 'operator'")
         head = await tx.scalar("SELECT max(id) FROM audit_log")
@@ -251,7 +207,7 @@ async def test_opening_today_moves_the_operators_mark(store: Store, client: http
 async def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(
     store: Store, client: httpx.AsyncClient
 ) -> None:
-    await logged_in(store, client)
+    await login(store, client)
     before = await state(store)
     for form in ({"action": "approve"}, {"action": "approve", "csrf": "guessed"}, {"action": "approve", "csrf": ""}):
         answer = await client.post("/decisions/D1", data=form)
@@ -266,7 +222,7 @@ async def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(
 async def test_a_post_from_a_foreign_origin_is_refused_and_changes_nothing(
     store: Store, client: httpx.AsyncClient
 ) -> None:
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client)
     before = await state(store)
     form = {"csrf": csrf, "action": "approve"}
     for headers in (
@@ -286,7 +242,7 @@ async def test_a_post_from_a_foreign_origin_is_refused_and_changes_nothing(
 async def test_a_request_for_a_foreign_host_is_refused_and_changes_nothing(
     store: Store, client: httpx.AsyncClient
 ) -> None:
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client)
     before = await state(store)
     for host in ("evil.example", "evil.example:8123", "127.0.0.1:9999", "localhost"):
         assert (await client.get("/", headers={"Host": host})).status_code == 421
@@ -305,7 +261,7 @@ async def test_script_in_an_agency_name_and_a_task_title_is_shown_escaped(
     async with store.write() as tx:
         await agencies.create_agency(tx, OPERATOR_CLI, name=SCRIPT, purpose="Hostile")
     await escalate(store, SCRIPT, None, f'<img src=x onerror="alert(1)"> {SCRIPT}')
-    await logged_in(store, client)
+    await login(store, client)
     page = (await client.get("/")).text
     assert "<script" not in page and "<img" not in page
     assert "&lt;script&gt;alert(&#39;owned&#39;)&lt;/script&gt;" in page
@@ -314,7 +270,7 @@ async def test_script_in_an_agency_name_and_a_task_title_is_shown_escaped(
 
 async def test_every_answer_carries_the_security_headers(store: Store, client: httpx.AsyncClient) -> None:
     answers = [await client.get("/"), await client.get("/login?token=cosl_nope")]
-    await logged_in(store, client)
+    await login(store, client)
     answers += [await client.get(path) for path in ("/", "/goals", "/static/console.css", "/static/icon.svg", "/nope")]
     answers += [
         await client.post("/decisions/D1", data={}),
@@ -330,34 +286,22 @@ async def test_every_answer_carries_the_security_headers(store: Store, client: h
 
 
 async def test_pages_load_nothing_from_elsewhere_and_run_no_script(store: Store, client: httpx.AsyncClient) -> None:
-    await logged_in(store, client)
+    await login(store, client)
     for path in ("/", "/goals", "/inbox", "/outcomes"):
-        page = (await client.get(path)).text
-        assert "<script" not in page.lower() and " style=" not in page and " on" + "click" not in page
-        urls = re.findall(r'(?:href|src|action)="([^"]*)"', page)
-        assert urls and all(url.startswith("/") and not url.startswith("//") for url in urls), urls
+        assert_self_contained((await client.get(path)).text, fragments=False)
 
 
 async def test_a_workspace_that_refuses_changes_still_shows_today_and_says_why_nothing_moves(
     store: Store, client: httpx.AsyncClient
 ) -> None:
-    csrf = await logged_in(store, client)
-    # Someone with the file drops an append-only trigger: a store opened on it now refuses every write.
-    with sqlite3.connect(store.path) as conn:
-        conn.execute("DROP TRIGGER audit_log_no_delete")
-    sealed = await Store.open(store.path, store.clock)
-    try:
-        app = build_console_app(sealed, base_url=BASE)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as http:
-            http.cookies = client.cookies
-            today = await http.get("/")
-            assert today.status_code == 200 and "refuses changes" in today.text and 'id="D1"' in today.text
-            await http.post("/decisions/D1", data={"csrf": csrf, "action": "approve"})
-            assert "refuses changes" in (await http.get("/")).text
-            refused = await http.get(await link(store))
-            assert refused.status_code == 503 and "chief-of-staff audit repair" in refused.text
-    finally:
-        await sealed.close()
+    csrf = await login(store, client)
+    async with refusing_changes(store, client) as http:
+        today = await http.get("/")
+        assert today.status_code == 200 and "refuses changes" in today.text and 'id="D1"' in today.text
+        await http.post("/decisions/D1", data={"csrf": csrf, "action": "approve"})
+        assert "refuses changes" in (await http.get("/")).text
+        refused = await http.get(await link(store))
+        assert refused.status_code == 503 and "chief-of-staff audit repair" in refused.text
     assert (await decision(store)).status == "pending"
 
 
@@ -416,7 +360,7 @@ async def test_a_same_site_or_cross_site_get_is_refused_and_moves_no_mark(
     store: Store, client: httpx.AsyncClient
 ) -> None:
     """Another port of 127.0.0.1 is the same site: its <img src=console> must not render Today nor move the mark."""
-    await logged_in(store, client)
+    await login(store, client)
     await escalate(store, "Outbound", "SDR", "Something new to notice")
     before = await _changes(store)
     for site in ("same-site", "cross-site"):
@@ -490,7 +434,7 @@ async def test_the_inbox_lists_unfinished_tasks_and_filters_by_status_and_agency
         other = await inbox.add_task(tx, OPERATOR_CLI, title="Other agency's chore", agency="Other")
         done = await inbox.add_task(tx, OPERATOR_CLI, title="Not needed after all", agency="Outbound")
         await inbox.update_task(tx, OPERATOR_CLI, done.id, status="cancelled", note="Shipped " + "x" * 200)
-    await logged_in(store, client)
+    await login(store, client)
     page = await client.get("/inbox")
     assert page.status_code == 200 and 'aria-current="page">Inbox' in page.text
     shown = rows_of(page.text, "tasks")
@@ -513,7 +457,7 @@ async def test_the_outcomes_page_filters_pages_and_links_the_same_filters_as_csv
     clock.advance(timedelta(days=1))
     failed = await log(store, "The list bounced", result="failure", lesson="Verify addresses first")
     newer = [await log(store, f"Follow-up round {n}") for n in range(3)]
-    await logged_in(store, client)
+    await login(store, client)
 
     page = (await client.get("/outcomes")).text
     assert rows_of(page, "outcomes") == [newer[2], newer[1]]
@@ -538,7 +482,7 @@ async def test_the_outcome_csv_is_an_attachment_with_a_header_row_and_no_formula
 ) -> None:
     plain = await log(store, "Booked a meeting", evidence=["https://crm.example.com/1"])
     hostile = await log(store, '=HYPERLINK("https://evil.example","x")', result="partial", lesson="+1 then -2 @once")
-    await logged_in(store, client)
+    await login(store, client)
     answer = await client.get("/outcomes.csv")
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/csv")
@@ -564,7 +508,7 @@ async def test_the_tables_escape_what_they_show(store: Store, client: httpx.Asyn
         hostile = await inbox.add_task(tx, OPERATOR_CLI, title=SCRIPT, agency="Outbound")
         await inbox.update_task(tx, OPERATOR_CLI, hostile.id, note=SCRIPT)
     await log(store, SCRIPT, lesson=SCRIPT)
-    await logged_in(store, client)
+    await login(store, client)
     for path in ("/inbox", "/outcomes"):
         page = (await client.get(path)).text
         assert "<script" not in page and "&lt;script&gt;alert(&#39;owned&#39;)&lt;/script&gt;" in page, path
@@ -576,7 +520,7 @@ async def test_the_tables_need_a_session_and_a_bad_filter_shows_the_domains_mess
     for path in ("/inbox", "/outcomes", "/outcomes.csv"):
         answer = await client.get(path)
         assert answer.status_code == 401 and "chief-of-staff console" in answer.text, path
-    await logged_in(store, client)
+    await login(store, client)
     for path, query, says in (
         ("/inbox", {"agency": "Nobody"}, "Nobody"),
         ("/inbox", {"status": "<b>lost</b>"}, "is not a task status"),
@@ -592,7 +536,7 @@ async def test_the_tables_need_a_session_and_a_bad_filter_shows_the_domains_mess
 
 
 async def test_the_tables_are_get_only_and_move_no_mark(store: Store, client: httpx.AsyncClient) -> None:
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client)
     await escalate(store, "Outbound", "SDR", "Something new to notice")
     await log(store, "Something else new")
     before = await _changes(store)

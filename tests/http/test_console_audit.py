@@ -4,19 +4,16 @@ verifying the whole chain and anchoring its head; a tampered row is shown as the
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from chief_of_staff.core import anchor
-from chief_of_staff.core.audit import OPERATOR_CLI, Actor
+from chief_of_staff.core.audit import Actor
 from chief_of_staff.core.db import Store
 from chief_of_staff.domain import inbox
-from chief_of_staff.domain.blueprints import loader
-from chief_of_staff.http.console import build_console_app
-from tests.http.test_console import BASE, SCRIPT, escalate, logged_in
+from tests.http.console_support import SCRIPT, apply_outbound, escalate, login
 
 pytestmark = pytest.mark.anyio
 
@@ -24,23 +21,15 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 async def store(store: Store) -> Store:
     """The Outbound blueprint, applied from the command line, and an escalation of the agency's."""
-    async with store.write() as tx:
-        await loader.apply_blueprint(tx, OPERATOR_CLI, "outbound")
+    await apply_outbound(store)
     await escalate(store, "Outbound", "SDR", "Buy the ad slot")
     return store
-
-
-@pytest.fixture
-async def client(store: Store) -> AsyncIterator[httpx.AsyncClient]:
-    app = build_console_app(store, base_url=BASE)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as http:
-        yield http
 
 
 async def test_the_page_shows_the_newest_rows_with_actor_and_channel_and_the_anchor_holding(
     store: Store, client: httpx.AsyncClient
 ) -> None:
-    await logged_in(store, client)
+    await login(store, client)
     page = await client.get("/audit")
     assert page.status_code == 200
     text = page.text
@@ -53,7 +42,7 @@ async def test_the_page_shows_the_newest_rows_with_actor_and_channel_and_the_anc
 async def test_agency_text_in_a_row_is_shown_escaped(store: Store, client: httpx.AsyncClient) -> None:
     async with store.write() as tx:
         await inbox.add_task(tx, Actor("agency:Outbound", "agency"), title=SCRIPT, agency="Outbound", source="agency")
-    await logged_in(store, client)
+    await login(store, client)
     text = (await client.get("/audit")).text
     assert SCRIPT not in text and "&lt;script&gt;" in text
 
@@ -64,7 +53,7 @@ async def test_older_rows_page_back_by_row_id_and_a_bad_page_is_refused(
     async with store.write() as tx:
         for number in range(60):
             await inbox.add_task(tx, Actor("agency:Outbound", "agency"), title=f"T{number}", agency="Outbound")
-    await logged_in(store, client)
+    await login(store, client)
     newest = await client.get("/audit")
     assert "50 rows, newest first" in newest.text and 'href="/audit?before=' in newest.text
     older_at = newest.text.split('href="/audit?before=')[1].split('"')[0]
@@ -78,7 +67,7 @@ async def test_older_rows_page_back_by_row_id_and_a_bad_page_is_refused(
 async def test_verify_walks_the_chain_and_a_tampered_row_shows_the_break(
     store: Store, client: httpx.AsyncClient
 ) -> None:
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client)
     fine = await client.post("/audit/verify", data={"csrf": csrf})
     assert fine.status_code == 200 and "The audit chain verifies" in fine.text
     with sqlite3.connect(store.path) as db:  # someone with the file rewrites history behind the triggers
@@ -95,7 +84,7 @@ async def test_verify_walks_the_chain_and_a_tampered_row_shows_the_break(
 async def test_anchoring_writes_the_verified_head_to_the_anchor_file(
     store: Store, client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client)
     store.anchor.path.unlink()  # the anchor file was moved away
     assert "none yet" in (await client.get("/audit")).text
     done = await client.post("/audit/anchor", data={"csrf": csrf}, follow_redirects=True)
@@ -107,7 +96,7 @@ async def test_anchoring_writes_the_verified_head_to_the_anchor_file(
 
 
 async def test_acts_without_the_csrf_token_are_refused(store: Store, client: httpx.AsyncClient) -> None:
-    await logged_in(store, client)
+    await login(store, client)
     store.anchor.path.unlink()
     for path in ("/audit/verify", "/audit/anchor"):
         answer = await client.post(path, data={"csrf": "forged"})

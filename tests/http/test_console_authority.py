@@ -7,9 +7,6 @@ The app is the real one over the test's store and fixed clock; the workspace is 
 
 from __future__ import annotations
 
-import re
-from collections.abc import AsyncIterator
-from html import unescape
 from typing import Any
 
 import httpx
@@ -17,19 +14,25 @@ import pytest
 
 from chief_of_staff.core.audit import OPERATOR_CLI, Actor
 from chief_of_staff.core.db import Store
-from chief_of_staff.domain import agencies, console_access
+from chief_of_staff.domain import agencies
 from chief_of_staff.domain.authority import grants, ledger
 from chief_of_staff.domain.authority.grants import GrantSpec, GrantView
 from chief_of_staff.domain.authority.terms import BudgetSpec
-from chief_of_staff.domain.blueprints import loader
-from chief_of_staff.http.console import build_console_app
 from chief_of_staff.http.console_gauges import gauge, level
+from tests.http.console_support import (
+    ESCAPED,
+    SCRIPT,
+    apply_outbound,
+    assert_self_contained,
+    gr2_change,
+    hidden_fields,
+    login,
+    part,
+    text_of,
+)
 
 pytestmark = pytest.mark.anyio
 
-BASE = "http://127.0.0.1:8123"
-SCRIPT = "<script>alert('owned')</script>"
-ESCAPED = "&lt;script&gt;alert(&#39;owned&#39;)&lt;/script&gt;"
 RESEARCHER = Actor("agency:Outbound/Researcher", "agency")
 NEW_GRANT = {
     "agency": "Outbound",
@@ -55,8 +58,8 @@ NEW_GRANT = {
 @pytest.fixture
 async def store(store: Store) -> Store:
     """The Outbound blueprint, and 10.00 of GR2's 25.00 week drawn by the Researcher."""
+    await apply_outbound(store)
     async with store.write() as tx:
-        await loader.apply_blueprint(tx, OPERATOR_CLI, "outbound")
         answer = await ledger.authorize(
             tx,
             RESEARCHER,
@@ -70,36 +73,6 @@ async def store(store: Store) -> Store:
         )
     assert answer.answer == "allowed"
     return store
-
-
-@pytest.fixture
-async def client(store: Store) -> AsyncIterator[httpx.AsyncClient]:
-    app = build_console_app(store, base_url=BASE)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as http:
-        yield http
-
-
-async def logged_in(store: Store, client: httpx.AsyncClient) -> str:
-    """Log in through a fresh one-time link landing on the Authority page; the CSRF token its forms carry."""
-    async with store.write() as tx:
-        secret = await console_access.mint_login(tx, OPERATOR_CLI, page="/authority")
-    assert (await client.get(f"/login?token={secret}")).status_code == 303
-    return csrf_of((await client.get("/authority")).text)
-
-
-def csrf_of(page: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', page)
-    assert found is not None
-    return found.group(1)
-
-
-def text_of(html: str) -> str:
-    """A page's words, as a person reads them: tags dropped, entities read, spaces collapsed."""
-    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
-
-
-def part(page: str, element_id: str, end: str) -> str:
-    return page.split(f'id="{element_id}"', 1)[1].split(end, 1)[0]
 
 
 async def grant_list(store: Store) -> list[GrantView]:
@@ -122,39 +95,13 @@ async def state(store: Store) -> tuple[Any, ...]:
         )
 
 
-def gr2_change(**changed: str) -> dict[str, str]:
-    """GR2's change form as the page fills it, with some fields changed."""
-    return {
-        "mode": "notify",
-        "cap": "25.00",
-        "day_count": "",
-        "day_amount": "",
-        "week_count": "",
-        "week_amount": "25.00",
-        "month_count": "",
-        "month_amount": "",
-        "allow": "",
-        "deny": "",
-        "expires_on": "",
-        "on_timeout": "deny",
-        "rationale": "Verified emails and company data make every send count; capped at $25 a purchase and $25 a week.",
-        **changed,
-    }
-
-
-def hidden_fields(page: str) -> dict[str, str]:
-    """The values a preview's Apply form carries, as a browser would send them."""
-    form = page.split('class="grant-apply"', 1)[1].split("</form>", 1)[0]
-    return {unescape(n): unescape(v) for n, v in re.findall(r'type="hidden" name="([^"]+)" value="([^"]*)"', form)}
-
-
 # --- what the page shows ----------------------------------------------------------------------------------
 
 
 async def test_the_page_shows_the_letter_each_budget_as_a_gauge_and_in_words_and_the_chat_allowance(
     store: Store, client: httpx.AsyncClient
 ) -> None:
-    await logged_in(store, client)
+    await login(store, client, "/authority")
     page = (await client.get("/authority")).text
     letter = text_of(part(page, "letter", "</section>"))
     assert "Delegation of authority — Test Co" in letter and "GR2 : Researcher may spend.tools" in letter
@@ -179,7 +126,7 @@ async def test_a_limit_lowered_below_what_was_used_shows_a_full_bar_and_says_how
 ) -> None:
     async with store.write() as tx:  # narrowing is open to the agency; the week's 10.00 stays drawn
         await grants.update_grant(tx, RESEARCHER, "GR2", budgets=[BudgetSpec(period="week", max_cents=500)])
-    await logged_in(store, client)
+    await login(store, client, "/authority")
     gr2 = part((await client.get("/authority")).text, "GR2", "</article>")
     assert 'class="usage level-over"' in gr2 and 'width="240.0"' in gr2
     assert "This week (2026-W48): 10.00 USD of 5.00 USD used, 5.00 USD over the limit." in text_of(gr2)
@@ -194,12 +141,10 @@ async def test_a_gauge_fills_in_proportion_never_past_its_track_and_warns_near_t
 async def test_the_page_loads_nothing_from_elsewhere_and_has_no_script_or_inline_style(
     store: Store, client: httpx.AsyncClient
 ) -> None:
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client, "/authority")
     preview = await client.post("/authority/grants/GR2/preview", data={"csrf": csrf, **gr2_change(cap="20")})
     for page in ((await client.get("/authority")).text, preview.text):
-        assert "<script" not in page.lower() and " style=" not in page and " on" + "click" not in page
-        urls = re.findall(r'(?:href|src|action)="([^"]*)"', page)
-        assert urls and all(url.startswith(("/", "#")) and not url.startswith("//") for url in urls), urls
+        assert_self_contained(page)
 
 
 async def test_the_page_needs_a_session(client: httpx.AsyncClient) -> None:
@@ -213,7 +158,7 @@ async def test_the_page_needs_a_session(client: httpx.AsyncClient) -> None:
 async def test_giving_a_grant_is_audited_as_the_console_session_on_the_verified_channel(
     store: Store, client: httpx.AsyncClient
 ) -> None:
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client, "/authority")
     answer = await client.post("/authority/grants", data={"csrf": csrf, **NEW_GRANT})
     assert answer.status_code == 303 and answer.headers["location"] == "/authority#GR4"
     made = await grant(store, "GR4")
@@ -256,7 +201,7 @@ async def test_giving_a_grant_is_audited_as_the_console_session_on_the_verified_
 async def test_bad_input_says_what_was_wrong_and_gives_nothing(
     store: Store, client: httpx.AsyncClient, changed: dict[str, str], said: str
 ) -> None:
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client, "/authority")
     before = await state(store)
     answer = await client.post("/authority/grants", data={"csrf": csrf, **NEW_GRANT, **changed})
     assert answer.status_code == 303 and answer.headers["location"] == "/authority#new-grant"
@@ -267,7 +212,7 @@ async def test_bad_input_says_what_was_wrong_and_gives_nothing(
 
 
 async def test_every_wrong_field_is_named_at_once(store: Store, client: httpx.AsyncClient) -> None:
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client, "/authority")
     form = {**NEW_GRANT, "cap": "abc", "week_count": "-1", "month_amount": "lots"}
     await client.post("/authority/grants", data={"csrf": csrf, **form})
     page = text_of((await client.get("/authority")).text)
@@ -281,7 +226,7 @@ async def test_every_wrong_field_is_named_at_once(store: Store, client: httpx.As
 async def test_a_change_shows_the_bounds_before_and_after_and_changes_nothing(
     store: Store, client: httpx.AsyncClient
 ) -> None:
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client, "/authority")
     before = await state(store)
     form = gr2_change(cap="40.00", week_amount="20.00", deny="spam.example.com")
     answer = await client.post("/authority/grants/GR2/preview", data={"csrf": csrf, **form})
@@ -301,7 +246,7 @@ async def test_a_change_shows_the_bounds_before_and_after_and_changes_nothing(
 async def test_confirming_the_previewed_change_applies_it_as_a_new_version(
     store: Store, client: httpx.AsyncClient
 ) -> None:
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client, "/authority")
     form = gr2_change(mode="approve", week_amount="20.00", deny="spam.example.com\nads.example.net")
     preview = await client.post("/authority/grants/GR2/preview", data={"csrf": csrf, **form})
     assert "This only narrows authority." in text_of(preview.text)
@@ -322,7 +267,7 @@ async def test_confirming_the_previewed_change_applies_it_as_a_new_version(
 
 
 async def test_a_widening_the_console_makes_is_the_operators(store: Store, client: httpx.AsyncClient) -> None:
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client, "/authority")
     preview = await client.post("/authority/grants/GR2/preview", data={"csrf": csrf, **gr2_change(mode="auto")})
     assert "changes the mode from notify to auto" in text_of(preview.text)
     assert (await client.post("/authority/grants/GR2", data=hidden_fields(preview.text))).status_code == 303
@@ -332,7 +277,7 @@ async def test_a_widening_the_console_makes_is_the_operators(store: Store, clien
 async def test_a_confirmation_with_values_the_preview_did_not_show_changes_nothing(
     store: Store, client: httpx.AsyncClient
 ) -> None:
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client, "/authority")
     preview = await client.post("/authority/grants/GR2/preview", data={"csrf": csrf, **gr2_change(cap="20.00")})
     before = await state(store)
     sent = hidden_fields(preview.text)
@@ -346,7 +291,7 @@ async def test_a_confirmation_with_values_the_preview_did_not_show_changes_nothi
 async def test_a_confirmation_after_the_grant_changed_elsewhere_changes_nothing(
     store: Store, client: httpx.AsyncClient
 ) -> None:
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client, "/authority")
     preview = await client.post("/authority/grants/GR2/preview", data={"csrf": csrf, **gr2_change(cap="20.00")})
     async with store.write() as tx:  # the agency narrows it meanwhile
         await grants.update_grant(tx, RESEARCHER, "GR2", per_action_cap_cents=1500)
@@ -358,13 +303,13 @@ async def test_a_confirmation_after_the_grant_changed_elsewhere_changes_nothing(
 
 
 async def test_a_preview_that_changes_nothing_offers_nothing_to_apply(store: Store, client: httpx.AsyncClient) -> None:
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client, "/authority")
     preview = await client.post("/authority/grants/GR2/preview", data={"csrf": csrf, **gr2_change()})
     assert "there is nothing to change" in preview.text and "Apply this change" not in preview.text
 
 
 async def test_a_bad_change_says_what_was_wrong_and_previews_nothing(store: Store, client: httpx.AsyncClient) -> None:
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client, "/authority")
     for ref, form, said in (
         ("GR2", gr2_change(cap="abc"), "Most per action: send an amount like 12.50"),
         ("GR2", gr2_change(week_count="-3"), "Actions a week: a limit is zero or more"),
@@ -380,7 +325,7 @@ async def test_a_bad_change_says_what_was_wrong_and_previews_nothing(store: Stor
 
 
 async def test_revoking_a_grant_withdraws_it_as_the_console_session(store: Store, client: httpx.AsyncClient) -> None:
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client, "/authority")
     answer = await client.post("/authority/grants/GR3/revoke", data={"csrf": csrf, "reason": "meetings by hand now"})
     assert answer.status_code == 303 and answer.headers["location"] == "/authority#revoked"
     assert (await grant(store, "GR3")).status == "revoked"
@@ -395,7 +340,7 @@ async def test_revoking_a_grant_withdraws_it_as_the_console_session(store: Store
 
 
 async def test_a_revoked_grant_cannot_be_revoked_or_changed_again(store: Store, client: httpx.AsyncClient) -> None:
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client, "/authority")
     await client.post("/authority/grants/GR3/revoke", data={"csrf": csrf})
     before = await state(store)
     await client.post("/authority/grants/GR3/revoke", data={"csrf": csrf})
@@ -411,7 +356,7 @@ async def test_a_revoked_grant_cannot_be_revoked_or_changed_again(store: Store, 
 async def test_every_post_without_the_csrf_token_is_refused_and_changes_nothing(
     store: Store, client: httpx.AsyncClient
 ) -> None:
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client, "/authority")
     preview = await client.post("/authority/grants/GR2/preview", data={"csrf": csrf, **gr2_change(cap="20.00")})
     applying = hidden_fields(preview.text)
     before = await state(store)
@@ -442,7 +387,7 @@ async def test_script_in_an_agency_name_a_capability_a_target_and_a_rationale_is
             agency=SCRIPT, capability="email.send", scope_allow=[SCRIPT], scope_deny=[SCRIPT], rationale=SCRIPT
         )
         await grants.create_grant(tx, OPERATOR_CLI, spec)
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client, "/authority")
     page = (await client.get("/authority")).text
     assert "<script" not in page and ESCAPED in part(page, "letter", "</section>")
     assert ESCAPED in part(page, "GR4", "</article>") and ESCAPED in part(page, "new-grant", "</section>")

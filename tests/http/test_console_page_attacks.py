@@ -19,66 +19,33 @@ from chief_of_staff.core.audit import OPERATOR_CLI, Actor
 from chief_of_staff.core.db import Store
 from chief_of_staff.domain import console_access
 from chief_of_staff.domain.authority import grants
-from chief_of_staff.domain.blueprints import loader
-from chief_of_staff.http.console import build_console_app
+from tests.http.console_support import (
+    BASE,
+    SETTINGS,
+    apply_outbound,
+    console_client,
+    gr2_change,
+    hidden_fields,
+    login,
+)
+from tests.http.test_console_review import approved_five_times
 
 pytestmark = pytest.mark.anyio
 
-BASE = "http://127.0.0.1:8123"
 PREFIX = "/c/" + "s" * 32
 RESEARCHER = Actor("agency:Outbound/Researcher", "agency")
 
 
 @pytest.fixture
 async def store(store: Store) -> Store:
-    async with store.write() as tx:
-        await loader.apply_blueprint(tx, OPERATOR_CLI, "outbound")
-    return store
+    return await apply_outbound(store)
 
 
 @pytest.fixture
 async def client(store: Store) -> AsyncIterator[httpx.AsyncClient]:
-    app = build_console_app(store, base_url=BASE + PREFIX)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url=BASE + PREFIX + "/") as http:
+    """The console under a secret prefix, answering a crash as a 500 instead of raising it into the test."""
+    async with console_client(store, prefix=PREFIX, raise_app_exceptions=False) as http:
         yield http
-
-
-async def logged_in(store: Store, client: httpx.AsyncClient, page: str = "/authority") -> str:
-    async with store.write() as tx:
-        secret = await console_access.mint_login(tx, OPERATOR_CLI, page=page)
-    assert (await client.get(f"login?token={secret}")).status_code == 303
-    return csrf_of((await client.get(page.lstrip("/"))).text)
-
-
-def csrf_of(page: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', page)
-    assert found is not None
-    return found.group(1)
-
-
-def hidden_fields(page: str) -> dict[str, str]:
-    form = page.split('class="grant-apply"', 1)[1].split("</form>", 1)[0]
-    return {unescape(n): unescape(v) for n, v in re.findall(r'type="hidden" name="([^"]+)" value="([^"]*)"', form)}
-
-
-def gr2_change(**changed: str) -> dict[str, str]:
-    return {
-        "mode": "notify",
-        "cap": "25.00",
-        "day_count": "",
-        "day_amount": "",
-        "week_count": "",
-        "week_amount": "25.00",
-        "month_count": "",
-        "month_amount": "",
-        "allow": "",
-        "deny": "",
-        "expires_on": "",
-        "on_timeout": "deny",
-        "rationale": "Verified emails and company data make every send count; capped at $25 a purchase and $25 a week.",
-        **changed,
-    }
 
 
 async def state(store: Store) -> tuple[Any, ...]:
@@ -97,14 +64,14 @@ async def state(store: Store) -> tuple[Any, ...]:
 async def test_audit_page_with_a_unicode_digit_before_is_a_400_not_a_crash(
     store: Store, client: httpx.AsyncClient
 ) -> None:
-    await logged_in(store, client, "/audit")
+    await login(store, client, "/audit")
     for odd in ("²", "¹²"):  # str.isdigit() says yes; int() says no
         answer = await client.get("audit", params={"before": odd})
         assert answer.status_code in (200, 400), (odd, answer.status_code)
 
 
 async def test_audit_page_with_odd_before_values_is_a_page(store: Store, client: httpx.AsyncClient) -> None:
-    await logged_in(store, client, "/audit")
+    await login(store, client, "/audit")
     for odd in ("٣", "1\u0000", "-1", "0", "9" * 18, "9" * 19, " 1"):
         answer = await client.get("audit", params={"before": odd})
         assert answer.status_code in (200, 400), (odd, answer.status_code)
@@ -114,7 +81,7 @@ async def test_audit_page_with_odd_before_values_is_a_page(store: Store, client:
 
 
 async def test_a_seal_for_one_grant_does_not_apply_to_another(store: Store, client: httpx.AsyncClient) -> None:
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client, "/authority")
     preview = await client.post("authority/grants/GR2/preview", data={"csrf": csrf, **gr2_change(mode="auto")})
     sealed = hidden_fields(preview.text)
     before = await state(store)
@@ -126,7 +93,7 @@ async def test_a_seal_for_one_grant_does_not_apply_to_another(store: Store, clie
 async def test_a_sealed_form_with_wider_duplicates_applies_only_what_was_previewed(
     store: Store, client: httpx.AsyncClient
 ) -> None:
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client, "/authority")
     preview = await client.post("authority/grants/GR2/preview", data={"csrf": csrf, **gr2_change(cap="20.00")})
     sealed = hidden_fields(preview.text)
     pairs = [*sealed.items(), ("cap", ""), ("week_amount", ""), ("mode", "auto"), ("allow", "")]
@@ -142,10 +109,10 @@ async def test_a_sealed_form_with_wider_duplicates_applies_only_what_was_preview
 
 
 async def test_a_seal_from_another_session_does_not_apply(store: Store, client: httpx.AsyncClient) -> None:
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client, "/authority")
     preview = await client.post("authority/grants/GR2/preview", data={"csrf": csrf, **gr2_change(mode="auto")})
     sealed = hidden_fields(preview.text)
-    other = await logged_in(store, client)  # a second session (same browser, new cookie)
+    other = await login(store, client, "/authority")  # a second session (same browser, new cookie)
     before = await state(store)
     await client.post("authority/grants/GR2", data={**sealed, "csrf": other})
     assert (await state(store))[:2] == before[:2]
@@ -175,7 +142,7 @@ async def test_a_seal_from_another_session_does_not_apply(store: Store, client: 
 async def test_odd_values_in_a_change_never_crash(
     store: Store, client: httpx.AsyncClient, field: str, value: str
 ) -> None:
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client, "/authority")
     preview = await client.post("authority/grants/GR2/preview", data={"csrf": csrf, **gr2_change(**{field: value})})
     assert preview.status_code in (200, 303), preview.text[:400]
     if preview.status_code == 200 and 'class="grant-apply"' in preview.text:
@@ -191,7 +158,7 @@ async def test_odd_values_in_a_change_never_crash(
     ["GR1%00", "GR99999999999999999", "GR999999999999999999999", "GR\u00b9", "GR-1", "GR0", "..%2F..", "%E2%80%AE"],
 )
 async def test_odd_grant_references_never_crash(store: Store, client: httpx.AsyncClient, ref: str) -> None:
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client, "/authority")
     before = await state(store)
     for path in (f"authority/grants/{ref}/preview", f"authority/grants/{ref}", f"authority/grants/{ref}/revoke"):
         answer = await client.post(path, data={"csrf": csrf, **gr2_change(mode="auto")})
@@ -200,15 +167,6 @@ async def test_odd_grant_references_never_crash(store: Store, client: httpx.Asyn
 
 
 # --- Settings ---------------------------------------------------------------------------------------------
-
-SETTINGS = {
-    "name": "Test Co",
-    "timezone": "Europe/Berlin",
-    "currency": "USD",
-    "chat_allowance": "100.00",
-    "chat_window_days": "7",
-    "daily_brief_at": "08:00",
-}
 
 
 def settings_form(page: str) -> dict[str, str]:
@@ -243,7 +201,7 @@ def settings_form(page: str) -> dict[str, str]:
 async def test_odd_settings_are_refused_without_a_crash_or_a_change(
     store: Store, client: httpx.AsyncClient, field: str, value: str
 ) -> None:
-    csrf = await logged_in(store, client, "/settings")
+    csrf = await login(store, client, "/settings")
     before = await state(store)
     answer = await client.post("settings/workspace", data={"csrf": csrf, **SETTINGS, field: value})
     assert answer.status_code == 303, answer.status_code
@@ -254,7 +212,7 @@ async def test_odd_settings_are_refused_without_a_crash_or_a_change(
 
 async def test_a_daily_brief_time_in_other_digits_is_refused(store: Store, client: httpx.AsyncClient) -> None:
     """ "0٨:0٠" passes `([01]\\d|2[0-3]):([0-5]\\d)`, and "HH:MM" >= it compares code points, not times."""
-    csrf = await logged_in(store, client, "/settings")
+    csrf = await login(store, client, "/settings")
     before = await state(store)
     for odd in ("٠٨:٠٠", "0٨:0٠", "1٩:3٠"):
         await client.post("settings/workspace", data={"csrf": csrf, **SETTINGS, "daily_brief_at": odd})
@@ -269,7 +227,7 @@ async def test_a_stale_settings_form_does_not_silently_undo_a_narrowing_made_sin
     states every field, so the save puts the chat allowance back to 100.00 without the operator asking."""
     from chief_of_staff.domain import workspace
 
-    csrf = await logged_in(store, client, "/settings")
+    csrf = await login(store, client, "/settings")
     stale = settings_form((await client.get("settings")).text)
     assert stale["chat_allowance"] == "100.00"
     async with store.write() as tx:
@@ -285,7 +243,7 @@ async def test_a_stale_settings_form_does_not_silently_undo_a_narrowing_made_sin
 async def test_a_forged_holder_never_makes_an_operator_token(
     store: Store, client: httpx.AsyncClient, holder: str
 ) -> None:
-    csrf = await logged_in(store, client, "/settings")
+    csrf = await login(store, client, "/settings")
     answer = await client.post("settings/tokens", data={"csrf": csrf, "holder": holder, "label": "x"})
     assert answer.status_code in (200, 303)
     async with store.read() as tx:
@@ -295,7 +253,7 @@ async def test_a_forged_holder_never_makes_an_operator_token(
 async def test_no_token_secret_reaches_the_audit_page_a_flash_a_url_or_a_header(
     store: Store, client: httpx.AsyncClient
 ) -> None:
-    csrf = await logged_in(store, client, "/settings")
+    csrf = await login(store, client, "/settings")
     made = await client.post("settings/tokens", data={"csrf": csrf, "holder": "A1/R1", "label": "x"})
     hops = [made]
     while hops[-1].status_code in (302, 303):
@@ -313,7 +271,7 @@ async def test_no_token_secret_reaches_the_audit_page_a_flash_a_url_or_a_header(
 async def test_a_head_of_the_secret_page_does_not_use_up_the_secret(store: Store, client: httpx.AsyncClient) -> None:
     """A HEAD (a prefetch, a link preview) leaves a one-time login link unused; the one-time secret page
     should be no weaker: a HEAD answered with the page pops the secret, and the operator never sees it."""
-    csrf = await logged_in(store, client, "/settings")
+    csrf = await login(store, client, "/settings")
     made = await client.post("settings/tokens", data={"csrf": csrf, "holder": "A1/R1", "label": "x"})
     if made.status_code != 303:
         pytest.skip("the secret is the post's own answer: nothing to HEAD")
@@ -323,32 +281,6 @@ async def test_a_head_of_the_secret_page_does_not_use_up_the_secret(store: Store
 
 
 # --- Review -------------------------------------------------------------------------------------------------
-
-
-async def approved_five_times(store: Store) -> None:
-    from chief_of_staff.domain import deciding
-    from chief_of_staff.domain.authority import ledger
-    from chief_of_staff.domain.authority.grants import GrantSpec
-
-    actor = Actor("agency:Outbound", "agency")
-    async with store.write() as tx:
-        await grants.create_grant(
-            tx, OPERATOR_CLI, GrantSpec(agency="Outbound", capability="crm.update", mode="approve", rationale="CRM")
-        )
-        for n in range(5):
-            asked = await ledger.authorize(
-                tx,
-                actor,
-                agency="Outbound",
-                role=None,
-                capability="crm.update",
-                amount_cents=1000 * (n + 1),
-                target=f"lead{n}@acme.com",
-                task_id=None,
-                idempotency_key=None,
-            )
-            assert asked.decision_id is not None
-            await deciding.decide(tx, OPERATOR_CLI, asked.decision_id, approve=True)
 
 
 def checkbox_value(page: str, key: str) -> str:
@@ -369,7 +301,7 @@ async def test_a_proposal_accepted_without_its_shown_version_is_refused(
 ) -> None:
     """The version check is the record's only tie to what the page showed; without it, nothing goes through."""
     await approved_five_times(store)
-    csrf = await logged_in(store, client, "/review")
+    csrf = await login(store, client, "/review")
     checkbox_value((await client.get("review")).text, "grant_widen:GR4")
     before = await state(store)
     for bare in ("grant_widen:GR4", "grant_widen:GR4@", "@0000"):
@@ -379,7 +311,7 @@ async def test_a_proposal_accepted_without_its_shown_version_is_refused(
 
 async def test_a_key_accepted_twice_applies_once(store: Store, client: httpx.AsyncClient) -> None:
     await approved_five_times(store)
-    csrf = await logged_in(store, client, "/review")
+    csrf = await login(store, client, "/review")
     value = checkbox_value((await client.get("review")).text, "grant_widen:GR4")
     answer = await post_pairs(client, "review", [("csrf", csrf), ("accept", value), ("accept", " " + value)])
     assert answer.status_code == 303
@@ -390,7 +322,7 @@ async def test_a_key_accepted_twice_applies_once(store: Store, client: httpx.Asy
 async def test_a_duplicated_key_reads_its_first_version(store: Store, client: httpx.AsyncClient) -> None:
     """A stale version first and the fresh one after refuses the record: the check reads the first."""
     await approved_five_times(store)
-    csrf = await logged_in(store, client, "/review")
+    csrf = await login(store, client, "/review")
     value = checkbox_value((await client.get("review")).text, "grant_widen:GR4")
     before = await state(store)
     await post_pairs(client, "review", [("csrf", csrf), ("accept", "grant_widen:GR4@" + "0" * 16), ("accept", value)])
@@ -399,7 +331,7 @@ async def test_a_duplicated_key_reads_its_first_version(store: Store, client: ht
 
 @pytest.mark.parametrize("ref", ["CS\u00b9", "CS0", "CS-1", "CS99999999999999999", "CS9999999999999999999", "%00"])
 async def test_odd_change_set_references_never_crash(store: Store, client: httpx.AsyncClient, ref: str) -> None:
-    csrf = await logged_in(store, client, "/review")
+    csrf = await login(store, client, "/review")
     for answer in (
         await client.get(f"review/change-sets/{ref}"),
         await client.get("review/change-sets", params={"change_set": ref}),
@@ -424,7 +356,7 @@ async def test_odd_change_set_references_never_crash(store: Store, client: httpx
     ],
 )
 async def test_no_redirect_leaves_the_console(store: Store, client: httpx.AsyncClient, path: str) -> None:
-    await logged_in(store, client)
+    await login(store, client, "/authority")
     answer = await client.get(BASE + PREFIX + path)
     location = answer.headers.get("location")
     if location is not None:
@@ -446,7 +378,7 @@ async def test_no_redirect_leaves_the_console(store: Store, client: httpx.AsyncC
     ],
 )
 async def test_no_act_answers_a_get(store: Store, client: httpx.AsyncClient, path: str) -> None:
-    await logged_in(store, client)
+    await login(store, client, "/authority")
     before = await state(store)
     answer = await client.get(path)
     assert answer.status_code in (404, 405)
@@ -465,7 +397,7 @@ async def test_a_cookie_tossed_by_another_port_does_not_shadow_the_session(
     operator is logged out of the verified channel for as long as the tossed cookie lives."""
     from chief_of_staff.http.console import cookie_name
 
-    await logged_in(store, client)
+    await login(store, client, "/authority")
     name = cookie_name(store.path)
     real = client.cookies.get(name)
     assert real is not None
@@ -545,7 +477,7 @@ async def test_an_agency_with_many_failing_routines_cannot_stop_the_operator_rec
                     "created_at, updated_at, closed_at) VALUES (?, 1, 2, 'cancelled', 'routine', ?, ?, ?, ?, ?)",
                     (f"Busywork {n}", number, f"2026-11-{19 + day}", tx.now_text, tx.now_text, tx.now_text),
                 )
-    csrf = await logged_in(store, client, "/review")
+    csrf = await login(store, client, "/review")
     page = (await client.get("review")).text
     keys = re.findall(r'name="accept" value="([^"]+)"', page)
     assert len(keys) >= 200

@@ -27,9 +27,9 @@ from chief_of_staff.core.clock import FixedClock
 from chief_of_staff.core.db import Store
 from chief_of_staff.domain import console_access, tokens, workspace
 from chief_of_staff.domain.blueprints import loader
-from chief_of_staff.http.console import build_console_app, cookie_name
+from chief_of_staff.http.console import cookie_name
 from chief_of_staff.notify import endpoints
-from tests.http.test_console import BASE, escalate
+from tests.http.console_support import console_client, escalate, link
 
 pytestmark = pytest.mark.anyio
 
@@ -124,6 +124,17 @@ def _headers(sent: Sent, cookie: str, session_secret: str) -> dict[str, str]:
     return headers
 
 
+async def _session(store: Store, client: httpx.AsyncClient) -> tuple[str, str]:
+    """Log in through a fresh link; the session's cookie value and CSRF token, with the client's cookies cleared
+    so that each request sent after says for itself which cookie it carries."""
+    opened = await client.get(await link(store))
+    session_secret = opened.cookies[cookie_name(store.path)]
+    async with store.read() as tx:
+        csrf = (await console_access.session_of(tx, session_secret)).csrf
+    client.cookies.clear()
+    return session_secret, csrf
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(sequence=st.lists(REQUESTS, min_size=1, max_size=12))
 async def test_only_a_request_with_every_credential_changes_anything(
@@ -131,15 +142,8 @@ async def test_only_a_request_with_every_credential_changes_anything(
 ) -> None:
     store = await _world(tmp_path_factory.mktemp("console") / "w.db")
     try:
-        async with store.write() as tx:
-            login = await console_access.mint_login(tx, OPERATOR_CLI)
-        app = build_console_app(store, base_url=BASE)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
-            opened = await client.get(f"/login?token={login}")
-            session_secret = opened.cookies[cookie_name(store.path)]
-            async with store.read() as tx:
-                csrf = (await console_access.session_of(tx, session_secret)).csrf
-            client.cookies.clear()  # each request below says for itself which cookie it carries
+        async with console_client(store) as client:
+            session_secret, csrf = await _session(store, client)
             for sent in sequence:
                 form = {**ACTS[sent.act], "note": sent.extra} if "note" in ACTS[sent.act] else dict(ACTS[sent.act])
                 if sent.csrf != "none":
@@ -161,14 +165,8 @@ async def test_the_same_request_with_every_credential_does_change_the_workspace(
     """The property above is not vacuous: a request it lets in, sent the same way, acts."""
     store = await _world(tmp_path_factory.mktemp("console") / "w.db")
     try:
-        async with store.write() as tx:
-            login = await console_access.mint_login(tx, OPERATOR_CLI)
-        app = build_console_app(store, base_url=BASE)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
-            session_secret = (await client.get(f"/login?token={login}")).cookies[cookie_name(store.path)]
-            async with store.read() as tx:
-                csrf = (await console_access.session_of(tx, session_secret)).csrf
-            client.cookies.clear()
+        async with console_client(store) as client:
+            session_secret, csrf = await _session(store, client)
             for act in ("/decisions/D1", "/settings/tokens/TK1/revoke", "/authority/grants/GR1/revoke"):
                 sent = Sent(act, "session", "session", f"http://{HOST}", "same-origin", HOST, True, "")
                 assert sent.let_in

@@ -8,8 +8,6 @@ the largest amount approved; and twenty open tasks with no outcomes propose a Ba
 from __future__ import annotations
 
 import re
-import sqlite3
-from collections.abc import AsyncIterator
 from typing import Any, get_args
 
 import httpx
@@ -20,12 +18,10 @@ from chief_of_staff.core.db import Store
 from chief_of_staff.domain import agencies, deciding, inbox
 from chief_of_staff.domain.authority import grants, ledger
 from chief_of_staff.domain.authority.grants import GrantSpec
-from chief_of_staff.domain.blueprints import loader
 from chief_of_staff.domain.review import changesets
 from chief_of_staff.domain.review.proposals import ProposalKind
-from chief_of_staff.http.console import build_console_app
 from chief_of_staff.http.console_review import KINDS
-from tests.http.test_console import BASE, SCRIPT, csrf_of, link
+from tests.http.console_support import SCRIPT, apply_outbound, assert_self_contained, csrf_of, link, refusing_changes
 
 pytestmark = pytest.mark.anyio
 
@@ -65,18 +61,10 @@ async def backlog(store: Store, agency: str = "Outbound", count: int = 20, title
 
 @pytest.fixture
 async def store(store: Store) -> Store:
-    async with store.write() as tx:
-        await loader.apply_blueprint(tx, OPERATOR_CLI, "outbound")
+    await apply_outbound(store)
     await approved_five_times(store)
     await backlog(store)
     return store
-
-
-@pytest.fixture
-async def client(store: Store) -> AsyncIterator[httpx.AsyncClient]:
-    app = build_console_app(store, base_url=BASE)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as http:
-        yield http
 
 
 async def review(store: Store, client: httpx.AsyncClient) -> str:
@@ -261,19 +249,11 @@ async def test_a_workspace_that_refuses_changes_still_shows_the_review_and_recor
     store: Store, client: httpx.AsyncClient
 ) -> None:
     page = await review(store, client)
-    with sqlite3.connect(store.path) as conn:  # an append-only trigger dropped: the store now refuses writes
-        conn.execute("DROP TRIGGER audit_log_no_delete")
-    sealed = await Store.open(store.path, store.clock)
-    try:
-        app = build_console_app(sealed, base_url=BASE)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as http:
-            http.cookies = client.cookies
-            shown = await http.get("/review")
-            assert shown.status_code == 200 and "refuses changes" in shown.text and "Proposals (2)" in shown.text
-            assert (await http.post("/review", data=accepting(page, *BOTH))).headers["location"] == "/review"
-            assert "refuses changes" in (await http.get("/review")).text
-    finally:
-        await sealed.close()
+    async with refusing_changes(store, client) as http:
+        shown = await http.get("/review")
+        assert shown.status_code == 200 and "refuses changes" in shown.text and "Proposals (2)" in shown.text
+        assert (await http.post("/review", data=accepting(page, *BOTH))).headers["location"] == "/review"
+        assert "refuses changes" in (await http.get("/review")).text
     assert await grant_and_backlog(store) == (("approve", None), None)
 
 
@@ -350,7 +330,4 @@ async def test_the_pages_load_nothing_from_elsewhere_and_run_no_script(store: St
     page = await review(store, client)
     await client.post("/review", data=accepting(page, *BOTH))
     for path in ("/review", "/review/change-sets/CS1"):
-        shown = (await client.get(path)).text
-        assert "<script" not in shown.lower() and " style=" not in shown and " on" + "click" not in shown
-        urls = re.findall(r'(?:href|src|action)="([^"]*)"', shown)
-        assert urls and all(url.startswith(("/", "#")) and not url.startswith("//") for url in urls), urls
+        assert_self_contained((await client.get(path)).text)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from html import unescape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -21,47 +21,28 @@ import pytest
 
 from chief_of_staff.core.audit import OPERATOR_CLI
 from chief_of_staff.core.db import Store
-from chief_of_staff.domain import console_access, tokens, workspace
-from chief_of_staff.domain.blueprints import loader
-from chief_of_staff.http.console import build_console_app
+from chief_of_staff.domain import tokens, workspace
 from chief_of_staff.notify import endpoints
+from tests.http.console_support import (
+    ESCAPED,
+    SCRIPT,
+    SETTINGS,
+    apply_outbound,
+    assert_self_contained,
+    flash,
+    login,
+    part,
+    text_of,
+)
 
 pytestmark = pytest.mark.anyio
 
-BASE = "http://127.0.0.1:8123"
-SCRIPT = "<script>alert('owned')</script>"
-ESCAPED = "&lt;script&gt;alert(&#39;owned&#39;)&lt;/script&gt;"
 HOOK = "https://hooks.example.com/cos/inbound"
-SETTINGS = {
-    "name": "Test Co",
-    "timezone": "Europe/Berlin",
-    "currency": "USD",
-    "chat_allowance": "100.00",
-    "chat_window_days": "7",
-    "daily_brief_at": "08:00",
-}
 
 
 @pytest.fixture
 async def store(store: Store) -> Store:
-    async with store.write() as tx:
-        await loader.apply_blueprint(tx, OPERATOR_CLI, "outbound")
-    return store
-
-
-@pytest.fixture
-async def client(store: Store) -> AsyncIterator[httpx.AsyncClient]:
-    app = build_console_app(store, base_url=BASE)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as http:
-        yield http
-
-
-async def logged_in(store: Store, client: httpx.AsyncClient) -> str:
-    """Log in through a fresh one-time link landing on the Settings page; the CSRF token its forms carry."""
-    async with store.write() as tx:
-        secret = await console_access.mint_login(tx, OPERATOR_CLI, page="/settings")
-    assert (await client.get(f"/login?token={secret}")).status_code == 303
-    return csrf_of((await client.get("/settings")).text)
+    return await apply_outbound(store)
 
 
 async def seen(client: httpx.AsyncClient) -> str:
@@ -69,27 +50,6 @@ async def seen(client: httpx.AsyncClient) -> str:
     found = re.search(r'name="seen" value="([^"]+)"', (await client.get("/settings")).text)
     assert found is not None
     return found.group(1)
-
-
-def csrf_of(page: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', page)
-    assert found is not None
-    return found.group(1)
-
-
-def text_of(html: str) -> str:
-    """A page's words, as a person reads them: tags dropped, entities read, spaces collapsed."""
-    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
-
-
-def part(page: str, element_id: str, end: str) -> str:
-    return page.split(f'id="{element_id}"', 1)[1].split(end, 1)[0]
-
-
-def flash(page: str) -> str:
-    found = re.search(r'class="flash (?:done|refused)"[^>]*>(.*?)</p>', page, re.DOTALL)
-    assert found is not None, "no flash on the page"
-    return unescape(found.group(1))
 
 
 async def made(client: httpx.AsyncClient, path: str, form: dict[str, Any]) -> httpx.Response:
@@ -136,7 +96,7 @@ async def test_the_page_shows_the_settings_the_tokens_and_the_endpoints(
     async with store.write() as tx:
         await tokens.create_token(tx, OPERATOR_CLI, kind="agency", agency="Outbound", role="SDR", label="Cowork")
         await endpoints.add_endpoint(tx, OPERATOR_CLI, url=HOOK, events=["decision.opened"])
-    await logged_in(store, client)
+    await login(store, client, "/settings")
     page = (await client.get("/settings")).text
     assert 'aria-current="page">Settings' in page
     form = part(page, "workspace", "</section>")
@@ -152,13 +112,11 @@ async def test_the_page_shows_the_settings_the_tokens_and_the_endpoints(
 async def test_the_page_loads_nothing_from_elsewhere_and_has_no_script_or_inline_style(
     store: Store, client: httpx.AsyncClient
 ) -> None:
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client, "/settings")
     token = await made(client, "/settings/tokens", {"csrf": csrf, "holder": "operator"})
     added = await made(client, "/settings/webhooks", {"csrf": csrf, "url": HOOK, "events": "brief.daily"})
     for page in ((await client.get("/settings")).text, token.text, added.text):
-        assert "<script" not in page.lower() and " style=" not in page and " on" + "click" not in page
-        urls = re.findall(r'(?:href|src|action)="([^"]*)"', page)
-        assert urls and all(url.startswith(("/", "#")) and not url.startswith("//") for url in urls), urls
+        assert_self_contained(page)
 
 
 async def test_the_page_needs_a_session(client: httpx.AsyncClient) -> None:
@@ -172,7 +130,7 @@ async def test_the_page_needs_a_session(client: httpx.AsyncClient) -> None:
 async def test_a_settings_change_is_applied_and_audited_as_the_console_session(
     store: Store, client: httpx.AsyncClient
 ) -> None:
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client, "/settings")
     form = {
         **SETTINGS,
         "name": "  Acme   Agency ",
@@ -207,7 +165,7 @@ async def test_a_settings_change_is_applied_and_audited_as_the_console_session(
 
 
 async def test_the_form_as_it_was_changes_nothing_and_says_so(store: Store, client: httpx.AsyncClient) -> None:
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client, "/settings")
     before = await state(store)
     await client.post("/settings/workspace", data={"csrf": csrf, "seen": await seen(client), **SETTINGS})
     assert flash((await client.get("/settings")).text) == "Nothing changed: the settings already were these."
@@ -235,7 +193,7 @@ async def test_the_form_as_it_was_changes_nothing_and_says_so(store: Store, clie
 async def test_a_bad_setting_says_what_was_wrong_and_changes_nothing(
     store: Store, client: httpx.AsyncClient, changed: dict[str, str], said: str
 ) -> None:
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client, "/settings")
     before = await state(store)
     answer = await client.post(
         "/settings/workspace", data={"csrf": csrf, "seen": await seen(client), **SETTINGS, **changed}
@@ -246,7 +204,7 @@ async def test_a_bad_setting_says_what_was_wrong_and_changes_nothing(
 
 
 async def test_every_field_the_page_cannot_read_is_named_at_once(store: Store, client: httpx.AsyncClient) -> None:
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client, "/settings")
     await client.post(
         "/settings/workspace",
         data={"csrf": csrf, "seen": await seen(client), **SETTINGS, "chat_allowance": "x", "chat_window_days": ""},
@@ -261,7 +219,7 @@ async def test_every_field_the_page_cannot_read_is_named_at_once(store: Store, c
 async def test_a_new_tokens_secret_is_shown_once_in_the_create_response_and_nowhere_after(
     store: Store, client: httpx.AsyncClient
 ) -> None:
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client, "/settings")
     form = {"csrf": csrf, "holder": "A1/R2", "label": "Cowork laptop", "expires_in_days": "30"}
     answer = await made(client, "/settings/tokens", form)
     assert answer.status_code == 200 and answer.headers["cache-control"] == "no-store"
@@ -284,7 +242,7 @@ async def test_a_new_tokens_secret_is_shown_once_in_the_create_response_and_nowh
 
 
 async def test_an_operator_token_acts_for_the_operator(store: Store, client: httpx.AsyncClient) -> None:
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client, "/settings")
     answer = await made(client, "/settings/tokens", {"csrf": csrf, "holder": "operator", "expires_in_days": ""})
     assert "Acts for the operator Valid until it is revoked Label none" in text_of(answer.text)
     async with store.read() as tx:
@@ -306,7 +264,7 @@ async def test_an_operator_token_acts_for_the_operator(store: Store, client: htt
 async def test_a_bad_token_form_says_what_was_wrong_and_creates_nothing(
     store: Store, client: httpx.AsyncClient, changed: dict[str, str], said: str
 ) -> None:
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client, "/settings")
     before = await state(store)
     answer = await client.post("/settings/tokens", data={"csrf": csrf, "holder": "A1", "label": "", **changed})
     assert answer.status_code == 303 and answer.headers["location"] == "/settings"
@@ -315,7 +273,7 @@ async def test_a_bad_token_form_says_what_was_wrong_and_creates_nothing(
 
 
 async def test_revoking_a_token_withdraws_it_as_the_console_session(store: Store, client: httpx.AsyncClient) -> None:
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client, "/settings")
     secret = secret_on((await made(client, "/settings/tokens", {"csrf": csrf, "holder": "A1"})).text)
     answer = await client.post("/settings/tokens/TK1/revoke", data={"csrf": csrf})
     assert answer.status_code == 303 and answer.headers["location"] == "/settings"
@@ -341,7 +299,7 @@ async def test_revoking_a_token_withdraws_it_as_the_console_session(store: Store
 async def test_a_new_endpoints_signing_secret_is_shown_once_and_it_is_listed_with_its_health(
     store: Store, client: httpx.AsyncClient
 ) -> None:
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client, "/settings")
     form = {"csrf": csrf, "url": HOOK, "events": ["decision.opened", "brief.daily"], "format": "slack"}
     answer = await made(client, "/settings/webhooks", form)
     assert answer.status_code == 200
@@ -372,7 +330,7 @@ async def test_a_new_endpoints_signing_secret_is_shown_once_and_it_is_listed_wit
 async def test_a_bad_endpoint_form_says_what_was_wrong_and_adds_nothing(
     store: Store, client: httpx.AsyncClient, changed: dict[str, Any], said: str
 ) -> None:
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client, "/settings")
     before = await state(store)
     form = {"csrf": csrf, "url": HOOK, "events": ["decision.opened"], "format": "standard", **changed}
     answer = await client.post("/settings/webhooks", data=form)
@@ -412,7 +370,7 @@ async def test_testing_an_endpoint_sends_a_message_now_as_the_console_session_an
     store: Store, client: httpx.AsyncClient, receiver: tuple[str, list[int]]
 ) -> None:
     url, statuses = receiver
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client, "/settings")
     await made(client, "/settings/webhooks", {"csrf": csrf, "url": url, "events": "decision.opened"})
     answer = await client.post("/settings/webhooks/NE1/test", data={"csrf": csrf})
     assert answer.status_code == 303 and answer.headers["location"] == "/settings"
@@ -434,7 +392,7 @@ async def test_testing_an_endpoint_sends_a_message_now_as_the_console_session_an
 async def test_removing_an_endpoint_stops_it_and_drops_what_it_was_owed(
     store: Store, client: httpx.AsyncClient
 ) -> None:
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client, "/settings")
     await client.post("/settings/webhooks", data={"csrf": csrf, "url": HOOK, "events": "decision.opened"})
     await client.post("/settings/webhooks/NE1/test", data={"csrf": csrf})
     answer = await client.post("/settings/webhooks/NE1/remove", data={"csrf": csrf})
@@ -465,7 +423,7 @@ async def test_every_post_without_the_csrf_token_is_refused_and_changes_nothing(
     async with store.write() as tx:
         await tokens.create_token(tx, OPERATOR_CLI, kind="operator")
         await endpoints.add_endpoint(tx, OPERATOR_CLI, url=HOOK, events=["decision.opened"])
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client, "/settings")
     before = await state(store)
     posts: list[tuple[str, dict[str, Any]]] = [
         ("/settings/workspace", {**SETTINGS, "name": "Stolen"}),
@@ -487,7 +445,7 @@ async def test_every_post_without_the_csrf_token_is_refused_and_changes_nothing(
 async def test_script_in_a_token_label_and_a_webhook_url_is_shown_escaped(
     store: Store, client: httpx.AsyncClient
 ) -> None:
-    csrf = await logged_in(store, client)
+    csrf = await login(store, client, "/settings")
     token = await made(client, "/settings/tokens", {"csrf": csrf, "holder": "A1", "label": SCRIPT})
     assert "<script" not in token.text and ESCAPED in token.text
     added = await made(
