@@ -52,6 +52,11 @@ def local_date(instant: datetime, timezone: str) -> date:
     return instant.astimezone(ZoneInfo(timezone)).date()
 
 
+def local_minute(instant: datetime, timezone: str) -> str:
+    """An instant as the workspace's local date and minute, with its zone: "2026-11-23 09:00 (Europe/Berlin)"."""
+    return f"{instant.astimezone(ZoneInfo(timezone)):%Y-%m-%d %H:%M} ({timezone})"
+
+
 def local_midnight_utc(day: date, timezone: str) -> datetime:
     """The UTC instant at which `day` starts in the workspace timezone."""
     return datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(timezone)).astimezone(UTC)

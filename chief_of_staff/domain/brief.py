@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date
 
 from chief_of_staff.core.audit import Actor
-from chief_of_staff.core.clock import local_date
+from chief_of_staff.core.clock import local_date, local_minute, parse_ts
 from chief_of_staff.core.db import Tx
 from chief_of_staff.core.fields import View, money
 from chief_of_staff.domain import decisions, goals, inbox, outcomes, routines, trust, viewers, workspace
@@ -214,13 +214,15 @@ async def advance_viewer(tx: Tx, viewer: str, head: int) -> None:
     )
 
 
-def change_summary(changes: Changes) -> str:
+def change_summary(changes: Changes, timezone: str) -> str:
+    """How many changes since the viewer last looked, by kind; "since" in the workspace's local time."""
+    when = None if not changes.since else local_minute(parse_ts(changes.since), timezone)
     if not changes.total:
-        return "Nothing has changed" + (f" since {changes.since}." if changes.since else ".")
+        return "Nothing has changed" + (f" since {when}." if when else ".")
     counted = sorted(changes.by_action.items(), key=lambda item: (-item[1], item[0]))
     parts = [f"{count} {PHRASES.get(action, (action, action))[count != 1]}" for action, count in counted]
     plus = "+" if changes.more else ""
-    since = f" since {changes.since}" if changes.since else ""
+    since = f" since {when}" if when else ""
     noun = "change" if changes.total == 1 and not changes.more else "changes"
     return f"{changes.total}{plus} {noun}{since}: " + ", ".join(parts) + "."
 
@@ -271,7 +273,7 @@ def render_brief(brief: Brief) -> str:
         f"# Brief for {brief.viewer} — {brief.workspace}, {brief.today.isoformat()} ({brief.timezone})",
         "",
         "## Since you last looked",
-        change_summary(brief.changes),
+        change_summary(brief.changes, brief.timezone),
         *[f"- {item}" for item in brief.changes.latest],
         "",
         f"## Decisions waiting for {whom} ({brief.pending_decision_count})",

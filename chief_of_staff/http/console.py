@@ -448,7 +448,7 @@ class _Console(ConsoleCore):
         return {
             "workspace": ws,
             "brief": view,
-            "changes": brief.change_summary(view.changes),
+            "changes": brief.change_summary(view.changes, ws.timezone),
             "pending": [(item, await deciding.describe_change(tx, item)) for item in pending],
             "tasks": tasks,
             "overdue": [task for task in unfinished if task.due_on is not None and task.due_on < view.today],

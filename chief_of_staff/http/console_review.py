@@ -113,7 +113,7 @@ async def _packet_in(tx: Tx, *, mark_seen: bool) -> dict[str, Any]:
     return {
         "workspace": ws,
         "packet": view,
-        "changes": brief.change_summary(view.changes),
+        "changes": brief.change_summary(view.changes, ws.timezone),
         "cards": [await _card(tx, proposal, ws.currency) for proposal in view.proposals],
         "recent": await changesets.recent(tx, RECENT_SETS),
         "kinds": KINDS,

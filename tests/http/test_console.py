@@ -353,7 +353,8 @@ async def test_a_prefixed_console_mounted_at_a_public_url_still_answers(store: S
 
 async def _changes(store: Store) -> dict[str, int]:
     async with store.read() as tx:
-        return brief.change_summary((await brief.build_brief(tx, viewers.OPERATOR_VIEWER, mark_seen=False)).changes)
+        view = await brief.build_brief(tx, viewers.OPERATOR_VIEWER, mark_seen=False)
+        return brief.change_summary(view.changes, view.timezone)
 
 
 async def test_a_same_site_or_cross_site_get_is_refused_and_moves_no_mark(

@@ -292,7 +292,7 @@ def render_packet(packet: Packet) -> str:
         else "Last review: none yet.",
         "",
         "## Since you last looked",
-        brief.change_summary(packet.changes),
+        brief.change_summary(packet.changes, packet.timezone),
         *[f"- {item}" for item in packet.changes.latest],
         "",
         "## Goals: progress, pace and forecast",
