@@ -47,7 +47,8 @@ def routes(core: ConsoleCore) -> list[Route]:
         await core.checked_form(request, session)
         result = await anchor.export(core.store, core.store.anchor)
         if not result.ok:
-            return core.refused(request, session, f"No anchor was written: {_words(result)}", "/audit")
+            said = f"No anchor was written: {_words(result, core.store.refusal)}"
+            return core.refused(request, session, said, "/audit")
         return core.done(request, session, f"Audit chain verifies ({result.chain.rows} rows); {result.note}.", "/audit")
 
     return [
@@ -72,10 +73,10 @@ async def _page(core: ConsoleCore, request: Request, session: ConsoleSession, ch
         "anchor_problem": anchor_problem,
         "anchor_path": str(core.store.anchor.path),
         "check": check,
-        "check_words": None if check is None else _words(check),
+        "check_words": None if check is None else _words(check, core.store.refusal),
         "older": rows[-1].id if len(rows) == ROWS and rows[-1].id > 1 else None,
         "paged": before is not None,
-        "local": lambda stamp: console_tables.local_time(stamp, ws.timezone),
+        "local": lambda stamp: _local(stamp, ws.timezone),
         "detail_chars": DETAIL_CHARS,
         "title": "Audit",
         "page": "audit",
@@ -103,8 +104,24 @@ def _before(sent: str) -> int | None:
     return int(sent)
 
 
-def _words(check: AnchorCheck) -> str:
-    """The verdict of a full check in a sentence, as `chief-of-staff audit verify` prints it."""
+def _local(stamp: object, timezone: str) -> str:
+    """A row's (or the anchor's) time in the workspace's zone; one that is not a stored time is shown as found.
+
+    This page shows a log someone may have edited by hand: a planted time must be seen, not answer 500.
+    """
+    try:
+        return console_tables.local_time(str(stamp), timezone)
+    except (TypeError, ValueError):
+        return f"{str(stamp)[:40]!r} (not a time this log writes)"
+
+
+def _words(check: AnchorCheck, refusal: str | None) -> str:
+    """The verdict of a full check in a sentence, as `chief-of-staff audit verify` prints it.
+
+    `refusal` is the store's own (Store.refusal): changes are refused only when the anchored head or the
+    append-only triggers did not hold. A row altered further back leaves the head intact, so the workspace
+    still takes changes, and `audit repair` records the break but never mends it; the sentence says which.
+    """
     chain = check.chain
     if check.ok:
         return f"The audit chain verifies: {chain.rows} rows, head {chain.head_hash[:16]}…; {check.note}."
@@ -113,5 +130,11 @@ def _words(check: AnchorCheck) -> str:
         said.append(f"The audit chain is BROKEN at row {chain.first_bad_id}: {chain.problem}.")
     if check.problem is not None:
         said.append(f"The anchor FAILS: {check.problem}.")
-    said.append("Changes are refused until the operator runs `chief-of-staff audit repair` in a terminal.")
+    if refusal is not None:
+        said.append("Changes are refused until the operator runs `chief-of-staff audit repair` in a terminal.")
+    else:
+        said.append(
+            "The workspace still accepts changes: its anchored head holds. Keep this file as evidence; "
+            "`chief-of-staff audit repair` in a terminal records what was found, but no repair rewrites a broken row."
+        )
     return " ".join(said)

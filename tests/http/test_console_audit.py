@@ -3,6 +3,7 @@ verifying the whole chain and anchoring its head; a tampered row is shown as the
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from chief_of_staff.core import anchor
 from chief_of_staff.core.audit import Actor
 from chief_of_staff.core.db import Store
+from chief_of_staff.core.errors import WorkspaceSealed
 from chief_of_staff.domain import inbox
 from tests.http.console_support import SCRIPT, apply_outbound, escalate, login
 
@@ -79,6 +81,48 @@ async def test_verify_walks_the_chain_and_a_tampered_row_shows_the_break(
     assert "chief-of-staff audit repair" in broken.text
     refused = await client.post("/audit/anchor", data={"csrf": csrf}, follow_redirects=True)
     assert "No anchor was written" in refused.text
+
+
+async def test_a_row_altered_behind_the_head_is_not_said_to_stop_changes(
+    store: Store, client: httpx.AsyncClient
+) -> None:
+    """The anchored head still holds, so the store takes changes: the verdict says so, and that repair mends no row."""
+    csrf = await login(store, client)
+    with sqlite3.connect(store.path) as db:
+        db.execute("DROP TRIGGER IF EXISTS audit_log_no_update")
+        db.execute("UPDATE audit_log SET subject = 'forged' WHERE id = 2")
+    broken = await client.post("/audit/verify", data={"csrf": csrf})
+    assert "BROKEN at row 2" in broken.text
+    assert "Changes are refused" not in broken.text and "still accepts changes" in broken.text
+    assert "no repair rewrites a broken row" in broken.text
+    async with store.write() as tx:  # what the page says: the workspace still takes a change
+        await inbox.add_task(tx, Actor("agency:Outbound", "agency"), title="After", agency="Outbound")
+
+
+async def test_a_workspace_refusing_changes_is_said_to_refuse_them(store: Store, client: httpx.AsyncClient) -> None:
+    csrf = await login(store, client)
+    with sqlite3.connect(store.path) as db:  # the anchored head cut off: the next commit seals the store
+        db.execute("DROP TRIGGER IF EXISTS audit_log_no_delete")
+        db.execute("DELETE FROM audit_log WHERE id = (SELECT max(id) FROM audit_log)")
+    with pytest.raises(WorkspaceSealed):
+        async with store.write() as tx:
+            await inbox.add_task(tx, Actor("agency:Outbound", "agency"), title="Refused", agency="Outbound")
+    verdict = await client.post("/audit/verify", data={"csrf": csrf})
+    assert "Changes are refused until the operator runs `chief-of-staff audit repair`" in verdict.text
+
+
+async def test_a_planted_time_is_shown_as_found_not_a_server_error(store: Store, client: httpx.AsyncClient) -> None:
+    await login(store, client)
+    with sqlite3.connect(store.path) as db:
+        db.execute("DROP TRIGGER IF EXISTS audit_log_no_update")
+        db.execute("UPDATE audit_log SET at = 'yesterday' WHERE id = 1")
+    head = anchor.read_anchor(store.anchor)
+    assert head is not None
+    store.anchor.path.write_text(json.dumps({"row_id": head.row_id, "hash": head.hash, "at": "soon"}))
+    page = await client.get("/audit")
+    assert page.status_code == 200
+    assert "&#39;yesterday&#39; (not a time this log writes)" in page.text
+    assert "&#39;soon&#39; (not a time this log writes)" in page.text
 
 
 async def test_anchoring_writes_the_verified_head_to_the_anchor_file(
