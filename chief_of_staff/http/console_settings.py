@@ -261,7 +261,7 @@ async def created_page(core: ConsoleCore, request: Request) -> Response:
 
 
 async def create_token(core: ConsoleCore, request: Request) -> Response:
-    """Create a token and show its secret, this once, as the answer to this post (never a redirect)."""
+    """Create a token; its secret is shown once, on the one GET after this post's redirect (show_once)."""
     session = await core.session(request)
     form = await core.checked_form(request, session)
     try:
@@ -345,7 +345,7 @@ async def revoke_token(core: ConsoleCore, request: Request) -> Response:
 
 
 async def add_webhook(core: ConsoleCore, request: Request) -> Response:
-    """Add an endpoint and show its signing secret, this once, as the answer to this post."""
+    """Add an endpoint; its signing secret is shown once, on the one GET after this post's redirect (show_once)."""
     session = await core.session(request)
     form = await core.checked_form(request, session)
     try:
