@@ -1,8 +1,8 @@
 """The console's Audit page: the chain's standing, the newest rows with who made them and on which channel.
 
 Loading the page reads only the newest rows (by the primary key) and compares the anchor with the row it
-names: both cost the same at any size of log. Walking the whole chain costs a read of every row (about a
-minute for a million), so it is a button (`POST /audit/verify`), as `chief-of-staff audit verify` is a
+names: both cost the same at any size of log. Walking the whole chain costs a read of every row (seconds for a
+million here), so it is a button (`POST /audit/verify`), as `chief-of-staff audit verify` is a
 command. "Anchor the head" writes the verified head to the anchor file (`chief-of-staff audit anchor`);
 a commit moves the anchor too, so this matters after the anchor file was moved or removed. Neither changes
 the workspace; a broken chain is shown, never repaired here (`chief-of-staff audit repair` is a decision
