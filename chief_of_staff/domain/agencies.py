@@ -260,7 +260,7 @@ async def create_agency(
 
 def _refuse_reactivation_in_chat(actor: Actor, act: str, command: str) -> None:
     """Bringing a retired agency or role back brings back every grant it held: a widening chat never makes."""
-    trust.refuse_in_chat(actor, act, "it brings back every grant it held", command)
+    trust.refuse_in_chat(actor, act, "it brings back every grant it held", command, console=True)
 
 
 def _role_command(agency: str, role: str, *, reactivate: bool = False) -> str:
@@ -410,10 +410,10 @@ def who_resumes(row: Row) -> str:
     """Who may lift this agency's pause, and how: for every message that meets the pause."""
     command = resume_command(row["name"])
     if row["paused_by"] == "verified":
-        return f"Only the operator can resume it, on a verified channel: `{command}`."
+        return f"Only the operator can resume it, on a verified channel: `{command}`, {trust.IN_CONSOLE}."
     return (
         f'The operator can resume it: in chat (set_agency name={json.dumps(row["name"])} status="active" '
-        f"confirm=true) or from a terminal: `{command}`."
+        f"confirm=true), from a terminal: `{command}`, {trust.IN_CONSOLE}."
     )
 
 
@@ -458,7 +458,11 @@ async def resume_agency(tx: Tx, actor: Actor, agency: str) -> AgencyView:
         return await _agency_view(tx, row)
     if _PAUSE_RANK[actor.channel] < _PAUSE_RANK[str(row["paused_by"])]:
         trust.refuse_in_chat(
-            actor, act, "the operator paused it on a verified channel, and only that channel lifts their stop", command
+            actor,
+            act,
+            "the operator paused it on a verified channel, and only that channel lifts their stop",
+            command,
+            console=True,
         )
     await tx.run(
         "UPDATE agencies SET paused_at = NULL, paused_by = NULL, pause_note = '', updated_at = ? WHERE id = ?",

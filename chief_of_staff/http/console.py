@@ -10,7 +10,7 @@ command line (deciding.decide, ...): the console writes no business SQL of its o
 
 This module holds the app, its guard, serving, and the first pages (Today, Goals, Inbox, Outcomes, the
 login and deciding); the other pages are modules of their own over console_kit (console_authority,
-console_review, console_audit, console_settings).
+console_roster, console_review, console_audit, console_settings).
 
 Security, as for any local web app that can spend money:
 
@@ -95,6 +95,7 @@ from chief_of_staff.http import (
     console_charts,
     console_local,
     console_review,
+    console_roster,
     console_settings,
     console_tables,
 )
@@ -483,6 +484,7 @@ def build_console_app(
             route("/static/console.css", console.stylesheet),
             route("/static/icon.svg", console.icon),
             *console_authority.routes(console),
+            *console_roster.routes(console),
             *console_review.routes(console),
             *console_audit.routes(console),
             *console_settings.routes(console),

@@ -51,7 +51,7 @@ async def test_every_page_loads_with_no_errors_and_nothing_from_elsewhere(
     links = page.get_by_role("navigation", name="Pages").get_by_role("link")
     pages = [href for href in [await link.get_attribute("href") for link in await links.all()] if href]
     prefix = urlsplit(busy_console.base).path  # every link stays under the run's secret prefix
-    names = ("/", "/goals", "/inbox", "/outcomes", "/authority", "/review", "/audit", "/settings")
+    names = ("/", "/goals", "/inbox", "/outcomes", "/authority", "/agencies", "/review", "/audit", "/settings")
     assert {prefix + name for name in names} <= set(pages)
     for path in pages:
         answered = await page.goto(busy_console.origin + path)

@@ -107,7 +107,7 @@ async def test_a_paused_agency_has_nothing_allowed_and_is_told_who_may_resume_it
     assert answer.answer == "denied"
     assert answer.reason == (
         'Outbound is paused ("audit week"), so nothing is allowed for it. Only the operator can resume it, '
-        "on a verified channel: `chief-of-staff agency resume Outbound`."
+        "on a verified channel: `chief-of-staff agency resume Outbound`, or in the console (open_console)."
     )
     await resume(world)
     assert (await authorize(world)).answer == "allowed"

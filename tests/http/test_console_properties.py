@@ -3,8 +3,8 @@
     A console request changes the workspace only when it carries a live session's cookie and that
     session's CSRF token, as a form, at the console's own host, and not from another site.
 
-Hypothesis sends sequences of posts to every act of every page (deciding, grants, reviews, audit,
-settings), each with its credentials drawn from the good and the bad: the cookie (the session's, none,
+Hypothesis sends sequences of posts to every act of every page (deciding, grants, agencies, reviews,
+audit, settings), each with its credentials drawn from the good and the bad: the cookie (the session's, none,
 junk), the CSRF token (the session's, none, another), Origin, Sec-Fetch-Site, Host and the body's type.
 After each one that lacks any part, every table but the sessions' own bookkeeping (and the anchor file)
 is as it was; and no request, however odd, is answered with a server error. Requests that carry
@@ -41,6 +41,12 @@ ACTS: dict[str, dict[str, str]] = {
     "/decisions/D2": {"action": "deny", "note": "no", "task_on_deny": "fail"},
     "/authority/grants": {"agency": "A1", "capability": "crm.read", "mode": "auto", "rationale": "reads"},
     "/authority/grants/GR1/revoke": {"reason": "done"},
+    "/agencies/A1/pause": {"note": "hold"},
+    "/agencies/A1/resume": {},
+    "/agencies/A1/retire": {},
+    "/agencies/A1/reactivate": {"confirm": "yes"},
+    "/agencies/A1/roles/R1/retire": {},
+    "/agencies/A1/roles/R1/reactivate": {"confirm": "yes"},
     "/review": {"note": "a quiet week"},
     "/audit/anchor": {},
     "/settings/workspace": {"name": "Renamed", "timezone": "UTC", "currency": "EUR", "chat_allowance": "1.00"},

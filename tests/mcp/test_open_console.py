@@ -129,7 +129,10 @@ async def test_a_page_that_is_not_a_console_page_is_refused_before_anything_open
     async with connect(tmp_path / "w.db", mode, opener) as client:
         bad = await refused(client, "open_console", {"page": "//evil.example"})
         missing = await refused(client, "open_console", {"page": "D99"})
-    assert "send one of today, goals, inbox, outcomes, authority, review, audit, settings, or a decision id" in bad
+    assert (
+        "send one of today, goals, inbox, outcomes, authority, agencies, review, audit, settings, or a decision id"
+        in bad
+    )
     assert "no decision D99" in missing
     assert opener.opened == []
 

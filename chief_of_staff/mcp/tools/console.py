@@ -47,6 +47,7 @@ _PAGES = {
     "inbox": "/inbox",
     "outcomes": "/outcomes",
     "authority": "/authority",
+    "agencies": "/agencies",
     "review": "/review",
     "audit": "/audit",
     "settings": "/settings",
@@ -79,7 +80,7 @@ class ConsoleOpener(Protocol):
 class OpenConsoleIn(Model):
     page: ShortText = Field(
         "today",
-        description="today, goals, inbox, outcomes, authority, review, audit, settings, or a decision id (D7)",
+        description="today, goals, inbox, outcomes, authority, agencies, review, audit, settings, or a decision (D7)",
     )
 
 

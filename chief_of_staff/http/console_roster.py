@@ -1,0 +1,234 @@
+"""The console's Agencies page: the roster as the operator steers it. Each agency with its purpose, its roles,
+its grants and whether it is paused; and the acts that stop and restart work: pause and resume an agency,
+retire and reactivate an agency or a role.
+
+These are here because some of them are the verified channel's alone. Chat may pause (pausing only narrows),
+but it may not lift a pause the operator made on a verified channel, and it never reactivates a retired
+agency or role, since that brings back every grant it held. Without this page an operator who runs Claude
+Desktop from the one-click bundle, with no terminal, could stop an agency and never start it again.
+
+Every act goes through chief_of_staff.domain.agencies with the session's actor (`operator:console-N` on
+the verified channel), as the command line's do. A reactivation is a widening, so its form names the grants
+that come back and carries a confirmation box; without the box ticked nothing changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from chief_of_staff.core import ids
+from chief_of_staff.core.db import Tx
+from chief_of_staff.core.errors import ChiefOfStaffError, InvalidInput
+from chief_of_staff.domain import agencies, workspace
+from chief_of_staff.domain.agencies import AgencyView, RoleView
+from chief_of_staff.domain.authority import grants
+from chief_of_staff.domain.authority.grants import GrantView
+from chief_of_staff.http import console_tables
+from chief_of_staff.http.console_kit import ConsoleCore, Endpoint, first
+
+PAGE = "/agencies"
+# Who made a pause, in the words the page uses: who may lift it follows from it (agencies.who_resumes).
+PAUSED_BY = {
+    "agency": "by the agency itself",
+    "system": "by the server",
+    "chat": "from chat",
+    "verified": "by you, at a terminal or in this console",
+}
+NOT_CONFIRMED = (
+    "{what}: tick the box that says you know its grants come back, then reactivate it again. Nothing was changed."
+)
+
+
+def routes(core: ConsoleCore) -> list[Route]:
+    def bound(endpoint: Callable[[ConsoleCore, Request], Awaitable[Response]]) -> Endpoint:
+        return partial(endpoint, core)
+
+    return [
+        core.route(PAGE, bound(roster_page)),
+        core.route(f"{PAGE}/{{agency}}/pause", bound(pause), "POST"),
+        core.route(f"{PAGE}/{{agency}}/resume", bound(resume), "POST"),
+        core.route(f"{PAGE}/{{agency}}/retire", bound(retire), "POST"),
+        core.route(f"{PAGE}/{{agency}}/reactivate", bound(reactivate), "POST"),
+        core.route(f"{PAGE}/{{agency}}/roles/{{role}}/retire", bound(retire_role), "POST"),
+        core.route(f"{PAGE}/{{agency}}/roles/{{role}}/reactivate", bound(reactivate_role), "POST"),
+    ]
+
+
+# --- the page ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoleCard:
+    """A role as the page shows it, with the grants that name it (those a reactivation brings back)."""
+
+    role: RoleView
+    grants: list[GrantView]
+
+
+@dataclass(frozen=True)
+class AgencyCard:
+    """An agency as the page shows it: its roles, its grants, and its pause in words."""
+
+    agency: AgencyView
+    roles: list[RoleCard]
+    grants: list[GrantView]
+    paused: str
+
+
+async def roster_page(core: ConsoleCore, request: Request) -> Response:
+    """Every agency, active, paused or retired, with its roles and grants, and the forms that steer it."""
+    session = await core.session(request)
+    async with core.store.read() as tx:
+        ws = await workspace.get(tx)
+        roster = await agencies.roster(tx)
+        given = await grants.list_grants(tx)
+        as_of = console_tables.local_time(tx.now_text, ws.timezone)
+    context = {
+        "workspace": ws,
+        "as_of": as_of,
+        "cards": [_card(agency, given, ws.timezone) for agency in roster.agencies],
+        "title": "Agencies",
+        "page": "agencies",
+    }
+    return core.page(request, "agencies.html", session, context)
+
+
+def _card(agency: AgencyView, given: list[GrantView], timezone: str) -> AgencyCard:
+    held = [grant for grant in given if grant.agency == agency.name]
+    roles = [RoleCard(role, [grant for grant in held if grant.role == role.name]) for role in agency.roles]
+    return AgencyCard(agency, roles, held, _paused_words(agency, timezone))
+
+
+def _paused_words(agency: AgencyView, timezone: str) -> str:
+    """ "Paused 2026-11-23 09:00 from chat ("note")", or "" when it is not paused."""
+    if agency.paused_at is None:
+        return ""
+    by = PAUSED_BY.get(str(agency.paused_by), f"on the {agency.paused_by} channel")
+    note = f' ("{agency.pause_note}")' if agency.pause_note else ""
+    return f"Paused {console_tables.local_time(agency.paused_at, timezone)} {by}{note}."
+
+
+# --- acts --------------------------------------------------------------------------------------------
+
+
+async def pause(core: ConsoleCore, request: Request) -> Response:
+    """Stop an agency: nothing is claimed or allowed for it until it is resumed."""
+    session = await core.session(request)
+    form = await core.checked_form(request, session)
+    note = _text(first(form, "note"))
+    try:
+        async with core.store.write() as tx:
+            view = await agencies.pause_agency(tx, session.actor, await _agency(tx, request), note=note)
+    except ChiefOfStaffError as refused:
+        return core.refused(request, session, str(refused), _back(request))
+    return core.done(request, session, f"{view.name} is paused: nothing is claimed or allowed for it.", _at(view))
+
+
+async def resume(core: ConsoleCore, request: Request) -> Response:
+    """Lift an agency's pause, whoever made it: the console is a verified channel."""
+    session = await core.session(request)
+    await core.checked_form(request, session)
+    try:
+        async with core.store.write() as tx:
+            view = await agencies.resume_agency(tx, session.actor, await _agency(tx, request))
+    except ChiefOfStaffError as refused:
+        return core.refused(request, session, str(refused), _back(request))
+    return core.done(request, session, f"{view.name} is resumed: its grants allow again what they allow.", _at(view))
+
+
+async def retire(core: ConsoleCore, request: Request) -> Response:
+    """Retire an agency: it keeps its record, and nothing is claimed or allowed for it."""
+    session = await core.session(request)
+    await core.checked_form(request, session)
+    try:
+        async with core.store.write() as tx:
+            view = await agencies.update_agency(tx, session.actor, await _agency(tx, request), status="retired")
+    except ChiefOfStaffError as refused:
+        return core.refused(request, session, str(refused), _back(request))
+    said = f"{view.name} is retired: nothing is claimed or allowed for it, and its grants stay as they are."
+    return core.done(request, session, said, _at(view))
+
+
+async def reactivate(core: ConsoleCore, request: Request) -> Response:
+    """Bring a retired agency back, with every grant it held: only with the confirmation box ticked."""
+    session = await core.session(request)
+    form = await core.checked_form(request, session)
+    try:
+        async with core.store.write() as tx:
+            ref = await _agency(tx, request)
+            _confirmed(form, f"Reactivating {ref}")
+            view = await agencies.update_agency(tx, session.actor, ref, status="active")
+    except ChiefOfStaffError as refused:
+        return core.refused(request, session, str(refused), _back(request))
+    return core.done(request, session, f"{view.name} is active again, with the grants it held.", _at(view))
+
+
+async def retire_role(core: ConsoleCore, request: Request) -> Response:
+    """Retire one role: the agency's other roles go on; nothing is claimed or allowed for this seat."""
+    return await _set_role_status(core, request, "retired")
+
+
+async def reactivate_role(core: ConsoleCore, request: Request) -> Response:
+    """Bring a retired role back, with the grants that name it: only with the confirmation box ticked."""
+    return await _set_role_status(core, request, "active")
+
+
+async def _set_role_status(core: ConsoleCore, request: Request, status: agencies.Status) -> Response:
+    session = await core.session(request)
+    form = await core.checked_form(request, session)
+    try:
+        async with core.store.write() as tx:
+            agency = await _agency(tx, request)
+            role = _role_id(request)
+            found = await agencies.resolve_role(tx, ids.parse_id("agency", agency, field="agency"), role)
+            assert found is not None  # resolve_role refuses a role that is not the agency's
+            if status == "active":
+                _confirmed(form, f"Reactivating {role}")
+            view = await agencies.set_role(tx, session.actor, agency=agency, name=found["name"], status=status)
+    except ChiefOfStaffError as refused:
+        return core.refused(request, session, str(refused), _back(request))
+    said = (
+        f"{view.name} ({view.agency}) is active again, with the grants that name it."
+        if status == "active"
+        else f"{view.name} ({view.agency}) is retired: nothing is claimed or allowed for this role."
+    )
+    return core.done(request, session, said, f"{PAGE}#{view.id}")
+
+
+async def _agency(tx: Tx, request: Request) -> str:
+    """The path's agency, by id (A1) only: a page's forms name agencies by id, which a rename cannot move."""
+    ref = ids.format_id("agency", ids.parse_id("agency", request.path_params["agency"], field="agency"))
+    await agencies.resolve_agency(tx, ref)  # NotFound, naming the known agencies, before anything is done
+    return ref
+
+
+def _role_id(request: Request) -> str:
+    return ids.format_id("role", ids.parse_id("role", request.path_params["role"], field="role"))
+
+
+def _confirmed(form: dict[str, list[str]], what: str) -> None:
+    if first(form, "confirm") != "yes":
+        raise InvalidInput(NOT_CONFIRMED.format(what=what))
+
+
+def _text(value: str) -> str:
+    """A note as typed, with a browser's CRLF line ends read as LF; the domain checks its length."""
+    return value.replace("\r\n", "\n").replace("\r", "\n").strip()
+
+
+def _at(view: AgencyView) -> str:
+    return f"{PAGE}#{view.id}"
+
+
+def _back(request: Request) -> str:
+    """Where a refusal shows its message: at the agency's card when the path's id reads as one."""
+    try:
+        return f"{PAGE}#{ids.format_id('agency', ids.parse_id('agency', request.path_params['agency']))}"
+    except InvalidInput:
+        return PAGE
