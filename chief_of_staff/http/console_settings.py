@@ -80,6 +80,7 @@ def routes(core: ConsoleCore) -> list[Route]:
         core.route(f"{PAGE}/webhooks", bound(add_webhook), "POST"),
         core.route(f"{PAGE}/webhooks/{{endpoint}}/test", bound(test_webhook), "POST"),
         core.route(f"{PAGE}/webhooks/{{endpoint}}/remove", bound(remove_webhook), "POST"),
+        core.route(f"{PAGE}/webhooks/{{endpoint}}/rotate", bound(rotate_webhook_secret), "POST"),
     ]
 
 
@@ -433,6 +434,36 @@ async def remove_webhook(core: ConsoleCore, request: Request) -> Response:
         return core.refused(request, session, str(refused), PAGE)
     said = f"{view.endpoint_id} removed: nothing more is sent to {view.url}, and what it was still owed is dropped."
     return core.done(request, session, said, PAGE)
+
+
+async def rotate_webhook_secret(core: ConsoleCore, request: Request) -> Response:
+    """A new signing secret for an endpoint, shown once (show_once); the old one stops signing at once.
+
+    Also the only way an operator without a terminal sees the secret of an endpoint added in chat: a tool
+    result never carries one.
+    """
+    session = await core.session(request)
+    await core.checked_form(request, session)
+    try:
+        async with core.store.write() as tx:
+            view, secret = await endpoints.rotate_secret(tx, session.actor, request.path_params["endpoint"])
+    except ChiefOfStaffError as refused:
+        return core.refused(request, session, str(refused), PAGE)
+    context = {
+        "title": f"A new signing secret for {view.endpoint_id}",
+        "facts": [("Endpoint", view.endpoint_id), ("Sends to", view.url), ("Events", ", ".join(view.events))],
+        "secret_name": "Its new signing secret",
+        "secret": secret,
+        "advice": [
+            "Copy it now: it is shown this once, and nowhere else after this page.",
+            "The old secret signs nothing from now on: give this one to the receiver, which checks each "
+            "message's webhook-signature header with it (Standard Webhooks).",
+            f"Send it a test message from the Settings page: Test {view.endpoint_id}.",
+        ],
+        "again": "endpoint",
+        "page": "settings",
+    }
+    return core.show_once(request, session, "secret_once.html", context, CREATED)
 
 
 async def _endpoint(tx: Tx, ref: str) -> EndpointView:

@@ -243,7 +243,8 @@ async def rotate_secret(tx: Tx, actor: Actor, endpoint_id: str) -> tuple[Endpoin
     if actor.channel != "verified":
         raise OperatorActRefused(
             "A signing secret is shown only on the operator's own machine: "
-            f"chief-of-staff notify rotate-secret {endpoint_id}"
+            f"chief-of-staff notify rotate-secret {endpoint_id}, or in the console's Settings page (open_console). "
+            "Nothing was changed."
         )
     row = await _row(tx, endpoint_id)
     if row["removed_at"] is not None:

@@ -53,6 +53,7 @@ ACTS: dict[str, dict[str, str]] = {
     "/settings/tokens": {"holder": "operator", "label": "stolen"},
     "/settings/tokens/TK1/revoke": {},
     "/settings/webhooks": {"url": "https://hooks.example.com/x", "events": "brief.daily"},
+    "/settings/webhooks/NE1/rotate": {},
     "/settings/webhooks/NE1/remove": {},
 }
 

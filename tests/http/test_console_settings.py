@@ -19,8 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
-from chief_of_staff.core.audit import OPERATOR_CLI
+from chief_of_staff.core.audit import OPERATOR_CLI, Actor
 from chief_of_staff.core.db import Store
+from chief_of_staff.core.errors import OperatorActRefused
 from chief_of_staff.domain import tokens, workspace
 from chief_of_staff.notify import endpoints
 from tests.http.console_support import (
@@ -314,6 +315,40 @@ async def test_a_new_endpoints_signing_secret_is_shown_once_and_it_is_listed_wit
     assert secret not in page and 'class="flash' not in page
     assert "NE1 https://hooks.example.com/…ound slack, active" in text_of(part(page, "NE1", "</article>"))
     assert secret not in await everything_audited(store)
+
+
+async def test_an_endpoint_added_over_mcp_gets_a_signing_secret_shown_once_in_the_console(
+    store: Store, client: httpx.AsyncClient
+) -> None:
+    """An operator token adds an endpoint through an MCP client, whose result never carries the secret."""
+    async with store.write() as tx:
+        _, first_secret = await endpoints.add_endpoint(
+            tx, Actor("operator:TK1", "verified"), url=HOOK, events=["decision.opened"]
+        )
+    with pytest.raises(OperatorActRefused) as refused:
+        async with store.write() as tx:
+            await endpoints.rotate_secret(tx, Actor("operator", "chat"), "NE1")
+    assert str(refused.value).endswith("or in the console's Settings page (open_console). Nothing was changed.")
+    csrf = await login(store, client, "/settings")
+    posted = await client.post("/settings/webhooks/NE1/rotate", data={"csrf": csrf})
+    assert posted.status_code == 303 and posted.headers["location"] == "/settings/created"
+    shown = await client.get("/settings/created")
+    secret = secret_on(shown.text)
+    assert secret.startswith(endpoints.SECRET_PREFIX) and secret != first_secret
+    assert "A new signing secret for NE1" in shown.text and "The old secret signs nothing from now on" in shown.text
+    async with store.read() as tx:
+        assert await tx.scalar("SELECT secret FROM webhook_endpoints WHERE id = 1") == secret
+    [(actor, channel, subject, _)] = await audit_rows(store, "webhook.rotate_secret")
+    assert (actor, channel, subject) == ("operator:console-1", "verified", "NE1")
+    assert secret not in (await client.get("/settings")).text and secret not in await everything_audited(store)
+    assert (await client.get("/settings/created")).status_code == 303  # shown once, then gone
+    assert "cannot be shown again" in flash((await client.get("/settings")).text)
+    before = await state(store)
+    for ref, said in (("NE9", "no webhook endpoint NE9"), ("TK1", "is not a webhook endpoint id")):
+        await client.post(f"/settings/webhooks/{ref}/rotate", data={"csrf": csrf})
+        assert said in flash((await client.get("/settings")).text), ref
+    assert (await client.post("/settings/webhooks/NE1/rotate", data={"csrf": "guessed"})).status_code == 403
+    assert await state(store) == before
 
 
 @pytest.mark.parametrize(
