@@ -453,7 +453,7 @@ async def resume_agency(tx: Tx, actor: Actor, agency: str) -> AgencyView:
     """Lift an agency's pause (an operator act, on a channel at least as trusted as the pause's)."""
     row = await resolve_agency(tx, agency)
     act, command = f"Resuming the agency {row['name']}", resume_command(row["name"])
-    trust.require_operator(actor, act, command)
+    trust.require_operator(actor, act, command, console=True)
     if row["paused_at"] is None:
         return await _agency_view(tx, row)
     if _PAUSE_RANK[actor.channel] < _PAUSE_RANK[str(row["paused_by"])]:
