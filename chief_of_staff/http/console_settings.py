@@ -30,7 +30,7 @@ from chief_of_staff.core import ids
 from chief_of_staff.core.db import Tx
 from chief_of_staff.core.errors import ChiefOfStaffError, Conflict, InvalidInput, NotFound
 from chief_of_staff.core.fields import MAX_CENTS, money
-from chief_of_staff.domain import agencies, outbox, tokens, workspace
+from chief_of_staff.domain import agencies, doctor, outbox, tokens, workspace
 from chief_of_staff.domain.tokens import TokenView
 from chief_of_staff.domain.workspace import SettingsChange
 from chief_of_staff.http import console_tables
@@ -88,17 +88,21 @@ def routes(core: ConsoleCore) -> list[Route]:
 
 
 async def settings_page(core: ConsoleCore, request: Request) -> Response:
-    """The settings as a form, every token (never a secret), every endpoint with its delivery health."""
+    """The settings as a form, every token (never a secret), every endpoint with its delivery health, and the
+    risks `chief-of-staff doctor` names that are cheap to find (unbounded grants, operator tokens that never
+    expire, failing webhooks, a workspace file others can read); the audit walk stays on the Audit page."""
     session = await core.session(request)
     async with core.store.read() as tx:
         ws = await workspace.get(tx)
         shown_tokens = await tokens.list_tokens(tx, include_inactive=True)
         shown_endpoints = await endpoints.list_endpoints(tx)
         roster = await agencies.roster(tx)
+        risks = await doctor.authority_risks(tx) + doctor.file_risks(core.store)
         as_of = console_tables.local_time(tx.now_text, ws.timezone)
     context = {
         "workspace": ws,
         "as_of": as_of,
+        "risks": risks,
         "file": str(core.store.path),
         "allowance": money(ws.chat_allowance_cents),
         "seen": settings_seen(ws),

@@ -110,6 +110,17 @@ async def test_the_page_shows_the_settings_the_tokens_and_the_endpoints(
     assert HOOK not in page  # the full URL is shown nowhere after it was added
 
 
+async def test_the_page_names_the_risks_doctor_would(store: Store, client: httpx.AsyncClient) -> None:
+    await login(store, client, "/settings")
+    assert 'id="risks"' not in (await client.get("/settings")).text  # the blueprint bounds every grant
+    async with store.write() as tx:
+        await tokens.create_token(tx, OPERATOR_CLI, kind="operator", label=SCRIPT)
+    page = (await client.get("/settings")).text
+    risks = text_of(part(page, "risks", "</section>"))
+    assert "Risks (1)" in risks and "operator token TK1" in risks and "never expires" in risks
+    assert "<script" not in page and "&lt;script&gt;" in part(page, "risks", "</section>")
+
+
 async def test_the_page_loads_nothing_from_elsewhere_and_has_no_script_or_inline_style(
     store: Store, client: httpx.AsyncClient
 ) -> None:
