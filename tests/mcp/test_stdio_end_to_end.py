@@ -224,7 +224,8 @@ async def _operator_reviews(client: Client) -> None:
     assert [change["subject"] for change in recorded["changes"]] == ["GR1"]
     # Undoing it would move GR1's mode back from approve to auto: a widening chat never makes.
     refused = await _error_text(client, "record_review", revert=recorded["id"], confirm=True)
-    assert "cannot be done in chat" in refused and "chief-of-staff grant-update GR1 --restore 1" in refused
+    assert "cannot be done in chat" in refused
+    assert "chief-of-staff grant-update GR1 --restore 1, or in the console (open_console)" in refused
 
 
 async def test_the_operator_story_over_stdio_in_the_claude_desktop_protocol(tmp_path: Path) -> None:

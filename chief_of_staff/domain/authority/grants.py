@@ -10,10 +10,10 @@ drawn from the chat allowance). Every change is kept in grant_versions.
 
 A grant that stops (revoked, or past its end date) keeps governing the space it
 covered: a broader grant does not take over until the operator hands the space
-over on a verified channel (`revoke --hand-over`). Otherwise revoking or expiring
-a narrow grant would let a broad one allow what the narrow one held back, and the
-agency could widen its own authority by revoking (Trust, property 1). The ledger
-that draws on grants lives in `ledger`.
+over on a verified channel (`revoke --hand-over`, or Hand over in the console).
+Otherwise revoking or expiring a narrow grant would let a broad one allow what the
+narrow one held back, and the agency could widen its own authority by revoking
+(Trust, property 1). The ledger that draws on grants lives in `ledger`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import enum
 import json
 import re
 import shlex
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -242,7 +243,7 @@ async def create_grant(tx: Tx, actor: Actor, spec: GrantSpec) -> GrantView:
             actor, "Creating a grant", "its unanswered decisions would go ahead on their own", hint, console=True
         )
     exposure = money_exposure(spec, space.chat_window_days)
-    await trust.draw_chat(tx, actor, "Creating a grant", exposure, hint, subject=spec.capability)
+    await trust.draw_chat(tx, actor, "Creating a grant", exposure, hint, subject=spec.capability, console=True)
     agency = await agencies.resolve_agency(tx, spec.agency, field="agency")
     role = await agencies.resolve_role(tx, agency["id"], spec.role, field="role")
     _require_active(agency, role)
@@ -309,8 +310,8 @@ async def _hand_over(tx: Tx, actor: Actor, row: Row, reason: str) -> GrantView:
     short = ids.format_id("grant", row["id"])
     hint = hand_over_command(short)
     act = f"Handing {short}'s space over to broader grants"
-    trust.require_operator(actor, act, hint)
-    trust.refuse_in_chat(actor, act, "it may let a broader grant allow what this one held back", hint)
+    trust.require_operator(actor, act, hint, console=True)
+    trust.refuse_in_chat(actor, act, "it may let a broader grant allow what this one held back", hint, console=True)
     if row["handed_over_at"] is not None:
         raise Conflict(f"grant: {short} was already handed over at {row['handed_over_at']}; nothing was changed.")
     await tx.run(
@@ -319,6 +320,53 @@ async def _hand_over(tx: Tx, actor: Actor, row: Row, reason: str) -> GrantView:
         {"now": tx.now_text, "id": row["id"]},
     )
     return await _record_stop(tx, actor, row["id"], reason, "grant.hand_over", "handed over")
+
+
+async def hand_overs(tx: Tx) -> dict[str, str]:
+    """When each grant that handed its space over did so (a UTC stamp), by grant id."""
+    rows = await tx.all("SELECT id, handed_over_at FROM grants WHERE handed_over_at IS NOT NULL ORDER BY id")
+    return {ids.format_id("grant", row["id"]): row["handed_over_at"] for row in rows}
+
+
+async def hand_over_successors(tx: Tx, grant: str) -> list[GrantView]:
+    """The grants that may answer requests `grant` held back once it hands its space over, first to answer first.
+
+    Read as the ledger picks the grant that governs a request (role-specific over agency-wide, exact over
+    wildcard, then newest): every grant of the same agency, not handed over itself, whose role and
+    capability share some request with this one's, and that either ranks below it (so this grant answered
+    first) or was made in chat while this one was made on a verified channel (so this one bound it too).
+    Each answers only within its own role, capability and bounds; a stopped one keeps its own space.
+    """
+    row = await grant_row(tx, ids.parse_id("grant", grant, field="grant"))
+    rows = await tx.all(
+        f"{_VIEW_SELECT}WHERE g.agency_id = ? AND g.id != ? AND g.handed_over_at IS NULL "
+        "AND (g.role_id IS NULL OR ? IS NULL OR g.role_id = ?) "
+        "ORDER BY g.role_id IS NULL, length(g.capability) DESC, g.id DESC",
+        (row["agency_id"], row["id"], row["role_id"], row["role_id"]),
+    )
+    freed = [
+        other
+        for other in rows
+        if _share_a_request(other["capability"], row["capability"])
+        and (_rank(other) > _rank(row) or (other["origin_channel"] == "chat" and row["origin_channel"] == "verified"))
+    ]
+    return await _grant_views(tx, freed, (await workspace.get(tx)).timezone)
+
+
+def _rank(row: Row) -> tuple[bool, int, int]:
+    """Where a grant stands when the ledger picks the one governing a request: the lower governs first."""
+    return (row["role_id"] is None, -len(row["capability"]), -row["id"])
+
+
+def _share_a_request(one: str, other: str) -> bool:
+    """Whether some request's capability falls under both grant capabilities (spend.* and spend.ads do)."""
+    if one.endswith(".*") and other.endswith(".*"):
+        return one[:-1].startswith(other[:-1]) or other[:-1].startswith(one[:-1])
+    if one.endswith(".*"):
+        return other.startswith(one[:-1])
+    if other.endswith(".*"):
+        return one.startswith(other[:-1])
+    return one == other
 
 
 async def _record_stop(tx: Tx, actor: Actor, grant_id: int, reason: str, action: str, change: str) -> GrantView:
@@ -412,6 +460,39 @@ async def restore_version(tx: Tx, actor: Actor, grant: str, version: int) -> Gra
     return await _apply_terms(tx, actor, row, before, after, hint, {"restores_version": version})
 
 
+@dataclass(frozen=True)
+class GrantVersion:
+    """One kept version of a grant: when it was recorded, on which channel, what made it, and its bounds then."""
+
+    version: int
+    at: str
+    channel: str
+    change: Literal["given", "changed", "revoked", "handed over"]
+    terms: GrantTerms
+
+
+async def grant_versions(tx: Tx, grant: str) -> list[GrantVersion]:
+    """Every kept version of a grant, oldest first, with the bounds `restore_version` would put back."""
+    row = await grant_row(tx, ids.parse_id("grant", grant, field="grant"))
+    timezone = (await workspace.get(tx)).timezone
+    rows = await tx.all(
+        "SELECT version, snapshot, channel, created_at FROM grant_versions WHERE grant_id = ? ORDER BY version",
+        (row["id"],),
+    )
+    return [_version_of(kept, timezone) for kept in rows]
+
+
+def _version_of(kept: Row, timezone: str) -> GrantVersion:
+    snapshot = json.loads(kept["snapshot"])
+    change: Literal["given", "changed", "revoked", "handed over"] = "given" if kept["version"] == 1 else "changed"
+    if snapshot.get("handed_over_at") is not None:
+        change = "handed over"
+    elif snapshot.get("status") == "revoked":
+        change = "revoked"
+    terms = _terms_of_snapshot(snapshot, timezone)
+    return GrantVersion(kept["version"], kept["created_at"], kept["channel"], change, terms)
+
+
 async def preview_change(tx: Tx, grant: str, *, restore_version: int | None = None, **given: Any) -> str:
     """A change to a grant as its bounds stand now and would stand after, read from the store: for a prompt."""
     row, space = await _changeable(tx, grant), await workspace.get(tx)
@@ -424,7 +505,8 @@ async def preview_change(tx: Tx, grant: str, *, restore_version: int | None = No
             "SELECT snapshot FROM grant_versions WHERE grant_id = ? AND version = ?", (row["id"], restore_version)
         )
         if stored is None:
-            raise NotFound(f"version: {ids.format_id('grant', row['id'])} has versions 1 to {row['version']}.")
+            short = ids.format_id("grant", row["id"])
+            raise NotFound(f"version: {short} has versions 1 to {row['version']}; send one of them.")
         after = _terms_of_snapshot(json.loads(stored), space.timezone)
     widened = widens(before, after)
     return (
@@ -570,7 +652,7 @@ async def _allow_widening(
     old, new = money_exposure(before, days), money_exposure(after, days)
     # From unbounded to bounded lowers the exposure; from bounded to unbounded is never for chat.
     added = None if new is None else (0 if old is None else max(new - old, 0))
-    await trust.draw_chat(tx, actor, act, added, hint)
+    await trust.draw_chat(tx, actor, act, added, hint, console=True)
 
 
 async def _replace_budgets(tx: Tx, grant_id: int, budgets: list[BudgetSpec]) -> None:
@@ -793,7 +875,8 @@ async def _stopped_lines(tx: Tx, timezone: str, agency_id: int | None = None) ->
         answer = "comes to you as a decision each time" if view.status == "revoked" else "is refused until renewed"
         lines.append(
             f"- **{view.id}** ({view.status}): {who} `{_plain(view.capability)}` {answer}; "
-            f"`{hand_over_command(view.id)}` lets broader grants cover it."
+            f"`{hand_over_command(view.id)}` (or Hand over on the console's Authority page) lets broader grants "
+            "cover it."
         )
     return [*lines, ""]
 

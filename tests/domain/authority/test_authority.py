@@ -229,7 +229,8 @@ async def test_chat_grants_draw_the_allowance_in_total_not_per_act(store: Store)
             tx, CHAT, GrantSpec(agency="Outbound", capability="spend.tools", per_action_cap_cents=1_000, budgets=month)
         )
 
-    await fails_writing_nothing(store, OperatorActRefused, r"40\.00 of the 100\.00 chat allowance is left", second)
+    left = r"40\.00 of the 100\.00 chat allowance is left.*or in the console \(open_console\)$"
+    await fails_writing_nothing(store, OperatorActRefused, left, second)
 
 
 async def test_chat_grant_under_the_ceiling_is_recorded_as_chat(store: Store) -> None:
@@ -922,12 +923,13 @@ async def test_an_agency_revoke_never_lets_a_broader_grant_take_over(store: Stor
     async def hand_over(tx: Tx) -> None:
         await grants.revoke_grant(tx, AGENCY, "GR2", hand_over=True)
 
-    await fails_writing_nothing(store, OperatorActRefused, "operator decision", hand_over)
+    console = r"chief-of-staff revoke GR2 --hand-over, or in the console \(open_console\)$"
+    await fails_writing_nothing(store, OperatorActRefused, "operator decision.*" + console, hand_over)
 
     async def hand_over_in_chat(tx: Tx) -> None:
         await grants.revoke_grant(tx, CHAT, "GR2", hand_over=True)
 
-    await fails_writing_nothing(store, OperatorActRefused, "cannot be done in chat", hand_over_in_chat)
+    await fails_writing_nothing(store, OperatorActRefused, "cannot be done in chat.*" + console, hand_over_in_chat)
     async with store.write() as tx:
         await grants.revoke_grant(tx, OPERATOR_CLI, "GR2", hand_over=True)
     assert (await ask(store, capability="spend.ads", amount_cents=100)).answer == "allowed"

@@ -286,7 +286,8 @@ async def test_restore_version_puts_the_bounds_back_and_is_classified_against_no
     original = await update(store, AGENCY, per_action_cap_cents=1_000, scope_deny=["*.gov", "*.mil"])
     assert original.version == 2
     async with store.write() as tx:  # undoing a narrowing widens: not the agency's call
-        with pytest.raises(OperatorActRefused, match="chief-of-staff grant-update GR1 --restore 1"):
+        console = r"chief-of-staff grant-update GR1 --restore 1, or in the console \(open_console\)$"
+        with pytest.raises(OperatorActRefused, match=console):
             await grants.restore_version(tx, AGENCY, "GR1", 1)
     view = await restore(store, OPERATOR_CLI, 1)
     assert (view.version, view.per_action_cap_cents, view.scope_deny) == (3, 5_000, ["*.gov"])
@@ -397,6 +398,7 @@ async def test_the_tool_removes_a_cap_sent_as_null_and_restores_a_version(store:
     # 5 a day at 50.00 is 250.00 of exposure, more than the chat allowance: only a verified channel restores it.
     in_chat = await call(store, mode, {"restore_version": 1, "confirm": True})
     assert in_chat.is_error and "chat allowance is left" in in_chat.content[0].text
+    assert in_chat.content[0].text.endswith("--restore 1, or in the console (open_console)")
     async with store.write() as tx:
         restored = await grants.restore_version(tx, OPERATOR_CLI, "GR1", 1)
     assert (restored.per_action_cap_cents, restored.version) == (5_000, 3)
