@@ -1,5 +1,6 @@
-"""The console's Authority page: the delegation letter, each grant's use against its budgets, the chat allowance,
-and the operator's acts on grants (give, change, revoke).
+"""The console's Authority page: the delegation letter, each grant's use against its budgets and its kept
+versions, the chat allowance, and the operator's acts on grants (give, change, restore a version, revoke,
+hand a stopped grant's space over).
 
 Every act goes through chief_of_staff.domain.authority.grants with the session's actor (`operator:console-N`
 on the verified channel), as the command line's do. A form's fields are read here into the domain's own
@@ -10,7 +11,13 @@ counts as whole numbers; an empty limit is no limit.
 A change is two posts. The first (`/authority/grants/GRn/preview`) changes nothing: it shows the grant's
 bounds as they are and as they would be, and whether that widens authority. Only the second, carrying the
 same values, the version they were compared with and the preview's seal (an HMAC of all three under the
-session's CSRF token), applies it; if the grant moved on since, nothing is changed.
+session's CSRF token), applies it; if the grant moved on since, nothing is changed. Restoring a kept version
+is the same two posts (`/restore/preview`, then `/restore`), sealed to the version restored.
+
+Handing a stopped grant's space over widens authority and cannot be undone, so it is two posts as well:
+`/hand-over/preview` says what happens and lists the grants that may then answer what the grant held back;
+the second post needs the box ticked that says so, and is sealed to that list (a grant given, changed or
+stopped since the page was shown refuses it).
 """
 
 from __future__ import annotations
@@ -81,6 +88,15 @@ NOT_PREVIEWED = (
     "{grant}: these values are not the ones the preview showed, so nothing was changed. Change the grant "
     "from the Authority page, look at its bounds before and after, and apply that."
 )
+RESTORE_NOT_PREVIEWED = (
+    "{grant}: this is not the restore the preview showed, so nothing was changed. Pick the version in "
+    "{grant}'s versions on the Authority page, look at its bounds before and after, and restore that."
+)
+HAND_OVER_NOT_SHOWN = (
+    "{grant}: this hand-over is not the one its page showed, so nothing was changed. Press Hand over {grant} "
+    "on the Authority page, read what it does, and confirm it there."
+)
+_VERSION = re.compile(r"[0-9]{1,12}")
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -95,6 +111,10 @@ def routes(core: ConsoleCore) -> list[Route]:
         core.route("/authority/grants/{grant}/preview", bound(preview), "POST"),
         core.route("/authority/grants/{grant}", bound(apply_change), "POST"),
         core.route("/authority/grants/{grant}/revoke", bound(revoke), "POST"),
+        core.route("/authority/grants/{grant}/restore/preview", bound(restore_preview), "POST"),
+        core.route("/authority/grants/{grant}/restore", bound(restore), "POST"),
+        core.route("/authority/grants/{grant}/hand-over/preview", bound(hand_over_preview), "POST"),
+        core.route("/authority/grants/{grant}/hand-over", bound(hand_over), "POST"),
     ]
 
 
@@ -102,13 +122,36 @@ def routes(core: ConsoleCore) -> list[Route]:
 
 
 @dataclass(frozen=True)
+class VersionLine:
+    """A kept version as its grant's card lists it: when, on which channel, what made it, and each bound it
+    had that differs from the bounds in force now (as (label, then))."""
+
+    version: int
+    at: str
+    channel: str
+    change: str
+    differs: list[tuple[str, str]]
+    current: bool
+
+
+@dataclass(frozen=True)
 class GrantCard:
-    """A grant as the page shows it: its bounds in words, a gauge per budget limit, its change form's values."""
+    """A grant as the page shows it: its bounds in words, a gauge per budget limit, its change form's values,
+    and its kept versions."""
 
     grant: GrantView
     bounds: list[tuple[str, str]]
     gauges: list[Gauge]
     values: dict[str, str]
+    history: list[VersionLine]
+
+
+@dataclass(frozen=True)
+class RevokedLine:
+    """A revoked grant as the Revoked table lists it: when it handed its space over (local time), if it did."""
+
+    grant: GrantView
+    handed_over: str | None
 
 
 async def authority_page(core: ConsoleCore, request: Request) -> Response:
@@ -118,6 +161,8 @@ async def authority_page(core: ConsoleCore, request: Request) -> Response:
         ws = await workspace.get(tx)
         letter = await grants.authority_letter(tx)
         shown = await grants.list_grants(tx, include_revoked=True)
+        histories = {g.id: await grants.grant_versions(tx, g.id) for g in shown if g.status != "revoked"}
+        handed = await grants.hand_overs(tx)
         allowance = await trust.chat_allowance(tx)
         roster = await agencies.roster(tx)
         open_goals = await goals.list_goals(tx)
@@ -127,8 +172,12 @@ async def authority_page(core: ConsoleCore, request: Request) -> Response:
         "workspace": ws,
         "as_of": as_of,
         "letter": letter_blocks(letter),
-        "grants": [_card(grant, ws.currency) for grant in shown if grant.status != "revoked"],
-        "revoked": [grant for grant in shown if grant.status == "revoked"],
+        "grants": [_card(g, histories[g.id], ws.currency, ws.timezone) for g in shown if g.status != "revoked"],
+        "revoked": [
+            RevokedLine(g, console_tables.local_time(handed[g.id], ws.timezone) if g.id in handed else None)
+            for g in shown
+            if g.status == "revoked"
+        ],
         "allowance": allowance,
         "allowance_gauge": allowance_gauge(allowance, ws.currency),
         "agencies": active,
@@ -142,9 +191,21 @@ async def authority_page(core: ConsoleCore, request: Request) -> Response:
     return core.page(request, "authority.html", session, context)
 
 
-def _card(grant: GrantView, currency: str) -> GrantCard:
+def _card(grant: GrantView, history: list[grants.GrantVersion], currency: str, timezone: str) -> GrantCard:
     terms = terms_of(grant)
-    return GrantCard(grant, bound_rows(terms, currency), budget_gauges(grant, currency), form_values(terms))
+    rows = bound_rows(terms, currency)
+    lines = [_version_line(kept, grant, rows, currency, timezone) for kept in reversed(history)]
+    return GrantCard(grant, rows, budget_gauges(grant, currency), form_values(terms), lines)
+
+
+def _version_line(
+    kept: grants.GrantVersion, grant: GrantView, now: list[tuple[str, str]], currency: str, timezone: str
+) -> VersionLine:
+    """A kept version with only the bounds it had that differ from `now` (the grant's bounds in words)."""
+    then = bound_rows(kept.terms, currency)
+    differs = [(label, words) for (label, words), shown in zip(then, now, strict=True) if (label, words) != shown]
+    when = console_tables.local_time(kept.at, timezone)
+    return VersionLine(kept.version, when, kept.channel, kept.change, differs, kept.version == grant.version)
 
 
 def _choices() -> dict[str, Any]:
@@ -181,8 +242,40 @@ async def preview(core: ConsoleCore, request: Request) -> Response:
             summary = await grants.preview_change(tx, grant.id, **changes(after))
     except ChiefOfStaffError as refused:
         return core.refused(request, session, str(refused), _back(ref))
+    shown = BeforeAfter(
+        title=f"Change {grant.id}",
+        heading=f"{grant.id}'s bounds before and after",
+        apply_path=f"/authority/grants/{grant.id}",
+        apply_label=f"Apply this change to {grant.id}",
+    )
+    return _before_after(core, request, session, ws, grant, after, summary, shown, form_values(after), "change")
+
+
+@dataclass(frozen=True)
+class BeforeAfter:
+    """The words of a before-and-after page (a change, or a version restored) and where its one form posts."""
+
+    title: str
+    heading: str
+    apply_path: str
+    apply_label: str
+
+
+def _before_after(
+    core: ConsoleCore,
+    request: Request,
+    session: ConsoleSession,
+    ws: workspace.Workspace,
+    grant: GrantView,
+    after: GrantTerms,
+    summary: str,
+    shown: BeforeAfter,
+    values: dict[str, str],
+    act: Act,
+) -> Response:
+    """A grant's bounds now and after, each row marked when it moves; the form that applies it carries `values`,
+    the version compared with and their seal."""
     before = terms_of(grant)
-    values = form_values(after)
     rows = [
         (label, now, then, now != then)
         for (label, now), (_, then) in zip(bound_rows(before, ws.currency), bound_rows(after, ws.currency), strict=True)
@@ -190,14 +283,15 @@ async def preview(core: ConsoleCore, request: Request) -> Response:
     context = {
         "workspace": ws,
         "grant": grant,
+        "shown": shown,
         "rows": rows,
         "widens": widens(before, after),
         "unchanged": after == before,
         "summary": summary,
         "values": values,
         "version": grant.version,
-        "seal": seal(session, grant.id, str(grant.version), values),
-        "title": f"Change {grant.id}",
+        "seal": seal(session, grant.id, str(grant.version), values, act),
+        "title": shown.title,
         "page": "authority",
     }
     return core.page(request, "authority_change.html", session, context)
@@ -212,16 +306,11 @@ async def apply_change(core: ConsoleCore, request: Request) -> Response:
         short = _short(ref)
         after = FormReader(form).terms()
         seen = first(form, "version")
-        sent = first(form, "seal").encode("utf-8", "surrogatepass")
-        if not hmac.compare_digest(sent, seal(session, short, seen, form_values(after)).encode("ascii")):
+        if not _sealed(session, form, short, seen, form_values(after), "change"):
             raise InvalidInput(NOT_PREVIEWED.format(grant=short))
         async with core.store.write() as tx:
             now = await _grant(tx, short)
-            if str(now.version) != seen:
-                raise Conflict(
-                    f"{short} changed since the preview (it is at version {now.version}, the preview showed version "
-                    f"{seen}), so nothing was changed. Look at its bounds again and make the change anew."
-                )
+            _still_at(now, seen, "Look at its bounds again and make the change anew.")
             view = await grants.update_grant(tx, session.actor, short, **changes(after))
     except ChiefOfStaffError as refused:
         return core.refused(request, session, str(refused), _back(ref))
@@ -245,9 +334,165 @@ async def revoke(core: ConsoleCore, request: Request) -> Response:
         return core.refused(request, session, str(refused), _back(ref))
     said = (
         f"{view.id} revoked: {_who(view)} may no longer {view.capability} under it. Requests it covered now come "
-        f"to you as decisions; `{grants.hand_over_command(view.id)}` lets broader grants cover them."
+        "to you as decisions; handing it over (below) lets broader grants cover them."
     )
     return core.done(request, session, said, "/authority#revoked")
+
+
+async def restore_preview(core: ConsoleCore, request: Request) -> Response:
+    """A kept version's bounds against the grant's now, changing nothing; its form restores that version."""
+    session = await core.session(request)
+    form = await core.checked_form(request, session)
+    ref = request.path_params["grant"]
+    try:
+        short = _short(ref)
+        number = _version(first(form, "restore"), short)
+        async with core.store.read() as tx:
+            ws = await workspace.get(tx)
+            grant = await _grant(tx, short)
+            summary = await grants.preview_change(tx, short, restore_version=number)
+            kept = {v.version: v for v in await grants.grant_versions(tx, short)}
+    except ChiefOfStaffError as refused:
+        return core.refused(request, session, str(refused), _back(ref))
+    shown = BeforeAfter(
+        title=f"Restore {short}'s version {number}",
+        heading=f"{short}'s bounds now, and as version {number} had them",
+        apply_path=f"/authority/grants/{short}/restore",
+        apply_label=f"Restore {short}'s version {number}",
+    )
+    values = {"restore": str(number)}
+    return _before_after(core, request, session, ws, grant, kept[number].terms, summary, shown, values, "restore")
+
+
+async def restore(core: ConsoleCore, request: Request) -> Response:
+    """Restore the version the operator previewed, against the same version of the grant (audited as a restore)."""
+    session = await core.session(request)
+    form = await core.checked_form(request, session)
+    ref = request.path_params["grant"]
+    try:
+        short = _short(ref)
+        sent, seen = first(form, "restore"), first(form, "version")
+        number = _version(sent, short)
+        if not _sealed(session, form, short, seen, {"restore": sent}, "restore"):
+            raise InvalidInput(RESTORE_NOT_PREVIEWED.format(grant=short))
+        async with core.store.write() as tx:
+            now = await _grant(tx, short)
+            _still_at(now, seen, f"Look at version {number} against its bounds again and restore it anew.")
+            view = await grants.restore_version(tx, session.actor, short, number)
+    except ChiefOfStaffError as refused:
+        return core.refused(request, session, str(refused), _back(ref))
+    said = (
+        f"{view.id} is unchanged (version {view.version}): its bounds already were version {number}'s."
+        if view.version == now.version
+        else f"{view.id} is now version {view.version}, with version {number}'s bounds: {_who(view)} may "
+        f"{view.capability} ({view.mode})."
+    )
+    return core.done(request, session, said, f"/authority#{view.id}")
+
+
+async def hand_over_preview(core: ConsoleCore, request: Request) -> Response:
+    """What handing a stopped grant's space over does, and which grants may then answer for it; changing nothing."""
+    session = await core.session(request)
+    await core.checked_form(request, session)  # its CSRF token: the page leads to an act
+    ref = request.path_params["grant"]
+    try:
+        short = _short(ref)
+        async with core.store.read() as tx:
+            ws = await workspace.get(tx)
+            grant = await _grant(tx, short)
+            _handable(grant, await grants.hand_overs(tx), ws.timezone)
+            successors = await grants.hand_over_successors(tx, short)
+    except ChiefOfStaffError as refused:
+        return core.refused(request, session, str(refused), _back(ref))
+    values = {"covered_by": covered_by(successors)}
+    context = {
+        "workspace": ws,
+        "grant": grant,
+        "successors": [(other, bound_rows(terms_of(other), ws.currency)) for other in successors],
+        "values": values,
+        "version": grant.version,
+        "seal": seal(session, short, str(grant.version), values, "hand-over"),
+        "title": f"Hand over {short}",
+        "page": "authority",
+    }
+    return core.page(request, "authority_hand_over.html", session, context)
+
+
+async def hand_over(core: ConsoleCore, request: Request) -> Response:
+    """Hand a stopped grant's space over, as its page showed it and once the operator ticked that they understand."""
+    session = await core.session(request)
+    form = await core.checked_form(request, session)
+    ref = request.path_params["grant"]
+    try:
+        short = _short(ref)
+        seen, shown = first(form, "version"), first(form, "covered_by")
+        if not _sealed(session, form, short, seen, {"covered_by": shown}, "hand-over"):
+            raise InvalidInput(HAND_OVER_NOT_SHOWN.format(grant=short))
+        if first(form, "confirm") != "yes":
+            raise InvalidInput(
+                f"{short}: tick the box saying you understand what handing it over does, then press Hand over "
+                f"{short}; nothing was changed."
+            )
+        reason = FormReader(form).text("reason")
+        async with core.store.write() as tx:
+            now = await _grant(tx, short)
+            _handable(now, await grants.hand_overs(tx), (await workspace.get(tx)).timezone)
+            _still_at(now, seen, f"Press Hand over {short} again and read what it does now.")
+            successors = await grants.hand_over_successors(tx, short)
+            if covered_by(successors) != shown:
+                raise Conflict(
+                    f"{short}: the grants that may answer for it changed since its page was shown (a grant was "
+                    f"given, changed or stopped), so nothing was changed. Press Hand over {short} again and read "
+                    "what it does now."
+                )
+            view = await grants.revoke_grant(tx, session.actor, short, reason=reason, hand_over=True)
+    except ChiefOfStaffError as refused:
+        return core.refused(request, session, str(refused), _back(ref))
+    answering = ", ".join(other.id for other in successors)
+    said = (
+        f"{view.id} handed over: {answering} may now answer what it held back for {_who(view)}, each within its "
+        "own role, capability and bounds."
+        if successors
+        else f"{view.id} handed over: no other grant covers what it held back for {_who(view)}, so those requests "
+        "come to you as for any action no grant covers, until a grant covers them."
+    )
+    return core.done(request, session, said, f"/authority#{view.id}")
+
+
+def covered_by(successors: list[GrantView]) -> str:
+    """The grants a hand-over page listed, as its seal binds them: each one's id, version and status."""
+    return " ".join(f"{other.id}@{other.version}:{other.status}" for other in successors)
+
+
+def _handable(grant: GrantView, handed: dict[str, str], timezone: str) -> None:
+    """Only a stopped grant that still holds its space is handed over here; an active one is revoked first."""
+    if grant.id in handed:
+        when = console_tables.local_time(handed[grant.id], timezone)
+        raise Conflict(f"grant: {grant.id} was already handed over on {when}; nothing was changed.")
+    if grant.status == "active":
+        raise Conflict(
+            f"grant: {grant.id} is active, so it has no space to hand over; nothing was changed. Revoke it first "
+            f"(Revoke {grant.id} on its card), then hand it over."
+        )
+
+
+def _still_at(now: GrantView, seen: str, again: str) -> None:
+    """A confirmation applies to the version of the grant its page showed; Conflict if the grant moved on."""
+    if str(now.version) != seen:
+        raise Conflict(
+            f"{now.id} changed since the preview (it is at version {now.version}, the preview showed version "
+            f"{seen}), so nothing was changed. {again}"
+        )
+
+
+def _version(text: str, short: str) -> int:
+    """A version number as a form sends it; InvalidInput saying what to send otherwise."""
+    if not _VERSION.fullmatch(text):
+        raise InvalidInput(
+            f"version: send the number of one of {short}'s versions, e.g. 1, as its history on the Authority page "
+            f"lists them; not {_quoted(text)}. Nothing was changed."
+        )
+    return int(text)
 
 
 async def _grant(tx: Tx, ref: str) -> GrantView:
@@ -275,10 +520,21 @@ def _who(view: GrantView) -> str:
     return view.agency + (f" / {view.role}" if view.role else "")
 
 
-def seal(session: ConsoleSession, grant: str, version: str, values: dict[str, str]) -> str:
-    """What binds a change's confirmation to its preview: the grant, the version compared with, the values."""
-    payload = json.dumps([grant, version, values], sort_keys=True).encode("utf-8", "surrogatepass")
+Act = Literal["change", "restore", "hand-over"]
+
+
+def seal(session: ConsoleSession, grant: str, version: str, values: dict[str, str], act: Act = "change") -> str:
+    """What binds a confirmation to its preview: the act, the grant, the version compared with, the values."""
+    payload = json.dumps([act, grant, version, values], sort_keys=True).encode("utf-8", "surrogatepass")
     return hmac.new(session.csrf.encode("ascii"), payload, hashlib.sha256).hexdigest()
+
+
+def _sealed(
+    session: ConsoleSession, form: dict[str, list[str]], grant: str, version: str, values: dict[str, str], act: Act
+) -> bool:
+    """Whether the form's seal is the one its preview gave for exactly this act, grant, version and values."""
+    sent = first(form, "seal").encode("utf-8", "surrogatepass")
+    return hmac.compare_digest(sent, seal(session, grant, version, values, act).encode("ascii"))
 
 
 # --- the bounds, in words and as form values ---------------------------------------------------------------
