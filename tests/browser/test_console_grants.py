@@ -1,5 +1,6 @@
 """The Authority page in a real browser: the operator gives a grant through the form, sees it, changes it after
-seeing its bounds before and after, and revokes it; the workspace file says each happened, as the console."""
+seeing its bounds before and after, and revokes it; restores an earlier version and hands a revoked grant's
+space over; the workspace file says each happened, as the console."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page
 
-from tests.browser.support import Console, logged_in, watch
+from tests.browser.support import Console, logged_in, run_cli, watch
 from tests.conftest import db_rows
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -75,4 +76,34 @@ async def test_a_grant_is_given_changed_and_revoked_in_the_console(
     console_acts = [("grant.create", "grant.update", "grant.revoke")]
     assert [tuple(action for action, _, _ in acts_on(workspace, "GR4"))] == console_acts
     assert {(actor, channel) for _, actor, channel in acts_on(workspace, "GR4")} == {("operator:console-1", "verified")}
+    assert seen.errors == [] and seen.foreign(console.origin) == []
+
+
+async def test_a_revoked_grant_is_handed_over_and_an_earlier_version_restored_in_the_console(
+    workspace: Path, console: Console, browser: Browser
+) -> None:
+    run_cli(workspace, "grant", "--agency", "Outbound", "--capability", "spend.*", "--cap-cents", "5000")  # GR4
+    run_cli(workspace, "grant-update", "GR1", "--mode", "approve")  # GR1 version 2
+    page = await logged_in(browser, console.link)
+    seen = watch(page)
+    await page.goto(console.url("/authority"))
+
+    await page.locator("#GR1-versions summary").click()
+    await submit(page, "Preview restoring GR1's version 1")
+    assert "changes the mode from approve to auto" in await page.locator("#change").inner_text()
+    said = await submit(page, "Restore GR1's version 1")
+    assert "GR1 is now version 3, with version 1's bounds" in said
+    assert db_rows(workspace, "SELECT mode, version FROM grants WHERE id = 1") == [("auto", 3)]
+
+    said = await submit(page, "Revoke GR2")
+    assert "handing it over (below) lets broader grants cover them" in said
+    await submit(page, "Hand over GR2")
+    assert "GR4 spend.*" in await page.locator("#hand-over").inner_text()
+    await page.get_by_label("I understand").check()
+    said = await submit(page, "Hand over GR2")
+    assert "GR2 handed over: GR4 may now answer what it held back for Outbound / Researcher" in said
+    assert "handed over on 2026-11-23 09:00" in await page.locator("#revoked").inner_text()
+    assert [action for action, _, _ in acts_on(workspace, "GR2")] == ["grant.create", "grant.revoke", "grant.hand_over"]
+    assert acts_on(workspace, "GR1")[-1] == ("grant.update", "operator:console-1", "verified")
+    assert acts_on(workspace, "GR2")[-1] == ("grant.hand_over", "operator:console-1", "verified")
     assert seen.errors == [] and seen.foreign(console.origin) == []

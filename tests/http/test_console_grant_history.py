@@ -131,6 +131,7 @@ async def test_the_hand_over_page_says_what_happens_and_which_grants_may_answer_
     assert "GR4 spend.* Outbound, every role, version 1, active" in words
     assert "Most per action 50.00 USD Day budget none Week budget 200.00 USD" in words
     assert 'type="checkbox" name="confirm" value="yes" required' in page
+    assert "I understand that the grants above, and any I give later, may then allow what GR2 held back" in words
     assert_self_contained(page)
     assert await state(store) == before
 
@@ -241,6 +242,7 @@ async def test_a_hand_over_with_no_other_grant_covering_says_its_requests_come_t
     csrf = await login(store, client, "/authority")
     page = (await shown_hand_over(client, csrf, "GR3")).text
     assert "No other grant of Outbound covers those requests now" in text_of(page)
+    assert "I understand that any grant I give later may then allow what GR3 held back" in text_of(page)
     await client.post("/authority/grants/GR3/hand-over", data=confirmed(page))
     said = flash((await client.get("/authority")).text)
     assert said.startswith("GR3 handed over: no other grant covers what it held back for Outbound / SDR")
