@@ -41,11 +41,15 @@ NO_CSRF = (
     "was changed. Reload the page and try again."
 )
 
+# Fields a refused form does not bring back: its credentials and the bindings to what the page showed.
+NOT_KEPT = frozenset({"csrf", "seal", "seen", "version"})
+
 SHOWN_ONCE = (
     "A secret is shown once, on the page that made it, and cannot be shown again; make a new one if it was lost."
 )
 
 Flash = tuple[Literal["done", "refused"], str]
+Form = dict[str, list[str]]
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
@@ -80,13 +84,16 @@ def static(name: str) -> bytes:
 
 @dataclass
 class ConsoleCore:
-    """The console's state: the store, the cookie, the templates, and each session's flash message."""
+    """The console's state: the store, the cookie, the templates, each session's flash message, and the form
+    a refusal sends back to be filled in again."""
 
     store: Store
     cookie: str
     secure: bool
     templates: Jinja2Templates = field(default_factory=_templates)
     flashes: dict[int, Flash] = field(default_factory=dict)
+    # A refused form's values, by session, for the next page that draws that form: what was typed is not lost.
+    kept: dict[int, tuple[str, Form]] = field(default_factory=dict)
     # A page holding a secret (a new token's), kept in this process for the one GET that follows its post.
     once: dict[int, tuple[str, dict[str, Any]]] = field(default_factory=dict)
 
@@ -135,11 +142,13 @@ class ConsoleCore:
     ) -> Response:
         if session is not None:
             self.once.pop(session.id, None)  # a secret not fetched at once is not kept for later
+        kept = None if session is None else self.kept.pop(session.id, None)
         shared = {
             "root": self.root(request),
             "csrf": None if session is None else session.csrf,
             "flash": None if session is None else self.flashes.pop(session.id, None),
             "short": console_tables.short,
+            "typed": Typed(kept),
         }
         return self.templates.TemplateResponse(request, name, {**shared, **context}, status_code=status)
 
@@ -151,9 +160,24 @@ class ConsoleCore:
         self.flashes[session.id] = ("done", message)
         return RedirectResponse(self.root(request) + page, status_code=303)
 
-    def refused(self, request: Request, session: ConsoleSession, message: str, page: str) -> Response:
-        """After an act the domain refused: its message (what to send instead) on the page, nothing changed."""
+    def refused(
+        self,
+        request: Request,
+        session: ConsoleSession,
+        message: str,
+        page: str,
+        *,
+        keep: tuple[str, Form] | None = None,
+    ) -> Response:
+        """After an act the domain refused: its message (what to send instead) on the page, nothing changed.
+
+        `keep`: the form's name and what was sent, so that the page draws that form filled in as it was
+        (Typed), and the operator corrects one field instead of typing every one again.
+        """
         self.flashes[session.id] = ("refused", message)
+        if keep is not None:
+            name, form = keep
+            self.kept[session.id] = (name, {key: values for key, values in form.items() if key not in NOT_KEPT})
         return RedirectResponse(self.root(request) + page, status_code=303)
 
     def show_once(
@@ -185,6 +209,31 @@ class ConsoleCore:
     def route(self, path: str, endpoint: Endpoint, method: str = "GET") -> Route:
         """A route whose refusals (not logged in, no CSRF token, a bad form) become pages of their own."""
         return Route(path, _handled(self, endpoint), methods=[method])
+
+
+class Typed:
+    """What a refused form held, for the templates: a field's value as typed, or the page's own value.
+
+    `typed.value("new-grant", "cap", "")` is what was typed in the refused "new-grant" form, or "" when
+    that form was not the one refused. Values are drawn by the templates, which escape them.
+    """
+
+    def __init__(self, kept: tuple[str, Form] | None) -> None:
+        self.form, self.values = kept if kept is not None else ("", {})
+
+    def holds(self, form: str) -> bool:
+        return bool(form) and form == self.form
+
+    def value(self, form: str, name: str, default: object = "") -> object:
+        if not self.holds(form):
+            return default
+        return first(self.values, name)
+
+    def checked(self, form: str, name: str, value: str, default: bool = False) -> bool:
+        """Whether a checkbox (or an option) was chosen in the refused form; `default` for any other form."""
+        if not self.holds(form):
+            return default
+        return value in self.values.get(name, [])
 
 
 def cents_of(text: str) -> int | None:

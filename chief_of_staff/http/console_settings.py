@@ -168,7 +168,9 @@ async def change_workspace(core: ConsoleCore, request: Request) -> Response:
             if brief_at != before.daily_brief_at:
                 await events.set_daily_brief_at(tx, session.actor, brief_at)
     except ChiefOfStaffError as refused:
-        return core.refused(request, session, str(refused), PAGE)
+        # A form from before another change is not brought back: it would put back what was there.
+        kept = None if str(refused) == MOVED_SINCE else ("workspace", form)
+        return core.refused(request, session, str(refused), PAGE, keep=kept)
     return core.done(request, session, settings_said(change, before.daily_brief_at, brief_at), PAGE)
 
 
@@ -283,7 +285,7 @@ async def create_token(core: ConsoleCore, request: Request) -> Response:
             )
             ws = await workspace.get(tx)
     except ChiefOfStaffError as refused:
-        return core.refused(request, session, str(refused), PAGE)
+        return core.refused(request, session, str(refused), PAGE, keep=("new-token", form))
     until = (
         "until it is revoked"
         if view.expires_at is None
@@ -363,7 +365,7 @@ async def add_webhook(core: ConsoleCore, request: Request) -> Response:
                 format=first(form, "format", "standard"),
             )
     except ChiefOfStaffError as refused:
-        return core.refused(request, session, str(refused), PAGE)
+        return core.refused(request, session, str(refused), PAGE, keep=("new-webhook", form))
     context = {
         "title": f"Webhook endpoint {view.endpoint_id} added",
         "facts": [

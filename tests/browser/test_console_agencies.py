@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page
+from playwright.async_api import Browser, Page, expect
 
 from tests.browser.support import Console, logged_in, watch
 from tests.conftest import db_rows
@@ -41,7 +41,11 @@ async def test_an_agency_is_paused_and_resumed_and_a_role_retired_and_brought_ba
     assert "Outbound is resumed" in await page.locator(".flash").inner_text()
     assert await page.locator("#A1 .agency-paused").count() == 0
 
+    await page.set_viewport_size({"width": 1000, "height": 420})  # the roles table is below the fold
     await submit(page, "Retire SDR")
+    assert page.url.endswith("/agencies#R1")
+    await expect(page.locator(".flash")).to_be_in_viewport()  # what the act did is seen where it lands
+    await expect(page.locator("tr#R1")).to_be_in_viewport()
     assert "retired" in await page.locator("tr#R1").inner_text()
     reactivate = page.get_by_role("button", name="Reactivate SDR")
     await reactivate.click()  # the box is not ticked: the browser keeps the form, and nothing is sent

@@ -215,6 +215,43 @@ async def test_a_bad_setting_says_what_was_wrong_and_changes_nothing(
     assert await state(store) == before
 
 
+async def test_a_refused_form_comes_back_as_it_was_typed_once(store: Store, client: httpx.AsyncClient) -> None:
+    """The operator corrects the one field that was wrong instead of typing the form again."""
+    csrf = await login(store, client, "/settings")
+    typed = {**SETTINGS, "name": "Acme GmbH", "timezone": "Mars/Olympus", "chat_allowance": "250.00"}
+    await client.post("/settings/workspace", data={"csrf": csrf, "seen": await seen(client), **typed})
+    page = (await client.get("/settings")).text
+    workspace_form = part(page, "workspace-title", "</form>")
+    for value in ("Acme GmbH", "Mars/Olympus", "250.00"):
+        assert f'value="{value}"' in workspace_form
+    assert 'value="Test Co"' in part((await client.get("/settings")).text, "workspace-title", "</form>")  # once
+
+    await client.post(
+        "/settings/tokens", data={"csrf": csrf, "holder": "A1/R2", "label": SCRIPT, "expires_in_days": "9999"}
+    )
+    page = (await client.get("/settings")).text
+    token_form = part(page, "new-token", "</form>")
+    assert '<option value="A1/R2" selected>' in token_form and 'value="9999"' in token_form
+    assert f'value="{ESCAPED}"' in token_form and "<script" not in page
+    assert 'value="Test Co"' in page  # the other forms are drawn as the workspace stands
+
+    events = ["brief.daily", "anomaly.found"]
+    await client.post("/settings/webhooks", data={"csrf": csrf, "url": "http://hooks.example.com/x", "events": events})
+    webhook_form = part((await client.get("/settings")).text, "new-webhook", "</form>")
+    assert 'value="http://hooks.example.com/x"' in webhook_form
+    assert webhook_form.count(" checked>") == 2 and 'value="anomaly.found" checked' in webhook_form
+
+
+async def test_a_form_from_before_another_change_is_not_brought_back(store: Store, client: httpx.AsyncClient) -> None:
+    csrf = await login(store, client, "/settings")
+    stale = await seen(client)
+    await client.post("/settings/workspace", data={"csrf": csrf, "seen": stale, **SETTINGS, "name": "First"})
+    await client.post("/settings/workspace", data={"csrf": csrf, "seen": stale, **SETTINGS, "name": "Second"})
+    page = (await client.get("/settings")).text
+    assert flash(page).startswith("The settings changed since this page was opened")
+    assert 'value="First"' in part(page, "workspace-title", "</form>") and "Second" not in page
+
+
 async def test_every_field_the_page_cannot_read_is_named_at_once(store: Store, client: httpx.AsyncClient) -> None:
     csrf = await login(store, client, "/settings")
     await client.post(
