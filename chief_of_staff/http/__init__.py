@@ -10,6 +10,7 @@ __all__ = [
     "console_local",
     "console_opener",
     "console_review",
+    "console_roster",
     "console_settings",
     "console_tables",
     "server",

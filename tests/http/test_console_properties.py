@@ -41,6 +41,8 @@ ACTS: dict[str, dict[str, str]] = {
     "/decisions/D2": {"action": "deny", "note": "no", "task_on_deny": "fail"},
     "/authority/grants": {"agency": "A1", "capability": "crm.read", "mode": "auto", "rationale": "reads"},
     "/authority/grants/GR1/revoke": {"reason": "done"},
+    "/authority/grants/GR1/restore": {"restore": "1", "version": "1", "seal": "x"},
+    "/authority/grants/GR1/hand-over": {"confirm": "yes", "version": "2", "seal": "x"},
     "/agencies/A1/pause": {"note": "hold"},
     "/agencies/A1/resume": {},
     "/agencies/A1/retire": {},

@@ -356,7 +356,10 @@ async def _verdict(tx: Tx, grant: Row, request: _Request) -> _Verdict:
     budgets = await budget_rows(tx, grant["id"])
     denial = _scope_refusal(grant, short, request.target, tx.now_text)
     if denial is not None and grant["expires_at"] is not None and grant["expires_at"] <= tx.now_text:
-        denial += f" Until then requests it covered stay with it (the operator can run `{hand_over_command(short)}`)."
+        denial += (
+            f" Until then requests it covered stay with it (the operator can run `{hand_over_command(short)}`, "
+            "or press Hand over on the console's Authority page)."
+        )
     asks = [] if denial is not None else _grant_bounds(grant, short, budgets, request.amount_cents)
     return _Verdict(grant, budgets, denial, asks)
 
@@ -371,7 +374,8 @@ def _grant_bounds(grant: Row, short: str, budgets: list[Row], amount: int) -> li
             Bound(
                 f"revoked:{short}",
                 f"{short} covered this and was revoked, so requests it covered go to the operator until they "
-                f"grant it anew or hand its space over (`{hand_over_command(short)}`).",
+                f"grant it anew or hand its space over (`{hand_over_command(short)}`, or Hand over on the "
+                "console's Authority page).",
             )
         )
     over = _above_one_action(grant, short, budgets, amount)
