@@ -224,7 +224,7 @@ async def create(core: ConsoleCore, request: Request) -> Response:
         async with core.store.write() as tx:
             view = await grants.create_grant(tx, session.actor, spec)
     except ChiefOfStaffError as refused:
-        return core.refused(request, session, str(refused), "/authority#new-grant")
+        return core.refused(request, session, str(refused), "/authority#new-grant", keep=("new-grant", form))
     said = f"{view.id} granted: {_who(view)} may {view.capability} ({view.mode})."
     return core.done(request, session, said, f"/authority#{view.id}")
 
@@ -241,7 +241,9 @@ async def preview(core: ConsoleCore, request: Request) -> Response:
             grant = await _grant(tx, ref)
             summary = await grants.preview_change(tx, grant.id, **changes(after))
     except ChiefOfStaffError as refused:
-        return core.refused(request, session, str(refused), _back(ref))
+        # What was typed comes back in the grant's change form (named by its id), open, to be corrected.
+        back = _back(ref)
+        return core.refused(request, session, str(refused), back, keep=(back.partition("#")[2], form))
     shown = BeforeAfter(
         title=f"Change {grant.id}",
         heading=f"{grant.id}'s bounds before and after",

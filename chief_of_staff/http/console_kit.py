@@ -229,6 +229,12 @@ class Typed:
             return default
         return first(self.values, name)
 
+    def filled(self, form: str, defaults: dict[str, str]) -> dict[str, str]:
+        """A form's values as the page would draw them (`defaults`), with what was typed where it was refused."""
+        if not self.holds(form):
+            return defaults
+        return {name: first(self.values, name) for name in defaults}
+
     def checked(self, form: str, name: str, value: str, default: bool = False) -> bool:
         """Whether a checkbox (or an option) was chosen in the refused form; `default` for any other form."""
         if not self.holds(form):

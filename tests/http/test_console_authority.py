@@ -220,6 +220,20 @@ async def test_every_wrong_field_is_named_at_once(store: Store, client: httpx.As
         assert label in page
 
 
+async def test_a_refused_grant_comes_back_filled_in_as_it_was_typed(store: Store, client: httpx.AsyncClient) -> None:
+    csrf = await login(store, client, "/authority")
+    await client.post("/authority/grants", data={"csrf": csrf, **NEW_GRANT, "cap": "abc", "rationale": SCRIPT})
+    page = (await client.get("/authority")).text
+    form = part(page, "new-grant-title", "</form>")
+    assert '<option value="Outbound" selected>' in form and '<option value="G1" selected>' in form
+    assert 'name="role" list="role-names" maxlength="80" value="Researcher"' in form
+    assert 'value="spend.ads"' in form and 'value="abc"' in form and 'value="5"' in form and 'value="100"' in form
+    assert '<option value="notify" selected>' in form and 'value="2026-12-31"' in form
+    assert 'rows="3">ads.example.com' in form and "ads.example.org</textarea>" in form
+    assert f">{ESCAPED}</textarea>" in form and "<script" not in page
+    assert 'value="spend.ads"' not in part((await client.get("/authority")).text, "new-grant-title", "</form>")
+
+
 # --- changing a grant: before and after, then apply -------------------------------------------------------
 
 
@@ -319,6 +333,18 @@ async def test_a_bad_change_says_what_was_wrong_and_previews_nothing(store: Stor
         answer = await client.post(f"/authority/grants/{ref}/preview", data={"csrf": csrf, **form})
         assert answer.status_code == 303
         assert said in text_of((await client.get("/authority")).text)
+
+
+async def test_a_refused_change_comes_back_in_the_grants_open_form_as_typed(
+    store: Store, client: httpx.AsyncClient
+) -> None:
+    csrf = await login(store, client, "/authority")
+    await client.post("/authority/grants/GR2/preview", data={"csrf": csrf, **gr2_change(cap="abc", day_count="4")})
+    page = (await client.get("/authority")).text
+    card = part(page, "GR2", "</article>")
+    assert '<details class="grant-change" open>' in card and 'value="abc"' in card and 'value="4"' in card
+    assert '<details class="grant-change" open>' not in part(page, "GR1", "</article>")  # only the refused one
+    assert 'value="abc"' not in part((await client.get("/authority")).text, "GR2", "</article>")  # once
 
 
 # --- revoking ---------------------------------------------------------------------------------------------
