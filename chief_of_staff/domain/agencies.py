@@ -14,6 +14,7 @@ from typing import Literal, get_args
 
 from chief_of_staff.core import audit, ids
 from chief_of_staff.core.audit import Actor
+from chief_of_staff.core.clock import local_minute, parse_ts
 from chief_of_staff.core.db import Row, Tx
 from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound
 from chief_of_staff.core.fields import Model, checked_text, name_key, name_text
@@ -415,6 +416,37 @@ def who_resumes(row: Row) -> str:
         f'The operator can resume it: in chat (set_agency name={json.dumps(row["name"])} status="active" '
         f"confirm=true), from a terminal: `{command}`, {trust.IN_CONSOLE}."
     )
+
+
+# Who made a pause, as a sentence about it says so.
+_PAUSED_BY = {
+    "agency": "by the agency itself",
+    "system": "by the server",
+    "chat": "from chat",
+    "verified": "by the operator on a verified channel",
+}
+
+
+async def paused_lines(tx: Tx, timezone: str, *, agency_id: int | None = None) -> list[str]:
+    """A sentence per paused agency (or only `agency_id`'s): since when, by whom, why, and who may resume it.
+
+    A pause stops all of an agency's work without a word anywhere else, so the brief says it every time.
+    """
+    rows = await tx.all(
+        "SELECT * FROM agencies WHERE paused_at IS NOT NULL AND status = 'active' "
+        "AND (:agency IS NULL OR id = :agency) ORDER BY id",
+        {"agency": agency_id},
+    )
+    lines = []
+    for row in rows:
+        since = local_minute(parse_ts(row["paused_at"]), timezone)
+        by = _PAUSED_BY.get(str(row["paused_by"]), f"on the {row['paused_by']} channel")
+        note = f' ("{row["pause_note"]}")' if row["pause_note"] else ""
+        lines.append(
+            f"{row['name']} is paused since {since}, {by}{note}: nothing is claimed or allowed for it. "
+            + who_resumes(row)
+        )
+    return lines
 
 
 def paused_reason(row: Row, what: str) -> str | None:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from datetime import date
 
+from pydantic import Field
+
 from chief_of_staff.core.audit import Actor
 from chief_of_staff.core.clock import local_date, local_minute, parse_ts
 from chief_of_staff.core.db import Tx
 from chief_of_staff.core.fields import View, money
-from chief_of_staff.domain import decisions, goals, inbox, outcomes, routines, trust, viewers, workspace
+from chief_of_staff.domain import agencies, decisions, goals, inbox, outcomes, routines, trust, viewers, workspace
 from chief_of_staff.domain.authority import grants, ledger
 from chief_of_staff.domain.pace import way
 
@@ -97,6 +99,8 @@ class Brief(View):
     pending_decision_count: int
     recent_outcomes: list[outcomes.OutcomeView]
     chat_allowance: trust.Allowance | None = None
+    # Each paused agency in a sentence (since when, by whom, who may resume it): a pause stops work silently.
+    paused: list[str] = Field(default_factory=list)
 
 
 async def housekeeping(tx: Tx, actor: Actor) -> None:
@@ -198,6 +202,7 @@ async def build_brief(tx: Tx, viewer: str | viewers.Viewer = viewers.OPERATOR, *
         pending_decision_count=pending_count,
         recent_outcomes=await outcomes.recent_outcomes(tx, agency=who.agency_ref, limit=5),
         chat_allowance=None if who.is_agency else await trust.chat_allowance(tx),
+        paused=await agencies.paused_lines(tx, ws.timezone, agency_id=who.agency_id),
     )
     if mark_seen and head is not None:
         await advance_viewer(tx, who.name, head)
@@ -287,6 +292,7 @@ def render_brief(brief: Brief) -> str:
             else []
         ),
         "",
+        *(["## Paused", *[f"- {line}" for line in brief.paused], ""] if brief.paused else []),
         "## Goals",
         *_goal_lines(brief),
         "",

@@ -15,7 +15,7 @@ from chief_of_staff.core.audit import OPERATOR_CLI, Actor, Channel
 from chief_of_staff.core.clock import FixedClock
 from chief_of_staff.core.db import Store
 from chief_of_staff.core.errors import Conflict, OperatorActRefused
-from chief_of_staff.domain import agencies, inbox, routines, workspace
+from chief_of_staff.domain import agencies, brief, inbox, routines, workspace
 from chief_of_staff.domain.authority import grants, ledger
 from chief_of_staff.domain.authority.grants import GrantSpec
 from tests.conftest import START, TIMEZONE
@@ -111,6 +111,22 @@ async def test_a_paused_agency_has_nothing_allowed_and_is_told_who_may_resume_it
     )
     await resume(world)
     assert (await authorize(world)).answer == "allowed"
+
+
+async def test_the_brief_says_who_is_paused_since_when_by_whom_and_who_may_resume_it(world: Store) -> None:
+    async with world.read() as tx:
+        assert (await brief.build_brief(tx)).paused == []
+    await pause(world, CHAT, note="audit week")
+    async with world.read() as tx:
+        operator = await brief.build_brief(tx)
+        own = await brief.build_brief(tx, "agency:Outbound")
+        other = await brief.build_brief(tx, "agency:Content")
+    [line] = operator.paused
+    assert line.startswith('Outbound is paused since 2026-11-23 09:00 (Europe/Berlin), from chat ("audit week"): ')
+    assert "nothing is claimed or allowed for it. The operator can resume it: in chat" in line
+    assert own.paused == [line] and other.paused == []  # an agency's brief names only its own pause
+    assert "## Paused\n- Outbound is paused since" in brief.render_brief(operator)
+    assert "## Paused" not in brief.render_brief(other)
 
 
 async def test_a_paused_agencys_routines_make_no_tasks(world: Store, clock: FixedClock) -> None:

@@ -143,6 +143,19 @@ async def test_a_pause_the_agency_made_is_shown_as_its_own(store: Store, client:
     assert "Paused 2026-11-23 09:00 by the agency itself" in text_of(part(page, "A1", "</article>"))
 
 
+async def test_today_says_what_is_paused_and_leads_to_where_it_is_resumed(
+    store: Store, client: httpx.AsyncClient
+) -> None:
+    await login(store, client)
+    assert 'id="paused"' not in (await client.get("/")).text
+    async with store.write() as tx:
+        await agencies.pause_agency(tx, AGENCY, "Outbound", note=SCRIPT)
+    page = (await client.get("/")).text
+    paused = part(page, "paused", "</section>")
+    assert "Paused (1)" in text_of(paused) and "Outbound is paused since 2026-11-23 09:00" in text_of(paused)
+    assert 'href="/agencies"' in paused and "<script" not in page and ESCAPED in paused
+
+
 # --- retiring and reactivating ----------------------------------------------------------------------------
 
 
