@@ -419,7 +419,7 @@ def who_resumes(row: Row) -> str:
 
 
 # Who made a pause, as a sentence about it says so.
-_PAUSED_BY = {
+PAUSED_BY = {
     "agency": "by the agency itself",
     "system": "by the server",
     "chat": "from chat",
@@ -440,7 +440,7 @@ async def paused_lines(tx: Tx, timezone: str, *, agency_id: int | None = None) -
     lines = []
     for row in rows:
         since = local_minute(parse_ts(row["paused_at"]), timezone)
-        by = _PAUSED_BY.get(str(row["paused_by"]), f"on the {row['paused_by']} channel")
+        by = PAUSED_BY.get(str(row["paused_by"]), f"on the {row['paused_by']} channel")
         note = f' ("{row["pause_note"]}")' if row["pause_note"] else ""
         lines.append(
             f"{row['name']} is paused since {since}, {by}{note}: nothing is claimed or allowed for it. "

@@ -14,6 +14,8 @@ that come back and carries a confirmation box; without the box ticked nothing ch
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -24,7 +26,7 @@ from starlette.routing import Route
 
 from chief_of_staff.core import ids
 from chief_of_staff.core.db import Tx
-from chief_of_staff.core.errors import ChiefOfStaffError, InvalidInput
+from chief_of_staff.core.errors import ChiefOfStaffError, Conflict, InvalidInput
 from chief_of_staff.domain import agencies, workspace
 from chief_of_staff.domain.agencies import AgencyView, RoleView
 from chief_of_staff.domain.authority import grants
@@ -33,15 +35,12 @@ from chief_of_staff.http import console_tables
 from chief_of_staff.http.console_kit import ConsoleCore, Endpoint, first
 
 PAGE = "/agencies"
-# Who made a pause, in the words the page uses: who may lift it follows from it (agencies.who_resumes).
-PAUSED_BY = {
-    "agency": "by the agency itself",
-    "system": "by the server",
-    "chat": "from chat",
-    "verified": "by you, at a terminal or in this console",
-}
 NOT_CONFIRMED = (
     "{what}: tick the box that says you know its grants come back, then reactivate it again. Nothing was changed."
+)
+PAUSE_MOVED = (
+    "{name}'s pause changed since this page was shown (it is now: {now}), so nothing was changed: resuming "
+    "would have lifted a stop you had not seen. Read it on its card, and resume it again if you still mean to."
 )
 
 
@@ -79,6 +78,7 @@ class AgencyCard:
     roles: list[RoleCard]
     grants: list[GrantView]
     paused: str
+    pause_seen: str
 
 
 async def roster_page(core: ConsoleCore, request: Request) -> Response:
@@ -102,14 +102,24 @@ async def roster_page(core: ConsoleCore, request: Request) -> Response:
 def _card(agency: AgencyView, given: list[GrantView], timezone: str) -> AgencyCard:
     held = [grant for grant in given if grant.agency == agency.name]
     roles = [RoleCard(role, [grant for grant in held if grant.role == role.name]) for role in agency.roles]
-    return AgencyCard(agency, roles, held, _paused_words(agency, timezone))
+    return AgencyCard(agency, roles, held, _paused_words(agency, timezone), pause_seen(agency))
+
+
+def pause_seen(agency: AgencyView) -> str:
+    """The pause as the page showed it (when, by whom, why), as a short digest its Resume form sends back.
+
+    A pause made again on a more trusted channel, or with another note, takes the record over (pause_agency);
+    Resume pressed on a page from before would lift that stop unseen, so it is refused instead.
+    """
+    shown = [agency.paused_at, agency.paused_by, agency.pause_note]
+    return hashlib.sha256(json.dumps(shown).encode()).hexdigest()[:16]
 
 
 def _paused_words(agency: AgencyView, timezone: str) -> str:
     """ "Paused 2026-11-23 09:00 from chat ("note")", or "" when it is not paused."""
     if agency.paused_at is None:
         return ""
-    by = PAUSED_BY.get(str(agency.paused_by), f"on the {agency.paused_by} channel")
+    by = agencies.PAUSED_BY.get(str(agency.paused_by), f"on the {agency.paused_by} channel")
     note = f' ("{agency.pause_note}")' if agency.pause_note else ""
     return f"Paused {console_tables.local_time(agency.paused_at, timezone)} {by}{note}."
 
@@ -133,10 +143,18 @@ async def pause(core: ConsoleCore, request: Request) -> Response:
 async def resume(core: ConsoleCore, request: Request) -> Response:
     """Lift an agency's pause, whoever made it: the console is a verified channel."""
     session = await core.session(request)
-    await core.checked_form(request, session)
+    form = await core.checked_form(request, session)
     try:
         async with core.store.write() as tx:
-            view = await agencies.resume_agency(tx, session.actor, await _agency(tx, request))
+            ref = await _agency(tx, request)
+            # The page's Resume form always says which pause it showed; a stale one lifts nothing (PAUSE_MOVED).
+            # A post without it (a script with the session's token) resumes whatever pause there is.
+            seen = first(form, "seen")
+            now = await agencies.get_agency(tx, ref)
+            if seen and now.paused_at is not None and seen != pause_seen(now):
+                now_words = _paused_words(now, (await workspace.get(tx)).timezone).removeprefix("Paused ")
+                raise Conflict(PAUSE_MOVED.format(name=now.name, now="paused " + now_words.removesuffix(".")))
+            view = await agencies.resume_agency(tx, session.actor, ref)
     except ChiefOfStaffError as refused:
         return core.refused(request, session, str(refused), _back(request))
     return core.done(request, session, f"{view.name} is resumed: its grants allow again what they allow.", _at(view))

@@ -114,7 +114,7 @@ async def test_a_pause_stops_the_agency_and_says_so_with_its_note(store: Store, 
     page = (await client.get("/agencies")).text
     assert flash(page) == "Outbound is paused: nothing is claimed or allowed for it."
     card = text_of(part(page, "A1", "</article>"))
-    assert 'Paused 2026-11-23 09:00 by you, at a terminal or in this console ("audit week").' in card
+    assert 'Paused 2026-11-23 09:00 by the operator on a verified channel ("audit week").' in card
     assert "Resume Outbound" in card and "Pause Outbound" not in card
 
 
