@@ -41,8 +41,10 @@ NO_CSRF = (
     "was changed. Reload the page and try again."
 )
 
-# Fields a refused form does not bring back: its credentials and the bindings to what the page showed.
-NOT_KEPT = frozenset({"csrf", "seal", "seen", "version"})
+# Fields a refused form does not bring back: its credentials and the bindings to what the page showed, and
+# a box that confirms a widening (it is ticked anew on the page that shows what the act does, never carried
+# over to a page drawn later; a hand-over's list of the grants shown is such a binding too).
+NOT_KEPT = frozenset({"csrf", "seal", "seen", "version", "confirm", "covered_by"})
 
 SHOWN_ONCE = (
     "A secret is shown once, on the page that made it, and cannot be shown again; make a new one if it was lost."

@@ -181,10 +181,31 @@ async def reactivate(core: ConsoleCore, request: Request) -> Response:
         async with core.store.write() as tx:
             ref = await _agency(tx, request)
             _confirmed(form, f"Reactivating {ref}")
-            view = await agencies.update_agency(tx, session.actor, ref, status="active")
+            was = await agencies.get_agency(tx, ref)
+            # Only a retired agency is brought back: one active or paused already (a stale tab, a double post)
+            # is left as it is, with no audit row for a change that did not happen.
+            view = (
+                await agencies.update_agency(tx, session.actor, ref, status="active")
+                if was.status == "retired"
+                else was
+            )
+            timezone = (await workspace.get(tx)).timezone
     except ChiefOfStaffError as refused:
         return core.refused(request, session, str(refused), _back(request))
-    return core.done(request, session, f"{view.name} is active again, with the grants it held.", _at(view))
+    said = (
+        f"{view.name} is active again, with the grants it held."
+        if was.status == "retired"
+        else f"{view.name} is not retired, so nothing was changed."
+    )
+    return core.done(request, session, said + _still_paused(view, timezone), _at(view))
+
+
+def _still_paused(view: AgencyView, timezone: str) -> str:
+    """A retired agency keeps the pause it had, and it comes back with it: never say "active" and stop there."""
+    if view.status != "paused":
+        return ""
+    since = _paused_words(view, timezone).removeprefix("Paused ").removesuffix(".")
+    return f" It is still paused ({since}): nothing is claimed or allowed for it until you resume it."
 
 
 async def retire_role(core: ConsoleCore, request: Request) -> Response:
@@ -208,6 +229,10 @@ async def _set_role_status(core: ConsoleCore, request: Request, status: agencies
             assert found is not None  # resolve_role refuses a role that is not the agency's
             if status == "active":
                 _confirmed(form, f"Reactivating {role}")
+                if found["status"] != "retired":  # a stale tab or a double post: nothing to bring back
+                    named = await agencies.get_agency(tx, agency)
+                    said = f"{found['name']} ({named.name}) is not retired, so nothing was changed."
+                    return core.done(request, session, said, f"{PAGE}#{role}")
             view = await agencies.set_role(tx, session.actor, agency=agency, name=found["name"], status=status)
     except ChiefOfStaffError as refused:
         return core.refused(request, session, str(refused), _back(request))

@@ -158,12 +158,15 @@ async def change_workspace(core: ConsoleCore, request: Request) -> Response:
     session = await core.session(request)
     form = await core.checked_form(request, session)
     try:
-        wanted = SettingsReader(form).settings()
-        brief_at = wanted.pop("daily_brief_at")
         async with core.store.write() as tx:
             before = await workspace.get(tx)
+            # Stale first, before the fields are read: a stale form refused for a typo would otherwise come
+            # back (kept) under the page's fresh digest, and saving it once corrected would put back what
+            # was there without a word.
             if first(form, "seen") != settings_seen(before):
                 raise Conflict(MOVED_SINCE)
+            wanted = SettingsReader(form).settings()
+            brief_at = wanted.pop("daily_brief_at")
             change = await workspace.update_settings(tx, session.actor, **wanted)
             if brief_at != before.daily_brief_at:
                 await events.set_daily_brief_at(tx, session.actor, brief_at)
