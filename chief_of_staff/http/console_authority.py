@@ -98,6 +98,10 @@ HAND_OVER_NOT_SHOWN = (
 )
 _VERSION = re.compile(r"[0-9]{1,12}")
 
+# A grant card lists its newest versions; older ones are restored by number. Any actor may narrow a grant,
+# and each narrowing is a version, so an agency must not be able to grow the operator's page without bound.
+VERSIONS_SHOWN = 20
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -161,7 +165,9 @@ async def authority_page(core: ConsoleCore, request: Request) -> Response:
         ws = await workspace.get(tx)
         letter = await grants.authority_letter(tx)
         shown = await grants.list_grants(tx, include_revoked=True)
-        histories = {g.id: await grants.grant_versions(tx, g.id) for g in shown if g.status != "revoked"}
+        histories = {
+            g.id: await grants.grant_versions(tx, g.id, newest=VERSIONS_SHOWN) for g in shown if g.status != "revoked"
+        }
         handed = await grants.hand_overs(tx)
         allowance = await trust.chat_allowance(tx)
         roster = await agencies.roster(tx)

@@ -26,7 +26,7 @@ from starlette.requests import Request
 
 from chief_of_staff.core.audit import OPERATOR_CLI, Actor
 from chief_of_staff.core.db import Store
-from chief_of_staff.core.errors import ChiefOfStaffError
+from chief_of_staff.core.errors import ChiefOfStaffError, OperatorActRefused
 from chief_of_staff.domain import agencies, tokens, workspace
 from chief_of_staff.domain.authority import grants
 from chief_of_staff.domain.authority.grants import GrantSpec
@@ -43,6 +43,7 @@ from tests.http.console_support import (
     hidden_fields,
     login,
     part,
+    text_of,
 )
 
 pytestmark = pytest.mark.anyio
@@ -422,11 +423,6 @@ def agency_sent(page: str) -> str:
     return unescape(chosen[0] if chosen else options[0][0])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="authority.html draws the new-grant Agency select with no option selected when the kept agency is "
-    "no longer offered (paused or retired since), so a browser sends the first agency",
-)
 async def test_a_refused_new_grant_never_comes_back_for_another_agency(store: Store, client: httpx.AsyncClient) -> None:
     """The operator gives Support spend.ads with a typo in the cap. Meanwhile Support paused itself, so the page
     no longer offers it: the form comes back with no agency chosen, and a browser sends the first, Outbound.
@@ -645,25 +641,27 @@ async def test_a_hand_over_replayed_after_a_covering_grant_moved_and_came_back_c
     assert await state(store) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="console_authority draws every kept version of every grant: an agency that may narrow its grant "
-    "(a new rationale is not a widening) makes versions at will, and the Authority page grows with them",
-)
 async def test_an_agency_rewriting_its_grant_cannot_grow_the_authority_page_without_bound(
     store: Store, client: httpx.AsyncClient
 ) -> None:
-    """An agency token (or a prompt-injected agency over stdio) rewrites GR1's rationale 300 times: each is a
-    change any actor may make (it widens nothing), and each is a version. The Authority page must stay usable
-    for the operator (this is the verified channel's one view of authority), not list all 300 in GR1's card;
-    older versions stay restorable by number."""
+    """An agency token (or a prompt-injected agency over stdio) narrows GR4's cap 300 times, a cent at a time:
+    each is a change any actor may make (it widens nothing), and each is a version. The Authority page must stay
+    usable for the operator (this is the verified channel's one view of authority), not list all 300 in GR4's
+    card; older versions stay restorable by number. (A rationale is the operator's words: the agency may not
+    rewrite it at all.)"""
+    async with store.write() as tx:
+        with pytest.raises(OperatorActRefused, match="rationale is the operator's words"):
+            await grants.update_grant(tx, SDR, "GR1", rationale="noise")
     for index in range(300):
         async with store.write() as tx:
-            await grants.update_grant(tx, SDR, "GR1", rationale=f"noise {index}")
+            await grants.update_grant(tx, SDR, "GR4", per_action_cap_cents=5_000 - index)
     await login(store, client, "/authority")
     page = (await client.get("/authority")).text
-    drawn = part(page, "GR1-versions", "</details>").count('name="restore"')
-    assert drawn <= 50, drawn
+    versions = part(page, "GR4-versions", "</details>")
+    # The first narrowing repeats the cap GR4 has, so it makes no version: 300 in all, the newest in force.
+    assert versions.count('<tr><th scope="row">') == 20 and versions.count('type="hidden" name="restore"') == 19
+    assert "The newest 20 of 300 versions are listed; an older one by its number" in text_of(versions)
+    assert 'name="restore" type="number" min="1" max="300" required' in versions
 
 
 async def test_a_restore_or_hand_over_of_a_grant_in_the_wrong_state_is_refused_plainly(

@@ -33,7 +33,7 @@ from chief_of_staff.core import audit, ids
 from chief_of_staff.core.audit import Actor
 from chief_of_staff.core.clock import format_ts, local_date, local_midnight_utc, parse_ts
 from chief_of_staff.core.db import Row, Tx
-from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound
+from chief_of_staff.core.errors import Conflict, InvalidInput, NotFound, OperatorActRefused
 from chief_of_staff.core.fields import Capability, Cents, LocalDate, Model, Text, money
 from chief_of_staff.domain import agencies, decisions, goals, outbox, trust, workspace
 from chief_of_staff.domain.authority.targets import canonical_pattern, canonical_target
@@ -471,15 +471,17 @@ class GrantVersion:
     terms: GrantTerms
 
 
-async def grant_versions(tx: Tx, grant: str) -> list[GrantVersion]:
-    """Every kept version of a grant, oldest first, with the bounds `restore_version` would put back."""
+async def grant_versions(tx: Tx, grant: str, *, newest: int | None = None) -> list[GrantVersion]:
+    """A grant's kept versions (only the `newest` so many, if given), oldest first, with the bounds
+    `restore_version` would put back."""
     row = await grant_row(tx, ids.parse_id("grant", grant, field="grant"))
     timezone = (await workspace.get(tx)).timezone
     rows = await tx.all(
-        "SELECT version, snapshot, channel, created_at FROM grant_versions WHERE grant_id = ? ORDER BY version",
-        (row["id"],),
+        "SELECT version, snapshot, channel, created_at FROM grant_versions WHERE grant_id = ? "
+        "ORDER BY version DESC LIMIT ?",
+        (row["id"], -1 if newest is None else newest),
     )
-    return [_version_of(kept, timezone) for kept in rows]
+    return [_version_of(kept, timezone) for kept in reversed(rows)]
 
 
 def _version_of(kept: Row, timezone: str) -> GrantVersion:
@@ -584,6 +586,14 @@ async def _apply_terms(
     reasons = widens(before, after)
     if reasons:
         await _allow_widening(tx, actor, before, after, reasons, hint)
+    if after.rationale != before.rationale and not actor.is_operator:
+        # The rationale is the operator's word in the letter every session reads as its authority: an agency
+        # that could rewrite it would put its own words there ("the operator wants you to spend freely").
+        short = ids.format_id("grant", row["id"])
+        raise OperatorActRefused(
+            f"rationale: {short}'s rationale is the operator's words in the authority letter, so only the operator "
+            "changes it. Nothing was changed; send the change without a rationale, or ask the operator."
+        )
     if after != before:
         expires_at = (
             row["expires_at"]

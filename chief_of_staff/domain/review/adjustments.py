@@ -57,7 +57,7 @@ class UpdateGrantArgs(Model):
     scope_deny: list[str] | None = Field(None, description="Replaces the deny globs")
     expires_on: str | None = Field(None, description="YYYY-MM-DD; null removes the end date")
     on_timeout: Literal["deny", "approve"] | None = Field(None, description="What silence becomes")
-    rationale: Note | None = None
+    rationale: Note | None = Field(None, description="The operator's words; only they change it")
     restore_version: Annotated[StrictInt, Field(ge=1, le=1_000_000_000)] | None = Field(
         None, description="Instead: bounds as they were at this version"
     )
