@@ -4,9 +4,10 @@ It serves the console for the workspace on 127.0.0.1 (a free port unless --port)
 login link and opens the browser on it (`--no-browser` prints it instead, on stdout). The link is a
 secret for a few minutes: it goes to the browser or the terminal, never to a log. While it runs, the
 console announces its address beside the workspace file (`<db>.console.json`, readable by its owner
-only), so `chief-of-staff console --link` can mint a fresh link for it from another terminal. The
-browser is opened on a private file:// page that redirects to the link, not on the link: a browser's
-command line is readable by every local user while it starts (chief_of_staff.http.console_local).
+only), so `chief-of-staff console --link` can mint a fresh link for it from another terminal; and it
+sends the workspace's queued webhook messages, as a server does. The browser is opened on a private
+file:// page that redirects to the link, not on the link: a browser's command line is readable by every
+local user while it starts (chief_of_staff.http.console_local).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import contextlib
 import logging
 import sys
 import webbrowser
+from functools import partial
 
 import anyio
 
@@ -28,6 +30,7 @@ from chief_of_staff.core.errors import InvalidInput, WorkspaceSealed
 from chief_of_staff.domain import console_access, workspace
 from chief_of_staff.http import console, console_local
 from chief_of_staff.http.console import ConsoleHandle, ConsoleOptions
+from chief_of_staff.notify import runner
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +83,13 @@ async def _serve(settings: Settings, options: ConsoleOptions, browser: bool) -> 
             print(f"Open the console (this link works once, within {minutes} minutes):", flush=True)
             print(link, flush=True)
 
-        await console.serve_console(store, options, ready)
+        async with anyio.create_task_group() as group:
+            # What the operator does here (approving, changing a grant) queues webhook messages; with no server
+            # running beside the console (Desktop closed), they would wait for the next one. Delivery claims
+            # each message, so a server running too never sends one twice.
+            group.start_soon(partial(runner.run_deliveries, store, interval=settings.webhook_tick))
+            await console.serve_console(store, options, ready)
+            group.cancel_scope.cancel()
     finally:
         with anyio.CancelScope(shield=True):
             with contextlib.suppress(WorkspaceSealed):

@@ -13,6 +13,8 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -25,6 +27,7 @@ from chief_of_staff.core.audit import OPERATOR_CLI
 from chief_of_staff.core.clock import FixedClock
 from chief_of_staff.core.db import Store
 from chief_of_staff.http import console
+from chief_of_staff.notify import endpoints
 from tests.http_support import make_workspace
 
 pytestmark = pytest.mark.anyio
@@ -132,3 +135,53 @@ async def test_the_console_command_prints_a_link_that_logs_in_once_and_console_l
     assert "the console for" in errors
     assert link.split("=", 1)[1] not in errors and fresh.split("=", 1)[1] not in errors
     assert not console.state_path(db).exists()
+
+
+@pytest.mark.slow
+async def test_the_console_command_sends_queued_webhook_messages_with_no_server_running(
+    tmp_path: Path, clock: FixedClock
+) -> None:
+    """An approval in the console queues its messages; with Desktop closed there is no server to send them."""
+    received: list[str] = []  # the webhook-id of each message the hook was sent
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["content-length"]))
+            received.append(self.headers["webhook-id"])
+            self.send_response(204)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    hook = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    db = tmp_path / "acme.db"
+    await make_workspace(db, clock)
+    store = await Store.open(db, clock)
+    try:
+        async with store.write() as tx:
+            url = f"http://127.0.0.1:{hook.server_address[1]}/hook"
+            await endpoints.add_endpoint(tx, OPERATOR_CLI, url=url, events=["decision.opened"])
+            queued = await endpoints.queue_test(tx, OPERATOR_CLI, "NE1")
+    finally:
+        await store.close()
+    env = {**os.environ, "CHIEF_OF_STAFF_NOW": NOW, "CHIEF_OF_STAFF_WEBHOOK_TICK": "0.1", "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "chief_of_staff", "console", "--no-browser", "--db", str(db)]
+    try:
+        async with await anyio.open_process(command, env=env, stderr=subprocess.PIPE) as process:
+            try:
+                with anyio.fail_after(60):
+                    while not received:
+                        await anyio.sleep(0.05)
+                process.send_signal(signal.SIGTERM)
+                with anyio.fail_after(30):
+                    assert await process.wait() == 0
+            finally:
+                if process.returncode is None:
+                    process.kill()
+    finally:
+        hook.shutdown()
+        hook.server_close()
+    assert received == [queued]
