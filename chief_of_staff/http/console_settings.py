@@ -448,8 +448,8 @@ async def remove_webhook(core: ConsoleCore, request: Request) -> Response:
 async def rotate_webhook_secret(core: ConsoleCore, request: Request) -> Response:
     """A new signing secret for an endpoint, shown once (show_once); the old one stops signing at once.
 
-    Also the only way an operator without a terminal sees the secret of an endpoint added in chat: a tool
-    result never carries one.
+    Also the only way an operator without a terminal sees the secret of an endpoint an operator token added
+    through an MCP client: a tool result never carries one.
     """
     session = await core.session(request)
     await core.checked_form(request, session)
